@@ -1,0 +1,488 @@
+//! The strategy interface: callbacks in, orders and timers out through a [`Ctx`].
+//!
+//! One strategy instance runs per symbol. The core calls it on the core thread only; it must not
+//! block, and it never allocates per event: orders and timers go into fixed-capacity buffers
+//! owned by the core, and a full buffer is an error the strategy sees, never a reallocation.
+
+use crate::book::OrderBook;
+use crate::event::{
+    BookTicker, ClientOrderId, OrderRequest, OrderType, RejectReason, Side, Trade, AggTrade,
+};
+use crate::fixed::{Price, Qty};
+use crate::portfolio::Position;
+use crate::symbol::SymbolId;
+use core::fmt;
+
+/// What a strategy is told about one of its orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderUpdate {
+    /// The order.
+    pub client_id: ClientOrderId,
+    /// Its side.
+    pub side: Side,
+    /// Its limit price (zero for market orders).
+    pub price: Price,
+    /// What happened.
+    pub kind: OrderUpdateKind,
+    /// Quantity still open after this update.
+    pub leaves_qty: Qty,
+    /// Quantity filled so far, this update included.
+    pub filled_qty: Qty,
+}
+
+impl OrderUpdate {
+    /// True once the order can change no more (filled, canceled or rejected).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.kind,
+            OrderUpdateKind::Rejected(_) | OrderUpdateKind::Canceled
+        ) || (matches!(self.kind, OrderUpdateKind::Filled { .. }) && self.leaves_qty == Qty::ZERO)
+    }
+}
+
+/// The kinds of order updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderUpdateKind {
+    /// Accepted by the venue (or the paper exchange).
+    Accepted,
+    /// Refused; the order is gone.
+    Rejected(RejectReason),
+    /// (Partly) filled at `price` for `qty`, paying `fee` quote units (1e-8).
+    Filled {
+        /// Fill price.
+        price: Price,
+        /// Fill quantity.
+        qty: Qty,
+        /// Fee, quote units of 1e-8.
+        fee: i64,
+    },
+    /// Canceled (or expired, for IOC); the rest is gone.
+    Canceled,
+}
+
+/// Why a [`Ctx`] call was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtxError {
+    /// The core's per-dispatch order buffer is full.
+    OrderBufferFull,
+    /// The core's timer queue is full.
+    TimerQueueFull,
+    /// Quantity not positive, or a limit price not positive.
+    InvalidOrder,
+}
+
+impl fmt::Display for CtxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CtxError::OrderBufferFull => "order buffer full",
+            CtxError::TimerQueueFull => "timer queue full",
+            CtxError::InvalidOrder => "invalid order (quantity and limit price must be positive)",
+        })
+    }
+}
+
+impl std::error::Error for CtxError {}
+
+/// An order or cancel a strategy asked for, waiting for the core to route it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// New order.
+    New(ClientOrderId, OrderRequest),
+    /// Cancel.
+    Cancel(ClientOrderId),
+}
+
+/// Fixed-capacity buffer of intents produced during one dispatch.
+#[derive(Debug)]
+pub struct Outbox {
+    items: Vec<Intent>,
+    cap: usize,
+}
+
+impl Outbox {
+    /// A buffer for at most `cap` intents per dispatch (allocated now, never grown).
+    pub fn with_capacity(cap: usize) -> Self {
+        Outbox {
+            items: Vec::with_capacity(cap),
+            cap,
+        }
+    }
+
+    fn push(&mut self, i: Intent) -> Result<(), CtxError> {
+        if self.items.len() >= self.cap {
+            return Err(CtxError::OrderBufferFull);
+        }
+        self.items.push(i);
+        Ok(())
+    }
+
+    /// Takes the buffered intents out, in order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Intent> {
+        self.items.drain(..)
+    }
+
+    /// Number buffered.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True if nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// A timer a strategy asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerEntry {
+    /// Due time on the core's clock (the `now` given to `Core::poll`), ns.
+    pub at_ns: u64,
+    /// Which symbol's strategy set it.
+    pub symbol: SymbolId,
+    /// The strategy's own token, handed back in `on_timer`.
+    pub token: u64,
+}
+
+/// Fixed-capacity min-queue of timers (a binary heap sized at start-up).
+#[derive(Debug)]
+pub struct TimerQueue {
+    heap: std::collections::BinaryHeap<core::cmp::Reverse<TimerEntry>>,
+    cap: usize,
+}
+
+impl TimerQueue {
+    /// A queue for at most `cap` pending timers.
+    pub fn with_capacity(cap: usize) -> Self {
+        TimerQueue {
+            heap: std::collections::BinaryHeap::with_capacity(cap),
+            cap,
+        }
+    }
+
+    /// Adds a timer; fails rather than grow.
+    pub fn push(&mut self, t: TimerEntry) -> Result<(), CtxError> {
+        if self.heap.len() >= self.cap {
+            return Err(CtxError::TimerQueueFull);
+        }
+        self.heap.push(core::cmp::Reverse(t));
+        Ok(())
+    }
+
+    /// Removes and returns the earliest timer due at or before `now`.
+    pub fn pop_due(&mut self, now: u64) -> Option<TimerEntry> {
+        if self.heap.peek()?.0.at_ns <= now {
+            self.heap.pop().map(|r| r.0)
+        } else {
+            None
+        }
+    }
+
+    /// Pending timers.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// True if none are pending.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// Static facts about a symbol a strategy trades (the venue's filters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SymbolRules {
+    /// Price increment.
+    pub tick_size: Price,
+    /// Quantity increment.
+    pub lot_size: Qty,
+    /// Smallest order notional, quote units of 1e-8.
+    pub min_notional: i64,
+}
+
+impl Default for SymbolRules {
+    /// Binance BTCUSDT's filters: tick 0.01, lot 0.00001, min notional 5.
+    fn default() -> Self {
+        SymbolRules {
+            tick_size: Price(1_000_000),
+            lot_size: Qty(1_000),
+            min_notional: 5 * crate::fixed::SCALE,
+        }
+    }
+}
+
+/// What a strategy sees and can do during one callback.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub(crate) now_ns: u64,
+    pub(crate) market_ns: u64,
+    pub(crate) symbol: SymbolId,
+    pub(crate) rules: &'a SymbolRules,
+    pub(crate) book: &'a OrderBook,
+    pub(crate) bbo: Option<&'a BookTicker>,
+    pub(crate) last_trade: Option<&'a Trade>,
+    pub(crate) position: &'a Position,
+    pub(crate) outbox: &'a mut Outbox,
+    pub(crate) timers: &'a mut TimerQueue,
+    pub(crate) next_order_no: &'a mut u64,
+}
+
+impl<'a> Ctx<'a> {
+    /// Builds a context (the core does this; public for strategy unit tests).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        now_ns: u64,
+        market_ns: u64,
+        symbol: SymbolId,
+        rules: &'a SymbolRules,
+        book: &'a OrderBook,
+        bbo: Option<&'a BookTicker>,
+        last_trade: Option<&'a Trade>,
+        position: &'a Position,
+        outbox: &'a mut Outbox,
+        timers: &'a mut TimerQueue,
+        next_order_no: &'a mut u64,
+    ) -> Self {
+        Ctx {
+            now_ns,
+            market_ns,
+            symbol,
+            rules,
+            book,
+            bbo,
+            last_trade,
+            position,
+            outbox,
+            timers,
+            next_order_no,
+        }
+    }
+
+    /// The core's clock (the `now` of the current `Core::poll`), ns.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Latest exchange time seen (venue clock), ns.
+    pub fn market_ns(&self) -> u64 {
+        self.market_ns
+    }
+
+    /// The symbol this strategy instance trades.
+    pub fn symbol(&self) -> SymbolId {
+        self.symbol
+    }
+
+    /// The symbol's price and quantity increments.
+    pub fn rules(&self) -> &SymbolRules {
+        self.rules
+    }
+
+    /// The L2 book (check [`OrderBook::is_synced`]; its best levels are `None` while it is not).
+    pub fn book(&self) -> &OrderBook {
+        self.book
+    }
+
+    /// The latest best bid/ask from the bookTicker stream, if any arrived.
+    pub fn bbo(&self) -> Option<&BookTicker> {
+        self.bbo
+    }
+
+    /// The latest trade, if any arrived.
+    pub fn last_trade(&self) -> Option<&Trade> {
+        self.last_trade
+    }
+
+    /// This symbol's position and PnL.
+    pub fn position(&self) -> &Position {
+        self.position
+    }
+
+    /// Sends a new order with an engine-numbered client id (`tl-<n>`).
+    pub fn submit(&mut self, req: OrderRequest) -> Result<ClientOrderId, CtxError> {
+        let id = ClientOrderId::new(ClientOrderId::NS_ENGINE, *self.next_order_no);
+        self.submit_with_id(id, req)?;
+        *self.next_order_no += 1;
+        Ok(id)
+    }
+
+    /// Sends a new order with a client id the strategy chose (for example [`ClientOrderId::probe`]).
+    pub fn submit_with_id(
+        &mut self,
+        id: ClientOrderId,
+        req: OrderRequest,
+    ) -> Result<ClientOrderId, CtxError> {
+        let bad_price = req.order_type != OrderType::Market && req.price.0 <= 0;
+        if req.qty.0 <= 0 || bad_price {
+            return Err(CtxError::InvalidOrder);
+        }
+        self.outbox.push(Intent::New(id, req))?;
+        Ok(id)
+    }
+
+    /// Asks to cancel an open order.
+    pub fn cancel(&mut self, id: ClientOrderId) -> Result<(), CtxError> {
+        self.outbox.push(Intent::Cancel(id))
+    }
+
+    /// Asks for `on_timer(token)` at or after `at_ns` on the core's clock.
+    pub fn set_timer(&mut self, at_ns: u64, token: u64) -> Result<(), CtxError> {
+        self.timers.push(TimerEntry {
+            at_ns,
+            symbol: self.symbol,
+            token,
+        })
+    }
+}
+
+/// A trading strategy for one symbol. Every callback has an empty default.
+pub trait Strategy: Send {
+    /// Short name for reports.
+    fn name(&self) -> &'static str;
+    /// A trade printed.
+    fn on_trade(&mut self, _ctx: &mut Ctx<'_>, _trade: &Trade) {}
+    /// An aggregated trade printed.
+    fn on_agg_trade(&mut self, _ctx: &mut Ctx<'_>, _trade: &AggTrade) {}
+    /// The best bid/ask changed (bookTicker stream).
+    fn on_book_ticker(&mut self, _ctx: &mut Ctx<'_>, _bbo: &BookTicker) {}
+    /// The L2 book finished applying a message and is synced and uncrossed.
+    fn on_book(&mut self, _ctx: &mut Ctx<'_>, _book: &OrderBook) {}
+    /// One of this strategy's orders changed.
+    fn on_order(&mut self, _ctx: &mut Ctx<'_>, _update: &OrderUpdate) {}
+    /// A timer set with [`Ctx::set_timer`] fired.
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _token: u64) {}
+    /// The feed went down (`up == false`) or came back (`up == true`).
+    fn on_connection(&mut self, _ctx: &mut Ctx<'_>, _up: bool) {}
+}
+
+/// Why strategy parameters were refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamError {
+    /// A parameter nobody asked for.
+    Unknown(String),
+    /// A value that does not parse or is out of range.
+    BadValue {
+        /// Parameter name.
+        key: String,
+        /// What was wrong.
+        why: String,
+    },
+    /// No strategy of that name.
+    UnknownStrategy(String),
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamError::Unknown(k) => write!(f, "unknown strategy parameter `{k}`"),
+            ParamError::BadValue { key, why } => write!(f, "bad value for parameter `{key}`: {why}"),
+            ParamError::UnknownStrategy(n) => write!(f, "unknown strategy `{n}`"),
+        }
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+/// Strategy parameters as `key = value` strings, read with typed getters.
+///
+/// Every getter marks its key as used; [`Params::finish`] fails on the first key nobody read, so
+/// a misspelt parameter is an error, not a silent default.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    entries: Vec<(String, String, bool)>,
+}
+
+impl Params {
+    /// Parameters from `(key, value)` pairs.
+    pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Params {
+            entries: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into(), false))
+                .collect(),
+        }
+    }
+
+    fn take(&mut self, key: &str) -> Option<String> {
+        self.entries.iter_mut().find(|e| e.0 == key).map(|e| {
+            e.2 = true;
+            e.1.clone()
+        })
+    }
+
+    fn parsed<T>(
+        &mut self,
+        key: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ParamError> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => parse(v.trim()).map_err(|why| ParamError::BadValue {
+                key: key.to_string(),
+                why: format!("{why} (got {v:?})"),
+            }),
+        }
+    }
+
+    /// An unsigned integer in `min..=max`.
+    pub fn u64_in(&mut self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ParamError> {
+        self.parsed(key, default, |s| {
+            let n: u64 = s.parse().map_err(|_| "not an unsigned integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!("must be in {min}..={max}"));
+            }
+            Ok(n)
+        })
+    }
+
+    /// A decimal as 1e-8 fixed point (for prices, quantities and ratios such as `-0.0012`).
+    pub fn fixed(&mut self, key: &str, default: i64) -> Result<i64, ParamError> {
+        self.parsed(key, default, |s| {
+            crate::fixed::parse_fixed(s.as_bytes()).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Fails on the first parameter no getter read.
+    pub fn finish(self) -> Result<(), ParamError> {
+        match self.entries.into_iter().find(|e| !e.2) {
+            Some((k, _, _)) => Err(ParamError::Unknown(k)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_typed_and_unknown_keys_fail() {
+        let mut p = Params::new([("chunks", "4"), ("profit_interval", "-0.0012")]);
+        assert_eq!(p.u64_in("chunks", 1, 1, 64), Ok(4));
+        assert_eq!(p.fixed("profit_interval", 0), Ok(-120_000));
+        assert_eq!(p.u64_in("absent", 7, 0, 10), Ok(7));
+        assert!(p.finish().is_ok());
+
+        let mut p = Params::new([("chunkz", "4")]);
+        assert_eq!(p.u64_in("chunks", 1, 1, 64), Ok(1));
+        assert_eq!(p.finish(), Err(ParamError::Unknown("chunkz".into())));
+
+        let mut p = Params::new([("chunks", "0")]);
+        assert!(matches!(p.u64_in("chunks", 1, 1, 64), Err(ParamError::BadValue { .. })));
+        let mut p = Params::new([("q", "1e3")]);
+        assert!(matches!(p.fixed("q", 0), Err(ParamError::BadValue { .. })));
+    }
+
+    #[test]
+    fn timer_queue_is_bounded_and_ordered() {
+        let mut q = TimerQueue::with_capacity(2);
+        let t = |at| TimerEntry { at_ns: at, symbol: SymbolId(0), token: at };
+        q.push(t(20)).unwrap();
+        q.push(t(10)).unwrap();
+        assert_eq!(q.push(t(5)), Err(CtxError::TimerQueueFull));
+        assert_eq!(q.pop_due(9), None);
+        assert_eq!(q.pop_due(25).map(|e| e.at_ns), Some(10));
+        assert_eq!(q.pop_due(25).map(|e| e.at_ns), Some(20));
+        assert!(q.is_empty());
+    }
+}

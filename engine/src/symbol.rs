@@ -1,0 +1,155 @@
+//! Interned symbols: `"BTCUSDT"` becomes a dense [`SymbolId`] once, at start-up.
+//!
+//! The table is built before any thread starts and is read-only afterwards, so the I/O threads and
+//! the core can each hold a clone. Lookup is a linear scan over short fixed-size names: with the
+//! handful of symbols one engine trades, that beats hashing and never allocates.
+
+use core::fmt;
+
+/// Longest symbol name the table stores (Binance's longest spot symbols are well under this).
+pub const MAX_SYMBOL_LEN: usize = 20;
+
+/// Dense index of an interned symbol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SymbolId(pub u32);
+
+impl SymbolId {
+    /// The index as `usize`, for per-symbol arrays.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Why a symbol could not be interned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SymbolError {
+    /// Empty, too long, or not `[A-Z0-9]`.
+    BadName(String),
+}
+
+impl fmt::Display for SymbolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SymbolError::BadName(n) => write!(
+                f,
+                "bad symbol {n:?}: expected 1..={MAX_SYMBOL_LEN} characters of A-Z and 0-9"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SymbolError {}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Name {
+    len: u8,
+    bytes: [u8; MAX_SYMBOL_LEN],
+}
+
+impl Name {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// The interned symbols of one engine.
+#[derive(Clone, Default)]
+pub struct SymbolTable {
+    names: Vec<Name>,
+}
+
+impl fmt::Debug for SymbolTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter().map(|(_, n)| n)).finish()
+    }
+}
+
+impl SymbolTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Interns `name` (upper-cased; `btcusdt` and `BTCUSDT` are one symbol) and returns its id.
+    pub fn intern(&mut self, name: &str) -> Result<SymbolId, SymbolError> {
+        let upper = name.to_ascii_uppercase();
+        if upper.is_empty()
+            || upper.len() > MAX_SYMBOL_LEN
+            || !upper.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return Err(SymbolError::BadName(name.to_string()));
+        }
+        if let Some(id) = self.lookup(upper.as_bytes()) {
+            return Ok(id);
+        }
+        let mut bytes = [0u8; MAX_SYMBOL_LEN];
+        bytes[..upper.len()].copy_from_slice(upper.as_bytes());
+        self.names.push(Name { len: upper.len() as u8, bytes });
+        Ok(SymbolId((self.names.len() - 1) as u32))
+    }
+
+    /// Finds a symbol by its name as sent on the wire, ignoring ASCII case. Never allocates.
+    #[inline]
+    pub fn lookup(&self, name: &[u8]) -> Option<SymbolId> {
+        self.names
+            .iter()
+            .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|i| SymbolId(i as u32))
+    }
+
+    /// The upper-case name of `id`, if interned.
+    pub fn name(&self, id: SymbolId) -> Option<&str> {
+        self.names
+            .get(id.index())
+            .and_then(|n| core::str::from_utf8(n.as_bytes()).ok())
+    }
+
+    /// Number of interned symbols.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when nothing is interned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Every `(id, name)` in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (SymbolId, &str)> {
+        self.names.iter().enumerate().map(|(i, n)| {
+            (
+                SymbolId(i as u32),
+                core::str::from_utf8(n.as_bytes()).unwrap_or("?"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interns_once_case_insensitively() {
+        let mut t = SymbolTable::new();
+        let a = t.intern("BTCUSDT").unwrap();
+        let b = t.intern("ethusdt").unwrap();
+        assert_eq!(t.intern("btcusdt").unwrap(), a);
+        assert_ne!(a, b);
+        assert_eq!(t.lookup(b"ETHUSDT"), Some(b));
+        assert_eq!(t.lookup(b"ethusdt"), Some(b));
+        assert_eq!(t.lookup(b"XRPUSDT"), None);
+        assert_eq!(t.name(b), Some("ETHUSDT"));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        let mut t = SymbolTable::new();
+        assert!(t.intern("").is_err());
+        assert!(t.intern("BTC-USDT").is_err());
+        assert!(t.intern(&"A".repeat(MAX_SYMBOL_LEN + 1)).is_err());
+        assert!(t.is_empty());
+    }
+}

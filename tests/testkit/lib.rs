@@ -1,0 +1,1 @@
+//! Helpers shared by Tickline's integration tests and benchmarks.
