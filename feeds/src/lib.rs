@@ -1,4 +1,6 @@
 //! Tickline's wire side.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(missing_docs)]
 pub mod binance;
 pub mod capture;
 pub mod gen;

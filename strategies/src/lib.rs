@@ -1,1 +1,2 @@
 //! strategies
+#![deny(missing_docs)]

@@ -1,0 +1,1 @@
+//! Tickline binaries: config, thread wiring, pinning.
