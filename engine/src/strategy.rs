@@ -6,7 +6,7 @@
 
 use crate::book::OrderBook;
 use crate::event::{
-    BookTicker, ClientOrderId, OrderRequest, OrderType, RejectReason, Side, Trade, AggTrade,
+    AggTrade, BookTicker, ClientOrderId, OrderRequest, OrderType, RejectReason, Side, Trade,
 };
 use crate::fixed::{Price, Qty};
 use crate::portfolio::Position;
@@ -116,9 +116,19 @@ impl Outbox {
         Ok(())
     }
 
-    /// Takes the buffered intents out, in order.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, Intent> {
-        self.items.drain(..)
+    /// The `i`-th buffered intent.
+    pub fn get(&self, i: usize) -> Option<Intent> {
+        self.items.get(i).copied()
+    }
+
+    /// The buffered intents, in order.
+    pub fn as_slice(&self) -> &[Intent] {
+        &self.items
+    }
+
+    /// Forgets every buffered intent (keeps the memory).
+    pub fn clear(&mut self) {
+        self.items.clear();
     }
 
     /// Number buffered.
@@ -273,27 +283,27 @@ impl<'a> Ctx<'a> {
     }
 
     /// The symbol's price and quantity increments.
-    pub fn rules(&self) -> &SymbolRules {
+    pub fn rules(&self) -> &'a SymbolRules {
         self.rules
     }
 
     /// The L2 book (check [`OrderBook::is_synced`]; its best levels are `None` while it is not).
-    pub fn book(&self) -> &OrderBook {
+    pub fn book(&self) -> &'a OrderBook {
         self.book
     }
 
     /// The latest best bid/ask from the bookTicker stream, if any arrived.
-    pub fn bbo(&self) -> Option<&BookTicker> {
+    pub fn bbo(&self) -> Option<&'a BookTicker> {
         self.bbo
     }
 
     /// The latest trade, if any arrived.
-    pub fn last_trade(&self) -> Option<&Trade> {
+    pub fn last_trade(&self) -> Option<&'a Trade> {
         self.last_trade
     }
 
     /// This symbol's position and PnL.
-    pub fn position(&self) -> &Position {
+    pub fn position(&self) -> &'a Position {
         self.position
     }
 
@@ -374,7 +384,9 @@ impl fmt::Display for ParamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamError::Unknown(k) => write!(f, "unknown strategy parameter `{k}`"),
-            ParamError::BadValue { key, why } => write!(f, "bad value for parameter `{key}`: {why}"),
+            ParamError::BadValue { key, why } => {
+                write!(f, "bad value for parameter `{key}`: {why}")
+            }
             ParamError::UnknownStrategy(n) => write!(f, "unknown strategy `{n}`"),
         }
     }
@@ -425,9 +437,17 @@ impl Params {
     }
 
     /// An unsigned integer in `min..=max`.
-    pub fn u64_in(&mut self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ParamError> {
+    pub fn u64_in(
+        &mut self,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ParamError> {
         self.parsed(key, default, |s| {
-            let n: u64 = s.parse().map_err(|_| "not an unsigned integer".to_string())?;
+            let n: u64 = s
+                .parse()
+                .map_err(|_| "not an unsigned integer".to_string())?;
             if n < min || n > max {
                 return Err(format!("must be in {min}..={max}"));
             }
@@ -468,7 +488,10 @@ mod tests {
         assert_eq!(p.finish(), Err(ParamError::Unknown("chunkz".into())));
 
         let mut p = Params::new([("chunks", "0")]);
-        assert!(matches!(p.u64_in("chunks", 1, 1, 64), Err(ParamError::BadValue { .. })));
+        assert!(matches!(
+            p.u64_in("chunks", 1, 1, 64),
+            Err(ParamError::BadValue { .. })
+        ));
         let mut p = Params::new([("q", "1e3")]);
         assert!(matches!(p.fixed("q", 0), Err(ParamError::BadValue { .. })));
     }
@@ -476,7 +499,11 @@ mod tests {
     #[test]
     fn timer_queue_is_bounded_and_ordered() {
         let mut q = TimerQueue::with_capacity(2);
-        let t = |at| TimerEntry { at_ns: at, symbol: SymbolId(0), token: at };
+        let t = |at| TimerEntry {
+            at_ns: at,
+            symbol: SymbolId(0),
+            token: at,
+        };
         q.push(t(20)).unwrap();
         q.push(t(10)).unwrap();
         assert_eq!(q.push(t(5)), Err(CtxError::TimerQueueFull));

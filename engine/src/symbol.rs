@@ -14,6 +14,9 @@ pub const MAX_SYMBOL_LEN: usize = 20;
 pub struct SymbolId(pub u32);
 
 impl SymbolId {
+    /// "Every symbol on this ring": used by events about a whole connection or ring.
+    pub const ALL: SymbolId = SymbolId(u32::MAX);
+
     /// The index as `usize`, for per-symbol arrays.
     #[inline]
     pub const fn index(self) -> usize {
@@ -76,7 +79,9 @@ impl SymbolTable {
         let upper = name.to_ascii_uppercase();
         if upper.is_empty()
             || upper.len() > MAX_SYMBOL_LEN
-            || !upper.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            || !upper
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         {
             return Err(SymbolError::BadName(name.to_string()));
         }
@@ -85,7 +90,10 @@ impl SymbolTable {
         }
         let mut bytes = [0u8; MAX_SYMBOL_LEN];
         bytes[..upper.len()].copy_from_slice(upper.as_bytes());
-        self.names.push(Name { len: upper.len() as u8, bytes });
+        self.names.push(Name {
+            len: upper.len() as u8,
+            bytes,
+        });
         Ok(SymbolId((self.names.len() - 1) as u32))
     }
 

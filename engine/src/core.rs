@@ -1,0 +1,873 @@
+//! The core loop: drain the rings, keep the books, run the strategies, route their orders.
+//!
+//! [`Core::poll`] is called in a loop by the core thread (see `tools`). Each call drains every
+//! inbound ring in batches, dispatches each event (book, paper venue, portfolio, strategy), runs
+//! the timers due at `now`, and returns how many events it handled, so the caller's
+//! [`crate::idle::Idler`] can spin, yield or back off. It does no I/O and reads no clock of its
+//! own: `now` is an argument, and stage latencies are stamped through the [`Clock`] it is given.
+//!
+//! Everything is sized in [`Core::new`]; dispatching an event allocates nothing.
+
+use crate::book::{BookConfig, BookStats, BookUpdate, OrderBook};
+use crate::event::{
+    BookTicker, ClientOrderId, EventKind, GapReason, MarketEvent, OrderRequest, OrderType,
+    RejectReason, Side, Trade,
+};
+use crate::fixed::{Price, Qty};
+use crate::latency::{Stage, StageLatency};
+use crate::paper::{PaperConfig, PaperExchange, Quotes};
+use crate::portfolio::Position;
+use crate::strategy::{
+    Ctx, Intent, OrderUpdate, OrderUpdateKind, Outbox, Strategy, SymbolRules, TimerQueue,
+};
+use crate::symbol::{SymbolId, SymbolTable};
+use rtrb::Consumer;
+
+/// The engine's monotonic clock, in ns; injected so tests can drive time by hand.
+pub trait Clock {
+    /// Now, ns.
+    fn now_ns(&self) -> u64;
+}
+
+/// Sizes and settings fixed at construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// Per-symbol book sizes.
+    pub book: BookConfig,
+    /// Paper venue (replay and demo).
+    pub paper: PaperConfig,
+    /// Orders and cancels one callback may emit.
+    pub max_intents_per_dispatch: usize,
+    /// Pending timers.
+    pub timer_capacity: usize,
+    /// Orders tracked at once.
+    pub max_open_orders: usize,
+    /// Events taken from one ring per batch (bounds how long one ring can hold the core).
+    pub batch: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            book: BookConfig::default(),
+            paper: PaperConfig::default(),
+            max_intents_per_dispatch: 64,
+            timer_capacity: 4096,
+            max_open_orders: 1024,
+            batch: 1024,
+        }
+    }
+}
+
+/// The core's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreCounters {
+    /// Events taken off the rings.
+    pub events: u64,
+    /// Trades.
+    pub trades: u64,
+    /// Aggregated trades.
+    pub agg_trades: u64,
+    /// Best bid/ask updates.
+    pub book_tickers: u64,
+    /// Depth-diff level events.
+    pub depth_levels: u64,
+    /// Snapshot level events.
+    pub snapshot_levels: u64,
+    /// Sequence gaps found by the books.
+    pub book_gaps: u64,
+    /// Books found crossed (then hidden and resynced).
+    pub book_crossed: u64,
+    /// Snapshots that did not bridge the buffered diffs.
+    pub snapshots_rejected: u64,
+    /// Books that became synced (first sync and every resync).
+    pub book_syncs: u64,
+    /// Resyncs asked for (gap, crossed, rejected snapshot, lost data).
+    pub resync_requests: u64,
+    /// Data-loss events from the I/O side (ring overflow, disconnect).
+    pub feed_gaps: u64,
+    /// Events lost on the I/O side, as reported by its gap events.
+    pub feed_events_lost: u64,
+    /// Connection up / down events.
+    pub connection_changes: u64,
+    /// Orders sent.
+    pub orders: u64,
+    /// Cancels sent.
+    pub cancels: u64,
+    /// Orders acknowledged.
+    pub acks: u64,
+    /// Fills.
+    pub fills: u64,
+    /// Orders rejected (venue, paper venue or the order table).
+    pub rejects: u64,
+    /// Orders canceled or expired.
+    pub canceled: u64,
+    /// Order events for ids the core does not know.
+    pub unknown_order_events: u64,
+    /// Timers fired.
+    pub timers_fired: u64,
+    /// Events for a symbol the core does not know.
+    pub unknown_symbol: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OrderEntry {
+    id: ClientOrderId,
+    symbol: SymbolId,
+    side: Side,
+    price: Price,
+    qty: Qty,
+    filled: Qty,
+}
+
+struct SymbolSlot {
+    book: OrderBook,
+    bbo: Option<BookTicker>,
+    last_trade: Option<Trade>,
+    position: Position,
+    rules: SymbolRules,
+    strategy: Option<Box<dyn Strategy>>,
+}
+
+impl core::fmt::Debug for SymbolSlot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SymbolSlot")
+            .field("synced", &self.book.is_synced())
+            .field("position", &self.position)
+            .field("strategy", &self.strategy.as_ref().map(|s| s.name()))
+            .finish()
+    }
+}
+
+/// Everything but the rings, so a ring's batch can be read while the state is mutated.
+#[derive(Debug)]
+struct State {
+    symbols: Vec<SymbolSlot>,
+    paper: PaperExchange,
+    paper_out: Vec<MarketEvent>,
+    orders: Vec<OrderEntry>,
+    max_open_orders: usize,
+    outbox: Outbox,
+    timers: TimerQueue,
+    next_order_no: u64,
+    market_ns: u64,
+    now_ns: u64,
+    counters: CoreCounters,
+    latency: StageLatency,
+}
+
+/// The trading core. Generic over the clock used for latency stamps.
+pub struct Core<C: Clock> {
+    inputs: Vec<Consumer<MarketEvent>>,
+    clock: C,
+    batch: usize,
+    st: State,
+}
+
+impl<C: Clock> core::fmt::Debug for Core<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Core")
+            .field("inputs", &self.inputs.len())
+            .field("st", &self.st)
+            .finish()
+    }
+}
+
+impl<C: Clock> Core<C> {
+    /// A core for every symbol in `symbols`, with all memory allocated now.
+    pub fn new(symbols: &SymbolTable, cfg: CoreConfig, clock: C) -> Self {
+        let slots = (0..symbols.len())
+            .map(|_| SymbolSlot {
+                book: OrderBook::new(cfg.book),
+                bbo: None,
+                last_trade: None,
+                position: Position::default(),
+                rules: SymbolRules::default(),
+                strategy: None,
+            })
+            .collect();
+        Core {
+            inputs: Vec::new(),
+            clock,
+            batch: cfg.batch.max(1),
+            st: State {
+                symbols: slots,
+                paper: PaperExchange::new(cfg.paper),
+                paper_out: Vec::with_capacity(cfg.paper.max_orders.max(16) * 4),
+                orders: Vec::with_capacity(cfg.max_open_orders),
+                max_open_orders: cfg.max_open_orders,
+                outbox: Outbox::with_capacity(cfg.max_intents_per_dispatch),
+                timers: TimerQueue::with_capacity(cfg.timer_capacity),
+                next_order_no: 1,
+                market_ns: 0,
+                now_ns: 0,
+                counters: CoreCounters::default(),
+                latency: StageLatency::new(),
+            },
+        }
+    }
+
+    /// Adds an inbound ring (the consumer end of [`crate::ring::event_ring`]).
+    pub fn add_input(&mut self, rx: Consumer<MarketEvent>) {
+        self.inputs.push(rx);
+    }
+
+    /// Runs `strategy` on `symbol`'s events.
+    pub fn set_strategy(&mut self, symbol: SymbolId, strategy: Box<dyn Strategy>) {
+        if let Some(s) = self.st.symbols.get_mut(symbol.index()) {
+            s.strategy = Some(strategy);
+        }
+    }
+
+    /// Sets `symbol`'s tick, lot and minimum notional.
+    pub fn set_rules(&mut self, symbol: SymbolId, rules: SymbolRules) {
+        if let Some(s) = self.st.symbols.get_mut(symbol.index()) {
+            s.rules = rules;
+        }
+    }
+
+    /// Drains every ring, runs due timers, and returns the number of events handled.
+    #[inline]
+    pub fn poll(&mut self, now: u64) -> usize {
+        self.st.now_ns = now;
+        let mut handled = 0;
+        for rx in &mut self.inputs {
+            let avail = rx.slots().min(self.batch);
+            if avail == 0 {
+                continue;
+            }
+            let Ok(chunk) = rx.read_chunk(avail) else {
+                continue;
+            };
+            let dequeued = self.clock.now_ns();
+            let (a, b) = chunk.as_slices();
+            for ev in a.iter().chain(b.iter()) {
+                self.st.handle(ev, dequeued, &self.clock);
+            }
+            chunk.commit_all();
+            handled += avail;
+        }
+        self.st.run_timers(now, &self.clock);
+        handled
+    }
+
+    /// True when every producer is gone and every ring is empty: nothing more can arrive.
+    pub fn inputs_finished(&self) -> bool {
+        self.inputs
+            .iter()
+            .all(|rx| rx.is_abandoned() && rx.is_empty())
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &CoreCounters {
+        &self.st.counters
+    }
+
+    /// Stage latencies recorded on the core (queue wait, strategy, tick-to-order).
+    pub fn latency(&self) -> &StageLatency {
+        &self.st.latency
+    }
+
+    /// `symbol`'s book.
+    pub fn book(&self, symbol: SymbolId) -> Option<&OrderBook> {
+        self.st.symbols.get(symbol.index()).map(|s| &s.book)
+    }
+
+    /// `symbol`'s position.
+    pub fn position(&self, symbol: SymbolId) -> Option<&Position> {
+        self.st.symbols.get(symbol.index()).map(|s| &s.position)
+    }
+
+    /// Book counters summed over all symbols.
+    pub fn book_stats(&self) -> BookStats {
+        let mut t = BookStats::default();
+        for s in &self.st.symbols {
+            let b = s.book.stats();
+            t.messages_applied += b.messages_applied;
+            t.stale_levels_dropped += b.stale_levels_dropped;
+            t.gaps += b.gaps;
+            t.crossed += b.crossed;
+            t.snapshots += b.snapshots;
+            t.snapshots_rejected += b.snapshots_rejected;
+            t.levels_truncated += b.levels_truncated;
+            t.buffer_overflows += b.buffer_overflows;
+        }
+        t
+    }
+
+    /// Orders the core is tracking as open.
+    pub fn open_orders(&self) -> usize {
+        self.st.orders.len()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+impl State {
+    #[inline]
+    fn handle<C: Clock>(&mut self, ev: &MarketEvent, dequeued: u64, clock: &C) {
+        self.counters.events += 1;
+        self.latency
+            .record(Stage::QueueWait, dequeued.saturating_sub(ev.recv_ns));
+        let exch = ev.exch_ns();
+        if exch > self.market_ns {
+            self.market_ns = exch;
+        }
+        let sym = ev.symbol;
+        match &ev.kind {
+            EventKind::Gap(g) => return self.on_gap(sym, g.reason, g.lost),
+            EventKind::ConnectionUp(_) => return self.on_connection(true, ev.recv_ns, clock),
+            EventKind::ConnectionDown(_) => return self.on_connection(false, ev.recv_ns, clock),
+            _ => {}
+        }
+        let Some(slot) = self.symbols.get_mut(sym.index()) else {
+            self.counters.unknown_symbol += 1;
+            return;
+        };
+        match &ev.kind {
+            EventKind::Trade(t) => {
+                self.counters.trades += 1;
+                slot.last_trade = Some(*t);
+                slot.position.mark_to(t.price);
+                self.match_paper(sym, Some((t.price, t.qty)), clock);
+                self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_trade(ctx, t));
+            }
+            EventKind::AggTrade(t) => {
+                self.counters.agg_trades += 1;
+                slot.position.mark_to(t.price);
+                self.match_paper(sym, Some((t.price, t.qty)), clock);
+                self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_agg_trade(ctx, t));
+            }
+            EventKind::BookTicker(b) => {
+                self.counters.book_tickers += 1;
+                slot.bbo = Some(*b);
+                self.match_paper(sym, None, clock);
+                self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_book_ticker(ctx, b));
+            }
+            EventKind::Depth(d) => {
+                self.counters.depth_levels += 1;
+                let r = slot.book.apply_depth(d);
+                self.on_book_update(sym, r, ev.recv_ns, clock);
+            }
+            EventKind::Snapshot(s) => {
+                self.counters.snapshot_levels += 1;
+                let r = slot.book.apply_snapshot(s);
+                self.on_book_update(sym, r, ev.recv_ns, clock);
+            }
+            EventKind::OrderAck(_)
+            | EventKind::OrderReject(_)
+            | EventKind::Fill(_)
+            | EventKind::OrderCanceled(_) => self.on_order_event(ev, clock),
+            EventKind::Gap(_) | EventKind::ConnectionUp(_) | EventKind::ConnectionDown(_) => {}
+        }
+        if !self.paper_out.is_empty() {
+            self.drain_paper(clock);
+        }
+    }
+
+    #[inline]
+    fn on_book_update<C: Clock>(&mut self, sym: SymbolId, r: BookUpdate, recv_ns: u64, clock: &C) {
+        match r {
+            BookUpdate::None => {}
+            BookUpdate::Changed => {
+                self.dispatch(sym, recv_ns, clock, |s, ctx| {
+                    let book = ctx.book();
+                    s.on_book(ctx, book)
+                });
+            }
+            BookUpdate::Synced => {
+                self.counters.book_syncs += 1;
+                self.dispatch(sym, recv_ns, clock, |s, ctx| {
+                    let book = ctx.book();
+                    s.on_book(ctx, book)
+                });
+            }
+            BookUpdate::Gap { .. } => {
+                self.counters.book_gaps += 1;
+                self.counters.resync_requests += 1;
+            }
+            BookUpdate::Crossed => {
+                self.counters.book_crossed += 1;
+                self.counters.resync_requests += 1;
+            }
+            BookUpdate::SnapshotRejected => {
+                self.counters.snapshots_rejected += 1;
+                self.counters.resync_requests += 1;
+            }
+        }
+    }
+
+    #[cold]
+    fn on_gap(&mut self, sym: SymbolId, _reason: GapReason, lost: u64) {
+        self.counters.feed_gaps += 1;
+        self.counters.feed_events_lost += lost;
+        for (i, s) in self.symbols.iter_mut().enumerate() {
+            if sym == SymbolId::ALL || sym.index() == i {
+                s.book.mark_stale();
+                self.counters.resync_requests += 1;
+            }
+        }
+    }
+
+    #[cold]
+    fn on_connection<C: Clock>(&mut self, up: bool, recv_ns: u64, clock: &C) {
+        self.counters.connection_changes += 1;
+        for i in 0..self.symbols.len() {
+            if !up {
+                self.symbols[i].book.mark_stale();
+            }
+            self.dispatch(SymbolId(i as u32), recv_ns, clock, |s, ctx| {
+                s.on_connection(ctx, up)
+            });
+        }
+    }
+
+    /// Lets the paper venue see the market move, then handles the order events it produced.
+    #[inline]
+    fn match_paper<C: Clock>(&mut self, sym: SymbolId, trade: Option<(Price, Qty)>, clock: &C) {
+        if self.paper.open_orders() == 0 {
+            return;
+        }
+        let Some(slot) = self.symbols.get(sym.index()) else {
+            return;
+        };
+        let quotes = match slot.bbo {
+            Some(b) => Quotes {
+                bid: Some((b.bid_px, b.bid_qty)),
+                ask: Some((b.ask_px, b.ask_qty)),
+            },
+            None => Quotes {
+                bid: slot.book.best_bid().map(|l| (l.price, l.qty)),
+                ask: slot.book.best_ask().map(|l| (l.price, l.qty)),
+            },
+        };
+        self.paper
+            .on_market(sym, self.market_ns, quotes, trade, &mut self.paper_out);
+        self.drain_paper(clock);
+    }
+
+    /// Handles the order events the paper venue (or the order table) produced. Handling one can
+    /// make a strategy send more orders, whose immediate answers (rejects) append to the same
+    /// buffer; a bound keeps a strategy that answers every reject with a new order from holding
+    /// the core, and what is left waits for the next event.
+    #[inline]
+    fn drain_paper<C: Clock>(&mut self, clock: &C) {
+        const MAX_PER_EVENT: usize = 4096;
+        let mut i = 0;
+        while i < self.paper_out.len() && i < MAX_PER_EVENT {
+            let ev = self.paper_out[i];
+            self.on_order_event(&ev, clock);
+            i += 1;
+        }
+        self.paper_out.drain(..i);
+    }
+
+    fn on_order_event<C: Clock>(&mut self, ev: &MarketEvent, clock: &C) {
+        let (id, kind) = match ev.kind {
+            EventKind::OrderAck(a) => {
+                self.counters.acks += 1;
+                (a.client_id, OrderUpdateKind::Accepted)
+            }
+            EventKind::OrderReject(r) => {
+                self.counters.rejects += 1;
+                (r.client_id, OrderUpdateKind::Rejected(r.reason))
+            }
+            EventKind::Fill(f) => {
+                self.counters.fills += 1;
+                (
+                    f.client_id,
+                    OrderUpdateKind::Filled {
+                        price: f.price,
+                        qty: f.qty,
+                        fee: f.fee,
+                    },
+                )
+            }
+            EventKind::OrderCanceled(c) => {
+                self.counters.canceled += 1;
+                (c.client_id, OrderUpdateKind::Canceled)
+            }
+            _ => return,
+        };
+        let Some(idx) = self.orders.iter().position(|o| o.id == id) else {
+            self.counters.unknown_order_events += 1;
+            return;
+        };
+        let o = &mut self.orders[idx];
+        if let OrderUpdateKind::Filled { price, qty, fee } = kind {
+            o.filled = Qty(o.filled.0 + qty.0);
+            if let Some(slot) = self.symbols.get_mut(o.symbol.index()) {
+                slot.position.apply_fill(o.side, price, qty, fee);
+            }
+        }
+        let leaves = match kind {
+            OrderUpdateKind::Rejected(_) | OrderUpdateKind::Canceled => Qty::ZERO,
+            _ => Qty((o.qty.0 - o.filled.0).max(0)),
+        };
+        let update = OrderUpdate {
+            client_id: id,
+            side: o.side,
+            price: o.price,
+            kind,
+            leaves_qty: leaves,
+            filled_qty: o.filled,
+        };
+        let sym = o.symbol;
+        if update.is_final() {
+            self.orders.swap_remove(idx);
+        }
+        self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_order(ctx, &update));
+    }
+
+    /// Runs one strategy callback with a context, timing it, then routes what it asked for.
+    #[inline]
+    fn dispatch<C: Clock>(
+        &mut self,
+        sym: SymbolId,
+        recv_ns: u64,
+        clock: &C,
+        f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>),
+    ) {
+        let Some(slot) = self.symbols.get_mut(sym.index()) else {
+            return;
+        };
+        let Some(strategy) = slot.strategy.as_mut() else {
+            return;
+        };
+        let t0 = clock.now_ns();
+        {
+            let mut ctx = Ctx::new(
+                self.now_ns,
+                self.market_ns,
+                sym,
+                &slot.rules,
+                &slot.book,
+                slot.bbo.as_ref(),
+                slot.last_trade.as_ref(),
+                &slot.position,
+                &mut self.outbox,
+                &mut self.timers,
+                &mut self.next_order_no,
+            );
+            f(strategy.as_mut(), &mut ctx);
+        }
+        let t1 = clock.now_ns();
+        self.latency.record(Stage::Strategy, t1.saturating_sub(t0));
+        if !self.outbox.is_empty() {
+            self.route(sym, recv_ns, t1);
+        }
+    }
+
+    fn route(&mut self, sym: SymbolId, recv_ns: u64, emitted_ns: u64) {
+        for i in 0..self.outbox.len() {
+            let Some(intent) = self.outbox.get(i) else {
+                break;
+            };
+            match intent {
+                Intent::New(id, req) => self.send_new(sym, id, req, recv_ns, emitted_ns),
+                Intent::Cancel(id) => {
+                    self.counters.cancels += 1;
+                    self.paper.cancel(id, self.market_ns);
+                }
+            }
+        }
+        self.outbox.clear();
+    }
+
+    fn send_new(
+        &mut self,
+        sym: SymbolId,
+        id: ClientOrderId,
+        req: OrderRequest,
+        recv_ns: u64,
+        emitted_ns: u64,
+    ) {
+        self.counters.orders += 1;
+        self.latency
+            .record(Stage::TickToOrder, emitted_ns.saturating_sub(recv_ns));
+        if self.orders.len() >= self.max_open_orders {
+            self.paper_out.push(MarketEvent::new(
+                recv_ns,
+                sym,
+                EventKind::OrderReject(crate::event::OrderReject {
+                    client_id: id,
+                    reason: RejectReason::TooManyOrders,
+                }),
+            ));
+            // Keep the entry so the reject can be joined with it.
+            return;
+        }
+        self.orders.push(OrderEntry {
+            id,
+            symbol: sym,
+            side: req.side,
+            price: if req.order_type == OrderType::Market {
+                Price::ZERO
+            } else {
+                req.price
+            },
+            qty: req.qty,
+            filled: Qty::ZERO,
+        });
+        self.paper
+            .submit(id, sym, req, self.market_ns, &mut self.paper_out);
+    }
+
+    fn run_timers<C: Clock>(&mut self, now: u64, clock: &C) {
+        while let Some(t) = self.timers.pop_due(now) {
+            self.counters.timers_fired += 1;
+            self.dispatch(t.symbol, now, clock, |s, ctx| s.on_timer(ctx, t.token));
+            if !self.paper_out.is_empty() {
+                self.drain_paper(clock);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Connection, Gap, OrderType, Side};
+    use crate::ring::{event_ring, OnFull};
+    use std::cell::Cell;
+
+    /// A hand-driven clock: each read advances it by `step`, so every stage gets a known duration.
+    struct StepClock {
+        t: Cell<u64>,
+        step: u64,
+    }
+
+    impl Clock for StepClock {
+        fn now_ns(&self) -> u64 {
+            let t = self.t.get();
+            self.t.set(t + self.step);
+            t
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        updates: Vec<OrderUpdate>,
+        timers: Vec<u64>,
+        connection: Vec<bool>,
+        answer_trades: bool,
+    }
+
+    struct Shared(std::sync::Arc<std::sync::Mutex<Recorder>>);
+
+    impl Strategy for Shared {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
+            let answer = self.0.lock().unwrap().answer_trades;
+            if answer {
+                ctx.submit(OrderRequest {
+                    side: Side::Buy,
+                    price: t.price,
+                    qty: Qty(100),
+                    order_type: OrderType::LimitIoc,
+                })
+                .unwrap();
+                ctx.set_timer(ctx.now_ns() + 10, 42).unwrap();
+            }
+        }
+        fn on_order(&mut self, _ctx: &mut Ctx<'_>, u: &OrderUpdate) {
+            self.0.lock().unwrap().updates.push(*u);
+        }
+        fn on_timer(&mut self, _ctx: &mut Ctx<'_>, token: u64) {
+            self.0.lock().unwrap().timers.push(token);
+        }
+        fn on_connection(&mut self, _ctx: &mut Ctx<'_>, up: bool) {
+            self.0.lock().unwrap().connection.push(up);
+        }
+    }
+
+    fn trade(recv: u64, exch_ms: u64, id: u64, px: i64, qty: i64) -> MarketEvent {
+        MarketEvent::new(
+            recv,
+            SymbolId(0),
+            EventKind::Trade(Trade {
+                exch_ns: exch_ms * 1_000_000,
+                trade_id: id,
+                price: Price(px),
+                qty: Qty(qty),
+                buyer_maker: false,
+            }),
+        )
+    }
+
+    fn ticker(recv: u64, bid: i64, ask: i64) -> MarketEvent {
+        MarketEvent::new(
+            recv,
+            SymbolId(0),
+            EventKind::BookTicker(BookTicker {
+                update_id: 1,
+                bid_px: Price(bid),
+                bid_qty: Qty(1_000),
+                ask_px: Price(ask),
+                ask_qty: Qty(1_000),
+            }),
+        )
+    }
+
+    fn setup(
+        latency_ns: u64,
+    ) -> (
+        Core<StepClock>,
+        crate::ring::EventTx,
+        std::sync::Arc<std::sync::Mutex<Recorder>>,
+    ) {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        let cfg = CoreConfig {
+            paper: PaperConfig {
+                latency_ns,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut core = Core::new(
+            &symbols,
+            cfg,
+            StepClock {
+                t: Cell::new(1_000),
+                step: 10,
+            },
+        );
+        let (tx, rx) = event_ring(1024, OnFull::Drop);
+        core.add_input(rx);
+        let rec = std::sync::Arc::new(std::sync::Mutex::new(Recorder {
+            answer_trades: true,
+            ..Default::default()
+        }));
+        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())));
+        (core, tx, rec)
+    }
+
+    #[test]
+    fn orders_fill_on_the_paper_venue_after_the_latency_and_reach_the_portfolio() {
+        let (mut core, mut tx, rec) = setup(5_000_000); // 5 ms of venue time
+        tx.push(ticker(900, 100, 101)).unwrap();
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap(); // strategy answers: IOC buy @101 for 100
+        assert_eq!(core.poll(5_000), 2);
+        assert_eq!(core.counters().orders, 1);
+        assert_eq!(core.open_orders(), 1);
+        // 4 ms later: not there yet.
+        tx.push(trade(900, 5, 2, 102, 50)).unwrap();
+        core.poll(6_000);
+        assert_eq!(core.counters().fills, 0);
+        // 6 ms after the order: it arrives, takes the 1_000 offered at 101.
+        rec.lock().unwrap().answer_trades = false;
+        tx.push(trade(900, 7, 3, 102, 50)).unwrap();
+        core.poll(7_000);
+        let c = *core.counters();
+        // The second order (sent at 5 ms) arrives at 10 ms: still in flight.
+        assert_eq!((c.acks, c.fills, c.orders), (1, 1, 2), "{c:?}");
+        assert_eq!(core.open_orders(), 1);
+        let pos = core.position(SymbolId(0)).unwrap();
+        assert_eq!(pos.qty, 100);
+        assert_eq!(pos.avg_price, Price(101));
+        let updates = rec.lock().unwrap().updates.clone();
+        assert!(matches!(updates[0].kind, OrderUpdateKind::Accepted));
+        assert!(matches!(
+            updates[1].kind,
+            OrderUpdateKind::Filled { qty: Qty(100), .. }
+        ));
+        assert!(updates[1].is_final());
+    }
+
+    #[test]
+    fn timers_fire_on_the_poll_clock() {
+        let (mut core, mut tx, rec) = setup(0);
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap();
+        core.poll(100); // timer set for 110
+        assert!(rec.lock().unwrap().timers.is_empty());
+        core.poll(109);
+        assert!(rec.lock().unwrap().timers.is_empty());
+        core.poll(110);
+        assert_eq!(rec.lock().unwrap().timers, vec![42]);
+        assert_eq!(core.counters().timers_fired, 1);
+    }
+
+    #[test]
+    fn stage_latencies_use_the_injected_clock() {
+        let (mut core, mut tx, _rec) = setup(0);
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap();
+        core.poll(0);
+        // Dequeue stamp 1000 - recv 900.
+        let q = core.latency().get(Stage::QueueWait).percentiles();
+        assert_eq!((q.count, q.max), (1, 100));
+        // Strategy: two reads 10 ns apart; tick-to-order: second read (1020) - recv (900).
+        let s = core.latency().get(Stage::Strategy).percentiles();
+        assert_eq!((s.count, s.max), (1, 10));
+        let t = core.latency().get(Stage::TickToOrder).percentiles();
+        assert_eq!((t.count, t.max), (1, 120));
+    }
+
+    #[test]
+    fn lost_data_and_disconnects_reach_the_core_and_strategies() {
+        let (mut core, mut tx, rec) = setup(0);
+        let gap = MarketEvent::new(
+            1,
+            SymbolId::ALL,
+            EventKind::Gap(Gap {
+                lost: 7,
+                reason: GapReason::RingFull,
+            }),
+        );
+        tx.push(gap).unwrap();
+        tx.push(MarketEvent::new(
+            2,
+            SymbolId::ALL,
+            EventKind::ConnectionDown(Connection { conn_id: 1 }),
+        ))
+        .unwrap();
+        tx.push(MarketEvent::new(
+            3,
+            SymbolId::ALL,
+            EventKind::ConnectionUp(Connection { conn_id: 1 }),
+        ))
+        .unwrap();
+        core.poll(0);
+        let c = core.counters();
+        assert_eq!(
+            (c.feed_gaps, c.feed_events_lost, c.connection_changes),
+            (1, 7, 2)
+        );
+        assert!(c.resync_requests >= 1);
+        assert_eq!(rec.lock().unwrap().connection, vec![false, true]);
+    }
+
+    #[test]
+    fn unknown_symbols_and_order_ids_are_counted() {
+        let (mut core, mut tx, _rec) = setup(0);
+        let mut t = trade(1, 1, 1, 1, 1);
+        t.symbol = SymbolId(9);
+        tx.push(t).unwrap();
+        tx.push(MarketEvent::new(
+            1,
+            SymbolId(0),
+            EventKind::OrderCanceled(crate::event::OrderCanceled {
+                client_id: ClientOrderId(999),
+                leaves_qty: Qty(1),
+            }),
+        ))
+        .unwrap();
+        core.poll(0);
+        assert_eq!(core.counters().unknown_symbol, 1);
+        assert_eq!(core.counters().unknown_order_events, 1);
+    }
+
+    #[test]
+    fn finished_inputs_are_detected() {
+        let (mut core, tx, _rec) = setup(0);
+        assert!(!core.inputs_finished());
+        drop(tx);
+        core.poll(0);
+        assert!(core.inputs_finished());
+    }
+}
