@@ -1,2 +1,200 @@
-//! strategies
+//! Tickline's strategies, built by name from `key = value` parameters.
+//!
+//! Every strategy here implements [`engine::strategy::Strategy`] for one symbol. Everything a
+//! strategy needs (trader slots, ring buffers) is allocated when it is built; after that no
+//! callback allocates, and every price and quantity decision is made in 1e-8 fixed point
+//! (`i64`, `i128` for products), never in `f64`. Order sizes and prices follow the symbol's
+//! [`SymbolRules`](engine::strategy::SymbolRules) as the context reports them at the time.
+//!
+//! [`build`] makes a strategy from its name (one of [`NAMES`]) and its [`Params`]. Each value is
+//! read with a typed getter and range-checked (a bad value fails with its key), then
+//! [`Params::finish`] makes any parameter nobody read an error, so a misspelt key never silently
+//! turns into a default. Ratios are decimals (`0.001` is 0.1 %); quantities are base-asset units;
+//! `budget` is quote-asset units.
+//!
+//! # `naive`: the trading cycle of the Elixir/OTP "naive" bot ([`naive`])
+//!
+//! `chunks` traders per symbol, each cycling on its own: when idle, it answers the next trade with
+//! a GTC limit buy a little under the trade price, sized to its share of the budget; once the buy
+//! is fully filled it places a GTC limit sell for what it bought at the buy price plus the profit
+//! interval; once that sell is fully filled the cycle is complete and the trader starts afresh.
+//! A rejected or canceled buy sends the trader back to idle (selling whatever part did fill); a
+//! canceled sell is placed again at once, a rejected one on the next trade.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `chunks` | `1` | traders per symbol, `1..=64`; they split the budget evenly |
+//! | `budget` | `100` | quote currency spent per buy across all traders (positive) |
+//! | `buy_down_interval` | `0` | buy at trade price x (1 - this), in `[0, 1)` |
+//! | `profit_interval` | `0.001` | sell at buy price x (1 + this), in `(-1, 1]` (the seed used `-0.0012` for quick testing) |
+//!
+//! # `sma_cross`: moving-average crossover ([`sma_cross`])
+//!
+//! Simple moving averages of the last `fast` and `slow` trade prices (one ring buffer, running
+//! `i128` sums). When the fast average crosses above the slow one the strategy wants to be long
+//! `qty` and buys with an IOC limit at the best ask; when it crosses below it wants to be flat and
+//! sells what it holds with an IOC limit at the best bid. The best ask/bid is the bookTicker's if
+//! one arrived, else the synced L2 book's, else the last trade price. One order at a time; while
+//! the position differs from the target, the next trade sends the next IOC.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `fast` | `20` | fast window, trades, `1..=99_999`, less than `slow` |
+//! | `slow` | `100` | slow window, trades, `2..=100_000` |
+//! | `qty` | `0.001` | long position size, base units (positive) |
+//!
+//! # `probe`: latency probe ([`probe`])
+//!
+//! Answers every trade with exactly one IOC limit buy whose client id is
+//! `probe-<trade id>` ([`ClientOrderId::probe`](engine::event::ClientOrderId::probe)), priced far
+//! from the market so it does not fill; the round trip trade -> order is what is measured.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `offset_bps` | `-1000` | price = trade price x (1 + this / 10 000), rounded down to tick; whole bps in `-9999..=10000` |
+//! | `qty` | `0.0001` | order quantity, base units (positive) |
+//!
+//! # Example
+//!
+//! ```
+//! use engine::strategy::{ParamError, Params};
+//!
+//! let s = strategies::build("naive", Params::new([("chunks", "4"), ("profit_interval", "-0.0012")]))?;
+//! assert_eq!(s.name(), "naive");
+//! assert_eq!(
+//!     strategies::build("naive", Params::new([("chunkz", "4")])).err(),
+//!     Some(ParamError::Unknown("chunkz".into()))
+//! );
+//! # Ok::<(), ParamError>(())
+//! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod naive;
+pub mod probe;
+pub mod sma_cross;
+
+#[cfg(test)]
+mod testutil;
+
+use engine::fixed::{Price, Qty, SCALE};
+use engine::strategy::{ParamError, Params, Strategy};
+
+/// The strategies [`build`] knows, by name.
+pub const NAMES: &[&str] = &[naive::NAME, sma_cross::NAME, probe::NAME];
+
+/// Builds the strategy called `name` from `params`.
+///
+/// Fails with [`ParamError::UnknownStrategy`] for a name not in [`NAMES`], with
+/// [`ParamError::BadValue`] (naming the key) for a value that does not parse or is out of range,
+/// and with [`ParamError::Unknown`] for a parameter the strategy does not take.
+pub fn build(name: &str, mut params: Params) -> Result<Box<dyn Strategy>, ParamError> {
+    let strategy: Box<dyn Strategy> = match name {
+        naive::NAME => Box::new(naive::Naive::new(naive::NaiveConfig::from_params(
+            &mut params,
+        )?)),
+        sma_cross::NAME => Box::new(sma_cross::SmaCross::new(
+            sma_cross::SmaCrossConfig::from_params(&mut params)?,
+        )),
+        probe::NAME => Box::new(probe::Probe::new(probe::ProbeConfig::from_params(
+            &mut params,
+        )?)),
+        _ => return Err(ParamError::UnknownStrategy(name.to_string())),
+    };
+    params.finish()?;
+    Ok(strategy)
+}
+
+/// A [`ParamError::BadValue`] for `key`.
+pub(crate) fn bad_value(key: &str, why: String) -> ParamError {
+    ParamError::BadValue {
+        key: key.to_string(),
+        why,
+    }
+}
+
+/// Formats 1e-8 fixed-point units as a decimal, for error messages.
+pub(crate) fn decimal(units: i64) -> String {
+    Price(units).to_string()
+}
+
+/// `price x (1 + ratio)` (`ratio` in 1e-8 units), rounded down to a multiple of `tick`.
+///
+/// `None` if the result is not positive or does not fit.
+pub(crate) fn scale_price(price: Price, ratio: i64, tick: Price) -> Option<Price> {
+    let scaled = (price.0 as i128 * (SCALE as i128 + ratio as i128)).div_euclid(SCALE as i128);
+    let p = Price(i64::try_from(scaled).ok()?).floor_to(tick);
+    (p.0 > 0).then_some(p)
+}
+
+/// `qty` rounded down to a multiple of `lot` (unchanged if `lot` is not positive).
+pub(crate) fn floor_qty(qty: Qty, lot: Qty) -> Qty {
+    if lot.0 <= 0 {
+        return qty;
+    }
+    Qty(qty.0.div_euclid(lot.0) * lot.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_all_build_with_defaults() {
+        for &name in NAMES {
+            let s = build(name, Params::default()).unwrap();
+            assert_eq!(s.name(), name);
+        }
+    }
+
+    #[test]
+    fn unknown_strategy_is_refused() {
+        assert_eq!(
+            build("martingale", Params::default()).err(),
+            Some(ParamError::UnknownStrategy("martingale".into()))
+        );
+        // Names are exact.
+        assert!(matches!(
+            build("Naive", Params::default()),
+            Err(ParamError::UnknownStrategy(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_parameter_fails_with_its_name() {
+        for &name in NAMES {
+            let err = build(name, Params::new([("no_such_knob", "1")])).err();
+            assert_eq!(
+                err,
+                Some(ParamError::Unknown("no_such_knob".into())),
+                "{name}"
+            );
+        }
+        // A parameter of another strategy is unknown here.
+        assert_eq!(
+            build("probe", Params::new([("chunks", "2")])).err(),
+            Some(ParamError::Unknown("chunks".into()))
+        );
+    }
+
+    #[test]
+    fn price_and_qty_rounding() {
+        let tick = Price(1_000_000);
+        // 61837.63 x 1.001 = 61899.46763 -> 61899.46
+        assert_eq!(
+            scale_price(Price(6_183_763_000_000), 100_000, tick),
+            Some(Price(6_189_946_000_000))
+        );
+        // 61837.63 x 0.9988 = 61763.424844 -> 61763.42
+        assert_eq!(
+            scale_price(Price(6_183_763_000_000), -120_000, tick),
+            Some(Price(6_176_342_000_000))
+        );
+        assert_eq!(scale_price(Price(100), -SCALE, tick), None);
+        assert_eq!(scale_price(Price(i64::MAX), SCALE, tick), None);
+        assert_eq!(floor_qty(Qty(161_714), Qty(1_000)), Qty(161_000));
+        assert_eq!(floor_qty(Qty(999), Qty(1_000)), Qty(0));
+        assert_eq!(floor_qty(Qty(999), Qty(0)), Qty(999));
+    }
+}
