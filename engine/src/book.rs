@@ -1,20 +1,67 @@
-//! L2 order book with Binance spot's documented depth sync (being written; API fixed).
-use crate::event::{DepthLevel, SnapshotLevel};
+//! L2 order book for one symbol, kept in sync with Binance spot's documented local-book procedure.
+//!
+//! # What it keeps
+//!
+//! Two sorted `Vec<Level>`s of at most [`BookConfig::max_levels_per_side`] levels each: bids
+//! ascending and asks descending by price, so the best level of each side is the *last* element
+//! and the inserts and removals near the touch (where nearly all updates land) move few elements.
+//! Levels are found by binary search on price. A side that is full keeps its best levels: a better
+//! level pushes out the worst, a level worse than all is dropped (counted in
+//! [`BookStats::levels_truncated`]); a level pushed out that way is gone until the next snapshot.
+//!
+//! # Sync rules
+//!
+//! * Diff messages arrive as [`DepthLevel`] events sharing `(u, u - U)`; the last one has
+//!   [`LevelFlags::LAST`], a message without levels is one `LAST | EMPTY` event. Sequence checks
+//!   happen at the first level of a message, the visible result ([`BookUpdate::Changed`]) at its
+//!   last level. Quantity 0 removes a level (removing an absent level does nothing; a negative
+//!   quantity, which Binance never sends, is treated as 0).
+//! * While no snapshot is applied (awaiting, loading, stale) diff levels are buffered.
+//! * A snapshot ([`SnapshotLevel`] events sharing `lastUpdateId`, the last with `LAST`) starts
+//!   loading afresh when its id differs from the one loading or the book is not loading. When it
+//!   completes, buffered messages with `u <= lastUpdateId` are dropped (counted in
+//!   [`BookStats::stale_levels_dropped`]); the first remaining message must satisfy
+//!   `U <= lastUpdateId + 1 <= u`, else [`BookUpdate::SnapshotRejected`] (the newer buffered
+//!   messages are kept for the next snapshot). The bridging messages are applied and the book is
+//!   [`BookUpdate::Synced`]. With nothing left in the buffer, the first live message must bridge
+//!   instead. If the snapshot completes while a diff message is half received, completion waits
+//!   for that message's last level so the buffer always holds whole messages.
+//! * Synced: a message with `u <=` the last applied `u` is a stale duplicate (dropped, counted);
+//!   otherwise `U` must be the last applied `u + 1`, else [`BookUpdate::Gap`]: the book goes stale,
+//!   earlier buffered data is cleared and the offending message and later ones are buffered for
+//!   the next snapshot. A message that stops without its `LAST` level is a gap too.
+//! * After every completed message and after a snapshot completes, a book with best bid >= best
+//!   ask is [`BookUpdate::Crossed`] and goes stale.
+//! * Nothing is ever shown from a book that is not synced: the read API returns `None` or empty.
+//! * [`OrderBook::mark_stale`] (the core learned of lost data) drops the buffer and, because the
+//!   loss may have cut a message or a snapshot in two, also the rest of the diff message and of
+//!   the snapshot in flight.
+//!
+//! # Allocation
+//!
+//! [`OrderBook::new`] allocates both sides and the diff buffer at their configured sizes; nothing
+//! allocates after that (no `Vec` ever grows past its configured size, and sorting a snapshot is
+//! done in place). A full buffer is cleared and the loss counted
+//! ([`BookStats::buffer_overflows`]): the next snapshot then bridges correctly or is rejected,
+//! never silently wrong.
+use crate::event::{BookSide, DepthLevel, LevelFlags, SnapshotLevel};
 use crate::fixed::{Price, Qty};
+use core::cmp::Ordering;
+use core::fmt;
 
 /// One price level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Level {
     /// Price.
     pub price: Price,
-    /// Quantity.
+    /// Quantity (always positive in a book).
     pub qty: Qty,
 }
 
 /// Sizes fixed at construction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BookConfig {
-    /// Levels kept per side.
+    /// Levels kept per side (the best ones).
     pub max_levels_per_side: usize,
     /// Depth level events buffered while waiting for a snapshot.
     pub max_buffered_levels: usize,
@@ -22,7 +69,10 @@ pub struct BookConfig {
 
 impl Default for BookConfig {
     fn default() -> Self {
-        BookConfig { max_levels_per_side: 5000, max_buffered_levels: 65536 }
+        BookConfig {
+            max_levels_per_side: 5000,
+            max_buffered_levels: 65536,
+        }
     }
 }
 
@@ -31,11 +81,11 @@ impl Default for BookConfig {
 pub enum SyncState {
     /// Buffering diffs, no snapshot yet.
     AwaitingSnapshot,
-    /// Snapshot levels arriving.
+    /// Snapshot levels arriving (diffs are buffered meanwhile).
     LoadingSnapshot,
     /// Valid.
     Synced,
-    /// A gap or a crossed book; buffering diffs until a new snapshot.
+    /// A gap, a crossed book, a rejected snapshot or lost data; buffering diffs until a new snapshot.
     Stale,
 }
 
@@ -49,78 +99,1642 @@ pub enum BookUpdate {
     /// A snapshot completed and the buffered diffs bridged it; book now synced.
     Synced,
     /// Sequence gap; book stale; resync needed.
+    ///
+    /// `expected == got` means the previous message ended without its `LAST` level (lost events).
     Gap {
-        /// Expected first update id.
+        /// Expected first update id (last applied `u + 1`).
         expected: u64,
-        /// Received first update id.
+        /// Received first update id `U`.
         got: u64,
     },
     /// The book crossed; stale; resync needed.
     Crossed,
-    /// Snapshot did not bridge the buffered diffs; stale; resync needed.
+    /// Snapshot did not bridge the buffered diffs; stale; resync needed (the buffer is kept).
     SnapshotRejected,
 }
 
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BookStats {
-    /// Diff messages applied.
+    /// Diff messages applied (live and bridging ones; empty messages included).
     pub messages_applied: u64,
-    /// Diff level events dropped as older than the snapshot.
+    /// Diff level events dropped as already covered: `u <=` the snapshot's `lastUpdateId` or,
+    /// while synced, `u <=` the last applied `u` (duplicates).
     pub stale_levels_dropped: u64,
-    /// Gaps.
+    /// Sequence gaps the book detected itself (not [`OrderBook::mark_stale`]).
     pub gaps: u64,
     /// Crossed books.
     pub crossed: u64,
-    /// Snapshots applied.
+    /// Snapshots applied (completed and not rejected).
     pub snapshots: u64,
     /// Snapshots rejected.
     pub snapshots_rejected: u64,
     /// Levels dropped because a side was full.
     pub levels_truncated: u64,
-    /// Buffered events lost to overflow.
+    /// Diff level events lost to a full buffer: the buffered ones cleared, the one that did not
+    /// fit and the rest of its message.
     pub buffer_overflows: u64,
 }
 
-/// Book.
-#[derive(Debug)]
+/// Identity of a diff message, shared by all its level events: `(u, u - U)`.
+type MsgId = (u64, u32);
+
+#[inline]
+fn msg_id(lvl: &DepthLevel) -> MsgId {
+    (lvl.final_update_id, lvl.update_span)
+}
+
+/// What happens to the levels of the diff message being received (decided at its first level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Synced and in sequence: apply.
+    Apply,
+    /// Not synced: buffer for the next snapshot.
+    Buffer,
+    /// Already covered (`u <=` last applied): drop and count.
+    DropStale,
+    /// The buffer overflowed during this message: drop the rest and count it as lost.
+    Overflow,
+    /// Drop silently (the message's start went to a book that is gone).
+    Skip,
+}
+
+/// Storage order of a side: worst first, best last (bids ascending, asks descending).
+#[inline(always)]
+fn storage_cmp<const ASK: bool>(a: Price, b: Price) -> Ordering {
+    if ASK {
+        b.cmp(&a)
+    } else {
+        a.cmp(&b)
+    }
+}
+
+/// Sets `price` to `qty` on a sorted side (`qty <= 0` removes it), keeping at most `cap` levels.
+#[inline]
+fn upsert<const ASK: bool>(
+    side: &mut Vec<Level>,
+    cap: usize,
+    price: Price,
+    qty: Qty,
+    truncated: &mut u64,
+) {
+    match side.binary_search_by(|l| storage_cmp::<ASK>(l.price, price)) {
+        Ok(i) => {
+            if qty.0 > 0 {
+                if let Some(l) = side.get_mut(i) {
+                    l.qty = qty;
+                }
+            } else {
+                side.remove(i);
+            }
+        }
+        Err(i) => {
+            if qty.0 <= 0 {
+                // Removing an absent level: nothing to do.
+            } else if side.len() < cap {
+                side.insert(i, Level { price, qty });
+            } else {
+                insert_into_full(side, i, Level { price, qty }, truncated);
+            }
+        }
+    }
+}
+
+/// A full side: the new level at storage index `i` pushes out the worst (index 0), or is dropped
+/// if it is worse than all. Never changes the length.
+#[cold]
+#[inline(never)]
+fn insert_into_full(side: &mut [Level], i: usize, level: Level, truncated: &mut u64) {
+    *truncated += 1;
+    if i == 0 {
+        return;
+    }
+    side.copy_within(1..i, 0);
+    if let Some(slot) = side.get_mut(i - 1) {
+        *slot = level;
+    }
+}
+
+/// Sorts a side loaded in arrival order into storage order (in place, no allocation). Duplicate
+/// prices (a malformed snapshot) keep one of their levels.
+#[cold]
+fn normalize<const ASK: bool>(side: &mut Vec<Level>) {
+    side.sort_unstable_by(|a, b| storage_cmp::<ASK>(a.price, b.price));
+    side.dedup_by_key(|l| l.price);
+}
+
+/// Adds a snapshot level. While `*raw`, levels are appended in arrival order (Binance sends them
+/// best first, the reverse of storage order) and sorted once at completion; a side that fills up
+/// is sorted then and takes the rest by [`upsert`], so truncation keeps the best levels.
+#[inline]
+fn load_level<const ASK: bool>(
+    side: &mut Vec<Level>,
+    raw: &mut bool,
+    cap: usize,
+    level: Level,
+    truncated: &mut u64,
+) {
+    if *raw {
+        if side.len() < cap {
+            side.push(level);
+            return;
+        }
+        normalize::<ASK>(side);
+        *raw = false;
+    }
+    upsert::<ASK>(side, cap, level.price, level.qty, truncated);
+}
+
+/// An L2 book for one symbol; see the [module docs](self) for the sync rules.
 pub struct OrderBook {
-    _cfg: BookConfig,
+    cfg: BookConfig,
+    /// Bids, ascending by price: best (highest) last.
+    bids: Vec<Level>,
+    /// Asks, descending by price: best (lowest) last.
+    asks: Vec<Level>,
+    /// Diff level events received while no snapshot is applied; always whole messages, except
+    /// for the message being received.
+    buffer: Vec<DepthLevel>,
+    state: SyncState,
+    /// `u` of the last applied message, or the snapshot's `lastUpdateId`.
+    last_u: u64,
+    /// The next message must bridge the snapshot (`U <= last_u + 1`) instead of following on.
+    bridging: bool,
+    /// `lastUpdateId` of the snapshot loading (or last loaded).
+    snap_id: u64,
+    /// The bid side is in snapshot arrival order, not yet sorted.
+    bids_raw: bool,
+    /// The ask side is in snapshot arrival order, not yet sorted.
+    asks_raw: bool,
+    /// The snapshot's `LAST` arrived while a diff message was half received: complete at the
+    /// message's `LAST`.
+    snap_pending: bool,
+    /// Ignore the rest of this snapshot (cut by a loss, see [`OrderBook::mark_stale`]).
+    snap_discard: Option<u64>,
+    /// The diff message whose `LAST` has not arrived yet.
+    open: Option<MsgId>,
+    /// What to do with the open message's levels.
+    mode: Mode,
+    /// Drop diff levels up to and including the next `LAST` (after a loss).
+    resync_skip: bool,
+    stats: BookStats,
+}
+
+impl fmt::Debug for OrderBook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrderBook")
+            .field("state", &self.state)
+            .field("last_update_id", &self.last_u)
+            .field("bids", &self.bids.len())
+            .field("asks", &self.asks.len())
+            .field("buffered", &self.buffer.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OrderBook {
-    /// New empty book.
+    /// New empty book, awaiting a snapshot. Allocates everything it will ever use.
     pub fn new(cfg: BookConfig) -> Self {
-        OrderBook { _cfg: cfg }
+        OrderBook {
+            cfg,
+            bids: Vec::with_capacity(cfg.max_levels_per_side),
+            asks: Vec::with_capacity(cfg.max_levels_per_side),
+            buffer: Vec::with_capacity(cfg.max_buffered_levels),
+            state: SyncState::AwaitingSnapshot,
+            last_u: 0,
+            bridging: false,
+            snap_id: 0,
+            bids_raw: false,
+            asks_raw: false,
+            snap_pending: false,
+            snap_discard: None,
+            open: None,
+            mode: Mode::Buffer,
+            resync_skip: false,
+            stats: BookStats::default(),
+        }
     }
-    /// Applies a diff level.
-    pub fn apply_depth(&mut self, _lvl: &DepthLevel) -> BookUpdate {
-        BookUpdate::None
+
+    /// Applies one diff level event.
+    ///
+    /// Returns [`BookUpdate::Changed`] at the last level of an applied message,
+    /// [`BookUpdate::Gap`] at the first level of a message out of sequence,
+    /// [`BookUpdate::Crossed`] when a completed message crosses the book, and the snapshot's
+    /// result when it was waiting for this message to complete; otherwise `None`.
+    #[inline]
+    pub fn apply_depth(&mut self, lvl: &DepthLevel) -> BookUpdate {
+        let last = lvl.flags.contains(LevelFlags::LAST);
+        if self.resync_skip {
+            return self.skip_after_loss(last);
+        }
+        let id = msg_id(lvl);
+        let mut out = BookUpdate::None;
+        if self.open != Some(id) {
+            out = self.begin_message(lvl);
+        }
+        self.open = if last { None } else { Some(id) };
+        match self.mode {
+            Mode::Apply => {
+                self.apply_level(lvl);
+                if last {
+                    out = self.finish_message();
+                }
+            }
+            Mode::Buffer => self.buffer_level(lvl),
+            Mode::DropStale => self.stats.stale_levels_dropped += 1,
+            Mode::Overflow => self.stats.buffer_overflows += 1,
+            Mode::Skip => {}
+        }
+        if last && self.snap_pending {
+            return self.complete_snapshot();
+        }
+        out
     }
-    /// Applies a snapshot level.
-    pub fn apply_snapshot(&mut self, _lvl: &SnapshotLevel) -> BookUpdate {
-        BookUpdate::None
+
+    /// Applies one snapshot level event.
+    ///
+    /// Returns the snapshot's result at its `LAST` level ([`BookUpdate::Synced`],
+    /// [`BookUpdate::SnapshotRejected`], or [`BookUpdate::Gap`]/[`BookUpdate::Crossed`] met while
+    /// applying the bridging diffs); `None` before, and also at `LAST` if a diff message is half
+    /// received (the result then comes with that message's last level).
+    pub fn apply_snapshot(&mut self, lvl: &SnapshotLevel) -> BookUpdate {
+        let last = lvl.flags.contains(LevelFlags::LAST);
+        if let Some(id) = self.snap_discard {
+            if id == lvl.last_update_id {
+                if last {
+                    self.snap_discard = None;
+                }
+                return BookUpdate::None;
+            }
+            self.snap_discard = None;
+        }
+        if self.state != SyncState::LoadingSnapshot
+            || self.snap_id != lvl.last_update_id
+            || self.snap_pending
+        {
+            self.begin_snapshot(lvl.last_update_id);
+        }
+        if !lvl.flags.contains(LevelFlags::EMPTY) && lvl.qty.0 > 0 {
+            let level = Level {
+                price: lvl.price,
+                qty: lvl.qty,
+            };
+            let cap = self.cfg.max_levels_per_side;
+            let truncated = &mut self.stats.levels_truncated;
+            match lvl.side {
+                BookSide::Bid => {
+                    load_level::<false>(&mut self.bids, &mut self.bids_raw, cap, level, truncated)
+                }
+                BookSide::Ask => {
+                    load_level::<true>(&mut self.asks, &mut self.asks_raw, cap, level, truncated)
+                }
+            }
+        }
+        if !last {
+            return BookUpdate::None;
+        }
+        if self.open.is_some() {
+            self.snap_pending = true;
+            return BookUpdate::None;
+        }
+        self.complete_snapshot()
     }
-    /// Marks stale.
-    pub fn mark_stale(&mut self) {}
+
+    /// Marks the book stale because the core learned of lost data (ring overflow, disconnect).
+    ///
+    /// Clears the buffer. Because the loss may have cut a message or a snapshot in two, the diff
+    /// levels up to and including the next `LAST` are dropped too, and so is the rest of a
+    /// snapshot that was loading. Not counted in [`BookStats::gaps`] (the book did not detect it).
+    #[cold]
+    pub fn mark_stale(&mut self) {
+        if self.state == SyncState::LoadingSnapshot && !self.snap_pending {
+            self.snap_discard = Some(self.snap_id);
+        }
+        self.state = SyncState::Stale;
+        self.buffer.clear();
+        self.snap_pending = false;
+        self.open = None;
+        self.mode = Mode::Skip;
+        self.resync_skip = true;
+    }
+
     /// State.
+    #[inline]
     pub fn state(&self) -> SyncState {
-        SyncState::AwaitingSnapshot
+        self.state
     }
-    /// True if synced.
+
+    /// True if synced (the read API shows the book only then).
+    #[inline]
     pub fn is_synced(&self) -> bool {
-        false
+        self.state == SyncState::Synced
     }
-    /// Best bid.
+
+    /// Best bid; `None` unless synced.
+    #[inline]
     pub fn best_bid(&self) -> Option<Level> {
-        None
+        self.shown(&self.bids).last().copied()
     }
-    /// Best ask.
+
+    /// Best ask; `None` unless synced.
+    #[inline]
     pub fn best_ask(&self) -> Option<Level> {
-        None
+        self.shown(&self.asks).last().copied()
     }
+
+    /// Bids, best (highest) first; empty unless synced.
+    pub fn bids(&self) -> impl Iterator<Item = Level> + '_ {
+        self.shown(&self.bids).iter().rev().copied()
+    }
+
+    /// Asks, best (lowest) first; empty unless synced.
+    pub fn asks(&self) -> impl Iterator<Item = Level> + '_ {
+        self.shown(&self.asks).iter().rev().copied()
+    }
+
+    /// Level counts `(bids, asks)`; `(0, 0)` unless synced.
+    #[inline]
+    pub fn depth(&self) -> (usize, usize) {
+        (self.shown(&self.bids).len(), self.shown(&self.asks).len())
+    }
+
+    /// `u` of the last applied diff message, or the snapshot's `lastUpdateId` if none followed it.
+    /// Meaningful while synced; otherwise the last id the book had reached.
+    #[inline]
+    pub fn last_update_id(&self) -> u64 {
+        self.last_u
+    }
+
+    /// `(best bid + best ask) / 2`, rounded down to 1e-8; `None` unless synced with both sides.
+    #[inline]
+    pub fn mid_price(&self) -> Option<Price> {
+        let bid = self.best_bid()?;
+        let ask = self.best_ask()?;
+        let sum = bid.price.0 as i128 + ask.price.0 as i128;
+        Some(Price(sum.div_euclid(2) as i64))
+    }
+
     /// Stats.
+    #[inline]
     pub fn stats(&self) -> BookStats {
-        BookStats::default()
+        self.stats
+    }
+
+    /// The side if the book may be shown, else an empty slice.
+    #[inline]
+    fn shown<'a>(&self, side: &'a [Level]) -> &'a [Level] {
+        if self.state == SyncState::Synced {
+            side
+        } else {
+            &[]
+        }
+    }
+
+    #[inline]
+    fn is_crossed(&self) -> bool {
+        match (self.bids.last(), self.asks.last()) {
+            (Some(b), Some(a)) => b.price >= a.price,
+            _ => false,
+        }
+    }
+
+    /// Applies one diff level to the sides (an `EMPTY` event changes nothing).
+    #[inline]
+    fn apply_level(&mut self, lvl: &DepthLevel) {
+        if lvl.flags.contains(LevelFlags::EMPTY) {
+            return;
+        }
+        let cap = self.cfg.max_levels_per_side;
+        let truncated = &mut self.stats.levels_truncated;
+        match lvl.side {
+            BookSide::Bid => upsert::<false>(&mut self.bids, cap, lvl.price, lvl.qty, truncated),
+            BookSide::Ask => upsert::<true>(&mut self.asks, cap, lvl.price, lvl.qty, truncated),
+        }
+    }
+
+    /// First level of a message: decides [`Self::mode`] and runs the sequence check.
+    #[inline]
+    fn begin_message(&mut self, lvl: &DepthLevel) -> BookUpdate {
+        let mut out = BookUpdate::None;
+        if self.open.is_some() {
+            out = self.message_truncated(lvl);
+        }
+        if self.state != SyncState::Synced {
+            self.mode = Mode::Buffer;
+            return out;
+        }
+        let u = lvl.final_update_id;
+        let first = lvl.first_update_id();
+        let next = self.last_u.saturating_add(1);
+        if u <= self.last_u {
+            self.mode = Mode::DropStale;
+        } else if first == next || (self.bridging && first <= next) {
+            self.last_u = u;
+            self.bridging = false;
+            self.mode = Mode::Apply;
+        } else {
+            out = self.sequence_gap(next, first);
+        }
+        out
+    }
+
+    /// Last level of an applied message.
+    #[inline]
+    fn finish_message(&mut self) -> BookUpdate {
+        self.stats.messages_applied += 1;
+        if self.is_crossed() {
+            return self.crossed();
+        }
+        BookUpdate::Changed
+    }
+
+    #[inline]
+    fn buffer_level(&mut self, lvl: &DepthLevel) {
+        if self.buffer.len() < self.cfg.max_buffered_levels {
+            self.buffer.push(*lvl);
+        } else {
+            self.buffer_overflow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn buffer_overflow(&mut self) {
+        self.stats.buffer_overflows += self.buffer.len() as u64 + 1;
+        self.buffer.clear();
+        self.mode = Mode::Overflow;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn skip_after_loss(&mut self, last: bool) -> BookUpdate {
+        if last {
+            self.resync_skip = false;
+        }
+        BookUpdate::None
+    }
+
+    /// A message started before the open one sent its `LAST`: events were lost.
+    #[cold]
+    #[inline(never)]
+    fn message_truncated(&mut self, lvl: &DepthLevel) -> BookUpdate {
+        let prev = self.open.take();
+        match self.mode {
+            Mode::Apply => {
+                let next = self.last_u.saturating_add(1);
+                self.sequence_gap(next, lvl.first_update_id())
+            }
+            Mode::Buffer => {
+                // Keep the buffer to whole messages; the hole is then caught as a sequence gap.
+                if let Some(p) = prev {
+                    while self.buffer.last().is_some_and(|b| msg_id(b) == p) {
+                        self.buffer.pop();
+                    }
+                }
+                self.stats.gaps += 1;
+                BookUpdate::None
+            }
+            Mode::DropStale | Mode::Overflow | Mode::Skip => BookUpdate::None,
+        }
+    }
+
+    /// Synced book out of sequence: stale, buffer from the offending message on.
+    #[cold]
+    #[inline(never)]
+    fn sequence_gap(&mut self, expected: u64, got: u64) -> BookUpdate {
+        self.state = SyncState::Stale;
+        self.buffer.clear();
+        self.stats.gaps += 1;
+        self.mode = Mode::Buffer;
+        BookUpdate::Gap { expected, got }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn crossed(&mut self) -> BookUpdate {
+        self.stats.crossed += 1;
+        self.state = SyncState::Stale;
+        BookUpdate::Crossed
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn begin_snapshot(&mut self, id: u64) {
+        self.state = SyncState::LoadingSnapshot;
+        self.snap_id = id;
+        self.snap_pending = false;
+        self.bids.clear();
+        self.asks.clear();
+        self.bids_raw = true;
+        self.asks_raw = true;
+        if self.mode == Mode::Apply {
+            // The open message's first levels went to the book just cleared.
+            self.mode = Mode::Skip;
+        }
+    }
+
+    /// Drops the buffered levels before index `i` (no allocation).
+    fn keep_buffered_from(&mut self, i: usize) {
+        let i = i.min(self.buffer.len());
+        self.buffer.drain(..i);
+    }
+
+    /// The snapshot is loaded and no diff message is half received: bridge the buffer.
+    #[cold]
+    #[inline(never)]
+    fn complete_snapshot(&mut self) -> BookUpdate {
+        self.snap_pending = false;
+        if self.bids_raw {
+            normalize::<false>(&mut self.bids);
+            self.bids_raw = false;
+        }
+        if self.asks_raw {
+            normalize::<true>(&mut self.asks);
+            self.asks_raw = false;
+        }
+        self.state = SyncState::Synced;
+        self.last_u = self.snap_id;
+        self.bridging = true;
+
+        let mut open: Option<MsgId> = None;
+        let mut mode = Mode::Skip;
+        let mut i = 0;
+        while let Some(&lvl) = self.buffer.get(i) {
+            let id = msg_id(&lvl);
+            let last = lvl.flags.contains(LevelFlags::LAST);
+            if open != Some(id) {
+                let u = lvl.final_update_id;
+                let first = lvl.first_update_id();
+                let next = self.last_u.saturating_add(1);
+                if u <= self.last_u {
+                    mode = Mode::DropStale;
+                } else if self.bridging {
+                    if first > next {
+                        self.keep_buffered_from(i);
+                        self.state = SyncState::Stale;
+                        self.stats.snapshots_rejected += 1;
+                        return BookUpdate::SnapshotRejected;
+                    }
+                    self.stats.snapshots += 1;
+                    self.bridging = false;
+                    self.last_u = u;
+                    mode = Mode::Apply;
+                } else if first == next {
+                    self.last_u = u;
+                    mode = Mode::Apply;
+                } else {
+                    self.keep_buffered_from(i);
+                    self.state = SyncState::Stale;
+                    self.stats.gaps += 1;
+                    return BookUpdate::Gap {
+                        expected: next,
+                        got: first,
+                    };
+                }
+            }
+            open = if last { None } else { Some(id) };
+            match mode {
+                Mode::Apply => {
+                    self.apply_level(&lvl);
+                    if last {
+                        self.stats.messages_applied += 1;
+                        if self.is_crossed() {
+                            self.keep_buffered_from(i + 1);
+                            return self.crossed();
+                        }
+                    }
+                }
+                Mode::DropStale => self.stats.stale_levels_dropped += 1,
+                Mode::Buffer | Mode::Overflow | Mode::Skip => {}
+            }
+            i += 1;
+        }
+        self.buffer.clear();
+        if self.bridging {
+            // Nothing newer than the snapshot buffered yet: the first live message must bridge.
+            self.stats.snapshots += 1;
+        }
+        if self.is_crossed() {
+            return self.crossed();
+        }
+        BookUpdate::Synced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use BookSide::{Ask, Bid};
+
+    /// Event time of Binance's documented `depthUpdate` example, ms.
+    const EXAMPLE_E_MS: u64 = 1_672_515_782_136;
+    /// `lastUpdateId` of Binance's documented depth snapshot example.
+    const LID: u64 = 1_027_024;
+
+    fn px(s: &str) -> Price {
+        Price::parse(s.as_bytes()).unwrap()
+    }
+
+    fn qt(s: &str) -> Qty {
+        Qty::parse(s.as_bytes()).unwrap()
+    }
+
+    fn lv(p: &str, q: &str) -> Level {
+        Level {
+            price: px(p),
+            qty: qt(q),
+        }
+    }
+
+    /// One diff message covering `first..=last` as level events.
+    fn diff(first: u64, last: u64, levels: &[(BookSide, &str, &str)]) -> Vec<DepthLevel> {
+        let raw: Vec<(BookSide, Price, Qty)> =
+            levels.iter().map(|&(s, p, q)| (s, px(p), qt(q))).collect();
+        diff_raw(first, last, &raw)
+    }
+
+    fn diff_raw(first: u64, last: u64, levels: &[(BookSide, Price, Qty)]) -> Vec<DepthLevel> {
+        let base = DepthLevel {
+            exch_ns: EXAMPLE_E_MS * 1_000_000,
+            final_update_id: last,
+            price: Price::ZERO,
+            qty: Qty::ZERO,
+            update_span: u32::try_from(last - first).unwrap(),
+            side: Bid,
+            flags: LevelFlags::default(),
+        };
+        if levels.is_empty() {
+            return vec![DepthLevel {
+                flags: LevelFlags::LAST.with(LevelFlags::EMPTY),
+                ..base
+            }];
+        }
+        levels
+            .iter()
+            .enumerate()
+            .map(|(i, &(side, price, qty))| DepthLevel {
+                price,
+                qty,
+                side,
+                flags: if i + 1 == levels.len() {
+                    LevelFlags::LAST
+                } else {
+                    LevelFlags::default()
+                },
+                ..base
+            })
+            .collect()
+    }
+
+    /// A REST snapshot as events, bids then asks, in the order given.
+    fn snapshot(id: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> Vec<SnapshotLevel> {
+        let b: Vec<(Price, Qty)> = bids.iter().map(|&(p, q)| (px(p), qt(q))).collect();
+        let a: Vec<(Price, Qty)> = asks.iter().map(|&(p, q)| (px(p), qt(q))).collect();
+        snapshot_raw(id, &b, &a)
+    }
+
+    fn snapshot_raw(id: u64, bids: &[(Price, Qty)], asks: &[(Price, Qty)]) -> Vec<SnapshotLevel> {
+        let mut out: Vec<SnapshotLevel> = bids
+            .iter()
+            .map(|&(price, qty)| (Bid, price, qty))
+            .chain(asks.iter().map(|&(price, qty)| (Ask, price, qty)))
+            .map(|(side, price, qty)| SnapshotLevel {
+                last_update_id: id,
+                price,
+                qty,
+                side,
+                flags: LevelFlags::default(),
+            })
+            .collect();
+        match out.last_mut() {
+            Some(l) => l.flags = LevelFlags::LAST,
+            None => out.push(SnapshotLevel {
+                last_update_id: id,
+                price: Price::ZERO,
+                qty: Qty::ZERO,
+                side: Bid,
+                flags: LevelFlags::LAST.with(LevelFlags::EMPTY),
+            }),
+        }
+        out
+    }
+
+    /// Feeds a message; every level but the last must return `None`; returns the last's result.
+    fn send(book: &mut OrderBook, msg: &[DepthLevel]) -> BookUpdate {
+        let (last, init) = msg.split_last().unwrap();
+        for l in init {
+            assert_eq!(
+                book.apply_depth(l),
+                BookUpdate::None,
+                "mid-message level {l:?}"
+            );
+        }
+        book.apply_depth(last)
+    }
+
+    /// Feeds a snapshot; every level but the last must return `None`; returns the last's result.
+    fn load(book: &mut OrderBook, snap: &[SnapshotLevel]) -> BookUpdate {
+        let (last, init) = snap.split_last().unwrap();
+        for l in init {
+            assert_eq!(book.apply_snapshot(l), BookUpdate::None);
+        }
+        book.apply_snapshot(last)
+    }
+
+    fn bids(book: &OrderBook) -> Vec<Level> {
+        book.bids().collect()
+    }
+
+    fn asks(book: &OrderBook) -> Vec<Level> {
+        book.asks().collect()
+    }
+
+    /// Binance's snapshot example: bid 4.00000000 x 431, ask 4.00000200 x 12.
+    fn synced_example() -> OrderBook {
+        let mut b = OrderBook::new(BookConfig::default());
+        let r = load(
+            &mut b,
+            &snapshot(
+                LID,
+                &[("4.00000000", "431.00000000")],
+                &[("4.00000200", "12.00000000")],
+            ),
+        );
+        assert_eq!(r, BookUpdate::Synced);
+        b
+    }
+
+    fn assert_hidden(b: &OrderBook) {
+        assert!(!b.is_synced());
+        assert_eq!(b.best_bid(), None);
+        assert_eq!(b.best_ask(), None);
+        assert_eq!(b.bids().count(), 0);
+        assert_eq!(b.asks().count(), 0);
+        assert_eq!(b.depth(), (0, 0));
+        assert_eq!(b.mid_price(), None);
+    }
+
+    #[test]
+    fn snapshot_then_bridging_diff_applied() {
+        let mut b = OrderBook::new(BookConfig::default());
+        // Binance's depthUpdate example: U=157, u=160, b 0.0024 x 10, a 0.0026 x 100; an older
+        // message before it.
+        assert_eq!(
+            send(&mut b, &diff(150, 156, &[(Bid, "0.0023", "7")])),
+            BookUpdate::None
+        );
+        let example = diff(157, 160, &[(Bid, "0.0024", "10"), (Ask, "0.0026", "100")]);
+        assert_eq!(send(&mut b, &example), BookUpdate::None);
+        assert_eq!(b.state(), SyncState::AwaitingSnapshot);
+        assert_hidden(&b);
+
+        let snap = snapshot(
+            158,
+            &[("0.0024", "5"), ("0.0022", "3")],
+            &[("0.0026", "1"), ("0.0027", "2")],
+        );
+        let (last, init) = snap.split_last().unwrap();
+        for l in init {
+            assert_eq!(b.apply_snapshot(l), BookUpdate::None);
+            assert_eq!(b.state(), SyncState::LoadingSnapshot);
+            assert_hidden(&b);
+        }
+        assert_eq!(b.apply_snapshot(last), BookUpdate::Synced);
+        assert!(b.is_synced());
+        assert_eq!(b.best_bid(), Some(lv("0.0024", "10")));
+        assert_eq!(b.best_ask(), Some(lv("0.0026", "100")));
+        assert_eq!(bids(&b), vec![lv("0.0024", "10"), lv("0.0022", "3")]);
+        assert_eq!(asks(&b), vec![lv("0.0026", "100"), lv("0.0027", "2")]);
+        assert_eq!(b.last_update_id(), 160);
+        let s = b.stats();
+        assert_eq!(s.stale_levels_dropped, 1);
+        assert_eq!(s.messages_applied, 1);
+        assert_eq!(s.snapshots, 1);
+        assert_eq!(s.gaps, 0);
+
+        let next = diff(161, 161, &[(Bid, "0.0025", "1")]);
+        assert_eq!(send(&mut b, &next), BookUpdate::Changed);
+        assert_eq!(b.best_bid(), Some(lv("0.0025", "1")));
+        assert_eq!(b.last_update_id(), 161);
+    }
+
+    #[test]
+    fn sequence_check_at_first_level_result_at_last() {
+        let mut b = synced_example();
+        let msg = diff(
+            LID + 1,
+            LID + 3,
+            &[
+                (Bid, "3.99999900", "1"),
+                (Bid, "3.99999800", "2"),
+                (Ask, "4.00000300", "3"),
+            ],
+        );
+        let got: Vec<BookUpdate> = msg.iter().map(|l| b.apply_depth(l)).collect();
+        assert_eq!(
+            got,
+            vec![BookUpdate::None, BookUpdate::None, BookUpdate::Changed]
+        );
+        assert_eq!(b.depth(), (3, 2));
+        assert_eq!(b.stats().messages_applied, 1);
+    }
+
+    #[test]
+    fn buffered_diffs_older_than_the_snapshot_are_dropped_and_counted() {
+        let mut b = OrderBook::new(BookConfig::default());
+        send(
+            &mut b,
+            &diff(LID - 20, LID - 10, &[(Bid, "3.9", "1"), (Ask, "4.1", "1")]),
+        );
+        send(&mut b, &diff(LID - 9, LID, &[(Bid, "3.8", "1")]));
+        send(&mut b, &diff(LID + 1, LID + 2, &[(Ask, "4.00000300", "5")]));
+        let snap = snapshot(
+            LID,
+            &[("4.00000000", "431.00000000")],
+            &[("4.00000200", "12.00000000")],
+        );
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(b.stats().stale_levels_dropped, 3);
+        assert_eq!(
+            bids(&b),
+            vec![lv("4.00000000", "431")],
+            "stale levels never applied"
+        );
+        assert_eq!(
+            asks(&b),
+            vec![lv("4.00000200", "12"), lv("4.00000300", "5")]
+        );
+        assert_eq!(b.last_update_id(), LID + 2);
+    }
+
+    #[test]
+    fn snapshot_not_bridging_is_rejected_and_the_buffer_kept() {
+        let mut b = OrderBook::new(BookConfig::default());
+        send(
+            &mut b,
+            &diff(LID + 6, LID + 16, &[(Bid, "4.00000100", "1")]),
+        );
+        send(
+            &mut b,
+            &diff(LID + 17, LID + 20, &[(Ask, "4.00000300", "2")]),
+        );
+        let old = snapshot(
+            LID,
+            &[("4.00000000", "431.00000000")],
+            &[("4.00000200", "12.00000000")],
+        );
+        assert_eq!(load(&mut b, &old), BookUpdate::SnapshotRejected);
+        assert_eq!(b.state(), SyncState::Stale);
+        assert_hidden(&b);
+        assert_eq!(b.stats().snapshots_rejected, 1);
+        assert_eq!(b.stats().snapshots, 0);
+
+        // A newer snapshot bridges with what was buffered.
+        let newer = snapshot(LID + 10, &[("4.00000000", "400")], &[("4.00000200", "10")]);
+        assert_eq!(load(&mut b, &newer), BookUpdate::Synced);
+        assert_eq!(
+            bids(&b),
+            vec![lv("4.00000100", "1"), lv("4.00000000", "400")]
+        );
+        assert_eq!(
+            asks(&b),
+            vec![lv("4.00000200", "10"), lv("4.00000300", "2")]
+        );
+        assert_eq!(b.last_update_id(), LID + 20);
+        assert_eq!(b.stats().snapshots, 1);
+    }
+
+    #[test]
+    fn gap_makes_the_book_stale_and_hidden() {
+        let mut b = synced_example();
+        assert_eq!(
+            send(&mut b, &diff(LID + 1, LID + 6, &[(Bid, "3.99", "1")])),
+            BookUpdate::Changed
+        );
+        let skipping = diff(LID + 8, LID + 9, &[(Bid, "3.98", "1"), (Ask, "4.1", "1")]);
+        assert_eq!(
+            b.apply_depth(&skipping[0]),
+            BookUpdate::Gap {
+                expected: LID + 7,
+                got: LID + 8
+            }
+        );
+        assert_eq!(b.apply_depth(&skipping[1]), BookUpdate::None);
+        assert_eq!(b.state(), SyncState::Stale);
+        assert_hidden(&b);
+        assert_eq!(b.stats().gaps, 1);
+        // Later messages are buffered, not applied.
+        assert_eq!(
+            send(&mut b, &diff(LID + 10, LID + 10, &[(Bid, "3.97", "1")])),
+            BookUpdate::None
+        );
+        assert_eq!(b.buffer.len(), 3);
+    }
+
+    #[test]
+    fn resync_after_a_gap_with_a_new_snapshot() {
+        let mut b = synced_example();
+        assert!(matches!(
+            send(&mut b, &diff(LID + 5, LID + 6, &[(Bid, "3.99", "1")])),
+            BookUpdate::Gap { .. }
+        ));
+        send(&mut b, &diff(LID + 7, LID + 8, &[(Ask, "4.00000400", "4")]));
+        send(&mut b, &diff(LID + 9, LID + 12, &[(Bid, "3.99", "0")]));
+        let snap = snapshot(
+            LID + 10,
+            &[("4.00000000", "100"), ("3.99", "9")],
+            &[("4.00000200", "10"), ("4.00000400", "4")],
+        );
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("4.00000000", "100")]);
+        assert_eq!(
+            asks(&b),
+            vec![lv("4.00000200", "10"), lv("4.00000400", "4")]
+        );
+        assert_eq!(b.last_update_id(), LID + 12);
+        // Two buffered messages were older than the snapshot.
+        assert_eq!(b.stats().stale_levels_dropped, 2);
+        assert_eq!(
+            send(
+                &mut b,
+                &diff(LID + 13, LID + 13, &[(Ask, "4.00000200", "0")])
+            ),
+            BookUpdate::Changed
+        );
+        assert_eq!(b.best_ask(), Some(lv("4.00000400", "4")));
+        assert_eq!(b.stats().snapshots, 2);
+    }
+
+    #[test]
+    fn duplicate_or_old_diffs_while_synced_are_dropped_without_a_gap() {
+        let mut b = synced_example();
+        let m = diff(LID + 1, LID + 3, &[(Bid, "3.99", "1"), (Ask, "4.1", "2")]);
+        assert_eq!(send(&mut b, &m), BookUpdate::Changed);
+        let before = (bids(&b), asks(&b));
+        assert_eq!(send(&mut b, &m), BookUpdate::None);
+        assert_eq!(
+            send(&mut b, &diff(LID - 5, LID + 2, &[(Bid, "3.5", "1")])),
+            BookUpdate::None
+        );
+        assert!(b.is_synced());
+        assert_eq!((bids(&b), asks(&b)), before);
+        let s = b.stats();
+        assert_eq!(s.gaps, 0);
+        assert_eq!(s.stale_levels_dropped, 3);
+        assert_eq!(s.messages_applied, 1);
+        assert_eq!(
+            send(&mut b, &diff(LID + 4, LID + 4, &[(Bid, "3.5", "1")])),
+            BookUpdate::Changed
+        );
+    }
+
+    #[test]
+    fn zero_quantity_removes_and_absent_removal_is_ignored() {
+        let mut b = synced_example();
+        let m = diff(
+            LID + 1,
+            LID + 1,
+            &[
+                (Bid, "4.00000000", "0.00000000"),
+                (Bid, "3.00000000", "0"),
+                (Ask, "4.00000300", "1"),
+            ],
+        );
+        assert_eq!(send(&mut b, &m), BookUpdate::Changed);
+        assert_eq!(b.best_bid(), None);
+        assert_eq!(b.depth(), (0, 2));
+        assert_eq!(
+            send(&mut b, &diff(LID + 2, LID + 2, &[(Ask, "4.00000200", "0")])),
+            BookUpdate::Changed
+        );
+        assert_eq!(asks(&b), vec![lv("4.00000300", "1")]);
+    }
+
+    #[test]
+    fn empty_message_keeps_the_sequence() {
+        let mut b = synced_example();
+        let empty = diff(LID + 1, LID + 4, &[]);
+        assert_eq!(empty.len(), 1);
+        assert_eq!(send(&mut b, &empty), BookUpdate::Changed);
+        assert_eq!(b.last_update_id(), LID + 4);
+        assert_eq!(b.depth(), (1, 1));
+        assert_eq!(
+            send(&mut b, &diff(LID + 5, LID + 5, &[(Bid, "3.9", "1")])),
+            BookUpdate::Changed
+        );
+        assert_eq!(
+            send(&mut b, &diff(LID + 7, LID + 7, &[])),
+            BookUpdate::Gap {
+                expected: LID + 6,
+                got: LID + 7
+            }
+        );
+
+        // An empty message can bridge a snapshot too.
+        let mut b = OrderBook::new(BookConfig::default());
+        send(&mut b, &diff(LID - 3, LID + 6, &[]));
+        send(&mut b, &diff(LID + 7, LID + 7, &[(Ask, "4.5", "1")]));
+        let snap = snapshot(LID, &[("4", "1")], &[("4.1", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(b.last_update_id(), LID + 7);
+        assert_eq!(b.stats().messages_applied, 2);
+        assert_eq!(b.depth(), (1, 2));
+    }
+
+    #[test]
+    fn crossed_book_is_detected_and_hidden() {
+        // A transient cross inside one message is fine.
+        let mut b = synced_example();
+        let m = diff(
+            LID + 1,
+            LID + 1,
+            &[
+                (Bid, "4.00000300", "1"),
+                (Ask, "4.00000200", "0"),
+                (Ask, "4.00000400", "5"),
+            ],
+        );
+        assert_eq!(send(&mut b, &m), BookUpdate::Changed);
+        assert_eq!(b.mid_price(), Some(px("4.00000350")));
+
+        // Locked (bid == ask) counts as crossed.
+        let m = diff(LID + 2, LID + 2, &[(Ask, "4.00000300", "1")]);
+        assert_eq!(send(&mut b, &m), BookUpdate::Crossed);
+        assert_eq!(b.state(), SyncState::Stale);
+        assert_hidden(&b);
+        assert_eq!(b.stats().crossed, 1);
+        // Stale: the next messages are buffered.
+        assert_eq!(
+            send(&mut b, &diff(LID + 3, LID + 3, &[(Ask, "4.00000300", "0")])),
+            BookUpdate::None
+        );
+
+        // A crossed snapshot is caught when it completes.
+        let mut b = OrderBook::new(BookConfig::default());
+        let snap = snapshot(LID, &[("4.1", "1")], &[("4.0", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::Crossed);
+        assert_hidden(&b);
+        assert_eq!(b.stats().crossed, 1);
+    }
+
+    #[test]
+    fn full_side_keeps_the_best_levels() {
+        let cfg = BookConfig {
+            max_levels_per_side: 3,
+            max_buffered_levels: 16,
+        };
+        let mut b = OrderBook::new(cfg);
+        let (bid_ptr, ask_ptr) = (b.bids.as_ptr(), b.asks.as_ptr());
+        let snap = snapshot(
+            LID,
+            &[("10", "1"), ("9", "1"), ("8", "1"), ("7", "1"), ("6", "1")],
+            &[("11", "1"), ("12", "1"), ("13", "1"), ("14", "1")],
+        );
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("10", "1"), lv("9", "1"), lv("8", "1")]);
+        assert_eq!(asks(&b), vec![lv("11", "1"), lv("12", "1"), lv("13", "1")]);
+        assert_eq!(b.stats().levels_truncated, 3);
+
+        // Worse than all: dropped. Better than the worst: the worst goes.
+        let m = diff(
+            LID + 1,
+            LID + 1,
+            &[
+                (Bid, "5", "2"),
+                (Bid, "9.5", "2"),
+                (Ask, "10.5", "2"),
+                (Ask, "20", "2"),
+            ],
+        );
+        assert_eq!(send(&mut b, &m), BookUpdate::Changed);
+        assert_eq!(bids(&b), vec![lv("10", "1"), lv("9.5", "2"), lv("9", "1")]);
+        assert_eq!(
+            asks(&b),
+            vec![lv("10.5", "2"), lv("11", "1"), lv("12", "1")]
+        );
+        assert_eq!(b.stats().levels_truncated, 7);
+        // Updating an existing level of a full side truncates nothing.
+        let m = diff(LID + 2, LID + 2, &[(Bid, "9", "7"), (Bid, "10", "0")]);
+        assert_eq!(send(&mut b, &m), BookUpdate::Changed);
+        assert_eq!(bids(&b), vec![lv("9.5", "2"), lv("9", "7")]);
+        assert_eq!(b.stats().levels_truncated, 7);
+        // Never reallocated.
+        assert_eq!((b.bids.as_ptr(), b.asks.as_ptr()), (bid_ptr, ask_ptr));
+        assert_eq!(b.bids.capacity(), 3);
+
+        // A worst-first snapshot larger than the side keeps the best too.
+        let snap = snapshot(
+            LID + 100,
+            &[("1", "1"), ("2", "1"), ("3", "1"), ("4", "1")],
+            &[("9", "1"), ("8", "1"), ("7", "1"), ("6", "1")],
+        );
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("4", "1"), lv("3", "1"), lv("2", "1")]);
+        assert_eq!(asks(&b), vec![lv("6", "1"), lv("7", "1"), lv("8", "1")]);
+    }
+
+    #[test]
+    fn buffer_overflow_is_counted_and_never_silently_wrong() {
+        let cfg = BookConfig {
+            max_levels_per_side: 100,
+            max_buffered_levels: 4,
+        };
+        let mut b = OrderBook::new(cfg);
+        let buf_ptr = b.buffer.as_ptr();
+        let three = |first, last| {
+            diff(
+                first,
+                last,
+                &[(Bid, "3.1", "1"), (Bid, "3.2", "1"), (Bid, "3.3", "1")],
+            )
+        };
+        send(&mut b, &three(101, 102));
+        // The fifth level does not fit: 4 buffered + 1 lost, then the rest of its message.
+        send(&mut b, &three(103, 104));
+        assert_eq!(b.stats().buffer_overflows, 6);
+        assert!(b.buffer.is_empty());
+        send(&mut b, &diff(105, 106, &[(Ask, "4", "1")]));
+        // 103..=104 was lost: a snapshot at 102 cannot bridge.
+        let snap = snapshot(102, &[("3", "1")], &[("4.5", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::SnapshotRejected);
+        // One past the lost message bridges.
+        let snap = snapshot(104, &[("3", "1")], &[("4.5", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(asks(&b), vec![lv("4", "1"), lv("4.5", "1")]);
+        assert_eq!(b.buffer.as_ptr(), buf_ptr);
+        assert_eq!(b.buffer.capacity(), 4);
+    }
+
+    #[test]
+    fn levels_iterate_best_first() {
+        let mut b = OrderBook::new(BookConfig::default());
+        // Any arrival order is sorted out at completion.
+        let snap = snapshot(
+            LID,
+            &[
+                ("3.9", "1"),
+                ("4.00000000", "431"),
+                ("3.7", "3"),
+                ("3.8", "2"),
+            ],
+            &[
+                ("4.3", "3"),
+                ("4.00000200", "12"),
+                ("4.1", "1"),
+                ("4.2", "2"),
+            ],
+        );
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        let bid_px: Vec<Price> = b.bids().map(|l| l.price).collect();
+        let ask_px: Vec<Price> = b.asks().map(|l| l.price).collect();
+        assert_eq!(bid_px, vec![px("4"), px("3.9"), px("3.8"), px("3.7")]);
+        assert_eq!(
+            ask_px,
+            vec![px("4.00000200"), px("4.1"), px("4.2"), px("4.3")]
+        );
+        assert_eq!(b.depth(), (4, 4));
+        assert_eq!(b.best_bid(), Some(lv("4.00000000", "431")));
+        assert_eq!(b.best_ask(), Some(lv("4.00000200", "12")));
+        assert_eq!(b.mid_price(), Some(px("4.00000100")));
+        assert_eq!(b.last_update_id(), LID);
+    }
+
+    #[test]
+    fn empty_snapshot_syncs_an_empty_book() {
+        let mut b = OrderBook::new(BookConfig::default());
+        let snap = snapshot(LID, &[], &[]);
+        assert_eq!(snap.len(), 1);
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert!(b.is_synced());
+        assert_eq!(
+            (b.best_bid(), b.mid_price(), b.depth()),
+            (None, None, (0, 0))
+        );
+        // No buffered diff: the first live message must bridge.
+        assert_eq!(
+            send(&mut b, &diff(LID - 5, LID, &[(Bid, "1", "1")])),
+            BookUpdate::None
+        );
+        assert_eq!(
+            send(&mut b, &diff(LID - 2, LID + 3, &[(Bid, "4", "1")])),
+            BookUpdate::Changed
+        );
+        assert_eq!(
+            send(&mut b, &diff(LID + 4, LID + 4, &[(Ask, "5", "1")])),
+            BookUpdate::Changed
+        );
+        assert_eq!(b.mid_price(), Some(px("4.5")));
+
+        // A first live message that does not bridge is a gap.
+        let mut b = OrderBook::new(BookConfig::default());
+        assert_eq!(load(&mut b, &snapshot(LID, &[], &[])), BookUpdate::Synced);
+        assert_eq!(
+            send(&mut b, &diff(LID + 2, LID + 3, &[])),
+            BookUpdate::Gap {
+                expected: LID + 1,
+                got: LID + 2
+            }
+        );
+    }
+
+    #[test]
+    fn snapshot_completion_waits_for_a_half_received_message() {
+        let mut b = OrderBook::new(BookConfig::default());
+        let m = diff(LID - 1, LID + 2, &[(Bid, "4.1", "1"), (Ask, "4.2", "1")]);
+        assert_eq!(b.apply_depth(&m[0]), BookUpdate::None);
+        let snap = snapshot(LID, &[("4", "1")], &[("4.3", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::None);
+        assert_eq!(b.state(), SyncState::LoadingSnapshot);
+        assert_eq!(b.apply_depth(&m[1]), BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("4.1", "1"), lv("4", "1")]);
+        assert_eq!(asks(&b), vec![lv("4.2", "1"), lv("4.3", "1")]);
+    }
+
+    #[test]
+    fn new_snapshot_while_synced_reloads_from_scratch() {
+        let mut b = synced_example();
+        let snap = snapshot(LID + 50, &[("5", "1")], &[("6", "1")]);
+        assert_eq!(b.apply_snapshot(&snap[0]), BookUpdate::None);
+        assert_eq!(b.state(), SyncState::LoadingSnapshot);
+        assert_hidden(&b);
+        assert_eq!(b.apply_snapshot(&snap[1]), BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("5", "1")]);
+        assert_eq!(asks(&b), vec![lv("6", "1")]);
+        assert_eq!(b.last_update_id(), LID + 50);
+
+        // A different id while loading restarts too.
+        let a = snapshot(7, &[("1", "1")], &[("2", "1")]);
+        let c = snapshot(9, &[("1.5", "1")], &[("2.5", "1")]);
+        assert_eq!(b.apply_snapshot(&a[0]), BookUpdate::None);
+        assert_eq!(load(&mut b, &c), BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("1.5", "1")]);
+    }
+
+    #[test]
+    fn mark_stale_drops_the_buffer_and_what_the_loss_may_have_cut() {
+        let mut b = synced_example();
+        b.mark_stale();
+        assert_eq!(b.state(), SyncState::Stale);
+        assert_hidden(&b);
+        assert_eq!(b.stats().gaps, 0);
+        // The first message after the loss may be a tail: dropped.
+        send(
+            &mut b,
+            &diff(LID + 5, LID + 6, &[(Bid, "3.9", "1"), (Bid, "3.8", "1")]),
+        );
+        send(&mut b, &diff(LID + 7, LID + 8, &[(Bid, "3.7", "1")]));
+        assert_eq!(b.buffer.len(), 1);
+        let snap = snapshot(LID + 5, &[("4", "1")], &[("4.1", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::SnapshotRejected);
+        let snap = snapshot(LID + 6, &[("4", "1")], &[("4.1", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("4", "1"), lv("3.7", "1")]);
+
+        // A loss during a snapshot discards the rest of that snapshot.
+        let snap = snapshot(LID + 20, &[("4", "1"), ("3", "1")], &[("5", "1")]);
+        b.apply_snapshot(&snap[0]);
+        b.mark_stale();
+        assert_eq!(b.apply_snapshot(&snap[1]), BookUpdate::None);
+        assert_eq!(b.apply_snapshot(&snap[2]), BookUpdate::None);
+        assert_eq!(b.state(), SyncState::Stale);
+        let snap = snapshot(LID + 21, &[("4", "1")], &[("5", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+    }
+
+    #[test]
+    fn message_without_its_last_level_is_a_gap() {
+        let mut b = synced_example();
+        let cut = diff(LID + 1, LID + 2, &[(Bid, "3.9", "1"), (Bid, "3.8", "1")]);
+        assert_eq!(b.apply_depth(&cut[0]), BookUpdate::None);
+        let next = diff(LID + 3, LID + 3, &[(Ask, "4.1", "1")]);
+        assert_eq!(
+            send(&mut b, &next),
+            BookUpdate::Gap {
+                expected: LID + 3,
+                got: LID + 3
+            }
+        );
+        assert_hidden(&b);
+        assert_eq!(b.stats().gaps, 1);
+
+        // While buffering, the cut message is removed so it can never bridge.
+        let mut b = OrderBook::new(BookConfig::default());
+        send(&mut b, &diff(LID - 1, LID, &[(Bid, "3", "1")]));
+        b.apply_depth(&diff(LID + 1, LID + 2, &[(Bid, "3.9", "1"), (Bid, "3.8", "1")])[0]);
+        send(&mut b, &diff(LID + 3, LID + 3, &[(Ask, "4.1", "1")]));
+        assert_eq!(b.buffer.len(), 2);
+        let snap = snapshot(LID, &[("3.5", "1")], &[("4.2", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::SnapshotRejected);
+    }
+
+    /// splitmix64, for reproducible pseudo-random tests without dependencies.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    /// The obvious book: two `BTreeMap`s, with the same keep-the-best-`cap` rule.
+    #[derive(Clone, Debug)]
+    struct Model {
+        bids: BTreeMap<Price, Qty>,
+        asks: BTreeMap<Price, Qty>,
+        cap: usize,
+        truncated: u64,
+    }
+
+    impl Model {
+        fn new(cap: usize) -> Self {
+            Model {
+                bids: BTreeMap::new(),
+                asks: BTreeMap::new(),
+                cap,
+                truncated: 0,
+            }
+        }
+
+        fn set(&mut self, side: BookSide, price: Price, qty: Qty) {
+            let m = match side {
+                Bid => &mut self.bids,
+                Ask => &mut self.asks,
+            };
+            if qty.0 <= 0 {
+                m.remove(&price);
+                return;
+            }
+            m.insert(price, qty);
+            if m.len() > self.cap {
+                self.truncated += 1;
+                match side {
+                    Bid => m.pop_first(),
+                    Ask => m.pop_last(),
+                };
+            }
+        }
+
+        fn bids(&self) -> Vec<Level> {
+            self.bids
+                .iter()
+                .rev()
+                .map(|(&price, &qty)| Level { price, qty })
+                .collect()
+        }
+
+        fn asks(&self) -> Vec<Level> {
+            self.asks
+                .iter()
+                .map(|(&price, &qty)| Level { price, qty })
+                .collect()
+        }
+
+        /// As a snapshot, best first on both sides like Binance's REST answer.
+        fn snapshot(&self, id: u64) -> Vec<SnapshotLevel> {
+            let b: Vec<(Price, Qty)> = self.bids().iter().map(|l| (l.price, l.qty)).collect();
+            let a: Vec<(Price, Qty)> = self.asks().iter().map(|l| (l.price, l.qty)).collect();
+            snapshot_raw(id, &b, &a)
+        }
+    }
+
+    const TICK: i64 = 1_000_000; // 0.01
+
+    /// A random message: bids at 90.00..=99.99, asks at 100.00..=109.99, so never crossed.
+    fn random_levels(rng: &mut Rng, max_levels: u64) -> Vec<(BookSide, Price, Qty)> {
+        let n = rng.below(max_levels + 1);
+        (0..n)
+            .map(|_| {
+                let side = if rng.chance(50) { Bid } else { Ask };
+                let off = rng.below(1000) as i64;
+                let price = match side {
+                    Bid => Price(9_999 * TICK - off * TICK),
+                    Ask => Price(10_000 * TICK + off * TICK),
+                };
+                let qty = if rng.chance(35) {
+                    Qty::ZERO
+                } else {
+                    Qty(1 + rng.below(1_000_000_000) as i64)
+                };
+                (side, price, qty)
+            })
+            .collect()
+    }
+
+    fn assert_matches(b: &OrderBook, m: &Model, step: usize) {
+        assert!(b.is_synced(), "step {step}: {b:?}");
+        assert_eq!(bids(b), m.bids(), "bids at step {step}");
+        assert_eq!(asks(b), m.asks(), "asks at step {step}");
+        assert_eq!(b.depth(), (m.bids.len(), m.asks.len()));
+    }
+
+    #[test]
+    fn matches_a_btreemap_model_over_random_messages() {
+        let cap = 48;
+        let mut rng = Rng(0x5EED_0001);
+        let mut b = OrderBook::new(BookConfig {
+            max_levels_per_side: cap,
+            max_buffered_levels: 256,
+        });
+        let ptrs = (b.bids.as_ptr(), b.asks.as_ptr(), b.buffer.as_ptr());
+        let mut model = Model::new(cap);
+
+        // A snapshot larger than a side, best first, distinct prices.
+        let mut truth = Model::new(usize::MAX);
+        for k in 0..60 {
+            truth.set(Bid, Price(9_999 * TICK - 3 * k * TICK), Qty(1 + k));
+            truth.set(Ask, Price(10_000 * TICK + 3 * k * TICK), Qty(1 + k));
+        }
+        for l in truth.bids() {
+            model.set(Bid, l.price, l.qty);
+        }
+        for l in truth.asks() {
+            model.set(Ask, l.price, l.qty);
+        }
+        let mut u = 5_000u64;
+        assert_eq!(load(&mut b, &truth.snapshot(u)), BookUpdate::Synced);
+        assert_matches(&b, &model, 0);
+        assert_eq!(b.stats().levels_truncated, model.truncated);
+
+        let mut prev: Vec<DepthLevel> = Vec::new();
+        let mut applied = 0u64;
+        let mut dropped = 0u64;
+        for step in 1..=4000 {
+            if !prev.is_empty() && rng.chance(4) {
+                // A resent (stale) message changes nothing.
+                assert_eq!(send(&mut b, &prev), BookUpdate::None);
+                dropped += prev.len() as u64;
+            } else {
+                let first = u + 1;
+                u = first + rng.below(4);
+                let levels = random_levels(&mut rng, 10);
+                let msg = diff_raw(first, u, &levels);
+                assert_eq!(send(&mut b, &msg), BookUpdate::Changed, "step {step}");
+                for &(side, price, qty) in &levels {
+                    model.set(side, price, qty);
+                }
+                applied += 1;
+                prev = msg;
+            }
+            assert_matches(&b, &model, step);
+            assert_eq!(b.last_update_id(), u);
+            assert_eq!(b.best_bid(), model.bids().first().copied());
+            assert_eq!(b.best_ask(), model.asks().first().copied());
+        }
+        let s = b.stats();
+        assert_eq!(s.messages_applied, applied);
+        assert_eq!(s.stale_levels_dropped, dropped);
+        assert_eq!(s.levels_truncated, model.truncated);
+        assert!(
+            model.truncated > 100,
+            "truncation exercised: {}",
+            model.truncated
+        );
+        assert_eq!((s.gaps, s.crossed, s.buffer_overflows), (0, 0, 0));
+        assert_eq!(
+            (b.bids.as_ptr(), b.asks.as_ptr(), b.buffer.as_ptr()),
+            ptrs,
+            "no reallocation"
+        );
+    }
+
+    #[test]
+    fn random_losses_gaps_and_resyncs_track_the_venue_book() {
+        let mut rng = Rng(0x5EED_0002);
+        let mut b = OrderBook::new(BookConfig {
+            max_levels_per_side: 4096,
+            max_buffered_levels: 4096,
+        });
+        let ptrs = (b.bids.as_ptr(), b.asks.as_ptr(), b.buffer.as_ptr());
+        // The venue's book; nothing is ever truncated here.
+        let mut venue = Model::new(usize::MAX);
+        let mut u = 700u64;
+        assert_eq!(load(&mut b, &venue.snapshot(u)), BookUpdate::Synced);
+
+        #[derive(PartialEq)]
+        enum Phase {
+            Synced,
+            /// Stale, with `buffered` messages buffered, the first starting at `first_u`.
+            Stale {
+                buffered: u64,
+                first_u: u64,
+            },
+        }
+        let mut phase = Phase::Synced;
+        let (mut losses, mut marks, mut good_snaps, mut rejected) = (0u64, 0u64, 1u64, 0u64);
+        for step in 1..=6000 {
+            let first = u + 1;
+            u = first + rng.below(3);
+            let levels = random_levels(&mut rng, 6);
+            let msg = diff_raw(first, u, &levels);
+            let before = venue.clone();
+            for &(side, price, qty) in &levels {
+                venue.set(side, price, qty);
+            }
+            match phase {
+                Phase::Synced => {
+                    if rng.chance(2) {
+                        // Lost on the way: the next message is a gap.
+                        losses += 1;
+                        let next_first = u + 1;
+                        let expected = first;
+                        let first = next_first;
+                        u = first + rng.below(3);
+                        let levels = random_levels(&mut rng, 6);
+                        for &(side, price, qty) in &levels {
+                            venue.set(side, price, qty);
+                        }
+                        let got: Vec<BookUpdate> = diff_raw(first, u, &levels)
+                            .iter()
+                            .map(|l| b.apply_depth(l))
+                            .collect();
+                        // The gap shows at the first level; the message is then buffered.
+                        assert_eq!(
+                            got[0],
+                            BookUpdate::Gap {
+                                expected,
+                                got: first
+                            },
+                            "step {step}"
+                        );
+                        assert!(got[1..].iter().all(|r| *r == BookUpdate::None));
+                        assert_hidden(&b);
+                        phase = Phase::Stale {
+                            buffered: 1,
+                            first_u: first,
+                        };
+                    } else if rng.chance(1) {
+                        // The core learned of a loss; this message is dropped as a possible tail.
+                        marks += 1;
+                        b.mark_stale();
+                        assert_eq!(send(&mut b, &msg), BookUpdate::None);
+                        phase = Phase::Stale {
+                            buffered: 0,
+                            first_u: 0,
+                        };
+                    } else {
+                        assert_eq!(send(&mut b, &msg), BookUpdate::Changed, "step {step}");
+                        assert_matches(&b, &venue, step);
+                    }
+                }
+                Phase::Stale {
+                    ref mut buffered,
+                    ref mut first_u,
+                } => {
+                    assert_eq!(send(&mut b, &msg), BookUpdate::None);
+                    if *buffered == 0 {
+                        *first_u = first;
+                    }
+                    *buffered += 1;
+                    if *buffered > rng.below(6) {
+                        if rng.chance(25) {
+                            // Too old: rejected, the buffer is kept.
+                            let id = first_u.saturating_sub(2 + rng.below(3));
+                            assert_eq!(
+                                load(&mut b, &before.snapshot(id)),
+                                BookUpdate::SnapshotRejected
+                            );
+                            rejected += 1;
+                        }
+                        let got = if rng.chance(50) {
+                            // Fresh: every buffered message is older.
+                            load(&mut b, &venue.snapshot(u))
+                        } else {
+                            // Taken inside this message's span: it bridges.
+                            let id = first - 1 + rng.below(u - first + 1);
+                            load(&mut b, &before.snapshot(id))
+                        };
+                        assert_eq!(got, BookUpdate::Synced, "step {step}");
+                        good_snaps += 1;
+                        assert_matches(&b, &venue, step);
+                        assert_eq!(b.last_update_id(), u);
+                        phase = Phase::Synced;
+                    }
+                }
+            }
+        }
+        let s = b.stats();
+        assert!(losses > 50 && marks > 20, "losses {losses}, marks {marks}");
+        assert_eq!(s.gaps, losses);
+        assert_eq!(s.snapshots, good_snaps);
+        assert_eq!(s.snapshots_rejected, rejected);
+        assert_eq!(
+            (s.crossed, s.buffer_overflows, s.levels_truncated),
+            (0, 0, 0)
+        );
+        assert_eq!((b.bids.as_ptr(), b.asks.as_ptr(), b.buffer.as_ptr()), ptrs);
     }
 }
