@@ -332,19 +332,19 @@ impl State {
                 self.counters.trades += 1;
                 slot.last_trade = Some(*t);
                 slot.position.mark_to(t.price);
-                self.match_paper(sym, Some((t.price, t.qty)), clock);
+                self.match_paper(sym, ev.recv_ns, Some((t.price, t.qty)), clock);
                 self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_trade(ctx, t));
             }
             EventKind::AggTrade(t) => {
                 self.counters.agg_trades += 1;
                 slot.position.mark_to(t.price);
-                self.match_paper(sym, Some((t.price, t.qty)), clock);
+                self.match_paper(sym, ev.recv_ns, Some((t.price, t.qty)), clock);
                 self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_agg_trade(ctx, t));
             }
             EventKind::BookTicker(b) => {
                 self.counters.book_tickers += 1;
                 slot.bbo = Some(*b);
-                self.match_paper(sym, None, clock);
+                self.match_paper(sym, ev.recv_ns, None, clock);
                 self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_book_ticker(ctx, b));
             }
             EventKind::Depth(d) => {
@@ -427,7 +427,13 @@ impl State {
 
     /// Lets the paper venue see the market move, then handles the order events it produced.
     #[inline]
-    fn match_paper<C: Clock>(&mut self, sym: SymbolId, trade: Option<(Price, Qty)>, clock: &C) {
+    fn match_paper<C: Clock>(
+        &mut self,
+        sym: SymbolId,
+        recv_ns: u64,
+        trade: Option<(Price, Qty)>,
+        clock: &C,
+    ) {
         if self.paper.open_orders() == 0 {
             return;
         }
@@ -444,8 +450,14 @@ impl State {
                 ask: slot.book.best_ask().map(|l| (l.price, l.qty)),
             },
         };
-        self.paper
-            .on_market(sym, self.market_ns, quotes, trade, &mut self.paper_out);
+        self.paper.on_market(
+            sym,
+            self.market_ns,
+            recv_ns,
+            quotes,
+            trade,
+            &mut self.paper_out,
+        );
         self.drain_paper(clock);
     }
 
@@ -600,6 +612,7 @@ impl State {
             // Keep the entry so the reject can be joined with it.
             return;
         }
+        let first_new = self.paper_out.len();
         self.orders.push(OrderEntry {
             id,
             symbol: sym,
@@ -614,6 +627,11 @@ impl State {
         });
         self.paper
             .submit(id, sym, req, self.market_ns, &mut self.paper_out);
+        // An immediate answer (a full paper table) carries the receive time of the event that
+        // caused the order, like every other order event.
+        for ev in &mut self.paper_out[first_new..] {
+            ev.recv_ns = recv_ns;
+        }
     }
 
     fn run_timers<C: Clock>(&mut self, now: u64, clock: &C) {

@@ -30,7 +30,9 @@ impl fmt::Display for FixedError {
         match self {
             FixedError::Empty => f.write_str("empty decimal"),
             FixedError::InvalidByte(at) => write!(f, "invalid byte at offset {at} in decimal"),
-            FixedError::TooPrecise => write!(f, "more than {DECIMALS} significant fractional digits"),
+            FixedError::TooPrecise => {
+                write!(f, "more than {DECIMALS} significant fractional digits")
+            }
             FixedError::Overflow => f.write_str("decimal out of range"),
         }
     }
@@ -253,9 +255,15 @@ mod tests {
     fn range_edges() {
         // i64::MAX units = 92233720368.54775807
         assert_eq!(parse_fixed(b"92233720368.54775807"), Ok(i64::MAX));
-        assert_eq!(parse_fixed(b"92233720368.54775808"), Err(FixedError::Overflow));
+        assert_eq!(
+            parse_fixed(b"92233720368.54775808"),
+            Err(FixedError::Overflow)
+        );
         assert_eq!(parse_fixed(b"-92233720368.54775808"), Ok(i64::MIN));
-        assert_eq!(parse_fixed(b"-92233720368.54775809"), Err(FixedError::Overflow));
+        assert_eq!(
+            parse_fixed(b"-92233720368.54775809"),
+            Err(FixedError::Overflow)
+        );
         assert_eq!(
             parse_fixed(b"99999999999999999999999999999999"),
             Err(FixedError::Overflow)
@@ -277,7 +285,10 @@ mod tests {
         let q = Qty::parse(b"0.02").unwrap();
         assert_eq!(Notional::of(p, q).0, 123_675_260_000); // 1236.7526
         let tick = Price::parse(b"0.01").unwrap();
-        assert_eq!(Price::parse(b"1.239").unwrap().floor_to(tick), Price::parse(b"1.23").unwrap());
+        assert_eq!(
+            Price::parse(b"1.239").unwrap().floor_to(tick),
+            Price::parse(b"1.23").unwrap()
+        );
         assert_eq!(
             Price::parse(b"100").unwrap().offset_bps(12, tick),
             Price::parse(b"100.12").unwrap()

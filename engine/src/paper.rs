@@ -129,15 +129,19 @@ impl PaperExchange {
     }
 
     /// Advances `symbol` to venue time `now` with its current quotes and, if one printed, a
-    /// trade; appends the resulting order events to `out`.
+    /// trade; appends the resulting order events to `out`, stamped with `recv_ns` (the receive
+    /// time of the market event that caused them, so tick-to-order covers orders sent in answer
+    /// to fills).
     pub fn on_market(
         &mut self,
         symbol: SymbolId,
         now: u64,
+        recv_ns: u64,
         quotes: Quotes,
         trade: Option<(Price, Qty)>,
         out: &mut Vec<MarketEvent>,
     ) {
+        let first_new = out.len();
         let mut i = 0;
         while i < self.orders.len() {
             let o = &mut self.orders[i];
@@ -160,6 +164,9 @@ impl PaperExchange {
             } else {
                 i += 1;
             }
+        }
+        for ev in &mut out[first_new..] {
+            ev.recv_ns = recv_ns;
         }
     }
 
@@ -363,9 +370,9 @@ mod tests {
             1000,
             &mut out,
         );
-        x.on_market(S, 1099, quotes("99", "1", "100", "5"), None, &mut out);
+        x.on_market(S, 1099, 0, quotes("99", "1", "100", "5"), None, &mut out);
         assert!(out.is_empty());
-        x.on_market(S, 1100, quotes("99", "1", "100", "5"), None, &mut out);
+        x.on_market(S, 1100, 0, quotes("99", "1", "100", "5"), None, &mut out);
         let k = kinds(&out);
         assert!(matches!(k[0], EventKind::OrderAck(_)));
         match k[1] {
@@ -399,7 +406,7 @@ mod tests {
             0,
             &mut out,
         );
-        x.on_market(S, 0, quotes("99.5", "2", "100", "5"), None, &mut out);
+        x.on_market(S, 0, 0, quotes("99.5", "2", "100", "5"), None, &mut out);
         let k = kinds(&out);
         assert!(k.contains(&EventKind::Fill(Fill {
             client_id: id(1),
@@ -433,12 +440,13 @@ mod tests {
             0,
             &mut out,
         );
-        x.on_market(S, 0, quotes("99", "1", "100", "1"), None, &mut out);
+        x.on_market(S, 0, 0, quotes("99", "1", "100", "1"), None, &mut out);
         assert!(matches!(kinds(&out)[..], [EventKind::OrderAck(_)]));
         out.clear();
         x.on_market(
             S,
             5,
+            0,
             quotes("99", "1", "100", "1"),
             Some((px("98.5"), q("1"))),
             &mut out,
@@ -447,6 +455,7 @@ mod tests {
         x.on_market(
             S,
             6,
+            0,
             quotes("97", "1", "98", "1"),
             Some((px("98"), q("1.5"))),
             &mut out,
@@ -456,7 +465,7 @@ mod tests {
             ref k => panic!("{k:?}"),
         }
         out.clear();
-        x.on_market(S, 7, quotes("96", "1", "97", "9"), None, &mut out);
+        x.on_market(S, 7, 0, quotes("96", "1", "97", "9"), None, &mut out);
         match kinds(&out)[..] {
             [EventKind::Fill(f)] => assert_eq!(f.qty, q("0.5")),
             ref k => panic!("{k:?}"),
@@ -494,7 +503,7 @@ mod tests {
             })]
         );
         out.clear();
-        x.on_market(S, 10, Quotes::default(), None, &mut out);
+        x.on_market(S, 10, 0, Quotes::default(), None, &mut out);
         assert_eq!(
             kinds(&out)[1],
             EventKind::OrderReject(OrderReject {
@@ -510,11 +519,11 @@ mod tests {
             20,
             &mut out,
         );
-        x.on_market(S, 30, Quotes::default(), None, &mut out);
+        x.on_market(S, 30, 0, Quotes::default(), None, &mut out);
         x.cancel(id(3), 31);
-        x.on_market(S, 40, Quotes::default(), None, &mut out);
+        x.on_market(S, 40, 0, Quotes::default(), None, &mut out);
         assert_eq!(x.open_orders(), 1);
-        x.on_market(S, 41, Quotes::default(), None, &mut out);
+        x.on_market(S, 41, 0, Quotes::default(), None, &mut out);
         assert_eq!(x.open_orders(), 0);
         assert!(matches!(
             out.last().unwrap().kind,

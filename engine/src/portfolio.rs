@@ -49,7 +49,8 @@ impl Position {
         }
         let closed = q.min(pos.abs());
         let direction = pos.signum();
-        self.realized += (price.0 as i128 - self.avg_price.0 as i128) * closed * direction / SCALE as i128;
+        self.realized +=
+            (price.0 as i128 - self.avg_price.0 as i128) * closed * direction / SCALE as i128;
         let new_pos = pos + signed;
         self.qty = new_pos as i64;
         if new_pos == 0 {
