@@ -1,1 +1,10 @@
-//! Tickline binaries: config, thread wiring, pinning.
+//! Tickline's binaries and their wiring: config, the monotonic clock, CPU pinning, the replay
+//! pipeline, the run summary, and a counting allocator that backs the zero-allocation claim.
+#![deny(missing_docs)]
+
+pub mod alloc;
+pub mod clock;
+pub mod config;
+pub mod pin;
+pub mod pipeline;
+pub mod summary;

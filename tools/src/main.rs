@@ -1,1 +1,297 @@
-fn main() {}
+//! `tickline`: replay captures through the pinned pipeline, generate synthetic feeds, run the demo.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use engine::core::CoreConfig;
+use engine::symbol::SymbolTable;
+use std::path::PathBuf;
+use tools::config::Config;
+use tools::pipeline::{load_capture, replay, FrameArena, FrameKind, ReplayOptions};
+
+#[global_allocator]
+static ALLOC: tools::alloc::CountingAlloc = tools::alloc::CountingAlloc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tickline",
+    version,
+    about = "Tickline: a low-latency trading engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Replay a capture (line format `<recv_ns> <json>`, plain or gzip, or a .tlc capture)
+    /// through the feed thread, the ring and the core.
+    Replay {
+        /// Capture file.
+        file: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Replay the capture this many times back to back (the allocation check: a capture and
+        /// the same capture doubled must allocate the same during the run).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
+    },
+    /// Write a deterministic synthetic Binance-format capture.
+    GenFeed {
+        /// Output: `.tlc` for Tickline's capture format, otherwise the line format (gzip if `.gz`;
+        /// one symbol only, since a line capture's REST snapshot names no symbol).
+        #[arg(long)]
+        out: PathBuf,
+        /// Comma-separated symbols.
+        #[arg(long, default_value = "BTCUSDT", value_delimiter = ',')]
+        symbols: Vec<String>,
+        /// Frames after the snapshots.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// PRNG seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// The embedded default: generate a feed in memory and replay it through the pinned pipeline
+    /// with the naive strategy. Needs no network and no files.
+    Demo {
+        /// Frames to generate.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// PRNG seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// TOML config (see README); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Symbol of symbol-less frames (a line capture's REST snapshot). Default BTCUSDT.
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Strategy: naive, sma_cross, probe, or none.
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Strategy parameter `key=value` (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// asap, recorded, or xN (x10 = ten times faster than recorded).
+    #[arg(long)]
+    pace: Option<String>,
+    /// CPU for the feed thread (-1: unpinned). Default 0.
+    #[arg(long, allow_hyphen_values = true)]
+    io_cpu: Option<i64>,
+    /// CPU for the core thread (-1: unpinned). Default 1.
+    #[arg(long, allow_hyphen_values = true)]
+    core_cpu: Option<i64>,
+    /// Core idle mode: spin, spin-yield, backoff. Default spin.
+    #[arg(long)]
+    idle: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl RunArgs {
+    fn config(&self) -> Result<Config> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        if let Some(s) = &self.symbol {
+            cfg.replay.symbol = s.clone();
+        }
+        if let Some(s) = &self.strategy {
+            cfg.strategy.name = s.clone();
+        }
+        for kv in &self.params {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--param {kv:?}: expected KEY=VALUE"))?;
+            cfg.strategy.params.insert(
+                k.trim().to_string(),
+                toml::Value::String(v.trim().to_string()),
+            );
+        }
+        if let Some(p) = &self.pace {
+            cfg.replay.pace = p.clone();
+        }
+        if let Some(c) = self.io_cpu {
+            cfg.engine.io_cpu = c;
+        }
+        if let Some(c) = self.core_cpu {
+            cfg.engine.core_cpu = c;
+        }
+        if let Some(i) = &self.idle {
+            cfg.engine.idle = i.clone();
+        }
+        // Re-validate with the overrides applied.
+        let text = toml::to_string(&toml_of(&cfg)).unwrap_or_default();
+        Config::parse(&text).context("command-line options")
+    }
+}
+
+fn toml_of(cfg: &Config) -> toml::Table {
+    let mut t = toml::Table::new();
+    let mut e = toml::Table::new();
+    e.insert("io_cpu".into(), cfg.engine.io_cpu.into());
+    e.insert("core_cpu".into(), cfg.engine.core_cpu.into());
+    e.insert("idle".into(), cfg.engine.idle.clone().into());
+    e.insert(
+        "ring_capacity".into(),
+        (cfg.engine.ring_capacity as i64).into(),
+    );
+    t.insert("engine".into(), e.into());
+    let mut p = toml::Table::new();
+    p.insert("latency_us".into(), (cfg.paper.latency_us as i64).into());
+    p.insert("maker_fee".into(), cfg.paper.maker_fee.clone().into());
+    p.insert("taker_fee".into(), cfg.paper.taker_fee.clone().into());
+    t.insert("paper".into(), p.into());
+    let mut s = toml::Table::new();
+    s.insert("name".into(), cfg.strategy.name.clone().into());
+    s.insert(
+        "params".into(),
+        toml::Value::Table(cfg.strategy.params.clone().into_iter().collect()),
+    );
+    t.insert("strategy".into(), s.into());
+    let mut r = toml::Table::new();
+    r.insert("symbol".into(), cfg.replay.symbol.clone().into());
+    r.insert("pace".into(), cfg.replay.pace.clone().into());
+    t.insert("replay".into(), r.into());
+    t
+}
+
+fn run_replay(
+    arena: &FrameArena,
+    mut symbols: SymbolTable,
+    cfg: &Config,
+    json: bool,
+) -> Result<()> {
+    let default_symbol = symbols
+        .intern(&cfg.replay.symbol)
+        .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
+    let strategy =
+        (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
+    let opts = ReplayOptions {
+        symbols,
+        default_symbol,
+        strategy,
+        pace: cfg.pace()?,
+        io_cpu: Config::cpu(cfg.engine.io_cpu),
+        core_cpu: Config::cpu(cfg.engine.core_cpu),
+        idle: cfg.idle_mode()?,
+        ring_capacity: cfg.engine.ring_capacity,
+        core: CoreConfig {
+            paper: cfg.paper_config(),
+            ..CoreConfig::default()
+        },
+    };
+    let report = replay(arena, opts)?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Replay { file, run, repeat } => {
+            let cfg = run.config()?;
+            let mut symbols = SymbolTable::new();
+            let default_symbol = symbols
+                .intern(&cfg.replay.symbol)
+                .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
+            let mut arena = load_capture(&file, &mut symbols, default_symbol)?;
+            if repeat > 1 {
+                arena = arena.repeated(repeat as usize);
+            }
+            run_replay(&arena, symbols, &cfg, run.json)
+        }
+        Cmd::GenFeed {
+            out,
+            symbols,
+            events,
+            seed,
+        } => gen_feed(out, symbols, events, seed),
+        Cmd::Demo { events, seed, run } => {
+            let cfg = run.config()?;
+            let names = vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()];
+            let mut symbols = SymbolTable::new();
+            let mut arena = FrameArena::default();
+            let ids = names
+                .iter()
+                .map(|n| symbols.intern(n).map_err(|e| anyhow::anyhow!("{e}")))
+                .collect::<Result<Vec<_>>>()?;
+            let mut gen = feeds::gen::FeedGenerator::new(feeds::gen::GenConfig {
+                symbols: names.clone(),
+                events,
+                seed,
+                start_ns: 1_000_000_000,
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut buf = Vec::new();
+            while let Some(f) = gen.next_frame(&mut buf) {
+                let kind = match f.kind {
+                    feeds::gen::GenKind::Snapshot => FrameKind::Snapshot(ids[f.symbol]),
+                    _ => FrameKind::Stream,
+                };
+                arena.push(f.recv_ns, kind, &buf);
+            }
+            if !run.json {
+                println!(
+                    "tickline demo: {} generated Binance-format frames for {} replayed through the pinned pipeline with strategy {}\n",
+                    arena.len(),
+                    names.join(", "),
+                    cfg.strategy.name
+                );
+            }
+            run_replay(&arena, symbols, &cfg, run.json)
+        }
+    }
+}
+
+fn gen_feed(out: PathBuf, symbols: Vec<String>, events: u64, seed: u64) -> Result<()> {
+    use std::io::Write;
+    let cfg = feeds::gen::GenConfig {
+        symbols,
+        events,
+        seed,
+        start_ns: 1_000_000_000,
+    };
+    let file =
+        std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let name = out.to_string_lossy();
+    if name.ends_with(".tlc") {
+        feeds::gen::write_tickline_capture(&cfg, &mut w).map_err(|e| anyhow::anyhow!("{e}"))?;
+    } else if name.ends_with(".gz") {
+        let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+        feeds::gen::write_line_capture(&cfg, &mut gz).map_err(|e| anyhow::anyhow!("{e}"))?;
+        w = gz.finish().context("finishing gzip")?;
+    } else {
+        feeds::gen::write_line_capture(&cfg, &mut w).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote {} ({} frames after snapshots, seed {seed})",
+        out.display(),
+        events
+    );
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Zero allocations per event after warm-up, counted by a global allocator.
+//!
+//! One test function on purpose: the counter is process-wide, so nothing may run beside it.
+
+use engine::core::{Core, CoreConfig};
+use engine::idle::IdleMode;
+use engine::ring::{event_ring, OnFull};
+use engine::strategy::Params;
+use engine::symbol::{SymbolId, SymbolTable};
+use feeds::binance::BinanceDecoder;
+use feeds::gen::{FeedGenerator, GenConfig, GenKind};
+use tools::alloc::{allocations, CountingAlloc};
+use tools::clock::MonoClock;
+use tools::config::Pace;
+use tools::pipeline::{load_capture, replay, FrameArena, FrameKind, ReplayOptions};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn generated(symbols: &mut SymbolTable) -> FrameArena {
+    let names = vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()];
+    let ids: Vec<SymbolId> = names.iter().map(|n| symbols.intern(n).unwrap()).collect();
+    let mut gen = FeedGenerator::new(GenConfig {
+        symbols: names,
+        events: 30_000,
+        seed: 11,
+        start_ns: 1_000_000_000,
+    })
+    .unwrap();
+    let mut arena = FrameArena::default();
+    let mut buf = Vec::new();
+    while let Some(f) = gen.next_frame(&mut buf) {
+        let kind = match f.kind {
+            GenKind::Snapshot => FrameKind::Snapshot(ids[f.symbol]),
+            _ => FrameKind::Stream,
+        };
+        arena.push(f.recv_ns, kind, &buf);
+    }
+    arena
+}
+
+fn naive() -> Params {
+    Params::new([("chunks", "8"), ("profit_interval", "0.0002")])
+}
+
+/// Decoder, ring and core on this thread: pass 1 warms up, pass 2 must not allocate.
+fn single_thread_second_pass_allocations(
+    arena: &FrameArena,
+    symbols: &SymbolTable,
+    default: SymbolId,
+) -> (u64, u64) {
+    let mut core = Core::new(symbols, CoreConfig::default(), MonoClock);
+    let (mut tx, rx) = event_ring(65_536, OnFull::Drop);
+    core.add_input(rx);
+    for (id, _) in symbols.iter() {
+        core.set_strategy(id, strategies::build("naive", naive()).unwrap());
+    }
+    let mut dec = BinanceDecoder::new(symbols.clone());
+    dec.set_default_symbol(Some(default));
+    let mut out = Vec::with_capacity(16_384);
+    let mut pass = |core: &mut Core<MonoClock>| {
+        for i in 0..arena.len() {
+            let (_, kind, payload) = arena.get(i).unwrap();
+            out.clear();
+            let r = match kind {
+                FrameKind::Stream => dec.decode(payload, MonoClock::now(), &mut out),
+                FrameKind::Snapshot(s) => {
+                    dec.decode_snapshot(payload, s, MonoClock::now(), &mut out)
+                }
+            };
+            assert!(r.is_ok(), "frame {i}: {r:?}");
+            tx.push_all(&out).unwrap();
+            core.poll(MonoClock::now());
+        }
+    };
+    pass(&mut core);
+    let before = allocations();
+    pass(&mut core);
+    let during = allocations() - before;
+    assert_eq!(tx.stats().dropped, 0);
+    (during, core.counters().events)
+}
+
+fn pipeline_allocations(
+    arena: &FrameArena,
+    symbols: &SymbolTable,
+    default: SymbolId,
+) -> (u64, u64) {
+    let r = replay(
+        arena,
+        ReplayOptions {
+            symbols: symbols.clone(),
+            default_symbol: default,
+            strategy: Some(("naive".into(), naive())),
+            pace: Pace::Asap,
+            io_cpu: None,
+            core_cpu: None,
+            idle: IdleMode::SpinYield { spins: 100 },
+            ring_capacity: 8192,
+            core: CoreConfig::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(r.decode.decode_errors, 0);
+    (r.allocations, r.core.events)
+}
+
+#[test]
+fn no_allocation_per_event_after_warm_up() {
+    let mut symbols = SymbolTable::new();
+    let arena = generated(&mut symbols);
+    let default = SymbolId(0);
+
+    let (allocs, events) = single_thread_second_pass_allocations(&arena, &symbols, default);
+    assert!(events > 60_000, "{events}");
+    assert_eq!(
+        allocs, 0,
+        "allocations while replaying {events} events after warm-up"
+    );
+
+    // The threaded pipeline: a feed and the same feed doubled allocate the same (nothing).
+    let (once, ev1) = pipeline_allocations(&arena, &symbols, default);
+    let doubled = arena.repeated(2);
+    let (twice, ev2) = pipeline_allocations(&doubled, &symbols, default);
+    assert!(ev2 > ev1);
+    assert_eq!(
+        once, twice,
+        "allocations must not grow with the number of events"
+    );
+    assert_eq!(once, 0);
+
+    match testkit::shared_data_or_notice(testkit::BINANCE_SPOT) {
+        None => {}
+        Some(path) => {
+            let mut symbols = SymbolTable::new();
+            let btc = symbols.intern("BTCUSDT").unwrap();
+            let real = load_capture(&path, &mut symbols, btc).unwrap();
+            let (allocs, events) = single_thread_second_pass_allocations(&real, &symbols, btc);
+            assert_eq!(
+                allocs, 0,
+                "real capture: allocations over {events} events after warm-up"
+            );
+            let (once, _) = pipeline_allocations(&real, &symbols, btc);
+            let (twice, _) = pipeline_allocations(&real.repeated(2), &symbols, btc);
+            assert_eq!((once, twice), (0, 0));
+        }
+    }
+}

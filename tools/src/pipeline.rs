@@ -1,0 +1,375 @@
+//! The replay pipeline: a feed thread decodes frames into a ring, the core thread consumes.
+//!
+//! ```text
+//!  FrameArena (capture loaded in memory) ─▶ feed thread (pinned, io_cpu): stamp, decode, push
+//!                                              │ rtrb SPSC ring of MarketEvent
+//!                                              ▼
+//!                                          core thread (pinned, core_cpu): Core::poll loop
+//! ```
+//!
+//! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
+//! figures measure decode, ring, book and strategy, not gzip or the disk. The allocation counter
+//! is read when both threads are ready and again when the core has drained the ring.
+
+use crate::alloc::allocations;
+use crate::clock::MonoClock;
+use crate::config::Pace;
+use crate::pin::pin_current_thread;
+use anyhow::{bail, Context, Result};
+use engine::core::{Core, CoreConfig, CoreCounters};
+use engine::idle::{IdleMode, Idler};
+use engine::latency::{LatencyHist, Stage, StageLatency};
+use engine::portfolio::Position;
+use engine::ring::{event_ring, OnFull, TxStats};
+use engine::strategy::Params;
+use engine::symbol::{SymbolId, SymbolTable};
+use feeds::binance::{BinanceDecoder, DecodeStats};
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+/// What a frame is, for the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A WebSocket text frame (combined-stream or bare payload; a line capture's unwrapped REST
+    /// snapshot too, attributed to the default symbol).
+    Stream,
+    /// A REST depth snapshot for this symbol.
+    Snapshot(SymbolId),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FrameRef {
+    capture_ns: u64,
+    start: usize,
+    len: usize,
+    kind: FrameKind,
+}
+
+/// Every frame of a capture, in one buffer, ready to be replayed without I/O.
+#[derive(Debug, Default)]
+pub struct FrameArena {
+    bytes: Vec<u8>,
+    frames: Vec<FrameRef>,
+    /// Input lines or records that could not be read (malformed capture lines).
+    pub unreadable: u64,
+}
+
+impl FrameArena {
+    /// Appends a frame.
+    pub fn push(&mut self, capture_ns: u64, kind: FrameKind, payload: &[u8]) {
+        self.frames.push(FrameRef {
+            capture_ns,
+            start: self.bytes.len(),
+            len: payload.len(),
+            kind,
+        });
+        self.bytes.extend_from_slice(payload);
+    }
+
+    /// Frames held.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True if empty.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Frame `i`: capture time, kind, payload.
+    pub fn get(&self, i: usize) -> Option<(u64, FrameKind, &[u8])> {
+        let f = self.frames.get(i)?;
+        Some((
+            f.capture_ns,
+            f.kind,
+            self.bytes.get(f.start..f.start + f.len)?,
+        ))
+    }
+
+    /// This arena's frames repeated `times` times (for the allocation check: a capture and the
+    /// same capture doubled must allocate the same during the run).
+    pub fn repeated(&self, times: usize) -> FrameArena {
+        let mut a = FrameArena {
+            unreadable: self.unreadable,
+            ..Default::default()
+        };
+        let span = self
+            .frames
+            .last()
+            .map(|l| l.capture_ns.saturating_sub(self.frames[0].capture_ns) + 1)
+            .unwrap_or(0);
+        for t in 0..times {
+            for i in 0..self.len() {
+                if let Some((ns, kind, p)) = self.get(i) {
+                    a.push(ns + span * t as u64, kind, p);
+                }
+            }
+        }
+        a
+    }
+}
+
+/// Loads a capture file (line format, plain or gzip, or the project's `.tlc` format) into memory.
+///
+/// Snapshot records name their symbol in `.tlc`; a line capture's REST snapshot names none and
+/// belongs to `default_symbol`. Unreadable lines and a torn last record are counted in
+/// [`FrameArena::unreadable`] and reported (the first five) on stderr; the rest is replayed.
+pub fn load_capture(
+    path: &Path,
+    symbols: &mut SymbolTable,
+    default_symbol: SymbolId,
+) -> Result<FrameArena> {
+    use feeds::capture::{RecordKind, ReplayReader};
+    let mut reader =
+        ReplayReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut arena = FrameArena::default();
+    loop {
+        match reader.next() {
+            Ok(Some(r)) => match r.kind {
+                RecordKind::TextFrame => arena.push(r.recv_ns, FrameKind::Stream, r.payload),
+                RecordKind::Snapshot => {
+                    let sym = match r.symbol {
+                        Some(name) => {
+                            symbols
+                                .intern(&String::from_utf8_lossy(name))
+                                .map_err(|e| {
+                                    anyhow::anyhow!("snapshot record in {}: {e}", path.display())
+                                })?
+                        }
+                        None => default_symbol,
+                    };
+                    arena.push(r.recv_ns, FrameKind::Snapshot(sym), r.payload);
+                }
+                // Connection and subscription records carry no market data.
+                _ => {}
+            },
+            Ok(None) => break,
+            Err(e) => {
+                arena.unreadable += 1;
+                if arena.unreadable <= 5 {
+                    eprintln!("warning: {}: {e}", path.display());
+                }
+            }
+        }
+    }
+    if arena.is_empty() {
+        bail!("{}: no market data frames", path.display());
+    }
+    Ok(arena)
+}
+
+/// How to run a replay.
+#[derive(Debug)]
+pub struct ReplayOptions {
+    /// Symbols to trade (all symbols found in the capture must be interned before the run).
+    pub symbols: SymbolTable,
+    /// Symbol of symbol-less frames (a line capture's REST snapshot).
+    pub default_symbol: SymbolId,
+    /// Strategy name and parameters (None: no strategy).
+    pub strategy: Option<(String, Params)>,
+    /// Pacing.
+    pub pace: Pace,
+    /// Feed thread CPU.
+    pub io_cpu: Option<usize>,
+    /// Core thread CPU.
+    pub core_cpu: Option<usize>,
+    /// Core idle policy.
+    pub idle: IdleMode,
+    /// Ring capacity.
+    pub ring_capacity: usize,
+    /// Core sizes and paper venue.
+    pub core: CoreConfig,
+}
+
+/// What a replay measured.
+#[derive(Debug)]
+pub struct ReplayReport {
+    /// Frames replayed.
+    pub frames: u64,
+    /// Decoder counters.
+    pub decode: DecodeStats,
+    /// Ring producer counters.
+    pub ring: TxStats,
+    /// Core counters.
+    pub core: CoreCounters,
+    /// Book counters (all symbols).
+    pub book: engine::book::BookStats,
+    /// Positions by symbol name.
+    pub positions: Vec<(String, Position)>,
+    /// Every stage (decode from the feed thread, the rest from the core).
+    pub latency: StageLatency,
+    /// Feed start to core drained, ns.
+    pub elapsed_ns: u64,
+    /// Feed start to the feed thread's last push, ns (how long reading and decoding took).
+    pub feed_elapsed_ns: u64,
+    /// Allocations while the pipeline ran (both threads).
+    pub allocations: u64,
+    /// Whether each thread got its CPU.
+    pub pinned: (bool, bool),
+    /// First decode errors (index, message), for the report.
+    pub first_errors: Vec<(usize, String)>,
+}
+
+struct FeedResult {
+    decode: DecodeStats,
+    ring: TxStats,
+    decode_hist: LatencyHist,
+    start_ns: u64,
+    end_ns: u64,
+    start_allocs: u64,
+    pinned: bool,
+    first_errors: Vec<(usize, String)>,
+}
+
+/// Runs the pipeline over `arena` and waits for it to finish.
+pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
+    let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
+    let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
+    core.add_input(rx);
+    if let Some((name, params)) = &opts.strategy {
+        for (id, _) in opts.symbols.iter() {
+            let s = strategies::build(name, params.clone())
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
+            core.set_strategy(id, s);
+        }
+    }
+    let mut decoder = BinanceDecoder::new(opts.symbols.clone());
+    decoder.set_default_symbol(Some(opts.default_symbol));
+    let barrier = Arc::new(Barrier::new(2));
+    let pace = opts.pace;
+
+    std::thread::scope(|scope| -> Result<ReplayReport> {
+        let feed_barrier = barrier.clone();
+        let io_cpu = opts.io_cpu;
+        let feed = std::thread::Builder::new()
+            .name("tickline-feed".into())
+            .spawn_scoped(scope, move || {
+                let pinned = pin_current_thread("feed", io_cpu);
+                feed_thread(arena, decoder, tx, pace, &feed_barrier, pinned)
+            })
+            .context("spawning the feed thread")?;
+        let core_cpu = opts.core_cpu;
+        let idle = opts.idle;
+        let core_barrier = barrier.clone();
+        let core_handle = std::thread::Builder::new()
+            .name("tickline-core".into())
+            .spawn_scoped(scope, move || {
+                let pinned = pin_current_thread("core", core_cpu);
+                core_barrier.wait();
+                let mut idler = Idler::new(idle);
+                loop {
+                    let n = core.poll(MonoClock::now());
+                    if n == 0 && core.inputs_finished() {
+                        break;
+                    }
+                    idler.after_poll(n > 0);
+                }
+                let end_ns = MonoClock::now();
+                let end_allocs = allocations();
+                (core, end_ns, end_allocs, pinned)
+            })
+            .context("spawning the core thread")?;
+        let feed = feed
+            .join()
+            .map_err(|_| anyhow::anyhow!("the feed thread panicked"))?;
+        let (core, end_ns, end_allocs, core_pinned) = core_handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
+        let mut latency = StageLatency::new();
+        latency.merge(core.latency());
+        latency.record_hist(Stage::Decode, &feed.decode_hist);
+        let positions = opts
+            .symbols
+            .iter()
+            .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
+            .collect();
+        Ok(ReplayReport {
+            frames: arena.len() as u64,
+            decode: feed.decode,
+            ring: feed.ring,
+            core: *core.counters(),
+            book: core.book_stats(),
+            positions,
+            latency,
+            elapsed_ns: end_ns.saturating_sub(feed.start_ns),
+            feed_elapsed_ns: feed.end_ns.saturating_sub(feed.start_ns),
+            allocations: end_allocs.saturating_sub(feed.start_allocs),
+            pinned: (feed.pinned, core_pinned),
+            first_errors: feed.first_errors,
+        })
+    })
+}
+
+fn feed_thread(
+    arena: &FrameArena,
+    mut decoder: BinanceDecoder,
+    mut tx: engine::ring::EventTx,
+    pace: Pace,
+    barrier: &Barrier,
+    pinned: bool,
+) -> FeedResult {
+    const MAX_REPORTED_ERRORS: usize = 5;
+    let mut out = Vec::with_capacity(16_384);
+    let mut hist = LatencyHist::new();
+    let mut first_errors = Vec::with_capacity(MAX_REPORTED_ERRORS);
+    let first_capture_ns = arena.get(0).map(|f| f.0).unwrap_or(0);
+    barrier.wait();
+    let start_allocs = allocations();
+    let start_ns = MonoClock::now();
+    for i in 0..arena.len() {
+        let Some((capture_ns, kind, payload)) = arena.get(i) else {
+            break;
+        };
+        if let Pace::Scaled(factor) = pace {
+            let due =
+                start_ns + (capture_ns.saturating_sub(first_capture_ns) as f64 / factor) as u64;
+            wait_until(due);
+        }
+        let recv_ns = MonoClock::now();
+        out.clear();
+        let r = match kind {
+            FrameKind::Stream => decoder.decode(payload, recv_ns, &mut out),
+            FrameKind::Snapshot(sym) => decoder.decode_snapshot(payload, sym, recv_ns, &mut out),
+        };
+        hist.record(MonoClock::now().saturating_sub(recv_ns));
+        match r {
+            Ok(_) => {
+                if tx.push_all(&out).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                if first_errors.len() < MAX_REPORTED_ERRORS {
+                    first_errors.push((i, e.to_string()));
+                }
+            }
+        }
+    }
+    let end_ns = MonoClock::now();
+    FeedResult {
+        end_ns,
+        decode: *decoder.stats(),
+        ring: tx.stats(),
+        decode_hist: hist,
+        start_ns,
+        start_allocs,
+        pinned,
+        first_errors,
+    }
+}
+
+/// Waits until the monotonic clock reaches `due`: sleeps while far, spins the last 50 µs.
+fn wait_until(due: u64) {
+    loop {
+        let now = MonoClock::now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > 100_000 {
+            std::thread::sleep(std::time::Duration::from_nanos(left - 50_000));
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+}

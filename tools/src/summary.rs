@@ -1,0 +1,172 @@
+//! The end-of-run summary: a human table, or one JSON object with `--json`.
+
+use crate::pipeline::ReplayReport;
+use engine::latency::Stage;
+use serde_json::{json, Map, Value};
+
+fn money(units: i128) -> f64 {
+    units as f64 / engine::fixed::SCALE as f64
+}
+
+impl ReplayReport {
+    /// Frames per second over the pipeline's run.
+    pub fn msgs_per_sec(&self) -> f64 {
+        if self.elapsed_ns == 0 {
+            return 0.0;
+        }
+        self.frames as f64 * 1e9 / self.elapsed_ns as f64
+    }
+
+    /// Realised, unrealised, fees and net PnL summed over symbols, quote units.
+    pub fn pnl(&self) -> (f64, f64, f64, f64) {
+        let (mut r, mut u, mut f) = (0i128, 0i128, 0i128);
+        for (_, p) in &self.positions {
+            r += p.realized;
+            u += p.unrealized();
+            f += p.fees;
+        }
+        (money(r), money(u), money(f), money(r + u - f))
+    }
+
+    /// The summary as one JSON object.
+    pub fn to_json(&self) -> Value {
+        let mut lat = Map::new();
+        for st in Stage::ALL {
+            let p = self.latency.get(st).percentiles();
+            lat.insert(
+                st.name().into(),
+                json!({"count": p.count, "p50": p.p50, "p90": p.p90, "p99": p.p99, "p999": p.p999, "max": p.max}),
+            );
+        }
+        let (realized, unrealized, fees, net) = self.pnl();
+        let positions: Map<String, Value> = self
+            .positions
+            .iter()
+            .map(|(n, p)| {
+                (
+                    n.clone(),
+                    json!({
+                        "qty": p.qty as f64 / engine::fixed::SCALE as f64,
+                        "avg_price": p.avg_price.to_f64(),
+                        "realized": money(p.realized),
+                        "unrealized": money(p.unrealized()),
+                        "fees": money(p.fees),
+                        "fills": p.fills,
+                    }),
+                )
+            })
+            .collect();
+        let c = &self.core;
+        json!({
+            "messages": self.frames,
+            "decode_errors": self.decode.decode_errors,
+            "ignored": self.decode.ignored,
+            "unknown_symbol": self.decode.unknown_symbol,
+            "events": c.events,
+            "trades": c.trades,
+            "book_tickers": c.book_tickers,
+            "depth_levels": c.depth_levels,
+            "book_gaps": c.book_gaps,
+            "book_crossed": c.book_crossed,
+            "book_syncs": c.book_syncs,
+            "snapshots_rejected": c.snapshots_rejected,
+            "resync_requests": c.resync_requests,
+            "feed_gaps": c.feed_gaps,
+            "ring_full_waits": self.ring.full,
+            "ring_dropped": self.ring.dropped,
+            "orders": c.orders,
+            "fills": c.fills,
+            "rejects": c.rejects,
+            "canceled": c.canceled,
+            "pnl": {"realized": realized, "unrealized": unrealized, "fees": fees, "net": net},
+            "positions": positions,
+            "elapsed_ns": self.elapsed_ns,
+            "feed_elapsed_ns": self.feed_elapsed_ns,
+            "msgs_per_sec": self.msgs_per_sec(),
+            "allocations_during_run": self.allocations,
+            "pinned": {"feed": self.pinned.0, "core": self.pinned.1},
+            "latency_ns": lat,
+        })
+    }
+
+    /// The summary as a human-readable table.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let c = &self.core;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "messages        {:>12}   ({:.0} msgs/s over {:.3} ms)",
+            self.frames,
+            self.msgs_per_sec(),
+            self.elapsed_ns as f64 / 1e6
+        );
+        let _ = writeln!(s, "decode errors   {:>12}", self.decode.decode_errors);
+        let _ = writeln!(
+            s,
+            "ignored         {:>12}   (unknown symbol {})",
+            self.decode.ignored, self.decode.unknown_symbol
+        );
+        let _ = writeln!(
+            s,
+            "events          {:>12}   (trades {}, bookTicker {}, depth levels {})",
+            c.events, c.trades, c.book_tickers, c.depth_levels
+        );
+        let _ = writeln!(s, "book gaps       {:>12}   (crossed {}, rejected snapshots {}, syncs {}, resync requests {})", c.book_gaps, c.book_crossed, c.snapshots_rejected, c.book_syncs, c.resync_requests);
+        let _ = writeln!(
+            s,
+            "ring            {:>12}   full waits, {} dropped, {} feed gaps",
+            self.ring.full, self.ring.dropped, c.feed_gaps
+        );
+        let _ = writeln!(
+            s,
+            "orders          {:>12}   (fills {}, rejects {}, canceled {})",
+            c.orders, c.fills, c.rejects, c.canceled
+        );
+        let (r, u, f, n) = self.pnl();
+        let _ = writeln!(
+            s,
+            "pnl             {n:>12.4}   (realized {r:.4}, unrealized {u:.4}, fees {f:.4})"
+        );
+        for (name, p) in &self.positions {
+            let _ = writeln!(
+                s,
+                "  {name:<14}position {:.8} @ {}",
+                p.qty as f64 / engine::fixed::SCALE as f64,
+                p.avg_price
+            );
+        }
+        let _ = writeln!(
+            s,
+            "allocations     {:>12}   during the run",
+            self.allocations
+        );
+        let _ = writeln!(
+            s,
+            "pinned          feed {} core {}",
+            self.pinned.0, self.pinned.1
+        );
+        let _ = writeln!(
+            s,
+            "\nlatency (ns)        count       p50       p90       p99     p99.9       max"
+        );
+        for st in Stage::ALL {
+            let p = self.latency.get(st).percentiles();
+            let _ = writeln!(
+                s,
+                "  {:<14}{:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                st.name(),
+                p.count,
+                p.p50,
+                p.p90,
+                p.p99,
+                p.p999,
+                p.max
+            );
+        }
+        for (i, e) in &self.first_errors {
+            let _ = writeln!(s, "decode error at frame {i}: {e}");
+        }
+        s
+    }
+}

@@ -1,0 +1,223 @@
+//! The `tickline` binary as a user runs it.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tickline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tickline"))
+        .args(args)
+        .output()
+        .expect("run tickline")
+}
+
+fn ok_json(args: &[&str]) -> (Value, String) {
+    let out = tickline(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "tickline {args:?} failed: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    (v, stderr)
+}
+
+fn err_text(args: &[&str]) -> String {
+    let out = tickline(args);
+    assert!(!out.status.success(), "tickline {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tickline-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+const UNPINNED: [&str; 4] = ["--io-cpu", "-1", "--core-cpu", "-1"];
+
+#[test]
+fn demo_runs_with_no_files_and_trades() {
+    let mut args = vec!["demo", "--events", "20000", "--json", "--idle", "backoff"];
+    args.extend(UNPINNED);
+    let (v, _) = ok_json(&args);
+    assert_eq!(v["messages"], 20_002);
+    assert_eq!(v["decode_errors"], 0);
+    assert_eq!(v["book_gaps"], 0);
+    assert!(v["orders"].as_u64().unwrap() > 0, "{v}");
+    for stage in ["decode", "queue_wait", "strategy", "tick_to_order"] {
+        for p in ["p50", "p99", "p999", "max"] {
+            assert!(v["latency_ns"][stage][p].is_u64(), "{stage}.{p} in {v}");
+        }
+    }
+    for key in ["ignored", "fills", "elapsed_ns", "msgs_per_sec"] {
+        assert!(!v[key].is_null(), "{key} missing");
+    }
+    // The human summary too.
+    let mut args = vec!["demo", "--events", "2000", "--idle", "backoff"];
+    args.extend(UNPINNED);
+    let out = tickline(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("decode errors") && text.contains("p99.9"),
+        "{text}"
+    );
+}
+
+#[test]
+fn generated_captures_replay_cleanly_in_both_formats() {
+    let tlc = tmp("two.tlc");
+    let out = tickline(&[
+        "gen-feed",
+        "--out",
+        tlc.to_str().unwrap(),
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+        "--events",
+        "5000",
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec![
+        "replay",
+        tlc.to_str().unwrap(),
+        "--json",
+        "--idle",
+        "backoff",
+    ];
+    args.extend(UNPINNED);
+    let (v, _) = ok_json(&args);
+    assert_eq!(v["messages"], 5_002);
+    assert_eq!(v["decode_errors"], 0);
+    assert_eq!(v["book_syncs"], 2, "{v}");
+    assert_eq!(v["book_gaps"], 0);
+
+    let gz = tmp("one.gz");
+    let out = tickline(&[
+        "gen-feed",
+        "--out",
+        gz.to_str().unwrap(),
+        "--symbols",
+        "ETHUSDT",
+        "--events",
+        "3000",
+    ]);
+    assert!(out.status.success());
+    let mut args = vec![
+        "replay",
+        gz.to_str().unwrap(),
+        "--symbol",
+        "ETHUSDT",
+        "--json",
+        "--strategy",
+        "none",
+        "--pace",
+        "x1000",
+    ];
+    args.extend(UNPINNED);
+    let (v, _) = ok_json(&args);
+    assert_eq!(v["messages"], 3_001);
+    assert_eq!(v["book_syncs"], 1);
+    assert_eq!(v["orders"], 0);
+
+    // The same file replayed for the wrong symbol: its frames are ignored, and said so.
+    let mut args = vec![
+        "replay",
+        gz.to_str().unwrap(),
+        "--symbol",
+        "BTCUSDT",
+        "--json",
+        "--strategy",
+        "none",
+    ];
+    args.extend(UNPINNED);
+    let (v, _) = ok_json(&args);
+    assert!(v["ignored"].as_u64().unwrap() > 2_000, "{v}");
+
+    let e = err_text(&[
+        "gen-feed",
+        "--out",
+        tmp("x.gz").to_str().unwrap(),
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+    ]);
+    assert!(e.contains("symbol"), "{e}");
+}
+
+#[test]
+fn a_torn_capture_is_reported_and_the_rest_replayed() {
+    let tlc = tmp("torn.tlc");
+    assert!(tickline(&[
+        "gen-feed",
+        "--out",
+        tlc.to_str().unwrap(),
+        "--events",
+        "1000"
+    ])
+    .status
+    .success());
+    let len = std::fs::metadata(&tlc).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&tlc).unwrap();
+    f.set_len(len - 7).unwrap();
+    let mut args = vec![
+        "replay",
+        tlc.to_str().unwrap(),
+        "--json",
+        "--strategy",
+        "none",
+    ];
+    args.extend(UNPINNED);
+    let (v, stderr) = ok_json(&args);
+    assert_eq!(v["messages"], 1_000, "all complete records replayed");
+    assert!(stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
+fn bad_input_fails_with_a_message_naming_it() {
+    let cfg = tmp("bad.toml");
+    std::fs::write(&cfg, "[engine]\ncore_cpux = 1\n").unwrap();
+    let e = err_text(&["demo", "--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("core_cpux"), "{e}");
+    std::fs::write(&cfg, "[engine]\nidle = \"sleepy\"\n").unwrap();
+    let e = err_text(&["demo", "--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("engine.idle") && e.contains("sleepy"), "{e}");
+    let e = err_text(&["demo", "--param", "chunkz=2"]);
+    assert!(e.contains("chunkz"), "{e}");
+    let e = err_text(&["demo", "--strategy", "martingale"]);
+    assert!(e.contains("martingale"), "{e}");
+    let e = err_text(&["demo", "--pace", "fast"]);
+    assert!(e.contains("fast"), "{e}");
+    let e = err_text(&["replay", "/nonexistent/capture.gz"]);
+    assert!(e.contains("/nonexistent/capture.gz"), "{e}");
+}
+
+#[test]
+fn a_missing_cpu_warns_once_per_thread_and_the_run_goes_on() {
+    let (v, stderr) = ok_json(&[
+        "demo",
+        "--events",
+        "2000",
+        "--json",
+        "--io-cpu",
+        "4000",
+        "--core-cpu",
+        "4001",
+        "--idle",
+        "backoff",
+    ]);
+    assert_eq!(v["decode_errors"], 0);
+    assert_eq!(v["pinned"]["feed"], false);
+    assert_eq!(
+        stderr.matches("warning: feed thread not pinned").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("warning: core thread not pinned").count(),
+        1,
+        "{stderr}"
+    );
+}
