@@ -349,7 +349,11 @@ pub enum EventKind {
 }
 
 /// The unit that crosses a ring: when it was received, for which symbol, and what it is.
+///
+/// Aligned to a cache line, so each event in a ring occupies exactly one line and the hand-over
+/// to the core moves one line per event, never two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(64))]
 pub struct MarketEvent {
     /// Receive time on the engine's monotonic clock, ns (stamped by the I/O thread per frame).
     pub recv_ns: u64,
@@ -359,7 +363,7 @@ pub struct MarketEvent {
     pub kind: EventKind,
 }
 
-const _: () = assert!(core::mem::size_of::<MarketEvent>() <= 64);
+const _: () = assert!(core::mem::size_of::<MarketEvent>() == 64);
 
 impl MarketEvent {
     /// Builds an event.

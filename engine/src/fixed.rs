@@ -45,6 +45,60 @@ impl std::error::Error for FixedError {}
 /// Accepts what Binance sends and nothing looser: no exponent, no leading `+`, no bare `.5` or `5.`.
 #[inline]
 pub fn parse_fixed(s: &[u8]) -> Result<i64, FixedError> {
+    // Fast path: at most 18 significant digits (every Binance price and quantity) cannot
+    // overflow a u64 accumulator, so the digits need no checked arithmetic.
+    if s.len() <= 19 {
+        if let Some(v) = parse_short(s) {
+            return Ok(v);
+        }
+    }
+    parse_checked(s)
+}
+
+/// Unsigned `digits(.digits)?` of at most 18 digits with at most 8 decimals; `None` for anything
+/// else (the checked parser then gives the precise error or handles the longer form).
+#[inline(always)]
+fn parse_short(s: &[u8]) -> Option<i64> {
+    let mut acc: u64 = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let d = s[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        acc = acc * 10 + d as u64;
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac = 0usize;
+    if i < s.len() {
+        if s[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        let start = i;
+        while i < s.len() {
+            let d = s[i].wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            acc = acc * 10 + d as u64;
+            i += 1;
+        }
+        frac = i - start;
+        if frac == 0 || frac > DECIMALS as usize {
+            return None;
+        }
+    }
+    // acc < 10^18 here, and acc * 10^(8 - frac) must fit an i64.
+    let v = acc.checked_mul(POW10[DECIMALS as usize - frac] as u64)?;
+    i64::try_from(v).ok()
+}
+
+#[cold]
+fn parse_checked(s: &[u8]) -> Result<i64, FixedError> {
     let (neg, digits) = match s.first() {
         None => return Err(FixedError::Empty),
         Some(b'-') => (true, &s[1..]),
@@ -269,6 +323,44 @@ mod tests {
             Err(FixedError::Overflow)
         );
         assert_eq!(parse_fixed(b"100000000000"), Err(FixedError::Overflow));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_checked_parser() {
+        // splitmix64-driven strings over the alphabet that matters, of every length to 22.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let alphabet = b"0123456789012345678901234567890123456789.-x";
+        for _ in 0..200_000 {
+            let len = (next() % 23) as usize;
+            let s: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            assert_eq!(
+                parse_fixed(&s),
+                parse_checked(&s),
+                "{:?}",
+                String::from_utf8_lossy(&s)
+            );
+        }
+        for s in [
+            "999999999999999999",
+            "92233720368.54775807",
+            "9223372036854775807",
+            "0.12345678",
+        ] {
+            assert_eq!(
+                parse_fixed(s.as_bytes()),
+                parse_checked(s.as_bytes()),
+                "{s}"
+            );
+        }
     }
 
     #[test]
