@@ -32,7 +32,9 @@ enum Cmd {
         #[command(flatten)]
         run: RunArgs,
         /// Replay the capture this many times back to back (the allocation check: a capture and
-        /// the same capture doubled must allocate the same during the run).
+        /// the same capture doubled must allocate the same during the run). Each copy restarts
+        /// the venue's sequence numbers, so expect one book gap per extra copy, resynced by that
+        /// copy's snapshot.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
     },
