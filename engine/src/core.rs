@@ -82,8 +82,10 @@ pub struct CoreCounters {
     pub snapshots_rejected: u64,
     /// Books that became synced (first sync and every resync).
     pub book_syncs: u64,
-    /// Resyncs asked for (gap, crossed, rejected snapshot, lost data).
+    /// Resyncs asked for (gap, crossed, rejected snapshot, lost data, reconnect).
     pub resync_requests: u64,
+    /// Resync requests lost because the resync ring was full.
+    pub resync_requests_dropped: u64,
     /// Data-loss events from the I/O side (ring overflow, disconnect).
     pub feed_gaps: u64,
     /// Events lost on the I/O side, as reported by its gap events.
@@ -154,6 +156,8 @@ struct State {
     now_ns: u64,
     counters: CoreCounters,
     latency: StageLatency,
+    resync_sink: Option<rtrb::Producer<SymbolId>>,
+    resync_pending: Vec<bool>,
 }
 
 /// The trading core. Generic over the clock used for latency stamps.
@@ -203,6 +207,8 @@ impl<C: Clock> Core<C> {
                 now_ns: 0,
                 counters: CoreCounters::default(),
                 latency: StageLatency::new(),
+                resync_sink: None,
+                resync_pending: vec![false; symbols.len()],
             },
         }
     }
@@ -210,6 +216,14 @@ impl<C: Clock> Core<C> {
     /// Adds an inbound ring (the consumer end of [`crate::ring::event_ring`]).
     pub fn add_input(&mut self, rx: Consumer<MarketEvent>) {
         self.inputs.push(rx);
+    }
+
+    /// Where the core sends resync requests: the symbol of every book that needs a fresh REST
+    /// snapshot (after a gap, a crossed book, a rejected snapshot, lost data, or a reconnect).
+    /// A full ring drops the request and counts it (`resync_requests_dropped`); the book stays
+    /// stale and the next trigger asks again.
+    pub fn set_resync_sink(&mut self, tx: rtrb::Producer<SymbolId>) {
+        self.st.resync_sink = Some(tx);
     }
 
     /// Runs `strategy` on `symbol`'s events.
@@ -380,6 +394,9 @@ impl State {
             }
             BookUpdate::Synced => {
                 self.counters.book_syncs += 1;
+                if let Some(p) = self.resync_pending.get_mut(sym.index()) {
+                    *p = false;
+                }
                 self.dispatch(sym, recv_ns, clock, |s, ctx| {
                     let book = ctx.book();
                     s.on_book(ctx, book)
@@ -387,16 +404,41 @@ impl State {
             }
             BookUpdate::Gap { .. } => {
                 self.counters.book_gaps += 1;
-                self.counters.resync_requests += 1;
+                self.request_resync(sym, true);
             }
             BookUpdate::Crossed => {
                 self.counters.book_crossed += 1;
-                self.counters.resync_requests += 1;
+                self.request_resync(sym, true);
             }
             BookUpdate::SnapshotRejected => {
                 self.counters.snapshots_rejected += 1;
-                self.counters.resync_requests += 1;
+                // The snapshot was too old for the buffered diffs: ask again even if a request
+                // is still marked pending (it was this one).
+                self.request_resync(sym, true);
             }
+        }
+    }
+
+    /// Asks the snapshot side for a fresh REST snapshot of `sym` (once until it syncs, unless
+    /// `again`). Without a sink (replay) the request is only counted.
+    #[cold]
+    fn request_resync(&mut self, sym: SymbolId, again: bool) {
+        let Some(pending) = self.resync_pending.get_mut(sym.index()) else {
+            return;
+        };
+        if *pending && !again {
+            return;
+        }
+        self.counters.resync_requests += 1;
+        match self.resync_sink.as_mut() {
+            Some(tx) => {
+                if tx.push(sym).is_ok() {
+                    *pending = true;
+                } else {
+                    self.counters.resync_requests_dropped += 1;
+                }
+            }
+            None => *pending = true,
         }
     }
 
@@ -404,10 +446,10 @@ impl State {
     fn on_gap(&mut self, sym: SymbolId, _reason: GapReason, lost: u64) {
         self.counters.feed_gaps += 1;
         self.counters.feed_events_lost += lost;
-        for (i, s) in self.symbols.iter_mut().enumerate() {
+        for i in 0..self.symbols.len() {
             if sym == SymbolId::ALL || sym.index() == i {
-                s.book.mark_stale();
-                self.counters.resync_requests += 1;
+                self.symbols[i].book.mark_stale();
+                self.request_resync(SymbolId(i as u32), false);
             }
         }
     }
@@ -417,7 +459,12 @@ impl State {
         self.counters.connection_changes += 1;
         for i in 0..self.symbols.len() {
             if !up {
+                // Whatever happens until the feed is back is unknown: hide the book now and
+                // ask for a snapshot once the feed is up again (one taken now would predate the
+                // diffs the new connection will send).
                 self.symbols[i].book.mark_stale();
+            } else if !self.symbols[i].book.is_synced() {
+                self.request_resync(SymbolId(i as u32), false);
             }
             self.dispatch(SymbolId(i as u32), recv_ns, clock, |s, ctx| {
                 s.on_connection(ctx, up)
@@ -858,6 +905,42 @@ mod tests {
         );
         assert!(c.resync_requests >= 1);
         assert_eq!(rec.lock().unwrap().connection, vec![false, true]);
+    }
+
+    #[test]
+    fn stale_books_ask_for_a_snapshot_once_until_they_sync() {
+        let (mut core, mut tx, _rec) = setup(0);
+        let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
+        core.set_resync_sink(rtx);
+        let up = MarketEvent::new(
+            1,
+            SymbolId::ALL,
+            EventKind::ConnectionUp(Connection { conn_id: 1 }),
+        );
+        let down = MarketEvent::new(
+            1,
+            SymbolId::ALL,
+            EventKind::ConnectionDown(Connection { conn_id: 1 }),
+        );
+        let gap = MarketEvent::new(
+            1,
+            SymbolId::ALL,
+            EventKind::Gap(Gap {
+                lost: 1,
+                reason: GapReason::RingFull,
+            }),
+        );
+        // First connect: the book has never synced, so one request.
+        tx.push(up).unwrap();
+        core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
+        // Down, then lost data, then up again: still one request outstanding, none added.
+        tx.push(down).unwrap();
+        tx.push(gap).unwrap();
+        tx.push(up).unwrap();
+        core.poll(0);
+        assert!(rrx.pop().is_err());
+        assert_eq!(core.counters().resync_requests, 1);
     }
 
     #[test]
