@@ -42,6 +42,124 @@ pub struct Config {
     pub strategy: StrategySection,
     /// Replay defaults.
     pub replay: ReplaySection,
+    /// The live venue (`run`, `record`).
+    pub venue: VenueSection,
+    /// Connection limits, heartbeat and reconnect policy (`run`, `record`).
+    pub net: NetSection,
+}
+
+/// `[venue]`: where the live engine connects and what it subscribes to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VenueSection {
+    /// WebSocket base URL (`wss://stream.binance.com:9443`, the simulator's `ws://127.0.0.1:P`), or
+    /// a raw feed (`tcp://host:port`).
+    pub ws_url: String,
+    /// REST base URL for depth snapshots and exchangeInfo.
+    pub rest_url: String,
+    /// Symbols to trade.
+    pub symbols: Vec<String>,
+    /// Streams per symbol (`trade`, `aggTrade`, `bookTicker`, `depth@100ms`, ...).
+    pub streams: Vec<String>,
+    /// `url`: one combined-stream URL (`/stream?streams=...`); `messages`: connect to `/ws`
+    /// and send `SUBSCRIBE`.
+    pub subscribe: String,
+    /// Extra CA certificate (PEM) to trust, for a venue with a private or self-signed certificate.
+    pub ca_file: Option<String>,
+    /// Levels per side of the REST depth snapshot.
+    pub snapshot_limit: u32,
+    /// Fetch tick, lot and min notional from exchangeInfo at start-up.
+    pub exchange_info: bool,
+}
+
+impl Default for VenueSection {
+    fn default() -> Self {
+        VenueSection {
+            ws_url: "wss://stream.binance.com:9443".into(),
+            rest_url: "https://api.binance.com".into(),
+            symbols: vec!["BTCUSDT".into()],
+            streams: vec!["trade".into(), "bookTicker".into(), "depth@100ms".into()],
+            subscribe: "url".into(),
+            ca_file: None,
+            snapshot_limit: 1000,
+            exchange_info: true,
+        }
+    }
+}
+
+impl VenueSection {
+    /// Lower-case stream names, `<symbol>@<stream>` for every symbol and stream.
+    pub fn stream_names(&self) -> Vec<String> {
+        self.symbols
+            .iter()
+            .flat_map(|sym| {
+                self.streams
+                    .iter()
+                    .map(move |st| format!("{}@{st}", sym.to_ascii_lowercase()))
+            })
+            .collect()
+    }
+
+    /// The URL to connect to and the streams to send in `SUBSCRIBE` (empty for `url` mode).
+    pub fn connect_target(&self) -> (String, Vec<String>) {
+        let base = self.ws_url.trim_end_matches('/');
+        if base.starts_with("tcp://") || base.starts_with("tls://") {
+            return (base.to_string(), Vec::new());
+        }
+        match self.subscribe.as_str() {
+            "messages" => (format!("{base}/ws"), self.stream_names()),
+            _ => (
+                format!("{base}/stream?streams={}", self.stream_names().join("/")),
+                Vec::new(),
+            ),
+        }
+    }
+}
+
+/// `[net]`: connection limits, heartbeat, idle timeout and reconnect policy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetSection {
+    /// Largest WebSocket frame accepted, bytes.
+    pub max_frame_size: usize,
+    /// Largest WebSocket message accepted, bytes.
+    pub max_message_size: usize,
+    /// A connection that delivers nothing for this long is dead (ms).
+    pub idle_timeout_ms: u64,
+    /// WebSocket ping interval (ms).
+    pub heartbeat_ms: u64,
+    /// Connect (TCP + TLS + WebSocket handshakes) deadline (ms).
+    pub connect_timeout_ms: u64,
+    /// First reconnect delay (ms).
+    pub reconnect_initial_ms: u64,
+    /// Longest reconnect delay (ms).
+    pub reconnect_max_ms: u64,
+    /// Backoff factor.
+    pub reconnect_factor: f64,
+    /// Jitter, a fraction of the delay (0..1).
+    pub reconnect_jitter: f64,
+    /// Give up after this many failed attempts in a row (0: never).
+    pub reconnect_max_attempts: u32,
+    /// Busy-poll the sockets (lowest latency, burns the I/O CPU).
+    pub spin: bool,
+}
+
+impl Default for NetSection {
+    fn default() -> Self {
+        NetSection {
+            max_frame_size: 1 << 20,
+            max_message_size: 4 << 20,
+            idle_timeout_ms: 10_000,
+            heartbeat_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            reconnect_initial_ms: 100,
+            reconnect_max_ms: 10_000,
+            reconnect_factor: 2.0,
+            reconnect_jitter: 0.2,
+            reconnect_max_attempts: 0,
+            spin: false,
+        }
+    }
 }
 
 /// `[engine]`.
@@ -176,7 +294,8 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks every value (after command-line overrides, too).
+    pub fn validate(&self) -> Result<()> {
         self.idle_mode().context("engine.idle")?;
         if self.engine.ring_capacity < 1024 || self.engine.ring_capacity > (1 << 26) {
             bail!(
@@ -200,6 +319,65 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("{key} = {v:?}: {e}"))?;
         }
         self.pace().context("replay.pace")?;
+        let mut venue_symbols = engine::symbol::SymbolTable::new();
+        if self.venue.symbols.is_empty() {
+            bail!("venue.symbols: at least one symbol");
+        }
+        for s in &self.venue.symbols {
+            venue_symbols
+                .intern(s)
+                .map_err(|e| anyhow::anyhow!("venue.symbols: {e}"))?;
+        }
+        if !matches!(self.venue.subscribe.as_str(), "url" | "messages") {
+            bail!(
+                "venue.subscribe = {:?}: expected \"url\" or \"messages\"",
+                self.venue.subscribe
+            );
+        }
+        for (key, url) in [("venue.ws_url", &self.venue.ws_url)] {
+            if !["ws://", "wss://", "tcp://", "tls://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                bail!("{key} = {url:?}: expected ws://, wss://, tcp:// or tls://");
+            }
+        }
+        if !["http://", "https://"]
+            .iter()
+            .any(|p| self.venue.rest_url.starts_with(p))
+        {
+            bail!(
+                "venue.rest_url = {:?}: expected http:// or https://",
+                self.venue.rest_url
+            );
+        }
+        let n = &self.net;
+        if !(n.reconnect_factor >= 1.0 && n.reconnect_factor <= 100.0) {
+            bail!(
+                "net.reconnect_factor = {}: must be in 1..=100",
+                n.reconnect_factor
+            );
+        }
+        if !(0.0..1.0).contains(&n.reconnect_jitter) {
+            bail!(
+                "net.reconnect_jitter = {}: must be in 0..1",
+                n.reconnect_jitter
+            );
+        }
+        for (key, v) in [
+            ("net.idle_timeout_ms", n.idle_timeout_ms),
+            ("net.heartbeat_ms", n.heartbeat_ms),
+            ("net.connect_timeout_ms", n.connect_timeout_ms),
+            ("net.reconnect_initial_ms", n.reconnect_initial_ms),
+            ("net.reconnect_max_ms", n.reconnect_max_ms),
+        ] {
+            if v == 0 {
+                bail!("{key}: must be positive");
+            }
+        }
+        if n.max_frame_size < 1024 || n.max_message_size < n.max_frame_size {
+            bail!("net.max_frame_size / net.max_message_size: need 1024 <= frame <= message");
+        }
         let mut symbols = engine::symbol::SymbolTable::new();
         symbols
             .intern(&self.replay.symbol)
@@ -310,6 +488,35 @@ mod tests {
             Config::parse("[paper]\ntaker_fee = \"abc\"\n").unwrap_err()
         );
         assert!(e.contains("paper.taker_fee"), "{e}");
+    }
+
+    #[test]
+    fn venue_urls_and_checks() {
+        let c = Config::parse(
+            "[venue]\nws_url = \"ws://127.0.0.1:9001\"\nsymbols = [\"BTCUSDT\", \"ethusdt\"]\nstreams = [\"trade\", \"depth@100ms\"]\n",
+        )
+        .unwrap();
+        let (url, subs) = c.venue.connect_target();
+        assert_eq!(
+            url,
+            "ws://127.0.0.1:9001/stream?streams=btcusdt@trade/btcusdt@depth@100ms/ethusdt@trade/ethusdt@depth@100ms"
+        );
+        assert!(subs.is_empty());
+        let c = Config::parse("[venue]\nsubscribe = \"messages\"\n").unwrap();
+        let (url, subs) = c.venue.connect_target();
+        assert_eq!(url, "wss://stream.binance.com:9443/ws");
+        assert_eq!(subs.len(), 3);
+        for (text, key) in [
+            ("[venue]\nws_url = \"http://x\"\n", "venue.ws_url"),
+            ("[venue]\nsymbols = []\n", "venue.symbols"),
+            ("[venue]\nsubscribe = \"both\"\n", "venue.subscribe"),
+            ("[net]\nreconnect_jitter = 1.5\n", "net.reconnect_jitter"),
+            ("[net]\nheartbeat_ms = 0\n", "net.heartbeat_ms"),
+            ("[net]\nretries = 3\n", "retries"),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

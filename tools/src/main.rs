@@ -132,40 +132,10 @@ impl RunArgs {
         if let Some(i) = &self.idle {
             cfg.engine.idle = i.clone();
         }
-        // Re-validate with the overrides applied.
-        let text = toml::to_string(&toml_of(&cfg)).unwrap_or_default();
-        Config::parse(&text).context("command-line options")
+        // Check again with the overrides applied.
+        cfg.validate().context("command-line options")?;
+        Ok(cfg)
     }
-}
-
-fn toml_of(cfg: &Config) -> toml::Table {
-    let mut t = toml::Table::new();
-    let mut e = toml::Table::new();
-    e.insert("io_cpu".into(), cfg.engine.io_cpu.into());
-    e.insert("core_cpu".into(), cfg.engine.core_cpu.into());
-    e.insert("idle".into(), cfg.engine.idle.clone().into());
-    e.insert(
-        "ring_capacity".into(),
-        (cfg.engine.ring_capacity as i64).into(),
-    );
-    t.insert("engine".into(), e.into());
-    let mut p = toml::Table::new();
-    p.insert("latency_us".into(), (cfg.paper.latency_us as i64).into());
-    p.insert("maker_fee".into(), cfg.paper.maker_fee.clone().into());
-    p.insert("taker_fee".into(), cfg.paper.taker_fee.clone().into());
-    t.insert("paper".into(), p.into());
-    let mut s = toml::Table::new();
-    s.insert("name".into(), cfg.strategy.name.clone().into());
-    s.insert(
-        "params".into(),
-        toml::Value::Table(cfg.strategy.params.clone().into_iter().collect()),
-    );
-    t.insert("strategy".into(), s.into());
-    let mut r = toml::Table::new();
-    r.insert("symbol".into(), cfg.replay.symbol.clone().into());
-    r.insert("pace".into(), cfg.replay.pace.clone().into());
-    t.insert("replay".into(), r.into());
-    t
 }
 
 fn run_replay(
