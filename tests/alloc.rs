@@ -102,7 +102,10 @@ fn pipeline_allocations(
     )
     .unwrap();
     assert_eq!(r.decode.decode_errors, 0);
-    (r.allocations, r.core.events)
+    (
+        r.allocations.expect("replay measures allocations"),
+        r.core.events,
+    )
 }
 
 #[test]

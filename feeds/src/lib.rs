@@ -4,6 +4,10 @@
 pub mod binance;
 pub mod capture;
 pub mod gen;
+pub mod io;
 pub mod json;
+pub mod net;
+pub mod recorder;
 #[cfg(feature = "reference-decoders")]
 pub mod reference;
+pub mod rest;

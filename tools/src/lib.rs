@@ -5,6 +5,8 @@
 pub mod alloc;
 pub mod clock;
 pub mod config;
+pub mod live;
 pub mod pin;
 pub mod pipeline;
+pub mod sim;
 pub mod summary;

@@ -54,6 +54,33 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Run the live engine on the venue in the config (`[venue]`, `[net]`) until Ctrl-C, SIGTERM
+    /// or `--duration`, printing a status line; then the same summary as `replay`.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Status line interval in seconds (0: none).
+        #[arg(long, default_value_t = 1.0)]
+        status_every: f64,
+        /// Also record everything received to this .tlc capture.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Record the venue's feed (every frame with its receive time and connection, connects,
+    /// disconnects, subscriptions and REST snapshots) to a .tlc capture; `tickline replay` reads it.
+    Record {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Output capture (.tlc).
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+    },
     /// The embedded default: generate a feed in memory and replay it through the pinned pipeline
     /// with the naive strategy. Needs no network and no files.
     Demo {
@@ -200,6 +227,21 @@ fn real_main() -> Result<()> {
             events,
             seed,
         } => gen_feed(out, symbols, events, seed),
+        Cmd::Run {
+            run,
+            duration,
+            status_every,
+            record,
+        } => {
+            let cfg = run.config()?;
+            let strategy = (cfg.strategy.name != "none")
+                .then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
+            live(cfg, strategy, record, duration, status_every, run.json)
+        }
+        Cmd::Record { run, out, duration } => {
+            let cfg = run.config()?;
+            live(cfg, None, Some(out), duration, 1.0, run.json)
+        }
         Cmd::Demo { events, seed, run } => {
             let cfg = run.config()?;
             let names = vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()];
@@ -235,6 +277,42 @@ fn real_main() -> Result<()> {
             run_replay(&arena, symbols, &cfg, run.json)
         }
     }
+}
+
+fn seconds(what: &str, s: f64) -> Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("{what} {s}: not a duration in seconds"))
+}
+
+fn live(
+    cfg: Config,
+    strategy: Option<(String, engine::strategy::Params)>,
+    record: Option<PathBuf>,
+    duration: Option<f64>,
+    status_every: f64,
+    json: bool,
+) -> Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    let report = tools::live::run_live(tools::live::LiveOptions {
+        cfg,
+        strategy,
+        record,
+        duration: duration.map(|d| seconds("--duration", d)).transpose()?,
+        status_every: (status_every > 0.0)
+            .then(|| seconds("--status-every", status_every))
+            .transpose()?,
+        stop,
+        done: None,
+    })?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
 }
 
 fn gen_feed(out: PathBuf, symbols: Vec<String>, events: u64, seed: u64) -> Result<()> {

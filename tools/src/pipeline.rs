@@ -202,8 +202,9 @@ pub struct ReplayReport {
     pub elapsed_ns: u64,
     /// Feed start to the feed thread's last push, ns (how long reading and decoding took).
     pub feed_elapsed_ns: u64,
-    /// Allocations while the pipeline ran (both threads).
-    pub allocations: u64,
+    /// Allocations while the pipeline ran (both threads); `None` where not measured (live runs,
+    /// whose REST and recorder side threads allocate by design).
+    pub allocations: Option<u64>,
     /// Whether each thread got its CPU.
     pub pinned: (bool, bool),
     /// First decode errors (index, message), for the report.
@@ -293,7 +294,7 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
             latency,
             elapsed_ns: end_ns.saturating_sub(feed.start_ns),
             feed_elapsed_ns: feed.end_ns.saturating_sub(feed.start_ns),
-            allocations: end_allocs.saturating_sub(feed.start_allocs),
+            allocations: Some(end_allocs.saturating_sub(feed.start_allocs)),
             pinned: (feed.pinned, core_pinned),
             first_errors: feed.first_errors,
         })

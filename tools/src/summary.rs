@@ -136,11 +136,17 @@ impl ReplayReport {
                 p.avg_price
             );
         }
-        let _ = writeln!(
-            s,
-            "allocations     {:>12}   during the run",
-            self.allocations
-        );
+        match self.allocations {
+            Some(n) => {
+                let _ = writeln!(s, "allocations     {n:>12}   during the run");
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "allocations              n/a   (not measured in live runs)"
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "pinned          feed {} core {}",

@@ -1,0 +1,391 @@
+//! The live engine: pinned I/O thread on the venue's sockets, the core on its own CPU, a REST
+//! side thread for depth snapshots, and (when recording) a capture writer thread.
+//!
+//! ```text
+//!  venue ─ws/wss/tcp─▶ I/O thread (io_cpu) ──ring: MarketEvent──▶ core (core_cpu)
+//!                        │ raw frames                               │ resync requests (ring)
+//!                        ▼                                          ▼
+//!                    recorder ring ──▶ writer thread ◀── ring ── REST thread ──ring: snapshot levels──▶ core
+//! ```
+//!
+//! Stopping (Ctrl-C, SIGTERM, `--duration`, or the caller's flag): the I/O and REST threads
+//! close their connections and drop their rings; the core drains what is left and ends; the
+//! writer flushes the capture. The summary is the same as replay's.
+
+use crate::clock::MonoClock;
+use crate::config::Config;
+use crate::pin::pin_current_thread;
+use crate::pipeline::ReplayReport;
+use anyhow::{bail, Context, Result};
+use engine::core::{Core, CoreConfig};
+use engine::idle::Idler;
+use engine::latency::StageLatency;
+use engine::ring::{event_ring, OnFull};
+use engine::strategy::{Params, SymbolRules};
+use engine::symbol::SymbolTable;
+use feeds::binance::BinanceDecoder;
+use feeds::capture::CaptureWriter;
+use feeds::io::{run_io_loop, FeedSpec, IoConfig, IoCounters, IoNotice, IoShared, ReconnectPolicy};
+use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
+use feeds::recorder::{recorder, RecorderRx};
+use feeds::rest::{run_snapshot_worker, RestClient, SnapshotWorkerConfig};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An end condition over the I/O thread's running totals.
+pub type DoneFn = Box<dyn Fn(&IoCounters) -> bool + Send>;
+
+/// How to run the live engine.
+pub struct LiveOptions {
+    /// Venue, network, engine and paper settings.
+    pub cfg: Config,
+    /// Strategy to run on every symbol (None: market data only).
+    pub strategy: Option<(String, Params)>,
+    /// Record every frame, connection change and snapshot to this `.tlc` file.
+    pub record: Option<PathBuf>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Print a one-line status this often on stderr.
+    pub status_every: Option<Duration>,
+    /// Set to stop (signal handlers set it too).
+    pub stop: Arc<AtomicBool>,
+    /// Stop when this returns true for the I/O thread's running totals (checked every 50 ms);
+    /// the demo uses it to end once everything its venue sent has arrived. The run also ends
+    /// when the I/O thread gives up on every connection.
+    pub done: Option<DoneFn>,
+}
+
+impl std::fmt::Debug for LiveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveOptions")
+            .field("strategy", &self.strategy)
+            .field("record", &self.record)
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters the core thread publishes for the status line (a store every 100 ms, not per event).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct CoreStatus {
+    events: AtomicU64,
+    syncs: AtomicU64,
+    gaps: AtomicU64,
+    orders: AtomicU64,
+    fills: AtomicU64,
+}
+
+fn io_config(cfg: &Config) -> Result<IoConfig> {
+    let (url, subscribe) = cfg.venue.connect_target();
+    let tls = if url.starts_with("wss://") || url.starts_with("tls://") {
+        let opts = TlsOptions {
+            ca_file: cfg.venue.ca_file.as_ref().map(PathBuf::from),
+            webpki_roots: true,
+        };
+        Some(client_tls_config(&opts).map_err(|e| anyhow::anyhow!("venue TLS set-up: {e}"))?)
+    } else {
+        None
+    };
+    let n = &cfg.net;
+    Ok(IoConfig {
+        feeds: vec![FeedSpec {
+            conn_id: 1,
+            url,
+            subscribe,
+        }],
+        conn: ConnOptions {
+            max_frame_size: n.max_frame_size,
+            max_message_size: n.max_message_size,
+            tls,
+            ..ConnOptions::default()
+        },
+        reconnect: ReconnectPolicy {
+            initial: Duration::from_millis(n.reconnect_initial_ms),
+            max: Duration::from_millis(n.reconnect_max_ms),
+            factor: n.reconnect_factor,
+            jitter: n.reconnect_jitter,
+            max_attempts: (n.reconnect_max_attempts > 0).then_some(n.reconnect_max_attempts),
+        },
+        idle_timeout: Duration::from_millis(n.idle_timeout_ms),
+        heartbeat: Duration::from_millis(n.heartbeat_ms),
+        connect_timeout: Duration::from_millis(n.connect_timeout_ms),
+        spin: n.spin,
+        ..IoConfig::default()
+    })
+}
+
+/// Drains both recorder rings (I/O thread and REST thread) into one capture until both
+/// producers are gone.
+fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = CaptureWriter::new(std::io::BufWriter::new(file))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let mut written = 0u64;
+    let mut last_flush = Instant::now();
+    loop {
+        let mut any = false;
+        for rx in rings.iter_mut() {
+            while let Some(r) = rx.pop() {
+                w.append(r.recv_ns, r.conn_id, r.kind, r.payload)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written += 1;
+                any = true;
+            }
+        }
+        if last_flush.elapsed() >= Duration::from_millis(100) {
+            w.flush()
+                .with_context(|| format!("flushing {}", path.display()))?;
+            last_flush = Instant::now();
+        }
+        if !any {
+            if rings.iter_mut().all(|r| r.is_abandoned() && r.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    w.flush()
+        .with_context(|| format!("flushing {}", path.display()))?;
+    Ok(written)
+}
+
+/// Runs the live engine until stopped; returns the same summary as a replay.
+pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
+    let cfg = &opts.cfg;
+    let mut symbols = SymbolTable::new();
+    for s in &cfg.venue.symbols {
+        symbols
+            .intern(s)
+            .map_err(|e| anyhow::anyhow!("venue.symbols: {e}"))?;
+    }
+    let rest = RestClient::new(&cfg.venue.rest_url, Duration::from_secs(10));
+    let mut rules: Vec<SymbolRules> = vec![SymbolRules::default(); symbols.len()];
+    if cfg.venue.exchange_info {
+        let names: Vec<&str> = cfg.venue.symbols.iter().map(|s| s.as_str()).collect();
+        let info = rest
+            .exchange_info(&names)
+            .context("fetching exchangeInfo (set venue.exchange_info = false to use defaults)")?;
+        for i in info {
+            if let Some(id) = symbols.lookup(i.symbol.as_bytes()) {
+                rules[id.index()] = i.rules;
+            }
+        }
+    }
+    let io_cfg = io_config(cfg)?;
+    let (io_tx, io_rx) = event_ring(cfg.engine.ring_capacity, OnFull::Drop);
+    let (snap_tx, snap_rx) = event_ring(16_384, OnFull::Block);
+    let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
+    let mut core = Core::new(
+        &symbols,
+        CoreConfig {
+            paper: cfg.paper_config(),
+            ..CoreConfig::default()
+        },
+        MonoClock,
+    );
+    core.add_input(io_rx);
+    core.add_input(snap_rx);
+    core.set_resync_sink(resync_tx);
+    for (id, _) in symbols.iter() {
+        core.set_rules(id, rules[id.index()]);
+        if let Some((name, params)) = &opts.strategy {
+            let s = strategies::build(name, params.clone())
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
+            core.set_strategy(id, s);
+        }
+    }
+    let (io_rec, snap_rec, rec_rings) = match &opts.record {
+        Some(_) => {
+            let (a_tx, a_rx) = recorder(64 << 20);
+            let (b_tx, b_rx) = recorder(16 << 20);
+            (Some(a_tx), Some(b_tx), vec![a_rx, b_rx])
+        }
+        None => (None, None, Vec::new()),
+    };
+    let shared = Arc::new(IoShared::new(io_cfg.feeds.len()));
+    let status = Arc::new(CoreStatus::default());
+    let stop = opts.stop.clone();
+    let io_done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let start_ns = MonoClock::now();
+    let idle = cfg.idle_mode()?;
+
+    let mut decoder = BinanceDecoder::new(symbols.clone());
+    decoder.set_default_symbol(None);
+    let writer = match (&opts.record, rec_rings.is_empty()) {
+        (Some(path), false) => {
+            let path = path.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("tickline-recorder".into())
+                    .spawn(move || write_capture(&path, rec_rings))
+                    .context("spawning the recorder thread")?,
+            )
+        }
+        _ => None,
+    };
+    let io = {
+        let (shared, stop, io_done) = (shared.clone(), stop.clone(), io_done.clone());
+        let cpu = Config::cpu(cfg.engine.io_cpu);
+        std::thread::Builder::new()
+            .name("tickline-io".into())
+            .spawn(move || {
+                let pinned = pin_current_thread("I/O", cpu);
+                let mut notice = |n: IoNotice| eprintln!("{n}");
+                let r = run_io_loop(
+                    io_cfg,
+                    decoder,
+                    io_tx,
+                    io_rec,
+                    &mut notice,
+                    &shared,
+                    &stop,
+                    MonoClock::now,
+                );
+                io_done.store(true, Ordering::Release);
+                (r, pinned)
+            })
+            .context("spawning the I/O thread")?
+    };
+    let rest_thread = {
+        let stop = stop.clone();
+        let symbols = symbols.clone();
+        let wcfg = SnapshotWorkerConfig {
+            limit: cfg.venue.snapshot_limit,
+            ..SnapshotWorkerConfig::default()
+        };
+        std::thread::Builder::new()
+            .name("tickline-rest".into())
+            .spawn(move || {
+                let mut report = |m: &str| eprintln!("rest: {m}");
+                run_snapshot_worker(
+                    &rest,
+                    &wcfg,
+                    &symbols,
+                    resync_rx,
+                    snap_tx,
+                    snap_rec,
+                    &stop,
+                    MonoClock::now,
+                    &mut report,
+                )
+            })
+            .context("spawning the REST thread")?
+    };
+    let core_thread = {
+        let status = status.clone();
+        let cpu = Config::cpu(cfg.engine.core_cpu);
+        std::thread::Builder::new()
+            .name("tickline-core".into())
+            .spawn(move || {
+                let pinned = pin_current_thread("core", cpu);
+                let mut idler = Idler::new(idle);
+                let mut next_pub = 0u64;
+                loop {
+                    let now = MonoClock::now();
+                    let n = core.poll(now);
+                    if now >= next_pub {
+                        let c = core.counters();
+                        status.events.store(c.events, Ordering::Relaxed);
+                        status.syncs.store(c.book_syncs, Ordering::Relaxed);
+                        status
+                            .gaps
+                            .store(c.book_gaps + c.feed_gaps, Ordering::Relaxed);
+                        status.orders.store(c.orders, Ordering::Relaxed);
+                        status.fills.store(c.fills, Ordering::Relaxed);
+                        next_pub = now + 100_000_000;
+                    }
+                    if n == 0 && core.inputs_finished() {
+                        break;
+                    }
+                    idler.after_poll(n > 0);
+                }
+                (core, MonoClock::now(), pinned)
+            })
+            .context("spawning the core thread")?
+    };
+
+    // The main thread: status line, deadline, and the caller's end condition.
+    let mut next_status = started + opts.status_every.unwrap_or(Duration::from_secs(3600));
+    let mut last_frames = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || io_done.load(Ordering::Acquire)
+            || opts.done.as_ref().is_some_and(|f| f(&shared.totals()))
+        {
+            break;
+        }
+        if let Some(every) = opts.status_every {
+            if Instant::now() >= next_status {
+                let t = shared.totals();
+                eprintln!(
+                    "[{:>6.1}s] frames {} (+{}/s) events {} connected {} reconnects {} syncs {} gaps {} ring drops {} orders {} fills {} decode errors {}",
+                    started.elapsed().as_secs_f64(),
+                    t.frames,
+                    (t.frames - last_frames) as f64 / every.as_secs_f64(),
+                    status.events.load(Ordering::Relaxed),
+                    (0..shared.len()).filter(|&i| shared.state(i) == Some(feeds::io::LinkState::Open)).count(),
+                    t.reconnect_attempts,
+                    status.syncs.load(Ordering::Relaxed),
+                    status.gaps.load(Ordering::Relaxed),
+                    shared.ring_dropped(),
+                    status.orders.load(Ordering::Relaxed),
+                    status.fills.load(Ordering::Relaxed),
+                    t.decode_errors,
+                );
+                last_frames = t.frames;
+                next_status += every;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (io_report, io_pinned) = io
+        .join()
+        .map_err(|_| anyhow::anyhow!("the I/O thread panicked"))?;
+    let _snap = rest_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the REST thread panicked"))?;
+    let (core, end_ns, core_pinned) = core_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
+    if let Some(w) = writer {
+        let n = w
+            .join()
+            .map_err(|_| anyhow::anyhow!("the recorder thread panicked"))??;
+        eprintln!(
+            "recorded {n} records to {}",
+            opts.record
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    if let feeds::io::IoEnd::PollError(e) = &io_report.end {
+        bail!("the I/O thread stopped: {e}");
+    }
+    let mut latency = StageLatency::new();
+    latency.merge(core.latency());
+    let positions = symbols
+        .iter()
+        .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
+        .collect();
+    Ok(ReplayReport {
+        frames: io_report.totals.frames,
+        decode: io_report.decode,
+        ring: io_report.ring,
+        core: *core.counters(),
+        book: core.book_stats(),
+        positions,
+        latency,
+        elapsed_ns: end_ns.saturating_sub(start_ns),
+        feed_elapsed_ns: end_ns.saturating_sub(start_ns),
+        allocations: None,
+        pinned: (io_pinned, core_pinned),
+        first_errors: Vec::new(),
+    })
+}

@@ -1,0 +1,931 @@
+//! A loopback venue simulator that speaks Binance spot's market-data protocols, for tests, the
+//! demo and latency benchmarks.
+//!
+//! [`VenueSim::start`] binds two ports on 127.0.0.1 and serves one shared feed:
+//!
+//! - **Market data** (WebSocket, plain or TLS with a self-signed certificate for `localhost` and
+//!   `127.0.0.1`; or newline-delimited JSON over raw TCP):
+//!   - `/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@depth@100ms`: combined frames
+//!     `{"stream":..,"data":..}` for exactly the subscribed streams;
+//!   - `/ws` and `/ws/<stream>[/<stream>..]`: bare payloads;
+//!   - live `{"method":"SUBSCRIBE","params":[..],"id":1}`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`,
+//!     `SET_PROPERTY`/`GET_PROPERTY` (`combined`), answered as Binance answers them
+//!     (`{"result":null,"id":1}`, or `{"code":2,"msg":"Invalid request: ..","id":1}`);
+//!   - a ping every 20 s ([`SimConfig::ping_interval`]); a client that does not answer within
+//!     [`SimConfig::pong_timeout`] is disconnected; client pings are answered, close frames
+//!     honoured.
+//!
+//!   Stream names are `<symbol>@trade|aggTrade|bookTicker|depth|depth@100ms` with the symbol in
+//!   lower case; a subscription to `x@depth` also receives frames the feed carries as
+//!   `x@depth@100ms` and the other way round (combined frames then carry the subscribed name).
+//!   Raw TCP mode sends every stream, combined, one frame per line.
+//! - **REST** (plain HTTP/1.1): `GET /api/v3/depth?symbol=BTCUSDT&limit=1000` from the
+//!   simulator's own book of each symbol, whose `lastUpdateId` is the last published diff's
+//!   `u`, so a client following Binance's sync procedure always gets a snapshot the next diff
+//!   bridges; `GET /api/v3/exchangeInfo[?symbol=..|symbols=[..]]` with tick 0.01, step 0.00001
+//!   and minimum notional 5; `GET /api/v3/ping` and `/api/v3/time`. Other requests get a 404 or
+//!   400 with a Binance-style JSON error.
+//!
+//! # The feed
+//!
+//! Frames come from a capture (line format or `.tlc`) or from [`feeds::gen`], in order, on one
+//! timeline shared by every connection: a connection gets the frames published after it
+//! connected, never history. The feed starts once [`SimConfig::wait_for_subscribers`]
+//! connections have subscribed to something, and is paced per [`SimPace`]. REST snapshots in
+//! the source are not streamed; they seed the books.
+//!
+//! # Threads and costs
+//!
+//! One publisher thread; per market-data connection one thread that owns the socket's writes
+//! (fed by a bounded queue of shared frames) and one small reader thread; one thread per REST
+//! connection. Each frame is written with one write call on a `TCP_NODELAY` socket. A client
+//! whose queue fills ([`SimConfig::queue_frames`]) is disconnected and counted
+//! ([`SimStats::slow_disconnects`]); in [`SimPace::Asap`] the publisher first waits up to
+//! [`SimConfig::slow_client_timeout`] for it. The first connection's trade frames are stamped
+//! on `CLOCK_MONOTONIC` just before their write call ([`VenueSim::send_times`]), so a benchmark
+//! can join them with the engine's receive stamps.
+//!
+//! # Faults
+//!
+//! [`Faults`] injects what real venues and networks do: dropped connections, stalls,
+//! invalid frames, oversized frames, fragmented messages, invalid UTF-8, refused TLS
+//! handshakes. Each is counted in [`FaultStats`].
+//!
+//! ```no_run
+//! use tools::sim::{SimConfig, VenueSim};
+//! let sim = VenueSim::start(SimConfig::default())?;
+//! println!("{}/stream?streams=btcusdt@trade", sim.ws_url());
+//! println!("{}/api/v3/depth?symbol=BTCUSDT", sim.http_url());
+//! # anyhow::Ok(())
+//! ```
+
+mod cli;
+mod conn;
+mod control;
+mod publisher;
+mod rest;
+mod streams;
+mod tls;
+
+pub use cli::{run_cli, SimArgs};
+
+use anyhow::{bail, Context, Result};
+use conn::{ConnShared, Registration};
+use crossbeam_channel::{unbounded, Sender};
+use engine::book::{BookConfig, OrderBook};
+use engine::symbol::{SymbolId, SymbolTable};
+use feeds::binance::BinanceDecoder;
+use feeds::capture::{LoadedCapture, RecordKind};
+use feeds::gen::{FeedGenerator, GenConfig};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tungstenite::Bytes;
+
+/// Where the simulator's frames come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SimSource {
+    /// A capture file: line format (`<recv_ns> <json>`, plain or gzip) or `.tlc`.
+    Capture(PathBuf),
+    /// The deterministic synthetic feed of [`feeds::gen`].
+    Generated(GenConfig),
+}
+
+/// How fast the feed is published.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SimPace {
+    /// As fast as the slowest connected client takes it.
+    Asap,
+    /// The source's recorded gaps divided by this factor (1.0 = real time, 10.0 = ten times
+    /// faster).
+    Recorded(f64),
+    /// A fixed number of frames per second.
+    Rate(u64),
+}
+
+/// Faults to inject. Every one is counted in [`FaultStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Close every market-data connection abruptly (no close frame) this long after it
+    /// connected.
+    pub drop_every: Option<Duration>,
+    /// This long after a connection connected, stop sending it anything (frames, pings,
+    /// answers) while keeping it open.
+    pub stall_after: Option<Duration>,
+    /// After every N data frames, send an invalid text frame (UTF-8, but not JSON).
+    pub garbage_every: Option<u64>,
+    /// After every N data frames, send a text frame of [`Faults::oversized_bytes`].
+    pub oversized_every: Option<u64>,
+    /// Size of the oversized frames; 0 means 16 MiB + 1 (beyond tungstenite's default frame
+    /// limit).
+    pub oversized_bytes: usize,
+    /// Send every data message as three frames: text (not final), continuation, final
+    /// continuation. In raw TCP mode, write every line in three write calls.
+    pub fragment: bool,
+    /// After every N data frames, send a text frame that is not valid UTF-8.
+    pub invalid_utf8_every: Option<u64>,
+    /// TLS mode: read the client's hello, then close the connection mid-handshake.
+    pub refuse_tls: bool,
+}
+
+/// Everything [`VenueSim::start`] needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// The frames.
+    pub source: SimSource,
+    /// Their pace.
+    pub pace: SimPace,
+    /// Market-data port on 127.0.0.1; 0 picks a free one.
+    pub ws_port: u16,
+    /// REST port on 127.0.0.1; 0 picks a free one.
+    pub http_port: u16,
+    /// Serve market data over TLS (`wss://`, or `tls://` with `raw_tcp`).
+    pub tls: bool,
+    /// Where to write the self-signed certificate's PEM (TLS mode); `None`: a temporary file,
+    /// removed when the simulator stops.
+    pub cert_out: Option<PathBuf>,
+    /// Newline-delimited combined frames over plain TCP (or TLS) instead of WebSocket.
+    pub raw_tcp: bool,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// Symbols served besides the source's own. For a capture whose REST snapshots name no
+    /// symbol (line format), the first one is theirs; with none given, a capture carrying
+    /// exactly one symbol lends it.
+    pub symbols: Vec<String>,
+    /// The feed starts once this many connections have subscribed to at least one stream
+    /// (raw TCP connections count on connecting). 0: at once.
+    pub wait_for_subscribers: usize,
+    /// Server pings; zero disables them.
+    pub ping_interval: Duration,
+    /// A client that has not answered a ping within this long is disconnected.
+    pub pong_timeout: Duration,
+    /// Frames queued per connection before it counts as too slow and is disconnected.
+    pub queue_frames: usize,
+    /// In [`SimPace::Asap`], how long the publisher waits for a full queue to drain before it
+    /// disconnects that client.
+    pub slow_client_timeout: Duration,
+    /// Capacity of the send-time record ([`VenueSim::send_times`]), allocated at start.
+    pub send_times_capacity: usize,
+    /// Market-data connections served at once; more are closed on accepting (counted).
+    pub max_connections: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            source: SimSource::Generated(GenConfig {
+                symbols: vec!["BTCUSDT".into()],
+                events: 100_000,
+                seed: 1,
+                start_ns: 1_000_000_000,
+            }),
+            pace: SimPace::Recorded(1.0),
+            ws_port: 0,
+            http_port: 0,
+            tls: false,
+            cert_out: None,
+            raw_tcp: false,
+            faults: Faults::default(),
+            symbols: Vec::new(),
+            wait_for_subscribers: 1,
+            ping_interval: Duration::from_secs(20),
+            pong_timeout: Duration::from_secs(60),
+            queue_frames: 16_384,
+            slow_client_timeout: Duration::from_secs(1),
+            send_times_capacity: 1 << 18,
+            max_connections: 256,
+        }
+    }
+}
+
+/// Injected faults, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Connections dropped by [`Faults::drop_every`].
+    pub drops: u64,
+    /// Connections stalled by [`Faults::stall_after`].
+    pub stalls: u64,
+    /// Invalid (non-JSON) text frames sent.
+    pub garbage_frames: u64,
+    /// Oversized frames sent.
+    pub oversized_frames: u64,
+    /// Messages sent in fragments.
+    pub fragmented_messages: u64,
+    /// Frames with invalid UTF-8 sent.
+    pub invalid_utf8_frames: u64,
+    /// TLS handshakes cut off.
+    pub tls_refused: u64,
+}
+
+/// Counters since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Market-data connections accepted (TCP).
+    pub connections_accepted: u64,
+    /// Market-data connections past their handshakes and not yet closed.
+    pub connections_open: u64,
+    /// Connections closed on accepting because [`SimConfig::max_connections`] were open.
+    pub connections_refused: u64,
+    /// TLS or WebSocket handshakes that failed (bad path, untrusting client, timeout).
+    pub handshakes_failed: u64,
+    /// Frames published on the shared timeline.
+    pub frames_published: u64,
+    /// Data frames written, summed over connections.
+    pub frames_sent: u64,
+    /// Payload bytes of those frames.
+    pub bytes_sent: u64,
+    /// Streams subscribed (in handshake paths and by `SUBSCRIBE`).
+    pub subscriptions: u64,
+    /// Streams unsubscribed.
+    pub unsubscriptions: u64,
+    /// Requests received over WebSocket (`SUBSCRIBE` and the rest).
+    pub control_requests: u64,
+    /// Of those, answered with an error.
+    pub control_errors: u64,
+    /// Pings sent.
+    pub pings_sent: u64,
+    /// Pongs received.
+    pub pongs_received: u64,
+    /// Client pings answered.
+    pub client_pings: u64,
+    /// Connections closed for not answering pings.
+    pub pong_timeouts: u64,
+    /// Connections closed because they did not keep up.
+    pub slow_disconnects: u64,
+    /// REST requests.
+    pub rest_requests: u64,
+    /// REST requests answered with an error status.
+    pub rest_errors: u64,
+    /// Unreadable source records (and frames with no stream name).
+    pub source_errors: u64,
+    /// Source frames the simulator's own decoder refused (still sent as recorded).
+    pub decode_errors: u64,
+    /// The source is exhausted.
+    pub feed_done: bool,
+    /// Injected faults.
+    pub faults: FaultStats,
+}
+
+impl SimStats {
+    /// One JSON object.
+    pub fn to_json(&self) -> String {
+        let f = &self.faults;
+        serde_json::json!({
+            "connections_accepted": self.connections_accepted,
+            "connections_open": self.connections_open,
+            "connections_refused": self.connections_refused,
+            "handshakes_failed": self.handshakes_failed,
+            "frames_published": self.frames_published,
+            "frames_sent": self.frames_sent,
+            "bytes_sent": self.bytes_sent,
+            "subscriptions": self.subscriptions,
+            "unsubscriptions": self.unsubscriptions,
+            "control_requests": self.control_requests,
+            "control_errors": self.control_errors,
+            "pings_sent": self.pings_sent,
+            "pongs_received": self.pongs_received,
+            "client_pings": self.client_pings,
+            "pong_timeouts": self.pong_timeouts,
+            "slow_disconnects": self.slow_disconnects,
+            "rest_requests": self.rest_requests,
+            "rest_errors": self.rest_errors,
+            "source_errors": self.source_errors,
+            "decode_errors": self.decode_errors,
+            "feed_done": self.feed_done,
+            "faults": {
+                "drops": f.drops,
+                "stalls": f.stalls,
+                "garbage_frames": f.garbage_frames,
+                "oversized_frames": f.oversized_frames,
+                "fragmented_messages": f.fragmented_messages,
+                "invalid_utf8_frames": f.invalid_utf8_frames,
+                "tls_refused": f.tls_refused,
+            },
+        })
+        .to_string()
+    }
+}
+
+/// Shared counters, by index.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum C {
+    ConnectionsAccepted,
+    ConnectionsRefused,
+    HandshakesFailed,
+    FramesPublished,
+    Subscriptions,
+    Unsubscriptions,
+    ControlRequests,
+    ControlErrors,
+    PingsSent,
+    PongsReceived,
+    ClientPings,
+    PongTimeouts,
+    SlowDisconnects,
+    RestRequests,
+    RestErrors,
+    SourceErrors,
+    DecodeErrors,
+    Drops,
+    Stalls,
+    Garbage,
+    Oversized,
+    Fragmented,
+    InvalidUtf8,
+    TlsRefused,
+}
+
+const COUNTERS: usize = C::TlsRefused as usize + 1;
+
+/// Trade send times of the first connection: preallocated, one writer, lock-free readers.
+#[derive(Debug)]
+pub(crate) struct SendTimes {
+    slots: Box<[(AtomicU64, AtomicU64)]>,
+    len: AtomicUsize,
+}
+
+impl SendTimes {
+    fn new(capacity: usize) -> Self {
+        SendTimes {
+            slots: (0..capacity)
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records one send; silently full once the capacity is used.
+    #[inline]
+    pub(crate) fn push(&self, trade_id: u64, ns: u64) {
+        let n = self.len.load(Ordering::Relaxed);
+        if let Some(slot) = self.slots.get(n) {
+            slot.0.store(trade_id, Ordering::Relaxed);
+            slot.1.store(ns, Ordering::Relaxed);
+            self.len.store(n + 1, Ordering::Release);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(u64, u64)> {
+        let n = self.len.load(Ordering::Acquire);
+        self.slots[..n]
+            .iter()
+            .map(|(a, b)| (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ConnRegistry {
+    open: Vec<Arc<ConnShared>>,
+    closed_frames: u64,
+    closed_bytes: u64,
+}
+
+/// State shared by every thread of one simulator.
+pub(crate) struct Inner {
+    pub(crate) cfg: SimConfig,
+    stop: AtomicBool,
+    counters: [AtomicU64; COUNTERS],
+    conns: Mutex<ConnRegistry>,
+    reg_tx: Mutex<Option<Sender<Registration>>>,
+    books: Mutex<Vec<OrderBook>>,
+    pub(crate) symbols: SymbolTable,
+    pub(crate) send_times: SendTimes,
+    first_conn: AtomicBool,
+    /// Connections that have subscribed to something, ever (the feed waits for enough).
+    pub(crate) subscribed_conns: AtomicUsize,
+    pub(crate) publisher_done: AtomicBool,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    oversized: OnceLock<Bytes>,
+    /// Every accepted socket still being served, to cut them off when stopping.
+    sockets: Mutex<Vec<(u64, TcpStream)>>,
+    ws_threads: AtomicUsize,
+    threads: AtomicUsize,
+}
+
+impl Inner {
+    #[inline]
+    pub(crate) fn count(&self, c: C, n: u64) {
+        if n > 0 {
+            self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self, c: C) -> u64 {
+        self.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn lock_books(&self) -> MutexGuard<'_, Vec<OrderBook>> {
+        self.books.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_conns(&self) -> MutexGuard<'_, ConnRegistry> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Announces a connection to the publisher (and the statistics).
+    pub(crate) fn register(&self, r: Registration) {
+        self.lock_conns().open.push(r.shared.clone());
+        let tx = self.reg_tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = tx.as_ref() {
+            let _ = tx.send(r);
+        }
+    }
+
+    pub(crate) fn unregister(&self, shared: &ConnShared) {
+        let mut reg = self.lock_conns();
+        reg.open.retain(|c| c.id != shared.id);
+        reg.closed_frames += shared.frames_sent.load(Ordering::Relaxed);
+        reg.closed_bytes += shared.bytes_sent.load(Ordering::Relaxed);
+    }
+
+    /// True for the first connection to ask: it records send times.
+    pub(crate) fn claim_first_connection(&self) -> bool {
+        !self.first_conn.swap(true, Ordering::AcqRel)
+    }
+
+    /// The oversized fault frame, built once.
+    pub(crate) fn oversized_frame(&self) -> Bytes {
+        self.oversized
+            .get_or_init(|| {
+                let len = match self.cfg.faults.oversized_bytes {
+                    0 => (16 << 20) + 1,
+                    n => n.max(40),
+                };
+                let head = b"{\"stream\":\"oversized\",\"data\":\"";
+                let mut v = Vec::with_capacity(len);
+                v.extend_from_slice(head);
+                v.resize(len - 2, b'x');
+                v.extend_from_slice(b"\"}");
+                Bytes::from(v)
+            })
+            .clone()
+    }
+
+    fn track_socket(&self, id: u64, sock: &TcpStream) {
+        if let Ok(s) = sock.try_clone() {
+            self.sockets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((id, s));
+        }
+    }
+
+    fn untrack_socket(&self, id: u64) {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(i, _)| *i != id);
+    }
+
+    fn is_done(&self) -> bool {
+        self.publisher_done.load(Ordering::SeqCst)
+            && self.lock_conns().open.iter().all(|c| {
+                c.closed.load(Ordering::Acquire)
+                    || c.handled.load(Ordering::Acquire) >= c.enqueued.load(Ordering::Acquire)
+            })
+    }
+}
+
+/// Decrements a thread count when a served connection's thread ends.
+struct ThreadGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ThreadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A running simulator. Dropping it (or [`VenueSim::stop`]) stops every thread, closes every
+/// connection (WebSocket clients get a `1001 going away` close frame) and removes a temporary
+/// certificate file.
+pub struct VenueSim {
+    inner: Arc<Inner>,
+    ws_addr: SocketAddr,
+    http_addr: SocketAddr,
+    cert: Option<(PathBuf, bool)>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for VenueSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VenueSim")
+            .field("ws_url", &self.ws_url())
+            .field("http_url", &self.http_url())
+            .field("cert", &self.cert_path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VenueSim {
+    /// Loads or prepares the source, makes the certificate (TLS), binds both ports and starts
+    /// serving. Fails on a bad configuration, an unreadable capture, or a port in use.
+    pub fn start(cfg: SimConfig) -> Result<VenueSim> {
+        match cfg.pace {
+            SimPace::Recorded(s) if !(s.is_finite() && s > 0.0) => {
+                bail!("pace: the speed factor must be a positive number, not {s}")
+            }
+            SimPace::Rate(0) => bail!("pace: the rate must be at least 1 frame per second"),
+            _ => {}
+        }
+        if cfg.queue_frames == 0 {
+            bail!("queue_frames must be at least 1");
+        }
+        let mut names: Vec<String> = cfg.symbols.clone();
+        let (feed, line_default) = match &cfg.source {
+            SimSource::Generated(g) => {
+                let gen = FeedGenerator::new(g.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                names.extend(g.symbols.iter().cloned());
+                (publisher::Feed::Generated(Box::new(gen)), None)
+            }
+            SimSource::Capture(path) => {
+                let cap = LoadedCapture::open(path)
+                    .with_context(|| format!("loading capture {}", path.display()))?;
+                let scan = scan_capture(&cap);
+                let default = match (cfg.symbols.first(), scan.symbols.as_slice()) {
+                    (Some(s), _) => Some(s.clone()),
+                    (None, [only]) => Some(only.clone()),
+                    _ => None,
+                };
+                if scan.symbolless_snapshots && default.is_none() {
+                    bail!(
+                        "capture {}: its REST snapshots name no symbol and it carries {} symbols; \
+                         name the snapshots' symbol first in `symbols`",
+                        path.display(),
+                        scan.symbols.len()
+                    );
+                }
+                names.extend(scan.symbols);
+                (publisher::Feed::Capture(Box::new(cap)), default)
+            }
+        };
+        let mut symbols = SymbolTable::new();
+        for n in &names {
+            symbols
+                .intern(n)
+                .map_err(|e| anyhow::anyhow!("symbol {n:?}: {e}"))?;
+        }
+        let default_symbol: Option<SymbolId> =
+            line_default.and_then(|s| symbols.lookup(s.as_bytes()));
+        let books = (0..symbols.len())
+            .map(|_| OrderBook::new(BookConfig::default()))
+            .collect();
+        let identity = if cfg.tls {
+            Some(tls::make_identity(cfg.cert_out.as_deref())?)
+        } else {
+            None
+        };
+        let ws_listener = TcpListener::bind(("127.0.0.1", cfg.ws_port))
+            .with_context(|| format!("binding 127.0.0.1:{}", cfg.ws_port))?;
+        let http_listener = TcpListener::bind(("127.0.0.1", cfg.http_port))
+            .with_context(|| format!("binding 127.0.0.1:{}", cfg.http_port))?;
+        let ws_addr = ws_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+
+        let (reg_tx, reg_rx) = unbounded();
+        let decoder = BinanceDecoder::new(symbols.clone());
+        let inner = Arc::new(Inner {
+            send_times: SendTimes::new(cfg.send_times_capacity),
+            cfg,
+            stop: AtomicBool::new(false),
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            conns: Mutex::new(ConnRegistry::default()),
+            reg_tx: Mutex::new(Some(reg_tx)),
+            books: Mutex::new(books),
+            symbols,
+            first_conn: AtomicBool::new(false),
+            subscribed_conns: AtomicUsize::new(0),
+            publisher_done: AtomicBool::new(false),
+            tls: identity.as_ref().map(|i| i.config.clone()),
+            oversized: OnceLock::new(),
+            sockets: Mutex::new(Vec::new()),
+            ws_threads: AtomicUsize::new(0),
+            threads: AtomicUsize::new(0),
+        });
+        let cert = identity.map(|i| (i.cert_path, i.cert_is_temp));
+        let mut sim = VenueSim {
+            inner: inner.clone(),
+            ws_addr,
+            http_addr,
+            cert,
+            threads: Vec::new(),
+        };
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .with_context(|| format!("spawning {name}"))
+        };
+        let i = inner.clone();
+        sim.threads.push(spawn(
+            "sim-publisher",
+            Box::new(move || publisher::run(i, reg_rx, feed, decoder, default_symbol)),
+        )?);
+        let i = inner.clone();
+        sim.threads.push(spawn(
+            "sim-ws-accept",
+            Box::new(move || accept_loop(i, ws_listener, true)),
+        )?);
+        let i = inner;
+        sim.threads.push(spawn(
+            "sim-http-accept",
+            Box::new(move || accept_loop(i, http_listener, false)),
+        )?);
+        Ok(sim)
+    }
+
+    /// `ws://127.0.0.1:P`, `wss://localhost:P` (TLS), `tcp://127.0.0.1:P` (raw TCP) or
+    /// `tls://localhost:P` (raw TCP over TLS). Append the path: `/stream?streams=..`, `/ws`.
+    pub fn ws_url(&self) -> String {
+        let port = self.ws_addr.port();
+        match (self.inner.cfg.raw_tcp, self.inner.cfg.tls) {
+            (false, false) => format!("ws://127.0.0.1:{port}"),
+            (false, true) => format!("wss://localhost:{port}"),
+            (true, false) => format!("tcp://127.0.0.1:{port}"),
+            (true, true) => format!("tls://localhost:{port}"),
+        }
+    }
+
+    /// `http://127.0.0.1:P`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_addr.port())
+    }
+
+    /// The market-data socket address.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    /// The REST socket address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// PEM of the self-signed certificate clients should trust (TLS mode).
+    pub fn cert_path(&self) -> Option<&Path> {
+        self.cert.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> SimStats {
+        let i = &self.inner;
+        let (open, frames, bytes) = {
+            let reg = i.lock_conns();
+            let (mut f, mut b) = (reg.closed_frames, reg.closed_bytes);
+            for c in &reg.open {
+                f += c.frames_sent.load(Ordering::Relaxed);
+                b += c.bytes_sent.load(Ordering::Relaxed);
+            }
+            (reg.open.len() as u64, f, b)
+        };
+        SimStats {
+            connections_accepted: i.get(C::ConnectionsAccepted),
+            connections_open: open,
+            connections_refused: i.get(C::ConnectionsRefused),
+            handshakes_failed: i.get(C::HandshakesFailed),
+            frames_published: i.get(C::FramesPublished),
+            frames_sent: frames,
+            bytes_sent: bytes,
+            subscriptions: i.get(C::Subscriptions),
+            unsubscriptions: i.get(C::Unsubscriptions),
+            control_requests: i.get(C::ControlRequests),
+            control_errors: i.get(C::ControlErrors),
+            pings_sent: i.get(C::PingsSent),
+            pongs_received: i.get(C::PongsReceived),
+            client_pings: i.get(C::ClientPings),
+            pong_timeouts: i.get(C::PongTimeouts),
+            slow_disconnects: i.get(C::SlowDisconnects),
+            rest_requests: i.get(C::RestRequests),
+            rest_errors: i.get(C::RestErrors),
+            source_errors: i.get(C::SourceErrors),
+            decode_errors: i.get(C::DecodeErrors),
+            feed_done: i.publisher_done.load(Ordering::SeqCst),
+            faults: FaultStats {
+                drops: i.get(C::Drops),
+                stalls: i.get(C::Stalls),
+                garbage_frames: i.get(C::Garbage),
+                oversized_frames: i.get(C::Oversized),
+                fragmented_messages: i.get(C::Fragmented),
+                invalid_utf8_frames: i.get(C::InvalidUtf8),
+                tls_refused: i.get(C::TlsRefused),
+            },
+        }
+    }
+
+    /// `(trade id, send ns on CLOCK_MONOTONIC)` of every trade frame written to the first
+    /// connection, stamped just before its write call, in send order (up to
+    /// [`SimConfig::send_times_capacity`]).
+    pub fn send_times(&self) -> Vec<(u64, u64)> {
+        self.inner.send_times.snapshot()
+    }
+
+    /// Waits until the source is exhausted and every open connection has been sent (or has
+    /// filtered out) every frame queued for it. False on timeout.
+    pub fn wait_until_done(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.inner.is_done() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Stops the simulator (the same as dropping it).
+    pub fn stop(self) {}
+
+    fn shutdown(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        let inner = &self.inner;
+        inner.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loops.
+        for addr in [self.ws_addr, self.http_addr] {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(500));
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // The publisher is gone, so connection threads see their queues close and say goodbye;
+        // give them a moment, then cut off whatever is still blocked (handshakes, slow writes).
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while inner.threads.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for (_, s) in inner
+            .sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while inner.threads.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        *inner.reg_tx.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some((path, true)) = &self.cert {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for VenueSim {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept_loop(inner: Arc<Inner>, listener: TcpListener, market_data: bool) {
+    let mut next_id: u64 = if market_data { 0 } else { 1 << 62 };
+    for sock in listener.incoming() {
+        if inner.stopping() {
+            break;
+        }
+        let sock = match sock {
+            Ok(s) => s,
+            Err(_) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let id = next_id;
+        next_id += 1;
+        if market_data {
+            inner.count(C::ConnectionsAccepted, 1);
+            if inner.ws_threads.load(Ordering::Acquire) >= inner.cfg.max_connections {
+                inner.count(C::ConnectionsRefused, 1);
+                continue;
+            }
+            inner.ws_threads.fetch_add(1, Ordering::AcqRel);
+        }
+        inner.threads.fetch_add(1, Ordering::AcqRel);
+        inner.track_socket(id, &sock);
+        let i = inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name(if market_data { "sim-conn" } else { "sim-http" }.into())
+            .spawn(move || {
+                let _t = ThreadGuard(&i.threads);
+                let _w = market_data.then(|| ThreadGuard(&i.ws_threads));
+                if market_data {
+                    conn::serve(i.clone(), sock, id);
+                } else {
+                    rest::serve(i.clone(), sock);
+                }
+                i.untrack_socket(id);
+            });
+        if spawned.is_err() {
+            inner.threads.fetch_sub(1, Ordering::AcqRel);
+            if market_data {
+                inner.ws_threads.fetch_sub(1, Ordering::AcqRel);
+            }
+            inner.untrack_socket(id);
+        }
+    }
+}
+
+/// What a capture holds, found before serving it.
+#[derive(Debug, Default)]
+struct CaptureScan {
+    /// Upper-case symbols from `.tlc` snapshot records and frames' `"s"` fields, in order of
+    /// first appearance.
+    symbols: Vec<String>,
+    /// Some snapshot names no symbol (line format).
+    symbolless_snapshots: bool,
+}
+
+fn scan_capture(cap: &LoadedCapture) -> CaptureScan {
+    let mut scan = CaptureScan::default();
+    let add = |s: &[u8], scan: &mut CaptureScan| {
+        if s.is_empty()
+            || s.len() > engine::symbol::MAX_SYMBOL_LEN
+            || !s.iter().all(u8::is_ascii_alphanumeric)
+        {
+            return;
+        }
+        let up = String::from_utf8_lossy(s).to_ascii_uppercase();
+        if !scan.symbols.contains(&up) {
+            scan.symbols.push(up);
+        }
+    };
+    for rec in cap.records().flatten() {
+        match rec.kind {
+            RecordKind::Snapshot => match rec.symbol {
+                Some(s) => add(s, &mut scan),
+                None => scan.symbolless_snapshots = true,
+            },
+            RecordKind::TextFrame => {
+                if let Some(s) = symbol_field(rec.payload) {
+                    add(s, &mut scan);
+                }
+            }
+            _ => {}
+        }
+    }
+    scan
+}
+
+/// The value of the first `"s":"..."` in a frame.
+fn symbol_field(payload: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b"\"s\":\"";
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = payload[at..].iter().position(|&b| b == b'"')?;
+    Some(&payload[at..at + len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbol_fields() {
+        assert_eq!(
+            symbol_field(br#"{"stream":"x","data":{"e":"trade","s":"BTCUSDT","t":1}}"#),
+            Some(&b"BTCUSDT"[..])
+        );
+        assert_eq!(symbol_field(br#"{"lastUpdateId":1}"#), None);
+    }
+
+    #[test]
+    fn send_times_are_bounded() {
+        let t = SendTimes::new(2);
+        t.push(1, 10);
+        t.push(2, 20);
+        t.push(3, 30);
+        assert_eq!(t.snapshot(), vec![(1, 10), (2, 20)]);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        for pace in [
+            SimPace::Recorded(0.0),
+            SimPace::Recorded(f64::NAN),
+            SimPace::Rate(0),
+        ] {
+            let cfg = SimConfig {
+                pace,
+                ..SimConfig::default()
+            };
+            assert!(VenueSim::start(cfg).is_err());
+        }
+        let cfg = SimConfig {
+            source: SimSource::Capture("/nonexistent/capture.tlc".into()),
+            ..SimConfig::default()
+        };
+        assert!(VenueSim::start(cfg).is_err());
+    }
+}
