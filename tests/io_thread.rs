@@ -1141,14 +1141,16 @@ fn the_loop_ends_when_the_core_drops_its_ring() {
     let (l, url) = listener();
     let server = thread::spawn(move || {
         let mut p = Peer::upgrade(accept(&l).0);
-        for id in 1..=100 {
-            if p.send_frame(0x1, trade(id).as_bytes()).is_err() {
-                break;
-            }
+        for id in 1..=5 {
+            p.send_text(&trade(id));
         }
         p.until_close()
     });
-    let mut run = Run::start_with_ring(config(&url, &[]), None, 8);
+    let mut run = Run::start_with_ring(config(&url, &[]), None, 1024); // never full
+    assert_eq!(run.next_event().1.kind, up(7));
+    for id in 1..=5 {
+        assert_eq!(trade_id(&run.next_event().1), Some(id));
+    }
     let (dead_tx, events) = event_ring(2, OnFull::Drop);
     drop(dead_tx);
     drop(std::mem::replace(&mut run.events, events)); // the core is gone

@@ -80,6 +80,7 @@ use crate::net::{
 use crate::recorder::{RecorderStats, RecorderTx};
 use core::fmt;
 use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
+use engine::latency::LatencyHist;
 use engine::ring::{EventTx, TxStats};
 use engine::symbol::SymbolId;
 use mio::{Events, Poll, Token};
@@ -685,7 +686,7 @@ pub struct ConnReport {
 }
 
 /// What [`run_io_loop`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct IoReport {
     /// Why it returned.
     pub end: IoEnd,
@@ -699,6 +700,8 @@ pub struct IoReport {
     pub decode: DecodeStats,
     /// The recorder's producer counters, if there was one.
     pub recorder: Option<RecorderStats>,
+    /// Frame receive stamp to decoded (the `decode` stage), ns.
+    pub decode_latency: LatencyHist,
     /// Iterations of the loop.
     pub iterations: u64,
 }
@@ -771,6 +774,7 @@ struct Ctx<'a> {
     core_gone: bool,
     next_request_id: u64,
     stable_ns: u64,
+    decode_latency: LatencyHist,
 }
 
 impl Ctx<'_> {
@@ -793,7 +797,10 @@ impl Ctx<'_> {
             }
         }
         self.out.clear();
-        match self.decoder.decode(payload, recv_ns, &mut self.out) {
+        let decoded = self.decoder.decode(payload, recv_ns, &mut self.out);
+        self.decode_latency
+            .record((self.now)().saturating_sub(recv_ns));
+        match decoded {
             Ok(Decoded::Events(n)) => {
                 rx.c.events += n as u64;
                 if self.tx.push_all(&self.out).is_err() {
@@ -945,6 +952,7 @@ pub fn run_io_loop(
         core_gone: false,
         next_request_id: 1,
         stable_ns: ns(cfg.stable_after),
+        decode_latency: LatencyHist::new(),
     };
     let mut conn_opts = cfg.conn.clone();
     let t0 = now();
@@ -1025,6 +1033,8 @@ pub fn run_io_loop(
         if now_ns >= next_publish {
             publish(&links, &ctx, shared);
             next_publish = now_ns + PUBLISH_EVERY_NS;
+            // A push into an abandoned ring with room succeeds, so look as well.
+            ctx.core_gone |= ctx.tx.is_closed();
         }
         if ctx.core_gone {
             end = IoEnd::CoreGone;
@@ -1448,6 +1458,7 @@ fn report(
         decode: *ctx.decoder.stats(),
         recorder: ctx.recorder.as_ref().map(RecorderTx::stats),
         iterations,
+        decode_latency: ctx.decode_latency,
     }
 }
 

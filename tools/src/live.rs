@@ -370,6 +370,7 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     }
     let mut latency = StageLatency::new();
     latency.merge(core.latency());
+    latency.record_hist(engine::latency::Stage::Decode, &io_report.decode_latency);
     let positions = symbols
         .iter()
         .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
