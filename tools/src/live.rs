@@ -388,5 +388,6 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
         allocations: None,
         pinned: (io_pinned, core_pinned),
         first_errors: Vec::new(),
+        io: Some(io_report.totals),
     })
 }

@@ -209,6 +209,8 @@ pub struct ReplayReport {
     pub pinned: (bool, bool),
     /// First decode errors (index, message), for the report.
     pub first_errors: Vec<(usize, String)>,
+    /// Connection counters of a live run (None in replay).
+    pub io: Option<feeds::io::IoCounters>,
 }
 
 struct FeedResult {
@@ -297,6 +299,7 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
             allocations: Some(end_allocs.saturating_sub(feed.start_allocs)),
             pinned: (feed.pinned, core_pinned),
             first_errors: feed.first_errors,
+            io: None,
         })
     })
 }

@@ -57,7 +57,19 @@ impl ReplayReport {
             })
             .collect();
         let c = &self.core;
+        let io = self.io.map(|t| {
+            json!({
+                "frames": t.frames, "bytes": t.bytes, "connects": t.connects,
+                "disconnects": t.disconnects, "reconnect_attempts": t.reconnect_attempts,
+                "connect_failures": t.connect_failures, "idle_timeouts": t.idle_timeouts,
+                "heartbeats_sent": t.heartbeats_sent, "pongs": t.pongs,
+                "protocol_errors": t.protocol_errors, "tls_errors": t.tls_errors,
+                "connect_errors": t.connect_errors, "io_errors": t.io_errors,
+                "recorder_dropped": t.recorder_dropped,
+            })
+        });
         json!({
+            "io": io,
             "messages": self.frames,
             "decode_errors": self.decode.decode_errors,
             "ignored": self.decode.ignored,
@@ -168,6 +180,14 @@ impl ReplayReport {
                 p.p99,
                 p.p999,
                 p.max
+            );
+        }
+        if let Some(t) = &self.io {
+            let _ = writeln!(
+                s,
+                "connections     {:>12}   connects, {} disconnects, {} reconnect attempts, {} idle timeouts, errors: {} protocol, {} TLS, {} connect, {} I/O",
+                t.connects, t.disconnects, t.reconnect_attempts, t.idle_timeouts,
+                t.protocol_errors, t.tls_errors, t.connect_errors, t.io_errors
             );
         }
         for (i, e) in &self.first_errors {
