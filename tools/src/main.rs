@@ -81,18 +81,31 @@ enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
-    /// The embedded default: generate a feed in memory and replay it through the pinned pipeline
-    /// with the naive strategy. Needs no network and no files.
+    /// The embedded default: start the venue simulator in-process on loopback with a generated
+    /// Binance feed, and run the live engine against it over WebSocket (pinned I/O thread and
+    /// core, REST snapshots, the naive strategy on the paper venue). Needs no network and no files.
     Demo {
-        /// Frames to generate.
+        /// Frames the simulator publishes.
         #[arg(long, default_value_t = 200_000)]
         events: u64,
         /// PRNG seed.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Frames per second the simulator sends (0: as fast as the engine takes them).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Serve wss:// with a self-signed certificate the engine is told to trust.
+        #[arg(long)]
+        tls: bool,
+        /// Skip the sockets: replay the generated feed from memory through the pipeline instead.
+        #[arg(long)]
+        replay: bool,
         #[command(flatten)]
         run: RunArgs,
     },
+    /// A loopback venue speaking Binance's market-data WebSocket and REST protocols, serving a
+    /// capture or a generated feed, with fault injection.
+    VenueSim(tools::sim::SimArgs),
 }
 
 #[derive(Args, Debug)]
@@ -242,41 +255,115 @@ fn real_main() -> Result<()> {
             let cfg = run.config()?;
             live(cfg, None, Some(out), duration, 1.0, run.json)
         }
-        Cmd::Demo { events, seed, run } => {
+        Cmd::Demo {
+            events,
+            seed,
+            rate,
+            tls,
+            replay,
+            run,
+        } => {
             let cfg = run.config()?;
-            let names = vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()];
-            let mut symbols = SymbolTable::new();
-            let mut arena = FrameArena::default();
-            let ids = names
-                .iter()
-                .map(|n| symbols.intern(n).map_err(|e| anyhow::anyhow!("{e}")))
-                .collect::<Result<Vec<_>>>()?;
-            let mut gen = feeds::gen::FeedGenerator::new(feeds::gen::GenConfig {
-                symbols: names.clone(),
+            let gen = feeds::gen::GenConfig {
+                symbols: vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()],
                 events,
                 seed,
                 start_ns: 1_000_000_000,
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut buf = Vec::new();
-            while let Some(f) = gen.next_frame(&mut buf) {
-                let kind = match f.kind {
-                    feeds::gen::GenKind::Snapshot => FrameKind::Snapshot(ids[f.symbol]),
-                    _ => FrameKind::Stream,
-                };
-                arena.push(f.recv_ns, kind, &buf);
+            };
+            if replay {
+                demo_replay(gen, &cfg, run.json)
+            } else {
+                demo_live(gen, cfg, rate, tls, run.json)
             }
-            if !run.json {
-                println!(
-                    "tickline demo: {} generated Binance-format frames for {} replayed through the pinned pipeline with strategy {}\n",
-                    arena.len(),
-                    names.join(", "),
-                    cfg.strategy.name
-                );
-            }
-            run_replay(&arena, symbols, &cfg, run.json)
         }
+        Cmd::VenueSim(args) => tools::sim::run_cli(args),
     }
+}
+
+fn demo_replay(gen: feeds::gen::GenConfig, cfg: &Config, json: bool) -> Result<()> {
+    let mut symbols = SymbolTable::new();
+    let ids = gen
+        .symbols
+        .iter()
+        .map(|n| symbols.intern(n).map_err(|e| anyhow::anyhow!("{e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let names = gen.symbols.join(", ");
+    let mut g = feeds::gen::FeedGenerator::new(gen).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut arena = FrameArena::default();
+    let mut buf = Vec::new();
+    while let Some(f) = g.next_frame(&mut buf) {
+        let kind = match f.kind {
+            feeds::gen::GenKind::Snapshot => FrameKind::Snapshot(ids[f.symbol]),
+            _ => FrameKind::Stream,
+        };
+        arena.push(f.recv_ns, kind, &buf);
+    }
+    if !json {
+        println!(
+            "tickline demo --replay: {} generated Binance-format frames for {names} replayed from memory through the pinned pipeline, strategy {}\n",
+            arena.len(),
+            cfg.strategy.name
+        );
+    }
+    run_replay(&arena, symbols, cfg, json)
+}
+
+fn demo_live(
+    gen: feeds::gen::GenConfig,
+    mut cfg: Config,
+    rate: u64,
+    tls: bool,
+    json: bool,
+) -> Result<()> {
+    use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+    let events = gen.events;
+    let symbols = gen.symbols.clone();
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(gen),
+        pace: if rate == 0 {
+            SimPace::Asap
+        } else {
+            SimPace::Rate(rate)
+        },
+        tls,
+        ..SimConfig::default()
+    })
+    .context("starting the venue simulator")?;
+    cfg.venue.ws_url = sim.ws_url();
+    cfg.venue.rest_url = sim.http_url();
+    cfg.venue.ca_file = sim.cert_path().map(|p| p.display().to_string());
+    cfg.venue.symbols = symbols;
+    cfg.validate()?;
+    if !json {
+        println!(
+            "tickline demo: venue simulator on {} (REST {}) publishing {events} generated Binance frames for {}; live engine with strategy {}\n",
+            sim.ws_url(),
+            sim.http_url(),
+            cfg.venue.symbols.join(", "),
+            cfg.strategy.name
+        );
+    }
+    let strategy =
+        (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    let report = tools::live::run_live(tools::live::LiveOptions {
+        cfg,
+        strategy,
+        record: None,
+        duration: Some(std::time::Duration::from_secs(600)),
+        status_every: (!json).then_some(std::time::Duration::from_secs(1)),
+        stop,
+        done: Some(Box::new(move |t| t.frames >= events)),
+    })?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
 }
 
 fn seconds(what: &str, s: f64) -> Result<std::time::Duration> {

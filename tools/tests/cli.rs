@@ -34,11 +34,15 @@ fn tmp(name: &str) -> PathBuf {
 const UNPINNED: [&str; 4] = ["--io-cpu", "-1", "--core-cpu", "-1"];
 
 #[test]
-fn demo_runs_with_no_files_and_trades() {
+fn demo_runs_live_over_websocket_with_no_files_and_trades() {
     let mut args = vec!["demo", "--events", "20000", "--json", "--idle", "backoff"];
     args.extend(UNPINNED);
     let (v, _) = ok_json(&args);
-    assert_eq!(v["messages"], 20_002);
+    // Every frame the in-process simulator published arrived over the socket; the two books
+    // synced from its REST snapshots.
+    assert_eq!(v["messages"], 20_000);
+    assert_eq!(v["book_syncs"], 2);
+    assert_eq!(v["io"]["connects"], 1);
     assert_eq!(v["decode_errors"], 0);
     assert_eq!(v["book_gaps"], 0);
     assert!(v["orders"].as_u64().unwrap() > 0, "{v}");
@@ -50,8 +54,19 @@ fn demo_runs_with_no_files_and_trades() {
     for key in ["ignored", "fills", "elapsed_ns", "msgs_per_sec"] {
         assert!(!v[key].is_null(), "{key} missing");
     }
-    // The human summary too.
-    let mut args = vec!["demo", "--events", "2000", "--idle", "backoff"];
+    // The same feed replayed from memory: the two REST snapshots are frames there.
+    let mut args = vec![
+        "demo", "--replay", "--events", "20000", "--json", "--idle", "backoff",
+    ];
+    args.extend(UNPINNED);
+    let (r, _) = ok_json(&args);
+    assert_eq!(r["messages"], 20_002);
+    assert_eq!(
+        r["fills"], v["fills"],
+        "paper fills run on venue time: live and replay agree"
+    );
+    // The human summary too, over wss://.
+    let mut args = vec!["demo", "--tls", "--events", "2000", "--idle", "backoff"];
     args.extend(UNPINNED);
     let out = tickline(&args);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -196,28 +211,31 @@ fn bad_input_fails_with_a_message_naming_it() {
 
 #[test]
 fn a_missing_cpu_warns_once_per_thread_and_the_run_goes_on() {
-    let (v, stderr) = ok_json(&[
-        "demo",
-        "--events",
-        "2000",
-        "--json",
-        "--io-cpu",
-        "4000",
-        "--core-cpu",
-        "4001",
-        "--idle",
-        "backoff",
-    ]);
-    assert_eq!(v["decode_errors"], 0);
-    assert_eq!(v["pinned"]["feed"], false);
-    assert_eq!(
-        stderr.matches("warning: feed thread not pinned").count(),
-        1,
-        "{stderr}"
-    );
-    assert_eq!(
-        stderr.matches("warning: core thread not pinned").count(),
-        1,
-        "{stderr}"
-    );
+    for (mode, io_role) in [("--replay", "feed"), ("--tls", "I/O")] {
+        let (v, stderr) = ok_json(&[
+            "demo",
+            mode,
+            "--events",
+            "2000",
+            "--json",
+            "--io-cpu",
+            "4000",
+            "--core-cpu",
+            "4001",
+            "--idle",
+            "backoff",
+        ]);
+        assert_eq!(v["decode_errors"], 0);
+        assert_eq!(v["pinned"]["feed"], false);
+        assert_eq!(v["pinned"]["core"], false);
+        let io_warning = format!("warning: {io_role} thread not pinned: CPU 4000 is not available");
+        assert_eq!(stderr.matches(&io_warning).count(), 1, "{stderr}");
+        assert_eq!(
+            stderr
+                .matches("warning: core thread not pinned: CPU 4001")
+                .count(),
+            1,
+            "{stderr}"
+        );
+    }
 }
