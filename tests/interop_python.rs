@@ -129,6 +129,7 @@ fn engine_reads_binance_frames_from_python_websockets() {
     let report = run_live(LiveOptions {
         cfg,
         strategy: None,
+        custom_strategy: None,
         record: None,
         duration: Some(Duration::from_secs(60)),
         status_every: None,

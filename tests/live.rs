@@ -48,6 +48,7 @@ fn run(cfg: Config, max: Duration, done: Option<DoneFn>) -> ReplayReport {
     run_live(LiveOptions {
         cfg,
         strategy: Some(("naive".into(), Default::default())),
+        custom_strategy: None,
         record: None,
         duration: Some(max),
         status_every: None,

@@ -34,6 +34,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Builds a strategy instance for one symbol (for strategies that are not in the `strategies`
+/// crate, such as a benchmark's measuring tap).
+pub type StrategyFactory = Box<dyn Fn() -> Box<dyn engine::strategy::Strategy> + Send>;
+
 /// An end condition over the I/O thread's running totals.
 pub type DoneFn = Box<dyn Fn(&IoCounters) -> bool + Send>;
 
@@ -43,6 +47,8 @@ pub struct LiveOptions {
     pub cfg: Config,
     /// Strategy to run on every symbol (None: market data only).
     pub strategy: Option<(String, Params)>,
+    /// Instead of `strategy`: a strategy built by the caller, one instance per symbol.
+    pub custom_strategy: Option<StrategyFactory>,
     /// Record every frame, connection change and snapshot to this `.tlc` file.
     pub record: Option<PathBuf>,
     /// Stop after this long.
@@ -192,7 +198,9 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     core.set_resync_sink(resync_tx);
     for (id, _) in symbols.iter() {
         core.set_rules(id, rules[id.index()]);
-        if let Some((name, params)) = &opts.strategy {
+        if let Some(factory) = &opts.custom_strategy {
+            core.set_strategy(id, factory());
+        } else if let Some((name, params)) = &opts.strategy {
             let s = strategies::build(name, params.clone())
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
             core.set_strategy(id, s);

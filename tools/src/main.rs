@@ -352,6 +352,7 @@ fn demo_live(
     let report = tools::live::run_live(tools::live::LiveOptions {
         cfg,
         strategy,
+        custom_strategy: None,
         record: None,
         duration: Some(std::time::Duration::from_secs(600)),
         status_every: (!json).then_some(std::time::Duration::from_secs(1)),
@@ -386,6 +387,7 @@ fn live(
     let report = tools::live::run_live(tools::live::LiveOptions {
         cfg,
         strategy,
+        custom_strategy: None,
         record,
         duration: duration.map(|d| seconds("--duration", d)).transpose()?,
         status_every: (status_every > 0.0)

@@ -670,6 +670,7 @@ fn tls_with_the_written_cert_works_and_an_untrusting_client_fails() {
     drop(sim);
     // A file the caller named is the caller's; it stays.
     assert!(cert.exists());
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -975,7 +976,8 @@ fn a_client_that_stops_reading_is_disconnected() {
 #[test]
 fn capture_source_from_a_tlc_file() {
     let g = gen(&["BTCUSDT", "ETHUSDT"], 600, 19);
-    let path = tmp_dir("tlc").join("feed.tlc");
+    let dir = tmp_dir("tlc");
+    let path = dir.join("feed.tlc");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     feeds::gen::write_tickline_capture(&g, &mut f).unwrap();
     f.flush().unwrap();
@@ -1027,12 +1029,14 @@ fn capture_source_from_a_tlc_file() {
         .collect();
     assert_eq!(names, ["BTCUSDT", "ETHUSDT"]);
     assert_eq!(sim.stats().decode_errors, 0);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn capture_source_from_a_line_file_takes_its_one_symbol() {
     let g = gen(&["SOLUSDT"], 300, 20);
-    let path = tmp_dir("line").join("feed.txt");
+    let dir = tmp_dir("line");
+    let path = dir.join("feed.txt");
     let mut f = std::fs::File::create(&path).unwrap();
     feeds::gen::write_line_capture(&g, &mut f).unwrap();
     drop(f);
@@ -1047,6 +1051,7 @@ fn capture_source_from_a_line_file_takes_its_one_symbol() {
     let (s, body) = http(&sim, "GET", "/api/v3/depth?symbol=SOLUSDT&limit=3");
     assert_eq!(s, 200, "{body}");
     assert_eq!(sim.stats().frames_published, 300);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -1113,4 +1118,116 @@ fn two_concurrent_clients_both_get_every_frame() {
     }
     assert!(sim.wait_until_done(T));
     assert_eq!(sim.stats().frames_sent, 2 * expected.len() as u64);
+}
+
+/// `../shared/data/<rel>` beside the workspace (or under `TICKLINE_SHARED_DATA`), if present.
+fn shared_data(rel: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("TICKLINE_SHARED_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+    };
+    let p = dir.join(rel);
+    if !p.exists() {
+        eprintln!(
+            "NOTICE: ../shared/data/{rel} is not present on this machine; this check was skipped"
+        );
+    }
+    p.exists().then_some(p)
+}
+
+#[test]
+fn real_binance_capture_is_served_and_its_book_bridges() {
+    let Some(path) = shared_data("binance-spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Capture(path),
+        pace: SimPace::Asap,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    // The line capture's REST snapshot names no symbol; its frames' one symbol is lent to it.
+    let mut c = ws(&sim, "/stream?streams=btcusdt@depth@100ms/btcusdt@trade");
+    // The capture (SOURCES.md): 9,757 trades and 3,451 unbroken diffs.
+    let (mut trades, mut diffs, mut last_u) = (0u64, 0u64, 0u64);
+    while trades < 9_757 || diffs < 3_451 {
+        let v: Value = serde_json::from_str(&next_text(&mut c)).unwrap();
+        if v["stream"] == "btcusdt@trade" {
+            trades += 1;
+            continue;
+        }
+        let (u0, u1) = (
+            v["data"]["U"].as_u64().unwrap(),
+            v["data"]["u"].as_u64().unwrap(),
+        );
+        if last_u != 0 {
+            assert_eq!(u0, last_u + 1, "the capture's diffs are unbroken");
+        }
+        last_u = u1;
+        diffs += 1;
+    }
+    assert_eq!(trades, 9_757);
+    assert!(sim.wait_until_done(T));
+    let st = sim.stats();
+    assert_eq!(st.frames_published, 41_248);
+    assert_eq!((st.decode_errors, st.source_errors), (0, 0));
+    let (s, body) = http(&sim, "GET", "/api/v3/depth?symbol=BTCUSDT&limit=5000");
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["lastUpdateId"].as_u64(), Some(last_u));
+    assert!(v["bids"].as_array().unwrap().len() > 900);
+}
+
+/// A masked client text frame (payload under 126 bytes).
+fn client_text_frame(text: &str) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    assert!(text.len() < 126);
+    let mut f = vec![0x81, 0x80 | text.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+#[test]
+fn data_sent_before_the_handshake_answer_is_refused() {
+    // RFC 6455 4.1: a client waits for the server's answer before sending frames.
+    let sim = VenueSim::start(config(gen(&["BTCUSDT"], 10, 1), SimPace::Asap)).unwrap();
+    let mut s = tcp(sim.ws_addr());
+    let handshake: &[u8] = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n";
+    let request = client_text_frame(r#"{"method":"LIST_SUBSCRIPTIONS","id":9}"#);
+    s.write_all(&[handshake, &request].concat()).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(!rest.starts_with(b"HTTP/1.1 101"));
+    wait_for("failed handshake", || sim.stats().handshakes_failed == 1);
+    // Sent after the answer, the same frame is answered.
+    let mut s = tcp(sim.ws_addr());
+    s.write_all(handshake).unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    s.write_all(&request).unwrap();
+    let (fin, op, payload) = read_raw_frame(&mut s);
+    assert_eq!((fin, op), (true, 1));
+    assert_eq!(payload, br#"{"result":[],"id":9}"#);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_refused() {
+    let sim = VenueSim::start(SimConfig {
+        max_connections: 1,
+        ..config(gen(&["BTCUSDT"], 10, 1), SimPace::Asap)
+    })
+    .unwrap();
+    let _first = ws(&sim, "/ws");
+    let url = format!("{}/ws", sim.ws_url());
+    assert!(tungstenite::client(url, tcp(sim.ws_addr())).is_err());
+    assert_eq!(sim.stats().connections_refused, 1);
+    assert_eq!(sim.stats().connections_accepted, 2);
 }

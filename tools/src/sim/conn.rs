@@ -454,6 +454,25 @@ struct Session<'a> {
 /// The connection is over.
 struct Over;
 
+/// A write failed: the connection is over. A write that timed out means the client stopped
+/// reading: counted as a slow client.
+fn write_failed(inner: &Inner, e: &io::Error) -> Over {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
+        inner.count(C::SlowDisconnects, 1);
+    }
+    Over
+}
+
+fn ws_write_failed(inner: &Inner, e: &tungstenite::Error) -> Over {
+    match e {
+        tungstenite::Error::Io(e) => write_failed(inner, e),
+        _ => Over,
+    }
+}
+
 impl Session<'_> {
     fn run(&mut self, frames_rx: &Receiver<Arc<Frame>>, in_rx: &Receiver<Vec<u8>>) {
         let cfg = &self.inner.cfg;
@@ -469,6 +488,11 @@ impl Session<'_> {
         let mut sel = Select::new();
         let frames_op = sel.recv(frames_rx);
         let _input_op = sel.recv(in_rx);
+        // Whatever the handshake left buffered (nothing, for a client that waits for the 101
+        // as RFC 6455 asks) would never be announced by the channel: handle it first.
+        if self.on_input(&mut pong_deadline).is_err() {
+            return;
+        }
         loop {
             if self.inner.stopping() {
                 self.close_going_away();
@@ -598,6 +622,7 @@ impl Session<'_> {
 
     /// Writes one data frame (three fragments with the fragment fault).
     fn write_data(&mut self, payload: Bytes) -> Result<(), Over> {
+        let inner = self.inner;
         let fragment = self.inner.cfg.faults.fragment && payload.len() >= 3;
         if fragment {
             self.inner.count(C::Fragmented, 1);
@@ -612,7 +637,8 @@ impl Session<'_> {
                         WsFrame::message(payload.slice(b..), OpCode::Data(Data::Continue), true),
                     ];
                     for p in parts {
-                        ws.send(Message::Frame(p)).map_err(|_| Over)?;
+                        ws.send(Message::Frame(p))
+                            .map_err(|e| ws_write_failed(inner, &e))?;
                     }
                     Ok(())
                 } else {
@@ -621,7 +647,7 @@ impl Session<'_> {
                         OpCode::Data(Data::Text),
                         true,
                     )))
-                    .map_err(|_| Over)
+                    .map_err(|e| ws_write_failed(inner, &e))
                 }
             }
             Io::Raw(t) => {
@@ -631,13 +657,14 @@ impl Session<'_> {
                 if fragment {
                     let (a, b) = (self.line.len() / 3, 2 * self.line.len() / 3);
                     for part in [&self.line[..a], &self.line[a..b], &self.line[b..]] {
-                        t.write_all(part).map_err(|_| Over)?;
-                        t.flush().map_err(|_| Over)?;
+                        t.write_all(part).map_err(|e| write_failed(inner, &e))?;
+                        t.flush().map_err(|e| write_failed(inner, &e))?;
                     }
                     Ok(())
                 } else {
-                    t.write_all(&self.line).map_err(|_| Over)?;
-                    t.flush().map_err(|_| Over)
+                    t.write_all(&self.line)
+                        .map_err(|e| write_failed(inner, &e))?;
+                    t.flush().map_err(|e| write_failed(inner, &e))
                 }
             }
         }
@@ -645,6 +672,7 @@ impl Session<'_> {
 
     /// Writes a fault frame as one text frame (or one line), whatever it contains.
     fn write_fault(&mut self, payload: Bytes) -> Result<(), Over> {
+        let inner = self.inner;
         match &mut self.io {
             Io::Ws(ws) => ws
                 .send(Message::Frame(WsFrame::message(
@@ -652,20 +680,23 @@ impl Session<'_> {
                     OpCode::Data(Data::Text),
                     true,
                 )))
-                .map_err(|_| Over),
+                .map_err(|e| ws_write_failed(inner, &e)),
             Io::Raw(t) => {
                 self.line.clear();
                 self.line.extend_from_slice(&payload);
                 self.line.push(b'\n');
-                t.write_all(&self.line).map_err(|_| Over)?;
-                t.flush().map_err(|_| Over)
+                t.write_all(&self.line)
+                    .map_err(|e| write_failed(inner, &e))?;
+                t.flush().map_err(|e| write_failed(inner, &e))
             }
         }
     }
 
     fn send_ping(&mut self) -> Result<(), Over> {
+        let inner = self.inner;
         if let Io::Ws(ws) = &mut self.io {
-            ws.send(Message::Ping(Bytes::new())).map_err(|_| Over)?;
+            ws.send(Message::Ping(Bytes::new()))
+                .map_err(|e| ws_write_failed(inner, &e))?;
             self.inner.count(C::PingsSent, 1);
         }
         Ok(())
@@ -747,6 +778,7 @@ impl Session<'_> {
 
     /// A `SUBSCRIBE`/`UNSUBSCRIBE`/`LIST_SUBSCRIPTIONS`/property request.
     fn on_request(&mut self, text: &[u8]) -> Result<(), Over> {
+        let inner = self.inner;
         self.inner.count(C::ControlRequests, 1);
         let (resp, outcome) = control::handle(&mut self.state, text);
         if outcome.error {
@@ -758,7 +790,8 @@ impl Session<'_> {
             self.publish_subs();
         }
         if let Io::Ws(ws) = &mut self.io {
-            ws.send(Message::Text(resp.into())).map_err(|_| Over)?;
+            ws.send(Message::Text(resp.into()))
+                .map_err(|e| ws_write_failed(inner, &e))?;
         }
         Ok(())
     }

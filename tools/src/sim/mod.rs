@@ -169,7 +169,7 @@ pub struct SimConfig {
     pub slow_client_timeout: Duration,
     /// Capacity of the send-time record ([`VenueSim::send_times`]), allocated at start.
     pub send_times_capacity: usize,
-    /// Market-data connections served at once; more are closed on accepting (counted).
+    /// Connections served at once, per port; more are closed on accepting (counted).
     pub max_connections: usize,
 }
 
@@ -227,7 +227,8 @@ pub struct SimStats {
     pub connections_accepted: u64,
     /// Market-data connections past their handshakes and not yet closed.
     pub connections_open: u64,
-    /// Connections closed on accepting because [`SimConfig::max_connections`] were open.
+    /// Connections (either port) closed on accepting because [`SimConfig::max_connections`]
+    /// of their kind were open.
     pub connections_refused: u64,
     /// TLS or WebSocket handshakes that failed (bad path, untrusting client, timeout).
     pub handshakes_failed: u64,
@@ -403,6 +404,7 @@ pub(crate) struct Inner {
     /// Every accepted socket still being served, to cut them off when stopping.
     sockets: Mutex<Vec<(u64, TcpStream)>>,
     ws_threads: AtomicUsize,
+    http_threads: AtomicUsize,
     threads: AtomicUsize,
 }
 
@@ -608,6 +610,7 @@ impl VenueSim {
             oversized: OnceLock::new(),
             sockets: Mutex::new(Vec::new()),
             ws_threads: AtomicUsize::new(0),
+            http_threads: AtomicUsize::new(0),
             threads: AtomicUsize::new(0),
         });
         let cert = identity.map(|i| (i.cert_path, i.cert_is_temp));
@@ -805,14 +808,17 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener, market_data: bool) {
         };
         let id = next_id;
         next_id += 1;
-        if market_data {
+        let kind_threads = if market_data {
             inner.count(C::ConnectionsAccepted, 1);
-            if inner.ws_threads.load(Ordering::Acquire) >= inner.cfg.max_connections {
-                inner.count(C::ConnectionsRefused, 1);
-                continue;
-            }
-            inner.ws_threads.fetch_add(1, Ordering::AcqRel);
+            &inner.ws_threads
+        } else {
+            &inner.http_threads
+        };
+        if kind_threads.load(Ordering::Acquire) >= inner.cfg.max_connections {
+            inner.count(C::ConnectionsRefused, 1);
+            continue;
         }
+        kind_threads.fetch_add(1, Ordering::AcqRel);
         inner.threads.fetch_add(1, Ordering::AcqRel);
         inner.track_socket(id, &sock);
         let i = inner.clone();
@@ -820,7 +826,11 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener, market_data: bool) {
             .name(if market_data { "sim-conn" } else { "sim-http" }.into())
             .spawn(move || {
                 let _t = ThreadGuard(&i.threads);
-                let _w = market_data.then(|| ThreadGuard(&i.ws_threads));
+                let _k = ThreadGuard(if market_data {
+                    &i.ws_threads
+                } else {
+                    &i.http_threads
+                });
                 if market_data {
                     conn::serve(i.clone(), sock, id);
                 } else {
@@ -830,9 +840,7 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener, market_data: bool) {
             });
         if spawned.is_err() {
             inner.threads.fetch_sub(1, Ordering::AcqRel);
-            if market_data {
-                inner.ws_threads.fetch_sub(1, Ordering::AcqRel);
-            }
+            kind_threads.fetch_sub(1, Ordering::AcqRel);
             inner.untrack_socket(id);
         }
     }
