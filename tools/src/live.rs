@@ -172,13 +172,17 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let mut rules: Vec<SymbolRules> = vec![SymbolRules::default(); symbols.len()];
     if cfg.venue.exchange_info {
         let names: Vec<&str> = cfg.venue.symbols.iter().map(|s| s.as_str()).collect();
-        let info = rest
-            .exchange_info(&names)
-            .context("fetching exchangeInfo (set venue.exchange_info = false to use defaults)")?;
-        for i in info {
-            if let Some(id) = symbols.lookup(i.symbol.as_bytes()) {
-                rules[id.index()] = i.rules;
+        match rest.exchange_info(&names) {
+            Ok(info) => {
+                for i in info {
+                    if let Some(id) = symbols.lookup(i.symbol.as_bytes()) {
+                        rules[id.index()] = i.rules;
+                    }
+                }
             }
+            Err(e) => eprintln!(
+                "warning: exchangeInfo failed ({e}); using the default filters (tick 0.01, lot 0.00001, min notional 5); set venue.exchange_info = false to skip it"
+            ),
         }
     }
     let io_cfg = io_config(cfg)?;

@@ -239,3 +239,146 @@ fn a_missing_cpu_warns_once_per_thread_and_the_run_goes_on() {
         );
     }
 }
+
+/// A `tickline venue-sim` process; killed on drop.
+struct SimProcess {
+    child: std::process::Child,
+    ws: String,
+    http: String,
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn venue_sim(args: &[&str]) -> SimProcess {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tickline"))
+        .arg("venue-sim")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start venue-sim");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut ws, mut http) = (String::new(), String::new());
+    while ws.is_empty() || http.is_empty() {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("venue-sim prints its addresses");
+        if let Some(u) = line.strip_prefix("ws ") {
+            ws = u.trim().to_string();
+        } else if let Some(u) = line.strip_prefix("http ") {
+            http = u.trim().to_string();
+        }
+    }
+    SimProcess { child, ws, http }
+}
+
+fn live_config(sim: &SimProcess, name: &str) -> PathBuf {
+    let cfg = tmp(name);
+    std::fs::write(
+        &cfg,
+        format!(
+            "[venue]\nws_url = \"{}\"\nrest_url = \"{}\"\n[engine]\nio_cpu = -1\ncore_cpu = -1\nidle = \"backoff\"\n",
+            sim.ws, sim.http
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn run_stops_cleanly_on_sigterm_with_the_summary() {
+    let sim = venue_sim(&["--events", "1000000", "--pace", "rate:5000"]);
+    let cfg = live_config(&sim, "run.toml");
+    let child = Command::new(env!("CARGO_BIN_EXE_tickline"))
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--status-every",
+            "0.5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2_000));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("frames") && stderr.contains("connected 1"),
+        "status line: {stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the JSON summary");
+    assert!(v["messages"].as_u64().unwrap() > 1_000, "{v}");
+    assert_eq!(v["decode_errors"], 0);
+    assert_eq!(v["book_syncs"], 1);
+    assert_eq!(v["io"]["connects"], 1);
+}
+
+#[test]
+fn record_writes_a_capture_that_replay_reads() {
+    let sim = venue_sim(&["--events", "1000000", "--pace", "rate:5000"]);
+    let cfg = live_config(&sim, "record.toml");
+    let out_file = tmp("recorded.tlc");
+    let out = tickline(&[
+        "record",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out_file.to_str().unwrap(),
+        "--duration",
+        "1.5",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut args = vec![
+        "replay",
+        out_file.to_str().unwrap(),
+        "--json",
+        "--strategy",
+        "none",
+    ];
+    args.extend(UNPINNED);
+    let (v, _) = ok_json(&args);
+    // Every recorded frame plus the REST snapshot record.
+    assert_eq!(
+        v["messages"].as_u64().unwrap(),
+        live["messages"].as_u64().unwrap() + 1,
+        "{v}"
+    );
+    assert_eq!(v["decode_errors"], 0);
+    assert_eq!(
+        v["book_syncs"], 1,
+        "the recorded snapshot bridges the recorded diffs"
+    );
+    assert_eq!(v["book_gaps"], 0);
+}
