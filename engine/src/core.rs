@@ -15,6 +15,9 @@ use crate::event::{
 };
 use crate::fixed::{Price, Qty};
 use crate::latency::{Stage, StageLatency};
+use crate::metrics::{
+    LoopStats, MetricsSnapshot, SlowCallback, SymbolGauges, SLOW_REPORTS_PER_INTERVAL,
+};
 use crate::paper::{PaperConfig, PaperExchange, Quotes};
 use crate::portfolio::Position;
 use crate::strategy::{
@@ -44,6 +47,8 @@ pub struct CoreConfig {
     pub max_open_orders: usize,
     /// Events taken from one ring per batch (bounds how long one ring can hold the core).
     pub batch: usize,
+    /// A strategy callback longer than this is counted and reported as slow, ns.
+    pub slow_callback_ns: u64,
 }
 
 impl Default for CoreConfig {
@@ -55,6 +60,7 @@ impl Default for CoreConfig {
             timer_capacity: 4096,
             max_open_orders: 1024,
             batch: 1024,
+            slow_callback_ns: 50_000,
         }
     }
 }
@@ -110,6 +116,11 @@ pub struct CoreCounters {
     pub timers_fired: u64,
     /// Events for a symbol the core does not know.
     pub unknown_symbol: u64,
+    /// Strategy callbacks over the slow threshold.
+    pub slow_callbacks: u64,
+    /// Events whose venue time was after our receive time (clock offset; not recorded in the
+    /// cross-clock feed latency).
+    pub feed_latency_negative: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -120,6 +131,7 @@ struct OrderEntry {
     price: Price,
     qty: Qty,
     filled: Qty,
+    sent_ns: u64,
 }
 
 struct SymbolSlot {
@@ -158,6 +170,13 @@ struct State {
     latency: StageLatency,
     resync_sink: Option<rtrb::Producer<SymbolId>>,
     resync_pending: Vec<bool>,
+    wall_offset_ns: Option<i64>,
+    slow_callback_ns: u64,
+    slow_recent: Vec<SlowCallback>,
+    slow_unreported: u64,
+    loop_stats: LoopStats,
+    last_poll_ns: u64,
+    interval_start_ns: u64,
 }
 
 /// The trading core. Generic over the clock used for latency stamps.
@@ -209,6 +228,13 @@ impl<C: Clock> Core<C> {
                 latency: StageLatency::new(),
                 resync_sink: None,
                 resync_pending: vec![false; symbols.len()],
+                wall_offset_ns: None,
+                slow_callback_ns: cfg.slow_callback_ns,
+                slow_recent: Vec::with_capacity(SLOW_REPORTS_PER_INTERVAL),
+                slow_unreported: 0,
+                loop_stats: LoopStats::default(),
+                last_poll_ns: 0,
+                interval_start_ns: 0,
             },
         }
     }
@@ -244,6 +270,15 @@ impl<C: Clock> Core<C> {
     #[inline]
     pub fn poll(&mut self, now: u64) -> usize {
         self.st.now_ns = now;
+        let start = self.clock.now_ns();
+        let ls = &mut self.st.loop_stats;
+        ls.polls += 1;
+        if self.st.last_poll_ns != 0 {
+            ls.max_gap_ns = ls
+                .max_gap_ns
+                .max(start.saturating_sub(self.st.last_poll_ns));
+        }
+        self.st.last_poll_ns = start;
         let mut handled = 0;
         for rx in &mut self.inputs {
             let avail = rx.slots().min(self.batch);
@@ -262,7 +297,54 @@ impl<C: Clock> Core<C> {
             handled += avail;
         }
         self.st.run_timers(now, &self.clock);
+        if handled > 0 {
+            let took = self.clock.now_ns().saturating_sub(start);
+            self.st.latency.record(Stage::LoopIteration, took);
+            let ls = &mut self.st.loop_stats;
+            ls.busy_polls += 1;
+            ls.max_iteration_ns = ls.max_iteration_ns.max(took);
+        }
         handled
+    }
+
+    /// Tells the core how to turn a receive stamp into wall-clock time (`wall = recv_ns +
+    /// offset`), so it can record the cross-clock feed latency (receive minus venue time). Live
+    /// runs set it; replays do not (their receive stamps are not when the venue's events happened).
+    pub fn set_wall_clock_offset(&mut self, offset_ns: i64) {
+        self.st.wall_offset_ns = Some(offset_ns);
+    }
+
+    /// A snapshot shaped for this core (allocates: call at start-up, twice for double buffering).
+    pub fn new_metrics_snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot::new(self.st.symbols.len())
+    }
+
+    /// Ends the current metrics interval: the core's interval histograms, loop stats and slow
+    /// callbacks trade places with `snap`'s (which must have been cleared with
+    /// [`MetricsSnapshot::clear_interval`]), and the counters and gauges are written into it. No
+    /// allocation, no copy of a histogram.
+    pub fn swap_metrics(&mut self, snap: &mut MetricsSnapshot) {
+        let end = self.clock.now_ns();
+        let st = &mut self.st;
+        core::mem::swap(&mut st.latency, &mut snap.latency);
+        core::mem::swap(&mut st.slow_recent, &mut snap.slow);
+        st.slow_recent.clear();
+        snap.slow_unreported = core::mem::take(&mut st.slow_unreported);
+        snap.loop_stats = core::mem::take(&mut st.loop_stats);
+        snap.counters = st.counters;
+        snap.start_ns = st.interval_start_ns;
+        snap.end_ns = end;
+        st.interval_start_ns = end;
+        for (i, (g, slot)) in snap.symbols.iter_mut().zip(st.symbols.iter()).enumerate() {
+            let (bids, asks) = slot.book.depth();
+            *g = SymbolGauges {
+                symbol: SymbolId(i as u32),
+                position: slot.position,
+                bid_levels: bids as u32,
+                ask_levels: asks as u32,
+                synced: slot.book.is_synced(),
+            };
+        }
     }
 
     /// True when every producer is gone and every ring is empty: nothing more can arrive.
@@ -329,6 +411,15 @@ impl State {
         let exch = ev.exch_ns();
         if exch > self.market_ns {
             self.market_ns = exch;
+        }
+        if let (Some(off), true) = (self.wall_offset_ns, exch > 0) {
+            let wall = ev.recv_ns as i64 + off;
+            if wall >= exch as i64 {
+                self.latency
+                    .record(Stage::FeedLatency, (wall - exch as i64) as u64);
+            } else {
+                self.counters.feed_latency_negative += 1;
+            }
         }
         let sym = ev.symbol;
         match &ev.kind {
@@ -556,6 +647,10 @@ impl State {
             return;
         };
         let o = &mut self.orders[idx];
+        if matches!(kind, OrderUpdateKind::Accepted) {
+            self.latency
+                .record(Stage::OrderAck, clock.now_ns().saturating_sub(o.sent_ns));
+        }
         if let OrderUpdateKind::Filled { price, qty, fee } = kind {
             o.filled = Qty(o.filled.0 + qty.0);
             if let Some(slot) = self.symbols.get_mut(o.symbol.index()) {
@@ -614,9 +709,35 @@ impl State {
             f(strategy.as_mut(), &mut ctx);
         }
         let t1 = clock.now_ns();
-        self.latency.record(Stage::Strategy, t1.saturating_sub(t0));
+        let took = t1.saturating_sub(t0);
+        self.latency.record(Stage::Strategy, took);
+        if took > self.slow_callback_ns {
+            self.slow_callback(sym, took, t1);
+        }
         if !self.outbox.is_empty() {
             self.route(sym, recv_ns, t1);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slow_callback(&mut self, sym: SymbolId, took: u64, at_ns: u64) {
+        self.counters.slow_callbacks += 1;
+        let strategy = self
+            .symbols
+            .get(sym.index())
+            .and_then(|s| s.strategy.as_ref())
+            .map(|s| s.name())
+            .unwrap_or("?");
+        if self.slow_recent.len() < SLOW_REPORTS_PER_INTERVAL {
+            self.slow_recent.push(SlowCallback {
+                strategy,
+                symbol: sym,
+                duration_ns: took,
+                at_ns,
+            });
+        } else {
+            self.slow_unreported += 1;
         }
     }
 
@@ -671,6 +792,7 @@ impl State {
             },
             qty: req.qty,
             filled: Qty::ZERO,
+            sent_ns: emitted_ns,
         });
         self.paper
             .submit(id, sym, req, self.market_ns, &mut self.paper_out);
@@ -684,6 +806,8 @@ impl State {
     fn run_timers<C: Clock>(&mut self, now: u64, clock: &C) {
         while let Some(t) = self.timers.pop_due(now) {
             self.counters.timers_fired += 1;
+            self.latency
+                .record(Stage::TimerLag, now.saturating_sub(t.at_ns));
             self.dispatch(t.symbol, now, clock, |s, ctx| s.on_timer(ctx, t.token));
             if !self.paper_out.is_empty() {
                 self.drain_paper(clock);
@@ -863,14 +987,52 @@ mod tests {
         let (mut core, mut tx, _rec) = setup(0);
         tx.push(trade(900, 1, 1, 101, 50)).unwrap();
         core.poll(0);
-        // Dequeue stamp 1000 - recv 900.
+        // Clock reads, 10 ns apart from 1000: poll start 1000, dequeue 1010, strategy 1020 and
+        // 1030, poll end 1040.
         let q = core.latency().get(Stage::QueueWait).percentiles();
-        assert_eq!((q.count, q.max), (1, 100));
-        // Strategy: two reads 10 ns apart; tick-to-order: second read (1020) - recv (900).
+        assert_eq!((q.count, q.max), (1, 110));
         let s = core.latency().get(Stage::Strategy).percentiles();
         assert_eq!((s.count, s.max), (1, 10));
         let t = core.latency().get(Stage::TickToOrder).percentiles();
-        assert_eq!((t.count, t.max), (1, 120));
+        assert_eq!((t.count, t.max), (1, 130));
+        let l = core.latency().get(Stage::LoopIteration).percentiles();
+        assert_eq!((l.count, l.max), (1, 40));
+        // No wall-clock offset set (a replay): no cross-clock feed latency.
+        assert!(core.latency().get(Stage::FeedLatency).is_empty());
+    }
+
+    #[test]
+    fn slow_callbacks_loop_lag_and_late_timers_reach_the_metrics_snapshot() {
+        let (mut core, mut tx, _rec) = setup(0);
+        core.set_wall_clock_offset(1_000_000);
+        let mut snap = core.new_metrics_snapshot();
+        // A clock that moves 100 us per read makes every callback "slow" (threshold 50 us).
+        core.clock = StepClock {
+            t: Cell::new(1_000),
+            step: 100_000,
+        };
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap(); // sets a timer for now + 10
+        core.poll(100);
+        core.poll(500); // the timer, due at 110, fires 390 late
+        core.swap_metrics(&mut snap);
+        assert_eq!(
+            snap.counters.slow_callbacks, 2,
+            "the trade and the timer callbacks"
+        );
+        assert_eq!(snap.slow.len(), 2);
+        assert_eq!(snap.slow[0].strategy, "recorder");
+        assert_eq!(snap.slow[0].duration_ns, 100_000);
+        assert_eq!(snap.latency.get(Stage::TimerLag).percentiles().max, 390);
+        assert_eq!(snap.loop_stats.polls, 2);
+        assert!(snap.loop_stats.max_gap_ns >= 100_000);
+        // Cross-clock feed latency: wall = 900 + 1_000_000, exchange 1 ms.
+        assert_eq!(snap.latency.get(Stage::FeedLatency).percentiles().max, 900);
+        assert_eq!(snap.symbols.len(), 1);
+        // The core's interval restarted empty; the snapshot holds what was recorded.
+        assert!(core.latency().get(Stage::Strategy).is_empty());
+        assert_eq!(snap.latency.get(Stage::Strategy).len(), 2);
+        snap.clear_interval();
+        assert!(snap.latency.get(Stage::Strategy).is_empty() && snap.slow.is_empty());
     }
 
     #[test]

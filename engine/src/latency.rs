@@ -117,15 +117,28 @@ pub enum Stage {
     Strategy,
     /// Receive stamp -> order emitted by the core.
     TickToOrder,
+    /// Receive time minus the venue's event time. **Cross-clock**: our wall clock against the
+    /// venue's, so it includes the clocks' offset (live runs only).
+    FeedLatency,
+    /// Order emitted -> its acknowledgement handled by the core (round trip).
+    OrderAck,
+    /// One busy core loop iteration (a poll that handled events).
+    LoopIteration,
+    /// How late a timer fired, on the core's clock (the replay clock in replays).
+    TimerLag,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 4] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Decode,
         Stage::QueueWait,
         Stage::Strategy,
         Stage::TickToOrder,
+        Stage::FeedLatency,
+        Stage::OrderAck,
+        Stage::LoopIteration,
+        Stage::TimerLag,
     ];
 
     /// Name used in reports and metrics.
@@ -135,6 +148,10 @@ impl Stage {
             Stage::QueueWait => "queue_wait",
             Stage::Strategy => "strategy",
             Stage::TickToOrder => "tick_to_order",
+            Stage::FeedLatency => "feed_latency",
+            Stage::OrderAck => "order_ack",
+            Stage::LoopIteration => "loop_iteration",
+            Stage::TimerLag => "timer_lag",
         }
     }
 }
@@ -142,7 +159,7 @@ impl Stage {
 /// One histogram per [`Stage`].
 #[derive(Clone, Debug, Default)]
 pub struct StageLatency {
-    hists: [LatencyHist; 4],
+    hists: [LatencyHist; Stage::ALL.len()],
 }
 
 impl StageLatency {
@@ -165,6 +182,14 @@ impl StageLatency {
     /// Adds `hist`'s samples to `stage` (for stages measured on another thread).
     pub fn record_hist(&mut self, stage: Stage, hist: &LatencyHist) {
         self.hists[stage as usize].merge(hist);
+    }
+
+    /// Forgets every sample of every stage (keeps the memory; off the core: it writes every
+    /// bucket).
+    pub fn reset(&mut self) {
+        for h in &mut self.hists {
+            h.reset();
+        }
     }
 
     /// Adds every stage of `other`.

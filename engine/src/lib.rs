@@ -62,6 +62,7 @@ pub mod event;
 pub mod fixed;
 pub mod idle;
 pub mod latency;
+pub mod metrics;
 pub mod paper;
 pub mod portfolio;
 pub mod ring;
