@@ -167,6 +167,7 @@ fn replay_throughput(c: &mut Criterion) {
                             symbols: symbols.clone(),
                             default_symbol: btc,
                             strategy: strategy.map(|s| (s.to_string(), Params::default())),
+                            custom_strategy: None,
                             pace: Pace::Asap,
                             io_cpu: Some(0),
                             core_cpu: Some(1),

@@ -241,7 +241,9 @@ fn wire_to_core(label: &str, pace: SimPace, events: u64, io_spin: bool) {
     let r = run_live(LiveOptions {
         cfg,
         strategy: None,
-        custom_strategy: Some(Box::new(move || Box::new(Tap { times: t2.clone() }))),
+        custom_strategy: Some(tools::live::StrategyFactory(Box::new(move || {
+            Box::new(Tap { times: t2.clone() })
+        }))),
         record: None,
         duration: Some(Duration::from_secs(600)),
         status_every: None,

@@ -92,6 +92,7 @@ fn pipeline_allocations(
             symbols: symbols.clone(),
             default_symbol: default,
             strategy: Some(("naive".into(), naive())),
+            custom_strategy: None,
             pace: Pace::Asap,
             io_cpu: None,
             core_cpu: None,

@@ -37,6 +37,7 @@ fn run(
             symbols: symbols.clone(),
             default_symbol: btc,
             strategy: strategy.map(|s| (s.to_string(), Params::default())),
+            custom_strategy: None,
             pace: Pace::Asap,
             io_cpu: None,
             core_cpu: None,

@@ -36,7 +36,13 @@ use std::time::{Duration, Instant};
 
 /// Builds a strategy instance for one symbol (for strategies that are not in the `strategies`
 /// crate, such as a benchmark's measuring tap).
-pub type StrategyFactory = Box<dyn Fn() -> Box<dyn engine::strategy::Strategy> + Send>;
+pub struct StrategyFactory(pub Box<dyn Fn() -> Box<dyn engine::strategy::Strategy> + Send>);
+
+impl std::fmt::Debug for StrategyFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StrategyFactory")
+    }
+}
 
 /// An end condition over the I/O thread's running totals.
 pub type DoneFn = Box<dyn Fn(&IoCounters) -> bool + Send>;
@@ -199,11 +205,15 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     );
     core.add_input(io_rx);
     core.add_input(snap_rx);
+    // Wall clock = monotonic + offset, for the cross-clock feed latency (receive - venue time).
+    let wall = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    let wall_ns = wall.tv_sec as i64 * 1_000_000_000 + wall.tv_nsec as i64;
+    core.set_wall_clock_offset(wall_ns - MonoClock::now() as i64);
     core.set_resync_sink(resync_tx);
     for (id, _) in symbols.iter() {
         core.set_rules(id, rules[id.index()]);
         if let Some(factory) = &opts.custom_strategy {
-            core.set_strategy(id, factory());
+            core.set_strategy(id, (factory.0)());
         } else if let Some((name, params)) = &opts.strategy {
             let s = strategies::build(name, params.clone())
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
@@ -401,5 +411,6 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
         pinned: (io_pinned, core_pinned),
         first_errors: Vec::new(),
         io: Some(io_report.totals),
+        paced: None,
     })
 }

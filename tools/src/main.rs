@@ -193,6 +193,7 @@ fn run_replay(
         symbols,
         default_symbol,
         strategy,
+        custom_strategy: None,
         pace: cfg.pace()?,
         io_cpu: Config::cpu(cfg.engine.io_cpu),
         core_cpu: Config::cpu(cfg.engine.core_cpu),

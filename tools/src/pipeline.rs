@@ -25,6 +25,7 @@ use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::{BinanceDecoder, DecodeStats};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
 /// What a frame is, for the decoder.
@@ -167,6 +168,8 @@ pub struct ReplayOptions {
     pub default_symbol: SymbolId,
     /// Strategy name and parameters (None: no strategy).
     pub strategy: Option<(String, Params)>,
+    /// Instead of `strategy`: a strategy built by the caller, one instance per symbol.
+    pub custom_strategy: Option<crate::live::StrategyFactory>,
     /// Pacing.
     pub pace: Pace,
     /// Feed thread CPU.
@@ -211,6 +214,9 @@ pub struct ReplayReport {
     pub first_errors: Vec<(usize, String)>,
     /// Connection counters of a live run (None in replay).
     pub io: Option<feeds::io::IoCounters>,
+    /// The pace factor of a paced replay: its stages are measured from each frame's intended
+    /// send time (coordinated-omission corrected).
+    pub paced: Option<f64>,
 }
 
 struct FeedResult {
@@ -229,7 +235,11 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
-    if let Some((name, params)) = &opts.strategy {
+    if let Some(factory) = &opts.custom_strategy {
+        for (id, _) in opts.symbols.iter() {
+            core.set_strategy(id, (factory.0)());
+        }
+    } else if let Some((name, params)) = &opts.strategy {
         for (id, _) in opts.symbols.iter() {
             let s = strategies::build(name, params.clone())
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
@@ -240,6 +250,10 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
     decoder.set_default_symbol(Some(opts.default_symbol));
     let barrier = Arc::new(Barrier::new(2));
     let pace = opts.pace;
+    // The replay clock the core's timers run on: the capture's time, advanced by the feed thread
+    // frame by frame (asap) or by the monotonic clock scaled by the pace factor.
+    let replay_clock = &AtomicU64::new(arena.get(0).map(|f| f.0).unwrap_or(0));
+    let first_capture_ns = arena.get(0).map(|f| f.0).unwrap_or(0);
 
     std::thread::scope(|scope| -> Result<ReplayReport> {
         let feed_barrier = barrier.clone();
@@ -248,7 +262,15 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
             .name("tickline-feed".into())
             .spawn_scoped(scope, move || {
                 let pinned = pin_current_thread("feed", io_cpu);
-                feed_thread(arena, decoder, tx, pace, &feed_barrier, pinned)
+                feed_thread(
+                    arena,
+                    decoder,
+                    tx,
+                    pace,
+                    &feed_barrier,
+                    replay_clock,
+                    pinned,
+                )
             })
             .context("spawning the feed thread")?;
         let core_cpu = opts.core_cpu;
@@ -259,9 +281,16 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
             .spawn_scoped(scope, move || {
                 let pinned = pin_current_thread("core", core_cpu);
                 core_barrier.wait();
+                let start = MonoClock::now();
                 let mut idler = Idler::new(idle);
                 loop {
-                    let n = core.poll(MonoClock::now());
+                    let now = match pace {
+                        Pace::Asap => replay_clock.load(Ordering::Relaxed),
+                        Pace::Scaled(f) => {
+                            first_capture_ns + ((MonoClock::now() - start) as f64 * f) as u64
+                        }
+                    };
+                    let n = core.poll(now);
                     if n == 0 && core.inputs_finished() {
                         break;
                     }
@@ -300,6 +329,10 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
             pinned: (feed.pinned, core_pinned),
             first_errors: feed.first_errors,
             io: None,
+            paced: match pace {
+                Pace::Scaled(f) => Some(f),
+                Pace::Asap => None,
+            },
         })
     })
 }
@@ -310,6 +343,7 @@ fn feed_thread(
     mut tx: engine::ring::EventTx,
     pace: Pace,
     barrier: &Barrier,
+    replay_clock: &AtomicU64,
     pinned: bool,
 ) -> FeedResult {
     const MAX_REPORTED_ERRORS: usize = 5;
@@ -324,18 +358,30 @@ fn feed_thread(
         let Some((capture_ns, kind, payload)) = arena.get(i) else {
             break;
         };
-        if let Pace::Scaled(factor) = pace {
-            let due =
-                start_ns + (capture_ns.saturating_sub(first_capture_ns) as f64 / factor) as u64;
-            wait_until(due);
-        }
-        let recv_ns = MonoClock::now();
+        // The receive stamp: now, or in a paced replay the frame's intended send time, so every
+        // stage measured from it counts the time the feed fell behind its schedule too
+        // (coordinated-omission correction).
+        let taken = match pace {
+            Pace::Scaled(factor) => {
+                let due =
+                    start_ns + (capture_ns.saturating_sub(first_capture_ns) as f64 / factor) as u64;
+                wait_until(due);
+                let now = MonoClock::now();
+                (due, now)
+            }
+            Pace::Asap => {
+                let now = MonoClock::now();
+                (now, now)
+            }
+        };
+        let (recv_ns, decode_start) = taken;
+        replay_clock.store(capture_ns, Ordering::Relaxed);
         out.clear();
         let r = match kind {
             FrameKind::Stream => decoder.decode(payload, recv_ns, &mut out),
             FrameKind::Snapshot(sym) => decoder.decode_snapshot(payload, sym, recv_ns, &mut out),
         };
-        hist.record(MonoClock::now().saturating_sub(recv_ns));
+        hist.record(MonoClock::now().saturating_sub(decode_start));
         match r {
             Ok(_) => {
                 if tx.push_all(&out).is_err() {

@@ -98,6 +98,7 @@ impl ReplayReport {
             "allocations_during_run": self.allocations,
             "pinned": {"feed": self.pinned.0, "core": self.pinned.1},
             "latency_ns": lat,
+            "latency_co_corrected": self.paced.is_some(),
         })
     }
 
@@ -164,6 +165,9 @@ impl ReplayReport {
             "pinned          feed {} core {}",
             self.pinned.0, self.pinned.1
         );
+        if let Some(f) = self.paced {
+            let _ = writeln!(s, "\npaced x{f}: latencies are measured from each frame's intended send time (coordinated-omission corrected)");
+        }
         let _ = writeln!(
             s,
             "\nlatency (ns)        count       p50       p90       p99     p99.9       max"

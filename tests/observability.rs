@@ -1,0 +1,183 @@
+//! Loop lag, slow callbacks and time dilation through the real replay pipeline.
+
+use engine::core::CoreConfig;
+use engine::event::Trade;
+use engine::idle::IdleMode;
+use engine::latency::Stage;
+use engine::strategy::{Ctx, Strategy};
+use engine::symbol::SymbolTable;
+use feeds::gen::{FeedGenerator, GenConfig, GenKind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tools::config::Pace;
+use tools::live::StrategyFactory;
+use tools::pipeline::{replay, FrameArena, FrameKind, ReplayOptions, ReplayReport};
+
+/// A generated feed whose capture times span about `span_ms` milliseconds.
+fn feed(events: u64, span_ms: u64) -> (FrameArena, SymbolTable) {
+    let mut symbols = SymbolTable::new();
+    let btc = symbols.intern("BTCUSDT").unwrap();
+    let mut gen = FeedGenerator::new(GenConfig {
+        symbols: vec!["BTCUSDT".into()],
+        events,
+        seed: 4,
+        start_ns: 1_000_000_000,
+    })
+    .unwrap();
+    let mut frames = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(f) = gen.next_frame(&mut buf) {
+        frames.push((f.kind, buf.clone()));
+    }
+    // Spread the frames evenly over the span so the pacing is known exactly.
+    let step = span_ms * 1_000_000 / frames.len() as u64;
+    let mut arena = FrameArena::default();
+    for (i, (kind, payload)) in frames.iter().enumerate() {
+        let kind = match kind {
+            GenKind::Snapshot => FrameKind::Snapshot(btc),
+            _ => FrameKind::Stream,
+        };
+        arena.push(1_000_000_000 + i as u64 * step, kind, payload);
+    }
+    (arena, symbols)
+}
+
+fn run(
+    arena: &FrameArena,
+    symbols: &SymbolTable,
+    pace: Pace,
+    factory: StrategyFactory,
+    slow_ns: u64,
+) -> ReplayReport {
+    replay(
+        arena,
+        ReplayOptions {
+            symbols: symbols.clone(),
+            default_symbol: engine::symbol::SymbolId(0),
+            strategy: None,
+            custom_strategy: Some(factory),
+            pace,
+            io_cpu: None,
+            core_cpu: None,
+            idle: IdleMode::SpinYield { spins: 100 },
+            ring_capacity: 65_536,
+            core: CoreConfig {
+                slow_callback_ns: slow_ns,
+                ..CoreConfig::default()
+            },
+        },
+    )
+    .unwrap()
+}
+
+/// Sleeps in its first few trade callbacks; sets one timer at the first trade.
+struct Sleepy {
+    sleeps_left: u32,
+    timer_after_ns: u64,
+    set_at: Arc<AtomicU64>,
+    fired_at: Arc<AtomicU64>,
+}
+
+impl Strategy for Sleepy {
+    fn name(&self) -> &'static str {
+        "sleepy"
+    }
+    fn on_trade(&mut self, ctx: &mut Ctx<'_>, _t: &Trade) {
+        if self.set_at.load(Ordering::Relaxed) == 0 {
+            self.set_at.store(ctx.now_ns(), Ordering::Relaxed);
+            ctx.set_timer(ctx.now_ns() + self.timer_after_ns, 1)
+                .unwrap();
+        }
+        if self.sleeps_left > 0 {
+            self.sleeps_left -= 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _token: u64) {
+        self.fired_at.store(ctx.now_ns(), Ordering::Relaxed);
+    }
+}
+
+fn sleepy(sleeps: u32, timer_after_ns: u64) -> (StrategyFactory, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let set_at = Arc::new(AtomicU64::new(0));
+    let fired_at = Arc::new(AtomicU64::new(0));
+    let (s, f) = (set_at.clone(), fired_at.clone());
+    let factory = StrategyFactory(Box::new(move || {
+        Box::new(Sleepy {
+            sleeps_left: sleeps,
+            timer_after_ns,
+            set_at: s.clone(),
+            fired_at: f.clone(),
+        })
+    }));
+    (factory, set_at, fired_at)
+}
+
+#[test]
+fn a_sleeping_strategy_is_flagged_slow_and_the_loop_lag_shows_it() {
+    let (arena, symbols) = feed(5_000, 100);
+    let (factory, _, _) = sleepy(3, 1);
+    let r = run(&arena, &symbols, Pace::Asap, factory, 50_000);
+    assert_eq!(
+        r.core.slow_callbacks, 3,
+        "exactly the three 2 ms callbacks are over 50 us"
+    );
+    let strategy = r.latency.get(Stage::Strategy).percentiles();
+    assert!(strategy.max >= 2_000_000, "{strategy:?}");
+    let iteration = r.latency.get(Stage::LoopIteration).percentiles();
+    assert!(
+        iteration.max >= 2_000_000,
+        "a loop iteration took the sleep: {iteration:?}"
+    );
+}
+
+#[test]
+fn timers_run_on_the_replay_clock_scaled_by_the_pace() {
+    // 2 s of capture at x20 takes ~100 ms; a timer 1 s of replay time after the first trade
+    // must fire about 50 ms of wall time later, on the replay clock.
+    let (arena, symbols) = feed(4_000, 2_000);
+    let (factory, set_at, fired_at) = sleepy(0, 1_000_000_000);
+    let t0 = Instant::now();
+    let r = run(&arena, &symbols, Pace::Scaled(20.0), factory, 50_000);
+    let wall = t0.elapsed();
+    assert_eq!(r.core.timers_fired, 1);
+    let (set, fired) = (
+        set_at.load(Ordering::Relaxed),
+        fired_at.load(Ordering::Relaxed),
+    );
+    assert!(
+        set >= 1_000_000_000 && set < 1_100_000_000,
+        "replay clock starts at the capture's time: {set}"
+    );
+    let waited = fired - set;
+    assert!(
+        waited >= 1_000_000_000,
+        "fired no earlier than asked: {waited}"
+    );
+    // Late by at most 200 ms of replay time (10 ms of wall time at x20).
+    let lag = r.latency.get(Stage::TimerLag).percentiles();
+    assert!(lag.max <= 200_000_000, "{lag:?}");
+    assert!(
+        wall < Duration::from_secs(2),
+        "x20 replay of 2 s took {wall:?}"
+    );
+    assert_eq!(r.paced, Some(20.0));
+}
+
+#[test]
+fn timers_fire_late_when_the_core_is_held_and_the_lag_is_recorded() {
+    // Asap: the replay clock jumps with the frames; the 2 ms sleeps hold the core while the
+    // capture's clock runs on (each 2 ms of wall covers many frames), so the timer set at the first
+    // trade for 1 ms of replay time fires late, and the lag says by how much.
+    let (arena, symbols) = feed(20_000, 10_000);
+    let (factory, _, fired_at) = sleepy(1, 1_000_000);
+    let r = run(&arena, &symbols, Pace::Asap, factory, 50_000);
+    assert_eq!(r.core.timers_fired, 1);
+    assert!(fired_at.load(Ordering::Relaxed) > 0);
+    let lag = r.latency.get(Stage::TimerLag).percentiles();
+    assert_eq!(lag.count, 1);
+    // While the core slept 2 ms, the feed ran thousands of frames (0.5 ms of capture time each)
+    // ahead: the timer is late by far more than 10 ms of replay time.
+    assert!(lag.max >= 10_000_000, "{lag:?}");
+}
