@@ -147,7 +147,7 @@ fn timers_run_on_the_replay_clock_scaled_by_the_pace() {
         fired_at.load(Ordering::Relaxed),
     );
     assert!(
-        set >= 1_000_000_000 && set < 1_100_000_000,
+        (1_000_000_000..1_100_000_000).contains(&set),
         "replay clock starts at the capture's time: {set}"
     );
     let waited = fired - set;
