@@ -46,6 +46,36 @@ pub struct Config {
     pub venue: VenueSection,
     /// Connection limits, heartbeat and reconnect policy (`run`, `record`).
     pub net: NetSection,
+    /// Metrics shipping and latency reports.
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: StatsD shipping, slow-callback threshold, latency reports.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// StatsD daemon `host:port` (UDP); none: no shipping.
+    pub statsd: Option<String>,
+    /// Prefix of every metric name.
+    pub prefix: String,
+    /// Snapshot interval (ms).
+    pub interval_ms: u64,
+    /// A strategy callback longer than this is slow (µs).
+    pub slow_callback_us: u64,
+    /// Write `.hgrm` files, `latency.svg` and `latency.hlog` here at the end of the run.
+    pub report_dir: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            statsd: None,
+            prefix: "tickline.".into(),
+            interval_ms: 1000,
+            slow_callback_us: 50,
+            report_dir: None,
+        }
+    }
 }
 
 /// `[venue]`: where the live engine connects and what it subscribes to.
@@ -375,6 +405,21 @@ impl Config {
                 bail!("{key}: must be positive");
             }
         }
+        let m = &self.metrics;
+        if let Some(addr) = &m.statsd {
+            let ok = addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                bail!("metrics.statsd = {addr:?}: expected HOST:PORT");
+            }
+        }
+        if !(10..=3_600_000).contains(&m.interval_ms) {
+            bail!("metrics.interval_ms = {}: must be in 10..=3600000", m.interval_ms);
+        }
+        if m.slow_callback_us == 0 {
+            bail!("metrics.slow_callback_us: must be positive");
+        }
         if n.max_frame_size < 1024 || n.max_message_size < n.max_frame_size {
             bail!("net.max_frame_size / net.max_message_size: need 1024 <= frame <= message");
         }
@@ -419,6 +464,15 @@ impl Config {
     /// CPU option: -1 means unpinned.
     pub fn cpu(v: i64) -> Option<usize> {
         usize::try_from(v).ok()
+    }
+
+    /// The core's settings: paper venue and slow-callback threshold from the config.
+    pub fn core_config(&self) -> engine::core::CoreConfig {
+        engine::core::CoreConfig {
+            paper: self.paper_config(),
+            slow_callback_ns: self.metrics.slow_callback_us.saturating_mul(1000),
+            ..engine::core::CoreConfig::default()
+        }
     }
 
     /// The paper venue's settings.
@@ -513,6 +567,8 @@ mod tests {
             ("[net]\nreconnect_jitter = 1.5\n", "net.reconnect_jitter"),
             ("[net]\nheartbeat_ms = 0\n", "net.heartbeat_ms"),
             ("[net]\nretries = 3\n", "retries"),
+            ("[metrics]\nstatsd = \"localhost\"\n", "metrics.statsd"),
+            ("[metrics]\ninterval_ms = 1\n", "metrics.interval_ms"),
         ] {
             let e = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(e.contains(key), "{text}: {e}");

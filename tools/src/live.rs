@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::pin::pin_current_thread;
 use crate::pipeline::ReplayReport;
 use anyhow::{bail, Context, Result};
-use engine::core::{Core, CoreConfig};
+use engine::core::Core;
 use engine::idle::Idler;
 use engine::latency::StageLatency;
 use engine::ring::{event_ring, OnFull};
@@ -195,14 +195,7 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let (io_tx, io_rx) = event_ring(cfg.engine.ring_capacity, OnFull::Drop);
     let (snap_tx, snap_rx) = event_ring(16_384, OnFull::Block);
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
-    let mut core = Core::new(
-        &symbols,
-        CoreConfig {
-            paper: cfg.paper_config(),
-            ..CoreConfig::default()
-        },
-        MonoClock,
-    );
+    let mut core = Core::new(&symbols, cfg.core_config(), MonoClock);
     core.add_input(io_rx);
     core.add_input(snap_rx);
     // Wall clock = monotonic + offset, for the cross-clock feed latency (receive - venue time).

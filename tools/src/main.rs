@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use engine::core::CoreConfig;
 use engine::symbol::SymbolTable;
 use std::path::PathBuf;
 use tools::config::Config;
@@ -199,10 +198,7 @@ fn run_replay(
         core_cpu: Config::cpu(cfg.engine.core_cpu),
         idle: cfg.idle_mode()?,
         ring_capacity: cfg.engine.ring_capacity,
-        core: CoreConfig {
-            paper: cfg.paper_config(),
-            ..CoreConfig::default()
-        },
+        core: cfg.core_config(),
     };
     let report = replay(arena, opts)?;
     if json {
