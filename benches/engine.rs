@@ -13,7 +13,7 @@ use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::BinanceDecoder;
-use feeds::gen::{FeedGenerator, GenConfig, GenKind};
+use feeds::gen::GenConfig;
 use std::hint::black_box;
 use tools::config::Pace;
 use tools::pipeline::{load_capture, replay, FrameArena, FrameKind, ReplayOptions};
@@ -26,22 +26,13 @@ fn input() -> (FrameArena, SymbolTable, SymbolId, &'static str) {
         let arena = load_capture(&path, &mut symbols, btc).unwrap();
         return (arena, symbols, btc, "real");
     }
-    let mut gen = FeedGenerator::new(GenConfig {
+    let gen = GenConfig {
         symbols: vec!["BTCUSDT".into()],
         events: 41_248,
         seed: 5,
         start_ns: 1,
-    })
-    .unwrap();
-    let mut arena = FrameArena::default();
-    let mut buf = Vec::new();
-    while let Some(f) = gen.next_frame(&mut buf) {
-        let kind = match f.kind {
-            GenKind::Snapshot => FrameKind::Snapshot(btc),
-            _ => FrameKind::Stream,
-        };
-        arena.push(f.recv_ns, kind, &buf);
-    }
+    };
+    let arena = FrameArena::generated(gen, &mut symbols).unwrap();
     (arena, symbols, btc, "generated")
 }
 

@@ -8,7 +8,7 @@ use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::BinanceDecoder;
-use feeds::gen::{FeedGenerator, GenConfig, GenKind};
+use feeds::gen::GenConfig;
 use tools::alloc::{allocations, CountingAlloc};
 use tools::clock::MonoClock;
 use tools::config::Pace;
@@ -18,25 +18,13 @@ use tools::pipeline::{load_capture, replay, FrameArena, FrameKind, ReplayOptions
 static ALLOC: CountingAlloc = CountingAlloc;
 
 fn generated(symbols: &mut SymbolTable) -> FrameArena {
-    let names = vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()];
-    let ids: Vec<SymbolId> = names.iter().map(|n| symbols.intern(n).unwrap()).collect();
-    let mut gen = FeedGenerator::new(GenConfig {
-        symbols: names,
+    let gen = GenConfig {
+        symbols: vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()],
         events: 30_000,
         seed: 11,
         start_ns: 1_000_000_000,
-    })
-    .unwrap();
-    let mut arena = FrameArena::default();
-    let mut buf = Vec::new();
-    while let Some(f) = gen.next_frame(&mut buf) {
-        let kind = match f.kind {
-            GenKind::Snapshot => FrameKind::Snapshot(ids[f.symbol]),
-            _ => FrameKind::Stream,
-        };
-        arena.push(f.recv_ns, kind, &buf);
-    }
-    arena
+    };
+    FrameArena::generated(gen, symbols).unwrap()
 }
 
 fn naive() -> Params {

@@ -201,11 +201,7 @@ fn run_replay(
         core: cfg.core_config(),
     };
     let report = replay(arena, opts)?;
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_text());
-    }
+    print_report(&report, json);
     Ok(())
 }
 
@@ -279,22 +275,8 @@ fn real_main() -> Result<()> {
 
 fn demo_replay(gen: feeds::gen::GenConfig, cfg: &Config, json: bool) -> Result<()> {
     let mut symbols = SymbolTable::new();
-    let ids = gen
-        .symbols
-        .iter()
-        .map(|n| symbols.intern(n).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect::<Result<Vec<_>>>()?;
     let names = gen.symbols.join(", ");
-    let mut g = feeds::gen::FeedGenerator::new(gen).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut arena = FrameArena::default();
-    let mut buf = Vec::new();
-    while let Some(f) = g.next_frame(&mut buf) {
-        let kind = match f.kind {
-            feeds::gen::GenKind::Snapshot => FrameKind::Snapshot(ids[f.symbol]),
-            _ => FrameKind::Stream,
-        };
-        arena.push(f.recv_ns, kind, &buf);
-    }
+    let arena = FrameArena::generated(gen, &mut symbols)?;
     if !json {
         println!(
             "tickline demo --replay: {} generated Binance-format frames for {names} replayed from memory through the pinned pipeline, strategy {}\n",
@@ -342,10 +324,7 @@ fn demo_live(
     }
     let strategy =
         (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
-    }
+    let stop = stop_on_signals()?;
     let report = tools::live::run_live(tools::live::LiveOptions {
         cfg,
         strategy,
@@ -356,12 +335,23 @@ fn demo_live(
         stop,
         done: Some(Box::new(move |t| t.frames >= events)),
     })?;
+    print_report(&report, json);
+    Ok(())
+}
+
+/// Prints a run's summary: one JSON object, or the table.
+fn print_report(report: &tools::pipeline::ReplayReport, json: bool) {
     if json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
     }
-    Ok(())
+}
+
+/// A stop flag that Ctrl-C and SIGTERM set.
+fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = stop_on_signals()?;
+    Ok(stop)
 }
 
 fn seconds(what: &str, s: f64) -> Result<std::time::Duration> {
@@ -377,10 +367,7 @@ fn live(
     status_every: f64,
     json: bool,
 ) -> Result<()> {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
-    }
+    let stop = stop_on_signals()?;
     let report = tools::live::run_live(tools::live::LiveOptions {
         cfg,
         strategy,
@@ -393,11 +380,7 @@ fn live(
         stop,
         done: None,
     })?;
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_text());
-    }
+    print_report(&report, json);
     Ok(())
 }
 
