@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use engine::symbol::SymbolTable;
 use std::path::PathBuf;
 use tools::config::Config;
-use tools::pipeline::{load_capture, replay, FrameArena, FrameKind, ReplayOptions};
+use tools::pipeline::{load_capture, replay, FrameArena, ReplayOptions};
 
 #[global_allocator]
 static ALLOC: tools::alloc::CountingAlloc = tools::alloc::CountingAlloc;
@@ -350,7 +350,10 @@ fn print_report(report: &tools::pipeline::ReplayReport, json: bool) {
 
 /// A stop flag that Ctrl-C and SIGTERM set.
 fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
-    let stop = stop_on_signals()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
     Ok(stop)
 }
 
