@@ -141,6 +141,33 @@ fn latency_record(c: &mut Criterion) {
     });
 }
 
+fn replay_once(
+    arena: &FrameArena,
+    symbols: &SymbolTable,
+    btc: SymbolId,
+    strategy: Option<&str>,
+    metrics: Option<tools::metrics::MetricsConfig>,
+) -> std::time::Duration {
+    let r = replay(
+        arena,
+        ReplayOptions {
+            symbols: symbols.clone(),
+            default_symbol: btc,
+            strategy: strategy.map(|s| (s.to_string(), Params::default())),
+            custom_strategy: None,
+            pace: Pace::Asap,
+            io_cpu: Some(0),
+            core_cpu: Some(1),
+            idle: IdleMode::Spin,
+            ring_capacity: 65_536,
+            core: CoreConfig::default(),
+            metrics,
+        },
+    )
+    .unwrap();
+    std::time::Duration::from_nanos(r.elapsed_ns)
+}
+
 fn replay_throughput(c: &mut Criterion) {
     let (arena, symbols, btc, what) = input();
     let mut g = c.benchmark_group(format!("replay/{what}"));
@@ -150,31 +177,48 @@ fn replay_throughput(c: &mut Criterion) {
         let name = strategy.unwrap_or("none");
         g.bench_function(format!("pipeline_asap_strategy_{name}"), |b| {
             b.iter_custom(|iters| {
-                let mut total = std::time::Duration::ZERO;
-                for _ in 0..iters {
-                    let r = replay(
-                        &arena,
-                        ReplayOptions {
-                            symbols: symbols.clone(),
-                            default_symbol: btc,
-                            strategy: strategy.map(|s| (s.to_string(), Params::default())),
-                            custom_strategy: None,
-                            pace: Pace::Asap,
-                            io_cpu: Some(0),
-                            core_cpu: Some(1),
-                            idle: IdleMode::Spin,
-                            ring_capacity: 65_536,
-                            core: CoreConfig::default(),
-                        },
-                    )
-                    .unwrap();
-                    total += std::time::Duration::from_nanos(r.elapsed_ns);
-                }
-                total
+                (0..iters)
+                    .map(|_| replay_once(&arena, &symbols, btc, strategy, None))
+                    .sum()
             })
         });
     }
+    // Metrics on, side by side: a real UDP receiver stands in for StatsD, and the interval is
+    // 1 ms (so a 10 ms replay hands over about ten snapshots, where 1 s would hand over none).
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sink.local_addr().unwrap().to_string();
+    sink.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut got = 0u64;
+        let mut idle = 0;
+        while idle < 50 {
+            match sink.recv(&mut buf) {
+                Ok(_) => {
+                    got += 1;
+                    idle = 0;
+                }
+                Err(_) => idle += 1,
+            }
+        }
+        got
+    });
+    let metrics = tools::metrics::MetricsConfig {
+        statsd: Some(addr),
+        interval: std::time::Duration::from_millis(1),
+        ..tools::metrics::MetricsConfig::default()
+    };
+    g.bench_function("pipeline_asap_strategy_naive_metrics_1ms_statsd", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| replay_once(&arena, &symbols, btc, Some("naive"), Some(metrics.clone())))
+                .sum()
+        })
+    });
     g.finish();
+    let datagrams = drain.join().unwrap();
+    eprintln!("metrics sink received {datagrams} StatsD datagrams");
 }
 
 criterion_group!(

@@ -87,6 +87,7 @@ fn pipeline_allocations(
             idle: IdleMode::SpinYield { spins: 100 },
             ring_capacity: 8192,
             core: CoreConfig::default(),
+            metrics: None,
         },
     )
     .unwrap();

@@ -66,6 +66,7 @@ fn run(
                 slow_callback_ns: slow_ns,
                 ..CoreConfig::default()
             },
+            metrics: None,
         },
     )
     .unwrap()

@@ -44,6 +44,7 @@ fn run(
             idle: IdleMode::SpinYield { spins: 100 },
             ring_capacity: 4096,
             core: CoreConfig::default(),
+            metrics: None,
         },
     )
     .unwrap()

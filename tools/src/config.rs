@@ -415,7 +415,10 @@ impl Config {
             }
         }
         if !(10..=3_600_000).contains(&m.interval_ms) {
-            bail!("metrics.interval_ms = {}: must be in 10..=3600000", m.interval_ms);
+            bail!(
+                "metrics.interval_ms = {}: must be in 10..=3600000",
+                m.interval_ms
+            );
         }
         if m.slow_callback_us == 0 {
             bail!("metrics.slow_callback_us: must be positive");
@@ -464,6 +467,17 @@ impl Config {
     /// CPU option: -1 means unpinned.
     pub fn cpu(v: i64) -> Option<usize> {
         usize::try_from(v).ok()
+    }
+
+    /// The metrics hand-off settings: shipping to `metrics.statsd` when set; `always` runs the
+    /// metrics thread even without StatsD (it still logs slow callbacks; live runs use it).
+    pub fn metrics_config(&self, always: bool) -> Option<crate::metrics::MetricsConfig> {
+        (always || self.metrics.statsd.is_some()).then(|| crate::metrics::MetricsConfig {
+            statsd: self.metrics.statsd.clone(),
+            prefix: self.metrics.prefix.clone(),
+            interval: std::time::Duration::from_millis(self.metrics.interval_ms),
+            ..crate::metrics::MetricsConfig::default()
+        })
     }
 
     /// The core's settings: paper venue and slow-callback threshold from the config.

@@ -291,6 +291,13 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
             })
             .context("spawning the REST thread")?
     };
+    let mut metrics = crate::metrics::start(
+        cfg.metrics_config(true),
+        &core,
+        &symbols,
+        Some(shared.clone()),
+    )
+    .context("starting the metrics thread")?;
     let core_thread = {
         let status = status.clone();
         let cpu = Config::cpu(cfg.engine.core_cpu);
@@ -303,6 +310,9 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
                 loop {
                     let now = MonoClock::now();
                     let n = core.poll(now);
+                    if let Some(m) = metrics.as_mut() {
+                        m.handoff.tick(now, &mut core);
+                    }
                     if now >= next_pub {
                         let c = core.counters();
                         status.events.store(c.events, Ordering::Relaxed);
@@ -319,7 +329,7 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
                     }
                     idler.after_poll(n > 0);
                 }
-                (core, MonoClock::now(), pinned)
+                (core, MonoClock::now(), pinned, metrics)
             })
             .context("spawning the core thread")?
     };
@@ -365,7 +375,7 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let _snap = rest_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the REST thread panicked"))?;
-    let (core, end_ns, core_pinned) = core_thread
+    let (mut core, end_ns, core_pinned, metrics) = core_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
     if let Some(w) = writer {
@@ -384,6 +394,13 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
         bail!("the I/O thread stopped: {e}");
     }
     let mut latency = StageLatency::new();
+    if let Some(m) = metrics {
+        latency.merge(
+            &m.finish(&mut core)
+                .context("ending the metrics thread")?
+                .latency,
+        );
+    }
     latency.merge(core.latency());
     latency.record_hist(engine::latency::Stage::Decode, &io_report.decode_latency);
     let positions = symbols

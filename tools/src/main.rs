@@ -136,6 +136,9 @@ struct RunArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Ship metrics to this StatsD daemon (UDP HOST:PORT) every second.
+    #[arg(long, value_name = "HOST:PORT")]
+    statsd: Option<String>,
 }
 
 impl RunArgs {
@@ -171,6 +174,9 @@ impl RunArgs {
         if let Some(i) = &self.idle {
             cfg.engine.idle = i.clone();
         }
+        if let Some(a) = &self.statsd {
+            cfg.metrics.statsd = Some(a.clone());
+        }
         // Check again with the overrides applied.
         cfg.validate().context("command-line options")?;
         Ok(cfg)
@@ -199,6 +205,7 @@ fn run_replay(
         idle: cfg.idle_mode()?,
         ring_capacity: cfg.engine.ring_capacity,
         core: cfg.core_config(),
+        metrics: cfg.metrics_config(false),
     };
     let report = replay(arena, opts)?;
     print_report(&report, json);

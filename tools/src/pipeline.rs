@@ -203,6 +203,8 @@ pub struct ReplayOptions {
     pub ring_capacity: usize,
     /// Core sizes and paper venue.
     pub core: CoreConfig,
+    /// Ship the core's metrics (StatsD) at an interval; None: no metrics thread.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
 }
 
 /// What a replay measured.
@@ -269,6 +271,7 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
     }
     let mut decoder = BinanceDecoder::new(opts.symbols.clone());
     decoder.set_default_symbol(Some(opts.default_symbol));
+    let mut metrics = crate::metrics::start(opts.metrics.clone(), &core, &opts.symbols, None)?;
     let barrier = Arc::new(Barrier::new(2));
     let pace = opts.pace;
     // The replay clock the core's timers run on: the capture's time, advanced by the feed thread
@@ -312,6 +315,9 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
                         }
                     };
                     let n = core.poll(now);
+                    if let Some(m) = metrics.as_mut() {
+                        m.handoff.tick(MonoClock::now(), &mut core);
+                    }
                     if n == 0 && core.inputs_finished() {
                         break;
                     }
@@ -319,16 +325,19 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
                 }
                 let end_ns = MonoClock::now();
                 let end_allocs = allocations();
-                (core, end_ns, end_allocs, pinned)
+                (core, end_ns, end_allocs, pinned, metrics)
             })
             .context("spawning the core thread")?;
         let feed = feed
             .join()
             .map_err(|_| anyhow::anyhow!("the feed thread panicked"))?;
-        let (core, end_ns, end_allocs, core_pinned) = core_handle
+        let (mut core, end_ns, end_allocs, core_pinned, metrics) = core_handle
             .join()
             .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
         let mut latency = StageLatency::new();
+        if let Some(m) = metrics {
+            latency.merge(&m.finish(&mut core)?.latency);
+        }
         latency.merge(core.latency());
         latency.record_hist(Stage::Decode, &feed.decode_hist);
         let positions = opts
