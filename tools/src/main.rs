@@ -105,6 +105,14 @@ enum Cmd {
     /// A loopback venue speaking Binance's market-data WebSocket and REST protocols, serving a
     /// capture or a generated feed, with fault injection.
     VenueSim(tools::sim::SimArgs),
+    /// Regenerate the `.hgrm` files and the SVG chart from a `latency.hlog` (HdrHistogram V2 log).
+    Report {
+        /// The log (written by `--report-dir`, or any HdrHistogram V2 log with tags).
+        file: PathBuf,
+        /// Output directory (default: the log's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -139,6 +147,9 @@ struct RunArgs {
     /// Ship metrics to this StatsD daemon (UDP HOST:PORT) every second.
     #[arg(long, value_name = "HOST:PORT")]
     statsd: Option<String>,
+    /// At the end, write per-stage `.hgrm` files, `latency.svg` and `latency.hlog` here.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -177,6 +188,9 @@ impl RunArgs {
         if let Some(a) = &self.statsd {
             cfg.metrics.statsd = Some(a.clone());
         }
+        if let Some(d) = &self.report_dir {
+            cfg.metrics.report_dir = Some(d.display().to_string());
+        }
         // Check again with the overrides applied.
         cfg.validate().context("command-line options")?;
         Ok(cfg)
@@ -208,8 +222,7 @@ fn run_replay(
         metrics: cfg.metrics_config(false),
     };
     let report = replay(arena, opts)?;
-    print_report(&report, json);
-    Ok(())
+    print_report(&report, &cfg, json)
 }
 
 fn main() {
@@ -277,6 +290,19 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::VenueSim(args) => tools::sim::run_cli(args),
+        Cmd::Report { file, out } => {
+            let dir = out.unwrap_or_else(|| {
+                file.parent()
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_else(|| PathBuf::from("."))
+            });
+            let written = tools::report::report_from_hlog(&file, &dir)
+                .with_context(|| format!("reading {}", file.display()))?;
+            for p in written {
+                println!("{}", p.display());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -333,7 +359,7 @@ fn demo_live(
         (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
     let stop = stop_on_signals()?;
     let report = tools::live::run_live(tools::live::LiveOptions {
-        cfg,
+        cfg: cfg.clone(),
         strategy,
         custom_strategy: None,
         record: None,
@@ -342,17 +368,33 @@ fn demo_live(
         stop,
         done: Some(Box::new(move |t| t.frames >= events)),
     })?;
-    print_report(&report, json);
-    Ok(())
+    print_report(&report, &cfg, json)
 }
 
-/// Prints a run's summary: one JSON object, or the table.
-fn print_report(report: &tools::pipeline::ReplayReport, json: bool) {
+/// Prints a run's summary (one JSON object, or the table) and writes the latency report files
+/// if the config asks for them.
+fn print_report(report: &tools::pipeline::ReplayReport, cfg: &Config, json: bool) -> Result<()> {
     if json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
     }
+    if let Some(dir) = &cfg.metrics.report_dir {
+        let note = match (report.paced, report.io.is_some()) {
+            (Some(f), _) => format!(
+                "replay paced x{f}; figures measured from the intended send time (coordinated-omission corrected)"
+            ),
+            (None, true) => "live run; feed_latency compares our wall clock with the venue's (cross-clock)".to_string(),
+            (None, false) => "replay as fast as possible; queue_wait includes the backlog".to_string(),
+        };
+        let written =
+            tools::report::write_report_dir(std::path::Path::new(dir), &report.latency, &note)
+                .with_context(|| format!("writing the latency report to {dir}"))?;
+        for p in written {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
 }
 
 /// A stop flag that Ctrl-C and SIGTERM set.
@@ -379,7 +421,7 @@ fn live(
 ) -> Result<()> {
     let stop = stop_on_signals()?;
     let report = tools::live::run_live(tools::live::LiveOptions {
-        cfg,
+        cfg: cfg.clone(),
         strategy,
         custom_strategy: None,
         record,
@@ -390,8 +432,7 @@ fn live(
         stop,
         done: None,
     })?;
-    print_report(&report, json);
-    Ok(())
+    print_report(&report, &cfg, json)
 }
 
 fn gen_feed(out: PathBuf, symbols: Vec<String>, events: u64, seed: u64) -> Result<()> {
