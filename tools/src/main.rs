@@ -222,7 +222,7 @@ fn run_replay(
         metrics: cfg.metrics_config(false),
     };
     let report = replay(arena, opts)?;
-    print_report(&report, &cfg, json)
+    print_report(&report, cfg, json)
 }
 
 fn main() {

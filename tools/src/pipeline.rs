@@ -319,7 +319,7 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
                     polls = polls.wrapping_add(1);
                     // The hand-off needs the monotonic clock; reading it every 16th poll keeps
                     // the cost off the per-poll path (an interval ends at most 16 polls late).
-                    if polls % 16 == 0 {
+                    if polls.is_multiple_of(16) {
                         if let Some(m) = metrics.as_mut() {
                             m.handoff.tick(MonoClock::now(), &mut core);
                         }
