@@ -118,9 +118,10 @@ pub struct CoreCounters {
     pub unknown_symbol: u64,
     /// Strategy callbacks over the slow threshold.
     pub slow_callbacks: u64,
-    /// Events whose venue time was after our receive time (clock offset; not recorded in the
-    /// cross-clock feed latency).
-    pub feed_latency_negative: u64,
+    /// Events whose venue time was after our receive time, or more than a minute before it
+    /// (clocks that disagree, or a synthetic feed's invented times): not recorded in the
+    /// cross-clock feed latency.
+    pub feed_latency_unusable: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -413,12 +414,12 @@ impl State {
             self.market_ns = exch;
         }
         if let (Some(off), true) = (self.wall_offset_ns, exch > 0) {
-            let wall = ev.recv_ns as i64 + off;
-            if wall >= exch as i64 {
-                self.latency
-                    .record(Stage::FeedLatency, (wall - exch as i64) as u64);
+            const PLAUSIBLE_NS: i64 = 60_000_000_000;
+            let lag = (ev.recv_ns as i64 + off).saturating_sub(exch as i64);
+            if (0..=PLAUSIBLE_NS).contains(&lag) {
+                self.latency.record(Stage::FeedLatency, lag as u64);
             } else {
-                self.counters.feed_latency_negative += 1;
+                self.counters.feed_latency_unusable += 1;
             }
         }
         let sym = ev.symbol;
