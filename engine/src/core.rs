@@ -315,9 +315,10 @@ impl<C: Clock> Core<C> {
         self.st.wall_offset_ns = Some(offset_ns);
     }
 
-    /// A snapshot shaped for this core (allocates: call at start-up, twice for double buffering).
+    /// A snapshot shaped for this core (allocates: call at start-up, after adding the rings,
+    /// twice for double buffering).
     pub fn new_metrics_snapshot(&self) -> MetricsSnapshot {
-        MetricsSnapshot::new(self.st.symbols.len())
+        MetricsSnapshot::new(self.st.symbols.len(), self.inputs.len())
     }
 
     /// Ends the current metrics interval: the core's interval histograms, loop stats and slow
@@ -326,6 +327,9 @@ impl<C: Clock> Core<C> {
     /// allocation, no copy of a histogram.
     pub fn swap_metrics(&mut self, snap: &mut MetricsSnapshot) {
         let end = self.clock.now_ns();
+        for (o, rx) in snap.ring_occupancy.iter_mut().zip(self.inputs.iter()) {
+            *o = rx.slots() as u64;
+        }
         let st = &mut self.st;
         core::mem::swap(&mut st.latency, &mut snap.latency);
         core::mem::swap(&mut st.slow_recent, &mut snap.slow);
@@ -1029,6 +1033,7 @@ mod tests {
         // Cross-clock feed latency: wall = 900 + 1_000_000, exchange 1 ms.
         assert_eq!(snap.latency.get(Stage::FeedLatency).percentiles().max, 900);
         assert_eq!(snap.symbols.len(), 1);
+        assert_eq!(snap.ring_occupancy, vec![0], "one ring, drained");
         // The core's interval restarted empty; the snapshot holds what was recorded.
         assert!(core.latency().get(Stage::Strategy).is_empty());
         assert_eq!(snap.latency.get(Stage::Strategy).len(), 2);

@@ -76,11 +76,14 @@ pub struct MetricsSnapshot {
     pub slow_unreported: u64,
     /// Per-symbol gauges at `end_ns`.
     pub symbols: Vec<SymbolGauges>,
+    /// Events waiting in each inbound ring at `end_ns`, in the order the rings were added.
+    pub ring_occupancy: Vec<u64>,
 }
 
 impl MetricsSnapshot {
-    /// An empty snapshot for `symbols` symbols (allocates; call at start-up).
-    pub fn new(symbols: usize) -> Self {
+    /// An empty snapshot for `symbols` symbols and `rings` inbound rings (allocates; call at
+    /// start-up).
+    pub fn new(symbols: usize, rings: usize) -> Self {
         MetricsSnapshot {
             start_ns: 0,
             end_ns: 0,
@@ -90,6 +93,7 @@ impl MetricsSnapshot {
             slow: Vec::with_capacity(SLOW_REPORTS_PER_INTERVAL),
             slow_unreported: 0,
             symbols: vec![SymbolGauges::default(); symbols],
+            ring_occupancy: vec![0; rings],
         }
     }
 

@@ -67,6 +67,7 @@
 //! | `pnl.<SYMBOL>.realized`, `.unrealized`, `.fees`, `.net` | `g` | PnL in quote units as a decimal; net = realized + unrealized - fees |
 //! | `latency.<stage>.p50`, `.p99`, `.p999`, `.max` | `g` | this interval's percentiles, ns (stages with samples only) |
 //! | `latency.<stage>.count` | `g` | this interval's samples |
+//! | `ring.<N>.occupancy` | `g` | events waiting in the core's inbound ring N (0: the feed, 1: REST snapshots in live runs) |
 //! | `loop.polls`, `loop.busy_polls` | `g` | core polls this interval (all, and those that handled events) |
 //! | `loop.max_gap_ns` | `g` | longest time between the starts of two polls this interval (a stalled core) |
 //! | `loop.max_iteration_ns` | `g` | longest busy poll this interval |
@@ -498,6 +499,9 @@ pub fn statsd_lines(
     }
 
     let ls = &snap.loop_stats;
+    for (i, occupancy) in snap.ring_occupancy.iter().enumerate() {
+        gauge(out, prefix, &format!("ring.{i}.occupancy"), *occupancy);
+    }
     gauge(out, prefix, "loop.polls", ls.polls);
     gauge(out, prefix, "loop.busy_polls", ls.busy_polls);
     gauge(out, prefix, "loop.max_gap_ns", ls.max_gap_ns);
@@ -803,7 +807,7 @@ mod tests {
 
     #[test]
     fn line_format_of_each_kind() {
-        let mut snap = MetricsSnapshot::new(2);
+        let mut snap = MetricsSnapshot::new(2, 1);
         snap.counters.fills = 3;
         snap.counters.orders = 7;
         snap.latency.record(Stage::Decode, 1234);
@@ -871,7 +875,7 @@ mod tests {
 
     #[test]
     fn counters_are_deltas_since_the_previous_snapshot() {
-        let mut snap = MetricsSnapshot::new(0);
+        let mut snap = MetricsSnapshot::new(0, 1);
         snap.counters.fills = 3;
         snap.counters.events = 1_000;
         let io = |frames, errors, dropped| IoSample {
@@ -912,7 +916,7 @@ mod tests {
             assert!(has(&second, want), "{want} missing from {second:#?}");
         }
         // A counter that went backwards (it cannot) reports zero, not a huge wrap-around.
-        let back = lines_of(&MetricsSnapshot::new(0), &side, &prev);
+        let back = lines_of(&MetricsSnapshot::new(0, 1), &side, &prev);
         assert!(has(&back, "tickline.fills:0|c"));
     }
 
@@ -975,7 +979,7 @@ mod tests {
 
     #[test]
     fn slow_callbacks_are_logged_at_most_ten_per_interval_then_counted() {
-        let mut snap = MetricsSnapshot::new(2);
+        let mut snap = MetricsSnapshot::new(2, 1);
         for i in 0..16 {
             snap.slow.push(SlowCallback {
                 strategy: "naive",

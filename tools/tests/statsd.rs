@@ -80,8 +80,11 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> bool {
 }
 
 /// `stats.js` of the pinned daemon, installing it on first use; `None` (with a NOTICE) without
-/// Node.js.
+/// Node.js. Tests in this binary take turns; another process installing at the same time is
+/// harmless: each installs into its own directory and renames it into place.
 fn statsd_daemon() -> Option<PathBuf> {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if !runs("node") || !runs("npm") {
         eprintln!("NOTICE: node or npm is not installed; the StatsD end-to-end test was skipped");
         return None;
@@ -92,13 +95,15 @@ fn statsd_daemon() -> Option<PathBuf> {
     if marker.exists() && stats_js.exists() {
         return Some(stats_js);
     }
-    std::fs::create_dir_all(&dir).unwrap();
+    let staging = target_dir().join(format!("statsd-daemon.installing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).unwrap();
     let spec = format!("statsd@{STATSD_VERSION}");
     let ok = run_bounded(
         Command::new("npm")
             .arg("install")
             .arg("--prefix")
-            .arg(&dir)
+            .arg(&staging)
             .args([
                 "--no-audit",
                 "--no-fund",
@@ -111,17 +116,31 @@ fn statsd_daemon() -> Option<PathBuf> {
         INSTALL_PATIENCE,
     );
     assert!(
-        ok && stats_js.exists(),
+        ok && staging.join("node_modules/statsd/stats.js").exists(),
         "npm install {spec} into {} failed (the npm registry must be reachable)",
-        dir.display()
+        staging.display()
     );
-    let manifest =
-        std::fs::read_to_string(dir.join("node_modules/statsd/package.json")).unwrap_or_default();
+    let manifest = std::fs::read_to_string(staging.join("node_modules/statsd/package.json"))
+        .unwrap_or_default();
     assert!(
         manifest.contains(&format!("\"version\": \"{STATSD_VERSION}\"")),
         "installed statsd is not {STATSD_VERSION}"
     );
-    std::fs::write(&marker, &spec).unwrap();
+    std::fs::write(
+        staging.join(format!(".statsd-{STATSD_VERSION}-installed")),
+        &spec,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    if std::fs::rename(&staging, &dir).is_err() {
+        // Another process put its copy in place first: use that one.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(
+        marker.exists() && stats_js.exists(),
+        "no daemon at {}",
+        dir.display()
+    );
     Some(stats_js)
 }
 
@@ -362,8 +381,13 @@ fn engine_run(statsd: String) -> Run {
     }
 }
 
+/// The tests here take turns: two daemons and two engines at once on two CPUs make the UDP
+/// checks race each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn engine_metrics_arrive_in_the_reference_statsd_daemon() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(stats_js) = statsd_daemon() else {
         return;
     };
@@ -538,4 +562,97 @@ fn engine_metrics_arrive_in_the_reference_statsd_daemon() {
     );
     drop(daemon);
     assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+/// As a user checks it: `tickline replay --statsd` on a capture, then the daemon's admin port.
+#[test]
+fn a_replay_with_statsd_ships_its_metrics_to_the_daemon() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(stats_js) = statsd_daemon() else {
+        return;
+    };
+    let daemon = start_daemon(&stats_js);
+    // Wait for the daemon's UDP side, as above.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        probe
+            .send_to(b"probe:1|c", ("127.0.0.1", daemon.udp_port))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        if daemon.numbers("counters").contains_key("probe") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never counted a probe"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("tickline-statsd-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = dir.join("feed.tlc");
+    let bin = env!("CARGO_BIN_EXE_tickline");
+    let gen = Command::new(bin)
+        .args([
+            "gen-feed",
+            "--out",
+            capture.to_str().unwrap(),
+            "--symbols",
+            "BTCUSDT,ETHUSDT",
+            "--events",
+            "30000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let statsd = format!("127.0.0.1:{}", daemon.udp_port);
+    let out = Command::new(bin)
+        .args([
+            "replay",
+            capture.to_str().unwrap(),
+            "--json",
+            "--statsd",
+            &statsd,
+            "--io-cpu",
+            "-1",
+            "--core-cpu",
+            "-1",
+            "--idle",
+            "backoff",
+            "--param",
+            "chunks=4",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counters = daemon.numbers("counters");
+    // Counters are deltas per interval; the daemon sums them: they must equal the run's totals.
+    for (metric, key) in [
+        ("events", "events"),
+        ("orders", "orders"),
+        ("fills", "fills"),
+        ("book_gaps", "book_gaps"),
+    ] {
+        assert_eq!(
+            get(&counters, &format!("tickline.{metric}")),
+            summary[key].as_f64().unwrap(),
+            "tickline.{metric}"
+        );
+    }
+    let gauges = daemon.numbers("gauges");
+    assert_eq!(get(&gauges, "tickline.book.BTCUSDT.synced"), 1.0);
+    assert_eq!(get(&gauges, "tickline.book.ETHUSDT.synced"), 1.0);
+    assert!(get(&gauges, "tickline.latency.queue_wait.count") > 0.0);
+    assert!(gauges.contains_key("tickline.ring.0.occupancy"));
+    assert!(summary["orders"].as_u64().unwrap() > 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }
