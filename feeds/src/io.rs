@@ -567,6 +567,26 @@ impl IoShared {
     }
 }
 
+/// A change of subscriptions while the loop runs (from the control side, off the hot path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoCommand {
+    /// Send Binance's `SUBSCRIBE` for `streams` on connection `conn_id` now (if it is open) and
+    /// after every reconnect.
+    Subscribe {
+        /// The connection.
+        conn_id: u32,
+        /// Stream names (`btcusdt@trade`).
+        streams: Vec<String>,
+    },
+    /// Send `UNSUBSCRIBE` for `streams` now (if open) and stop re-subscribing them.
+    Unsubscribe {
+        /// The connection.
+        conn_id: u32,
+        /// Stream names.
+        streams: Vec<String>,
+    },
+}
+
 /// Something worth logging, raised on the I/O thread (off the frame path).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -624,6 +644,13 @@ pub enum IoNotice {
         /// Decode errors on this connection so far.
         count: u64,
     },
+    /// An [`IoCommand`] could not be applied.
+    CommandRejected {
+        /// The connection it named.
+        conn_id: u32,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for IoNotice {
@@ -651,6 +678,9 @@ impl fmt::Display for IoNotice {
                 error,
                 count,
             } => write!(f, "conn {conn_id}: decode error #{count}: {error}"),
+            IoNotice::CommandRejected { conn_id, reason } => {
+                write!(f, "conn {conn_id}: command rejected: {reason}")
+            }
             IoNotice::VenueError { conn_id, message } => {
                 write!(
                     f,
@@ -881,7 +911,12 @@ impl Ctx<'_> {
 
 /// Binance's `{"method":"SUBSCRIBE","params":[...],"id":N}`.
 fn subscribe_request(streams: &[String], id: u64) -> String {
-    let mut s = String::from(r#"{"method":"SUBSCRIBE","params":["#);
+    stream_request("SUBSCRIBE", streams, id)
+}
+
+/// Binance's `{"method":"<METHOD>","params":[...],"id":N}` for `SUBSCRIBE` and `UNSUBSCRIBE`.
+fn stream_request(method: &str, streams: &[String], id: u64) -> String {
+    let mut s = format!(r#"{{"method":"{method}","params":["#);
     for (i, stream) in streams.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -937,6 +972,26 @@ pub fn run_io_loop(
     decoder: BinanceDecoder,
     tx: EventTx,
     recorder: Option<RecorderTx>,
+    notices: &mut dyn FnMut(IoNotice),
+    shared: &IoShared,
+    stop: &AtomicBool,
+    now: fn() -> u64,
+) -> IoReport {
+    let (_no_commands, commands) = std::sync::mpsc::channel();
+    run_io_loop_with_commands(
+        cfg, decoder, tx, recorder, &commands, notices, shared, stop, now,
+    )
+}
+
+/// [`run_io_loop`] that also applies [`IoCommand`]s (subscribe and unsubscribe at run time),
+/// checked once per loop iteration with a non-blocking `try_recv`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_io_loop_with_commands(
+    cfg: IoConfig,
+    decoder: BinanceDecoder,
+    tx: EventTx,
+    recorder: Option<RecorderTx>,
+    commands: &std::sync::mpsc::Receiver<IoCommand>,
     notices: &mut dyn FnMut(IoNotice),
     shared: &IoShared,
     stop: &AtomicBool,
@@ -1024,6 +1079,9 @@ pub fn run_io_loop(
 
     while !stop.load(Ordering::Relaxed) {
         iterations += 1;
+        while let Ok(cmd) = commands.try_recv() {
+            apply_command(&mut links, cmd, &mut ctx);
+        }
         let now_ns = now();
         let mut next_deadline = u64::MAX;
         for (i, link) in links.iter_mut().enumerate() {
@@ -1295,6 +1353,56 @@ fn on_opened(link: &mut Link, now_ns: u64, t: &Timing, ctx: &mut Ctx<'_>, closin
     (ctx.notices)(IoNotice::Connected {
         conn_id: link.rx.conn_id,
     });
+}
+
+/// Applies a subscription change: the stream list a reconnect re-sends, and, if the connection is
+/// open, the `SUBSCRIBE`/`UNSUBSCRIBE` request now (recorded like the opening subscription).
+#[cold]
+fn apply_command(links: &mut [Link], cmd: IoCommand, ctx: &mut Ctx<'_>) {
+    let (conn_id, streams, method) = match cmd {
+        IoCommand::Subscribe { conn_id, streams } => (conn_id, streams, "SUBSCRIBE"),
+        IoCommand::Unsubscribe { conn_id, streams } => (conn_id, streams, "UNSUBSCRIBE"),
+    };
+    let Some(link) = links.iter_mut().find(|l| l.spec.conn_id == conn_id) else {
+        (ctx.notices)(IoNotice::CommandRejected {
+            conn_id,
+            reason: format!("no connection {conn_id}"),
+        });
+        return;
+    };
+    if streams.is_empty() {
+        (ctx.notices)(IoNotice::CommandRejected {
+            conn_id,
+            reason: format!("{method} without streams"),
+        });
+        return;
+    }
+    if method == "SUBSCRIBE" {
+        for s in &streams {
+            if !link.spec.subscribe.contains(s) {
+                link.spec.subscribe.push(s.clone());
+            }
+        }
+    } else {
+        link.spec.subscribe.retain(|s| !streams.contains(s));
+    }
+    if !matches!(link.phase, Phase::Open { .. }) {
+        return; // applied at the next (re)connect
+    }
+    let id = ctx.next_request_id;
+    ctx.next_request_id += 1;
+    let text = stream_request(method, &streams, id);
+    match link.conn.as_mut().map(|c| c.send_text(&text)) {
+        Some(Ok(())) => {
+            let at = (ctx.now)();
+            ctx.record(at, &mut link.rx, RecordKind::Subscribe, text.as_bytes());
+        }
+        Some(Err(e)) => {
+            link.rx.c.send_errors += 1;
+            count_error(&mut link.rx.c, &e);
+        }
+        None => {}
+    }
 }
 
 /// The connection (or the attempt) is lost: report it and schedule the next attempt.
