@@ -10,8 +10,8 @@
 
 use crate::book::{BookConfig, BookStats, BookUpdate, OrderBook};
 use crate::event::{
-    BookTicker, ClientOrderId, EventKind, GapReason, MarketEvent, OrderRequest, OrderType,
-    RejectReason, Side, Trade,
+    BookTicker, ClientOrderId, EventKind, GapReason, MarketEvent, OrderCommand, OrderRequest,
+    OrderType, RejectReason, Side, Trade,
 };
 use crate::fixed::{Price, Qty};
 use crate::latency::{Stage, StageLatency};
@@ -49,6 +49,9 @@ pub struct CoreConfig {
     pub batch: usize,
     /// A strategy callback longer than this is counted and reported as slow, ns.
     pub slow_callback_ns: u64,
+    /// An order not acknowledged within this long (latency clock) is reported `TimedOut` and
+    /// stays in flight, ns.
+    pub ack_timeout_ns: u64,
 }
 
 impl Default for CoreConfig {
@@ -61,6 +64,7 @@ impl Default for CoreConfig {
             max_open_orders: 1024,
             batch: 1024,
             slow_callback_ns: 50_000,
+            ack_timeout_ns: 5_000_000_000,
         }
     }
 }
@@ -118,6 +122,12 @@ pub struct CoreCounters {
     pub unknown_symbol: u64,
     /// Strategy callbacks over the slow threshold.
     pub slow_callbacks: u64,
+    /// Orders not acknowledged within the ack timeout (left in flight, not rejected).
+    pub order_timeouts: u64,
+    /// Fills seen again with a venue trade id already applied (ignored).
+    pub duplicate_fills: u64,
+    /// Orders and cancels that found the order ring to the I/O thread full (never sent).
+    pub order_ring_full: u64,
     /// Events whose venue time was after our receive time, or more than a minute before it
     /// (clocks that disagree, or a synthetic feed's invented times): not recorded in the
     /// cross-clock feed latency.
@@ -133,6 +143,81 @@ struct OrderEntry {
     qty: Qty,
     filled: Qty,
     sent_ns: u64,
+    state: OrderState,
+}
+
+/// Where an order is in its life, as the core knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OrderState {
+    /// Sent, no answer yet.
+    Sent,
+    /// Acknowledged; working (possibly partly filled).
+    Working,
+    /// No answer within the ack timeout: outcome unknown, still in flight.
+    Unknown,
+}
+
+/// Venue trade ids recently applied, to drop fills the venue (or a reconnect's replay) sends
+/// twice. Two fixed-size open-addressing generations: when the current one is half full it
+/// becomes the previous one, so the memory of the last few thousand fills is kept without
+/// growing.
+#[derive(Debug)]
+struct RecentTradeIds {
+    current: Vec<u64>,
+    previous: Vec<u64>,
+    len: usize,
+}
+
+impl RecentTradeIds {
+    const SLOTS: usize = 8192;
+
+    fn new() -> Self {
+        RecentTradeIds {
+            current: vec![0; Self::SLOTS],
+            previous: vec![0; Self::SLOTS],
+            len: 0,
+        }
+    }
+
+    fn key(symbol: SymbolId, trade_id: u64) -> u64 {
+        // 0 marks an empty slot; the +1 keeps real keys away from it.
+        (trade_id ^ ((symbol.0 as u64) << 48))
+            .wrapping_add(1)
+            .max(1)
+    }
+
+    fn find(table: &[u64], key: u64) -> Result<usize, usize> {
+        let mask = table.len() - 1;
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+        loop {
+            match table[i] {
+                0 => return Err(i),
+                k if k == key => return Ok(i),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// True if `(symbol, trade_id)` was seen already; otherwise remembers it.
+    fn seen_or_insert(&mut self, symbol: SymbolId, trade_id: u64) -> bool {
+        let key = Self::key(symbol, trade_id);
+        if Self::find(&self.previous, key).is_ok() {
+            return true;
+        }
+        match Self::find(&self.current, key) {
+            Ok(_) => true,
+            Err(slot) => {
+                self.current[slot] = key;
+                self.len += 1;
+                if self.len * 2 >= Self::SLOTS {
+                    core::mem::swap(&mut self.current, &mut self.previous);
+                    self.current.iter_mut().for_each(|k| *k = 0);
+                    self.len = 0;
+                }
+                false
+            }
+        }
+    }
 }
 
 struct SymbolSlot {
@@ -178,6 +263,10 @@ struct State {
     loop_stats: LoopStats,
     last_poll_ns: u64,
     interval_start_ns: u64,
+    order_sink: Option<rtrb::Producer<OrderCommand>>,
+    ack_timeout_ns: u64,
+    next_timeout_check_ns: u64,
+    recent_fills: RecentTradeIds,
 }
 
 /// The trading core. Generic over the clock used for latency stamps.
@@ -218,7 +307,9 @@ impl<C: Clock> Core<C> {
                 symbols: slots,
                 paper: PaperExchange::new(cfg.paper),
                 paper_out: Vec::with_capacity(cfg.paper.max_orders.max(16) * 4),
-                orders: Vec::with_capacity(cfg.max_open_orders),
+                // Headroom for the orders of one dispatch that are refused (table full, ring
+                // full): they are kept just long enough for the refusal to reach the strategy.
+                orders: Vec::with_capacity(cfg.max_open_orders + cfg.max_intents_per_dispatch),
                 max_open_orders: cfg.max_open_orders,
                 outbox: Outbox::with_capacity(cfg.max_intents_per_dispatch),
                 timers: TimerQueue::with_capacity(cfg.timer_capacity),
@@ -236,6 +327,10 @@ impl<C: Clock> Core<C> {
                 loop_stats: LoopStats::default(),
                 last_poll_ns: 0,
                 interval_start_ns: 0,
+                order_sink: None,
+                ack_timeout_ns: cfg.ack_timeout_ns,
+                next_timeout_check_ns: 0,
+                recent_fills: RecentTradeIds::new(),
             },
         }
     }
@@ -251,6 +346,13 @@ impl<C: Clock> Core<C> {
     /// stale and the next trigger asks again.
     pub fn set_resync_sink(&mut self, tx: rtrb::Producer<SymbolId>) {
         self.st.resync_sink = Some(tx);
+    }
+
+    /// Sends orders and cancels to a venue through this ring (the I/O thread that owns the order
+    /// session consumes it) instead of the paper venue. Acks, rejects, fills and cancels then
+    /// come back as events on an inbound ring.
+    pub fn set_order_sink(&mut self, tx: rtrb::Producer<OrderCommand>) {
+        self.st.order_sink = Some(tx);
     }
 
     /// Runs `strategy` on `symbol`'s events.
@@ -298,6 +400,12 @@ impl<C: Clock> Core<C> {
             handled += avail;
         }
         self.st.run_timers(now, &self.clock);
+        if start >= self.st.next_timeout_check_ns {
+            // Check a few times per timeout, at most every millisecond.
+            self.st.next_timeout_check_ns =
+                start + (self.st.ack_timeout_ns / 4).clamp(1, 1_000_000);
+            self.st.check_ack_timeouts(start, &self.clock);
+        }
         if handled > 0 {
             let took = self.clock.now_ns().saturating_sub(start);
             self.st.latency.record(Stage::LoopIteration, took);
@@ -631,6 +739,10 @@ impl State {
                 (r.client_id, OrderUpdateKind::Rejected(r.reason))
             }
             EventKind::Fill(f) => {
+                if self.recent_fills.seen_or_insert(ev.symbol, f.trade_id) {
+                    self.counters.duplicate_fills += 1;
+                    return;
+                }
                 self.counters.fills += 1;
                 (
                     f.client_id,
@@ -655,6 +767,9 @@ impl State {
         if matches!(kind, OrderUpdateKind::Accepted) {
             self.latency
                 .record(Stage::OrderAck, clock.now_ns().saturating_sub(o.sent_ns));
+        }
+        if !matches!(kind, OrderUpdateKind::Rejected(_)) {
+            o.state = OrderState::Working;
         }
         if let OrderUpdateKind::Filled { price, qty, fee } = kind {
             o.filled = Qty(o.filled.0 + qty.0);
@@ -753,10 +868,7 @@ impl State {
             };
             match intent {
                 Intent::New(id, req) => self.send_new(sym, id, req, recv_ns, emitted_ns),
-                Intent::Cancel(id) => {
-                    self.counters.cancels += 1;
-                    self.paper.cancel(id, self.market_ns);
-                }
+                Intent::Cancel(id) => self.send_cancel(sym, id),
             }
         }
         self.outbox.clear();
@@ -773,38 +885,106 @@ impl State {
         self.counters.orders += 1;
         self.latency
             .record(Stage::TickToOrder, emitted_ns.saturating_sub(recv_ns));
-        if self.orders.len() >= self.max_open_orders {
-            self.paper_out.push(MarketEvent::new(
+        let table_full = self.orders.len() >= self.max_open_orders;
+        // The entry is kept even for a refused order (within the table's headroom) so that the
+        // refusal is joined with it and reaches the strategy like any other order event.
+        if self.orders.len() < self.orders.capacity() {
+            self.orders.push(OrderEntry {
+                id,
+                symbol: sym,
+                side: req.side,
+                price: if req.order_type == OrderType::Market {
+                    Price::ZERO
+                } else {
+                    req.price
+                },
+                qty: req.qty,
+                filled: Qty::ZERO,
+                sent_ns: emitted_ns,
+                state: OrderState::Sent,
+            });
+        }
+        let refuse = |reason| {
+            MarketEvent::new(
                 recv_ns,
                 sym,
                 EventKind::OrderReject(crate::event::OrderReject {
                     client_id: id,
-                    reason: RejectReason::TooManyOrders,
+                    reason,
                 }),
-            ));
-            // Keep the entry so the reject can be joined with it.
+            )
+        };
+        if table_full {
+            self.paper_out.push(refuse(RejectReason::TooManyOrders));
+            return;
+        }
+        if let Some(tx) = self.order_sink.as_mut() {
+            let cmd = OrderCommand::New {
+                client_id: id,
+                symbol: sym,
+                req,
+            };
+            if tx.push(cmd).is_err() {
+                self.counters.order_ring_full += 1;
+                self.paper_out.push(refuse(RejectReason::QueueFull));
+            }
             return;
         }
         let first_new = self.paper_out.len();
-        self.orders.push(OrderEntry {
-            id,
-            symbol: sym,
-            side: req.side,
-            price: if req.order_type == OrderType::Market {
-                Price::ZERO
-            } else {
-                req.price
-            },
-            qty: req.qty,
-            filled: Qty::ZERO,
-            sent_ns: emitted_ns,
-        });
         self.paper
             .submit(id, sym, req, self.market_ns, &mut self.paper_out);
         // An immediate answer (a full paper table) carries the receive time of the event that
         // caused the order, like every other order event.
         for ev in &mut self.paper_out[first_new..] {
             ev.recv_ns = recv_ns;
+        }
+    }
+
+    fn send_cancel(&mut self, sym: SymbolId, id: ClientOrderId) {
+        self.counters.cancels += 1;
+        match self.order_sink.as_mut() {
+            Some(tx) => {
+                let cmd = OrderCommand::Cancel {
+                    client_id: id,
+                    symbol: sym,
+                };
+                if tx.push(cmd).is_err() {
+                    // The order stays open; the strategy may ask again.
+                    self.counters.order_ring_full += 1;
+                }
+            }
+            None => self.paper.cancel(id, self.market_ns),
+        }
+    }
+
+    /// Orders with no answer within the ack timeout: reported once as `TimedOut`, kept in flight.
+    #[cold]
+    fn check_ack_timeouts<C: Clock>(&mut self, now: u64, clock: &C) {
+        if self.orders.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while i < self.orders.len() {
+            let o = &mut self.orders[i];
+            i += 1;
+            if o.state != OrderState::Sent || now.saturating_sub(o.sent_ns) < self.ack_timeout_ns {
+                continue;
+            }
+            o.state = OrderState::Unknown;
+            self.counters.order_timeouts += 1;
+            let update = OrderUpdate {
+                client_id: o.id,
+                side: o.side,
+                price: o.price,
+                kind: OrderUpdateKind::TimedOut,
+                leaves_qty: Qty((o.qty.0 - o.filled.0).max(0)),
+                filled_qty: o.filled,
+            };
+            let sym = o.symbol;
+            self.dispatch(sym, now, clock, |s, ctx| s.on_order(ctx, &update));
+        }
+        if !self.paper_out.is_empty() {
+            self.drain_paper(clock);
         }
     }
 
@@ -1109,6 +1289,137 @@ mod tests {
         core.poll(0);
         assert!(rrx.pop().is_err());
         assert_eq!(core.counters().resync_requests, 1);
+    }
+
+    fn live_setup(
+        ring: usize,
+        ack_timeout_ns: u64,
+    ) -> (
+        Core<StepClock>,
+        crate::ring::EventTx,
+        rtrb::Consumer<OrderCommand>,
+        std::sync::Arc<std::sync::Mutex<Recorder>>,
+    ) {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        let cfg = CoreConfig {
+            ack_timeout_ns,
+            max_open_orders: 2,
+            ..Default::default()
+        };
+        let mut core = Core::new(
+            &symbols,
+            cfg,
+            StepClock {
+                t: Cell::new(1_000),
+                step: 10,
+            },
+        );
+        let (tx, rx) = event_ring(1024, OnFull::Drop);
+        core.add_input(rx);
+        let (otx, orx) = rtrb::RingBuffer::new(ring);
+        core.set_order_sink(otx);
+        let rec = std::sync::Arc::new(std::sync::Mutex::new(Recorder {
+            answer_trades: true,
+            ..Default::default()
+        }));
+        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())));
+        (core, tx, orx, rec)
+    }
+
+    fn kinds(rec: &std::sync::Arc<std::sync::Mutex<Recorder>>) -> Vec<OrderUpdateKind> {
+        rec.lock().unwrap().updates.iter().map(|u| u.kind).collect()
+    }
+
+    #[test]
+    fn live_orders_go_to_the_order_ring_and_a_full_ring_or_table_is_a_visible_refusal() {
+        let (mut core, mut tx, mut orx, rec) = live_setup(1, u64::MAX);
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap(); // order 1: into the ring
+        tx.push(trade(900, 1, 2, 101, 50)).unwrap(); // order 2: the ring (capacity 1) is full
+        core.poll(0);
+        assert!(matches!(orx.pop(), Ok(OrderCommand::New { .. })));
+        assert_eq!(core.counters().order_ring_full, 1);
+        assert_eq!(
+            kinds(&rec),
+            vec![OrderUpdateKind::Rejected(RejectReason::QueueFull)]
+        );
+        // Order 3 fills the table (max 2 open: order 1 and 3); order 4 is refused.
+        tx.push(trade(900, 1, 3, 101, 50)).unwrap();
+        core.poll(0);
+        assert!(orx.pop().is_ok());
+        tx.push(trade(900, 1, 4, 101, 50)).unwrap();
+        core.poll(0);
+        assert_eq!(
+            kinds(&rec).last(),
+            Some(&OrderUpdateKind::Rejected(RejectReason::TooManyOrders))
+        );
+        assert_eq!(core.open_orders(), 2);
+    }
+
+    #[test]
+    fn a_silent_venue_is_a_timeout_not_a_rejection_and_fills_are_applied_once() {
+        let (mut core, mut tx, mut orx, rec) = live_setup(16, 1_000);
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap();
+        core.poll(0);
+        let Ok(OrderCommand::New { client_id, .. }) = orx.pop() else {
+            panic!("no order sent");
+        };
+        rec.lock().unwrap().answer_trades = false;
+        // The clock moves 10 ns a read: after ~100 reads the order is past its 1 us timeout.
+        for _ in 0..200 {
+            core.poll(0);
+        }
+        assert_eq!(core.counters().order_timeouts, 1, "reported once");
+        assert_eq!(kinds(&rec), vec![OrderUpdateKind::TimedOut]);
+        assert_eq!(core.open_orders(), 1, "still in flight");
+        // The venue answers after all: ack, then the same fill twice (a replay after reconnect).
+        let fill = |n| {
+            MarketEvent::new(
+                n,
+                SymbolId(0),
+                EventKind::Fill(crate::event::Fill {
+                    client_id,
+                    trade_id: 77,
+                    price: Price(101),
+                    qty: Qty(100),
+                    fee: 0,
+                }),
+            )
+        };
+        tx.push(MarketEvent::new(
+            1,
+            SymbolId(0),
+            EventKind::OrderAck(crate::event::OrderAck {
+                client_id,
+                venue_order_id: 5,
+            }),
+        ))
+        .unwrap();
+        tx.push(fill(2)).unwrap();
+        tx.push(fill(3)).unwrap();
+        core.poll(0);
+        let c = core.counters();
+        assert_eq!((c.acks, c.fills, c.duplicate_fills), (1, 1, 1));
+        assert_eq!(core.position(SymbolId(0)).unwrap().qty, 100, "applied once");
+        assert_eq!(core.open_orders(), 0);
+    }
+
+    #[test]
+    fn recent_trade_ids_remember_across_generations() {
+        let mut r = RecentTradeIds::new();
+        assert!(!r.seen_or_insert(SymbolId(0), 1));
+        assert!(r.seen_or_insert(SymbolId(0), 1));
+        assert!(!r.seen_or_insert(SymbolId(1), 1), "per symbol");
+        for id in 2..(RecentTradeIds::SLOTS as u64 / 2 + 10) {
+            r.seen_or_insert(SymbolId(0), id);
+        }
+        // Id 1 moved to the previous generation and is still known...
+        assert!(r.seen_or_insert(SymbolId(0), 1));
+        // ...until a whole further generation has gone by: memory is bounded.
+        for id in 10_000..(10_000 + RecentTradeIds::SLOTS as u64) {
+            r.seen_or_insert(SymbolId(0), id);
+        }
+        assert!(!r.seen_or_insert(SymbolId(0), 1));
     }
 
     #[test]

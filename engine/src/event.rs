@@ -274,6 +274,8 @@ pub enum RejectReason {
     TooManyOrders,
     /// The venue refused it.
     Venue,
+    /// The ring to the I/O thread that owns the order session was full: never sent.
+    QueueFull,
 }
 
 /// The venue accepted an order.

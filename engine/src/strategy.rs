@@ -58,6 +58,10 @@ pub enum OrderUpdateKind {
     },
     /// Canceled (or expired, for IOC); the rest is gone.
     Canceled,
+    /// No answer within the acknowledgement timeout. Not a rejection: the order's outcome is
+    /// unknown, it stays in flight (and counts against limits) until the venue answers or a
+    /// query resolves it.
+    TimedOut,
 }
 
 /// Why a [`Ctx`] call was refused.

@@ -376,7 +376,8 @@ impl Strategy for Naive {
             return;
         };
         match (self.traders[i], u.kind) {
-            (_, OrderUpdateKind::Accepted) => {}
+            // Still in flight either way: wait for the venue's answer.
+            (_, OrderUpdateKind::Accepted | OrderUpdateKind::TimedOut) => {}
             (
                 TraderState::Buying {
                     order_id,
