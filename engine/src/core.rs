@@ -20,6 +20,7 @@ use crate::metrics::{
 };
 use crate::paper::{PaperConfig, PaperExchange, Quotes};
 use crate::portfolio::Position;
+use crate::risk::{Risk, RiskInputs, RiskLimits, TradingState};
 use crate::strategy::{
     Ctx, Intent, OrderUpdate, OrderUpdateKind, Outbox, Strategy, SymbolRules, TimerQueue,
 };
@@ -52,6 +53,8 @@ pub struct CoreConfig {
     /// An order not acknowledged within this long (latency clock) is reported `TimedOut` and
     /// stays in flight, ns.
     pub ack_timeout_ns: u64,
+    /// Pre-trade risk limits for every symbol (`None`: no pre-trade checks, the paper default).
+    pub risk: Option<RiskLimits>,
 }
 
 impl Default for CoreConfig {
@@ -65,6 +68,7 @@ impl Default for CoreConfig {
             batch: 1024,
             slow_callback_ns: 50_000,
             ack_timeout_ns: 5_000_000_000,
+            risk: None,
         }
     }
 }
@@ -128,6 +132,8 @@ pub struct CoreCounters {
     pub duplicate_fills: u64,
     /// Orders and cancels that found the order ring to the I/O thread full (never sent).
     pub order_ring_full: u64,
+    /// Orders refused by pre-trade risk (by reason: `Core::risk`).
+    pub risk_denials: u64,
     /// Events whose venue time was after our receive time, or more than a minute before it
     /// (clocks that disagree, or a synthetic feed's invented times): not recorded in the
     /// cross-clock feed latency.
@@ -264,6 +270,7 @@ struct State {
     last_poll_ns: u64,
     interval_start_ns: u64,
     order_sink: Option<rtrb::Producer<OrderCommand>>,
+    risk: Option<Risk>,
     ack_timeout_ns: u64,
     next_timeout_check_ns: u64,
     recent_fills: RecentTradeIds,
@@ -328,6 +335,7 @@ impl<C: Clock> Core<C> {
                 last_poll_ns: 0,
                 interval_start_ns: 0,
                 order_sink: None,
+                risk: cfg.risk.map(|l| Risk::new(symbols.len(), l)),
                 ack_timeout_ns: cfg.ack_timeout_ns,
                 next_timeout_check_ns: 0,
                 recent_fills: RecentTradeIds::new(),
@@ -353,6 +361,41 @@ impl<C: Clock> Core<C> {
     /// come back as events on an inbound ring.
     pub fn set_order_sink(&mut self, tx: rtrb::Producer<OrderCommand>) {
         self.st.order_sink = Some(tx);
+    }
+
+    /// Pre-trade risk (its limits, state and denial counters), if enabled.
+    pub fn risk(&self) -> Option<&Risk> {
+        self.st.risk.as_ref()
+    }
+
+    /// Sets the trading state (ACTIVE, REDUCING, HALTED); no effect without risk or while killed.
+    pub fn set_trading_state(&mut self, state: TradingState) {
+        if let Some(r) = self.st.risk.as_mut() {
+            r.set_state(state);
+        }
+    }
+
+    /// The kill switch: halts trading and cancels every open order. Returns the number of
+    /// cancels sent. Only `resume_trading` lifts it.
+    pub fn kill(&mut self) -> usize {
+        if let Some(r) = self.st.risk.as_mut() {
+            r.kill();
+        }
+        let st = &mut self.st;
+        let mut sent = 0;
+        for i in 0..st.orders.len() {
+            let (sym, id) = (st.orders[i].symbol, st.orders[i].id);
+            st.send_cancel(sym, id);
+            sent += 1;
+        }
+        sent
+    }
+
+    /// Lifts the kill switch; trading is ACTIVE again.
+    pub fn resume_trading(&mut self) {
+        if let Some(r) = self.st.risk.as_mut() {
+            r.resume();
+        }
     }
 
     /// Runs `strategy` on `symbol`'s events.
@@ -885,6 +928,28 @@ impl State {
         self.counters.orders += 1;
         self.latency
             .record(Stage::TickToOrder, emitted_ns.saturating_sub(recv_ns));
+        let denied = match self.risk.as_mut() {
+            Some(risk) => {
+                let mut inputs = RiskInputs {
+                    last_trade: self
+                        .symbols
+                        .get(sym.index())
+                        .and_then(|s| s.last_trade.map(|t| t.price)),
+                    position: self.symbols.get(sym.index()).map_or(0, |s| s.position.qty),
+                    ..RiskInputs::default()
+                };
+                for o in self.orders.iter().filter(|o| o.symbol == sym) {
+                    let open = (o.qty.0 - o.filled.0).max(0);
+                    match o.side {
+                        Side::Buy => inputs.open_buy_qty += open,
+                        Side::Sell => inputs.open_sell_qty += open,
+                    }
+                    inputs.open_orders += 1;
+                }
+                risk.check(sym, &req, &inputs, emitted_ns).err()
+            }
+            None => None,
+        };
         let table_full = self.orders.len() >= self.max_open_orders;
         // The entry is kept even for a refused order (within the table's headroom) so that the
         // refusal is joined with it and reaches the strategy like any other order event.
@@ -914,6 +979,11 @@ impl State {
                 }),
             )
         };
+        if let Some(reason) = denied {
+            self.counters.risk_denials += 1;
+            self.paper_out.push(refuse(RejectReason::Risk(reason)));
+            return;
+        }
         if table_full {
             self.paper_out.push(refuse(RejectReason::TooManyOrders));
             return;
@@ -940,7 +1010,7 @@ impl State {
         }
     }
 
-    fn send_cancel(&mut self, sym: SymbolId, id: ClientOrderId) {
+    pub(crate) fn send_cancel(&mut self, sym: SymbolId, id: ClientOrderId) {
         self.counters.cancels += 1;
         match self.order_sink.as_mut() {
             Some(tx) => {
@@ -1402,6 +1472,75 @@ mod tests {
         assert_eq!((c.acks, c.fills, c.duplicate_fills), (1, 1, 1));
         assert_eq!(core.position(SymbolId(0)).unwrap().qty, 100, "applied once");
         assert_eq!(core.open_orders(), 0);
+    }
+
+    #[test]
+    fn risk_denials_reach_the_strategy_and_the_kill_switch_cancels_and_halts() {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        let limits = RiskLimits {
+            max_order_qty: Qty(150),
+            rate_per_sec: 1_000_000,
+            burst: 1_000,
+            ..RiskLimits::default()
+        };
+        let cfg = CoreConfig {
+            risk: Some(limits),
+            paper: PaperConfig {
+                latency_ns: 1_000_000_000,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut core = Core::new(
+            &symbols,
+            cfg,
+            StepClock {
+                t: Cell::new(1_000),
+                step: 10,
+            },
+        );
+        let (mut tx, rx) = event_ring(1024, OnFull::Drop);
+        core.add_input(rx);
+        let rec = std::sync::Arc::new(std::sync::Mutex::new(Recorder {
+            answer_trades: true,
+            ..Default::default()
+        }));
+        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())));
+        // The recorder strategy buys 100 per trade: passes (max 150).
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap();
+        tx.push(trade(900, 1, 2, 101, 50)).unwrap();
+        core.poll(0);
+        assert_eq!(core.open_orders(), 2, "both pass the per-order limit");
+        assert_eq!(core.counters().risk_denials, 0);
+        // HALTED: the next order is refused with the reason, and counted.
+        core.set_trading_state(TradingState::Halted);
+        tx.push(trade(900, 1, 3, 101, 50)).unwrap();
+        core.poll(0);
+        assert_eq!(core.counters().risk_denials, 1);
+        assert_eq!(
+            kinds(&rec).last(),
+            Some(&OrderUpdateKind::Rejected(RejectReason::Risk(
+                crate::risk::DenyReason::Halted
+            )))
+        );
+        // Kill switch: cancels both open orders (the paper venue answers after its latency).
+        core.set_trading_state(TradingState::Active);
+        assert_eq!(core.kill(), 2);
+        assert!(core.risk().unwrap().is_killed());
+        tx.push(trade(900, 3_000, 4, 101, 50)).unwrap();
+        core.poll(0);
+        assert_eq!(core.counters().canceled, 2, "{:?}", core.counters());
+        assert_eq!(core.open_orders(), 0);
+        assert_eq!(
+            core.counters().risk_denials,
+            2,
+            "the trade's order was refused: killed"
+        );
+        core.resume_trading();
+        tx.push(trade(900, 3_001, 5, 101, 50)).unwrap();
+        core.poll(0);
+        assert_eq!(core.open_orders(), 1, "trading again after resume");
     }
 
     #[test]

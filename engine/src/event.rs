@@ -276,6 +276,8 @@ pub enum RejectReason {
     Venue,
     /// The ring to the I/O thread that owns the order session was full: never sent.
     QueueFull,
+    /// Pre-trade risk refused it (never sent).
+    Risk(crate::risk::DenyReason),
 }
 
 /// The venue accepted an order.

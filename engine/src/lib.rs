@@ -66,5 +66,6 @@ pub mod metrics;
 pub mod paper;
 pub mod portfolio;
 pub mod ring;
+pub mod risk;
 pub mod strategy;
 pub mod symbol;

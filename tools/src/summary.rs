@@ -93,6 +93,7 @@ impl ReplayReport {
             "order_timeouts": c.order_timeouts,
             "duplicate_fills": c.duplicate_fills,
             "order_ring_full": c.order_ring_full,
+            "risk_denials": c.risk_denials,
             "slow_callbacks": c.slow_callbacks,
             "pnl": {"realized": realized, "unrealized": unrealized, "fees": fees, "net": net},
             "positions": positions,
