@@ -163,52 +163,50 @@ enum OrderState {
     Unknown,
 }
 
-/// Venue trade ids recently applied, to drop fills the venue (or a reconnect's replay) sends
-/// twice. Two fixed-size open-addressing generations: when the current one is half full it
-/// becomes the previous one, so the memory of the last few thousand fills is kept without
-/// growing.
+/// Fills recently applied, by (client order id, venue trade id), to drop fills the venue (or a
+/// reconnect's replay) sends twice. Keyed by both, since two of our own orders can be the two
+/// sides of one venue trade. Two fixed-size open-addressing generations: when the current one
+/// is half full it becomes the previous one, so the last few thousand fills are remembered
+/// without growing.
 #[derive(Debug)]
-struct RecentTradeIds {
-    current: Vec<u64>,
-    previous: Vec<u64>,
+struct RecentFills {
+    current: Vec<(u64, u64)>,
+    previous: Vec<(u64, u64)>,
     len: usize,
 }
 
-impl RecentTradeIds {
+impl RecentFills {
     const SLOTS: usize = 8192;
+    const EMPTY: (u64, u64) = (0, 0);
 
     fn new() -> Self {
-        RecentTradeIds {
-            current: vec![0; Self::SLOTS],
-            previous: vec![0; Self::SLOTS],
+        RecentFills {
+            current: vec![Self::EMPTY; Self::SLOTS],
+            previous: vec![Self::EMPTY; Self::SLOTS],
             len: 0,
         }
     }
 
-    fn key(symbol: SymbolId, trade_id: u64) -> u64 {
-        // 0 marks an empty slot; the +1 keeps real keys away from it.
-        (trade_id ^ ((symbol.0 as u64) << 48))
-            .wrapping_add(1)
-            .max(1)
-    }
-
-    fn find(table: &[u64], key: u64) -> Result<usize, usize> {
+    fn find(table: &[(u64, u64)], key: (u64, u64)) -> Result<usize, usize> {
         let mask = table.len() - 1;
-        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+        let h =
+            key.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.1.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let mut i = (h >> 32) as usize & mask;
         loop {
             match table[i] {
-                0 => return Err(i),
+                Self::EMPTY => return Err(i),
                 k if k == key => return Ok(i),
                 _ => i = (i + 1) & mask,
             }
         }
     }
 
-    /// True if `(symbol, trade_id)` was seen already; otherwise remembers it.
-    fn seen_or_insert(&mut self, symbol: SymbolId, trade_id: u64) -> bool {
-        let key = Self::key(symbol, trade_id);
-        if Self::find(&self.previous, key).is_ok() {
-            return true;
+    /// True if this fill was seen already; otherwise remembers it.
+    fn seen_or_insert(&mut self, client_id: ClientOrderId, trade_id: u64) -> bool {
+        // The +1 keeps every real key away from the empty marker.
+        let key = (client_id.0.wrapping_add(1), trade_id.wrapping_add(1));
+        if key == Self::EMPTY || Self::find(&self.previous, key).is_ok() {
+            return key != Self::EMPTY;
         }
         match Self::find(&self.current, key) {
             Ok(_) => true,
@@ -217,7 +215,7 @@ impl RecentTradeIds {
                 self.len += 1;
                 if self.len * 2 >= Self::SLOTS {
                     core::mem::swap(&mut self.current, &mut self.previous);
-                    self.current.iter_mut().for_each(|k| *k = 0);
+                    self.current.iter_mut().for_each(|k| *k = Self::EMPTY);
                     self.len = 0;
                 }
                 false
@@ -273,7 +271,7 @@ struct State {
     risk: Option<Risk>,
     ack_timeout_ns: u64,
     next_timeout_check_ns: u64,
-    recent_fills: RecentTradeIds,
+    recent_fills: RecentFills,
 }
 
 /// The trading core. Generic over the clock used for latency stamps.
@@ -338,7 +336,7 @@ impl<C: Clock> Core<C> {
                 risk: cfg.risk.map(|l| Risk::new(symbols.len(), l)),
                 ack_timeout_ns: cfg.ack_timeout_ns,
                 next_timeout_check_ns: 0,
-                recent_fills: RecentTradeIds::new(),
+                recent_fills: RecentFills::new(),
             },
         }
     }
@@ -782,7 +780,7 @@ impl State {
                 (r.client_id, OrderUpdateKind::Rejected(r.reason))
             }
             EventKind::Fill(f) => {
-                if self.recent_fills.seen_or_insert(ev.symbol, f.trade_id) {
+                if self.recent_fills.seen_or_insert(f.client_id, f.trade_id) {
                     self.counters.duplicate_fills += 1;
                     return;
                 }
@@ -1544,21 +1542,25 @@ mod tests {
     }
 
     #[test]
-    fn recent_trade_ids_remember_across_generations() {
-        let mut r = RecentTradeIds::new();
-        assert!(!r.seen_or_insert(SymbolId(0), 1));
-        assert!(r.seen_or_insert(SymbolId(0), 1));
-        assert!(!r.seen_or_insert(SymbolId(1), 1), "per symbol");
-        for id in 2..(RecentTradeIds::SLOTS as u64 / 2 + 10) {
-            r.seen_or_insert(SymbolId(0), id);
+    fn recent_fills_remember_across_generations() {
+        let mut r = RecentFills::new();
+        let (a, b) = (ClientOrderId(1), ClientOrderId(2));
+        assert!(!r.seen_or_insert(a, 1));
+        assert!(r.seen_or_insert(a, 1));
+        assert!(
+            !r.seen_or_insert(b, 1),
+            "the other side of the same venue trade is a fill too"
+        );
+        for id in 2..(RecentFills::SLOTS as u64 / 2 + 10) {
+            r.seen_or_insert(a, id);
         }
-        // Id 1 moved to the previous generation and is still known...
-        assert!(r.seen_or_insert(SymbolId(0), 1));
+        // (a, 1) moved to the previous generation and is still known...
+        assert!(r.seen_or_insert(a, 1));
         // ...until a whole further generation has gone by: memory is bounded.
-        for id in 10_000..(10_000 + RecentTradeIds::SLOTS as u64) {
-            r.seen_or_insert(SymbolId(0), id);
+        for id in 10_000..(10_000 + RecentFills::SLOTS as u64) {
+            r.seen_or_insert(a, id);
         }
-        assert!(!r.seen_or_insert(SymbolId(0), 1));
+        assert!(!r.seen_or_insert(a, 1));
     }
 
     #[test]
