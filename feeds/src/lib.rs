@@ -5,6 +5,7 @@ pub mod binance;
 pub mod capture;
 pub mod gen;
 pub mod io;
+pub mod journal;
 pub mod json;
 pub mod net;
 pub mod recorder;
