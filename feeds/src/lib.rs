@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 pub mod binance;
+pub mod binance_api;
 pub mod capture;
 pub mod gen;
 pub mod io;
