@@ -80,6 +80,13 @@ pub struct SimArgs {
     /// Fault: close connections during the TLS handshake (with --tls).
     #[arg(long)]
     pub refuse_tls: bool,
+    /// Wait this long before handling each order-API request (order.place, order.cancel,
+    /// openOrders.status), e.g. 500us, 2ms (0: at once).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub order_latency: Duration,
+    /// Refuse order-API requests (and register no trade tap with the publisher).
+    #[arg(long)]
+    pub no_orders: bool,
     /// Print the final counters as one JSON object on stdout instead of text on stderr.
     #[arg(long)]
     pub json: bool,
@@ -130,6 +137,8 @@ impl SimArgs {
             wait_for_subscribers: self.wait_for,
             ping_interval: self.ping_interval,
             queue_frames: self.queue,
+            order_api: !self.no_orders,
+            order_latency: self.order_latency,
             ..SimConfig::default()
         })
     }
@@ -158,7 +167,8 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         out.flush()?;
     }
     eprintln!(
-        "venue-sim: serving; paths /stream?streams=<a>/<b>, /ws, /ws/<stream>; REST /api/v3/depth, \
+        "venue-sim: serving; paths /stream?streams=<a>/<b>, /ws, /ws/<stream>; orders (order.place, \
+         order.cancel, openOrders.status) on any of them or /ws-api/v3; REST /api/v3/depth, \
          /api/v3/exchangeInfo; the feed starts after {} subscriber(s); Ctrl-C stops",
         args.wait_for
     );
@@ -172,9 +182,12 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         }
     }
     let stats = sim.stats();
+    let probes = sim.probe_summary();
     sim.stop();
     if args.json {
-        println!("{}", stats.to_json());
+        let mut v: serde_json::Value = serde_json::from_str(&stats.to_json())?;
+        v["probe_latency_ns"] = serde_json::from_str(&probes.to_json())?;
+        println!("{v}");
     } else {
         let f = &stats.faults;
         eprintln!(
@@ -199,6 +212,16 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
             f.fragmented_messages,
             f.invalid_utf8_frames,
             f.tls_refused
+        );
+        let o = &stats.orders;
+        eprintln!(
+            "venue-sim: orders: {} requests ({} errors), {} placed, {} canceled, {} fills, \
+             {} events dropped, {} probes",
+            o.requests, o.errors, o.placed, o.canceled, o.fills, o.events_dropped, o.probes
+        );
+        eprintln!(
+            "venue-sim: probe wire-to-wire (trade frame written -> probe order read, \
+             CLOCK_MONOTONIC): {probes}"
         );
     }
     Ok(())
@@ -229,11 +252,13 @@ pub(crate) fn parse_pace(s: &str) -> Result<SimPace, String> {
     }
 }
 
-/// `250ms`, `20s`, `2m`, or a bare number of seconds (fractions allowed).
+/// `250ms`, `20s`, `2m`, `500us`, or a bare number of seconds (fractions allowed).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let bad = || format!("bad duration {s:?}: expected e.g. 500ms, 20s, 2m or 1.5");
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+    let bad = || format!("bad duration {s:?}: expected e.g. 500ms, 20s, 2m, 250us or 1.5");
+    let (num, scale) = if let Some(n) = s.strip_suffix("us").or_else(|| s.strip_suffix("µs")) {
+        (n, 1e-6)
+    } else if let Some(n) = s.strip_suffix("ms") {
         (n, 1e-3)
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1.0)
@@ -274,6 +299,7 @@ mod tests {
         assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("soon").is_err());
     }
@@ -311,6 +337,12 @@ mod tests {
             }
             s => panic!("{s:?}"),
         }
+        assert!(cfg.order_api);
+        assert_eq!(cfg.order_latency, Duration::ZERO);
+        let c = Cmd::try_parse_from(["x", "--order-latency", "2ms", "--no-orders"]).unwrap();
+        let cfg = c.sim.to_config().unwrap();
+        assert_eq!(cfg.order_latency, Duration::from_millis(2));
+        assert!(!cfg.order_api);
         let c = Cmd::try_parse_from(["x", "--refuse-tls"]).unwrap();
         assert!(c.sim.to_config().is_err());
         assert!(Cmd::try_parse_from(["x", "--pace", "warp"]).is_err());

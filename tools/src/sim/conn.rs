@@ -7,14 +7,21 @@
 //! channel. The connection thread waits on that channel and on its frame queue at once
 //! (`crossbeam_channel::Select`), so a frame is written the moment it is published, with one
 //! write call, and client requests are answered without polling the socket.
+//!
+//! Order-API requests (`order.place` and the rest, on any path, or anything on `/ws-api/v3`) go
+//! to the connection's [`Desk`]; events for its orders that other threads produce arrive on a
+//! third channel the connection thread also waits on. The reader thread stamps every chunk it
+//! reads on `CLOCK_MONOTONIC`, so a request's arrival time is when its last byte was read.
 
 use super::control::{self, SubState};
+use super::orders::Desk;
 use super::publisher::Frame;
 use super::rest::{percent_decode, query_pairs};
 use super::streams::{
     build_combined, depth_alias, match_stream, valid_stream_name, Match, MatchCache,
     MAX_STREAMS_PER_CONNECTION,
 };
+use super::wsapi::API_PATH;
 use super::{Inner, C};
 use crate::clock::MonoClock;
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
@@ -66,15 +73,18 @@ pub(crate) struct ConnShared {
     pub(crate) frames_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) closed: AtomicBool,
-    /// For the publisher to cut off a client that does not keep up.
-    pub(crate) sock: TcpStream,
+    /// For the publisher to cut off a client that does not keep up (`None`: not a socket, the
+    /// order side's trade tap).
+    pub(crate) sock: Option<TcpStream>,
 }
 
 impl ConnShared {
     /// Ends the connection from another thread: blocked reads and writes return.
     pub(crate) fn cut(&self) {
         self.closed.store(true, Ordering::Release);
-        let _ = self.sock.shutdown(Shutdown::Both);
+        if let Some(sock) = &self.sock {
+            let _ = sock.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -84,6 +94,9 @@ pub(crate) struct Registration {
     pub(crate) shared: Arc<ConnShared>,
     pub(crate) tx: Sender<Arc<Frame>>,
 }
+
+/// What the reader thread hands over: when it read the bytes (`CLOCK_MONOTONIC` ns), and them.
+type Chunk = (u64, Vec<u8>);
 
 /// Adds one to a counter only this thread writes (no read-modify-write instruction).
 #[inline]
@@ -100,9 +113,11 @@ fn bump(c: &AtomicU64, n: u64) {
 #[derive(Debug)]
 struct Wire {
     sock: TcpStream,
-    inbound: Option<Receiver<Vec<u8>>>,
+    inbound: Option<Receiver<Chunk>>,
     chunk: Vec<u8>,
     pos: usize,
+    /// When the reader thread read `chunk`.
+    chunk_ns: u64,
 }
 
 impl Wire {
@@ -136,8 +151,9 @@ impl Read for Wire {
                 return Ok(n);
             }
             match rx.try_recv() {
-                Ok(c) => {
+                Ok((ns, c)) => {
                     self.chunk = c;
+                    self.chunk_ns = ns;
                     self.pos = 0;
                 }
                 Err(TryRecvError::Empty) => return Err(io::ErrorKind::WouldBlock.into()),
@@ -220,7 +236,7 @@ pub(crate) fn parse_route(uri: &Uri) -> Result<Route, (u16, String)> {
             }
         }
         (true, names)
-    } else if path == "/ws" || path == "/ws/" {
+    } else if path == "/ws" || path == "/ws/" || path.trim_end_matches('/') == API_PATH {
         (false, Vec::new())
     } else if let Some(rest) = path.strip_prefix("/ws/") {
         let names = rest
@@ -283,8 +299,9 @@ pub(crate) fn serve(inner: Arc<Inner>, sock: TcpStream, id: u64) {
 }
 
 /// The handshakes. `None` when the connection should end (counted).
+/// Besides the route, says whether the path was the order API's own (`/ws-api/v3`).
 #[allow(clippy::result_large_err)] // tungstenite's callback returns its `ErrorResponse` by value
-fn handshake(inner: &Inner, sock: &TcpStream) -> Option<(Io, Route)> {
+fn handshake(inner: &Inner, sock: &TcpStream) -> Option<(Io, Route, bool)> {
     let fail = || {
         inner.count(C::HandshakesFailed, 1);
         None
@@ -301,6 +318,7 @@ fn handshake(inner: &Inner, sock: &TcpStream) -> Option<(Io, Route)> {
         inbound: None,
         chunk: Vec::new(),
         pos: 0,
+        chunk_ns: 0,
     };
     let mut transport = match &inner.tls {
         Some(cfg) => match ServerConnection::new(cfg.clone()) {
@@ -321,19 +339,21 @@ fn handshake(inner: &Inner, sock: &TcpStream) -> Option<(Io, Route)> {
             combined: true,
             subs: Vec::new(),
         };
-        return Some((Io::Raw(transport), route));
+        return Some((Io::Raw(transport), route, false));
     }
     let mut route = None;
+    let mut api = false;
     let callback = |req: &Request, resp: Response| match parse_route(req.uri()) {
         Ok(r) => {
             route = Some(r);
+            api = req.uri().path().trim_end_matches('/') == API_PATH;
             Ok(resp)
         }
         Err((status, msg)) => Err(error_response(status, &msg)),
     };
     match tungstenite::accept_hdr_with_config(transport, callback, Some(ws_config())) {
         Ok(ws) => match route {
-            Some(r) => Some((Io::Ws(Box::new(ws)), r)),
+            Some(r) => Some((Io::Ws(Box::new(ws)), r, api)),
             None => fail(),
         },
         Err(_) => fail(),
@@ -354,7 +374,7 @@ impl Io {
     }
 }
 
-fn spawn_reader(mut sock: TcpStream, tx: Sender<Vec<u8>>) -> io::Result<()> {
+fn spawn_reader(mut sock: TcpStream, tx: Sender<Chunk>) -> io::Result<()> {
     std::thread::Builder::new()
         .name("sim-conn-rd".into())
         .spawn(move || loop {
@@ -362,8 +382,9 @@ fn spawn_reader(mut sock: TcpStream, tx: Sender<Vec<u8>>) -> io::Result<()> {
             match sock.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
+                    let ns = MonoClock::now();
                     buf.truncate(n);
-                    if tx.send(buf).is_err() {
+                    if tx.send((ns, buf)).is_err() {
                         break;
                     }
                 }
@@ -374,7 +395,12 @@ fn spawn_reader(mut sock: TcpStream, tx: Sender<Vec<u8>>) -> io::Result<()> {
         .map(|_| ())
 }
 
-fn run_session(inner: &Arc<Inner>, sock: Option<TcpStream>, (mut io, route): (Io, Route), id: u64) {
+fn run_session(
+    inner: &Arc<Inner>,
+    sock: Option<TcpStream>,
+    (mut io, route, api): (Io, Route, bool),
+    id: u64,
+) {
     let Some(sock) = sock else { return };
     let Ok(shared_sock) = sock.try_clone() else {
         return;
@@ -397,7 +423,7 @@ fn run_session(inner: &Arc<Inner>, sock: Option<TcpStream>, (mut io, route): (Io
         frames_sent: AtomicU64::new(0),
         bytes_sent: AtomicU64::new(0),
         closed: AtomicBool::new(false),
-        sock: shared_sock,
+        sock: Some(shared_sock),
     });
     let (tx, frames_rx) = bounded(inner.cfg.queue_frames.max(1));
     inner.register(Registration {
@@ -405,6 +431,7 @@ fn run_session(inner: &Arc<Inner>, sock: Option<TcpStream>, (mut io, route): (Io
         tx,
     });
     let added = route.subs.len() as u64;
+    let (desk, events_rx) = Desk::open(inner, id, api);
     let mut s = Session {
         inner,
         shared: &shared,
@@ -414,13 +441,16 @@ fn run_session(inner: &Arc<Inner>, sock: Option<TcpStream>, (mut io, route): (Io
             combined: route.combined,
         },
         cache: MatchCache::default(),
-        record: inner.claim_first_connection(),
+        // `/ws-api/v3` carries no market data: it never takes the send-time record.
+        record: !api && inner.claim_first_connection(),
         data_frames: 0,
         handled: 0,
         stalled: false,
         ever_subscribed: false,
         line: Vec::with_capacity(1024),
         scratch: Vec::new(),
+        desk,
+        replies: Vec::new(),
     };
     s.cache.sync(1);
     inner.count(C::Subscriptions, added);
@@ -428,7 +458,7 @@ fn run_session(inner: &Arc<Inner>, sock: Option<TcpStream>, (mut io, route): (Io
         s.ever_subscribed = true;
         inner.subscribed_conns.fetch_add(1, Ordering::SeqCst);
     }
-    s.run(&frames_rx, &in_rx);
+    s.run(&frames_rx, &in_rx, &events_rx);
     shared.cut();
     inner.unregister(&shared);
 }
@@ -449,6 +479,10 @@ struct Session<'a> {
     /// Raw TCP: the frame plus its newline, written with one call.
     line: Vec<u8>,
     scratch: Vec<u8>,
+    /// The order side of this connection.
+    desk: Desk,
+    /// Order-API replies and events waiting to be written.
+    replies: Vec<String>,
 }
 
 /// The connection is over.
@@ -474,7 +508,12 @@ fn ws_write_failed(inner: &Inner, e: &tungstenite::Error) -> Over {
 }
 
 impl Session<'_> {
-    fn run(&mut self, frames_rx: &Receiver<Arc<Frame>>, in_rx: &Receiver<Vec<u8>>) {
+    fn run(
+        &mut self,
+        frames_rx: &Receiver<Arc<Frame>>,
+        in_rx: &Receiver<Chunk>,
+        events_rx: &Receiver<String>,
+    ) {
         let cfg = &self.inner.cfg;
         let start = Instant::now();
         let drop_at = cfg.faults.drop_every.map(|d| start + d);
@@ -488,6 +527,7 @@ impl Session<'_> {
         let mut sel = Select::new();
         let frames_op = sel.recv(frames_rx);
         let _input_op = sel.recv(in_rx);
+        let events_op = sel.recv(events_rx);
         // Whatever the handshake left buffered (nothing, for a client that waits for the 101
         // as RFC 6455 asks) would never be announced by the channel: handle it first.
         if self.on_input(&mut pong_deadline).is_err() {
@@ -521,18 +561,31 @@ impl Session<'_> {
                     self.inner.count(C::PongTimeouts, 1);
                     return;
                 }
+                if self.desk.next_due().is_some_and(|t| now >= t) {
+                    self.desk.run_due(now, &mut self.replies);
+                    if self.write_replies().is_err() {
+                        return;
+                    }
+                }
             }
             let mut deadline = now + IDLE_WAKE;
             let timers = if self.stalled {
-                [drop_at, None, None, None]
+                [drop_at, None, None, None, None]
             } else {
-                [drop_at, stall_at, next_ping, pong_deadline]
+                [
+                    drop_at,
+                    stall_at,
+                    next_ping,
+                    pong_deadline,
+                    self.desk.next_due(),
+                ]
             };
             for t in timers.into_iter().flatten() {
                 deadline = deadline.min(t);
             }
             let step = match sel.ready_deadline(deadline) {
                 Ok(op) if op == frames_op => self.drain_frames(frames_rx),
+                Ok(op) if op == events_op => self.on_events(),
                 Ok(_) => self.on_input(&mut pong_deadline),
                 Err(_) => Ok(()),
             };
@@ -776,8 +829,40 @@ impl Session<'_> {
         }
     }
 
-    /// A `SUBSCRIBE`/`UNSUBSCRIBE`/`LIST_SUBSCRIPTIONS`/property request.
+    /// Writes the events other threads queued for this connection's orders.
+    fn on_events(&mut self) -> Result<(), Over> {
+        self.desk.take_events(&mut self.replies);
+        if self.stalled {
+            self.replies.clear();
+            return Ok(());
+        }
+        self.write_replies()
+    }
+
+    /// Writes the order-API replies and events waiting in `replies`.
+    fn write_replies(&mut self) -> Result<(), Over> {
+        let inner = self.inner;
+        let Io::Ws(ws) = &mut self.io else {
+            self.replies.clear();
+            return Ok(());
+        };
+        for r in self.replies.drain(..) {
+            ws.send(Message::Text(r.into()))
+                .map_err(|e| ws_write_failed(inner, &e))?;
+        }
+        Ok(())
+    }
+
+    /// An order-API request (see [`Desk`]), or a
+    /// `SUBSCRIBE`/`UNSUBSCRIBE`/`LIST_SUBSCRIPTIONS`/property request.
     fn on_request(&mut self, text: &[u8]) -> Result<(), Over> {
+        let arrival_ns = match self.io.wire_mut().chunk_ns {
+            0 => MonoClock::now(), // read during the handshake
+            ns => ns,
+        };
+        if self.desk.on_message(text, arrival_ns, &mut self.replies) {
+            return self.write_replies();
+        }
         let inner = self.inner;
         self.inner.count(C::ControlRequests, 1);
         let (resp, outcome) = control::handle(&mut self.state, text);

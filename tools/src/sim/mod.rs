@@ -25,6 +25,17 @@
 //!   bridges; `GET /api/v3/exchangeInfo[?symbol=..|symbols=[..]]` with tick 0.01, step 0.00001
 //!   and minimum notional 5; `GET /api/v3/ping` and `/api/v3/time`. Other requests get a 404 or
 //!   400 with a Binance-style JSON error.
+//! - **Orders** (Binance's WebSocket API, on any market-data connection or a dedicated
+//!   `/ws-api/v3` one): `order.place` (`LIMIT` GTC/IOC/FOK, `LIMIT_MAKER`, `MARKET`),
+//!   `order.cancel`, `openOrders.status`, answered `{"id":..,"status":200,"result":..}` or
+//!   `{"id":..,"status":400,"error":{"code":..,"msg":..}}`, with `executionReport` events
+//!   (`{"event":{"e":"executionReport",..}}`) pushed on the connection that placed the order.
+//!   Orders match in price-time priority against the feed's book and each other, and resting
+//!   orders fill on published trades at or through their price (`matching.rs` and
+//!   `orders.rs` describe the model). Signatures are not checked, but `apiKey`, `signature`
+//!   and `timestamp` must be there. Optional latency before each request is handled
+//!   ([`SimConfig::order_latency`]).
+//!   Probe orders (`probe-<trade id>`) are stamped on arrival: [`VenueSim::probe_latencies`].
 //!
 //! # The feed
 //!
@@ -45,6 +56,13 @@
 //! on `CLOCK_MONOTONIC` just before their write call ([`VenueSim::send_times`]), so a benchmark
 //! can join them with the engine's receive stamps.
 //!
+//! With the order API on ([`SimConfig::order_api`], the default), the publisher also hands
+//! every trade frame to a queue ahead of all connections (one `Arc` clone and channel send per
+//! trade frame), and one matcher thread drains it: in 1 ms batches, without decoding, while no
+//! client order rests; as each trade comes while one does. Order requests are handled on their
+//! connection's thread. `exchangeInfo`'s filters (tick, step, minimum notional) are advertised
+//! but not enforced on orders.
+//!
 //! # Faults
 //!
 //! [`Faults`] injects what real venues and networks do: dropped connections, stalls,
@@ -62,12 +80,16 @@
 mod cli;
 mod conn;
 mod control;
+mod matching;
+mod orders;
 mod publisher;
 mod rest;
 mod streams;
 mod tls;
+mod wsapi;
 
 pub use cli::{run_cli, SimArgs};
+pub use orders::LatencySummary;
 
 use anyhow::{bail, Context, Result};
 use conn::{ConnShared, Registration};
@@ -171,6 +193,12 @@ pub struct SimConfig {
     pub send_times_capacity: usize,
     /// Connections served at once, per port; more are closed on accepting (counted).
     pub max_connections: usize,
+    /// Answer order-API requests (`order.place`, ...); off, they get an error and no trade tap
+    /// is registered with the publisher.
+    pub order_api: bool,
+    /// How long each order-API request waits before it is handled (in arrival order per
+    /// connection); zero handles it at once.
+    pub order_latency: Duration,
 }
 
 impl Default for SimConfig {
@@ -197,6 +225,8 @@ impl Default for SimConfig {
             slow_client_timeout: Duration::from_secs(1),
             send_times_capacity: 1 << 18,
             max_connections: 256,
+            order_api: true,
+            order_latency: Duration::ZERO,
         }
     }
 }
@@ -218,6 +248,26 @@ pub struct FaultStats {
     pub invalid_utf8_frames: u64,
     /// TLS handshakes cut off.
     pub tls_refused: u64,
+}
+
+/// Order-API counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrderStats {
+    /// Order-API requests received (`order.place`, `order.cancel`, `openOrders.status`, ...).
+    pub requests: u64,
+    /// Of those, answered with an error (refused orders included).
+    pub errors: u64,
+    /// Orders accepted by the matching engine.
+    pub placed: u64,
+    /// Orders canceled.
+    pub canceled: u64,
+    /// Trades reported (`executionReport` with `x` = `TRADE`; a match of two client orders
+    /// counts twice).
+    pub fills: u64,
+    /// Events for connections that were gone or not reading (dropped).
+    pub events_dropped: u64,
+    /// Probe orders (`probe-<trade id>`) received.
+    pub probes: u64,
 }
 
 /// Counters since start.
@@ -268,12 +318,15 @@ pub struct SimStats {
     pub feed_done: bool,
     /// Injected faults.
     pub faults: FaultStats,
+    /// The order API.
+    pub orders: OrderStats,
 }
 
 impl SimStats {
     /// One JSON object.
     pub fn to_json(&self) -> String {
         let f = &self.faults;
+        let o = &self.orders;
         serde_json::json!({
             "connections_accepted": self.connections_accepted,
             "connections_open": self.connections_open,
@@ -304,6 +357,15 @@ impl SimStats {
                 "fragmented_messages": f.fragmented_messages,
                 "invalid_utf8_frames": f.invalid_utf8_frames,
                 "tls_refused": f.tls_refused,
+            },
+            "orders": {
+                "requests": o.requests,
+                "errors": o.errors,
+                "placed": o.placed,
+                "canceled": o.canceled,
+                "fills": o.fills,
+                "events_dropped": o.events_dropped,
+                "probes": o.probes,
             },
         })
         .to_string()
@@ -336,6 +398,13 @@ pub(crate) enum C {
     Oversized,
     Fragmented,
     InvalidUtf8,
+    OrderRequests,
+    OrderErrors,
+    OrdersPlaced,
+    OrdersCanceled,
+    OrderFills,
+    OrderEventsDropped,
+    ProbeOrders,
     TlsRefused,
 }
 
@@ -400,6 +469,8 @@ pub(crate) struct Inner {
     pub(crate) subscribed_conns: AtomicUsize,
     pub(crate) publisher_done: AtomicBool,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The order side.
+    pub(crate) venue: orders::Venue,
     oversized: OnceLock<Bytes>,
     /// Every accepted socket still being served, to cut them off when stopping.
     sockets: Mutex<Vec<(u64, TcpStream)>>,
@@ -594,6 +665,17 @@ impl VenueSim {
 
         let (reg_tx, reg_rx) = unbounded();
         let decoder = BinanceDecoder::new(symbols.clone());
+        let venue = orders::Venue::new(&cfg, &symbols);
+        // The trade tap goes first in the publisher's list, ahead of every connection, so an
+        // order can never have seen a trade the matching engine has not been handed.
+        let tap_rx = if cfg.order_api {
+            let (reg, rx) = orders::tap(&symbols, cfg.queue_frames.max(orders::TAP_QUEUE));
+            let _ = reg_tx.send(reg);
+            venue.attach_tap(rx.clone());
+            Some(rx)
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             send_times: SendTimes::new(cfg.send_times_capacity),
             cfg,
@@ -607,6 +689,7 @@ impl VenueSim {
             subscribed_conns: AtomicUsize::new(0),
             publisher_done: AtomicBool::new(false),
             tls: identity.as_ref().map(|i| i.config.clone()),
+            venue,
             oversized: OnceLock::new(),
             sockets: Mutex::new(Vec::new()),
             ws_threads: AtomicUsize::new(0),
@@ -627,6 +710,13 @@ impl VenueSim {
                 .spawn(f)
                 .with_context(|| format!("spawning {name}"))
         };
+        if let Some(rx) = tap_rx {
+            let i = inner.clone();
+            sim.threads.push(spawn(
+                "sim-matcher",
+                Box::new(move || orders::run_matcher(i, rx)),
+            )?);
+        }
         let i = inner.clone();
         sim.threads.push(spawn(
             "sim-publisher",
@@ -720,14 +810,39 @@ impl VenueSim {
                 invalid_utf8_frames: i.get(C::InvalidUtf8),
                 tls_refused: i.get(C::TlsRefused),
             },
+            orders: OrderStats {
+                requests: i.get(C::OrderRequests),
+                errors: i.get(C::OrderErrors),
+                placed: i.get(C::OrdersPlaced),
+                canceled: i.get(C::OrdersCanceled),
+                fills: i.get(C::OrderFills),
+                events_dropped: i.get(C::OrderEventsDropped),
+                probes: i.get(C::ProbeOrders),
+            },
         }
     }
 
     /// `(trade id, send ns on CLOCK_MONOTONIC)` of every trade frame written to the first
-    /// connection, stamped just before its write call, in send order (up to
-    /// [`SimConfig::send_times_capacity`]).
+    /// market-data connection (a `/ws-api/v3` connection never counts), stamped just before its
+    /// write call, in send order (up to [`SimConfig::send_times_capacity`]).
     pub fn send_times(&self) -> Vec<(u64, u64)> {
         self.inner.send_times.snapshot()
+    }
+
+    /// Wire-to-wire latency of every probe order (client order id `probe-<trade id>`) whose
+    /// trade was sent to the first connection: the time from the simulator's stamp just before
+    /// it wrote that trade's frame ([`VenueSim::send_times`]) to the order's arrival (stamped
+    /// when the bytes completing it were read), both on `CLOCK_MONOTONIC`, ns, in arrival order.
+    /// A probe answering a trade not in the send-time record gives no sample.
+    pub fn probe_latencies(&self) -> Vec<u64> {
+        self.inner
+            .venue
+            .probe_latencies(&self.inner.send_times.snapshot())
+    }
+
+    /// Percentiles of [`VenueSim::probe_latencies`].
+    pub fn probe_summary(&self) -> LatencySummary {
+        LatencySummary::from_samples(&self.probe_latencies())
     }
 
     /// Waits until the source is exhausted and every open connection has been sent (or has
