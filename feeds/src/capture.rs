@@ -65,6 +65,7 @@
 //! [`CaptureFormat::detect`] tells the two formats apart by their first bytes, never by the file
 //! extension; [`ReplayReader`] (streaming) and [`LoadedCapture`] (in memory) read either.
 
+use crate::framing::{header_crc, le_u16, le_u32, le_u64};
 use core::fmt;
 use flate2::bufread::MultiGzDecoder;
 use std::fs::File;
@@ -639,31 +640,10 @@ impl CaptureHeader {
         h[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
         h[12..16].copy_from_slice(&self.flags.to_le_bytes());
         h[16..24].copy_from_slice(&self.created_ns.to_le_bytes());
-        let crc = header_crc(&h);
+        let crc = header_crc(&h, HEADER_CRC_AT);
         h[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
         h
     }
-}
-
-fn header_crc(h: &[u8]) -> u32 {
-    let mut c = crc32fast::Hasher::new();
-    c.update(&h[..HEADER_CRC_AT]);
-    c.update(&h[HEADER_CRC_AT + 4..]);
-    c.finalize()
-}
-
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 /// Result of looking at the start of a buffer for a header or record.
@@ -696,7 +676,7 @@ fn peek_header(b: &[u8]) -> Result<Peek<CaptureHeader>, CaptureError> {
         return Ok(Peek::Need(hl));
     }
     let h = &b[..hl];
-    if le_u32(h, HEADER_CRC_AT) != header_crc(h) {
+    if le_u32(h, HEADER_CRC_AT) != header_crc(h, HEADER_CRC_AT) {
         return Err(CaptureError::Corrupt { offset: 0 });
     }
     Ok(Peek::Done(

@@ -142,6 +142,7 @@
 //!
 //! Nothing after the first torn or corrupt record is read: there is no resynchronisation.
 
+use crate::framing::{header_crc, le_u16, le_u32, le_u64};
 use core::fmt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -662,30 +663,9 @@ fn encode_header(created_ns: u64) -> [u8; HEADER_LEN] {
     h[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     h[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
     h[16..24].copy_from_slice(&created_ns.to_le_bytes());
-    let crc = header_crc(&h);
+    let crc = header_crc(&h, HEADER_CRC_AT);
     h[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
     h
-}
-
-fn header_crc(h: &[u8]) -> u32 {
-    let mut c = crc32fast::Hasher::new();
-    c.update(&h[..HEADER_CRC_AT]);
-    c.update(&h[HEADER_CRC_AT + 4..]);
-    c.finalize()
-}
-
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 /// Decodes the header at the start of `b`: `Ok(None)` if `b` ends inside it.
@@ -712,7 +692,7 @@ fn parse_header(b: &[u8]) -> Result<Option<JournalHeader>, JournalError> {
         return Ok(None);
     }
     let h = &b[..hl];
-    if le_u32(h, HEADER_CRC_AT) != header_crc(h) {
+    if le_u32(h, HEADER_CRC_AT) != header_crc(h, HEADER_CRC_AT) {
         return Err(JournalError::CorruptHeader);
     }
     Ok(Some(JournalHeader {

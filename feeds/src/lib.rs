@@ -4,6 +4,7 @@
 pub mod binance;
 pub mod binance_api;
 pub mod capture;
+mod framing;
 pub mod gen;
 pub mod io;
 pub mod journal;
