@@ -380,6 +380,16 @@ impl MarketEvent {
         }
     }
 
+    /// Adds `flags` to a depth or snapshot level event (no effect on other kinds).
+    #[inline]
+    pub fn add_level_flags(&mut self, flags: LevelFlags) {
+        match &mut self.kind {
+            EventKind::Depth(d) => d.flags = d.flags.with(flags),
+            EventKind::Snapshot(s) => s.flags = s.flags.with(flags),
+            _ => {}
+        }
+    }
+
     /// Exchange event time in ns (venue clock), or 0 where the venue sends none.
     #[inline]
     pub fn exch_ns(&self) -> u64 {

@@ -878,14 +878,11 @@ fn depth(
     levels(buf, asks, key::A, BookSide::Ask, out, |s, px, q| {
         mk(s, px, q, LevelFlags::default())
     })?;
-    Ok(Decoded::Events(finish_levels(out, start, || {
-        mk(
-            BookSide::Bid,
-            Price::ZERO,
-            Qty::ZERO,
-            LevelFlags::LAST.with(LevelFlags::EMPTY),
-        )
-    })))
+    Ok(Decoded::Events(finish_levels(
+        out,
+        start,
+        mk(BookSide::Bid, Price::ZERO, Qty::ZERO, LevelFlags::default()),
+    )))
 }
 
 fn snapshot(
@@ -918,14 +915,11 @@ fn snapshot(
     levels(buf, asks, key::ASKS, BookSide::Ask, out, |s, px, q| {
         mk(s, px, q, LevelFlags::default())
     })?;
-    Ok(Decoded::Events(finish_levels(out, start, || {
-        mk(
-            BookSide::Bid,
-            Price::ZERO,
-            Qty::ZERO,
-            LevelFlags::LAST.with(LevelFlags::EMPTY),
-        )
-    })))
+    Ok(Decoded::Events(finish_levels(
+        out,
+        start,
+        mk(BookSide::Bid, Price::ZERO, Qty::ZERO, LevelFlags::default()),
+    )))
 }
 
 fn array_slot(p: &Fields, id: usize) -> Result<Slot, DecodeError> {
@@ -941,21 +935,14 @@ fn array_slot(p: &Fields, id: usize) -> Result<Slot, DecodeError> {
 
 /// Marks the last level event appended since `start` with `LAST`, or appends `empty()` if
 /// there is none; returns how many events were appended.
-fn finish_levels(
-    out: &mut Vec<MarketEvent>,
-    start: usize,
-    empty: impl FnOnce() -> MarketEvent,
-) -> usize {
-    if out.len() > start {
-        if let Some(ev) = out.last_mut() {
-            match &mut ev.kind {
-                EventKind::Depth(d) => d.flags = d.flags.with(LevelFlags::LAST),
-                EventKind::Snapshot(s) => s.flags = s.flags.with(LevelFlags::LAST),
-                _ => {}
-            }
+fn finish_levels(out: &mut Vec<MarketEvent>, start: usize, mut empty_level: MarketEvent) -> usize {
+    let has_levels = out.len() > start;
+    match out.last_mut() {
+        Some(ev) if has_levels => ev.add_level_flags(LevelFlags::LAST),
+        _ => {
+            empty_level.add_level_flags(LevelFlags::LAST.with(LevelFlags::EMPTY));
+            out.push(empty_level);
         }
-    } else {
-        out.push(empty());
     }
     out.len() - start
 }
@@ -1326,13 +1313,7 @@ mod fast {
         lit(buf, pos, b",\"a\":")?;
         levels(buf, pos, BookSide::Ask, out, mk)?;
         lit(buf, pos, b"}")?;
-        let n = finish_levels(out, start, || {
-            let mut ev = mk(BookSide::Bid, Price::ZERO, Qty::ZERO);
-            if let EventKind::Depth(d) = &mut ev.kind {
-                d.flags = LevelFlags::LAST.with(LevelFlags::EMPTY);
-            }
-            ev
-        });
+        let n = finish_levels(out, start, mk(BookSide::Bid, Price::ZERO, Qty::ZERO));
         Some(Decoded::Events(n))
     }
 
@@ -1366,13 +1347,7 @@ mod fast {
         lit(buf, pos, b",\"asks\":")?;
         levels(buf, pos, BookSide::Ask, out, mk)?;
         lit(buf, pos, b"}")?;
-        let n = finish_levels(out, start, || {
-            let mut ev = mk(BookSide::Bid, Price::ZERO, Qty::ZERO);
-            if let EventKind::Snapshot(s) = &mut ev.kind {
-                s.flags = LevelFlags::LAST.with(LevelFlags::EMPTY);
-            }
-            ev
-        });
+        let n = finish_levels(out, start, mk(BookSide::Bid, Price::ZERO, Qty::ZERO));
         Some(Decoded::Events(n))
     }
 
