@@ -87,6 +87,12 @@ pub struct SimArgs {
     /// Refuse order-API requests (and register no trade tap with the publisher).
     #[arg(long)]
     pub no_orders: bool,
+    /// Write a ledger to FILE (created or truncated): one JSON line per order.place accepted
+    /// or refused, {"type":"place","clientOrderId":..,"orderId":..,"accepted":..}, and one per
+    /// fill reported, {"type":"fill","clientOrderId":..,"orderId":..,"tradeId":..,"price":..,
+    /// "qty":..}, each written as it happens.
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
     /// Print the final counters as one JSON object on stdout instead of text on stderr.
     #[arg(long)]
     pub json: bool,
@@ -139,6 +145,7 @@ impl SimArgs {
             queue_frames: self.queue,
             order_api: !self.no_orders,
             order_latency: self.order_latency,
+            ledger: self.ledger.clone(),
             ..SimConfig::default()
         })
     }
@@ -168,10 +175,14 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
     }
     eprintln!(
         "venue-sim: serving; paths /stream?streams=<a>/<b>, /ws, /ws/<stream>; orders (order.place, \
-         order.cancel, openOrders.status) on any of them or /ws-api/v3; REST /api/v3/depth, \
-         /api/v3/exchangeInfo; the feed starts after {} subscriber(s); Ctrl-C stops",
+         order.cancel, openOrders.status, order.status, myTrades) on any of them or /ws-api/v3; \
+         REST /api/v3/depth, /api/v3/exchangeInfo; the feed starts after {} subscriber(s); \
+         Ctrl-C stops",
         args.wait_for
     );
+    if let Some(p) = &args.ledger {
+        eprintln!("venue-sim: ledger {}", p.display());
+    }
     let mut done_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         if sim.wait_until_done(Duration::from_millis(100)) {
@@ -339,10 +350,20 @@ mod tests {
         }
         assert!(cfg.order_api);
         assert_eq!(cfg.order_latency, Duration::ZERO);
-        let c = Cmd::try_parse_from(["x", "--order-latency", "2ms", "--no-orders"]).unwrap();
+        assert_eq!(cfg.ledger, None);
+        let c = Cmd::try_parse_from([
+            "x",
+            "--order-latency",
+            "2ms",
+            "--no-orders",
+            "--ledger",
+            "/tmp/l.jsonl",
+        ])
+        .unwrap();
         let cfg = c.sim.to_config().unwrap();
         assert_eq!(cfg.order_latency, Duration::from_millis(2));
         assert!(!cfg.order_api);
+        assert_eq!(cfg.ledger, Some(PathBuf::from("/tmp/l.jsonl")));
         let c = Cmd::try_parse_from(["x", "--refuse-tls"]).unwrap();
         assert!(c.sim.to_config().is_err());
         assert!(Cmd::try_parse_from(["x", "--pace", "warp"]).is_err());

@@ -172,6 +172,8 @@ pub(crate) struct Order {
     pub(crate) status: Status,
     /// When the venue accepted it, ms.
     pub(crate) created_ms: u64,
+    /// When anything last happened to it (accepted, traded, canceled, expired), ms.
+    pub(crate) updated_ms: u64,
     /// Time priority among resting orders (set when it rests).
     seq: u64,
 }
@@ -208,6 +210,7 @@ impl Order {
             quote: 0,
             status: Status::New,
             created_ms: 0,
+            updated_ms: 0,
             seq: 0,
         }
     }
@@ -226,8 +229,9 @@ impl Order {
                 || (self.ord_type == OrdType::Limit && self.tif == Tif::Gtc))
     }
 
-    /// Books a fill of `qty` at `price`.
-    fn fill(&mut self, price: Price, qty: Qty) -> i64 {
+    /// Books a fill of `qty` at `price` at `now_ms`.
+    fn fill(&mut self, price: Price, qty: Qty, now_ms: u64) -> i64 {
+        self.updated_ms = now_ms;
         let quote = Notional::of(price, qty).0.clamp(0, i64::MAX as i128) as i64;
         self.filled = Qty(self.filled.0 + qty.0);
         self.quote = self.quote.saturating_add(quote);
@@ -419,6 +423,7 @@ impl MatchBook {
         out: &mut Vec<Exec>,
     ) -> Result<(), Reject> {
         o.created_ms = now_ms;
+        o.updated_ms = now_ms;
         o.filled = Qty::ZERO;
         o.quote = 0;
         o.status = Status::New;
@@ -481,11 +486,7 @@ impl MatchBook {
         now_ms: u64,
         out: &mut Vec<Exec>,
     ) -> Option<Order> {
-        let hit = |o: &Order| {
-            o.account == account
-                && order_id.is_none_or(|id| o.order_id == id)
-                && client_id.is_none_or(|c| o.client_id == c)
-        };
+        let hit = |o: &Order| is_order(o, account, order_id, client_id);
         if order_id.is_none() && client_id.is_none() {
             return None;
         }
@@ -497,11 +498,27 @@ impl MatchBook {
             return None;
         };
         o.status = Status::Canceled;
+        o.updated_ms = now_ms;
         out.push(Exec {
             cancel_id: Some(cancel_id),
             ..Exec::of(&o, ExecType::Canceled, now_ms)
         });
         Some(o)
+    }
+
+    /// The open order of `account` with `order_id` and/or `client_id` (both must match when
+    /// both are given). `None` when there is no such order.
+    pub(crate) fn find_open(
+        &self,
+        account: u32,
+        order_id: Option<u64>,
+        client_id: Option<ClientId>,
+    ) -> Option<&Order> {
+        if order_id.is_none() && client_id.is_none() {
+            return None;
+        }
+        self.open_orders()
+            .find(|o| is_order(o, account, order_id, client_id))
     }
 
     /// A trade printed in the feed at `price` for `qty`: resting buys at or above the price and
@@ -529,7 +546,7 @@ impl MatchBook {
                 let q = Qty(left.0.min(o.leaves().0));
                 left = Qty(left.0 - q.0);
                 let px = o.price;
-                let quote = o.fill(px, q);
+                let quote = o.fill(px, q, now_ms);
                 let id = self.next_trade_id;
                 self.next_trade_id += 1;
                 out.push(Exec::trade(o, px, q, quote, id, true, now_ms));
@@ -580,7 +597,7 @@ impl MatchBook {
                 Source::Feed(l) => {
                     let q = Qty(o.leaves().0.min(self.feed_left(feed_side, l).0));
                     self.take(feed_side, l, q);
-                    let quote = o.fill(l.price, q);
+                    let quote = o.fill(l.price, q, now_ms);
                     out.push(Exec::trade(o, l.price, q, quote, id, false, now_ms));
                 }
                 Source::Client => {
@@ -588,12 +605,12 @@ impl MatchBook {
                     let m = &mut book[0];
                     let q = Qty(o.leaves().0.min(m.leaves().0));
                     let px = m.price;
-                    let quote = m.fill(px, q);
+                    let quote = m.fill(px, q, now_ms);
                     out.push(Exec::trade(m, px, q, quote, id, true, now_ms));
                     if m.leaves() == Qty::ZERO {
                         book.remove(0);
                     }
-                    let quote = o.fill(px, q);
+                    let quote = o.fill(px, q, now_ms);
                     out.push(Exec::trade(o, px, q, quote, id, false, now_ms));
                 }
             }
@@ -686,6 +703,15 @@ impl MatchBook {
             Side::Sell => &mut self.bids,
         }
     }
+}
+
+/// True if `o` is the order of `account` named by `order_id` and/or `client_id` (whichever are
+/// given must match).
+#[inline]
+fn is_order(o: &Order, account: u32, order_id: Option<u64>, client_id: Option<ClientId>) -> bool {
+    o.account == account
+        && order_id.is_none_or(|id| o.order_id == id)
+        && client_id.is_none_or(|c| o.client_id == c)
 }
 
 /// True if an order may trade at `px`.

@@ -27,7 +27,9 @@
 //!   400 with a Binance-style JSON error.
 //! - **Orders** (Binance's WebSocket API, on any market-data connection or a dedicated
 //!   `/ws-api/v3` one): `order.place` (`LIMIT` GTC/IOC/FOK, `LIMIT_MAKER`, `MARKET`),
-//!   `order.cancel`, `openOrders.status`, answered `{"id":..,"status":200,"result":..}` or
+//!   `order.cancel`, `openOrders.status`, and for a client reconciling after a restart
+//!   `order.status` (open and finished orders) and `myTrades` (fills, with the trade ids the
+//!   reports carried), answered `{"id":..,"status":200,"result":..}` or
 //!   `{"id":..,"status":400,"error":{"code":..,"msg":..}}`, with `executionReport` events
 //!   (`{"event":{"e":"executionReport",..}}`) pushed on the connection that placed the order.
 //!   Orders match in price-time priority against the feed's book and each other, and resting
@@ -36,6 +38,12 @@
 //!   and `timestamp` must be there. Optional latency before each request is handled
 //!   ([`SimConfig::order_latency`]).
 //!   Probe orders (`probe-<trade id>`) are stamped on arrival: [`VenueSim::probe_latencies`].
+//!   The venue remembers the last 100 000 finished orders and the last 100 000 fills (over all
+//!   accounts; `history.rs`), so memory stays bounded; older ones are forgotten.
+//! - **Ledger** ([`SimConfig::ledger`], `--ledger FILE`): one JSON line per `order.place`
+//!   accepted or refused and per fill reported ([`LedgerEntry`]), written as it happens, for
+//!   tests that check an engine's records against the venue's ([`read_ledger`],
+//!   [`VenueSim::ledger`]).
 //!
 //! # The feed
 //!
@@ -80,6 +88,8 @@
 mod cli;
 mod conn;
 mod control;
+mod history;
+mod ledger;
 mod matching;
 mod orders;
 mod publisher;
@@ -89,6 +99,7 @@ mod tls;
 mod wsapi;
 
 pub use cli::{run_cli, SimArgs};
+pub use ledger::{read_ledger, LedgerEntry};
 pub use orders::LatencySummary;
 
 use anyhow::{bail, Context, Result};
@@ -199,6 +210,10 @@ pub struct SimConfig {
     /// How long each order-API request waits before it is handled (in arrival order per
     /// connection); zero handles it at once.
     pub order_latency: Duration,
+    /// Write the ledger here: one JSON line per `order.place` request accepted or refused and
+    /// per fill reported ([`LedgerEntry`]), each written as it happens. The file is created
+    /// (or truncated) at start; `None`: no ledger.
+    pub ledger: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -227,6 +242,7 @@ impl Default for SimConfig {
             max_connections: 256,
             order_api: true,
             order_latency: Duration::ZERO,
+            ledger: None,
         }
     }
 }
@@ -665,7 +681,14 @@ impl VenueSim {
 
         let (reg_tx, reg_rx) = unbounded();
         let decoder = BinanceDecoder::new(symbols.clone());
-        let venue = orders::Venue::new(&cfg, &symbols);
+        let ledger = match &cfg.ledger {
+            Some(p) => Some(
+                ledger::Ledger::create(p)
+                    .with_context(|| format!("creating the ledger {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let venue = orders::Venue::new(&cfg, &symbols, ledger);
         // The trade tap goes first in the publisher's list, ahead of every connection, so an
         // order can never have seen a trade the matching engine has not been handed.
         let tap_rx = if cfg.order_api {
@@ -838,6 +861,20 @@ impl VenueSim {
         self.inner
             .venue
             .probe_latencies(&self.inner.send_times.snapshot())
+    }
+
+    /// The ledger's file ([`SimConfig::ledger`]), if there is one.
+    pub fn ledger_path(&self) -> Option<&Path> {
+        self.inner.cfg.ledger.as_deref()
+    }
+
+    /// Everything the ledger holds so far, read back from its file ([`read_ledger`]). Fails
+    /// when there is no ledger or the file cannot be read.
+    pub fn ledger(&self) -> Result<Vec<LedgerEntry>> {
+        let Some(path) = self.ledger_path() else {
+            bail!("this simulator keeps no ledger (SimConfig::ledger is None)");
+        };
+        read_ledger(path).with_context(|| format!("reading the ledger {}", path.display()))
     }
 
     /// Percentiles of [`VenueSim::probe_latencies`].

@@ -16,12 +16,21 @@
 //!
 //! # Accounts and sessions
 //!
-//! Orders belong to the account of their `apiKey`: `order.cancel` and `openOrders.status` see
-//! that account's orders only, and a client order id must be unique among the account's open
-//! orders of a symbol. Execution reports go to the connection that placed the order, without a
-//! `userDataStream.subscribe` (which is accepted, and answered `{"subscriptionId":0}`). Orders
-//! outlive their connection, as on Binance; reports for a closed connection's orders are dropped
-//! and counted ([`super::OrderStats::events_dropped`]).
+//! Orders belong to the account of their `apiKey`: `order.cancel`, `openOrders.status`,
+//! `order.status` and `myTrades` see that account's orders and fills only (another account's
+//! order is `-2013 Order does not exist.`), and a client order id must be unique among the
+//! account's open orders of a symbol. Execution reports go to the connection that placed the
+//! order, without a `userDataStream.subscribe` (which is accepted, and answered
+//! `{"subscriptionId":0}`). Orders outlive their connection, as on Binance; reports for a
+//! closed connection's orders are dropped and counted ([`super::OrderStats::events_dropped`]).
+//!
+//! # Reconciliation
+//!
+//! Every execution is also booked, under the same lock, in the venue's bounded history
+//! ([`super::history`]: the last 100 000 finished orders and the last 100 000 fills) and, with
+//! [`super::SimConfig::ledger`], in the ledger ([`super::ledger`]). So a client that lost its
+//! connection (and the reports on it) finds its orders with `order.status`, open or finished,
+//! and its fills with `myTrades`, under the trade ids and commissions the reports carried.
 //!
 //! # Threads and ordering
 //!
@@ -41,7 +50,9 @@
 //! with the trade frames' send stamps ([`super::VenueSim::send_times`]).
 
 use super::conn::{ConnShared, Registration};
-use super::matching::{ExecType, MatchBook, Order};
+use super::history::{History, MAX_FINISHED_ORDERS, MAX_TRADES};
+use super::ledger::Ledger;
+use super::matching::{Exec, ExecType, MatchBook, Order};
 use super::publisher::Frame;
 use super::wsapi::{self, ApiError, Classified, Envelope, Method, Names};
 use super::{Inner, SimConfig, C};
@@ -182,9 +193,26 @@ struct State {
     tap: Option<Receiver<Arc<Frame>>>,
     decoder: BinanceDecoder,
     events: Vec<MarketEvent>,
-    execs: Vec<super::matching::Exec>,
+    execs: Vec<Exec>,
     accounts: Vec<String>,
     next_order_id: u64,
+    /// Finished orders and fills, for `order.status` and `myTrades`.
+    history: History,
+    /// The ledger, if one was asked for.
+    ledger: Option<Ledger>,
+}
+
+/// Books the executions of symbol `sym` in the history and the ledger.
+fn book_keep(history: &mut History, ledger: &mut Option<Ledger>, sym: usize, execs: &[Exec]) {
+    history.record(sym, execs);
+    if let Some(l) = ledger.as_mut() {
+        l.fills(execs);
+    }
+}
+
+/// The reply to a query for an order the account does not have (or no longer has).
+fn no_such_order() -> ApiError {
+    ApiError::new(-2013, "Order does not exist.")
 }
 
 impl State {
@@ -201,6 +229,14 @@ impl State {
         }
         self.accounts.push(key.to_string());
         Ok(self.accounts.len() as u32 - 1)
+    }
+
+    /// The account of an API key, if it has ever placed, canceled or listed orders.
+    fn find_account(&self, key: &str) -> Option<u32> {
+        self.accounts
+            .iter()
+            .position(|a| a == key)
+            .map(|i| i as u32)
     }
 }
 
@@ -231,8 +267,8 @@ impl std::fmt::Debug for Venue {
 }
 
 impl Venue {
-    /// The venue of `symbols` (no tap yet).
-    pub(crate) fn new(cfg: &SimConfig, symbols: &SymbolTable) -> Venue {
+    /// The venue of `symbols` (no tap yet), writing `ledger` if given.
+    pub(crate) fn new(cfg: &SimConfig, symbols: &SymbolTable, ledger: Option<Ledger>) -> Venue {
         let mut names = vec![Names::of(""); symbols.len()];
         for (id, n) in symbols.iter() {
             if let Some(slot) = names.get_mut(id.index()) {
@@ -253,6 +289,8 @@ impl Venue {
                 execs: Vec::with_capacity(256),
                 accounts: Vec::new(),
                 next_order_id: 1,
+                history: History::new(MAX_FINISHED_ORDERS, MAX_TRADES),
+                ledger,
             }),
             sessions: Mutex::new(Vec::new()),
             probes: Mutex::new(Vec::with_capacity(cfg.send_times_capacity.min(1 << 20))),
@@ -327,6 +365,8 @@ impl Venue {
                 decoder,
                 events,
                 execs,
+                history,
+                ledger,
                 ..
             } = &mut *st;
             events.clear();
@@ -335,11 +375,13 @@ impl Venue {
             }
             for e in events.iter() {
                 if let EventKind::Trade(t) = e.kind {
-                    if let Some(book) = books.get_mut(e.symbol.index()) {
+                    let sym = e.symbol.index();
+                    if let Some(book) = books.get_mut(sym) {
                         execs.clear();
                         book.on_trade(t.price, t.qty, t_ms, execs);
                         if !execs.is_empty() {
-                            let names = &names[e.symbol.index()];
+                            book_keep(history, ledger, sym, execs);
+                            let names = &names[sym];
                             self.dispatch(inner, names, execs, me, mine);
                         }
                     }
@@ -354,7 +396,7 @@ impl Venue {
         &self,
         inner: &Inner,
         names: &Names,
-        execs: &[super::matching::Exec],
+        execs: &[Exec],
         me: Option<u64>,
         mine: &mut Vec<String>,
     ) {
@@ -414,7 +456,12 @@ impl Venue {
         let t_ms = now_ms();
         let account = match st.account(&req.api_key) {
             Ok(a) => a,
-            Err(e) => return error(inner, id, &e, out),
+            Err(e) => {
+                if let Some(l) = st.ledger.as_mut() {
+                    l.place(req.client_id.as_ref().map(|c| c.as_str()), None, false);
+                }
+                return error(inner, id, &e, out);
+            }
         };
         let order_id = st.next_order_id;
         st.next_order_id += 1;
@@ -437,10 +484,15 @@ impl Venue {
             books,
             names,
             execs,
+            history,
+            ledger,
             ..
         } = &mut *st;
         execs.clear();
         let Some(book) = books.get_mut(sym) else {
+            if let Some(l) = ledger.as_mut() {
+                l.place(Some(client_id.as_str()), None, false);
+            }
             return error(inner, id, &ApiError::new(-1121, "Invalid symbol."), out);
         };
         let placed = {
@@ -451,6 +503,9 @@ impl Venue {
             }
         };
         let names = &names[sym];
+        if let Some(l) = ledger.as_mut() {
+            l.place(Some(client_id.as_str()), Some(order_id), placed.is_ok());
+        }
         match placed {
             Ok(()) => {
                 inner.count(C::OrdersPlaced, 1);
@@ -467,8 +522,22 @@ impl Venue {
             }
             Err(r) => error(inner, id, &wsapi::reject_error(r), out),
         }
+        book_keep(history, ledger, sym, execs);
         self.dispatch(inner, names, execs, Some(me), out);
         self.update_resting(&st);
+    }
+
+    /// Logs an `order.place` refused before it reached the matching engine (bad parameters,
+    /// order API off) in the ledger, under the client id it sent, if any.
+    fn refused_place(&self, params: &serde_json::Map<String, serde_json::Value>) {
+        let mut st = self.lock();
+        let Some(l) = st.ledger.as_mut() else { return };
+        let client_id = match params.get("newClientOrderId") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        l.place(client_id.as_deref(), None, false);
     }
 
     fn cancel(
@@ -491,6 +560,8 @@ impl Venue {
             books,
             names,
             execs,
+            history,
+            ledger,
             ..
         } = &mut *st;
         execs.clear();
@@ -524,6 +595,7 @@ impl Venue {
             }
             None => error(inner, id, &ApiError::new(-2011, "Unknown order sent."), out),
         }
+        book_keep(history, ledger, sym, execs);
         self.dispatch(inner, names, execs, Some(me), out);
         self.update_resting(&st);
     }
@@ -538,7 +610,6 @@ impl Venue {
         out: &mut Vec<String>,
     ) {
         let mut st = self.begin(inner, me, events, out);
-        let t_ms = now_ms();
         let account = match st.account(&key) {
             Ok(a) => a,
             Err(e) => return error(inner, id, &e, out),
@@ -561,7 +632,68 @@ impl Venue {
             if n > 0 {
                 result.push(',');
             }
-            wsapi::push_open_order(&mut result, &st.names[*i], o, t_ms);
+            wsapi::push_order_status(&mut result, &st.names[*i], o);
+        }
+        result.push(']');
+        out.push(wsapi::ok_reply(id, &result));
+    }
+
+    /// `order.status`: the account's order, open (in its book) or finished (in the history).
+    fn order_status(
+        &self,
+        inner: &Inner,
+        me: u64,
+        events: &Receiver<String>,
+        id: &str,
+        req: wsapi::StatusReq,
+        out: &mut Vec<String>,
+    ) {
+        let st = self.begin(inner, me, events, out);
+        let sym = req.symbol.index();
+        let found = st.find_account(&req.api_key).and_then(|account| {
+            st.books
+                .get(sym)
+                .and_then(|b| b.find_open(account, req.order_id, req.orig_client_id))
+                .or_else(|| {
+                    st.history
+                        .find(account, sym, req.order_id, req.orig_client_id)
+                })
+        });
+        match (found, st.names.get(sym)) {
+            (Some(o), Some(names)) => {
+                let mut result = String::with_capacity(512);
+                wsapi::push_order_status(&mut result, names, o);
+                out.push(wsapi::ok_reply(id, &result));
+            }
+            _ => error(inner, id, &no_such_order(), out),
+        }
+    }
+
+    /// `myTrades`: the account's fills on one symbol, oldest first.
+    fn my_trades(
+        &self,
+        inner: &Inner,
+        me: u64,
+        events: &Receiver<String>,
+        id: &str,
+        req: wsapi::TradesReq,
+        out: &mut Vec<String>,
+    ) {
+        let st = self.begin(inner, me, events, out);
+        let sym = req.symbol.index();
+        let trades = match st.find_account(&req.api_key) {
+            Some(account) => st.history.trades(account, sym, &req.filter),
+            None => Vec::new(),
+        };
+        let mut result = String::with_capacity(16 + trades.len() * 320);
+        result.push('[');
+        if let Some(names) = st.names.get(sym) {
+            for (n, t) in trades.iter().enumerate() {
+                if n > 0 {
+                    result.push(',');
+                }
+                wsapi::push_my_trade(&mut result, names, t);
+            }
         }
         result.push(']');
         out.push(wsapi::ok_reply(id, &result));
@@ -712,6 +844,9 @@ impl Desk {
                 -1020,
                 "This operation is not supported: the order API is off.",
             );
+            if req.method == Method::Place {
+                venue.refused_place(&req.params);
+            }
             return error(inner, id, &e, out);
         }
         let (me, events) = (self.id, &self.events);
@@ -725,7 +860,10 @@ impl Desk {
             Method::UserStreamUnsubscribe => out.push(wsapi::ok_reply(id, "{}")),
             Method::Place => match wsapi::parse_place(&req.params, &inner.symbols) {
                 Ok(p) => venue.place(inner, me, events, id, p, out),
-                Err(e) => error(inner, id, &e, out),
+                Err(e) => {
+                    venue.refused_place(&req.params);
+                    error(inner, id, &e, out)
+                }
             },
             Method::Cancel => match wsapi::parse_cancel(&req.params, &inner.symbols) {
                 Ok(c) => venue.cancel(inner, me, events, id, c, out),
@@ -733,6 +871,14 @@ impl Desk {
             },
             Method::OpenOrders => match wsapi::parse_open_orders(&req.params, &inner.symbols) {
                 Ok(q) => venue.open_orders(inner, me, events, id, q, out),
+                Err(e) => error(inner, id, &e, out),
+            },
+            Method::OrderStatus => match wsapi::parse_order_status(&req.params, &inner.symbols) {
+                Ok(q) => venue.order_status(inner, me, events, id, q, out),
+                Err(e) => error(inner, id, &e, out),
+            },
+            Method::MyTrades => match wsapi::parse_my_trades(&req.params, &inner.symbols) {
+                Ok(q) => venue.my_trades(inner, me, events, id, q, out),
                 Err(e) => error(inner, id, &e, out),
             },
         }

@@ -24,6 +24,9 @@ const DEFAULT_DEPTH_LIMIT: usize = 100;
 /// Tick size, step size and minimum notional of every simulated symbol, as Binance writes them.
 const TICK_SIZE: &str = "0.01000000";
 const STEP_SIZE: &str = "0.00001000";
+/// [`TICK_SIZE`] in 1e-8 units (the order API enforces it as Binance's `PRICE_FILTER`).
+pub(crate) const TICK_UNITS: i64 = 1_000_000;
+
 const MIN_NOTIONAL: &str = "5.00000000";
 
 /// Serves one HTTP connection until it closes, errs, idles out, or asks to close.

@@ -1,7 +1,7 @@
 //! Binance spot's WebSocket API, the part the simulator speaks: request envelopes, the
-//! parameters of `order.place`, `order.cancel` and `openOrders.status`, and the replies and
-//! `executionReport` events written the way the venue writes them (by hand, so keys keep
-//! Binance's order).
+//! parameters of `order.place`, `order.cancel`, `openOrders.status`, `order.status` and
+//! `myTrades`, and the replies and `executionReport` events written the way the venue writes
+//! them (by hand, so keys keep Binance's order).
 //!
 //! Requests are `{"id":..,"method":"order.place","params":{..}}` (a `v3/` prefix on the method
 //! is accepted); replies `{"id":..,"status":200,"result":{..}}` or
@@ -9,6 +9,7 @@
 //! `{"event":{"e":"executionReport",..}}`. Signatures are not checked (the simulator holds no
 //! secrets), but `apiKey`, `signature` and `timestamp` must be present and well-formed.
 
+use super::history::{TradeFilter, TradeRecord};
 use super::matching::{ClientId, Exec, ExecType, OrdType, Order, Status, Tif, MAX_CLIENT_ID};
 use engine::event::Side;
 use engine::fixed::{parse_fixed, FixedError, Price, Qty};
@@ -22,6 +23,12 @@ pub(crate) const API_PATH: &str = "/ws-api/v3";
 
 /// Largest `recvWindow` Binance accepts, ms.
 const MAX_RECV_WINDOW: u64 = 60_000;
+/// `myTrades`: trades returned without a `limit`.
+pub(crate) const TRADES_DEFAULT_LIMIT: usize = 500;
+/// `myTrades`: the largest `limit`.
+pub(crate) const TRADES_MAX_LIMIT: usize = 1000;
+/// `myTrades`: the longest time range, ms (24 hours).
+const TRADES_MAX_RANGE_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Parameters of `order.place` the simulator does not implement; a request using one is refused.
 const UNSUPPORTED: [&str; 8] = [
@@ -84,6 +91,10 @@ pub(crate) enum Method {
     Cancel,
     /// `openOrders.status`.
     OpenOrders,
+    /// `order.status`.
+    OrderStatus,
+    /// `myTrades`.
+    MyTrades,
     /// `ping` (API path only).
     Ping,
     /// `time` (API path only).
@@ -102,6 +113,8 @@ impl Method {
             "order.place" => Method::Place,
             "order.cancel" => Method::Cancel,
             "openOrders.status" => Method::OpenOrders,
+            "order.status" => Method::OrderStatus,
+            "myTrades" => Method::MyTrades,
             "userDataStream.subscribe" => Method::UserStreamSubscribe,
             "userDataStream.unsubscribe" => Method::UserStreamUnsubscribe,
             "ping" if api_path => Method::Ping,
@@ -354,7 +367,11 @@ pub(crate) fn parse_place(
         (_, Some(s)) => Price(decimal("price", &s)?),
         (_, None) => return Err(ApiError::mandatory("price")),
     };
-    if ord_type != OrdType::Market && price <= Price::ZERO {
+    // The price filter exchangeInfo publishes: a limit price on the tick. (The lot step is not
+    // enforced: the generated feed's quantities are finer, and tests trade against them.)
+    if ord_type != OrdType::Market
+        && (price <= Price::ZERO || price.0 % super::rest::TICK_UNITS != 0)
+    {
         return Err(ApiError::new(-1013, "Filter failure: PRICE_FILTER"));
     }
     if qty <= Qty::ZERO {
@@ -455,6 +472,114 @@ pub(crate) fn parse_open_orders(
     Ok((symbol, auth(p)?))
 }
 
+/// A valid `order.status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusReq {
+    pub(crate) symbol: SymbolId,
+    pub(crate) order_id: Option<u64>,
+    pub(crate) orig_client_id: Option<ClientId>,
+    pub(crate) api_key: String,
+}
+
+/// Checks the parameters of `order.status`: `symbol`, `orderId` and/or `origClientOrderId`
+/// (with both, the order found by id must carry that client id), and the authentication ones.
+pub(crate) fn parse_order_status(
+    p: &Map<String, Value>,
+    symbols: &SymbolTable,
+) -> Result<StatusReq, ApiError> {
+    let symbol = symbol(p, symbols)?;
+    let order_id = match text(p, "orderId")? {
+        Some(s) => Some(unsigned("orderId", &s)?),
+        None => None,
+    };
+    let orig_client_id = match text(p, "origClientOrderId")? {
+        Some(s) => Some(client_id("origClientOrderId", &s)?),
+        None => None,
+    };
+    if order_id.is_none() && orig_client_id.is_none() {
+        return Err(ApiError::new(
+            -1102,
+            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+        ));
+    }
+    let api_key = auth(p)?;
+    Ok(StatusReq {
+        symbol,
+        order_id,
+        orig_client_id,
+        api_key,
+    })
+}
+
+/// A valid `myTrades`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TradesReq {
+    pub(crate) symbol: SymbolId,
+    pub(crate) filter: TradeFilter,
+    pub(crate) api_key: String,
+}
+
+/// Checks the parameters of `myTrades`: `symbol`, optional `orderId`, `startTime`, `endTime`,
+/// `fromId` and `limit` (default 500, at most 1000), and the authentication ones. As Binance
+/// documents, `fromId` and `orderId` do not go with a time range, and a range is at most 24
+/// hours: one end given alone stands for the 24 hours after (`startTime`) or before it.
+pub(crate) fn parse_my_trades(
+    p: &Map<String, Value>,
+    symbols: &SymbolTable,
+) -> Result<TradesReq, ApiError> {
+    let symbol = symbol(p, symbols)?;
+    let opt = |name: &str| -> Result<Option<u64>, ApiError> {
+        match text(p, name)? {
+            Some(s) => Ok(Some(unsigned(name, &s)?)),
+            None => Ok(None),
+        }
+    };
+    let order_id = opt("orderId")?;
+    let start = opt("startTime")?;
+    let end = opt("endTime")?;
+    let from_id = opt("fromId")?;
+    let limit = match opt("limit")? {
+        None => TRADES_DEFAULT_LIMIT,
+        Some(n) if (1..=TRADES_MAX_LIMIT as u64).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(ApiError::new(
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            ))
+        }
+    };
+    let timed = start.is_some() || end.is_some();
+    if timed && (from_id.is_some() || order_id.is_some()) {
+        return Err(ApiError::new(
+            -1128,
+            "Combination of optional parameters invalid.",
+        ));
+    }
+    let (start_ms, end_ms) = match (start, end) {
+        (Some(s), Some(e)) if e.saturating_sub(s) > TRADES_MAX_RANGE_MS => {
+            return Err(ApiError::new(
+                -1127,
+                "More than 24 hours between startTime and endTime.",
+            ))
+        }
+        (Some(s), None) => (Some(s), Some(s.saturating_add(TRADES_MAX_RANGE_MS))),
+        (None, Some(e)) => (Some(e.saturating_sub(TRADES_MAX_RANGE_MS)), Some(e)),
+        (s, e) => (s, e),
+    };
+    let api_key = auth(p)?;
+    Ok(TradesReq {
+        symbol,
+        filter: TradeFilter {
+            order_id,
+            start_ms,
+            end_ms,
+            from_id,
+            limit,
+        },
+        api_key,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replies and events
 
@@ -493,7 +618,7 @@ impl Names {
     }
 
     /// The asset a fill's commission is charged in (the one received).
-    fn fee_asset(&self, side: Side) -> &str {
+    pub(crate) fn fee_asset(&self, side: Side) -> &str {
         match side {
             Side::Buy => &self.base,
             Side::Sell => &self.quote,
@@ -690,22 +815,60 @@ pub(crate) fn cancel_result(names: &Names, o: &Order, cancel_id: &ClientId, t_ms
     out
 }
 
-/// One entry of `openOrders.status` (the `order.status` layout).
-pub(crate) fn push_open_order(out: &mut String, names: &Names, o: &Order, t_ms: u64) {
+/// One order as `order.status` reports it, keys in Binance's documented order (each entry of
+/// `openOrders.status` is the same). Every order type the simulator takes works as soon as it
+/// is accepted: `isWorking` is true and `workingTime` is `time`.
+pub(crate) fn push_order_status(out: &mut String, names: &Names, o: &Order) {
     let _ = write!(
         out,
         "{{\"symbol\":\"{}\",\"orderId\":{},\"orderListId\":-1,\"clientOrderId\":",
         names.symbol, o.order_id
     );
     push_str(out, o.client_id.as_str());
-    push_order_state(out, o);
+    push_field_fixed(out, "price", o.price.0);
+    push_field_fixed(out, "origQty", o.qty.0);
+    push_field_fixed(out, "executedQty", o.filled.0);
+    push_field_fixed(out, "cummulativeQuoteQty", o.quote);
+    let _ = write!(
+        out,
+        ",\"status\":\"{}\",\"timeInForce\":\"{}\",\"type\":\"{}\",\"side\":\"{}\"",
+        status_str(o.status),
+        tif_str(o),
+        type_str(o.ord_type),
+        side_str(o.side)
+    );
     push_field_fixed(out, "stopPrice", 0);
     push_field_fixed(out, "icebergQty", 0);
     let _ = write!(
         out,
-        ",\"time\":{},\"updateTime\":{t_ms},\"isWorking\":true,\"workingTime\":{},\
-         \"selfTradePreventionMode\":\"NONE\"}}",
-        o.created_ms, o.created_ms
+        ",\"time\":{},\"updateTime\":{},\"isWorking\":true,\"workingTime\":{}",
+        o.created_ms, o.updated_ms, o.created_ms
+    );
+    push_field_fixed(out, "origQuoteOrderQty", 0);
+    out.push_str(",\"selfTradePreventionMode\":\"NONE\"}");
+}
+
+/// One fill as `myTrades` reports it, keys in Binance's documented order. `id` is the trade id
+/// the fill's execution report carried in `t`; `commission` and `commissionAsset` are its `n`
+/// and `N`.
+pub(crate) fn push_my_trade(out: &mut String, names: &Names, t: &TradeRecord) {
+    let _ = write!(
+        out,
+        "{{\"symbol\":\"{}\",\"id\":{},\"orderId\":{},\"orderListId\":-1",
+        names.symbol, t.trade_id, t.order_id
+    );
+    push_field_fixed(out, "price", t.price.0);
+    push_field_fixed(out, "qty", t.qty.0);
+    push_field_fixed(out, "quoteQty", t.quote);
+    push_field_fixed(out, "commission", t.commission);
+    let _ = write!(
+        out,
+        ",\"commissionAsset\":\"{}\",\"time\":{},\"isBuyer\":{},\"isMaker\":{},\
+         \"isBestMatch\":true}}",
+        names.fee_asset(t.side),
+        t.time_ms,
+        t.side == Side::Buy,
+        t.maker
     );
 }
 
@@ -952,6 +1115,237 @@ mod tests {
         assert_eq!(parse_open_orders(&p, &s).unwrap_err().code, -1121);
     }
 
+    /// `params` plus the authentication ones.
+    fn signed(v: Value) -> Map<String, Value> {
+        let mut p = params(v);
+        for (k, v) in [
+            ("apiKey", serde_json::json!("k")),
+            ("signature", serde_json::json!("s")),
+            ("timestamp", serde_json::json!(1)),
+        ] {
+            p.entry(k).or_insert(v);
+        }
+        p.retain(|_, v| !v.is_null());
+        p
+    }
+
+    #[test]
+    fn order_status_parameters() {
+        let s = symbols();
+        let r = parse_order_status(
+            &signed(serde_json::json!({"symbol":"BTCUSDT","orderId":12})),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.order_id, r.orig_client_id, r.api_key.as_str()),
+            (Some(12), None, "k")
+        );
+        let r = parse_order_status(
+            &signed(
+                serde_json::json!({"symbol":"BTCUSDT","orderId":"7","origClientOrderId":"tl-1"}),
+            ),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.order_id, r.orig_client_id),
+            (Some(7), ClientId::new("tl-1"))
+        );
+        for (p, code) in [
+            (serde_json::json!({"orderId":1}), -1102),
+            (serde_json::json!({"symbol":"NOPE","orderId":1}), -1121),
+            (serde_json::json!({"symbol":"BTCUSDT"}), -1102),
+            (serde_json::json!({"symbol":"BTCUSDT","orderId":"x"}), -1100),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","origClientOrderId":"a b"}),
+                -1100,
+            ),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","orderId":1,"apiKey":null}),
+                -1102,
+            ),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","orderId":1,"signature":null}),
+                -1102,
+            ),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","orderId":1,"recvWindow":60001}),
+                -1102,
+            ),
+        ] {
+            assert_eq!(
+                parse_order_status(&signed(p.clone()), &s).unwrap_err().code,
+                code,
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn my_trades_parameters() {
+        let s = symbols();
+        let f = |v: Value| parse_my_trades(&signed(v), &s).map(|r| r.filter);
+        let d = f(serde_json::json!({"symbol":"BTCUSDT"})).unwrap();
+        assert_eq!(
+            d,
+            TradeFilter {
+                limit: 500,
+                ..TradeFilter::default()
+            }
+        );
+        let d =
+            f(serde_json::json!({"symbol":"BTCUSDT","orderId":3,"fromId":9,"limit":1000})).unwrap();
+        assert_eq!(
+            (d.order_id, d.from_id, d.limit, d.start_ms),
+            (Some(3), Some(9), 1000, None)
+        );
+        let day = 86_400_000u64;
+        let d = f(serde_json::json!({"symbol":"BTCUSDT","startTime":5,"endTime":5 + day})).unwrap();
+        assert_eq!((d.start_ms, d.end_ms), (Some(5), Some(5 + day)));
+        // One end alone stands for the 24 hours after or before it.
+        let d = f(serde_json::json!({"symbol":"BTCUSDT","startTime":5})).unwrap();
+        assert_eq!((d.start_ms, d.end_ms), (Some(5), Some(5 + day)));
+        let d = f(serde_json::json!({"symbol":"BTCUSDT","endTime":2 * day})).unwrap();
+        assert_eq!((d.start_ms, d.end_ms), (Some(day), Some(2 * day)));
+        for (p, code) in [
+            (serde_json::json!({}), -1102),
+            (serde_json::json!({"symbol":"NOPE"}), -1121),
+            (serde_json::json!({"symbol":"BTCUSDT","limit":0}), -1130),
+            (serde_json::json!({"symbol":"BTCUSDT","limit":1001}), -1130),
+            (serde_json::json!({"symbol":"BTCUSDT","limit":"ten"}), -1100),
+            (serde_json::json!({"symbol":"BTCUSDT","fromId":-1}), -1100),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","fromId":1,"startTime":1}),
+                -1128,
+            ),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","orderId":1,"endTime":1}),
+                -1128,
+            ),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","startTime":1,"endTime":2 + day}),
+                -1127,
+            ),
+            (
+                serde_json::json!({"symbol":"BTCUSDT","timestamp":null}),
+                -1102,
+            ),
+        ] {
+            assert_eq!(f(p.clone()).unwrap_err().code, code, "{p}");
+        }
+    }
+
+    /// The top-level keys of a flat JSON object, in order.
+    fn keys(json: &str) -> Vec<&str> {
+        let parts: Vec<&str> = json.split("\":").collect();
+        parts[..parts.len() - 1]
+            .iter()
+            .map(|s| s.rsplit('"').next().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn status_and_trade_entries_keep_binance_key_order() {
+        let names = Names::of("BTCUSDT");
+        let mut o = Order::new(
+            12,
+            1,
+            0,
+            ClientId::new("tl-5").unwrap(),
+            Side::Sell,
+            OrdType::Limit,
+            Tif::Gtc,
+            Price(6_100_010_000_000),
+            Qty(100_000),
+        );
+        o.status = Status::Filled;
+        o.filled = Qty(100_000);
+        o.quote = 6_100_010;
+        o.created_ms = 1_700_000_000_000;
+        o.updated_ms = 1_700_000_000_005;
+        let mut s = String::new();
+        push_order_status(&mut s, &names, &o);
+        assert_eq!(
+            keys(&s),
+            [
+                "symbol",
+                "orderId",
+                "orderListId",
+                "clientOrderId",
+                "price",
+                "origQty",
+                "executedQty",
+                "cummulativeQuoteQty",
+                "status",
+                "timeInForce",
+                "type",
+                "side",
+                "stopPrice",
+                "icebergQty",
+                "time",
+                "updateTime",
+                "isWorking",
+                "workingTime",
+                "origQuoteOrderQty",
+                "selfTradePreventionMode"
+            ]
+        );
+        let v: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["price"], "61000.10000000");
+        assert_eq!(v["cummulativeQuoteQty"], "0.06100010");
+        assert_eq!(
+            (v["time"].as_u64(), v["updateTime"].as_u64()),
+            (Some(1_700_000_000_000), Some(1_700_000_000_005))
+        );
+        assert_eq!(
+            (v["status"].as_str(), v["isWorking"].as_bool()),
+            (Some("FILLED"), Some(true))
+        );
+
+        let t = TradeRecord {
+            sym: 0,
+            account: 0,
+            trade_id: 77,
+            order_id: 12,
+            side: Side::Sell,
+            price: Price(6_100_010_000_000),
+            qty: Qty(100_000),
+            quote: 6_100_010,
+            commission: 6_100,
+            maker: true,
+            time_ms: 1_700_000_000_005,
+        };
+        let mut s = String::new();
+        push_my_trade(&mut s, &names, &t);
+        assert_eq!(
+            keys(&s),
+            [
+                "symbol",
+                "id",
+                "orderId",
+                "orderListId",
+                "price",
+                "qty",
+                "quoteQty",
+                "commission",
+                "commissionAsset",
+                "time",
+                "isBuyer",
+                "isMaker",
+                "isBestMatch"
+            ]
+        );
+        let v: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"symbol":"BTCUSDT","id":77,"orderId":12,"orderListId":-1,
+                "price":"61000.10000000","qty":"0.00100000","quoteQty":"0.06100010",
+                "commission":"0.00006100","commissionAsset":"USDT","time":1_700_000_000_005u64,
+                "isBuyer":false,"isMaker":true,"isBestMatch":true})
+        );
+    }
+
     struct OneAsk;
     impl FeedDepth for OneAsk {
         fn levels(&self, side: BookSide) -> impl Iterator<Item = Level> + '_ {
@@ -1083,7 +1477,7 @@ mod tests {
             (Some("cxl-7"), Some("tl-3"))
         );
         let mut s = String::new();
-        push_open_order(&mut s, &names, &g, 3);
+        push_order_status(&mut s, &names, &g);
         let v: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(
             (v["isWorking"].as_bool(), v["type"].as_str()),
