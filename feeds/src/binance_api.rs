@@ -14,6 +14,8 @@
 //! | `order.place` MARKET | [`OrderEncoder::place`] | `apiKey`, `newClientOrderId`, `newOrderRespType=RESULT`, `quantity`, `recvWindow`, `side`, `symbol`, `timestamp`, `type=MARKET` |
 //! | `order.cancel` | [`OrderEncoder::cancel`] | `apiKey`, `origClientOrderId`, `recvWindow`, `symbol`, `timestamp` |
 //! | `openOrders.status` | [`OrderEncoder::open_orders`] | `apiKey`, `recvWindow`, `symbol` (optional), `timestamp` |
+//! | `order.status` | [`OrderEncoder::order_status`] | `apiKey`, `origClientOrderId`, `recvWindow`, `symbol`, `timestamp` |
+//! | `myTrades` | [`OrderEncoder::my_trades`] | `apiKey`, `fromId` (optional), `limit` (optional), `orderId` (optional), `recvWindow`, `symbol`, `timestamp` |
 //! | `session.logon` (Ed25519 only) | [`OrderEncoder::logon`] | `apiKey`, `recvWindow`, `timestamp` |
 //! | anything else signed | [`OrderEncoder::signed_request`] | yours, plus `apiKey`, `recvWindow`, `timestamp` |
 //!
@@ -78,6 +80,40 @@
 //!
 //! A 5xx status means the outcome is unknown (the order may exist): query before retrying.
 //!
+//! `order.status` and `myTrades` replies have the shapes of `order.place` and `openOrders.status`
+//! replies, so [`parse_reply`] cannot tell them apart: the caller, who knows which request id
+//! was which, reads them with [`parse_order_status`] and [`parse_my_trades`] (below). Given one
+//! anyway, [`parse_reply`] does not panic: a `myTrades` reply is an error
+//! (`MissingField("side")`, a trade has no side) or, when empty, `OpenOrders` with no orders;
+//! an `order.status` reply is `Placed` for an order of ours and `BadClientId` for another.
+//!
+//! # Reconciling after a restart
+//!
+//! A restarted engine asks the venue what became of the orders its journal left open, and which
+//! fills it missed:
+//!
+//! | request | reply parser | gives |
+//! |---|---|---|
+//! | [`OrderEncoder::order_status`] | [`parse_order_status`] | [`OrderStatusReply::Found`]: the order's report ([`OpenOrder`]: symbol, ids, side, price, `origQty`, `executedQty`, status) |
+//! | [`OrderEncoder::my_trades`] | [`parse_my_trades`] | [`TradesReply::Trades`]: the account's trades ([`VenueTrade`]) on one symbol, oldest first |
+//!
+//! A failed request comes back as `Ok(..::Error { request_id, status, code, msg })`, the same
+//! fields as [`ApiReply::Rejected`]: `order.status` of an order the venue does not know answers
+//! status 400, code `-2013` ("Order does not exist."). `Err(ApiError)` is kept for frames that
+//! are not a well-formed reply; it names the field at fault.
+//!
+//! [`trade_fill`] turns a [`VenueTrade`] of our order into the [`Fill`] that the order's
+//! `executionReport` gives (same trade id, price, quantity, and the fee rule below), so a fill
+//! recovered through `myTrades` and one that arrives as a live event de-duplicate by trade id and
+//! are equal. `myTrades` has no client order id: match trades to our orders by `orderId`, the
+//! venue order id of the `order.place` reply, the `NEW` report or `order.status`.
+//!
+//! Order ids: `order.status` looks the order up by our id (`origClientOrderId`). The venue
+//! documents that a cancel gives the canceled order the cancel's own id ("`newClientOrderId`
+//! will replace `clientOrderId` of the canceled order"), so for an order we canceled the reply's
+//! `clientOrderId` may not be ours ([`OpenOrder::client_id`] is then `None`), and the lookup may
+//! answer `-2013`: fall back to `myTrades` by `orderId`.
+//!
 //! # Execution reports ([`parse_execution_report`])
 //!
 //! Takes an `executionReport` bare (`{"e":"executionReport",..}`), as a WebSocket API event
@@ -109,7 +145,9 @@
 //! The encoder reuses two `String`s (the JSON and the signed payload, 512 bytes reserved at
 //! start-up): after warm-up, encoding and signing an order allocates nothing (checked with a
 //! counting allocator in `tests/binance_api.rs`). [`parse_execution_report`] allocates nothing
-//! either; [`parse_reply`] allocates only for an error message and for the open-order list.
+//! either; [`parse_reply`] allocates only for an error message and for the open-order list;
+//! [`parse_order_status`] only for the symbol's name and an error message; [`parse_my_trades`]
+//! for the list and two short strings per trade (reconciliation is not on the order path).
 //!
 //! Rough costs per call on the project's 2-vCPU machine (shared, noisy), release build, from a
 //! timing loop (`cargo test --release --test binance_api timings -- --ignored --nocapture`, the
@@ -146,6 +184,8 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 const MAX_MSG_CHARS: usize = 256;
 /// Most params one signed request may carry, the automatic ones included.
 const MAX_PARAMS: usize = 24;
+/// Largest `limit` a `myTrades` request may ask for.
+const MAX_TRADES_LIMIT: u32 = 1000;
 
 // ---------------------------------------------------------------------------------------------
 // Secrets and errors.
@@ -1088,6 +1128,78 @@ impl OrderEncoder {
         client_id: ClientOrderId,
         timestamp_ms: u64,
     ) -> &str {
+        self.by_client_id(id, "order.cancel", symbol, client_id, timestamp_ms)
+    }
+
+    /// `order.status` of our order `client_id` (by `origClientOrderId`) on `symbol`: the order's
+    /// current report, open or not. Read the reply with [`parse_order_status`].
+    pub fn order_status(
+        &mut self,
+        id: u64,
+        symbol: &str,
+        client_id: ClientOrderId,
+        timestamp_ms: u64,
+    ) -> &str {
+        self.by_client_id(id, "order.status", symbol, client_id, timestamp_ms)
+    }
+
+    /// `myTrades`: the account's trades on `symbol`, oldest first. `venue_order_id` keeps only
+    /// the trades of that order (`orderId`); `from_id` starts at that trade id, inclusive
+    /// (`fromId`; page on with the last trade id plus one); neither gives the most recent
+    /// trades. `limit` 0 leaves `limit` out (the venue's default, 500); more than 1000 (the
+    /// venue's maximum, it refuses more) is sent as 1000. Read the reply with
+    /// [`parse_my_trades`].
+    pub fn my_trades(
+        &mut self,
+        id: u64,
+        symbol: &str,
+        venue_order_id: Option<u64>,
+        from_id: Option<u64>,
+        limit: u32,
+        timestamp_ms: u64,
+    ) -> &str {
+        let with_key = !self.session;
+        // Pushed in signing order.
+        let mut p = Params::new();
+        if with_key {
+            p.push("apiKey", V::Str(&self.api_key));
+        }
+        if let Some(from) = from_id {
+            p.push("fromId", V::Int(from));
+        }
+        if limit > 0 {
+            p.push("limit", V::Int(limit.min(MAX_TRADES_LIMIT) as u64));
+        }
+        if let Some(order) = venue_order_id {
+            p.push("orderId", V::Int(order));
+        }
+        if self.recv_window_ms > 0 {
+            p.push("recvWindow", V::Int(self.recv_window_ms as u64));
+        }
+        p.push("symbol", V::Sym(symbol));
+        p.push("timestamp", V::Int(timestamp_ms));
+        let sorted = p.sorted();
+        Self::emit(
+            &mut self.out,
+            &mut self.payload,
+            &self.signer,
+            id,
+            "myTrades",
+            sorted,
+            with_key,
+        );
+        &self.out
+    }
+
+    /// A request on one of our orders by `origClientOrderId` (`order.cancel`, `order.status`).
+    fn by_client_id(
+        &mut self,
+        id: u64,
+        method: &str,
+        symbol: &str,
+        client_id: ClientOrderId,
+        timestamp_ms: u64,
+    ) -> &str {
         let with_key = !self.session;
         // Pushed in signing order.
         let mut p = Params::new();
@@ -1106,7 +1218,7 @@ impl OrderEncoder {
             &mut self.payload,
             &self.signer,
             id,
-            "order.cancel",
+            method,
             sorted,
             with_key,
         );
@@ -1168,6 +1280,7 @@ impl OrderEncoder {
                 client_id,
                 symbol,
                 req,
+                ..
             } => {
                 let name = symbols.name(symbol)?;
                 Some(self.place(id, name, client_id, &req, timestamp_ms))
@@ -1443,7 +1556,8 @@ impl OrderStatus {
     }
 }
 
-/// One order of an `openOrders.status` reply.
+/// One order's report: an entry of an `openOrders.status` reply, or the result of an
+/// `order.status` reply ([`OrderStatusReply::Found`]), which the venue writes the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenOrder {
     /// Symbol name as the venue wrote it.
@@ -1571,18 +1685,25 @@ fn rejected(
     request_id: Option<u64>,
     status: u16,
 ) -> Result<ApiReply, ApiError> {
-    let [code, msg] = collect(&mut at(text, err), &["code", "msg"])?;
-    let code = i64_at(text, need(code, "code")?, "code")?;
-    let msg = match msg {
-        Some(p) => clean_msg(str_at(text, p, "msg")?),
-        None => String::new(),
-    };
+    let (code, msg) = error_of(text, err)?;
     Ok(ApiReply::Rejected {
         request_id,
         status,
         code,
         msg,
     })
+}
+
+/// The `code` and the cleaned `msg` of the `error` object at `err`.
+#[cold]
+fn error_of(text: &[u8], err: usize) -> Result<(i64, String), ApiError> {
+    let [code, msg] = collect(&mut at(text, err), &["code", "msg"])?;
+    let code = i64_at(text, need(code, "code")?, "code")?;
+    let msg = match msg {
+        Some(p) => clean_msg(str_at(text, p, "msg")?),
+        None => String::new(),
+    };
+    Ok((code, msg))
 }
 
 /// The venue's message, decoded, control characters replaced by spaces, capped.
@@ -1701,6 +1822,235 @@ fn open_order(sc: &mut Scanner<'_>) -> Result<OpenOrder, ApiError> {
         executed_qty: Qty(decimal_at(text, need(exec, "executedQty")?, "executedQty")?),
         status: status_at(text, need(st, "status")?, "status")?,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconciliation: order.status and myTrades replies.
+
+/// The reply to [`OrderEncoder::order_status`], read by [`parse_order_status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderStatusReply {
+    /// The venue knows the order.
+    Found {
+        /// The request's `id`.
+        request_id: u64,
+        /// The order's report: `symbol`, `clientOrderId` (`None` when not one of ours, see the
+        /// [module docs](self) on canceled orders), `orderId`, `side`, `price`, `origQty`,
+        /// `executedQty`, `status`.
+        order: OpenOrder,
+    },
+    /// The request failed (`error`); code `-2013` is "Order does not exist.".
+    Error {
+        /// The request's `id`; `None` when `null` or not an unsigned integer.
+        request_id: Option<u64>,
+        /// HTTP-like status: 4xx our fault (400 for `-2013`), 5xx unknown outcome.
+        status: u16,
+        /// Binance's error code.
+        code: i64,
+        /// The venue's message (control characters replaced, at most 256 characters).
+        msg: String,
+    },
+}
+
+/// The reply to [`OrderEncoder::my_trades`], read by [`parse_my_trades`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TradesReply {
+    /// The trades, in the venue's order (oldest first); empty when there are none.
+    Trades {
+        /// The request's `id`.
+        request_id: u64,
+        /// The trades.
+        trades: Vec<VenueTrade>,
+    },
+    /// The request failed (`error`).
+    Error {
+        /// The request's `id`; `None` when `null` or not an unsigned integer.
+        request_id: Option<u64>,
+        /// HTTP-like status: 4xx our fault, 5xx unknown outcome.
+        status: u16,
+        /// Binance's error code.
+        code: i64,
+        /// The venue's message (control characters replaced, at most 256 characters).
+        msg: String,
+    },
+}
+
+/// One trade of a `myTrades` reply: one fill of one of the account's orders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenueTrade {
+    /// `symbol`, as the venue wrote it.
+    pub symbol: String,
+    /// `id`: the trade id, the one an `executionReport` carries as `t`.
+    pub trade_id: u64,
+    /// `orderId`: the venue's id of our order that traded.
+    pub venue_order_id: u64,
+    /// `price`.
+    pub price: Price,
+    /// `qty`: the quantity traded.
+    pub qty: Qty,
+    /// `commission`, in 1e-8 units of `commission_asset` (not necessarily the quote asset;
+    /// see [`trade_fill`]).
+    pub commission: i64,
+    /// `commissionAsset` (`BNB`, `USDT`, ...); empty when the venue sent `null`.
+    pub commission_asset: String,
+    /// `isBuyer`: our order bought.
+    pub is_buyer: bool,
+    /// `isMaker`: our order was resting.
+    pub is_maker: bool,
+    /// `time`: when it traded, ms since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// What [`parse_order_status`] and [`parse_my_trades`] read of a reply's envelope.
+struct Envelope {
+    request_id: Option<u64>,
+    status: u16,
+    result: Option<usize>,
+    error: Option<usize>,
+}
+
+impl Envelope {
+    /// Validates the frame and finds `id`, `status`, `result` and `error`.
+    fn read(text: &[u8]) -> Result<Envelope, ApiError> {
+        const KEYS: [&str; 4] = ["id", "status", "result", "error"];
+        let mut sc = Scanner::new(text);
+        let [id, status, result, error] = collect(&mut sc, &KEYS)?;
+        sc.finish()?;
+        let status = u64_at(text, need(status, "status")?, "status")?;
+        let status =
+            u16::try_from(status).map_err(|_| ApiError::IntOverflow { field: "status" })?;
+        let request_id = match id {
+            Some(p) if kind_at(text, p) == Some(ValueKind::Number) => u64_at(text, p, "id").ok(),
+            _ => None,
+        };
+        Ok(Envelope {
+            request_id,
+            status,
+            result,
+            error,
+        })
+    }
+
+    /// The `result` value, which must be of `kind`, and the request id a success needs.
+    fn result(&self, text: &[u8], kind: ValueKind) -> Result<(u64, usize), ApiError> {
+        let result = need(self.result, "result")?;
+        if kind_at(text, result) != Some(kind) {
+            return Err(ApiError::WrongType { field: "result" });
+        }
+        let request_id = self.request_id.ok_or(ApiError::WrongType { field: "id" })?;
+        Ok((request_id, result))
+    }
+}
+
+/// Reads the reply to an `order.status` request ([`OrderEncoder::order_status`]); see the
+/// [module docs](self). An `error` reply is `Ok(OrderStatusReply::Error {..})`; a frame that is
+/// not a well-formed reply (a `result` that is not an object, a missing or malformed field of
+/// the order) is an [`ApiError`] naming the field. Never panics.
+pub fn parse_order_status(text: &[u8]) -> Result<OrderStatusReply, ApiError> {
+    let env = Envelope::read(text)?;
+    if let Some(err) = env.error {
+        let (code, msg) = error_of(text, err)?;
+        return Ok(OrderStatusReply::Error {
+            request_id: env.request_id,
+            status: env.status,
+            code,
+            msg,
+        });
+    }
+    let (request_id, result) = env.result(text, ValueKind::Object)?;
+    let order = open_order(&mut at(text, result))?;
+    Ok(OrderStatusReply::Found { request_id, order })
+}
+
+/// Reads the reply to a `myTrades` request ([`OrderEncoder::my_trades`]); see the
+/// [module docs](self). An `error` reply is `Ok(TradesReply::Error {..})`; a frame that is not a
+/// well-formed reply (a `result` that is not an array, a missing or malformed field of a trade)
+/// is an [`ApiError`] naming the field. Never panics.
+pub fn parse_my_trades(text: &[u8]) -> Result<TradesReply, ApiError> {
+    let env = Envelope::read(text)?;
+    if let Some(err) = env.error {
+        let (code, msg) = error_of(text, err)?;
+        return Ok(TradesReply::Error {
+            request_id: env.request_id,
+            status: env.status,
+            code,
+            msg,
+        });
+    }
+    let (request_id, result) = env.result(text, ValueKind::Array)?;
+    let mut sc = at(text, result);
+    sc.begin_array()?;
+    let mut trades = Vec::new();
+    while sc.next_element()? {
+        trades.push(venue_trade(&mut sc)?);
+    }
+    Ok(TradesReply::Trades { request_id, trades })
+}
+
+/// The [`Fill`] of our order `client_id` that trade `t` is, on the symbol named `symbol_name`
+/// (the symbol table's name, `BTCUSDT`): equal to the one [`parse_execution_report`] gives for
+/// the trade's `executionReport`. The commission counts as the fee only when
+/// `commission_asset` is the symbol's quote asset, and is 0 otherwise (the rule of the
+/// [module docs](self), "Fees").
+pub fn trade_fill(t: &VenueTrade, client_id: ClientOrderId, symbol_name: &str) -> Fill {
+    let fee = if is_quote_asset(symbol_name, t.commission_asset.as_bytes()) {
+        t.commission
+    } else {
+        0
+    };
+    Fill {
+        client_id,
+        trade_id: t.trade_id,
+        price: t.price,
+        qty: t.qty,
+        fee,
+    }
+}
+
+fn venue_trade(sc: &mut Scanner<'_>) -> Result<VenueTrade, ApiError> {
+    const KEYS: [&str; 10] = [
+        "symbol",
+        "id",
+        "orderId",
+        "price",
+        "qty",
+        "commission",
+        "commissionAsset",
+        "isBuyer",
+        "isMaker",
+        "time",
+    ];
+    let text = sc.input();
+    let [sym, id, oid, price, qty, commission, asset, buyer, maker, time] = collect(sc, &KEYS)?;
+    // Fields are read in the documented order, so an error names the first bad one.
+    Ok(VenueTrade {
+        symbol: owned_text(text, need(sym, "symbol")?, "symbol")?,
+        trade_id: u64_at(text, need(id, "id")?, "id")?,
+        venue_order_id: u64_at(text, need(oid, "orderId")?, "orderId")?,
+        price: Price(decimal_at(text, need(price, "price")?, "price")?),
+        qty: Qty(decimal_at(text, need(qty, "qty")?, "qty")?),
+        commission: decimal_at(text, need(commission, "commission")?, "commission")?,
+        commission_asset: match need(asset, "commissionAsset")? {
+            p if kind_at(text, p) == Some(ValueKind::Null) => String::new(),
+            p => owned_text(text, p, "commissionAsset")?,
+        },
+        is_buyer: bool_at(text, need(buyer, "isBuyer")?, "isBuyer")?,
+        is_maker: bool_at(text, need(maker, "isMaker")?, "isMaker")?,
+        time_ms: u64_at(text, need(time, "time")?, "time")?,
+    })
+}
+
+/// A short string field (a symbol, an asset) as an owned `String`.
+fn owned_text(buf: &[u8], pos: usize, field: &'static str) -> Result<String, ApiError> {
+    let mut scratch = [0u8; 64];
+    let t = text_of(buf, pos, field, &mut scratch)?;
+    Ok(String::from_utf8_lossy(t).into_owned())
+}
+
+fn bool_at(buf: &[u8], pos: usize, field: &'static str) -> Result<bool, ApiError> {
+    at(buf, pos)
+        .boolean()
+        .map_err(|_| ApiError::WrongType { field })
 }
 
 // ---------------------------------------------------------------------------------------------
