@@ -11,6 +11,14 @@
 //!    the write, and a measuring strategy on the core stamps the same trade on the same clock
 //!    when the core hands it over. Reported: percentiles of the difference over every trade.
 //!
+//! 3. **Wire-to-wire with orders**: the same simulator also serves the order API; the engine
+//!    runs the `probe` strategy with live orders (`[orders] enabled`), so every trade is answered
+//!    by one `order.place` named `probe-<trade id>`. The simulator measures trade frame written ->
+//!    that order read (both `CLOCK_MONOTONIC`); the engine measures `tick_to_wire` (frame
+//!    received -> order frame written to the socket) and `tick_to_order` (-> order emitted by the
+//!    core). The simulator paces all its frames; trades are about 47 % of them, so the measured
+//!    trade rate is printed.
+//!
 //! `cargo bench --bench wire` runs the full sizes; `cargo test --benches` runs a small smoke
 //! version of each.
 
@@ -276,9 +284,110 @@ fn wire_to_core(label: &str, pace: SimPace, events: u64, io_spin: bool) {
     );
 }
 
+fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
+    use engine::latency::Stage;
+    let gen = GenConfig {
+        symbols: vec!["BTCUSDT".into()],
+        events,
+        seed: 23,
+        start_ns: 1_000_000_000,
+    };
+    // The trades the feed holds: the run ends when they have all arrived.
+    let trades = {
+        let mut g = feeds::gen::FeedGenerator::new(gen.clone()).unwrap();
+        let mut buf = Vec::new();
+        let mut n = 0u64;
+        while let Some(f) = g.next_frame(&mut buf) {
+            n += u64::from(f.kind == feeds::gen::GenKind::Trade);
+        }
+        n
+    };
+    set_affinity(&[0]);
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(gen),
+        pace: SimPace::Rate(frames_per_sec),
+        send_times_capacity: events as usize,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    set_affinity(&[0, 1]);
+    let dir = testkit::TempDir::new("w2w");
+    let journal = dir.path().join("orders.tlj");
+    let mut cfg = Config::default();
+    cfg.venue.ws_url = sim.ws_url();
+    cfg.venue.rest_url = sim.http_url();
+    cfg.venue.streams = vec!["trade".into()];
+    cfg.engine.idle = "spin".into();
+    cfg.orders.enabled = true;
+    cfg.orders.url = format!("{}/ws-api/v3", sim.ws_url());
+    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
+    cfg.orders.journal = journal.display().to_string();
+    if let Some(us) = std::env::var("TICKLINE_SPIN_AFTER_FRAME_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.orders.spin_after_frame_us = us;
+    }
+    cfg.risk.rate_per_sec = 1_000_000;
+    cfg.risk.burst = 1_000_000;
+    cfg.risk.max_open_orders = 1_000;
+    cfg.risk.max_position = "1000".into();
+    cfg.validate().unwrap();
+    let started = Instant::now();
+    let r = run_live(LiveOptions {
+        cfg,
+        strategy: Some(("probe".into(), engine::strategy::Params::default())),
+        custom_strategy: None,
+        record: None,
+        duration: Some(Duration::from_secs(600)),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        done: Some(Box::new(move |t| t.frames >= trades)),
+    })
+    .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let w2w = sim.probe_summary();
+    let us = |ns: u64| ns as f64 / 1e3;
+    let t2w = r.latency.get(Stage::TickToWire).percentiles();
+    let t2o = r.latency.get(Stage::TickToOrder).percentiles();
+    let session = r.session.unwrap_or_default();
+    println!(
+        "wire-to-wire, ws:// loopback, probe strategy, {label}: {} trades in {secs:.1} s (~{:.0} trades/s), {} orders placed, {} risk denials, {} refused\n  \
+         simulator, trade frame written -> probe order read: {} samples, p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us\n  \
+         engine tick_to_wire (frame received -> order written): p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us\n  \
+         engine tick_to_order (frame received -> order emitted by the core): p50 {:.1} us, p99 {:.1} us",
+        r.core.trades,
+        r.core.trades as f64 / secs,
+        session.placed,
+        r.core.risk_denials,
+        session.refused_disconnected + session.refused_journal,
+        w2w.count,
+        us(w2w.p50),
+        us(w2w.p90),
+        us(w2w.p99),
+        us(w2w.p999),
+        us(w2w.max),
+        us(t2w.p50),
+        us(t2w.p90),
+        us(t2w.p99),
+        us(t2w.p999),
+        us(t2w.max),
+        us(t2o.p50),
+        us(t2o.p99),
+    );
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    if full {
+    let only_orders = std::env::args().any(|a| a == "orders");
+    if full && only_orders {
+        let scale: u64 = std::env::var("TICKLINE_W2W_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30);
+        wire_to_wire("1,000 trades/s", 2_130, 2_130 * scale);
+        wire_to_wire("10,000 trades/s", 21_300, 21_300 * scale);
+    } else if full {
         io_throughput(2_000_000);
         for spin in [false, true] {
             wire_to_core(
@@ -292,5 +401,6 @@ fn main() {
     } else {
         io_throughput(20_000);
         wire_to_core("smoke, 5,000 frames/s", SimPace::Rate(5_000), 2_000, false);
+        wire_to_wire("smoke, ~1,000 trades/s", 2_130, 2_000);
     }
 }

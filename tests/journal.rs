@@ -394,6 +394,7 @@ fn recovery_rebuilds_positions_and_open_orders() {
                 filled: q("0.5"),
                 venue_order_id: Some(12),
                 acked: true,
+                trade_ids: vec![3],
                 ts_ns: 1_002,
             },
             RecoveredOrder {
@@ -403,6 +404,7 @@ fn recovery_rebuilds_positions_and_open_orders() {
                 filled: Qty::ZERO,
                 venue_order_id: None,
                 acked: false,
+                trade_ids: vec![],
                 ts_ns: 1_005,
             },
             RecoveredOrder {
@@ -412,6 +414,7 @@ fn recovery_rebuilds_positions_and_open_orders() {
                 filled: q("1.5"),
                 venue_order_id: Some(14),
                 acked: true,
+                trade_ids: vec![1],
                 ts_ns: 1_006,
             },
         ]

@@ -152,6 +152,33 @@ struct OrderEntry {
     state: OrderState,
 }
 
+impl OrderEntry {
+    fn new(
+        id: ClientOrderId,
+        symbol: SymbolId,
+        req: &OrderRequest,
+        filled: Qty,
+        sent_ns: u64,
+        state: OrderState,
+    ) -> Self {
+        OrderEntry {
+            id,
+            symbol,
+            side: req.side,
+            // A market order has no limit price.
+            price: if req.order_type == OrderType::Market {
+                Price::ZERO
+            } else {
+                req.price
+            },
+            qty: req.qty,
+            filled,
+            sent_ns,
+            state,
+        }
+    }
+}
+
 /// Where an order is in its life, as the core knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OrderState {
@@ -243,6 +270,15 @@ impl core::fmt::Debug for SymbolSlot {
     }
 }
 
+/// The order ring's wake-up call.
+struct OrderNotify(Box<dyn FnMut() + Send>);
+
+impl core::fmt::Debug for OrderNotify {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("OrderNotify")
+    }
+}
+
 /// Everything but the rings, so a ring's batch can be read while the state is mutated.
 #[derive(Debug)]
 struct State {
@@ -269,6 +305,7 @@ struct State {
     last_poll_busy: bool,
     interval_start_ns: u64,
     order_sink: Option<rtrb::Producer<OrderCommand>>,
+    order_notify: Option<OrderNotify>,
     risk: Option<Risk>,
     ack_timeout_ns: u64,
     next_timeout_check_ns: u64,
@@ -335,6 +372,7 @@ impl<C: Clock> Core<C> {
                 last_poll_busy: false,
                 interval_start_ns: 0,
                 order_sink: None,
+                order_notify: None,
                 risk: cfg.risk.map(|l| Risk::new(symbols.len(), l)),
                 ack_timeout_ns: cfg.ack_timeout_ns,
                 next_timeout_check_ns: 0,
@@ -361,6 +399,56 @@ impl<C: Clock> Core<C> {
     /// come back as events on an inbound ring.
     pub fn set_order_sink(&mut self, tx: rtrb::Producer<OrderCommand>) {
         self.st.order_sink = Some(tx);
+    }
+
+    /// Called right after every command pushed into the order ring, so an I/O thread parked in
+    /// `epoll_wait` can be woken (it should cost next to nothing while that thread is spinning:
+    /// see `feeds::session::OrderWake`).
+    pub fn set_order_notify(&mut self, notify: Box<dyn FnMut() + Send>) {
+        self.st.order_notify = Some(OrderNotify(notify));
+    }
+
+    /// Continues the engine-namespace order numbering at `next` (from the order journal, so a
+    /// restarted engine never reuses a client order id). Lower values are ignored.
+    pub fn set_next_order_number(&mut self, next: u64) {
+        self.st.next_order_no = self.st.next_order_no.max(next);
+    }
+
+    /// The next engine-namespace order number.
+    pub fn next_order_number(&self) -> u64 {
+        self.st.next_order_no
+    }
+
+    /// Sets `symbol`'s position (recovered from the order journal at start-up).
+    pub fn restore_position(&mut self, symbol: SymbolId, position: Position) {
+        if let Some(s) = self.st.symbols.get_mut(symbol.index()) {
+            s.position = position;
+        }
+    }
+
+    /// Puts an order a previous run left open back in the order table (from the order journal),
+    /// so the venue's answers for it are joined and applied like any other. An order that was
+    /// never acknowledged comes back with an unknown outcome. False if the table is full.
+    pub fn restore_order(
+        &mut self,
+        symbol: SymbolId,
+        client_id: ClientOrderId,
+        req: OrderRequest,
+        filled: Qty,
+        acked: bool,
+    ) -> bool {
+        let st = &mut self.st;
+        if st.orders.len() >= st.max_open_orders || symbol.index() >= st.symbols.len() {
+            return false;
+        }
+        let state = if acked {
+            OrderState::Working
+        } else {
+            OrderState::Unknown
+        };
+        let entry = OrderEntry::new(client_id, symbol, &req, filled, self.clock.now_ns(), state);
+        st.orders.push(entry);
+        true
     }
 
     /// Pre-trade risk (its limits, state and denial counters), if enabled.
@@ -955,20 +1043,8 @@ impl State {
         // The entry is kept even for a refused order (within the table's headroom) so that the
         // refusal is joined with it and reaches the strategy like any other order event.
         if self.orders.len() < self.orders.capacity() {
-            self.orders.push(OrderEntry {
-                id,
-                symbol: sym,
-                side: req.side,
-                price: if req.order_type == OrderType::Market {
-                    Price::ZERO
-                } else {
-                    req.price
-                },
-                qty: req.qty,
-                filled: Qty::ZERO,
-                sent_ns: emitted_ns,
-                state: OrderState::Sent,
-            });
+            let entry = OrderEntry::new(id, sym, &req, Qty::ZERO, emitted_ns, OrderState::Sent);
+            self.orders.push(entry);
         }
         let refuse = |reason| {
             MarketEvent::new(
@@ -994,10 +1070,13 @@ impl State {
                 client_id: id,
                 symbol: sym,
                 req,
+                cause_ns: recv_ns,
             };
             if tx.push(cmd).is_err() {
                 self.counters.order_ring_full += 1;
                 self.paper_out.push(refuse(RejectReason::QueueFull));
+            } else if let Some(notify) = self.order_notify.as_mut() {
+                (notify.0)();
             }
             return;
         }
@@ -1022,6 +1101,8 @@ impl State {
                 if tx.push(cmd).is_err() {
                     // The order stays open; the strategy may ask again.
                     self.counters.order_ring_full += 1;
+                } else if let Some(notify) = self.order_notify.as_mut() {
+                    (notify.0)();
                 }
             }
             None => self.paper.cancel(id, self.market_ns),

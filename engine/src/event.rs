@@ -278,6 +278,10 @@ pub enum RejectReason {
     QueueFull,
     /// Pre-trade risk refused it (never sent).
     Risk(crate::risk::DenyReason),
+    /// The order session was not connected (never sent).
+    Disconnected,
+    /// Its intent could not be written to the journal (never sent).
+    Journal,
 }
 
 /// The venue accepted an order.
@@ -439,6 +443,9 @@ pub enum OrderCommand {
         symbol: SymbolId,
         /// The order.
         req: OrderRequest,
+        /// Receive stamp (engine clock, ns) of the event that caused the order: the I/O thread
+        /// measures tick-to-wire from it when the order frame is written.
+        cause_ns: u64,
     },
     /// Cancel an order.
     Cancel {

@@ -126,11 +126,14 @@ pub enum Stage {
     LoopIteration,
     /// How late a timer fired, on the core's clock (the replay clock in replays).
     TimerLag,
+    /// Receive stamp -> the order's frame written to the venue's socket, on the I/O thread
+    /// that owns the order session (live runs with an order session only).
+    TickToWire,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Decode,
         Stage::QueueWait,
         Stage::Strategy,
@@ -139,6 +142,7 @@ impl Stage {
         Stage::OrderAck,
         Stage::LoopIteration,
         Stage::TimerLag,
+        Stage::TickToWire,
     ];
 
     /// Name used in reports and metrics.
@@ -152,6 +156,7 @@ impl Stage {
             Stage::OrderAck => "order_ack",
             Stage::LoopIteration => "loop_iteration",
             Stage::TimerLag => "timer_lag",
+            Stage::TickToWire => "tick_to_wire",
         }
     }
 }

@@ -78,6 +78,7 @@ use crate::net::{
     NetError, TlsOptions,
 };
 use crate::recorder::{RecorderStats, RecorderTx};
+use crate::session::{OrderSession, SessionCounters};
 use core::fmt;
 use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
 use engine::latency::LatencyHist;
@@ -644,6 +645,13 @@ pub enum IoNotice {
         /// Decode errors on this connection so far.
         count: u64,
     },
+    /// Something the order session reports (refusals, reconciliation, journal trouble).
+    OrderSession {
+        /// The API connection.
+        conn_id: u32,
+        /// What happened.
+        message: String,
+    },
     /// An [`IoCommand`] could not be applied.
     CommandRejected {
         /// The connection it named.
@@ -678,6 +686,9 @@ impl fmt::Display for IoNotice {
                 error,
                 count,
             } => write!(f, "conn {conn_id}: decode error #{count}: {error}"),
+            IoNotice::OrderSession { conn_id, message } => {
+                write!(f, "conn {conn_id}: orders: {message}")
+            }
             IoNotice::CommandRejected { conn_id, reason } => {
                 write!(f, "conn {conn_id}: command rejected: {reason}")
             }
@@ -734,6 +745,21 @@ pub struct IoReport {
     pub decode_latency: LatencyHist,
     /// Iterations of the loop.
     pub iterations: u64,
+    /// The order session, if the loop had one.
+    pub session: Option<SessionReport>,
+}
+
+/// What the order session did ([`run_io_loop_with_session`]).
+#[derive(Clone, Debug)]
+pub struct SessionReport {
+    /// Its counters.
+    pub counters: SessionCounters,
+    /// Receive stamp of the causing event to the order frame written, ns.
+    pub tick_to_wire: LatencyHist,
+    /// Orders still in flight at the end (settled on the next start from the journal).
+    pub in_flight: usize,
+    /// Times the core woke the parked loop for an order.
+    pub wakes: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -764,6 +790,9 @@ struct LinkRx {
     /// When the connection opened (the loop's clock).
     opened_ns: u64,
     backoff: Backoff,
+    /// The order session's API connection (its frames go to the session, not the decoder; no
+    /// `ConnectionUp`/`Down` in the market ring, nothing recorded).
+    orders: bool,
 }
 
 #[derive(Debug)]
@@ -805,6 +834,12 @@ struct Ctx<'a> {
     next_request_id: u64,
     stable_ns: u64,
     decode_latency: LatencyHist,
+    session: Option<OrderSession>,
+    /// A market frame's events were handed to the core in this iteration.
+    frame_delivered: bool,
+    /// Market links wait until the order API's first attempt has an outcome (open or failed),
+    /// so strategies do not see a market they cannot yet trade on.
+    orders_gate: bool,
 }
 
 impl Ctx<'_> {
@@ -836,6 +871,7 @@ impl Ctx<'_> {
                 if self.tx.push_all(&self.out).is_err() {
                     self.core_gone = true;
                 }
+                self.frame_delivered = true;
             }
             Ok(Decoded::Ignored(why)) => {
                 rx.c.ignored += 1;
@@ -880,6 +916,28 @@ impl Ctx<'_> {
                 ),
                 count: rx.c.decode_errors,
             });
+        }
+    }
+
+    /// One frame of the order API connection.
+    fn on_order_frame(&mut self, rx: &mut LinkRx, payload: &[u8]) {
+        rx.last_rx_ns = (self.now)();
+        rx.c.frames += 1;
+        rx.c.bytes += payload.len() as u64;
+        rx.got_frame = true;
+        if let Some(s) = self.session.as_mut() {
+            s.on_frame(payload);
+        }
+    }
+
+    /// Passes on what the order session wants logged.
+    #[cold]
+    fn session_notices(&mut self) {
+        if let Some(s) = self.session.as_mut() {
+            let conn_id = s.config().conn_id;
+            for message in s.take_notices() {
+                (self.notices)(IoNotice::OrderSession { conn_id, message });
+            }
         }
     }
 
@@ -997,6 +1055,37 @@ pub fn run_io_loop_with_commands(
     stop: &AtomicBool,
     now: fn() -> u64,
 ) -> IoReport {
+    run_io_loop_with_session(
+        cfg, decoder, tx, recorder, commands, None, notices, shared, stop, now,
+    )
+}
+
+/// [`run_io_loop_with_commands`] that also owns the venue's order session
+/// ([`crate::session`]): one more connection, to the order API at `session`'s URL, whose
+/// frames go to the session; the session's commands are sent every iteration, and the loop is
+/// woken for them ([`crate::session::OrderWake`]). The session's counters and `tick_to_wire`
+/// histogram are in [`IoReport::session`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_io_loop_with_session(
+    cfg: IoConfig,
+    decoder: BinanceDecoder,
+    tx: EventTx,
+    recorder: Option<RecorderTx>,
+    commands: &std::sync::mpsc::Receiver<IoCommand>,
+    session: Option<OrderSession>,
+    notices: &mut dyn FnMut(IoNotice),
+    shared: &IoShared,
+    stop: &AtomicBool,
+    now: fn() -> u64,
+) -> IoReport {
+    let spin_after_ns = session
+        .as_ref()
+        .map_or(0, |s| ns(s.config().spin_after_frame));
+    let order_spec = session.as_ref().map(|s| FeedSpec {
+        conn_id: s.config().conn_id,
+        url: s.config().url.clone(),
+        subscribe: Vec::new(),
+    });
     let mut ctx = Ctx {
         decoder,
         tx,
@@ -1008,12 +1097,17 @@ pub fn run_io_loop_with_commands(
         next_request_id: 1,
         stable_ns: ns(cfg.stable_after),
         decode_latency: LatencyHist::new(),
+        orders_gate: session.is_some(),
+        session,
+        frame_delivered: false,
     };
     let mut conn_opts = cfg.conn.clone();
     let t0 = now();
+    let order_link = order_spec.as_ref().map(|_| cfg.feeds.len());
     let mut links: Vec<Link> = cfg
         .feeds
         .iter()
+        .chain(order_spec.iter())
         .map(|spec| Link {
             spec: spec.clone(),
             endpoint: None,
@@ -1029,10 +1123,14 @@ pub fn run_io_loop_with_commands(
                 got_frame: false,
                 opened_ns: t0,
                 backoff: Backoff::new(cfg.reconnect, spec.conn_id),
+                orders: false,
             },
             subscribe_text: String::new(),
         })
         .collect();
+    if let Some(i) = order_link {
+        links[i].rx.orders = true;
+    }
     for link in &mut links {
         match Endpoint::parse(&link.spec.url) {
             Ok(ep) => link.endpoint = Some(ep),
@@ -1045,6 +1143,9 @@ pub fn run_io_loop_with_commands(
                 });
             }
         }
+    }
+    if order_link.is_some_and(|i| links[i].phase == Phase::Dead) {
+        ctx.orders_gate = false;
     }
     if conn_opts.tls.is_none() && links.iter().flat_map(|l| &l.endpoint).any(|e| e.is_tls()) {
         // Failing here is not fatal: each TLS connection then reports its own error.
@@ -1067,6 +1168,19 @@ pub fn run_io_loop_with_commands(
     };
     let mut events = Events::with_capacity(256);
     let n_links = links.len().max(1);
+    if let Some(s) = ctx.session.as_ref() {
+        match mio::Waker::new(poll.registry(), WAKE_TOKEN) {
+            Ok(w) => s.wake().set_waker(w),
+            Err(e) => (ctx.notices)(IoNotice::OrderSession {
+                conn_id: s.config().conn_id,
+                message: format!(
+                    "no waker ({e}): an order waits up to {} ms while the loop sleeps",
+                    MAX_POLL_WAIT.as_millis()
+                ),
+            }),
+        }
+    }
+    let mut spin_until = 0u64;
     let t = Timing {
         idle_ns: ns(cfg.idle_timeout),
         heartbeat_ns: ns(cfg.heartbeat),
@@ -1085,6 +1199,9 @@ pub fn run_io_loop_with_commands(
         let now_ns = now();
         let mut next_deadline = u64::MAX;
         for (i, link) in links.iter_mut().enumerate() {
+            if ctx.orders_gate && !link.rx.orders {
+                continue;
+            }
             let d = on_timers(link, i, n_links, now_ns, &t, &mut ctx, &poll, &conn_opts);
             next_deadline = next_deadline.min(d);
         }
@@ -1098,20 +1215,41 @@ pub fn run_io_loop_with_commands(
             end = IoEnd::CoreGone;
             break;
         }
-        let wait = if cfg.spin {
+        pump_session(&mut ctx, &mut links, order_link);
+        let mut wait = if cfg.spin || now_ns < spin_until {
             Duration::ZERO
         } else {
             Duration::from_nanos(next_deadline.saturating_sub(now_ns)).min(MAX_POLL_WAIT)
         };
-        if let Err(e) = poll.poll(&mut events, Some(wait)) {
+        let parked = match ctx.session.as_ref() {
+            Some(s) if !wait.is_zero() => {
+                let sleeping = s.wake().park(|| s.commands_waiting());
+                if !sleeping {
+                    wait = Duration::ZERO;
+                }
+                sleeping
+            }
+            _ => false,
+        };
+        let polled = poll.poll(&mut events, Some(wait));
+        if parked {
+            if let Some(s) = ctx.session.as_ref() {
+                s.wake().unpark();
+            }
+        }
+        if let Err(e) = polled {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
             end = IoEnd::PollError(format!("polling: {e}"));
             break;
         }
+        ctx.frame_delivered = false;
         for ev in events.iter() {
             let Token(tok) = ev.token();
+            if ev.token() == WAKE_TOKEN {
+                continue;
+            }
             let (i, generation) = (tok % n_links, tok / n_links);
             if let Some(link) = links.get_mut(i) {
                 if link.generation == generation && link.conn.is_some() {
@@ -1119,20 +1257,46 @@ pub fn run_io_loop_with_commands(
                 }
             }
         }
-        if ctx.core_gone {
+        if ctx.frame_delivered && spin_after_ns > 0 {
+            spin_until = now().saturating_add(spin_after_ns);
+        }
+        pump_session(&mut ctx, &mut links, order_link);
+        if ctx.core_gone || ctx.session.as_ref().is_some_and(OrderSession::core_gone) {
             end = IoEnd::CoreGone;
             break;
         }
     }
-
     let states: Vec<LinkState> = links.iter().map(Link::state).collect();
     shutdown(&mut links, &mut ctx, &mut poll, &mut events, &cfg, n_links);
+    if let Some(s) = ctx.session.as_mut() {
+        s.finish();
+    }
+    ctx.session_notices();
     let mut r = report(end, links, ctx, shared, iterations);
     for (c, s) in r.connections.iter_mut().zip(states) {
         c.state = s;
     }
     shared.lp.running.store(false, Ordering::Relaxed);
     r
+}
+
+/// The token of the order session's waker (never a connection's: those are small).
+const WAKE_TOKEN: Token = Token(usize::MAX);
+
+/// Sends the order session's commands on its connection (if open), then its notices.
+#[inline]
+fn pump_session(ctx: &mut Ctx<'_>, links: &mut [Link], order_link: Option<usize>) {
+    let (Some(s), Some(i)) = (ctx.session.as_mut(), order_link) else {
+        return;
+    };
+    let conn = links.get_mut(i).and_then(|l| match l.phase {
+        Phase::Open { .. } => l.conn.as_mut(),
+        _ => None,
+    });
+    s.pump(conn);
+    if s.has_notices() {
+        ctx.session_notices();
+    }
 }
 
 /// Deadlines in ns.
@@ -1285,6 +1449,7 @@ fn on_ready(
     let mut opened = false;
     let mut closed: Option<CloseReason> = None;
     let res = c.handle_ready(poll.registry(), &mut |ev| match ev {
+        ConnEvent::Message { payload, .. } if rx.orders => ctx.on_order_frame(rx, payload),
         ConnEvent::Message { payload, binary } => ctx.on_frame(rx, payload, binary),
         ConnEvent::Pong => {
             rx.last_rx_ns = (ctx.now)();
@@ -1297,8 +1462,10 @@ fn on_ready(
             rx.last_rx_ns = at;
             rx.opened_ns = at;
             rx.c.connects += 1;
-            ctx.push_conn(at, rx.conn_id, true);
-            ctx.record(at, rx, RecordKind::Connect, spec.url.as_bytes());
+            if !rx.orders {
+                ctx.push_conn(at, rx.conn_id, true);
+                ctx.record(at, rx, RecordKind::Connect, spec.url.as_bytes());
+            }
         }
         ConnEvent::Closed(r) => closed = Some(r),
     });
@@ -1328,6 +1495,12 @@ fn on_opened(link: &mut Link, now_ns: u64, t: &Timing, ctx: &mut Ctx<'_>, closin
     link.phase = Phase::Open {
         next_ping_ns: now_ns.saturating_add(t.heartbeat_ns),
     };
+    if link.rx.orders && !closing {
+        ctx.orders_gate = false;
+        if let Some(s) = ctx.session.as_mut() {
+            s.on_open();
+        }
+    }
     if !link.spec.subscribe.is_empty() && !closing {
         let id = ctx.next_request_id;
         ctx.next_request_id += 1;
@@ -1421,11 +1594,24 @@ fn lose(link: &mut Link, now_ns: u64, ctx: &mut Ctx<'_>, poll: &Poll, reason: St
             }
             link.rx.c.disconnects += 1;
             let at = (ctx.now)();
-            ctx.push_conn(at, conn_id, false);
-            ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
+            if link.rx.orders {
+                if let Some(s) = ctx.session.as_mut() {
+                    s.on_down();
+                }
+            } else {
+                ctx.push_conn(at, conn_id, false);
+                ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
+            }
             (ctx.notices)(IoNotice::Disconnected { conn_id, reason });
         }
         Phase::Connecting { .. } | Phase::Waiting { .. } => {
+            if link.rx.orders && ctx.orders_gate {
+                ctx.orders_gate = false;
+                (ctx.notices)(IoNotice::OrderSession {
+                    conn_id,
+                    message: "the order API is not reachable; market data starts anyway, and orders are refused until it is".to_string(),
+                });
+            }
             link.rx.c.connect_failures += 1;
             (ctx.notices)(IoNotice::ConnectFailed {
                 conn_id,
@@ -1490,6 +1676,9 @@ fn shutdown(
         }
         for ev in events.iter() {
             let Token(tok) = ev.token();
+            if ev.token() == WAKE_TOKEN {
+                continue;
+            }
             let (i, generation) = (tok % n_links, tok / n_links);
             if let Some(link) = links.get_mut(i) {
                 if link.generation == generation && link.conn.is_some() {
@@ -1506,10 +1695,16 @@ fn shutdown(
         }
         if matches!(link.phase, Phase::Open { .. }) {
             let at = (ctx.now)();
-            if !ctx.core_gone {
-                ctx.push_conn(at, link.rx.conn_id, false);
+            if link.rx.orders {
+                if let Some(s) = ctx.session.as_mut() {
+                    s.on_down();
+                }
+            } else {
+                if !ctx.core_gone {
+                    ctx.push_conn(at, link.rx.conn_id, false);
+                }
+                ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
             }
-            ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
             (ctx.notices)(IoNotice::Disconnected {
                 conn_id: link.rx.conn_id,
                 reason: reason.to_string(),
@@ -1549,7 +1744,9 @@ fn report(
     let connections = links
         .into_iter()
         .map(|l| {
-            totals.add(&l.rx.c);
+            if !l.rx.orders {
+                totals.add(&l.rx.c);
+            }
             ConnReport {
                 conn_id: l.spec.conn_id,
                 url: l.spec.url,
@@ -1567,6 +1764,12 @@ fn report(
         recorder: ctx.recorder.as_ref().map(RecorderTx::stats),
         iterations,
         decode_latency: ctx.decode_latency,
+        session: ctx.session.map(|s| SessionReport {
+            counters: *s.counters(),
+            tick_to_wire: s.tick_to_wire().clone(),
+            in_flight: s.in_flight(),
+            wakes: s.wake().wakes(),
+        }),
     }
 }
 

@@ -1072,6 +1072,9 @@ pub struct RecoveredOrder {
     pub venue_order_id: Option<u64>,
     /// True once an ack was journaled (a fill without an ack leaves it false).
     pub acked: bool,
+    /// The venue trade ids of its fills so far (each once), so reconciliation can tell which of
+    /// the venue's trades for it the journal already holds.
+    pub trade_ids: Vec<u64>,
     /// When the intent was written (writer's clock).
     pub ts_ns: u64,
 }
@@ -1183,6 +1186,7 @@ impl Replay {
                         filled: Qty::ZERO,
                         venue_order_id: None,
                         acked: false,
+                        trade_ids: Vec::new(),
                         ts_ns,
                     },
                     closed: false,
@@ -1216,6 +1220,7 @@ impl Replay {
                 }
                 self.fills += 1;
                 let s = &mut self.orders[i];
+                s.order.trade_ids.push(trade_id);
                 s.order.filled = Qty(s.order.filled.0.saturating_add(qty.0.max(0)));
                 if s.order.filled.0 >= s.order.req.qty.0 {
                     s.closed = true;

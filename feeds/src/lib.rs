@@ -14,3 +14,4 @@ pub mod recorder;
 #[cfg(feature = "reference-decoders")]
 pub mod reference;
 pub mod rest;
+pub mod session;

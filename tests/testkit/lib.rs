@@ -57,3 +57,49 @@ pub fn read_line_capture(path: &std::path::Path) -> Vec<(u64, Vec<u8>)> {
         })
         .collect()
 }
+
+/// A scratch directory under the system's temp dir, removed (with what it holds) when dropped.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `tickline-<name>-<pid>`, emptied first.
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("tickline-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("creating a scratch directory");
+        TempDir(p)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes an order-API key file (mode 0600, as the engine requires) into `dir` for the venue
+/// simulator, which checks the key's shape but holds no secret to check signatures with.
+pub fn venue_key_file(dir: &std::path::Path) -> PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("venue.key");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("creating the key file");
+    writeln!(
+        f,
+        "api_key = simulatorKey0123456789\napi_secret = not-checked"
+    )
+    .expect("writing the key file");
+    path
+}

@@ -22,6 +22,23 @@
 //! [replay]
 //! symbol = "BTCUSDT"    # symbol of a line capture's REST snapshot (which carries none)
 //! pace = "asap"         # asap | recorded | xN
+//!
+//! [orders]              # live orders (`run`): off by default, strategies trade on paper
+//! enabled = true
+//! url = "wss://ws-api.binance.com:443/ws-api/v3"
+//! credentials_env = "BINANCE"        # BINANCE_API_KEY + BINANCE_API_SECRET (or _ED25519_KEY_FILE)
+//! # credentials_file = "/etc/tickline/binance.key"   # instead: a 0600 key file
+//! journal = "orders.tlj"             # write-ahead journal; recovered at every start
+//! fsync = "never"                    # never | always | every:N | interval:MS
+//!
+//! [risk]                # pre-trade limits, every symbol (on whenever orders are)
+//! max_order_qty = "1"
+//! max_order_notional = "100000"
+//! max_position = "5"
+//! max_open_orders = 32
+//! rate_per_sec = 10
+//! burst = 20
+//! price_band_bps = 2000
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -48,6 +65,153 @@ pub struct Config {
     pub net: NetSection,
     /// Metrics shipping and latency reports.
     pub metrics: MetricsSection,
+    /// Live orders through the venue's order API (`run`).
+    pub orders: OrdersSection,
+    /// Pre-trade risk limits.
+    pub risk: RiskSection,
+}
+
+/// `[orders]`: the venue's order API, credentials and the order journal.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersSection {
+    /// Send the strategies' orders to the venue (else they trade on the paper venue).
+    pub enabled: bool,
+    /// The order API's WebSocket URL.
+    pub url: String,
+    /// Read the API key and secret from `<PREFIX>_API_KEY` and `<PREFIX>_API_SECRET` (or
+    /// `<PREFIX>_ED25519_KEY_FILE`).
+    pub credentials_env: String,
+    /// Instead of the environment: a key file readable by its owner only (mode 0600).
+    pub credentials_file: Option<String>,
+    /// The write-ahead order journal (created if missing; recovered at every start).
+    pub journal: String,
+    /// When the journal is synced: `never` (the kernel writes back; survives a killed process,
+    /// not a power cut), `always`, `every:N` records, `interval:MS`.
+    pub fsync: String,
+    /// `recvWindow` of signed requests, ms (0: the venue's default).
+    pub recv_window_ms: u32,
+    /// After a market frame, the I/O thread busy-polls this long for the strategy's order, µs.
+    pub spin_after_frame_us: u64,
+    /// An order without an answer this long is reported `TimedOut` (and stays in flight), ms.
+    pub ack_timeout_ms: u64,
+    /// Connection id of the order API link in notices.
+    pub conn_id: u32,
+}
+
+impl Default for OrdersSection {
+    fn default() -> Self {
+        OrdersSection {
+            enabled: false,
+            url: "wss://ws-api.binance.com:443/ws-api/v3".into(),
+            credentials_env: "BINANCE".into(),
+            credentials_file: None,
+            journal: "orders.tlj".into(),
+            fsync: "never".into(),
+            recv_window_ms: 5000,
+            spin_after_frame_us: 50,
+            ack_timeout_ms: 5000,
+            conn_id: 100,
+        }
+    }
+}
+
+/// `[risk]`: pre-trade limits for every symbol (quantities and notionals as decimal strings).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskSection {
+    /// Check orders at all. Live orders (`orders.enabled`) always are.
+    pub enabled: bool,
+    /// Largest quantity of one order.
+    pub max_order_qty: String,
+    /// Largest price x quantity of one order.
+    pub max_order_notional: String,
+    /// Largest |position|, counting every open order as filled.
+    pub max_position: String,
+    /// Most open orders per symbol.
+    pub max_open_orders: u32,
+    /// Orders per second, sustained.
+    pub rate_per_sec: u32,
+    /// Orders at once after a quiet period.
+    pub burst: u32,
+    /// Limit prices within this many basis points of the last trade.
+    pub price_band_bps: u32,
+}
+
+impl Default for RiskSection {
+    fn default() -> Self {
+        let d = engine::risk::RiskLimits::default();
+        RiskSection {
+            enabled: false,
+            max_order_qty: d.max_order_qty.to_string(),
+            max_order_notional: (d.max_order_notional.0 / engine::fixed::SCALE as i128).to_string(),
+            max_position: d.max_position.to_string(),
+            max_open_orders: d.max_open_orders,
+            rate_per_sec: d.rate_per_sec,
+            burst: d.burst,
+            price_band_bps: d.price_band_bps,
+        }
+    }
+}
+
+impl RiskSection {
+    /// The limits, checked.
+    pub fn limits(&self) -> Result<engine::risk::RiskLimits> {
+        let fixed = |key: &str, v: &str| -> Result<i64> {
+            let x = engine::fixed::parse_fixed(v.as_bytes())
+                .map_err(|e| anyhow::anyhow!("risk.{key} = {v:?}: {e}"))?;
+            if x <= 0 {
+                bail!("risk.{key} = {v:?}: must be positive");
+            }
+            Ok(x)
+        };
+        if self.rate_per_sec == 0 {
+            bail!("risk.rate_per_sec: must be positive");
+        }
+        Ok(engine::risk::RiskLimits {
+            max_order_qty: engine::fixed::Qty(fixed("max_order_qty", &self.max_order_qty)?),
+            max_order_notional: engine::fixed::Notional(fixed(
+                "max_order_notional",
+                &self.max_order_notional,
+            )? as i128),
+            max_position: engine::fixed::Qty(fixed("max_position", &self.max_position)?),
+            max_open_orders: self.max_open_orders,
+            rate_per_sec: self.rate_per_sec,
+            burst: self.burst,
+            price_band_bps: self.price_band_bps,
+        })
+    }
+}
+
+/// Parses `orders.fsync`.
+pub fn fsync_policy(s: &str) -> Result<feeds::journal::FsyncPolicy> {
+    use feeds::journal::FsyncPolicy;
+    let bad = || {
+        anyhow::anyhow!(
+            "orders.fsync = {s:?}: expected never, always, every:N (N >= 1) or interval:MS (MS >= 1)"
+        )
+    };
+    Ok(match s {
+        "never" => FsyncPolicy::Never,
+        "always" => FsyncPolicy::Always,
+        _ => {
+            if let Some(n) = s.strip_prefix("every:") {
+                let n: u32 = n.parse().map_err(|_| bad())?;
+                if n == 0 {
+                    return Err(bad());
+                }
+                FsyncPolicy::EveryN(n)
+            } else if let Some(ms) = s.strip_prefix("interval:") {
+                let ms: u64 = ms.parse().map_err(|_| bad())?;
+                if ms == 0 {
+                    return Err(bad());
+                }
+                FsyncPolicy::Interval(std::time::Duration::from_millis(ms))
+            } else {
+                return Err(bad());
+            }
+        }
+    })
 }
 
 /// `[metrics]`: StatsD shipping, slow-callback threshold, latency reports.
@@ -434,6 +598,31 @@ impl Config {
             strategies::build(&self.strategy.name, self.strategy_params())
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         }
+        self.risk.limits()?;
+        let o = &self.orders;
+        fsync_policy(&o.fsync)?;
+        if o.enabled {
+            if !["ws://", "wss://"].iter().any(|p| o.url.starts_with(p)) {
+                bail!("orders.url = {:?}: expected ws:// or wss://", o.url);
+            }
+            if o.journal.is_empty() {
+                bail!(
+                    "orders.journal: a path is needed (the journal is what makes a restart safe)"
+                );
+            }
+            if o.credentials_env.is_empty() && o.credentials_file.is_none() {
+                bail!("orders: set credentials_env or credentials_file");
+            }
+        }
+        if o.recv_window_ms > 60_000 {
+            bail!(
+                "orders.recv_window_ms = {}: the venue accepts at most 60000",
+                o.recv_window_ms
+            );
+        }
+        if o.ack_timeout_ms == 0 {
+            bail!("orders.ack_timeout_ms: must be positive");
+        }
         Ok(())
     }
 
@@ -482,9 +671,14 @@ impl Config {
 
     /// The core's settings: paper venue and slow-callback threshold from the config.
     pub fn core_config(&self) -> engine::core::CoreConfig {
+        let risk = (self.risk.enabled || self.orders.enabled)
+            .then(|| self.risk.limits().ok())
+            .flatten();
         engine::core::CoreConfig {
             paper: self.paper_config(),
             slow_callback_ns: self.metrics.slow_callback_us.saturating_mul(1000),
+            ack_timeout_ns: self.orders.ack_timeout_ms.saturating_mul(1_000_000),
+            risk,
             ..engine::core::CoreConfig::default()
         }
     }

@@ -24,11 +24,16 @@ use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Params, SymbolRules};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
+use feeds::binance_api::{Credentials, OrderEncoder};
 use feeds::capture::CaptureWriter;
-use feeds::io::{run_io_loop, FeedSpec, IoConfig, IoCounters, IoNotice, IoShared, ReconnectPolicy};
+use feeds::io::{
+    run_io_loop_with_session, FeedSpec, IoConfig, IoCounters, IoNotice, IoShared, ReconnectPolicy,
+};
+use feeds::journal::{recover, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
 use feeds::recorder::{recorder, RecorderRx};
 use feeds::rest::{run_snapshot_worker, RestClient, SnapshotWorkerConfig};
+use feeds::session::{OrderSession, OrderWake, SessionConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -129,6 +134,108 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
     })
 }
 
+/// Opens the order journal: recovers what a previous run left (reporting a torn tail, refusing
+/// a corrupt one) and reopens it for appending.
+fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::Recovered>)> {
+    let path = PathBuf::from(&cfg.orders.journal);
+    let policy = crate::config::fsync_policy(&cfg.orders.fsync)?;
+    let rec = if path.exists() {
+        let rec = recover(&path)
+            .with_context(|| format!("recovering the order journal {}", path.display()))?;
+        match rec.tail {
+            TailState::Clean => {}
+            TailState::Torn { offset, bytes } => eprintln!(
+                "journal: {}: torn record at byte {offset} ({bytes} bytes) from the last run; it never completed, so that order was not sent; cutting it off",
+                path.display()
+            ),
+            TailState::Corrupt { offset } => bail!(
+                "journal {} is corrupt at byte {offset}: refusing to trade on it (records after the damage would be lost); move it aside and reconcile by hand",
+                path.display()
+            ),
+        }
+        Some(rec)
+    } else {
+        None
+    };
+    let w = JournalWriter::open(&path, policy)
+        .with_context(|| format!("opening the order journal {}", path.display()))?;
+    Ok((w, rec))
+}
+
+/// The order session of a live run with `orders.enabled`, wired into `core`: credentials, the
+/// journal (and what it recovered), the command and event rings, and the waker.
+fn order_session(
+    cfg: &Config,
+    symbols: &SymbolTable,
+    core: &mut Core<MonoClock>,
+) -> Result<OrderSession> {
+    let o = &cfg.orders;
+    let creds = match &o.credentials_file {
+        Some(f) => Credentials::from_file(std::path::Path::new(f))
+            .map_err(|e| anyhow::anyhow!("orders.credentials_file: {e}"))?,
+        None => Credentials::from_env(&o.credentials_env)
+            .map_err(|e| anyhow::anyhow!("orders.credentials_env: {e}"))?,
+    };
+    let encoder = OrderEncoder::new(creds, o.recv_window_ms);
+    let (journal, rec) = open_journal(cfg)?;
+    let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
+    let (ev_tx, ev_rx) = event_ring(16_384, OnFull::Block);
+    core.add_input(ev_rx);
+    core.set_order_sink(cmd_tx);
+    let wake = OrderWake::new();
+    let w = wake.clone();
+    core.set_order_notify(Box::new(move || w.notify()));
+    let mut session = OrderSession::new(
+        SessionConfig {
+            conn_id: o.conn_id,
+            url: o.url.clone(),
+            spin_after_frame: Duration::from_micros(o.spin_after_frame_us),
+            user_stream: true,
+        },
+        encoder,
+        symbols.clone(),
+        cmd_rx,
+        ev_tx,
+        Some(journal),
+        wake,
+        MonoClock::now,
+    );
+    if let Some(rec) = rec {
+        core.set_next_order_number(rec.next_client_id);
+        for (name, pos) in &rec.positions {
+            match symbols.lookup(name.as_bytes()) {
+                Some(id) => core.restore_position(id, *pos),
+                None => eprintln!(
+                    "journal: a position on {name} ({}) is not traded by this run",
+                    pos.qty as f64 / engine::fixed::SCALE as f64
+                ),
+            }
+        }
+        for ord in &rec.open_orders {
+            if let Some(id) = symbols.lookup(ord.symbol.as_bytes()) {
+                if !core.restore_order(id, ord.client_id, ord.req, ord.filled, ord.acked) {
+                    eprintln!(
+                        "journal: order table full; {} is reconciled but not tracked by the core",
+                        ord.client_id
+                    );
+                }
+            }
+        }
+        session.restore(&rec.open_orders);
+        eprintln!(
+            "journal: {} records, {} fills ({} duplicates ignored); next client id tl-{}; {} open orders to reconcile with the venue",
+            rec.records,
+            rec.fills,
+            rec.duplicate_fills,
+            rec.next_client_id,
+            rec.open_orders.len()
+        );
+    } else {
+        eprintln!("journal: new file {}", o.journal);
+    }
+    Ok(session)
+}
+
 /// Drains both recorder rings (I/O thread and REST thread) into one capture until both
 /// producers are gone.
 fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
@@ -191,7 +298,7 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
             ),
         }
     }
-    let io_cfg = io_config(cfg)?;
+    let mut io_cfg = io_config(cfg)?;
     let (io_tx, io_rx) = event_ring(cfg.engine.ring_capacity, OnFull::Drop);
     let (snap_tx, snap_rx) = event_ring(16_384, OnFull::Block);
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
@@ -203,6 +310,21 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let wall_ns = wall.tv_sec as i64 * 1_000_000_000 + wall.tv_nsec as i64;
     core.set_wall_clock_offset(wall_ns - MonoClock::now() as i64);
     core.set_resync_sink(resync_tx);
+    let session = if cfg.orders.enabled {
+        if cfg.orders.url.starts_with("wss://") && io_cfg.conn.tls.is_none() {
+            let opts = TlsOptions {
+                ca_file: cfg.venue.ca_file.as_ref().map(PathBuf::from),
+                webpki_roots: true,
+            };
+            io_cfg.conn.tls = Some(
+                client_tls_config(&opts)
+                    .map_err(|e| anyhow::anyhow!("order API TLS set-up: {e}"))?,
+            );
+        }
+        Some(order_session(cfg, &symbols, &mut core)?)
+    } else {
+        None
+    };
     for (id, _) in symbols.iter() {
         core.set_rules(id, rules[id.index()]);
         if let Some(factory) = &opts.custom_strategy {
@@ -251,11 +373,14 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
             .spawn(move || {
                 let pinned = pin_current_thread("I/O", cpu);
                 let mut notice = |n: IoNotice| eprintln!("{n}");
-                let r = run_io_loop(
+                let (_no_commands, commands) = std::sync::mpsc::channel();
+                let r = run_io_loop_with_session(
                     io_cfg,
                     decoder,
                     io_tx,
                     io_rec,
+                    &commands,
+                    session,
                     &mut notice,
                     &shared,
                     &stop,
@@ -403,11 +528,21 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     }
     latency.merge(core.latency());
     latency.record_hist(engine::latency::Stage::Decode, &io_report.decode_latency);
+    if let Some(s) = &io_report.session {
+        latency.record_hist(engine::latency::Stage::TickToWire, &s.tick_to_wire);
+        if s.in_flight > 0 {
+            eprintln!(
+                "orders: {} still in flight at stop; the journal has them, the next start settles them with the venue",
+                s.in_flight
+            );
+        }
+    }
     let positions = symbols
         .iter()
         .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
         .collect();
     Ok(ReplayReport {
+        session: io_report.session.as_ref().map(|s| s.counters),
         frames: io_report.totals.frames,
         decode: io_report.decode,
         ring: io_report.ring,

@@ -265,7 +265,9 @@ fn real_main() -> Result<()> {
             live(cfg, strategy, record, duration, status_every, run.json)
         }
         Cmd::Record { run, out, duration } => {
-            let cfg = run.config()?;
+            let mut cfg = run.config()?;
+            // Recording never trades, whatever the config says.
+            cfg.orders.enabled = false;
             live(cfg, None, Some(out), duration, 1.0, run.json)
         }
         Cmd::Demo {

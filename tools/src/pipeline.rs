@@ -240,6 +240,8 @@ pub struct ReplayReport {
     /// The pace factor of a paced replay: its stages are measured from each frame's intended
     /// send time (coordinated-omission corrected).
     pub paced: Option<f64>,
+    /// The order session of a live run with `orders.enabled`.
+    pub session: Option<feeds::session::SessionCounters>,
 }
 
 struct FeedResult {
@@ -352,6 +354,7 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
             .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
             .collect();
         Ok(ReplayReport {
+            session: None,
             frames: arena.len() as u64,
             decode: feed.decode,
             ring: feed.ring,

@@ -68,8 +68,22 @@ impl ReplayReport {
                 "recorder_dropped": t.recorder_dropped,
             })
         });
+        let session = self.session.map(|o| {
+            json!({
+                "placed": o.placed, "cancels": o.cancels,
+                "refused_disconnected": o.refused_disconnected,
+                "refused_journal": o.refused_journal, "cancels_not_sent": o.cancels_not_sent,
+                "send_errors": o.send_errors, "acks": o.acks, "rejects": o.rejects,
+                "cancel_rejects": o.cancel_rejects, "fills": o.fills, "canceled": o.canceled,
+                "duplicates": o.duplicates, "unknown_outcomes": o.unknown_outcomes,
+                "bad_frames": o.bad_frames, "unknown_orders": o.unknown_orders,
+                "reconciled_orders": o.reconciled_orders, "reconciled_fills": o.reconciled_fills,
+                "journal_errors": o.journal_errors,
+            })
+        });
         json!({
             "io": io,
+            "order_session": session,
             "messages": self.frames,
             "decode_errors": self.decode.decode_errors,
             "ignored": self.decode.ignored,
@@ -197,6 +211,15 @@ impl ReplayReport {
                 "connections     {:>12}   connects, {} disconnects, {} reconnect attempts, {} idle timeouts, errors: {} protocol, {} TLS, {} connect, {} I/O",
                 t.connects, t.disconnects, t.reconnect_attempts, t.idle_timeouts,
                 t.protocol_errors, t.tls_errors, t.connect_errors, t.io_errors
+            );
+        }
+        if let Some(o) = &self.session {
+            let _ = writeln!(
+                s,
+                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal; reconciled {} orders, {} fills; {} send errors, {} duplicates dropped",
+                o.placed, o.cancels, o.acks, o.fills, o.canceled, o.rejects,
+                o.refused_disconnected, o.refused_journal, o.reconciled_orders,
+                o.reconciled_fills, o.send_errors, o.duplicates
             );
         }
         for (i, e) in &self.first_errors {

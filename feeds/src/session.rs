@@ -1,0 +1,974 @@
+//! The order session: the I/O thread's side of the order path.
+//!
+//! ```text
+//!  core ──ring: OrderCommand──▶ OrderSession (on the I/O thread) ──journal intent──▶ sign, frame, write
+//!   ▲                                   │ replies, executionReports (WebSocket API connection)
+//!   └──────ring: order events───────────┘
+//! ```
+//!
+//! [`crate::io::run_io_loop_with_session`] owns one [`OrderSession`] and one extra link: a
+//! WebSocket connection to the venue's order API (Binance's `/ws-api/v3`). Every loop iteration
+//! it calls [`OrderSession::pump`], which takes the core's [`OrderCommand`]s and, per command:
+//!
+//! 1. refuses it at once ([`RejectReason::Disconnected`]) when the API connection is not open:
+//!    nothing is written anywhere, the order was never sent;
+//! 2. appends the order's intent to the [`JournalWriter`] (if there is one) and refuses it
+//!    ([`RejectReason::Journal`]) if that fails: an intent that is not journaled is never sent;
+//! 3. encodes and signs the request ([`OrderEncoder`]), writes it to the socket and records
+//!    `tick_to_wire` (the receive stamp of the event that caused the order to the moment the
+//!    frame was handed to the kernel).
+//!
+//! Replies and `executionReport`s come back on the same connection and reach the core on the
+//! session's own ring (policy [`OnFull::Block`](engine::ring::OnFull::Block): an order event is
+//! never dropped). The venue tells most things twice (the `order.place` reply and the `NEW`
+//! report; the `order.cancel` reply and the `CANCELED` report), so the session forwards the first
+//! acknowledgement and the first final state of each order only; fills are always forwarded (the
+//! core drops a fill it has seen by `(client id, trade id)`), and a cancel reply that arrives
+//! before fills it implies (`filled + leaves < qty`) waits for them. A refused `order.place`
+//! becomes an `OrderReject` for the client id its request id maps to; a refused cancel is counted
+//! and reported, the order stays as it is. A `5xx` status means the outcome is unknown: the order
+//! stays in flight.
+//!
+//! **Reconnects and restarts.** Whenever the API connection opens, the session subscribes the
+//! user data stream and asks `order.status` for every order it has in flight (after a restart:
+//! the journal's open orders, given to [`OrderSession::restore`]). The answer settles each one: an
+//! acknowledgement if none was seen, the trades the engine missed (`myTrades` for the order,
+//! paged by `fromId`, less the trade ids already journaled), then its final state. An order the
+//! venue does not know (`-2013`) never reached it and is rejected. So nothing is sent twice (ids
+//! continue from the journal) and no fill is lost.
+//!
+//! **Waking.** The I/O thread sleeps in `epoll_wait` when idle; [`OrderWake::notify`] (called by
+//! the core after each command it pushes) wakes it through a `mio::Waker` only while it is parked,
+//! so a busy-polling I/O thread costs the core one fence and one load per order. After
+//! delivering a market frame the I/O thread also spins for [`SessionConfig::spin_after_frame`],
+//! since that is when a strategy's answer is due.
+
+use crate::binance_api::{
+    parse_execution_report, parse_my_trades, parse_order_status, parse_reply, trade_fill, ApiReply,
+    OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
+};
+use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
+use crate::net::Connection;
+use engine::event::{
+    ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
+    OrderReject, OrderRequest, RejectReason,
+};
+use engine::fixed::Qty;
+use engine::latency::LatencyHist;
+use engine::ring::EventTx;
+use engine::symbol::{SymbolId, SymbolTable};
+use std::collections::HashMap;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Trades asked for per `myTrades` request (Binance's maximum).
+const TRADES_PAGE: u32 = 1000;
+/// Settled orders kept (to drop the venue's second word on them) before they are swept.
+const SETTLED_KEPT: usize = 4096;
+
+/// How the order session behaves.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Connection id of the API link (in notices and counters).
+    pub conn_id: u32,
+    /// The order API's URL (`wss://ws-api.binance.com:443/ws-api/v3`, the simulator's
+    /// `ws://127.0.0.1:P/ws-api/v3`).
+    pub url: String,
+    /// After a market frame was handed to the core, busy-poll this long before sleeping in
+    /// `epoll_wait` again (the strategy's answer is due then). Zero: never.
+    pub spin_after_frame: Duration,
+    /// Send `userDataStream.subscribe` when the connection opens.
+    pub user_stream: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            conn_id: 100,
+            url: String::new(),
+            spin_after_frame: Duration::from_micros(50),
+            user_stream: true,
+        }
+    }
+}
+
+/// Wakes the I/O thread for an order when it sleeps in `epoll_wait`. Shared between the core
+/// (which calls [`notify`](Self::notify)) and the I/O thread.
+#[derive(Debug, Default)]
+pub struct OrderWake {
+    parked: AtomicBool,
+    waker: OnceLock<mio::Waker>,
+    wakes: AtomicU64,
+}
+
+impl OrderWake {
+    /// A new one, to hand to both threads.
+    pub fn new() -> Arc<OrderWake> {
+        Arc::new(OrderWake::default())
+    }
+
+    /// Called after a command was pushed: wakes the I/O thread if it is parked.
+    #[inline]
+    pub fn notify(&self) {
+        // Pairs with the fence in `park`: either the I/O thread sees the command before it
+        // sleeps, or this sees it parked.
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) {
+            self.wake_now();
+        }
+    }
+
+    #[cold]
+    fn wake_now(&self) {
+        if let Some(w) = self.waker.get() {
+            if w.wake().is_ok() {
+                self.wakes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Wake-ups sent through the waker so far.
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_waker(&self, w: mio::Waker) {
+        let _ = self.waker.set(w);
+    }
+
+    /// The I/O thread is about to sleep; false if a command is already waiting (then it must
+    /// not sleep).
+    pub(crate) fn park(&self, commands_waiting: impl FnOnce() -> bool) -> bool {
+        self.parked.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if commands_waiting() {
+            self.parked.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.parked.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The order session's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounters {
+    /// `order.place` requests written.
+    pub placed: u64,
+    /// `order.cancel` requests written.
+    pub cancels: u64,
+    /// Orders refused because the API connection was not open.
+    pub refused_disconnected: u64,
+    /// Orders refused because their intent could not be journaled.
+    pub refused_journal: u64,
+    /// Cancels not sent because the API connection was not open.
+    pub cancels_not_sent: u64,
+    /// Requests whose write failed (the connection fails; the order's outcome is settled when it
+    /// comes back).
+    pub send_errors: u64,
+    /// Acknowledgements forwarded.
+    pub acks: u64,
+    /// Venue rejections of orders forwarded.
+    pub rejects: u64,
+    /// Cancel requests the venue refused (order unknown or already final).
+    pub cancel_rejects: u64,
+    /// Fills forwarded.
+    pub fills: u64,
+    /// Final cancels or expiries forwarded.
+    pub canceled: u64,
+    /// Second words on an order (an ack or a final state already forwarded): dropped.
+    pub duplicates: u64,
+    /// Replies with a `5xx` status (outcome unknown; settled on the next reconnect).
+    pub unknown_outcomes: u64,
+    /// Frames on the API connection that could not be read.
+    pub bad_frames: u64,
+    /// Reports and replies about client ids the session does not track.
+    pub unknown_orders: u64,
+    /// Fills recovered through reconciliation (`myTrades`) at start-up or after a reconnect.
+    pub reconciled_fills: u64,
+    /// Orders settled by reconciliation (`order.status`).
+    pub reconciled_orders: u64,
+    /// Journal appends that failed after the send (acks, fills, cancels).
+    pub journal_errors: u64,
+}
+
+/// What a request id was for.
+#[derive(Clone, Copy, Debug)]
+enum Req {
+    Place(ClientOrderId),
+    Cancel(ClientOrderId),
+    Status(ClientOrderId),
+    Trades {
+        client_id: ClientOrderId,
+        /// Settle the order with this status once the trades are in.
+        then: OrderStatus,
+    },
+    Other,
+}
+
+/// An order the session has sent (or recovered) and not yet seen settled.
+#[derive(Clone, Debug)]
+struct Tracked {
+    symbol: SymbolId,
+    qty: Qty,
+    filled: Qty,
+    venue_order_id: Option<u64>,
+    acked: bool,
+    settled: bool,
+    /// Leaves of a cancel reply that came before the fills it implies.
+    cancel_pending: Option<Qty>,
+    trade_ids: Vec<u64>,
+}
+
+/// Something the session wants logged.
+pub type SessionNotice = String;
+
+/// The order session; see the [module docs](self).
+pub struct OrderSession {
+    cfg: SessionConfig,
+    encoder: OrderEncoder,
+    symbols: SymbolTable,
+    commands: rtrb::Consumer<OrderCommand>,
+    tx: EventTx,
+    journal: Option<JournalWriter>,
+    wake: Arc<OrderWake>,
+    requests: HashMap<u64, Req>,
+    orders: HashMap<ClientOrderId, Tracked>,
+    next_request_id: u64,
+    /// Requests built off the order path (reconciliation), written by the next pump.
+    queued: Vec<String>,
+    out: Vec<MarketEvent>,
+    open: bool,
+    core_gone: bool,
+    counters: SessionCounters,
+    tick_to_wire: LatencyHist,
+    now: fn() -> u64,
+    notices: Vec<SessionNotice>,
+}
+
+impl std::fmt::Debug for OrderSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderSession")
+            .field("cfg", &self.cfg)
+            .field("encoder", &self.encoder)
+            .field("open", &self.open)
+            .field("tracked", &self.orders.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wall clock, ms since the Unix epoch (request timestamps).
+fn wall_ms() -> u64 {
+    wall_ns() / 1_000_000
+}
+
+/// Wall clock, ns since the Unix epoch (journal time stamps).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl OrderSession {
+    /// A session sending the core's `commands` (signed by `encoder`) and answering on `tx`,
+    /// journaling to `journal`. `now` is the engine's monotonic clock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: SessionConfig,
+        encoder: OrderEncoder,
+        symbols: SymbolTable,
+        commands: rtrb::Consumer<OrderCommand>,
+        tx: EventTx,
+        journal: Option<JournalWriter>,
+        wake: Arc<OrderWake>,
+        now: fn() -> u64,
+    ) -> OrderSession {
+        OrderSession {
+            cfg,
+            encoder,
+            symbols,
+            commands,
+            tx,
+            journal,
+            wake,
+            requests: HashMap::with_capacity(4096),
+            orders: HashMap::with_capacity(4096),
+            next_request_id: 1,
+            queued: Vec::new(),
+            out: Vec::with_capacity(16),
+            open: false,
+            core_gone: false,
+            counters: SessionCounters::default(),
+            tick_to_wire: LatencyHist::new(),
+            now,
+            notices: Vec::new(),
+        }
+    }
+
+    /// Tracks the orders a previous run left open (from [`crate::journal::recover`]): they are
+    /// settled with the venue as soon as the API connection opens. Orders of symbols not in the
+    /// table are reported and left out.
+    pub fn restore(&mut self, open_orders: &[RecoveredOrder]) {
+        for o in open_orders {
+            let Some(symbol) = self.symbols.lookup(o.symbol.as_bytes()) else {
+                self.notices.push(format!(
+                    "journal: open order {} is on {}, which this run does not trade; not reconciled",
+                    o.client_id, o.symbol
+                ));
+                continue;
+            };
+            self.orders.insert(
+                o.client_id,
+                Tracked {
+                    symbol,
+                    qty: o.req.qty,
+                    filled: o.filled,
+                    venue_order_id: o.venue_order_id,
+                    acked: o.acked,
+                    settled: false,
+                    cancel_pending: None,
+                    trade_ids: o.trade_ids.clone(),
+                },
+            );
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &SessionCounters {
+        &self.counters
+    }
+
+    /// Receive stamp to order frame written, ns.
+    pub fn tick_to_wire(&self) -> &LatencyHist {
+        &self.tick_to_wire
+    }
+
+    /// Orders in flight (sent or recovered, not settled).
+    pub fn in_flight(&self) -> usize {
+        self.orders.values().filter(|t| !t.settled).count()
+    }
+
+    /// The core dropped its end of the ring.
+    pub fn core_gone(&self) -> bool {
+        self.core_gone
+    }
+
+    /// True when something waits to be logged.
+    pub fn has_notices(&self) -> bool {
+        !self.notices.is_empty()
+    }
+
+    /// Takes what the session wants logged.
+    pub fn take_notices(&mut self) -> Vec<SessionNotice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    pub(crate) fn wake(&self) -> &Arc<OrderWake> {
+        &self.wake
+    }
+
+    /// True while commands wait in the ring.
+    pub(crate) fn commands_waiting(&self) -> bool {
+        !self.commands.is_empty()
+    }
+
+    /// Ends the session: commands still in the ring are refused (never sent), and the journal
+    /// is synced (whatever its policy).
+    pub fn finish(&mut self) {
+        self.on_down();
+        self.pump(None);
+        if let Some(j) = self.journal.as_mut() {
+            if let Err(e) = j.sync() {
+                self.notices
+                    .push(format!("journal: final sync failed: {e}"));
+            }
+        }
+    }
+
+    fn request_id(&mut self, req: Req) -> u64 {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        self.requests.insert(id, req);
+        id
+    }
+
+    fn push(&mut self, symbol: SymbolId, kind: EventKind) {
+        let ev = MarketEvent::new((self.now)(), symbol, kind);
+        if self.tx.push(ev).is_err() {
+            self.core_gone = true;
+        }
+    }
+
+    fn journal(&mut self, rec: &JournalRecord<'_>) {
+        if let Some(j) = self.journal.as_mut() {
+            if let Err(e) = j.append(rec) {
+                self.counters.journal_errors += 1;
+                if self.counters.journal_errors <= 10 {
+                    self.notices.push(format!("journal: append failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// The API connection opened: subscribe the user data stream and settle every order in
+    /// flight.
+    pub(crate) fn on_open(&mut self) {
+        self.open = true;
+        self.encoder.set_session_authenticated(false);
+        self.requests.clear();
+        if self.cfg.user_stream {
+            let id = self.request_id(Req::Other);
+            let text = format!(r#"{{"id":{id},"method":"userDataStream.subscribe"}}"#);
+            self.queued.push(text);
+        }
+        let pending: Vec<(ClientOrderId, SymbolId)> = self
+            .orders
+            .iter()
+            .filter(|(_, t)| !t.settled)
+            .map(|(id, t)| (*id, t.symbol))
+            .collect();
+        for (client_id, symbol) in pending {
+            self.query_status(client_id, symbol);
+        }
+    }
+
+    fn query_status(&mut self, client_id: ClientOrderId, symbol: SymbolId) {
+        let Some(name) = self.symbols.name(symbol) else {
+            return;
+        };
+        let name = name.to_string();
+        let id = self.request_id(Req::Status(client_id));
+        let text = self
+            .encoder
+            .order_status(id, &name, client_id, wall_ms())
+            .to_string();
+        self.queued.push(text);
+    }
+
+    /// The API connection was lost: requests without an answer stay unanswered (their orders are
+    /// settled on the next open).
+    pub(crate) fn on_down(&mut self) {
+        self.open = false;
+        self.queued.clear();
+        self.encoder.set_session_authenticated(false);
+    }
+
+    /// Sends what is queued and every command in the ring. `conn` is the API connection when it
+    /// is open.
+    pub fn pump(&mut self, mut conn: Option<&mut Connection>) {
+        if !self.queued.is_empty() {
+            if let Some(c) = conn.as_deref_mut() {
+                for text in std::mem::take(&mut self.queued) {
+                    if let Err(e) = c.send_text(&text) {
+                        self.counters.send_errors += 1;
+                        self.notices.push(format!("order API: sending failed: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        while let Ok(cmd) = self.commands.pop() {
+            match cmd {
+                OrderCommand::New {
+                    client_id,
+                    symbol,
+                    req,
+                    cause_ns,
+                } => self.place(conn.as_deref_mut(), client_id, symbol, req, cause_ns),
+                OrderCommand::Cancel { client_id, symbol } => {
+                    self.cancel(conn.as_deref_mut(), client_id, symbol)
+                }
+            }
+        }
+    }
+
+    fn refuse(&mut self, client_id: ClientOrderId, symbol: SymbolId, reason: RejectReason) {
+        self.push(
+            symbol,
+            EventKind::OrderReject(OrderReject { client_id, reason }),
+        );
+    }
+
+    fn place(
+        &mut self,
+        conn: Option<&mut Connection>,
+        client_id: ClientOrderId,
+        symbol: SymbolId,
+        req: OrderRequest,
+        cause_ns: u64,
+    ) {
+        let (Some(conn), true) = (conn, self.open) else {
+            self.counters.refused_disconnected += 1;
+            return self.refuse(client_id, symbol, RejectReason::Disconnected);
+        };
+        let Some(name) = self.symbols.name(symbol) else {
+            return self.refuse(client_id, symbol, RejectReason::InvalidOrder);
+        };
+        if let Some(j) = self.journal.as_mut() {
+            let rec = JournalRecord::Intent {
+                client_id,
+                symbol: name,
+                req,
+                ts_ns: wall_ns(),
+            };
+            if let Err(e) = j.append(&rec) {
+                self.counters.refused_journal += 1;
+                self.notices.push(format!(
+                    "journal: intent of {client_id} not written ({e}); not sent"
+                ));
+                return self.refuse(client_id, symbol, RejectReason::Journal);
+            }
+        }
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        self.requests.insert(id, Req::Place(client_id));
+        self.orders.insert(
+            client_id,
+            Tracked {
+                symbol,
+                qty: req.qty,
+                filled: Qty::ZERO,
+                venue_order_id: None,
+                acked: false,
+                settled: false,
+                cancel_pending: None,
+                trade_ids: Vec::new(),
+            },
+        );
+        let text = self.encoder.place(id, name, client_id, &req, wall_ms());
+        match conn.send_text(text) {
+            Ok(()) => {
+                self.counters.placed += 1;
+                let at = (self.now)();
+                if cause_ns > 0 {
+                    self.tick_to_wire.record(at.saturating_sub(cause_ns));
+                }
+            }
+            Err(e) => {
+                // The bytes may or may not have left: the order stays in flight and is settled
+                // by `order.status` when the connection is back.
+                self.counters.send_errors += 1;
+                self.notices
+                    .push(format!("order API: sending {client_id} failed: {e}"));
+            }
+        }
+        if self.orders.len() > SETTLED_KEPT {
+            self.sweep();
+        }
+    }
+
+    fn cancel(
+        &mut self,
+        conn: Option<&mut Connection>,
+        client_id: ClientOrderId,
+        symbol: SymbolId,
+    ) {
+        let (Some(conn), true) = (conn, self.open) else {
+            self.counters.cancels_not_sent += 1;
+            return;
+        };
+        let Some(name) = self.symbols.name(symbol) else {
+            return;
+        };
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        self.requests.insert(id, Req::Cancel(client_id));
+        let text = self.encoder.cancel(id, name, client_id, wall_ms());
+        match conn.send_text(text) {
+            Ok(()) => self.counters.cancels += 1,
+            Err(e) => {
+                self.counters.send_errors += 1;
+                self.notices.push(format!(
+                    "order API: sending the cancel of {client_id} failed: {e}"
+                ));
+            }
+        }
+    }
+
+    /// Forgets settled orders (cold; keeps the table from growing).
+    #[cold]
+    fn sweep(&mut self) {
+        self.orders.retain(|_, t| !t.settled);
+    }
+
+    /// One frame from the API connection.
+    pub fn on_frame(&mut self, payload: &[u8]) {
+        let reply = match parse_reply(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                // A `myTrades` reply is not a shape `parse_reply` knows.
+                if !self.reconcile_frame(payload) {
+                    self.bad_frame(&e.to_string(), payload);
+                }
+                return;
+            }
+        };
+        let request_id = match &reply {
+            ApiReply::Placed { request_id, .. }
+            | ApiReply::Canceled { request_id, .. }
+            | ApiReply::OpenOrders { request_id, .. } => Some(*request_id),
+            ApiReply::Other { request_id, .. } => *request_id,
+            ApiReply::Rejected { .. } | ApiReply::Event => None,
+        };
+        // An `order.status` or `myTrades` answer can look like a placement or a list.
+        let reconciling = request_id.is_some_and(|r| {
+            matches!(
+                self.requests.get(&r),
+                Some(Req::Status(_) | Req::Trades { .. })
+            )
+        });
+        if reconciling {
+            self.reconcile_frame(payload);
+            return;
+        }
+        if let Some(r) = request_id {
+            self.requests.remove(&r);
+        }
+        match reply {
+            ApiReply::Event => self.on_report(payload),
+            ApiReply::Placed {
+                client_id,
+                venue_order_id,
+                ..
+            } => self.ack(client_id, venue_order_id),
+            ApiReply::Canceled {
+                client_id,
+                leaves_qty,
+                ..
+            } => self.cancel_reply(client_id, leaves_qty),
+            ApiReply::Rejected {
+                request_id,
+                status,
+                code,
+                msg,
+            } => self.rejected(request_id, status, code, &msg),
+            ApiReply::OpenOrders { .. } | ApiReply::Other { .. } => {}
+        }
+    }
+
+    #[cold]
+    fn bad_frame(&mut self, err: &str, payload: &[u8]) {
+        self.counters.bad_frames += 1;
+        if self.counters.bad_frames <= 10 {
+            let head = &payload[..payload.len().min(200)];
+            self.notices.push(format!(
+                "order API: unreadable frame ({err}): {}",
+                String::from_utf8_lossy(head)
+            ));
+        }
+    }
+
+    fn on_report(&mut self, payload: &[u8]) {
+        self.out.clear();
+        let recv_ns = (self.now)();
+        let mut out = std::mem::take(&mut self.out);
+        match parse_execution_report(payload, &self.symbols, recv_ns, &mut out) {
+            Ok(_) => {
+                for ev in &out {
+                    match ev.kind {
+                        EventKind::OrderAck(a) => self.ack(a.client_id, a.venue_order_id),
+                        EventKind::Fill(f) => self.fill(ev.symbol, f),
+                        EventKind::OrderCanceled(c) => {
+                            self.settle_canceled(c.client_id, c.leaves_qty)
+                        }
+                        EventKind::OrderReject(r) => {
+                            self.settle_rejected(r.client_id, RejectReason::Venue, 0)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => self.bad_frame(&e.to_string(), payload),
+        }
+        self.out = out;
+    }
+
+    fn ack(&mut self, client_id: ClientOrderId, venue_order_id: u64) {
+        let Some(t) = self.orders.get_mut(&client_id) else {
+            self.counters.unknown_orders += 1;
+            return;
+        };
+        t.venue_order_id = Some(venue_order_id);
+        if t.acked || t.settled {
+            self.counters.duplicates += 1;
+            return;
+        }
+        t.acked = true;
+        let symbol = t.symbol;
+        self.counters.acks += 1;
+        let ack = OrderAck {
+            client_id,
+            venue_order_id,
+        };
+        self.journal(&JournalRecord::ack(&ack, wall_ns()));
+        self.push(symbol, EventKind::OrderAck(ack));
+    }
+
+    fn fill(&mut self, symbol: SymbolId, f: Fill) {
+        if let Some(t) = self.orders.get_mut(&f.client_id) {
+            if t.trade_ids.contains(&f.trade_id) {
+                self.counters.duplicates += 1;
+                return;
+            }
+            t.trade_ids.push(f.trade_id);
+            t.filled = Qty(t.filled.0.saturating_add(f.qty.0));
+        } else {
+            self.counters.unknown_orders += 1;
+        }
+        self.counters.fills += 1;
+        self.journal(&JournalRecord::fill(&f, wall_ns()));
+        self.push(symbol, EventKind::Fill(f));
+        // A fully filled order is settled (the venue sends no further word that matters); a
+        // cancel that waited for this fill goes out now.
+        let Some(t) = self.orders.get_mut(&f.client_id) else {
+            return;
+        };
+        if t.filled.0 >= t.qty.0 {
+            t.settled = true;
+        } else if let Some(leaves) = t.cancel_pending {
+            if t.filled.0 + leaves.0 >= t.qty.0 {
+                self.settle_canceled(f.client_id, leaves);
+            }
+        }
+    }
+
+    fn cancel_reply(&mut self, client_id: ClientOrderId, leaves: Option<Qty>) {
+        let Some(t) = self.orders.get_mut(&client_id) else {
+            self.counters.unknown_orders += 1;
+            return;
+        };
+        let leaves = leaves.unwrap_or(Qty((t.qty.0 - t.filled.0).max(0)));
+        if !t.settled && t.filled.0 + leaves.0 < t.qty.0 {
+            // Fills the reply implies have not arrived yet: wait for them (or for the report).
+            t.cancel_pending = Some(leaves);
+            return;
+        }
+        self.settle_canceled(client_id, leaves);
+    }
+
+    fn settle_canceled(&mut self, client_id: ClientOrderId, leaves: Qty) {
+        let Some(t) = self.orders.get_mut(&client_id) else {
+            self.counters.unknown_orders += 1;
+            return;
+        };
+        if t.settled {
+            self.counters.duplicates += 1;
+            return;
+        }
+        t.settled = true;
+        let symbol = t.symbol;
+        self.counters.canceled += 1;
+        let c = OrderCanceled {
+            client_id,
+            leaves_qty: leaves,
+        };
+        self.journal(&JournalRecord::canceled(&c, wall_ns()));
+        self.push(symbol, EventKind::OrderCanceled(c));
+    }
+
+    fn settle_rejected(&mut self, client_id: ClientOrderId, reason: RejectReason, code: i64) {
+        let Some(t) = self.orders.get_mut(&client_id) else {
+            self.counters.unknown_orders += 1;
+            return;
+        };
+        if t.settled {
+            self.counters.duplicates += 1;
+            return;
+        }
+        t.settled = true;
+        let symbol = t.symbol;
+        self.counters.rejects += 1;
+        self.journal(&JournalRecord::Rejected {
+            client_id,
+            code,
+            ts_ns: wall_ns(),
+        });
+        self.push(
+            symbol,
+            EventKind::OrderReject(OrderReject { client_id, reason }),
+        );
+    }
+
+    #[cold]
+    fn rejected(&mut self, request_id: Option<u64>, status: u16, code: i64, msg: &str) {
+        let req = request_id.and_then(|r| self.requests.remove(&r));
+        if status >= 500 {
+            self.counters.unknown_outcomes += 1;
+            self.notices.push(format!(
+                "order API: outcome unknown (status {status}, code {code}: {msg}); settled on the next reconnect"
+            ));
+            return;
+        }
+        match req {
+            Some(Req::Place(client_id)) => {
+                self.settle_rejected(client_id, RejectReason::Venue, code)
+            }
+            Some(Req::Cancel(client_id)) => {
+                self.counters.cancel_rejects += 1;
+                if self.counters.cancel_rejects <= 10 {
+                    self.notices.push(format!(
+                        "order API: cancel of {client_id} refused (code {code}: {msg})"
+                    ));
+                }
+            }
+            Some(Req::Status(client_id)) => {
+                if code == -2013 {
+                    // The venue never saw it: the request was lost with the connection (or the
+                    // process died between the journal and the write).
+                    self.counters.reconciled_orders += 1;
+                    self.settle_rejected(client_id, RejectReason::Venue, code);
+                } else {
+                    self.notices.push(format!(
+                        "order API: order.status for {client_id} refused (code {code}: {msg}); it stays in flight"
+                    ));
+                }
+            }
+            Some(Req::Trades { client_id, .. }) => self.notices.push(format!(
+                "order API: myTrades for {client_id} refused (code {code}: {msg}); it stays in flight"
+            )),
+            Some(Req::Other) | None => self.notices.push(format!(
+                "order API: request refused (status {status}, code {code}: {msg})"
+            )),
+        }
+    }
+
+    /// An `order.status` or `myTrades` reply (cold: reconciliation only). False if the frame
+    /// is neither.
+    #[cold]
+    fn reconcile_frame(&mut self, payload: &[u8]) -> bool {
+        if let Ok(reply) = parse_order_status(payload) {
+            if let Some(done) = self.on_status(reply) {
+                return done;
+            }
+        }
+        if let Ok(reply) = parse_my_trades(payload) {
+            if let Some(done) = self.on_trades(reply) {
+                return done;
+            }
+        }
+        false
+    }
+
+    /// `Some(true)` if handled.
+    fn on_status(&mut self, reply: OrderStatusReply) -> Option<bool> {
+        let OrderStatusReply::Found { request_id, order } = reply else {
+            return None;
+        };
+        let (venue_order_id, executed_qty, status) =
+            (order.venue_order_id, order.executed_qty, order.status);
+        let Some(Req::Status(client_id)) = self.requests.get(&request_id).copied() else {
+            return None;
+        };
+        self.requests.remove(&request_id);
+        self.counters.reconciled_orders += 1;
+        if status != OrderStatus::Rejected {
+            self.ack(client_id, venue_order_id);
+        }
+        let (filled, symbol) = match self.orders.get(&client_id) {
+            Some(t) => (t.filled, t.symbol),
+            None => return Some(true),
+        };
+        if executed_qty.0 > filled.0 {
+            self.query_trades(client_id, symbol, venue_order_id, None, status);
+        } else {
+            self.settle_by_status(client_id, status, executed_qty);
+        }
+        Some(true)
+    }
+
+    fn query_trades(
+        &mut self,
+        client_id: ClientOrderId,
+        symbol: SymbolId,
+        venue_order_id: u64,
+        from_id: Option<u64>,
+        then: OrderStatus,
+    ) {
+        let Some(name) = self.symbols.name(symbol) else {
+            return;
+        };
+        let name = name.to_string();
+        let id = self.request_id(Req::Trades { client_id, then });
+        let text = self
+            .encoder
+            .my_trades(
+                id,
+                &name,
+                Some(venue_order_id),
+                from_id,
+                TRADES_PAGE,
+                wall_ms(),
+            )
+            .to_string();
+        self.queued.push(text);
+    }
+
+    fn settle_by_status(&mut self, client_id: ClientOrderId, status: OrderStatus, executed: Qty) {
+        let Some(t) = self.orders.get(&client_id) else {
+            return;
+        };
+        let leaves = Qty((t.qty.0 - executed.0).max(0));
+        match status {
+            OrderStatus::Canceled | OrderStatus::Expired | OrderStatus::ExpiredInMatch => {
+                self.settle_canceled(client_id, leaves)
+            }
+            OrderStatus::Rejected => self.settle_rejected(client_id, RejectReason::Venue, 0),
+            OrderStatus::Filled => {
+                if let Some(t) = self.orders.get_mut(&client_id) {
+                    t.settled = true;
+                }
+            }
+            _ => {} // still working: its reports come on this connection from now on
+        }
+    }
+
+    fn on_trades(&mut self, reply: TradesReply) -> Option<bool> {
+        let TradesReply::Trades { request_id, trades } = reply else {
+            return None;
+        };
+        let Some(Req::Trades { client_id, then }) = self.requests.get(&request_id).copied() else {
+            return None;
+        };
+        self.requests.remove(&request_id);
+        let Some(t) = self.orders.get(&client_id) else {
+            return Some(true);
+        };
+        let (symbol, venue_order_id) = (t.symbol, t.venue_order_id);
+        let name = self.symbols.name(symbol).unwrap_or_default().to_string();
+        let mut last = None;
+        for tr in &trades {
+            last = Some(tr.trade_id);
+            if venue_order_id.is_some_and(|v| v != tr.venue_order_id) {
+                continue;
+            }
+            let known = self
+                .orders
+                .get(&client_id)
+                .is_some_and(|t| t.trade_ids.contains(&tr.trade_id));
+            if !known {
+                self.counters.reconciled_fills += 1;
+                self.fill(symbol, trade_fill(tr, client_id, &name));
+            }
+        }
+        match (trades.len() >= TRADES_PAGE as usize, last, venue_order_id) {
+            (true, Some(last), Some(v)) => {
+                self.query_trades(client_id, symbol, v, Some(last + 1), then)
+            }
+            _ => {
+                let executed = self.orders.get(&client_id).map_or(Qty::ZERO, |t| t.filled);
+                self.settle_by_status(client_id, then, executed);
+            }
+        }
+        Some(true)
+    }
+}

@@ -1,0 +1,156 @@
+//! The order session against the venue simulator over real loopback WebSockets, as the strategy
+//! sees it: each order gets one acknowledgement and one final state even though the venue says
+//! both twice (the request's reply and the execution report), a venue refusal reaches the order
+//! it belongs to, and an order sent while the order API is unreachable is refused at once
+//! (never silently dropped).
+
+use engine::event::{ClientOrderId, OrderRequest, OrderType, RejectReason, Side, Trade};
+use engine::fixed::{Price, Qty};
+use engine::strategy::{Ctx, OrderUpdate, OrderUpdateKind, Strategy};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tools::config::Config;
+use tools::live::{run_live, LiveOptions, StrategyFactory};
+use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+
+type Log = Arc<Mutex<Vec<(ClientOrderId, OrderUpdateKind)>>>;
+
+/// On the first trade: a resting buy 10 % under the market (canceled once accepted) and a buy
+/// whose price is off the tick (the venue refuses it).
+struct Script {
+    log: Log,
+    sent: bool,
+}
+
+const TICK: i64 = 1_000_000; // 0.01, the simulator's BTCUSDT tick
+
+impl Strategy for Script {
+    fn name(&self) -> &'static str {
+        "script"
+    }
+
+    fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
+        if self.sent {
+            return;
+        }
+        self.sent = true;
+        let below = Price((t.price.0 * 9 / 10) / TICK * TICK);
+        let req = |price| OrderRequest {
+            side: Side::Buy,
+            price,
+            qty: Qty(100_000), // 0.001
+            order_type: OrderType::LimitGtc,
+        };
+        ctx.submit(req(below)).unwrap();
+        ctx.submit(req(Price(below.0 + TICK / 3))).unwrap();
+    }
+
+    fn on_order(&mut self, ctx: &mut Ctx<'_>, u: &OrderUpdate) {
+        self.log.lock().unwrap().push((u.client_id, u.kind));
+        if u.kind == OrderUpdateKind::Accepted {
+            ctx.cancel(u.client_id).unwrap();
+        }
+    }
+}
+
+fn run(
+    orders_url: Option<String>,
+    name: &str,
+    updates: usize,
+) -> (Vec<(ClientOrderId, OrderUpdateKind)>, String) {
+    let dir = testkit::TempDir::new(name);
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(feeds::gen::GenConfig {
+            symbols: vec!["BTCUSDT".into()],
+            events: 20_000,
+            seed: 5,
+            start_ns: 1_000_000_000,
+        }),
+        pace: SimPace::Rate(2_000),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut cfg = Config::default();
+    cfg.engine.io_cpu = -1;
+    cfg.engine.core_cpu = -1;
+    cfg.engine.idle = "backoff".into();
+    cfg.venue.ws_url = sim.ws_url();
+    cfg.venue.rest_url = sim.http_url();
+    cfg.venue.streams = vec!["trade".into()];
+    cfg.orders.enabled = true;
+    cfg.orders.url = orders_url.unwrap_or_else(|| format!("{}/ws-api/v3", sim.ws_url()));
+    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
+    cfg.orders.journal = dir.path().join("orders.tlj").display().to_string();
+    cfg.validate().unwrap();
+    let log: Log = Arc::default();
+    let (l, done_log) = (log.clone(), log.clone());
+    let r = run_live(LiveOptions {
+        cfg,
+        strategy: None,
+        custom_strategy: Some(StrategyFactory(Box::new(move || {
+            Box::new(Script {
+                log: l.clone(),
+                sent: false,
+            })
+        }))),
+        record: None,
+        duration: Some(Duration::from_secs(8)),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        done: Some(Box::new(move |_| done_log.lock().unwrap().len() >= updates)),
+    })
+    .unwrap();
+    let out = log.lock().unwrap().clone();
+    (out, r.to_text())
+}
+
+#[test]
+fn each_order_hears_one_ack_and_one_end_and_refusals_reach_their_order() {
+    let (log, summary) = run(None, "session", 3);
+    let a = ClientOrderId::new(ClientOrderId::NS_ENGINE, 1);
+    let b = ClientOrderId::new(ClientOrderId::NS_ENGINE, 2);
+    let of = |id| {
+        log.iter()
+            .filter(|(c, _)| *c == id)
+            .map(|(_, k)| *k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of(a),
+        vec![OrderUpdateKind::Accepted, OrderUpdateKind::Canceled],
+        "{log:?}\n{summary}"
+    );
+    assert_eq!(
+        of(b),
+        vec![OrderUpdateKind::Rejected(RejectReason::Venue)],
+        "{log:?}\n{summary}"
+    );
+    // The venue did say both things twice: the duplicates were dropped, and counted.
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("order session"))
+        .unwrap();
+    assert!(line.contains("2 duplicates dropped"), "{line}");
+}
+
+#[test]
+fn orders_while_the_order_api_is_unreachable_are_refused_not_lost() {
+    // A port with nothing listening: the feed runs, the order API never opens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (log, summary) = run(Some(format!("ws://127.0.0.1:{port}/ws-api/v3")), "noapi", 2);
+    let refused: Vec<_> = log.iter().map(|(_, k)| *k).collect();
+    assert_eq!(
+        refused,
+        vec![
+            OrderUpdateKind::Rejected(RejectReason::Disconnected),
+            OrderUpdateKind::Rejected(RejectReason::Disconnected)
+        ],
+        "{summary}"
+    );
+    assert!(summary.contains("refused: 2 disconnected"), "{summary}");
+}

@@ -1,0 +1,289 @@
+//! Crash recovery end to end: the engine trades live against the venue simulator (real
+//! WebSocket order API on loopback), is killed with SIGKILL five times at arbitrary moments and
+//! restarted on the same journal, then runs once more without a strategy and stops cleanly.
+//!
+//! Afterwards the venue's ledger (every order it received, every fill it made) must agree with
+//! the engine's journal: the same set of fills (client id, trade id, price, quantity), every
+//! client order id received at most once, and nothing left open.
+//!
+//! The engine runs in a child process (this test binary, re-run as `child_engine`), so the kill is
+//! a real SIGKILL of a process with pinned-thread machinery, sockets and a journal open.
+
+use feeds::journal::{recover, JournalReader, JournalRecord};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tools::config::Config;
+use tools::live::{run_live, LiveOptions};
+use tools::sim::{LedgerEntry, SimConfig, SimPace, SimSource, VenueSim};
+
+const CHILD_CONFIG_ENV: &str = "TICKLINE_CRASH_CHILD_CONFIG";
+const CHILD_DURATION_ENV: &str = "TICKLINE_CRASH_CHILD_SECONDS";
+
+/// The engine, when this binary is started as the child. A no-op in a normal test run.
+#[test]
+fn child_engine() {
+    let Ok(path) = std::env::var(CHILD_CONFIG_ENV) else {
+        return;
+    };
+    let secs: f64 = std::env::var(CHILD_DURATION_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20.0);
+    let cfg = Config::load(Path::new(&path)).unwrap();
+    let strategy =
+        (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
+    let r = run_live(LiveOptions {
+        cfg,
+        strategy,
+        custom_strategy: None,
+        record: None,
+        duration: Some(Duration::from_secs_f64(secs)),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        done: None,
+    })
+    .unwrap();
+    eprint!("{}", r.to_text());
+}
+
+fn write_config(dir: &Path, sim: &VenueSim, strategy: &str) -> PathBuf {
+    let key = testkit::venue_key_file(dir);
+    let text = format!(
+        r#"
+[engine]
+io_cpu = -1
+core_cpu = -1
+idle = "backoff"
+
+[venue]
+ws_url = "{ws}"
+rest_url = "{http}"
+symbols = ["BTCUSDT"]
+streams = ["trade", "bookTicker"]
+
+[strategy]
+name = "{strategy}"
+[strategy.params]
+fast = 2
+slow = 4
+qty = "0.001"
+
+[orders]
+enabled = true
+url = "{ws}/ws-api/v3"
+credentials_file = "{key}"
+journal = "{journal}"
+fsync = "never"
+ack_timeout_ms = 2000
+
+[risk]
+rate_per_sec = 10000
+burst = 10000
+max_position = "1000"
+max_open_orders = 1000
+"#,
+        ws = sim.ws_url(),
+        http = sim.http_url(),
+        key = key.display(),
+        journal = dir.join("orders.tlj").display(),
+    );
+    let path = dir.join(format!("{strategy}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn_engine(config: &Path, seconds: f64) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["child_engine", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_CONFIG_ENV, config)
+        .env(CHILD_DURATION_ENV, seconds.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Fills the venue reported so far for our orders.
+fn venue_fills(sim: &VenueSim) -> usize {
+    sim.ledger()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, LedgerEntry::Fill { .. }))
+        .count()
+}
+
+/// Distinct fills in the journal: (client id, trade id) -> (price, qty), in the ledger's units.
+fn journal_fills(path: &Path) -> BTreeMap<(String, u64), (i64, i64)> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = BTreeMap::new();
+    for e in JournalReader::new(&bytes).unwrap() {
+        if let JournalRecord::Fill {
+            client_id,
+            trade_id,
+            price,
+            qty,
+            ..
+        } = e.record
+        {
+            out.entry((client_id.to_string(), trade_id))
+                .or_insert((price.0, qty.0));
+        }
+    }
+    out
+}
+
+fn fixed(s: &str) -> i64 {
+    engine::fixed::parse_fixed(s.as_bytes()).unwrap()
+}
+
+#[test]
+fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
+    let started = Instant::now();
+    let dir = testkit::TempDir::new("crash");
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(feeds::gen::GenConfig {
+            symbols: vec!["BTCUSDT".into()],
+            events: 400_000,
+            seed: 99,
+            start_ns: 1_000_000_000,
+        }),
+        pace: SimPace::Rate(4_000),
+        ledger: Some(dir.path().join("ledger.jsonl")),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let trading = write_config(dir.path(), &sim, "sma_cross");
+    let settle = write_config(dir.path(), &sim, "none");
+
+    // Five lives that end in SIGKILL, each after the venue has filled more of our orders, at a
+    // moment that varies from round to round.
+    for round in 0..5u64 {
+        let before = venue_fills(&sim);
+        let mut child = spawn_engine(&trading, 20.0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while venue_fills(&sim) < before + 20 {
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "round {round}: no fills from the engine in time\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(37 * round + 11));
+        child.kill().unwrap(); // SIGKILL
+        let out = child.wait_with_output().unwrap();
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                out.status.signal(),
+                Some(9),
+                "round {round}: {:?}",
+                out.status
+            );
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(line) = stderr.lines().find(|l| l.starts_with("journal:")) {
+            eprintln!("round {round}: {line}");
+        }
+    }
+
+    // One more life without a strategy: it reconciles what the last kill left and stops cleanly.
+    let child = spawn_engine(&settle, 2.0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "settling run failed:\n{stderr}");
+    for line in stderr
+        .lines()
+        .filter(|l| l.starts_with("journal:") || l.starts_with("order session"))
+    {
+        eprintln!("settling run: {line}");
+    }
+    let restarts = stderr.matches("open orders to reconcile").count();
+    assert_eq!(
+        restarts, 1,
+        "the settling run recovered the journal:\n{stderr}"
+    );
+
+    // The venue's word.
+    let ledger = sim.ledger().unwrap();
+    let mut placed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut venue: BTreeMap<(String, u64), (i64, i64)> = BTreeMap::new();
+    for e in &ledger {
+        match e {
+            LedgerEntry::Place {
+                client_order_id: Some(c),
+                ..
+            } => *placed.entry(c.clone()).or_default() += 1,
+            LedgerEntry::Place { .. } => panic!("an order without a client id: {e:?}"),
+            LedgerEntry::Fill {
+                client_order_id,
+                trade_id,
+                price,
+                qty,
+                ..
+            } => {
+                let dup = venue.insert(
+                    (client_order_id.clone(), *trade_id),
+                    (fixed(price), fixed(qty)),
+                );
+                assert!(dup.is_none(), "the venue reported a fill twice: {e:?}");
+            }
+        }
+    }
+    let twice: Vec<_> = placed.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "client order ids sent more than once: {twice:?}"
+    );
+    assert!(placed.len() >= 100, "only {} orders placed", placed.len());
+    assert!(venue.len() >= 100, "only {} fills", venue.len());
+
+    // The engine's word: exactly the venue's fills, nothing more, nothing less.
+    let journal = dir.path().join("orders.tlj");
+    let engine = journal_fills(&journal);
+    let missing: Vec<_> = venue.keys().filter(|k| !engine.contains_key(*k)).collect();
+    let extra: Vec<_> = engine.keys().filter(|k| !venue.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "fills missing from the journal: {missing:?}; fills the venue never made: {extra:?}"
+    );
+    assert_eq!(engine, venue, "prices and quantities agree");
+    // Every intent the venue never saw was settled too; nothing is left open.
+    let rec = recover(&journal).unwrap();
+    assert!(
+        rec.open_orders.is_empty(),
+        "orders left open after the settling run: {:?}",
+        rec.open_orders
+    );
+    // Every order the venue received was intended first (and so numbered from the journal).
+    let intended: BTreeSet<String> = {
+        let bytes = std::fs::read(&journal).unwrap();
+        JournalReader::new(&bytes)
+            .unwrap()
+            .filter_map(|e| match e.record {
+                JournalRecord::Intent { client_id, .. } => Some(client_id.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let unintended: Vec<_> = placed.keys().filter(|c| !intended.contains(*c)).collect();
+    assert!(
+        unintended.is_empty(),
+        "orders sent without an intent: {unintended:?}"
+    );
+    eprintln!(
+        "crash test: {} orders, {} fills, {} restarts, {:.1} s",
+        placed.len(),
+        venue.len(),
+        6,
+        started.elapsed().as_secs_f64()
+    );
+}
