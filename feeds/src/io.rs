@@ -1215,7 +1215,11 @@ pub fn run_io_loop_with_session(
             end = IoEnd::CoreGone;
             break;
         }
-        pump_session(&mut ctx, &mut links, order_link);
+        if pump_session(&mut ctx, &mut links, order_link) > 0 {
+            // The answer to the frame is out: stop spinning, so a venue (or anything else)
+            // sharing this CPU gets it at once.
+            spin_until = 0;
+        }
         let mut wait = if cfg.spin || now_ns < spin_until {
             Duration::ZERO
         } else {
@@ -1260,7 +1264,9 @@ pub fn run_io_loop_with_session(
         if ctx.frame_delivered && spin_after_ns > 0 {
             spin_until = now().saturating_add(spin_after_ns);
         }
-        pump_session(&mut ctx, &mut links, order_link);
+        if pump_session(&mut ctx, &mut links, order_link) > 0 {
+            spin_until = 0;
+        }
         if ctx.core_gone || ctx.session.as_ref().is_some_and(OrderSession::core_gone) {
             end = IoEnd::CoreGone;
             break;
@@ -1283,20 +1289,22 @@ pub fn run_io_loop_with_session(
 /// The token of the order session's waker (never a connection's: those are small).
 const WAKE_TOKEN: Token = Token(usize::MAX);
 
-/// Sends the order session's commands on its connection (if open), then its notices.
+/// Sends the order session's commands on its connection (if open), then its notices. Returns
+/// the number of commands taken.
 #[inline]
-fn pump_session(ctx: &mut Ctx<'_>, links: &mut [Link], order_link: Option<usize>) {
+fn pump_session(ctx: &mut Ctx<'_>, links: &mut [Link], order_link: Option<usize>) -> usize {
     let (Some(s), Some(i)) = (ctx.session.as_mut(), order_link) else {
-        return;
+        return 0;
     };
     let conn = links.get_mut(i).and_then(|l| match l.phase {
         Phase::Open { .. } => l.conn.as_mut(),
         _ => None,
     });
-    s.pump(conn);
+    let n = s.pump(conn);
     if s.has_notices() {
         ctx.session_notices();
     }
+    n
 }
 
 /// Deadlines in ns.

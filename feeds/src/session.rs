@@ -464,8 +464,9 @@ impl OrderSession {
     }
 
     /// Sends what is queued and every command in the ring. `conn` is the API connection when it
-    /// is open.
-    pub fn pump(&mut self, mut conn: Option<&mut Connection>) {
+    /// is open. Returns the number of commands taken from the ring.
+    pub fn pump(&mut self, mut conn: Option<&mut Connection>) -> usize {
+        let mut taken = 0;
         if !self.queued.is_empty() {
             if let Some(c) = conn.as_deref_mut() {
                 for text in std::mem::take(&mut self.queued) {
@@ -478,6 +479,7 @@ impl OrderSession {
             }
         }
         while let Ok(cmd) = self.commands.pop() {
+            taken += 1;
             match cmd {
                 OrderCommand::New {
                     client_id,
@@ -490,6 +492,7 @@ impl OrderSession {
                 }
             }
         }
+        taken
     }
 
     fn refuse(&mut self, client_id: ClientOrderId, symbol: SymbolId, reason: RejectReason) {

@@ -26,7 +26,7 @@
 //! [orders]              # live orders (`run`): off by default, strategies trade on paper
 //! enabled = true
 //! url = "wss://ws-api.binance.com:443/ws-api/v3"
-//! credentials_env = "BINANCE"        # BINANCE_API_KEY + BINANCE_API_SECRET (or _ED25519_KEY_FILE)
+//! credentials_env = "TICKLINE"       # TICKLINE_API_KEY + TICKLINE_API_SECRET (or _ED25519_KEY_FILE)
 //! # credentials_file = "/etc/tickline/binance.key"   # instead: a 0600 key file
 //! journal = "orders.tlj"             # write-ahead journal; recovered at every start
 //! fsync = "never"                    # never | always | every:N | interval:MS
@@ -104,7 +104,7 @@ impl Default for OrdersSection {
         OrdersSection {
             enabled: false,
             url: "wss://ws-api.binance.com:443/ws-api/v3".into(),
-            credentials_env: "BINANCE".into(),
+            credentials_env: "TICKLINE".into(),
             credentials_file: None,
             journal: "orders.tlj".into(),
             fsync: "never".into(),
