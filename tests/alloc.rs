@@ -41,7 +41,8 @@ fn single_thread_second_pass_allocations(
     let (mut tx, rx) = event_ring(65_536, OnFull::Drop);
     core.add_input(rx);
     for (id, _) in symbols.iter() {
-        core.set_strategy(id, strategies::build("naive", naive()).unwrap());
+        core.set_strategy(id, strategies::build("naive", naive()).unwrap())
+            .unwrap();
     }
     let mut dec = BinanceDecoder::new(symbols.clone());
     dec.set_default_symbol(Some(default));

@@ -20,6 +20,9 @@ use tools::config::Config;
 use tools::live::{run_live, LiveOptions};
 use tools::sim::{LedgerEntry, SimConfig, SimPace, SimSource, VenueSim};
 
+/// sma_cross that trades on nearly every few trades.
+const SMA: &str = "fast = 2\nslow = 4\nqty = \"0.001\"";
+
 const CHILD_CONFIG_ENV: &str = "TICKLINE_CRASH_CHILD_CONFIG";
 const CHILD_DURATION_ENV: &str = "TICKLINE_CRASH_CHILD_SECONDS";
 
@@ -50,7 +53,7 @@ fn child_engine() {
     eprint!("{}", r.to_text());
 }
 
-fn write_config(dir: &Path, sim: &VenueSim, strategy: &str) -> PathBuf {
+fn write_config(dir: &Path, sim: &VenueSim, strategy: &str, params: &str) -> PathBuf {
     let key = testkit::venue_key_file(dir);
     let text = format!(
         r#"
@@ -68,9 +71,7 @@ streams = ["trade", "bookTicker"]
 [strategy]
 name = "{strategy}"
 [strategy.params]
-fast = 2
-slow = 4
-qty = "0.001"
+{params}
 
 [orders]
 enabled = true
@@ -157,8 +158,8 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
         ..SimConfig::default()
     })
     .unwrap();
-    let trading = write_config(dir.path(), &sim, "sma_cross");
-    let settle = write_config(dir.path(), &sim, "none");
+    let trading = write_config(dir.path(), &sim, "sma_cross", SMA);
+    let settle = write_config(dir.path(), &sim, "none", "");
 
     // Five lives that end in SIGKILL, each after the venue has filled more of our orders, at a
     // moment that varies from round to round.
@@ -285,5 +286,78 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
         venue.len(),
         6,
         started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn supervised_traders_resume_from_the_journal_after_sigkill() {
+    let dir = testkit::TempDir::new("resume");
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(feeds::gen::GenConfig {
+            symbols: vec!["BTCUSDT".into()],
+            events: 400_000,
+            seed: 7,
+            start_ns: 1_000_000_000,
+        }),
+        pace: SimPace::Rate(4_000),
+        ledger: Some(dir.path().join("ledger.jsonl")),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let naive = "chunks = 3\nbudget = \"300\"\nprofit_interval = \"0.0002\"";
+    let cfg = write_config(dir.path(), &sim, "naive", naive);
+    let journal = dir.path().join("orders.tlj");
+    // Trade until the journal holds a state for every trader, then SIGKILL.
+    let mut child = spawn_engine(&cfg, 20.0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let states = recover(&journal)
+            .map(|r| r.trader_states.len())
+            .unwrap_or(0);
+        if states == 3 {
+            break;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no trader states journaled in time\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait().unwrap();
+    let before = recover(&journal).unwrap();
+    assert_eq!(before.trader_states.len(), 3);
+    // The restarted engine hands every trader its journaled state back.
+    let out = spawn_engine(&cfg, 1.0).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("journal: 3 of 3 trader states restored"),
+        "{stderr}"
+    );
+    // And nothing was lost or sent twice on the way.
+    let venue: BTreeSet<(String, u64)> = sim
+        .ledger()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            LedgerEntry::Fill {
+                client_order_id,
+                trade_id,
+                ..
+            } => Some((client_order_id, trade_id)),
+            LedgerEntry::Place { .. } => None,
+        })
+        .collect();
+    let engine: BTreeSet<(String, u64)> = journal_fills(&journal).into_keys().collect();
+    // The second life stopped with orders resting: fills after its stop are the venue's alone.
+    assert!(
+        engine.is_subset(&venue),
+        "fills the venue never made: {:?}",
+        engine.difference(&venue).collect::<Vec<_>>()
     );
 }

@@ -153,7 +153,8 @@ fn rebuilt_book_is_never_crossed() {
             books_seen: books_seen.clone(),
             violations: violations.clone(),
         }),
-    );
+    )
+    .unwrap();
     let mut dec = BinanceDecoder::new(symbols.clone());
     dec.set_default_symbol(Some(btc));
     let mut out = Vec::new();

@@ -9,6 +9,7 @@
 //! Everything is sized in [`Core::new`]; dispatching an event allocates nothing.
 
 use crate::book::{BookConfig, BookStats, BookUpdate, OrderBook};
+use crate::control::Reply;
 use crate::event::{
     BookTicker, ClientOrderId, EventKind, GapReason, MarketEvent, OrderCommand, OrderRequest,
     OrderType, RejectReason, Side, Trade,
@@ -21,6 +22,7 @@ use crate::metrics::{
 use crate::paper::{PaperConfig, PaperExchange, Quotes};
 use crate::portfolio::Position;
 use crate::risk::{Risk, RiskInputs, RiskLimits, TradingState};
+use crate::route::Kind;
 use crate::strategy::{
     Ctx, Intent, OrderUpdate, OrderUpdateKind, Outbox, Strategy, SymbolRules, TimerQueue,
 };
@@ -134,6 +136,12 @@ pub struct CoreCounters {
     pub order_ring_full: u64,
     /// Orders refused by pre-trade risk (by reason: `Core::risk`).
     pub risk_denials: u64,
+    /// Traders restarted by their supervisor after a panic (updated about once a millisecond).
+    pub trader_restarts: u64,
+    /// Symbols halted by their supervisor (restart intensity exceeded).
+    pub symbol_halts: u64,
+    /// Control commands handled.
+    pub control_commands: u64,
     /// Events whose venue time was after our receive time, or more than a minute before it
     /// (clocks that disagree, or a synthetic feed's invented times): not recorded in the
     /// cross-clock feed latency.
@@ -258,6 +266,8 @@ struct SymbolSlot {
     position: Position,
     rules: SymbolRules,
     strategy: Option<Box<dyn Strategy>>,
+    /// The strategy's channel patterns (empty: everything of this symbol).
+    channels: Vec<crate::route::Pattern>,
 }
 
 impl core::fmt::Debug for SymbolSlot {
@@ -306,6 +316,10 @@ struct State {
     interval_start_ns: u64,
     order_sink: Option<rtrb::Producer<OrderCommand>>,
     order_notify: Option<OrderNotify>,
+    control: Option<crossbeam_channel::Receiver<crate::control::Request>>,
+    next_control_ns: u64,
+    names: Vec<String>,
+    routes: crate::route::Routes,
     risk: Option<Risk>,
     ack_timeout_ns: u64,
     next_timeout_check_ns: u64,
@@ -340,6 +354,7 @@ impl<C: Clock> Core<C> {
                 position: Position::default(),
                 rules: SymbolRules::default(),
                 strategy: None,
+                channels: Vec::new(),
             })
             .collect();
         Core {
@@ -373,6 +388,10 @@ impl<C: Clock> Core<C> {
                 interval_start_ns: 0,
                 order_sink: None,
                 order_notify: None,
+                control: None,
+                next_control_ns: 0,
+                names: symbols.iter().map(|(_, n)| n.to_string()).collect(),
+                routes: crate::route::Routes::new(symbols.len()),
                 risk: cfg.risk.map(|l| Risk::new(symbols.len(), l)),
                 ack_timeout_ns: cfg.ack_timeout_ns,
                 next_timeout_check_ns: 0,
@@ -399,6 +418,18 @@ impl<C: Clock> Core<C> {
     /// come back as events on an inbound ring.
     pub fn set_order_sink(&mut self, tx: rtrb::Producer<OrderCommand>) {
         self.st.order_sink = Some(tx);
+        // Whoever owns the order session owns the journal: supervisors hand it their states.
+        self.st.outbox.journal_states = true;
+    }
+
+    /// Puts back a trader's state recovered from the journal; false if `symbol` has no strategy
+    /// or it has no such trader.
+    pub fn restore_trader(&mut self, symbol: SymbolId, trader: u16, state: &[u8]) -> bool {
+        self.st
+            .symbols
+            .get_mut(symbol.index())
+            .and_then(|s| s.strategy.as_mut())
+            .is_some_and(|s| s.restore_trader(trader, state))
     }
 
     /// Called right after every command pushed into the order ring, so an I/O thread parked in
@@ -406,6 +437,12 @@ impl<C: Clock> Core<C> {
     /// see `feeds::session::OrderWake`).
     pub fn set_order_notify(&mut self, notify: Box<dyn FnMut() + Send>) {
         self.st.order_notify = Some(OrderNotify(notify));
+    }
+
+    /// Takes runtime commands from `rx` (a control socket's thread): checked about once a
+    /// millisecond in [`poll`](Self::poll), each answered on its request's reply channel.
+    pub fn set_control(&mut self, rx: crossbeam_channel::Receiver<crate::control::Request>) {
+        self.st.control = Some(rx);
     }
 
     /// Continues the engine-namespace order numbering at `next` (from the order journal, so a
@@ -486,11 +523,16 @@ impl<C: Clock> Core<C> {
         }
     }
 
-    /// Runs `strategy` on `symbol`'s events.
-    pub fn set_strategy(&mut self, symbol: SymbolId, strategy: Box<dyn Strategy>) {
-        if let Some(s) = self.st.symbols.get_mut(symbol.index()) {
-            s.strategy = Some(strategy);
-        }
+    /// Runs `strategy` on `symbol`: its own orders, timers and connection changes, and the market
+    /// events of the channels it declares ([`Strategy::channels`]; by default every event of
+    /// `symbol`). Routing is resolved now (this allocates; do it at start-up or from a control
+    /// command). A malformed channel installs nothing.
+    pub fn set_strategy(
+        &mut self,
+        symbol: SymbolId,
+        strategy: Box<dyn Strategy>,
+    ) -> Result<(), crate::route::RouteError> {
+        self.st.install(symbol, strategy)
     }
 
     /// Sets `symbol`'s tick, lot and minimum notional.
@@ -538,6 +580,10 @@ impl<C: Clock> Core<C> {
             handled += avail;
         }
         self.st.run_timers(now, &self.clock);
+        if start >= self.st.next_control_ns {
+            self.st.next_control_ns = start + 1_000_000;
+            self.st.housekeeping(&self.clock);
+        }
         if start >= self.st.next_timeout_check_ns {
             // Check a few times per timeout, at most every millisecond.
             self.st.next_timeout_check_ns =
@@ -648,6 +694,32 @@ impl<C: Clock> Core<C> {
 }
 
 impl State {
+    /// Installs `strategy` on `symbol` and rebuilds the routes.
+    #[cold]
+    fn install(
+        &mut self,
+        symbol: SymbolId,
+        strategy: Box<dyn Strategy>,
+    ) -> Result<(), crate::route::RouteError> {
+        let channels = crate::route::parse_all(&strategy.channels())?;
+        if let Some(s) = self.symbols.get_mut(symbol.index()) {
+            s.strategy = Some(strategy);
+            s.channels = channels;
+        }
+        self.rebuild_routes();
+        Ok(())
+    }
+
+    #[cold]
+    fn rebuild_routes(&mut self) {
+        let subs: Vec<Option<&[crate::route::Pattern]>> = self
+            .symbols
+            .iter()
+            .map(|s| s.strategy.as_ref().map(|_| s.channels.as_slice()))
+            .collect();
+        self.routes.rebuild(&subs, &self.names);
+    }
+
     #[inline]
     fn handle<C: Clock>(&mut self, ev: &MarketEvent, dequeued: u64, clock: &C) {
         self.counters.events += 1;
@@ -683,19 +755,25 @@ impl State {
                 slot.last_trade = Some(*t);
                 slot.position.mark_to(t.price);
                 self.match_paper(sym, ev.recv_ns, Some((t.price, t.qty)), clock);
-                self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_trade(ctx, t));
+                self.dispatch_routed(Kind::Trade, sym, ev.recv_ns, clock, |s, ctx| {
+                    s.on_trade(ctx, t)
+                });
             }
             EventKind::AggTrade(t) => {
                 self.counters.agg_trades += 1;
                 slot.position.mark_to(t.price);
                 self.match_paper(sym, ev.recv_ns, Some((t.price, t.qty)), clock);
-                self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_agg_trade(ctx, t));
+                self.dispatch_routed(Kind::AggTrade, sym, ev.recv_ns, clock, |s, ctx| {
+                    s.on_agg_trade(ctx, t)
+                });
             }
             EventKind::BookTicker(b) => {
                 self.counters.book_tickers += 1;
                 slot.bbo = Some(*b);
                 self.match_paper(sym, ev.recv_ns, None, clock);
-                self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_book_ticker(ctx, b));
+                self.dispatch_routed(Kind::BookTicker, sym, ev.recv_ns, clock, |s, ctx| {
+                    s.on_book_ticker(ctx, b)
+                });
             }
             EventKind::Depth(d) => {
                 self.counters.depth_levels += 1;
@@ -723,7 +801,7 @@ impl State {
         match r {
             BookUpdate::None => {}
             BookUpdate::Changed => {
-                self.dispatch(sym, recv_ns, clock, |s, ctx| {
+                self.dispatch_routed(Kind::Book, sym, recv_ns, clock, |s, ctx| {
                     let book = ctx.book();
                     s.on_book(ctx, book)
                 });
@@ -733,7 +811,7 @@ impl State {
                 if let Some(p) = self.resync_pending.get_mut(sym.index()) {
                     *p = false;
                 }
-                self.dispatch(sym, recv_ns, clock, |s, ctx| {
+                self.dispatch_routed(Kind::Book, sym, recv_ns, clock, |s, ctx| {
                     let book = ctx.book();
                     s.on_book(ctx, book)
                 });
@@ -928,6 +1006,82 @@ impl State {
         self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_order(ctx, &update));
     }
 
+    /// Runs the callback on every strategy routed to `kind` events of `sym`.
+    #[inline]
+    fn dispatch_routed<C: Clock>(
+        &mut self,
+        kind: Kind,
+        sym: SymbolId,
+        recv_ns: u64,
+        clock: &C,
+        f: impl Fn(&mut dyn Strategy, &mut Ctx<'_>),
+    ) {
+        let n = self.routes.targets(kind, sym.index()).len();
+        for j in 0..n {
+            let Some(&home) = self.routes.targets(kind, sym.index()).get(j) else {
+                return;
+            };
+            if home as usize == sym.index() {
+                self.dispatch(sym, recv_ns, clock, &f);
+            } else {
+                self.dispatch_cross(SymbolId(home), sym, recv_ns, clock, &f);
+            }
+        }
+    }
+
+    /// Runs `home`'s strategy on an event of `view` (another symbol it subscribed to): the
+    /// context shows `view`'s market, `home`'s rules, position and orders.
+    #[inline(never)]
+    fn dispatch_cross<C: Clock>(
+        &mut self,
+        home: SymbolId,
+        view: SymbolId,
+        recv_ns: u64,
+        clock: &C,
+        f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>),
+    ) {
+        let Some(mut strategy) = self
+            .symbols
+            .get_mut(home.index())
+            .and_then(|s| s.strategy.take())
+        else {
+            return;
+        };
+        let t0 = clock.now_ns();
+        if let (Some(h), Some(v)) = (
+            self.symbols.get(home.index()),
+            self.symbols.get(view.index()),
+        ) {
+            let mut ctx = Ctx::new(
+                self.now_ns,
+                self.market_ns,
+                home,
+                &h.rules,
+                &v.book,
+                v.bbo.as_ref(),
+                v.last_trade.as_ref(),
+                &h.position,
+                &mut self.outbox,
+                &mut self.timers,
+                &mut self.next_order_no,
+            );
+            ctx.event_symbol = view;
+            f(strategy.as_mut(), &mut ctx);
+        }
+        if let Some(h) = self.symbols.get_mut(home.index()) {
+            h.strategy = Some(strategy);
+        }
+        let t1 = clock.now_ns();
+        let took = t1.saturating_sub(t0);
+        self.latency.record(Stage::Strategy, took);
+        if took > self.slow_callback_ns {
+            self.slow_callback(home, took, t1);
+        }
+        if !self.outbox.is_empty() {
+            self.route(home, recv_ns, t1);
+        }
+    }
+
     /// Runs one strategy callback with a context, timing it, then routes what it asked for.
     #[inline]
     fn dispatch<C: Clock>(
@@ -1001,6 +1155,21 @@ impl State {
             match intent {
                 Intent::New(id, req) => self.send_new(sym, id, req, recv_ns, emitted_ns),
                 Intent::Cancel(id) => self.send_cancel(sym, id),
+                Intent::CancelAll => {
+                    self.cancel_symbol(sym);
+                }
+                Intent::TraderState(trader, state) => {
+                    let cmd = OrderCommand::TraderState {
+                        symbol: sym,
+                        trader,
+                        state,
+                    };
+                    if let Some(tx) = self.order_sink.as_mut() {
+                        if tx.push(cmd).is_err() {
+                            self.counters.order_ring_full += 1;
+                        }
+                    }
+                }
             }
         }
         self.outbox.clear();
@@ -1090,6 +1259,20 @@ impl State {
         }
     }
 
+    /// Sends a cancel for every open order of `sym`; returns how many.
+    #[cold]
+    fn cancel_symbol(&mut self, sym: SymbolId) -> usize {
+        let mut n = 0;
+        for i in 0..self.orders.len() {
+            if self.orders[i].symbol == sym {
+                let id = self.orders[i].id;
+                self.send_cancel(sym, id);
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub(crate) fn send_cancel(&mut self, sym: SymbolId, id: ClientOrderId) {
         self.counters.cancels += 1;
         match self.order_sink.as_mut() {
@@ -1106,6 +1289,187 @@ impl State {
                 }
             }
             None => self.paper.cancel(id, self.market_ns),
+        }
+    }
+
+    /// About once a millisecond: supervision counters from the strategies' outbox, and control
+    /// commands.
+    #[cold]
+    #[inline(never)]
+    fn housekeeping<C: Clock>(&mut self, clock: &C) {
+        self.counters.trader_restarts = self.outbox.trader_restarts;
+        self.counters.symbol_halts = self.outbox.symbol_halts;
+        // At most a few per millisecond: a flood of commands cannot starve the market.
+        let mut handled = 0;
+        while handled < 16 {
+            let Some(Ok(req)) = self.control.as_ref().map(|rx| rx.try_recv()) else {
+                break;
+            };
+            handled += 1;
+            self.counters.control_commands += 1;
+            let reply = self.apply_command(req.command, clock);
+            // The requester may have given up waiting; nothing to do then.
+            let _ = req.reply.try_send(reply);
+        }
+    }
+
+    fn symbol_name(&self, sym: SymbolId) -> &str {
+        self.names.get(sym.index()).map_or("?", |n| n.as_str())
+    }
+
+    /// Pre-trade risk, created permissive (every limit at its maximum) if the run had none, so
+    /// halt and kill always work.
+    fn risk_or_permissive(&mut self) -> &mut Risk {
+        let n = self.symbols.len();
+        self.risk.get_or_insert_with(|| {
+            Risk::new(
+                n,
+                RiskLimits {
+                    max_order_qty: Qty(i64::MAX),
+                    max_order_notional: crate::fixed::Notional(i128::MAX),
+                    max_position: Qty(i64::MAX),
+                    max_open_orders: u32::MAX,
+                    rate_per_sec: u32::MAX,
+                    burst: u32::MAX,
+                    price_band_bps: u32::MAX,
+                },
+            )
+        })
+    }
+
+    #[cold]
+    fn apply_command<C: Clock>(&mut self, cmd: crate::control::Command, clock: &C) -> Reply {
+        use crate::control::Command;
+        let now = clock.now_ns();
+        match cmd {
+            Command::StartTrading {
+                symbol,
+                strategy,
+                rules,
+            } => {
+                let name = self.symbol_name(symbol).to_string();
+                let Some(slot) = self.symbols.get_mut(symbol.index()) else {
+                    return Reply::Refused(format!("no symbol #{}", symbol.index()));
+                };
+                if let Some(s) = &slot.strategy {
+                    return Reply::Refused(format!(
+                        "{name} already trades `{}`: stop-trading it first",
+                        s.name()
+                    ));
+                }
+                let what = strategy.name();
+                if let Err(e) = self.install(symbol, strategy) {
+                    return Reply::Refused(format!("{name}: {e}; nothing changed"));
+                }
+                if let Some(slot) = self.symbols.get_mut(symbol.index()) {
+                    if let Some(r) = rules {
+                        slot.rules = r;
+                    }
+                    // An idle symbol's book may be old: start from a fresh snapshot.
+                    slot.book.mark_stale();
+                }
+                self.request_resync(symbol, true);
+                Reply::Done(format!("{name}: trading `{what}`"))
+            }
+            Command::StopTrading { symbol } => {
+                let name = self.symbol_name(symbol).to_string();
+                if self
+                    .symbols
+                    .get(symbol.index())
+                    .is_none_or(|s| s.strategy.is_none())
+                {
+                    return Reply::Refused(format!("{name} is not trading"));
+                }
+                let cancels = self.cancel_symbol(symbol);
+                if let Some(slot) = self.symbols.get_mut(symbol.index()) {
+                    slot.strategy = None;
+                    slot.channels.clear();
+                }
+                self.rebuild_routes();
+                Reply::Done(format!(
+                    "{name}: stopped; {cancels} cancel(s) sent for its open orders"
+                ))
+            }
+            Command::Set { symbol, params } => {
+                let name = self.symbol_name(symbol).to_string();
+                let Some(strategy) = self
+                    .symbols
+                    .get_mut(symbol.index())
+                    .and_then(|s| s.strategy.as_mut())
+                else {
+                    return Reply::Refused(format!("{name} is not trading"));
+                };
+                match strategy.set_params(&params) {
+                    Ok(what) => Reply::Done(format!("{name}: {what}")),
+                    Err(e) => Reply::Refused(format!("{name}: {e}; nothing changed")),
+                }
+            }
+            Command::Halt => {
+                self.risk_or_permissive().set_state(TradingState::Halted);
+                Reply::Done("trading HALTED: no new orders (cancels still go out)".into())
+            }
+            Command::Resume => {
+                let r = self.risk_or_permissive();
+                r.resume();
+                r.set_state(TradingState::Active);
+                Reply::Done("trading ACTIVE".into())
+            }
+            Command::Kill => {
+                self.risk_or_permissive().kill();
+                let mut cancels = 0;
+                for i in 0..self.orders.len() {
+                    let (sym, id) = (self.orders[i].symbol, self.orders[i].id);
+                    self.send_cancel(sym, id);
+                    cancels += 1;
+                }
+                Reply::Done(format!(
+                    "KILLED: trading halted, {cancels} cancel(s) sent; `resume` lifts it"
+                ))
+            }
+            Command::Status => Reply::Status(self.status(now)),
+        }
+    }
+
+    #[cold]
+    fn status(&self, _now: u64) -> crate::control::CoreStatus {
+        use crate::control::{CoreStatus, SymbolStatus};
+        let money = |units: i128| units as f64 / crate::fixed::SCALE as f64;
+        let trading_state = match &self.risk {
+            None => "ACTIVE (no pre-trade risk)".to_string(),
+            Some(r) if r.is_killed() => "KILLED".to_string(),
+            Some(r) => match r.state() {
+                TradingState::Active => "ACTIVE",
+                TradingState::Reducing => "REDUCING",
+                TradingState::Halted => "HALTED",
+            }
+            .to_string(),
+        };
+        let symbols = self
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| SymbolStatus {
+                symbol: self.names.get(i).cloned().unwrap_or_default(),
+                trading: slot.strategy.is_some(),
+                strategy: slot.strategy.as_ref().map(|s| s.name().to_string()),
+                book_synced: slot.book.is_synced(),
+                position: Qty(slot.position.qty).to_string(),
+                avg_price: slot.position.avg_price.to_string(),
+                realized: money(slot.position.realized),
+                unrealized: money(slot.position.unrealized()),
+                fees: money(slot.position.fees),
+                open_orders: self.orders.iter().filter(|o| o.symbol.index() == i).count(),
+                leader: slot.strategy.as_ref().and_then(|s| s.leader_status()),
+            })
+            .collect();
+        CoreStatus {
+            trading_state,
+            events: self.counters.events,
+            orders: self.counters.orders,
+            fills: self.counters.fills,
+            trader_restarts: self.outbox.trader_restarts,
+            symbol_halts: self.outbox.symbol_halts,
+            symbols,
         }
     }
 
@@ -1270,7 +1634,8 @@ mod tests {
             answer_trades: true,
             ..Default::default()
         }));
-        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())));
+        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())))
+            .unwrap();
         (core, tx, rec)
     }
 
@@ -1480,7 +1845,8 @@ mod tests {
             answer_trades: true,
             ..Default::default()
         }));
-        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())));
+        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())))
+            .unwrap();
         (core, tx, orx, rec)
     }
 
@@ -1593,7 +1959,8 @@ mod tests {
             answer_trades: true,
             ..Default::default()
         }));
-        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())));
+        core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())))
+            .unwrap();
         // The recorder strategy buys 100 per trade: passes (max 150).
         tx.push(trade(900, 1, 1, 101, 50)).unwrap();
         tx.push(trade(900, 1, 2, 101, 50)).unwrap();

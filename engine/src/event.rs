@@ -454,6 +454,43 @@ pub enum OrderCommand {
         /// Instrument.
         symbol: SymbolId,
     },
+    /// A supervised trader's state changed: journal it (the thread that owns the journal does),
+    /// so a restarted engine resumes with the same traders.
+    TraderState {
+        /// Instrument.
+        symbol: SymbolId,
+        /// The trader's slot under its leader.
+        trader: u16,
+        /// The state, encoded by the strategy.
+        state: TraderBlob,
+    },
+}
+
+/// A trader's encoded state: at most [`TraderBlob::CAPACITY`] bytes, inline (no heap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraderBlob {
+    len: u8,
+    bytes: [u8; TraderBlob::CAPACITY],
+}
+
+impl TraderBlob {
+    /// Most bytes a state may take.
+    pub const CAPACITY: usize = 44;
+
+    /// `bytes` as a blob; `None` if longer than [`CAPACITY`](Self::CAPACITY).
+    pub fn new(bytes: &[u8]) -> Option<TraderBlob> {
+        let mut b = [0u8; Self::CAPACITY];
+        b.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(TraderBlob {
+            len: bytes.len() as u8,
+            bytes: b,
+        })
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<OrderCommand>() <= 64);

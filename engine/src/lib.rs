@@ -57,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 pub mod book;
+pub mod control;
 pub mod core;
 pub mod event;
 pub mod fixed;
@@ -67,5 +68,7 @@ pub mod paper;
 pub mod portfolio;
 pub mod ring;
 pub mod risk;
+pub mod route;
 pub mod strategy;
+pub mod supervisor;
 pub mod symbol;

@@ -94,6 +94,10 @@ pub enum Intent {
     New(ClientOrderId, OrderRequest),
     /// Cancel.
     Cancel(ClientOrderId),
+    /// Cancel every open order of the symbol (a supervisor halting it).
+    CancelAll,
+    /// Journal a trader's new state.
+    TraderState(u16, crate::event::TraderBlob),
 }
 
 /// Fixed-capacity buffer of intents produced during one dispatch.
@@ -101,6 +105,12 @@ pub enum Intent {
 pub struct Outbox {
     items: Vec<Intent>,
     cap: usize,
+    /// Traders restarted after a panic (cumulative; the core copies it into its counters).
+    pub(crate) trader_restarts: u64,
+    /// Symbols halted by their supervisor (cumulative).
+    pub(crate) symbol_halts: u64,
+    /// Trader states are journaled (a live run with orders): supervisors hand them over.
+    pub(crate) journal_states: bool,
 }
 
 impl Outbox {
@@ -109,6 +119,9 @@ impl Outbox {
         Outbox {
             items: Vec::with_capacity(cap),
             cap,
+            trader_restarts: 0,
+            symbol_halts: 0,
+            journal_states: false,
         }
     }
 
@@ -133,6 +146,11 @@ impl Outbox {
     /// Forgets every buffered intent (keeps the memory).
     pub fn clear(&mut self) {
         self.items.clear();
+    }
+
+    /// Forgets the intents buffered after the first `len` (a callback that panicked).
+    pub fn truncate(&mut self, len: usize) {
+        self.items.truncate(len);
     }
 
     /// Number buffered.
@@ -238,6 +256,7 @@ pub struct Ctx<'a> {
     pub(crate) outbox: &'a mut Outbox,
     pub(crate) timers: &'a mut TimerQueue,
     pub(crate) next_order_no: &'a mut u64,
+    pub(crate) event_symbol: SymbolId,
 }
 
 impl<'a> Ctx<'a> {
@@ -268,7 +287,15 @@ impl<'a> Ctx<'a> {
             outbox,
             timers,
             next_order_no,
+            event_symbol: symbol,
         }
+    }
+
+    /// The symbol whose event this callback is about: this strategy's own symbol, or another one
+    /// it subscribed to ([`Strategy::channels`]); then the market view (book, best bid/ask, last
+    /// trade) is that symbol's, while orders, rules and position stay its own.
+    pub fn event_symbol(&self) -> SymbolId {
+        self.event_symbol
     }
 
     /// The core's clock (the `now` of the current `Core::poll`), ns.
@@ -338,6 +365,54 @@ impl<'a> Ctx<'a> {
         self.outbox.push(Intent::Cancel(id))
     }
 
+    /// Asks to cancel every open order of this symbol (whoever placed it).
+    pub fn cancel_all(&mut self) -> Result<(), CtxError> {
+        self.outbox.push(Intent::CancelAll)
+    }
+
+    /// Intents buffered so far in this callback (a supervisor marks where a trader's begin).
+    pub fn intents_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// The intents buffered since `from` (see [`intents_len`](Self::intents_len)).
+    pub fn intents_since(&self, from: usize) -> &[Intent] {
+        self.outbox.as_slice().get(from..).unwrap_or_default()
+    }
+
+    /// Drops the intents buffered since `from`: what a trader that panicked asked for is never
+    /// sent.
+    pub fn discard_intents_since(&mut self, from: usize) {
+        self.outbox.truncate(from);
+    }
+
+    /// True when trader states are journaled (see [`journal_trader_state`](Self::journal_trader_state)).
+    pub fn journals_trader_states(&self) -> bool {
+        self.outbox.journal_states
+    }
+
+    /// Hands a trader's new state to the journal (a live run with orders; otherwise nothing).
+    pub fn journal_trader_state(
+        &mut self,
+        trader: u16,
+        state: crate::event::TraderBlob,
+    ) -> Result<(), CtxError> {
+        if !self.outbox.journal_states {
+            return Ok(());
+        }
+        self.outbox.push(Intent::TraderState(trader, state))
+    }
+
+    /// Counts a trader restarted after a panic (in the core's `trader_restarts`).
+    pub fn report_trader_restart(&mut self) {
+        self.outbox.trader_restarts += 1;
+    }
+
+    /// Counts a symbol halted by its supervisor (in the core's `symbol_halts`).
+    pub fn report_symbol_halt(&mut self) {
+        self.outbox.symbol_halts += 1;
+    }
+
     /// Asks for `on_timer(token)` at or after `at_ns` on the core's clock.
     pub fn set_timer(&mut self, at_ns: u64, token: u64) -> Result<(), CtxError> {
         self.timers.push(TimerEntry {
@@ -366,6 +441,33 @@ pub trait Strategy: Send {
     fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _token: u64) {}
     /// The feed went down (`up == false`) or came back (`up == true`).
     fn on_connection(&mut self, _ctx: &mut Ctx<'_>, _up: bool) {}
+    /// The channels this strategy wants, as patterns `<kind>.<venue>.<symbol>` where any part may
+    /// be `*` (`trade.binance.BTCUSDT`, `book.binance.*`); kinds are listed in
+    /// [`crate::route`]. Asked once, when the strategy is installed; routing is then resolved to
+    /// indexes. Empty (the default): everything of its own symbol.
+    fn channels(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Changes parameters while running, all or none: on any unknown key or bad value nothing
+    /// changes and the error names it. Returns what changed, in words. The default takes none.
+    fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {
+        Err(match params.keys().next() {
+            Some(k) => ParamError::Unknown(k.to_string()),
+            None => ParamError::BadValue {
+                key: String::new(),
+                why: "no parameters given".into(),
+            },
+        })
+    }
+    /// The supervision tree under this strategy, if it is a leader of traders.
+    fn leader_status(&self) -> Option<crate::control::LeaderStatus> {
+        None
+    }
+    /// Puts back trader `trader`'s state from the journal (after a process restart); false if
+    /// this strategy has no such trader or cannot read the state.
+    fn restore_trader(&mut self, _trader: u16, _state: &[u8]) -> bool {
+        false
+    }
 }
 
 /// Why strategy parameters were refused.
@@ -416,6 +518,32 @@ impl Params {
                 .map(|(k, v)| (k.into(), v.into(), false))
                 .collect(),
         }
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.0.as_str())
+    }
+
+    /// The `(key, value)` pairs, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|e| (e.0.as_str(), e.1.as_str()))
+    }
+
+    /// These parameters with `other`'s on top (same key: `other` wins), none of them read yet.
+    pub fn merged(&self, other: &Params) -> Params {
+        let mut out: Vec<(String, String, bool)> = self
+            .entries
+            .iter()
+            .map(|e| (e.0.clone(), e.1.clone(), false))
+            .collect();
+        for (k, v) in other.pairs() {
+            match out.iter_mut().find(|e| e.0 == k) {
+                Some(e) => e.1 = v.to_string(),
+                None => out.push((k.to_string(), v.to_string(), false)),
+            }
+        }
+        Params { entries: out }
     }
 
     fn take(&mut self, key: &str) -> Option<String> {

@@ -1289,6 +1289,8 @@ impl OrderEncoder {
                 let name = symbols.name(symbol)?;
                 Some(self.cancel(id, name, client_id, timestamp_ms))
             }
+            // Not a request: the session journals it.
+            OrderCommand::TraderState { .. } => None,
         }
     }
 

@@ -490,9 +490,36 @@ impl OrderSession {
                 OrderCommand::Cancel { client_id, symbol } => {
                     self.cancel(conn.as_deref_mut(), client_id, symbol)
                 }
+                OrderCommand::TraderState {
+                    symbol,
+                    trader,
+                    state,
+                } => self.trader_state(symbol, trader, state.as_bytes()),
             }
         }
         taken
+    }
+
+    /// Journals a supervised trader's new state (whether or not the API is connected).
+    #[cold]
+    fn trader_state(&mut self, symbol: SymbolId, trader: u16, state: &[u8]) {
+        let Some(name) = self.symbols.name(symbol) else {
+            return;
+        };
+        if let Some(j) = self.journal.as_mut() {
+            let rec = JournalRecord::TraderState {
+                symbol: name,
+                trader: trader as u32,
+                state,
+                ts_ns: wall_ns(),
+            };
+            if let Err(e) = j.append(&rec) {
+                self.counters.journal_errors += 1;
+                if self.counters.journal_errors <= 10 {
+                    self.notices.push(format!("journal: append failed: {e}"));
+                }
+            }
+        }
     }
 
     fn refuse(&mut self, client_id: ClientOrderId, symbol: SymbolId, reason: RejectReason) {

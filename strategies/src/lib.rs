@@ -91,9 +91,11 @@ pub const NAMES: &[&str] = &[naive::NAME, sma_cross::NAME, probe::NAME];
 /// and with [`ParamError::Unknown`] for a parameter the strategy does not take.
 pub fn build(name: &str, mut params: Params) -> Result<Box<dyn Strategy>, ParamError> {
     let strategy: Box<dyn Strategy> = match name {
-        naive::NAME => Box::new(naive::Naive::new(naive::NaiveConfig::from_params(
-            &mut params,
-        )?)),
+        naive::NAME => {
+            let cfg = naive::NaiveConfig::from_params(&mut params)?;
+            let policy = engine::supervisor::RestartPolicy::from_params(&mut params)?;
+            Box::new(naive::Naive::with_policy(cfg, policy))
+        }
         sma_cross::NAME => Box::new(sma_cross::SmaCross::new(
             sma_cross::SmaCrossConfig::from_params(&mut params)?,
         )),

@@ -29,11 +29,12 @@
 //! Orders are matched to traders by scanning the (at most 64) live order ids: no map, no
 //! allocation after [`Naive::new`].
 
-use engine::event::{ClientOrderId, OrderRequest, OrderType, Side, Trade};
+use engine::event::{ClientOrderId, OrderRequest, OrderType, Side, Trade, TraderBlob};
 use engine::fixed::{Notional, Price, Qty, SCALE};
 use engine::strategy::{
     Ctx, OrderUpdate, OrderUpdateKind, ParamError, Params, Strategy, SymbolRules,
 };
+use engine::supervisor::{Leader, RestartPolicy, TraderLogic};
 
 use crate::{bad_value, decimal, floor_qty, scale_price};
 
@@ -144,6 +145,8 @@ pub enum TraderState {
         /// Quantity to sell.
         qty: Qty,
     },
+    /// The cycle is complete (the sell filled): the leader replaces the trader with a fresh one.
+    Done,
     /// A sell is live.
     Selling {
         /// The sell's client id.
@@ -166,7 +169,7 @@ impl TraderState {
             TraderState::Buying { order_id, .. } | TraderState::Selling { order_id, .. } => {
                 Some(order_id)
             }
-            TraderState::Idle | TraderState::SellPending { .. } => None,
+            TraderState::Idle | TraderState::SellPending { .. } | TraderState::Done => None,
         }
     }
 }
@@ -196,53 +199,25 @@ pub struct NaiveStats {
     pub unknown_updates: u64,
 }
 
-/// The naive strategy (see the [module docs](self)).
+/// The naive trading logic shared by a symbol's traders: parameters and counters. Each trader is
+/// a [`TraderState`]; the [`Leader`] around it supervises them (see [`Naive`]).
 #[derive(Debug)]
-pub struct Naive {
+pub struct NaiveLogic {
     cfg: NaiveConfig,
     /// `budget / chunks`, quote units of 1e-8.
     budget_per_trader: i64,
-    traders: Box<[TraderState]>,
     stats: NaiveStats,
 }
 
-impl Naive {
-    /// A strategy with `cfg` and `cfg.chunks` idle traders (clamped to `1..=64`; the only
-    /// allocation). [`NaiveConfig::from_params`] checks every range.
-    pub fn new(cfg: NaiveConfig) -> Self {
+impl NaiveLogic {
+    fn new(cfg: NaiveConfig) -> Self {
         let chunks = cfg.chunks.clamp(1, MAX_CHUNKS as usize);
         let cfg = NaiveConfig { chunks, ..cfg };
-        Naive {
+        NaiveLogic {
             budget_per_trader: cfg.budget / chunks as i64,
             cfg,
-            traders: vec![TraderState::Idle; chunks].into_boxed_slice(),
             stats: NaiveStats::default(),
         }
-    }
-
-    /// Its parameters.
-    pub fn config(&self) -> &NaiveConfig {
-        &self.cfg
-    }
-
-    /// Each trader's state, in a fixed order.
-    pub fn traders(&self) -> &[TraderState] {
-        &self.traders
-    }
-
-    /// Trade cycles completed.
-    pub fn cycles(&self) -> u64 {
-        self.stats.cycles
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> &NaiveStats {
-        &self.stats
-    }
-
-    /// Quote amount each trader spends per buy, 1e-8 units.
-    pub fn budget_per_trader(&self) -> i64 {
-        self.budget_per_trader
     }
 
     /// The sell price for a buy at `buy_price`: `buy_price x (1 + profit_interval)`, rounded
@@ -266,7 +241,7 @@ impl Naive {
         placeable.then_some((price, qty))
     }
 
-    fn place_buy(&mut self, ctx: &mut Ctx<'_>, i: usize, price: Price, qty: Qty) {
+    fn place_buy(&mut self, ctx: &mut Ctx<'_>, st: &mut TraderState, price: Price, qty: Qty) {
         let req = OrderRequest {
             side: Side::Buy,
             price,
@@ -276,7 +251,7 @@ impl Naive {
         match ctx.submit(req) {
             Ok(order_id) => {
                 self.stats.buys += 1;
-                self.traders[i] = TraderState::Buying {
+                *st = TraderState::Buying {
                     order_id,
                     price,
                     qty,
@@ -285,17 +260,17 @@ impl Naive {
             }
             Err(_) => {
                 self.stats.submit_failed += 1;
-                self.traders[i] = TraderState::Idle;
+                *st = TraderState::Idle;
             }
         }
     }
 
-    /// Places trader `i`'s sell of `qty` at `price`, or parks it in `SellPending`, or abandons a
+    /// Places the trader's sell of `qty` at `price`, or parks it in `SellPending`, or abandons a
     /// quantity too small to sell.
     fn place_sell(
         &mut self,
         ctx: &mut Ctx<'_>,
-        i: usize,
+        st: &mut TraderState,
         buy_price: Price,
         price: Price,
         qty: Qty,
@@ -307,7 +282,7 @@ impl Naive {
             || Notional::of(price, qty).0 < rules.min_notional as i128
         {
             self.stats.dust += 1;
-            self.traders[i] = TraderState::Idle;
+            *st = TraderState::Idle;
             return;
         }
         let req = OrderRequest {
@@ -316,7 +291,7 @@ impl Naive {
             qty,
             order_type: OrderType::LimitGtc,
         };
-        self.traders[i] = match ctx.submit(req) {
+        *st = match ctx.submit(req) {
             Ok(order_id) => {
                 self.stats.sells += 1;
                 TraderState::Selling {
@@ -337,45 +312,206 @@ impl Naive {
             }
         };
     }
+
+    /// The parameters as `Params` (what `set` merges into).
+    fn as_params(&self) -> Params {
+        Params::new(self.params())
+    }
 }
 
-impl Strategy for Naive {
+impl TraderLogic for NaiveLogic {
+    type State = TraderState;
+
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn on_trade(&mut self, ctx: &mut Ctx<'_>, trade: &Trade) {
-        let rules = *ctx.rules();
-        // The buy is the same for every idle trader on this trade: plan it once, on demand.
-        let mut plan: Option<Option<(Price, Qty)>> = None;
-        for i in 0..self.traders.len() {
-            match self.traders[i] {
-                TraderState::Idle => {
-                    match *plan.get_or_insert_with(|| self.plan_buy(trade.price, &rules)) {
-                        Some((price, qty)) => self.place_buy(ctx, i, price, qty),
-                        None => self.stats.skipped += 1,
-                    }
-                }
-                TraderState::SellPending {
-                    buy_price,
-                    price,
-                    qty,
-                } => self.place_sell(ctx, i, buy_price, price, qty),
-                TraderState::Buying { .. } | TraderState::Selling { .. } => {}
+    fn traders(&self) -> usize {
+        self.cfg.chunks
+    }
+
+    fn fresh(&self, _index: usize) -> TraderState {
+        TraderState::Idle
+    }
+
+    fn is_finished(&self, st: &TraderState) -> bool {
+        *st == TraderState::Done
+    }
+
+    fn owns(&self, st: &TraderState, id: ClientOrderId) -> bool {
+        st.order_id() == Some(id)
+    }
+
+    fn describe(&self, st: &TraderState) -> String {
+        match *st {
+            TraderState::Idle => "idle".into(),
+            TraderState::Done => "done".into(),
+            TraderState::Buying {
+                order_id,
+                price,
+                qty,
+                filled,
+            } => format!("buying {order_id}: {filled}/{qty} @ {price}"),
+            TraderState::SellPending { price, qty, .. } => {
+                format!("sell pending: {qty} @ {price}")
             }
+            TraderState::Selling {
+                order_id,
+                buy_price,
+                price,
+                qty,
+                filled,
+            } => format!("selling {order_id}: {filled}/{qty} @ {price} (bought @ {buy_price})"),
         }
     }
 
-    fn on_order(&mut self, ctx: &mut Ctx<'_>, u: &OrderUpdate) {
-        let Some(i) = self
-            .traders
+    fn params(&self) -> Vec<(String, String)> {
+        vec![
+            ("chunks".into(), self.cfg.chunks.to_string()),
+            ("budget".into(), decimal(self.cfg.budget)),
+            (
+                "buy_down_interval".into(),
+                decimal(self.cfg.buy_down_interval),
+            ),
+            ("profit_interval".into(), decimal(self.cfg.profit_interval)),
+        ]
+    }
+
+    fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {
+        let mut merged = self.as_params().merged(params);
+        let cfg = NaiveConfig::from_params(&mut merged)?;
+        merged.finish()?;
+        if cfg.chunks != self.cfg.chunks {
+            return Err(bad_value(
+                "chunks",
+                format!(
+                    "the number of traders is fixed while trading ({}); stop-trading and start-trading with --chunks",
+                    self.cfg.chunks
+                ),
+            ));
+        }
+        let before = self.params();
+        self.cfg = cfg;
+        self.budget_per_trader = cfg.budget / cfg.chunks as i64;
+        let changed: Vec<String> = before
             .iter()
-            .position(|t| t.order_id() == Some(u.client_id))
-        else {
-            self.stats.unknown_updates += 1;
-            return;
+            .zip(self.params())
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, b)| format!("{} {} -> {}", a.0, a.1, b.1))
+            .collect();
+        Ok(if changed.is_empty() {
+            "no change".to_string()
+        } else {
+            changed.join(", ")
+        })
+    }
+
+    fn on_trade(&mut self, st: &mut TraderState, ctx: &mut Ctx<'_>, trade: &Trade) {
+        match *st {
+            TraderState::Idle => {
+                let rules = *ctx.rules();
+                match self.plan_buy(trade.price, &rules) {
+                    Some((price, qty)) => self.place_buy(ctx, st, price, qty),
+                    None => self.stats.skipped += 1,
+                }
+            }
+            TraderState::SellPending {
+                buy_price,
+                price,
+                qty,
+            } => self.place_sell(ctx, st, buy_price, price, qty),
+            TraderState::Buying { .. } | TraderState::Selling { .. } | TraderState::Done => {}
+        }
+    }
+
+    fn encode(&self, st: &TraderState) -> Option<TraderBlob> {
+        let mut b = [0u8; 41];
+        let mut put = |at: usize, v: i64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        let len = match *st {
+            TraderState::Idle => 1,
+            TraderState::Done => {
+                b[0] = 4;
+                1
+            }
+            TraderState::Buying {
+                order_id,
+                price,
+                qty,
+                filled,
+            } => {
+                put(1, order_id.0 as i64);
+                put(9, price.0);
+                put(17, qty.0);
+                put(25, filled.0);
+                b[0] = 1;
+                33
+            }
+            TraderState::SellPending {
+                buy_price,
+                price,
+                qty,
+            } => {
+                put(1, buy_price.0);
+                put(9, price.0);
+                put(17, qty.0);
+                b[0] = 2;
+                25
+            }
+            TraderState::Selling {
+                order_id,
+                buy_price,
+                price,
+                qty,
+                filled,
+            } => {
+                put(1, order_id.0 as i64);
+                put(9, buy_price.0);
+                put(17, price.0);
+                put(25, qty.0);
+                put(33, filled.0);
+                b[0] = 3;
+                41
+            }
         };
-        match (self.traders[i], u.kind) {
+        TraderBlob::new(&b[..len])
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Option<TraderState> {
+        let get = |at: usize| -> Option<i64> {
+            Some(i64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+        };
+        let (tag, len) = (*bytes.first()?, bytes.len());
+        Some(match (tag, len) {
+            (0, 1) => TraderState::Idle,
+            (4, 1) => TraderState::Done,
+            (1, 33) => TraderState::Buying {
+                order_id: ClientOrderId(get(1)? as u64),
+                price: Price(get(9)?),
+                qty: Qty(get(17)?),
+                filled: Qty(get(25)?),
+            },
+            (2, 25) => TraderState::SellPending {
+                buy_price: Price(get(1)?),
+                price: Price(get(9)?),
+                qty: Qty(get(17)?),
+            },
+            (3, 41) => TraderState::Selling {
+                order_id: ClientOrderId(get(1)? as u64),
+                buy_price: Price(get(9)?),
+                price: Price(get(17)?),
+                qty: Qty(get(25)?),
+                filled: Qty(get(33)?),
+            },
+            _ => return None,
+        })
+    }
+
+    fn on_unowned_order(&mut self, _u: &OrderUpdate) {
+        self.stats.unknown_updates += 1;
+    }
+
+    fn on_order(&mut self, st: &mut TraderState, ctx: &mut Ctx<'_>, u: &OrderUpdate) {
+        match (*st, u.kind) {
             // Still in flight either way: wait for the venue's answer.
             (_, OrderUpdateKind::Accepted | OrderUpdateKind::TimedOut) => {}
             (
@@ -390,9 +526,9 @@ impl Strategy for Naive {
                 let filled = Qty(filled.0.saturating_add(fill.0));
                 if filled >= qty || u.is_final() {
                     let sell = self.sell_price(price, ctx.rules().tick_size);
-                    self.place_sell(ctx, i, price, sell, filled);
+                    self.place_sell(ctx, st, price, sell, filled);
                 } else {
-                    self.traders[i] = TraderState::Buying {
+                    *st = TraderState::Buying {
                         order_id,
                         price,
                         qty,
@@ -411,9 +547,9 @@ impl Strategy for Naive {
                 }
                 if filled.0 > 0 {
                     let sell = self.sell_price(price, ctx.rules().tick_size);
-                    self.place_sell(ctx, i, price, sell, filled);
+                    self.place_sell(ctx, st, price, sell, filled);
                 } else {
-                    self.traders[i] = TraderState::Idle;
+                    *st = TraderState::Idle;
                 }
             }
             (
@@ -429,9 +565,9 @@ impl Strategy for Naive {
                 let filled = Qty(filled.0.saturating_add(fill.0));
                 if filled >= qty || u.is_final() {
                     self.stats.cycles += 1;
-                    self.traders[i] = TraderState::Idle;
+                    *st = TraderState::Done;
                 } else {
-                    self.traders[i] = TraderState::Selling {
+                    *st = TraderState::Selling {
                         order_id,
                         buy_price,
                         price,
@@ -451,7 +587,7 @@ impl Strategy for Naive {
                 OrderUpdateKind::Rejected(_),
             ) => {
                 self.stats.rejected += 1;
-                self.traders[i] = TraderState::SellPending {
+                *st = TraderState::SellPending {
                     buy_price,
                     price,
                     qty: Qty(qty.0 - filled.0),
@@ -468,11 +604,96 @@ impl Strategy for Naive {
                 OrderUpdateKind::Canceled,
             ) => {
                 self.stats.canceled += 1;
-                self.place_sell(ctx, i, buy_price, price, Qty(qty.0 - filled.0));
+                self.place_sell(ctx, st, buy_price, price, Qty(qty.0 - filled.0));
             }
             // Only traders with a live order matched.
-            (TraderState::Idle | TraderState::SellPending { .. }, _) => {}
+            (TraderState::Idle | TraderState::SellPending { .. } | TraderState::Done, _) => {}
         }
+    }
+}
+
+/// The naive strategy (see the [module docs](self)): a [`Leader`] of `chunks` supervised
+/// [`NaiveLogic`] traders.
+#[derive(Debug)]
+pub struct Naive {
+    leader: Leader<NaiveLogic>,
+}
+
+impl Naive {
+    /// A strategy with `cfg` and `cfg.chunks` idle traders (clamped to `1..=64`; the only
+    /// allocation), supervised with the default [`RestartPolicy`]. [`NaiveConfig::from_params`]
+    /// checks every range.
+    pub fn new(cfg: NaiveConfig) -> Self {
+        Self::with_policy(cfg, RestartPolicy::default())
+    }
+
+    /// [`Naive::new`] with a restart policy.
+    pub fn with_policy(cfg: NaiveConfig, policy: RestartPolicy) -> Self {
+        Naive {
+            leader: Leader::new(NaiveLogic::new(cfg), policy),
+        }
+    }
+
+    /// Its parameters.
+    pub fn config(&self) -> &NaiveConfig {
+        &self.leader.logic().cfg
+    }
+
+    /// Each trader's state, in a fixed order.
+    pub fn traders(&self) -> &[TraderState] {
+        self.leader.states()
+    }
+
+    /// The supervisor (snapshots, restarts, halt).
+    pub fn leader(&self) -> &Leader<NaiveLogic> {
+        &self.leader
+    }
+
+    /// Trade cycles completed.
+    pub fn cycles(&self) -> u64 {
+        self.leader.logic().stats.cycles
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &NaiveStats {
+        &self.leader.logic().stats
+    }
+
+    /// Quote amount each trader spends per buy, 1e-8 units.
+    pub fn budget_per_trader(&self) -> i64 {
+        self.leader.logic().budget_per_trader
+    }
+
+    /// The sell price for a buy at `buy_price` (see [`NaiveLogic::sell_price`]).
+    pub fn sell_price(&self, buy_price: Price, tick: Price) -> Price {
+        self.leader.logic().sell_price(buy_price, tick)
+    }
+}
+
+impl Strategy for Naive {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    #[inline]
+    fn on_trade(&mut self, ctx: &mut Ctx<'_>, trade: &Trade) {
+        self.leader.on_trade(ctx, trade);
+    }
+
+    fn on_order(&mut self, ctx: &mut Ctx<'_>, u: &OrderUpdate) {
+        self.leader.on_order(ctx, u);
+    }
+
+    fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {
+        self.leader.set_params(params)
+    }
+
+    fn leader_status(&self) -> Option<engine::control::LeaderStatus> {
+        self.leader.leader_status()
+    }
+
+    fn restore_trader(&mut self, trader: u16, state: &[u8]) -> bool {
+        self.leader.restore_trader(trader, state)
     }
 }
 
@@ -578,6 +799,54 @@ mod tests {
         assert_eq!(s.sell_price(px("0.5"), tick), tick);
         assert_eq!(s.sell_price(px("1000"), tick), tick); // 0.00001 -> 0.00 -> one tick
         assert_eq!(s.sell_price(px("1000"), Price::ZERO), Price(1000));
+    }
+
+    #[test]
+    fn trader_states_survive_the_journal_encoding() {
+        let logic = NaiveLogic::new(NaiveConfig::default());
+        let id = ClientOrderId::new(ClientOrderId::NS_ENGINE, 77);
+        for st in [
+            TraderState::Idle,
+            TraderState::Done,
+            TraderState::Buying {
+                order_id: id,
+                price: px("100.5"),
+                qty: q("0.25"),
+                filled: q("0.1"),
+            },
+            TraderState::SellPending {
+                buy_price: px("100"),
+                price: px("100.1"),
+                qty: q("1"),
+            },
+            TraderState::Selling {
+                order_id: id,
+                buy_price: px("100"),
+                price: px("100.1"),
+                qty: q("1"),
+                filled: q("0.5"),
+            },
+        ] {
+            let blob = logic.encode(&st).unwrap();
+            assert_eq!(logic.decode(blob.as_bytes()), Some(st));
+            // A damaged record is refused, never misread.
+            assert_eq!(
+                logic.decode(&blob.as_bytes()[..blob.as_bytes().len() - 1]),
+                None
+            );
+        }
+        assert_eq!(logic.decode(&[9]), None);
+        assert_eq!(logic.decode(&[]), None);
+        // Restored through the strategy, as a restarted engine does.
+        let mut s = naive(&[("chunks", "2")]);
+        let st = TraderState::SellPending {
+            buy_price: px("100"),
+            price: px("100.1"),
+            qty: q("1"),
+        };
+        assert!(s.restore_trader(1, logic.encode(&st).unwrap().as_bytes()));
+        assert_eq!(s.traders(), &[TraderState::Idle, st]);
+        assert!(!s.restore_trader(2, logic.encode(&st).unwrap().as_bytes()));
     }
 
     #[test]

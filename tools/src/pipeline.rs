@@ -262,13 +262,15 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
     core.add_input(rx);
     if let Some(factory) = &opts.custom_strategy {
         for (id, _) in opts.symbols.iter() {
-            core.set_strategy(id, (factory.0)());
+            core.set_strategy(id, (factory.0)())
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         }
     } else if let Some((name, params)) = &opts.strategy {
         for (id, _) in opts.symbols.iter() {
             let s = strategies::build(name, params.clone())
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-            core.set_strategy(id, s);
+            core.set_strategy(id, s)
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         }
     }
     let mut decoder = BinanceDecoder::new(opts.symbols.clone());

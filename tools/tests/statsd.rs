@@ -303,7 +303,8 @@ fn engine_run(statsd: String) -> Run {
     let mut core = Core::new(&symbols, CoreConfig::default(), MonoClock);
     core.add_input(rx);
     for (id, _) in symbols.iter() {
-        core.set_strategy(id, strategies::build("naive", Params::default()).unwrap());
+        core.set_strategy(id, strategies::build("naive", Params::default()).unwrap())
+            .unwrap();
     }
     // Boundaries on the feed's receive times: 4,000 frames about 1 ms apart, so about ten
     // intervals of 400 ms; whether the metrics thread keeps up or some are extended (both happen
