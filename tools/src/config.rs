@@ -31,6 +31,12 @@
 //! journal = "orders.tlj"             # write-ahead journal; recovered at every start
 //! fsync = "never"                    # never | always | every:N | interval:MS
 //!
+//! [control]             # the runtime control socket of `tickline run` (`tickline ctl`)
+//! enabled = true
+//! socket = "tickline.sock"           # Unix socket, mode 0600 (the default for `tickline run`)
+//! # tcp = "127.0.0.1:7070"           # instead: a loopback TCP port (other addresses are refused)
+//! reply_timeout_ms = 5000            # how long a command waits for the core's answer
+//!
 //! [risk]                # pre-trade limits, every symbol (on whenever orders are)
 //! max_order_qty = "1"
 //! max_order_notional = "100000"
@@ -69,6 +75,79 @@ pub struct Config {
     pub orders: OrdersSection,
     /// Pre-trade risk limits.
     pub risk: RiskSection,
+    /// The runtime control socket (`run`; `tickline ctl` talks to it).
+    pub control: ControlSection,
+}
+
+/// The socket name `tickline run` serves control on when the config names none.
+pub const DEFAULT_CONTROL_SOCKET: &str = "tickline.sock";
+
+/// `[control]`: where a running engine takes runtime commands (`tickline ctl`).
+///
+/// `tickline run` serves a Unix socket (`socket`, default [`DEFAULT_CONTROL_SOCKET`] in its
+/// working directory) unless `enabled = false`; `tcp` serves a loopback TCP port instead. A
+/// library caller of [`run_live`](crate::live::run_live) gets a control socket only when the
+/// config names `socket` or `tcp`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    /// Serve runtime control.
+    pub enabled: bool,
+    /// Unix socket path (created with mode 0600, removed at exit).
+    pub socket: Option<String>,
+    /// Instead of the Unix socket: a loopback TCP address, `127.0.0.1:PORT` or `[::1]:PORT`.
+    pub tcp: Option<String>,
+    /// How long a command waits for the core's answer, ms.
+    pub reply_timeout_ms: u64,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            enabled: true,
+            socket: None,
+            tcp: None,
+            reply_timeout_ms: 5000,
+        }
+    }
+}
+
+impl ControlSection {
+    /// Where `tickline run` serves control and where `tickline ctl --config` looks: `tcp` if
+    /// set, else `socket`, else [`DEFAULT_CONTROL_SOCKET`]. `None` when disabled.
+    pub fn endpoint(&self) -> Result<Option<crate::control::Endpoint>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        if self.tcp.is_some() {
+            return self.configured_endpoint();
+        }
+        let path = self.socket.as_deref().unwrap_or(DEFAULT_CONTROL_SOCKET);
+        Ok(Some(crate::control::Endpoint::Unix(path.into())))
+    }
+
+    /// Only what the config names (`tcp` or `socket`), without the default: what a library
+    /// caller of `run_live` serves. `None` when disabled or when neither is set.
+    pub fn configured_endpoint(&self) -> Result<Option<crate::control::Endpoint>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        match (&self.tcp, &self.socket) {
+            (Some(_), Some(_)) => {
+                bail!("control: set either socket or tcp, not both")
+            }
+            (Some(addr), None) => Ok(Some(crate::control::Endpoint::Tcp(
+                crate::control::loopback_addr(addr).context("control.tcp")?,
+            ))),
+            (None, Some(path)) => {
+                if path.is_empty() {
+                    bail!("control.socket: an empty path");
+                }
+                Ok(Some(crate::control::Endpoint::Unix(path.into())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// `[orders]`: the venue's order API, credentials and the order journal.
@@ -251,8 +330,12 @@ pub struct VenueSection {
     pub ws_url: String,
     /// REST base URL for depth snapshots and exchangeInfo.
     pub rest_url: String,
-    /// Symbols to trade.
+    /// Every symbol the engine knows (its symbol table is fixed at start): only these can trade,
+    /// now or later through `tickline ctl start-trading`.
     pub symbols: Vec<String>,
+    /// The symbols that trade (and are subscribed) from the start; the others are known but idle
+    /// until `start-trading`. Default: every symbol of `symbols`.
+    pub trade: Option<Vec<String>>,
     /// Streams per symbol (`trade`, `aggTrade`, `bookTicker`, `depth@100ms`, ...).
     pub streams: Vec<String>,
     /// `url`: one combined-stream URL (`/stream?streams=...`); `messages`: connect to `/ws`
@@ -272,6 +355,7 @@ impl Default for VenueSection {
             ws_url: "wss://stream.binance.com:9443".into(),
             rest_url: "https://api.binance.com".into(),
             symbols: vec!["BTCUSDT".into()],
+            trade: None,
             streams: vec!["trade".into(), "bookTicker".into(), "depth@100ms".into()],
             subscribe: "url".into(),
             ca_file: None,
@@ -282,28 +366,53 @@ impl Default for VenueSection {
 }
 
 impl VenueSection {
-    /// Lower-case stream names, `<symbol>@<stream>` for every symbol and stream.
+    /// Lower-case stream names, `<symbol>@<stream>` for every symbol that trades from the start
+    /// ([`trading_at_start`](Self::trading_at_start)) and every stream.
     pub fn stream_names(&self) -> Vec<String> {
         self.symbols
             .iter()
-            .flat_map(|sym| {
-                self.streams
-                    .iter()
-                    .map(move |st| format!("{}@{st}", sym.to_ascii_lowercase()))
-            })
+            .filter(|s| self.trading_at_start(s))
+            .flat_map(|sym| self.streams_of(sym))
             .collect()
+    }
+
+    /// Lower-case stream names of one symbol, `<symbol>@<stream>` for every stream.
+    pub fn streams_of(&self, symbol: &str) -> Vec<String> {
+        let sym = symbol.to_ascii_lowercase();
+        self.streams
+            .iter()
+            .map(|st| format!("{sym}@{st}"))
+            .collect()
+    }
+
+    /// True if `symbol` (any case) trades from the start: listed in `trade`, or `trade` unset.
+    pub fn trading_at_start(&self, symbol: &str) -> bool {
+        match &self.trade {
+            None => true,
+            Some(t) => t.iter().any(|s| s.eq_ignore_ascii_case(symbol)),
+        }
+    }
+
+    /// True if the venue URL is a raw feed (`tcp://`, `tls://`): every symbol arrives, nothing
+    /// can be subscribed.
+    pub fn is_raw_feed(&self) -> bool {
+        self.ws_url.starts_with("tcp://") || self.ws_url.starts_with("tls://")
     }
 
     /// The URL to connect to and the streams to send in `SUBSCRIBE` (empty for `url` mode).
     pub fn connect_target(&self) -> (String, Vec<String>) {
         let base = self.ws_url.trim_end_matches('/');
-        if base.starts_with("tcp://") || base.starts_with("tls://") {
+        if self.is_raw_feed() {
             return (base.to_string(), Vec::new());
         }
+        let names = self.stream_names();
         match self.subscribe.as_str() {
-            "messages" => (format!("{base}/ws"), self.stream_names()),
+            "messages" => (format!("{base}/ws"), names),
+            // Nothing to trade at start: a combined connection without streams, subscribed to
+            // by `start-trading`.
+            _ if names.is_empty() => (format!("{base}/stream"), Vec::new()),
             _ => (
-                format!("{base}/stream?streams={}", self.stream_names().join("/")),
+                format!("{base}/stream?streams={}", names.join("/")),
                 Vec::new(),
             ),
         }
@@ -522,6 +631,14 @@ impl Config {
                 .intern(s)
                 .map_err(|e| anyhow::anyhow!("venue.symbols: {e}"))?;
         }
+        for s in self.venue.trade.iter().flatten() {
+            if venue_symbols.lookup(s.as_bytes()).is_none() {
+                bail!(
+                    "venue.trade: {s} is not in venue.symbols ({}); add it there",
+                    self.venue.symbols.join(", ")
+                );
+            }
+        }
         if !matches!(self.venue.subscribe.as_str(), "url" | "messages") {
             bail!(
                 "venue.subscribe = {:?}: expected \"url\" or \"messages\"",
@@ -622,6 +739,13 @@ impl Config {
         }
         if o.ack_timeout_ms == 0 {
             bail!("orders.ack_timeout_ms: must be positive");
+        }
+        self.control.endpoint()?;
+        if !(1..=600_000).contains(&self.control.reply_timeout_ms) {
+            bail!(
+                "control.reply_timeout_ms = {}: must be in 1..=600000",
+                self.control.reply_timeout_ms
+            );
         }
         Ok(())
     }
@@ -777,6 +901,63 @@ mod tests {
             ("[net]\nretries = 3\n", "retries"),
             ("[metrics]\nstatsd = \"localhost\"\n", "metrics.statsd"),
             ("[metrics]\ninterval_ms = 1\n", "metrics.interval_ms"),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn trade_and_control_keys() {
+        let c = Config::parse(
+            "[venue]\nws_url = \"ws://h:1\"\nsymbols = [\"BTCUSDT\", \"ETHUSDT\"]\ntrade = [\"btcusdt\"]\nstreams = [\"trade\"]\n",
+        )
+        .unwrap();
+        assert!(c.venue.trading_at_start("BTCUSDT") && !c.venue.trading_at_start("ETHUSDT"));
+        assert_eq!(
+            c.venue.connect_target().0,
+            "ws://h:1/stream?streams=btcusdt@trade"
+        );
+        assert_eq!(c.venue.streams_of("ETHUSDT"), ["ethusdt@trade"]);
+        let c = Config::parse("[venue]\nws_url = \"ws://h:1\"\ntrade = []\n").unwrap();
+        assert_eq!(c.venue.connect_target().0, "ws://h:1/stream");
+        // The default: every symbol trades from the start; `run` serves tickline.sock.
+        let c = Config::parse("").unwrap();
+        assert!(c.venue.trading_at_start("BTCUSDT"));
+        assert_eq!(
+            c.control.endpoint().unwrap(),
+            Some(crate::control::Endpoint::Unix("tickline.sock".into()))
+        );
+        assert_eq!(c.control.configured_endpoint().unwrap(), None);
+        let c = Config::parse("[control]\ntcp = \"127.0.0.1:7070\"\n").unwrap();
+        assert_eq!(
+            c.control.endpoint().unwrap(),
+            Some(crate::control::Endpoint::Tcp(
+                "127.0.0.1:7070".parse().unwrap()
+            ))
+        );
+        assert_eq!(
+            Config::parse("[control]\nenabled = false\n")
+                .unwrap()
+                .control
+                .endpoint()
+                .unwrap(),
+            None
+        );
+        for (text, key) in [
+            ("[venue]\ntrade = [\"XRPUSDT\"]\n", "venue.trade"),
+            ("[control]\ntcp = \"0.0.0.0:7070\"\n", "control.tcp"),
+            ("[control]\ntcp = \"10.1.2.3:7070\"\n", "control.tcp"),
+            ("[control]\ntcp = \"127.0.0.1\"\n", "control.tcp"),
+            (
+                "[control]\nsocket = \"a\"\ntcp = \"127.0.0.1:1\"\n",
+                "control",
+            ),
+            (
+                "[control]\nreply_timeout_ms = 0\n",
+                "control.reply_timeout_ms",
+            ),
+            ("[control]\nsockt = \"a\"\n", "sockt"),
         ] {
             let e = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(e.contains(key), "{text}: {e}");

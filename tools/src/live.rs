@@ -8,12 +8,21 @@
 //!                    recorder ring ──▶ writer thread ◀── ring ── REST thread ──ring: snapshot levels──▶ core
 //! ```
 //!
+//! With a control endpoint in the config (`[control]`; `tickline run` serves `tickline.sock` by
+//! default), a control thread takes runtime commands ([`crate::control`]): it sends the core
+//! `engine::control::Request`s on a crossbeam channel the core checks about once a millisecond,
+//! and the I/O thread `IoCommand`s (subscribe, unsubscribe) on an mpsc channel. Only the symbols
+//! of `[venue] trade` (default: all of `[venue] symbols`) trade and are subscribed from the start;
+//! the others are in the core's symbol table, idle until `tickline ctl start-trading`.
+//!
 //! Stopping (Ctrl-C, SIGTERM, `--duration`, or the caller's flag): the I/O and REST threads
 //! close their connections and drop their rings; the core drains what is left and ends; the
-//! writer flushes the capture. The summary is the same as replay's.
+//! writer flushes the capture; the control thread closes its connections and removes its
+//! socket file. The summary is the same as replay's.
 
 use crate::clock::MonoClock;
 use crate::config::Config;
+use crate::control::{ControlServer, Controller, ControllerConfig};
 use crate::pin::pin_current_thread;
 use crate::pipeline::ReplayReport;
 use anyhow::{bail, Context, Result};
@@ -27,7 +36,8 @@ use feeds::binance::BinanceDecoder;
 use feeds::binance_api::{Credentials, OrderEncoder};
 use feeds::capture::CaptureWriter;
 use feeds::io::{
-    run_io_loop_with_session, FeedSpec, IoConfig, IoCounters, IoNotice, IoShared, ReconnectPolicy,
+    run_io_loop_with_session, FeedSpec, IoCommand, IoConfig, IoCounters, IoNotice, IoShared,
+    ReconnectPolicy,
 };
 use feeds::journal::{recover, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
@@ -56,9 +66,11 @@ pub type DoneFn = Box<dyn Fn(&IoCounters) -> bool + Send>;
 pub struct LiveOptions {
     /// Venue, network, engine and paper settings.
     pub cfg: Config,
-    /// Strategy to run on every symbol (None: market data only).
+    /// Strategy to run on every symbol of `[venue] trade` (None: market data only); also what
+    /// `tickline ctl start-trading` runs when it names none.
     pub strategy: Option<(String, Params)>,
-    /// Instead of `strategy`: a strategy built by the caller, one instance per symbol.
+    /// Instead of `strategy`: a strategy built by the caller, one instance per symbol of
+    /// `[venue] trade`.
     pub custom_strategy: Option<StrategyFactory>,
     /// Record every frame, connection change and snapshot to this `.tlc` file.
     pub record: Option<PathBuf>,
@@ -162,13 +174,17 @@ fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::R
     Ok((w, rec))
 }
 
+/// Trader states recovered from the journal: `(symbol, trader, state)`.
+type TraderStates = Vec<(String, u32, Vec<u8>)>;
+
 /// The order session of a live run with `orders.enabled`, wired into `core`: credentials, the
-/// journal (and what it recovered), the command and event rings, and the waker.
+/// journal (and what it recovered), the command and event rings, and the waker. Also returns
+/// the traders' states the journal holds, to hand to the strategies once they are installed.
 fn order_session(
     cfg: &Config,
     symbols: &SymbolTable,
     core: &mut Core<MonoClock>,
-) -> Result<OrderSession> {
+) -> Result<(OrderSession, TraderStates)> {
     let o = &cfg.orders;
     let creds = match &o.credentials_file {
         Some(f) => Credentials::from_file(std::path::Path::new(f))
@@ -200,7 +216,9 @@ fn order_session(
         wake,
         MonoClock::now,
     );
+    let mut traders = Vec::new();
     if let Some(rec) = rec {
+        traders = rec.trader_states.clone();
         core.set_next_order_number(rec.next_client_id);
         for (name, pos) in &rec.positions {
             match symbols.lookup(name.as_bytes()) {
@@ -233,7 +251,7 @@ fn order_session(
     } else {
         eprintln!("journal: new file {}", o.journal);
     }
-    Ok(session)
+    Ok((session, traders))
 }
 
 /// Drains both recorder rings (I/O thread and REST thread) into one capture until both
@@ -275,6 +293,15 @@ fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
 /// Runs the live engine until stopped; returns the same summary as a replay.
 pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let cfg = &opts.cfg;
+    // First, so a second engine on the same control socket stops before it touches the venue.
+    let control = match cfg.control.configured_endpoint()? {
+        Some(ep) => {
+            let server = ControlServer::bind(&ep)?;
+            eprintln!("control: listening on {}", server.endpoint());
+            Some(server)
+        }
+        None => None,
+    };
     let mut symbols = SymbolTable::new();
     for s in &cfg.venue.symbols {
         symbols
@@ -325,16 +352,51 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     } else {
         None
     };
-    for (id, _) in symbols.iter() {
+    let (session, trader_states) = match session {
+        Some((s, t)) => (Some(s), t),
+        None => (None, Vec::new()),
+    };
+    for (id, name) in symbols.iter() {
         core.set_rules(id, rules[id.index()]);
+        if !cfg.venue.trading_at_start(name) {
+            continue; // idle until `start-trading`
+        }
         if let Some(factory) = &opts.custom_strategy {
-            core.set_strategy(id, (factory.0)());
+            core.set_strategy(id, (factory.0)())
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         } else if let Some((name, params)) = &opts.strategy {
             let s = strategies::build(name, params.clone())
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-            core.set_strategy(id, s);
+            core.set_strategy(id, s)
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         }
     }
+    // Supervised traders resume where the journal left them.
+    if !trader_states.is_empty() {
+        let mut restored = 0;
+        for (name, trader, state) in &trader_states {
+            let ok = symbols
+                .lookup(name.as_bytes())
+                .is_some_and(|id| core.restore_trader(id, *trader as u16, state));
+            restored += usize::from(ok);
+        }
+        eprintln!(
+            "journal: {restored} of {} trader states restored (the others' symbols do not trade now, or their strategy changed)",
+            trader_states.len()
+        );
+    }
+    // Runtime control: commands for the core, subscription changes for the I/O thread.
+    let (io_cmd_tx, io_cmd_rx) = std::sync::mpsc::channel::<IoCommand>();
+    let core_requests = control.as_ref().map(|_| {
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        core.set_control(rx);
+        tx
+    });
+    let feeds: Vec<(u32, String)> = io_cfg
+        .feeds
+        .iter()
+        .map(|f| (f.conn_id, f.url.clone()))
+        .collect();
     let (io_rec, snap_rec, rec_rings) = match &opts.record {
         Some(_) => {
             let (a_tx, a_rx) = recorder(64 << 20);
@@ -373,13 +435,12 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
             .spawn(move || {
                 let pinned = pin_current_thread("I/O", cpu);
                 let mut notice = |n: IoNotice| eprintln!("{n}");
-                let (_no_commands, commands) = std::sync::mpsc::channel();
                 let r = run_io_loop_with_session(
                     io_cfg,
                     decoder,
                     io_tx,
                     io_rec,
-                    &commands,
+                    &io_cmd_rx,
                     session,
                     &mut notice,
                     &shared,
@@ -459,6 +520,26 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
             .context("spawning the core thread")?
     };
 
+    let control_thread = match (control, core_requests) {
+        (Some(server), Some(core_tx)) => {
+            let controller = Controller::new(ControllerConfig {
+                symbols: symbols.clone(),
+                venue: cfg.venue.clone(),
+                default_strategy: opts.strategy.clone(),
+                core: core_tx,
+                io: io_cmd_tx,
+                shared: shared.clone(),
+                feed_conn_id: feeds.first().map_or(1, |f| f.0),
+                feeds,
+                live_orders: cfg.orders.enabled,
+                reply_timeout: Duration::from_millis(cfg.control.reply_timeout_ms),
+                stop: stop.clone(),
+            });
+            Some(server.spawn(controller, stop.clone())?)
+        }
+        _ => None,
+    };
+
     // The main thread: status line, deadline, and the caller's end condition.
     let mut next_status = started + opts.status_every.unwrap_or(Duration::from_secs(3600));
     let mut last_frames = 0u64;
@@ -503,6 +584,10 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let (mut core, end_ns, core_pinned, metrics) = core_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
+    if let Some(c) = control_thread {
+        c.join()
+            .map_err(|_| anyhow::anyhow!("the control thread panicked"))?;
+    }
     if let Some(w) = writer {
         let n = w
             .join()

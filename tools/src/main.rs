@@ -1,4 +1,5 @@
-//! `tickline`: replay captures through the pinned pipeline, generate synthetic feeds, run the demo.
+//! `tickline`: replay captures through the pinned pipeline, generate synthetic feeds, run the demo,
+//! run the live engine and control it while it runs (`tickline ctl`).
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -54,7 +55,8 @@ enum Cmd {
         seed: u64,
     },
     /// Run the live engine on the venue in the config (`[venue]`, `[net]`) until Ctrl-C, SIGTERM
-    /// or `--duration`, printing a status line; then the same summary as `replay`.
+    /// or `--duration`, printing a status line; then the same summary as `replay`. It takes
+    /// runtime commands (`tickline ctl`) on `[control] socket` (default `tickline.sock` here).
     Run {
         #[command(flatten)]
         run: RunArgs,
@@ -105,6 +107,10 @@ enum Cmd {
     /// A loopback venue speaking Binance's market-data WebSocket and REST protocols, serving a
     /// capture or a generated feed, with fault injection.
     VenueSim(tools::sim::SimArgs),
+    /// Control a running engine (`tickline run`) through its control socket: status, start and
+    /// stop trading a symbol, change strategy parameters, halt, resume, kill. Exits non-zero
+    /// when the engine refuses (the reason on stderr) or cannot be reached.
+    Ctl(CtlArgs),
     /// Regenerate the `.hgrm` files and the SVG chart from a `latency.hlog` (HdrHistogram V2 log).
     Report {
         /// The log (written by `--report-dir`, or any HdrHistogram V2 log with tags).
@@ -113,6 +119,69 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug)]
+struct CtlArgs {
+    /// The engine's control socket (default: from --config, else `tickline.sock`).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The engine's loopback control port (`[control] tcp`), instead of a socket.
+    #[arg(long, global = true, value_name = "ADDR")]
+    tcp: Option<String>,
+    /// The engine's config: its `[control]` section says where the socket is.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the engine's reply as one JSON object (`{"ok":..}`) on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Wait this long for the reply, seconds.
+    #[arg(long, global = true, default_value_t = 30.0, value_name = "S")]
+    timeout: f64,
+    #[command(subcommand)]
+    cmd: CtlCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlCmd {
+    /// The status tree: engine, connections, symbols, each symbol's leader and its traders
+    /// (state, position, PnL, restarts).
+    Status,
+    /// Start trading SYMBOL (one of `[venue] symbols`): subscribe its streams, fetch its
+    /// filters, build the strategy and hand it to the core.
+    StartTrading {
+        /// The symbol.
+        symbol: String,
+        /// Strategy (default: the config's `[strategy]`, with its parameters).
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Traders (the strategy's `chunks` parameter).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        chunks: Option<u64>,
+        /// Strategy parameter `KEY=VALUE` (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+    },
+    /// Stop trading SYMBOL: cancel its open orders, stop its strategy, unsubscribe its streams
+    /// (the position stays).
+    StopTrading {
+        /// The symbol.
+        symbol: String,
+    },
+    /// Change the running strategy's parameters on SYMBOL, all or none.
+    Set {
+        /// The symbol.
+        symbol: String,
+        /// `KEY=VALUE` pairs.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        params: Vec<String>,
+    },
+    /// Trading state HALTED: no new orders (cancels still go out).
+    Halt,
+    /// Trading state ACTIVE (lifts a halt or a kill).
+    Resume,
+    /// The kill switch: halt and cancel every open order.
+    Kill,
 }
 
 #[derive(Args, Debug)]
@@ -259,15 +328,20 @@ fn real_main() -> Result<()> {
             status_every,
             record,
         } => {
-            let cfg = run.config()?;
+            let mut cfg = run.config()?;
+            if cfg.control.enabled && cfg.control.tcp.is_none() && cfg.control.socket.is_none() {
+                cfg.control.socket = Some(tools::config::DEFAULT_CONTROL_SOCKET.into());
+            }
             let strategy = (cfg.strategy.name != "none")
                 .then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
             live(cfg, strategy, record, duration, status_every, run.json)
         }
         Cmd::Record { run, out, duration } => {
             let mut cfg = run.config()?;
-            // Recording never trades, whatever the config says.
+            // Recording never trades, whatever the config says, and records every symbol.
             cfg.orders.enabled = false;
+            cfg.control.enabled = false;
+            cfg.venue.trade = None;
             live(cfg, None, Some(out), duration, 1.0, run.json)
         }
         Cmd::Demo {
@@ -292,6 +366,7 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::VenueSim(args) => tools::sim::run_cli(args),
+        Cmd::Ctl(args) => ctl(args),
         Cmd::Report { file, out } => {
             let dir = out.unwrap_or_else(|| {
                 file.parent()
@@ -306,6 +381,74 @@ fn real_main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tickline ctl`: one request, its reply printed; an error reply is an error.
+fn ctl(args: CtlArgs) -> Result<()> {
+    use tools::control::{parse_kv, render_status, request, CtlRequest, Endpoint};
+    let endpoint = match (&args.socket, &args.tcp, &args.config) {
+        (Some(_), Some(_), _) => anyhow::bail!("give --socket or --tcp, not both"),
+        (Some(p), None, _) => Endpoint::Unix(p.clone()),
+        (None, Some(a), _) => Endpoint::Tcp(tools::control::loopback_addr(a).context("--tcp")?),
+        (None, None, Some(file)) => Config::load(file)?.control.endpoint()?.with_context(|| {
+            format!(
+                "{}: [control] enabled = false: the engine serves no control socket",
+                file.display()
+            )
+        })?,
+        (None, None, None) => Endpoint::Unix(PathBuf::from(tools::config::DEFAULT_CONTROL_SOCKET)),
+    };
+    let kvs = |list: &[String]| -> Result<Vec<(String, String)>> {
+        list.iter()
+            .map(|kv| parse_kv(kv).map_err(anyhow::Error::msg))
+            .collect()
+    };
+    let req = match &args.cmd {
+        CtlCmd::Status => CtlRequest::Status,
+        CtlCmd::StartTrading {
+            symbol,
+            strategy,
+            chunks,
+            params,
+        } => CtlRequest::StartTrading {
+            symbol: symbol.clone(),
+            strategy: strategy.clone(),
+            chunks: *chunks,
+            params: kvs(params).context("--param")?,
+        },
+        CtlCmd::StopTrading { symbol } => CtlRequest::StopTrading {
+            symbol: symbol.clone(),
+        },
+        CtlCmd::Set { symbol, params } => CtlRequest::Set {
+            symbol: symbol.clone(),
+            params: kvs(params)?,
+        },
+        CtlCmd::Halt => CtlRequest::Halt,
+        CtlCmd::Resume => CtlRequest::Resume,
+        CtlCmd::Kill => CtlRequest::Kill,
+    };
+    let reply = request(&endpoint, &req, seconds("--timeout", args.timeout)?)?;
+    if args.json {
+        println!("{reply}");
+    }
+    if reply["ok"] != true {
+        anyhow::bail!(
+            "{}",
+            reply["error"]
+                .as_str()
+                .unwrap_or("the engine refused (no reason given)")
+        );
+    }
+    for w in reply["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", w.as_str().unwrap_or_default());
+    }
+    if !args.json {
+        match reply.get("status") {
+            Some(status) => print!("{}", render_status(status)),
+            None => println!("{}", reply["message"].as_str().unwrap_or("done")),
+        }
+    }
+    Ok(())
 }
 
 fn demo_replay(gen: feeds::gen::GenConfig, cfg: &Config, json: bool) -> Result<()> {
