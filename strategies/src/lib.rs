@@ -181,6 +181,48 @@ mod tests {
     }
 
     #[test]
+    fn runtime_parameters_are_checked_and_applied_all_or_none() {
+        for &name in NAMES {
+            let mut s = build(name, Params::default()).unwrap();
+            // An unknown key is refused by name, with a good one beside it: nothing changes.
+            let good = match name {
+                "naive" => ("budget", "50"),
+                "sma_cross" | "probe" => ("qty", "0.002"),
+                _ => unreachable!(),
+            };
+            let e = s
+                .set_params(&Params::new([good, ("no_such_knob", "1")]))
+                .unwrap_err();
+            assert_eq!(e, ParamError::Unknown("no_such_knob".into()), "{name}");
+            // A bad value is refused with its key.
+            let e = s.set_params(&Params::new([(good.0, "-1")])).unwrap_err();
+            assert!(
+                matches!(&e, ParamError::BadValue { key, .. } if key == good.0),
+                "{name}: {e}"
+            );
+            if let Some(l) = s.leader_status() {
+                let budget = l.params.iter().find(|p| p.0 == "budget").unwrap();
+                assert_eq!(budget.1, "100.00000000", "nothing changed");
+            }
+            // A good one is applied and reported.
+            let what = s.set_params(&Params::new([good])).unwrap();
+            assert!(what.contains(good.0), "{name}: {what}");
+        }
+        // What may not change while trading says so, by name.
+        let mut n = build("naive", Params::default()).unwrap();
+        let e = n.set_params(&Params::new([("chunks", "4")])).unwrap_err();
+        assert!(e.to_string().contains("chunks"), "{e}");
+        let params = n.leader_status().unwrap().params;
+        assert!(
+            params.contains(&("budget".into(), "100.00000000".into())),
+            "{params:?}"
+        );
+        let mut m = build("sma_cross", Params::default()).unwrap();
+        let e = m.set_params(&Params::new([("slow", "50")])).unwrap_err();
+        assert!(e.to_string().contains("slow"), "{e}");
+    }
+
+    #[test]
     fn price_and_qty_rounding() {
         let tick = Price(1_000_000);
         // 61837.63 x 1.001 = 61899.46763 -> 61899.46

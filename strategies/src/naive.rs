@@ -1,9 +1,11 @@
 //! The naive trading cycle, after the Elixir/OTP "naive" bot: buy a little under the market, sell
 //! a little over what was paid, repeat.
 //!
-//! A symbol runs `chunks` traders side by side, each with `budget / chunks` to spend. A trader is
-//! a small `Copy` value, [`TraderState`], so the whole set can be snapshotted and restored (what
-//! the seed's leader process kept for restarting crashed traders). One trader's cycle:
+//! A symbol runs `chunks` traders side by side, each with `budget / chunks` to spend, under a
+//! supervising [`Leader`] (see `engine::supervisor`): a trader is a small `Copy` value,
+//! [`TraderState`], snapshotted after every change (what the seed's leader process kept), put
+//! back when a callback panics, journaled with live orders, and replaced by a fresh one when its
+//! cycle is done. One trader's cycle:
 //!
 //! 1. [`TraderState::Idle`]: on the next trade, place a GTC limit buy at
 //!    `trade price x (1 - buy_down_interval)` rounded down to the tick, for
@@ -16,7 +18,8 @@
 //!    one tick) and become [`Selling`](TraderState::Selling). A rejected or canceled buy returns
 //!    the trader to `Idle`; if part of it had filled, that part is sold as in a full fill.
 //! 3. `Selling`: fills accumulate. Once the sell is fully filled the cycle is complete
-//!    ([`Naive::cycles`]) and the trader is replaced by a fresh, idle one. A canceled sell is
+//!    ([`Naive::cycles`]): the trader is [`Done`](TraderState::Done) and its leader replaces it
+//!    with a fresh, idle one. A canceled sell is
 //!    placed again at once for what is left; a rejected sell becomes
 //!    [`SellPending`](TraderState::SellPending) and is placed again on the next trade, so a venue
 //!    that keeps refusing it cannot drive an order/reject loop at round-trip speed.
@@ -26,8 +29,10 @@
 //! sell (under one lot or the minimum notional, after a partial fill) is abandoned, counted in
 //! [`NaiveStats::dust`], and the trader starts afresh.
 //!
-//! Orders are matched to traders by scanning the (at most 64) live order ids: no map, no
-//! allocation after [`Naive::new`].
+//! The leader routes each order update to the trader that placed it (a fixed table, then the
+//! traders' live order ids): no map, no allocation after [`Naive::new`]. `budget`,
+//! `buy_down_interval` and `profit_interval` can be changed while trading
+//! ([`Strategy::set_params`]); `chunks` cannot.
 
 use engine::event::{ClientOrderId, OrderRequest, OrderType, Side, Trade, TraderBlob};
 use engine::fixed::{Notional, Price, Qty, SCALE};

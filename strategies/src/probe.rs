@@ -112,6 +112,23 @@ impl Strategy for Probe {
         NAME
     }
 
+    /// `offset_bps` and `qty`, checked like at start-up, all or none.
+    fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {
+        let current = Params::new([
+            ("offset_bps", self.cfg.offset_bps.to_string()),
+            ("qty", self.cfg.qty.to_string()),
+        ]);
+        let mut merged = current.merged(params);
+        let cfg = ProbeConfig::from_params(&mut merged)?;
+        merged.finish()?;
+        let what = format!(
+            "offset_bps {} -> {}, qty {} -> {}",
+            self.cfg.offset_bps, cfg.offset_bps, self.cfg.qty, cfg.qty
+        );
+        self.cfg = cfg;
+        Ok(what)
+    }
+
     #[inline]
     fn on_trade(&mut self, ctx: &mut Ctx<'_>, trade: &Trade) {
         let req = OrderRequest {
