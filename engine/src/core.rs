@@ -622,6 +622,8 @@ impl<C: Clock> Core<C> {
         st.slow_recent.clear();
         snap.slow_unreported = core::mem::take(&mut st.slow_unreported);
         snap.loop_stats = core::mem::take(&mut st.loop_stats);
+        st.counters.trader_restarts = st.outbox.trader_restarts;
+        st.counters.symbol_halts = st.outbox.symbol_halts;
         snap.counters = st.counters;
         snap.start_ns = st.interval_start_ns;
         snap.end_ns = end;

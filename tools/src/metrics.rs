@@ -60,6 +60,10 @@
 //! | `rejects` | `c` | orders rejected |
 //! | `canceled` | `c` | orders canceled or expired |
 //! | `slow_callbacks` | `c` | strategy callbacks over the slow threshold |
+//! | `risk_denials` | `c` | orders refused by pre-trade risk |
+//! | `order_timeouts` | `c` | orders without an answer within the ack timeout (still in flight) |
+//! | `trader_restarts` | `c` | supervised traders restarted after a panic |
+//! | `symbol_halts` | `c` | symbols halted by their supervisor (restart intensity) |
 //! | `metrics_skipped` | `c` | interval boundaries at which no snapshot had come back (the interval was extended) |
 //! | `book.<SYMBOL>.bid_levels`, `.ask_levels` | `g` | levels in the book (0 while not synced) |
 //! | `book.<SYMBOL>.synced` | `g` | 1 if the book is synced, else 0 |
@@ -418,6 +422,10 @@ pub fn statsd_lines(
         ("rejects", c.rejects, p.rejects),
         ("canceled", c.canceled, p.canceled),
         ("slow_callbacks", c.slow_callbacks, p.slow_callbacks),
+        ("risk_denials", c.risk_denials, p.risk_denials),
+        ("order_timeouts", c.order_timeouts, p.order_timeouts),
+        ("trader_restarts", c.trader_restarts, p.trader_restarts),
+        ("symbol_halts", c.symbol_halts, p.symbol_halts),
     ];
     for (name, now, before) in core_counters {
         counter(out, prefix, name, now, before);

@@ -109,6 +109,8 @@ impl ReplayReport {
             "order_ring_full": c.order_ring_full,
             "risk_denials": c.risk_denials,
             "slow_callbacks": c.slow_callbacks,
+            "trader_restarts": c.trader_restarts,
+            "symbol_halts": c.symbol_halts,
             "pnl": {"realized": realized, "unrealized": unrealized, "fees": fees, "net": net},
             "positions": positions,
             "elapsed_ns": self.elapsed_ns,
@@ -155,6 +157,13 @@ impl ReplayReport {
             "orders          {:>12}   (fills {}, rejects {}, canceled {})",
             c.orders, c.fills, c.rejects, c.canceled
         );
+        if c.trader_restarts + c.symbol_halts > 0 {
+            let _ = writeln!(
+                s,
+                "supervision     {:>12}   trader restarts, {} symbols halted",
+                c.trader_restarts, c.symbol_halts
+            );
+        }
         let (r, u, f, n) = self.pnl();
         let _ = writeln!(
             s,
