@@ -1002,3 +1002,210 @@ impl OrderSession {
         Some(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The session's bookkeeping, fed hand-written venue frames (the socket side is covered by
+    //! the loopback tests in `tests/order_session.rs` and `tests/orders_crash.rs`).
+
+    use super::*;
+    use crate::binance_api::{Credentials, Secret};
+    use engine::event::{OrderType, Side};
+    use engine::fixed::Price;
+    use engine::ring::{event_ring, OnFull};
+
+    const Q: i64 = 100_000_000;
+
+    struct Rig {
+        s: OrderSession,
+        rx: rtrb::Consumer<MarketEvent>,
+        cmd: rtrb::Producer<OrderCommand>,
+    }
+
+    fn id(n: u64) -> ClientOrderId {
+        ClientOrderId::new(ClientOrderId::NS_ENGINE, n)
+    }
+
+    /// A session tracking `tl-1`, a GTC buy of 1 BTCUSDT (as if recovered from a journal).
+    fn rig() -> Rig {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        let creds = Credentials::hmac("unitTestKey0123456789", Secret::new(b"s".to_vec())).unwrap();
+        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(16);
+        let (tx, rx) = event_ring(64, OnFull::Block);
+        let mut s = OrderSession::new(
+            SessionConfig::default(),
+            OrderEncoder::new(creds, 0),
+            symbols,
+            cmd_rx,
+            tx,
+            None,
+            OrderWake::new(),
+            || 1,
+        );
+        s.restore(&[RecoveredOrder {
+            client_id: id(1),
+            symbol: "BTCUSDT".into(),
+            req: OrderRequest {
+                side: Side::Buy,
+                price: Price(100 * Q),
+                qty: Qty(Q),
+                order_type: OrderType::LimitGtc,
+            },
+            filled: Qty::ZERO,
+            venue_order_id: None,
+            acked: false,
+            trade_ids: Vec::new(),
+            ts_ns: 0,
+        }]);
+        Rig { s, rx, cmd: cmd_tx }
+    }
+
+    impl Rig {
+        fn events(&mut self) -> Vec<EventKind> {
+            let mut out = Vec::new();
+            while let Ok(e) = self.rx.pop() {
+                out.push(e.kind);
+            }
+            out
+        }
+    }
+
+    fn report(x: &str, status: &str, last: &str, cum: &str, trade: u64) -> String {
+        format!(
+            r#"{{"event":{{"e":"executionReport","E":1,"s":"BTCUSDT","c":"{c}","S":"BUY","o":"LIMIT","f":"GTC","q":"1.00000000","p":"100.00000000","C":"{orig}","x":"{x}","X":"{status}","r":"NONE","i":9,"l":"{last}","z":"{cum}","L":"100.00000000","n":"0","N":"USDT","T":1,"t":{trade}}}}}"#,
+            c = if x == "CANCELED" { "cxl-7" } else { "tl-1" },
+            orig = if x == "CANCELED" { "tl-1" } else { "" },
+        )
+    }
+
+    fn cancel_reply(executed: &str) -> String {
+        format!(
+            r#"{{"id":77,"status":200,"result":{{"symbol":"BTCUSDT","origClientOrderId":"tl-1","orderId":9,"clientOrderId":"cxl-7","origQty":"1.00000000","executedQty":"{executed}","status":"CANCELED"}}}}"#
+        )
+    }
+
+    #[test]
+    fn the_venues_second_word_is_dropped() {
+        let mut r = rig();
+        r.s.on_frame(report("NEW", "NEW", "0", "0", 0).as_bytes());
+        r.s.on_frame(
+            br#"{"id":3,"status":200,"result":{"symbol":"BTCUSDT","orderId":9,"clientOrderId":"tl-1","status":"NEW"}}"#,
+        );
+        let ack = OrderAck {
+            client_id: id(1),
+            venue_order_id: 9,
+        };
+        assert_eq!(r.events(), vec![EventKind::OrderAck(ack)]);
+        r.s.on_frame(cancel_reply("0.00000000").as_bytes());
+        r.s.on_frame(report("CANCELED", "CANCELED", "0", "0", 0).as_bytes());
+        let canceled = OrderCanceled {
+            client_id: id(1),
+            leaves_qty: Qty(Q),
+        };
+        assert_eq!(r.events(), vec![EventKind::OrderCanceled(canceled)]);
+        assert_eq!(r.s.counters().duplicates, 2);
+        assert_eq!(r.s.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_cancel_reply_ahead_of_its_fill_waits_for_it() {
+        let mut r = rig();
+        // The reply says 0.4 filled before the cancel, but that fill's report is still on its way.
+        r.s.on_frame(cancel_reply("0.40000000").as_bytes());
+        assert_eq!(r.events(), vec![]);
+        r.s.on_frame(
+            report("TRADE", "PARTIALLY_FILLED", "0.40000000", "0.40000000", 55).as_bytes(),
+        );
+        let ev = r.events();
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(
+            matches!(ev[0], EventKind::Fill(f) if f.trade_id == 55 && f.qty == Qty(40_000_000))
+        );
+        assert_eq!(
+            ev[1],
+            EventKind::OrderCanceled(OrderCanceled {
+                client_id: id(1),
+                leaves_qty: Qty(60_000_000)
+            })
+        );
+        // The report of the cancel, and the fill sent again, change nothing.
+        r.s.on_frame(report("CANCELED", "CANCELED", "0", "0.40000000", 0).as_bytes());
+        r.s.on_frame(
+            report("TRADE", "PARTIALLY_FILLED", "0.40000000", "0.40000000", 55).as_bytes(),
+        );
+        assert_eq!(r.events(), vec![]);
+        assert_eq!(r.s.counters().duplicates, 2);
+    }
+
+    #[test]
+    fn reconciliation_settles_orders_the_venue_never_saw() {
+        let mut r = rig();
+        r.s.on_open(); // asks userDataStream.subscribe (id 1), then order.status for tl-1 (id 2)
+        r.s.on_frame(
+            br#"{"id":2,"status":400,"error":{"code":-2013,"msg":"Order does not exist."}}"#,
+        );
+        assert_eq!(
+            r.events(),
+            vec![EventKind::OrderReject(OrderReject {
+                client_id: id(1),
+                reason: RejectReason::Venue
+            })]
+        );
+        assert_eq!(r.s.counters().reconciled_orders, 1);
+        assert_eq!(r.s.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_unknown_outcome_keeps_the_order_in_flight() {
+        let mut r = rig();
+        r.s.on_open();
+        r.s.on_frame(br#"{"id":2,"status":503,"error":{"code":-1007,"msg":"Timeout waiting for response from backend server."}}"#);
+        assert_eq!(r.events(), vec![]);
+        assert_eq!(r.s.counters().unknown_outcomes, 1);
+        assert_eq!(r.s.in_flight(), 1);
+        assert!(r
+            .s
+            .take_notices()
+            .iter()
+            .any(|n| n.contains("outcome unknown")));
+    }
+
+    #[test]
+    fn commands_while_disconnected_are_refused_at_once() {
+        let mut r = rig();
+        let req = OrderRequest {
+            side: Side::Sell,
+            price: Price(101 * Q),
+            qty: Qty(Q),
+            order_type: OrderType::LimitIoc,
+        };
+        r.cmd
+            .push(OrderCommand::New {
+                client_id: id(2),
+                symbol: SymbolId(0),
+                req,
+                cause_ns: 1,
+            })
+            .unwrap();
+        assert_eq!(r.s.pump(None), 1);
+        assert_eq!(
+            r.events(),
+            vec![EventKind::OrderReject(OrderReject {
+                client_id: id(2),
+                reason: RejectReason::Disconnected
+            })]
+        );
+        assert_eq!(r.s.counters().refused_disconnected, 1);
+    }
+
+    #[test]
+    fn garbage_is_counted_and_reported() {
+        let mut r = rig();
+        r.s.on_frame(b"{\"id\":");
+        r.s.on_frame(b"\xff\xfe");
+        assert_eq!(r.s.counters().bad_frames, 2);
+        assert_eq!(r.s.take_notices().len(), 2);
+        assert_eq!(r.events(), vec![]);
+    }
+}
