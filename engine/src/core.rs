@@ -1073,14 +1073,20 @@ impl State {
         if let Some(h) = self.symbols.get_mut(home.index()) {
             h.strategy = Some(strategy);
         }
+        self.after_callback(home, recv_ns, t0, clock);
+    }
+
+    /// Times the callback that started at `t0` and routes what it asked for.
+    #[inline]
+    fn after_callback<C: Clock>(&mut self, sym: SymbolId, recv_ns: u64, t0: u64, clock: &C) {
         let t1 = clock.now_ns();
         let took = t1.saturating_sub(t0);
         self.latency.record(Stage::Strategy, took);
         if took > self.slow_callback_ns {
-            self.slow_callback(home, took, t1);
+            self.slow_callback(sym, took, t1);
         }
         if !self.outbox.is_empty() {
-            self.route(home, recv_ns, t1);
+            self.route(sym, recv_ns, t1);
         }
     }
 
@@ -1116,15 +1122,7 @@ impl State {
             );
             f(strategy.as_mut(), &mut ctx);
         }
-        let t1 = clock.now_ns();
-        let took = t1.saturating_sub(t0);
-        self.latency.record(Stage::Strategy, took);
-        if took > self.slow_callback_ns {
-            self.slow_callback(sym, took, t1);
-        }
-        if !self.outbox.is_empty() {
-            self.route(sym, recv_ns, t1);
-        }
+        self.after_callback(sym, recv_ns, t0, clock);
     }
 
     #[cold]

@@ -416,12 +416,9 @@ pub(crate) struct CancelReq {
     pub(crate) api_key: String,
 }
 
-/// Checks the parameters of `order.cancel`.
-pub(crate) fn parse_cancel(
-    p: &Map<String, Value>,
-    symbols: &SymbolTable,
-) -> Result<CancelReq, ApiError> {
-    let symbol = symbol(p, symbols)?;
+/// `orderId` and/or `origClientOrderId` (at least one), as `order.cancel` and `order.status`
+/// name an order.
+fn order_ref(p: &Map<String, Value>) -> Result<(Option<u64>, Option<ClientId>), ApiError> {
     let order_id = match text(p, "orderId")? {
         Some(s) => Some(unsigned("orderId", &s)?),
         None => None,
@@ -436,6 +433,16 @@ pub(crate) fn parse_cancel(
             "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
         ));
     }
+    Ok((order_id, orig_client_id))
+}
+
+/// Checks the parameters of `order.cancel`.
+pub(crate) fn parse_cancel(
+    p: &Map<String, Value>,
+    symbols: &SymbolTable,
+) -> Result<CancelReq, ApiError> {
+    let symbol = symbol(p, symbols)?;
+    let (order_id, orig_client_id) = order_ref(p)?;
     let new_client_id = match text(p, "newClientOrderId")? {
         Some(s) => Some(client_id("newClientOrderId", &s)?),
         None => None,
@@ -488,20 +495,7 @@ pub(crate) fn parse_order_status(
     symbols: &SymbolTable,
 ) -> Result<StatusReq, ApiError> {
     let symbol = symbol(p, symbols)?;
-    let order_id = match text(p, "orderId")? {
-        Some(s) => Some(unsigned("orderId", &s)?),
-        None => None,
-    };
-    let orig_client_id = match text(p, "origClientOrderId")? {
-        Some(s) => Some(client_id("origClientOrderId", &s)?),
-        None => None,
-    };
-    if order_id.is_none() && orig_client_id.is_none() {
-        return Err(ApiError::new(
-            -1102,
-            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-        ));
-    }
+    let (order_id, orig_client_id) = order_ref(p)?;
     let api_key = auth(p)?;
     Ok(StatusReq {
         symbol,
