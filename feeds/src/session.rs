@@ -35,7 +35,9 @@
 //! acknowledgement if none was seen, the trades the engine missed (`myTrades` for the order,
 //! paged by `fromId`, less the trade ids already journaled), then its final state. An order the
 //! venue does not know (`-2013`) never reached it and is rejected. So nothing is sent twice (ids
-//! continue from the journal) and no fill is lost.
+//! continue from the journal) and no fill is lost. A venue that refuses `order.status` cannot
+//! settle anything: an IOC, FOK or market order is then closed here (it cannot still rest) with a
+//! loud notice that its fills are unknown, and a GTC order stays in flight.
 //!
 //! **Waking.** The I/O thread sleeps in `epoll_wait` when idle; [`OrderWake::notify`] (called by
 //! the core after each command it pushes) wakes it through a `mio::Waker` only while it is parked,
@@ -51,7 +53,7 @@ use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use crate::net::Connection;
 use engine::event::{
     ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
-    OrderReject, OrderRequest, RejectReason,
+    OrderReject, OrderRequest, OrderType, RejectReason,
 };
 use engine::fixed::Qty;
 use engine::latency::LatencyHist;
@@ -221,6 +223,8 @@ struct Tracked {
     settled: bool,
     /// Leaves of a cancel reply that came before the fills it implies.
     cancel_pending: Option<Qty>,
+    /// A GTC limit order (can rest on the book); IOC, FOK and market orders cannot.
+    resting: bool,
     trade_ids: Vec<u64>,
 }
 
@@ -332,6 +336,7 @@ impl OrderSession {
                     acked: o.acked,
                     settled: false,
                     cancel_pending: None,
+                    resting: o.req.order_type == OrderType::LimitGtc,
                     trade_ids: o.trade_ids.clone(),
                 },
             );
@@ -572,6 +577,7 @@ impl OrderSession {
                 acked: false,
                 settled: false,
                 cancel_pending: None,
+                resting: req.order_type == OrderType::LimitGtc,
                 trade_ids: Vec::new(),
             },
         );
@@ -857,6 +863,18 @@ impl OrderSession {
                     // process died between the journal and the write).
                     self.counters.reconciled_orders += 1;
                     self.settle_rejected(client_id, RejectReason::Venue, code);
+                } else if self.orders.get(&client_id).is_some_and(|t| !t.resting) {
+                    // An IOC, FOK or market order cannot still be working: close it, and say
+                    // that its fills (if any) are unknown.
+                    self.counters.reconciled_orders += 1;
+                    self.notices.push(format!(
+                        "order API: order.status for {client_id} refused (code {code}: {msg}); it cannot rest (IOC/FOK/market), so it is closed here, but fills it may have had are UNKNOWN: check the venue"
+                    ));
+                    let leaves = self
+                        .orders
+                        .get(&client_id)
+                        .map_or(Qty::ZERO, |t| Qty((t.qty.0 - t.filled.0).max(0)));
+                    self.settle_canceled(client_id, leaves);
                 } else {
                     self.notices.push(format!(
                         "order API: order.status for {client_id} refused (code {code}: {msg}); it stays in flight"
@@ -1010,7 +1028,7 @@ mod tests {
 
     use super::*;
     use crate::binance_api::{Credentials, Secret};
-    use engine::event::{OrderType, Side};
+    use engine::event::Side;
     use engine::fixed::Price;
     use engine::ring::{event_ring, OnFull};
 
@@ -1169,6 +1187,29 @@ mod tests {
             .take_notices()
             .iter()
             .any(|n| n.contains("outcome unknown")));
+    }
+
+    #[test]
+    fn a_venue_without_order_status_still_closes_orders_that_cannot_rest() {
+        // tl-1 is a GTC buy: it may rest, so it stays in flight; an IOC is closed, loudly.
+        let mut r = rig();
+        r.s.on_open();
+        r.s.on_frame(br#"{"id":2,"status":400,"error":{"code":-1100,"msg":"Unknown method."}}"#);
+        assert_eq!(r.events(), vec![]);
+        assert_eq!(r.s.in_flight(), 1);
+        let mut ioc = rig();
+        ioc.s.orders.get_mut(&id(1)).unwrap().resting = false;
+        ioc.s.on_open();
+        ioc.s
+            .on_frame(br#"{"id":2,"status":400,"error":{"code":-1100,"msg":"Unknown method."}}"#);
+        assert_eq!(
+            ioc.events(),
+            vec![EventKind::OrderCanceled(OrderCanceled {
+                client_id: id(1),
+                leaves_qty: Qty(Q)
+            })]
+        );
+        assert!(ioc.s.take_notices().iter().any(|n| n.contains("UNKNOWN")));
     }
 
     #[test]
