@@ -294,8 +294,10 @@ fn live_config(sim: &SimProcess, name: &str) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[venue]\nws_url = \"{}\"\nrest_url = \"{}\"\n[engine]\nio_cpu = -1\ncore_cpu = -1\nidle = \"backoff\"\n",
-            sim.ws, sim.http
+            "[venue]\nws_url = \"{}\"\nrest_url = \"{}\"\n[engine]\nio_cpu = -1\ncore_cpu = -1\nidle = \"backoff\"\n[control]\nsocket = \"{}\"\n",
+            sim.ws,
+            sim.http,
+            cfg.with_extension("sock").display()
         ),
     )
     .unwrap();
