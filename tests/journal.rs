@@ -6,8 +6,9 @@ use engine::event::{ClientOrderId, Fill, OrderAck, OrderCanceled, OrderRequest, 
 use engine::fixed::{Price, Qty};
 use engine::portfolio::Position;
 use feeds::journal::{
-    recover, recover_bytes, FsyncPolicy, JournalError, JournalReader, JournalRecord, JournalWriter,
-    Recovered, RecoveredOrder, TailState, HEADER_LEN, MAX_PAYLOAD, RECORD_HEADER_LEN,
+    compact, recover, recover_bytes, FsyncPolicy, JournalError, JournalReader, JournalRecord,
+    JournalWriter, Recovered, RecoveredOrder, TailState, HEADER_LEN, MAX_PAYLOAD,
+    RECORD_HEADER_LEN,
 };
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Write};
@@ -171,8 +172,142 @@ fn every_kind() -> Vec<JournalRecord<'static>> {
             "BTCUSDT",
             req(Side::Sell, "2", "3", OrderType::LimitFok),
         ),
+        JournalRecord::Position {
+            symbol: "BTCUSDT",
+            position: Position {
+                qty: -150_000_000,
+                avg_price: px("61837.63"),
+                realized: i128::MIN,
+                fees: -7,
+                mark: Price::ZERO,
+                fills: u64::MAX,
+                volume: i128::MAX,
+            },
+        },
+        JournalRecord::OpenOrder {
+            client_id: eng(5),
+            symbol: "ÉTHUSDT",
+            req: req(Side::Sell, "2000.5", "3", OrderType::LimitGtc),
+            filled: q("1.5"),
+            venue_order_id: Some(u64::MAX),
+            acked: true,
+            trade_ids: &TRADE_IDS,
+            ts_ns: 7,
+        },
+        JournalRecord::OpenOrder {
+            client_id: ClientOrderId::probe(1),
+            symbol: "B",
+            req: req(Side::Buy, "1", "1", OrderType::LimitIoc),
+            filled: Qty::ZERO,
+            venue_order_id: None,
+            acked: false,
+            trade_ids: &[],
+            ts_ns: 8,
+        },
         JournalRecord::NextClientId { next: u64::MAX },
     ]
+}
+
+/// Two trade ids, little-endian (`1` and `u64::MAX`).
+static TRADE_IDS: [u8; 16] = [
+    1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255,
+];
+
+#[test]
+fn compaction_keeps_the_state_and_the_history() {
+    let tmp = TempPath::new("compact");
+    let archive = TempPath::new("compact-archive");
+    let (btc, eth) = ("BTCUSDT", "ETHUSDT");
+    let mut recs = small_journal();
+    // A long history of closed orders the compacted journal folds into positions.
+    for n in 100..400u64 {
+        let side = if n % 2 == 0 { Side::Buy } else { Side::Sell };
+        recs.push(intent(
+            eng(n),
+            eth,
+            req(side, "2000", "0.1", OrderType::LimitIoc),
+        ));
+        recs.push(fill(
+            eng(n),
+            n,
+            if n % 2 == 0 { "2000" } else { "2001" },
+            "0.1",
+            2,
+        ));
+    }
+    // Open at the end: a partly filled GTC (two fills), an unacked probe.
+    recs.push(intent(
+        eng(500),
+        btc,
+        req(Side::Buy, "100", "2", OrderType::LimitGtc),
+    ));
+    recs.push(JournalRecord::Ack {
+        client_id: eng(500),
+        venue_order_id: 55,
+        ts_ns: 9,
+    });
+    recs.push(fill(eng(500), 9_001, "100", "0.5", 1));
+    recs.push(fill(eng(500), 9_002, "99", "0.25", 1));
+    recs.push(intent(
+        ClientOrderId::probe(77),
+        btc,
+        req(Side::Buy, "90", "0.001", OrderType::LimitIoc),
+    ));
+    recs.push(JournalRecord::TraderState {
+        symbol: btc,
+        trader: 1,
+        state: b"selling",
+        ts_ns: 10,
+    });
+    let original = write_journal(tmp.path(), FsyncPolicy::Never, &recs);
+    let before = recover(tmp.path()).unwrap();
+    let _ = std::fs::remove_file(archive.path());
+    let c = compact(tmp.path(), Some(archive.path())).unwrap();
+    assert_eq!(c.before, original.len() as u64);
+    assert!(c.after * 10 < c.before, "{c:?}");
+    assert_eq!(
+        std::fs::read(archive.path()).unwrap(),
+        original,
+        "the history is kept"
+    );
+    let after = recover(tmp.path()).unwrap();
+    assert_eq!(after.tail, TailState::Clean);
+    assert_eq!(after.next_client_id, before.next_client_id);
+    assert_eq!(after.positions, before.positions);
+    assert_eq!(after.open_orders, before.open_orders);
+    assert_eq!(after.trader_states, before.trader_states);
+    // small_journal's tl-1, tl-500 and the probe.
+    assert_eq!(after.open_orders.len(), 3);
+    let open = |r: &Recovered, id| {
+        r.open_orders
+            .iter()
+            .find(|o| o.client_id == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(open(&after, eng(500)).trade_ids, vec![9_001, 9_002]);
+
+    // Trading goes on on the compacted journal: a fill the venue sends again is still known,
+    // a new one applies on top of the compacted position.
+    let mut w = JournalWriter::open(tmp.path(), FsyncPolicy::Never).unwrap();
+    w.append(&fill(eng(500), 9_002, "99", "0.25", 1)).unwrap();
+    w.append(&fill(eng(500), 9_003, "98", "0.25", 1)).unwrap();
+    drop(w);
+    let later = recover(tmp.path()).unwrap();
+    assert_eq!(later.duplicate_fills, 1);
+    let mut want = before.positions.iter().find(|p| p.0 == btc).unwrap().1;
+    want.apply_fill(Side::Buy, px("98"), q("0.25"), 1);
+    assert_eq!(later.positions.iter().find(|p| p.0 == btc).unwrap().1, want);
+    assert_eq!(open(&later, eng(500)).filled, q("1"));
+
+    // Compacting again changes nothing but the size.
+    let again = compact(tmp.path(), None).unwrap();
+    assert_eq!(again.archived, None);
+    let twice = recover(tmp.path()).unwrap();
+    assert_eq!(twice.positions, later.positions);
+    assert_eq!(twice.open_orders, later.open_orders);
+    assert_eq!(twice.next_client_id, later.next_client_id);
+    let _ = std::fs::remove_file(archive.path());
 }
 
 #[test]

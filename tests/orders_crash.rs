@@ -54,6 +54,16 @@ fn child_engine() {
 }
 
 fn write_config(dir: &Path, sim: &VenueSim, strategy: &str, params: &str) -> PathBuf {
+    write_config_with(dir, sim, strategy, params, "")
+}
+
+fn write_config_with(
+    dir: &Path,
+    sim: &VenueSim,
+    strategy: &str,
+    params: &str,
+    orders_extra: &str,
+) -> PathBuf {
     let key = testkit::venue_key_file(dir);
     let text = format!(
         r#"
@@ -80,6 +90,7 @@ credentials_file = "{key}"
 journal = "{journal}"
 fsync = "never"
 ack_timeout_ms = 2000
+{orders_extra}
 
 [risk]
 rate_per_sec = 10000
@@ -360,4 +371,74 @@ fn supervised_traders_resume_from_the_journal_after_sigkill() {
         "fills the venue never made: {:?}",
         engine.difference(&venue).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_large_journal_is_compacted_at_start_and_its_history_kept() {
+    use engine::event::{ClientOrderId, OrderRequest, OrderType, Side};
+    use engine::fixed::{Price, Qty};
+    use feeds::journal::{FsyncPolicy, JournalWriter};
+    let dir = testkit::TempDir::new("compact-run");
+    let journal = dir.path().join("orders.tlj");
+    {
+        // More than 1 MiB of closed orders (an intent and a fill each).
+        let mut w = JournalWriter::open(&journal, FsyncPolicy::Never).unwrap();
+        for n in 1..=12_000u64 {
+            let side = if n % 2 == 0 { Side::Buy } else { Side::Sell };
+            let req = OrderRequest {
+                side,
+                price: Price(6_000_000_000_000 + n as i64 * 1_000_000),
+                qty: Qty(100_000),
+                order_type: OrderType::LimitIoc,
+            };
+            let id = ClientOrderId::new(ClientOrderId::NS_ENGINE, n);
+            w.append(&JournalRecord::Intent {
+                client_id: id,
+                symbol: "BTCUSDT",
+                req,
+                ts_ns: n,
+            })
+            .unwrap();
+            w.append(&JournalRecord::Fill {
+                client_id: id,
+                trade_id: n,
+                price: req.price,
+                qty: req.qty,
+                fee: 3,
+                ts_ns: n,
+            })
+            .unwrap();
+        }
+    }
+    let before = recover(&journal).unwrap();
+    let size = std::fs::metadata(&journal).unwrap().len();
+    assert!(size > 1 << 20, "{size}");
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(feeds::gen::GenConfig {
+            symbols: vec!["BTCUSDT".into()],
+            events: 50_000,
+            seed: 3,
+            start_ns: 1_000_000_000,
+        }),
+        pace: SimPace::Rate(2_000),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let cfg = write_config_with(dir.path(), &sim, "none", "", "journal_compact_mb = 1");
+    let out = spawn_engine(&cfg, 0.5).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("compacted from"), "{stderr}");
+    let after = recover(&journal).unwrap();
+    assert_eq!(after.positions, before.positions);
+    assert_eq!(after.next_client_id, 12_001);
+    assert!(std::fs::metadata(&journal).unwrap().len() < 4096);
+    // The history is kept beside it, whole.
+    let archived: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("orders.tlj."))
+        .collect();
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    assert_eq!(archived[0].metadata().unwrap().len(), size);
 }

@@ -89,8 +89,9 @@
 //! # Format
 //!
 //! A fixed header, then framed records. Every integer is **little-endian**. The file is read
-//! whole at recovery (and at [`JournalWriter::open`], to validate it); rotate journals long
-//! before that matters.
+//! whole at recovery (and at [`JournalWriter::open`], to validate it); [`compact`] rewrites a
+//! long journal as the state it holds (keeping the old one as an archive) before that matters,
+//! and `tickline run` does so at start-up past `orders.journal_compact_mb`.
 //!
 //! File header (32 bytes in version 1, the layout of the `.tlc` capture header):
 //!
@@ -128,6 +129,12 @@
 //! | 5 | Rejected | 24 | `id u64, ts_ns u64, code i64` |
 //! | 6 | TraderState | 16 + sl + n | `ts_ns u64, trader u32, sl u8, reserved 3 bytes, sym, state (the remaining n bytes)` |
 //! | 7 | NextClientId | 8 | `next u64` |
+//! | 8 | Position | 80 + sl | `qty i64, avg_price i64, realized i128, fees i128, fills u64, volume i128, sl u8, reserved 7 bytes, sym` |
+//! | 9 | OpenOrder | 52 + sl + 8n | `id u64, ts_ns u64, price i64, qty i64, filled i64, venue_order_id u64 (0: none), side u8, type u8, acked u8, sl u8, n u32, sym, n trade ids u64` |
+//!
+//! Kinds 8 and 9 are written only by [`compact`]: a symbol's whole position, and an order still
+//! open with what is known of it (its fills' trade ids, for de-duplication; their quantities are
+//! in `filled` and already in the position).
 //!
 //! Reading classifies how the records end ([`TailState`]):
 //! - **Clean**: the file ends exactly after a record.
@@ -178,6 +185,8 @@ const KIND_CANCELED: u8 = 4;
 const KIND_REJECTED: u8 = 5;
 const KIND_TRADER_STATE: u8 = 6;
 const KIND_NEXT_CLIENT_ID: u8 = 7;
+const KIND_POSITION: u8 = 8;
+const KIND_OPEN_ORDER: u8 = 9;
 
 // ---------------------------------------------------------------------------------------------
 // Policy, records, errors
@@ -273,6 +282,33 @@ pub enum JournalRecord<'a> {
         /// The next number the engine may use.
         next: u64,
     },
+    /// A symbol's position as of a compaction (it replaces what came before; later fills apply
+    /// on top). The mark is market data and is not kept.
+    Position {
+        /// Instrument name.
+        symbol: &'a str,
+        /// The position.
+        position: Position,
+    },
+    /// An order still open at a compaction, with what was known of it.
+    OpenOrder {
+        /// Our id.
+        client_id: ClientOrderId,
+        /// Instrument name.
+        symbol: &'a str,
+        /// The order as intended.
+        req: OrderRequest,
+        /// Quantity filled so far (already in the symbol's position).
+        filled: Qty,
+        /// The venue's id, if it was acked.
+        venue_order_id: Option<u64>,
+        /// It was acked.
+        acked: bool,
+        /// Trade ids of its fills so far (already applied).
+        trade_ids: &'a [u8],
+        /// When the intent was written.
+        ts_ns: u64,
+    },
 }
 
 impl<'a> JournalRecord<'a> {
@@ -315,6 +351,8 @@ impl<'a> JournalRecord<'a> {
             JournalRecord::Rejected { .. } => KIND_REJECTED,
             JournalRecord::TraderState { .. } => KIND_TRADER_STATE,
             JournalRecord::NextClientId { .. } => KIND_NEXT_CLIENT_ID,
+            JournalRecord::Position { .. } => KIND_POSITION,
+            JournalRecord::OpenOrder { .. } => KIND_OPEN_ORDER,
         }
     }
 
@@ -391,6 +429,50 @@ impl<'a> JournalRecord<'a> {
                 out.extend_from_slice(state);
             }
             JournalRecord::NextClientId { next } => out.extend_from_slice(&next.to_le_bytes()),
+            JournalRecord::Position { symbol, position } => {
+                let sl = symbol_len(symbol)?;
+                out.extend_from_slice(&position.qty.to_le_bytes());
+                out.extend_from_slice(&position.avg_price.0.to_le_bytes());
+                out.extend_from_slice(&position.realized.to_le_bytes());
+                out.extend_from_slice(&position.fees.to_le_bytes());
+                out.extend_from_slice(&position.fills.to_le_bytes());
+                out.extend_from_slice(&position.volume.to_le_bytes());
+                out.extend_from_slice(&[sl, 0, 0, 0, 0, 0, 0, 0]);
+                out.extend_from_slice(symbol.as_bytes());
+            }
+            JournalRecord::OpenOrder {
+                client_id,
+                symbol,
+                req,
+                filled,
+                venue_order_id,
+                acked,
+                trade_ids,
+                ts_ns,
+            } => {
+                let sl = symbol_len(symbol)?;
+                if trade_ids.len() % 8 != 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "trade ids are whole u64s",
+                    ));
+                }
+                out.extend_from_slice(&client_id.0.to_le_bytes());
+                out.extend_from_slice(&ts_ns.to_le_bytes());
+                out.extend_from_slice(&req.price.0.to_le_bytes());
+                out.extend_from_slice(&req.qty.0.to_le_bytes());
+                out.extend_from_slice(&filled.0.to_le_bytes());
+                out.extend_from_slice(&venue_order_id.unwrap_or(0).to_le_bytes());
+                out.extend_from_slice(&[
+                    side_code(req.side),
+                    type_code(req.order_type),
+                    acked as u8,
+                    sl,
+                ]);
+                out.extend_from_slice(&((trade_ids.len() / 8) as u32).to_le_bytes());
+                out.extend_from_slice(symbol.as_bytes());
+                out.extend_from_slice(trade_ids);
+            }
         }
         Ok(())
     }
@@ -459,6 +541,63 @@ impl<'a> JournalRecord<'a> {
                 }
             }
             KIND_NEXT_CLIENT_ID => JournalRecord::NextClientId { next: c.u64()? },
+            KIND_POSITION => {
+                let qty = c.i64()?;
+                let avg_price = Price(c.i64()?);
+                let realized = c.i128()?;
+                let fees = c.i128()?;
+                let fills = c.u64()?;
+                let volume = c.i128()?;
+                let sl = c.u8()? as usize;
+                c.take(7)?;
+                let symbol = symbol_from(c.take(sl)?)?;
+                JournalRecord::Position {
+                    symbol,
+                    position: Position {
+                        qty,
+                        avg_price,
+                        realized,
+                        fees,
+                        mark: Price::ZERO,
+                        fills,
+                        volume,
+                    },
+                }
+            }
+            KIND_OPEN_ORDER => {
+                let client_id = ClientOrderId(c.u64()?);
+                let ts_ns = c.u64()?;
+                let price = Price(c.i64()?);
+                let qty = Qty(c.i64()?);
+                let filled = Qty(c.i64()?);
+                let venue = c.u64()?;
+                let side = side_from(c.u8()?)?;
+                let order_type = type_from(c.u8()?)?;
+                let acked = match c.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                };
+                let sl = c.u8()? as usize;
+                let n = c.u32()? as usize;
+                let symbol = symbol_from(c.take(sl)?)?;
+                let trade_ids = c.take(n.checked_mul(8)?)?;
+                JournalRecord::OpenOrder {
+                    client_id,
+                    symbol,
+                    req: OrderRequest {
+                        side,
+                        price,
+                        qty,
+                        order_type,
+                    },
+                    filled,
+                    venue_order_id: (venue != 0).then_some(venue),
+                    acked,
+                    trade_ids,
+                    ts_ns,
+                }
+            }
             _ => return None,
         };
         c.is_done().then_some(rec)
@@ -550,6 +689,12 @@ impl<'a> Cur<'a> {
 
     fn i64(&mut self) -> Option<i64> {
         self.u64().map(|v| v as i64)
+    }
+
+    fn i128(&mut self) -> Option<i128> {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(self.take(16)?);
+        Some(i128::from_le_bytes(a))
     }
 
     fn rest(&mut self) -> &'a [u8] {
@@ -1254,6 +1399,48 @@ impl Replay {
             JournalRecord::NextClientId { next } => {
                 self.next_client_id = self.next_client_id.max(next);
             }
+            JournalRecord::Position { symbol, position } => {
+                self.positions.insert(symbol.to_owned(), position);
+            }
+            JournalRecord::OpenOrder {
+                client_id,
+                symbol,
+                req,
+                filled,
+                venue_order_id,
+                acked,
+                trade_ids,
+                ts_ns,
+            } => {
+                if client_id.namespace() == ClientOrderId::NS_ENGINE {
+                    self.next_client_id = self.next_client_id.max(client_id.number() + 1);
+                }
+                if self.index.contains_key(&client_id) {
+                    self.duplicate_intents += 1;
+                    return;
+                }
+                let ids: Vec<u64> = trade_ids
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+                    .collect();
+                for &t in &ids {
+                    self.seen_fills.insert((client_id, t));
+                }
+                self.index.insert(client_id, self.orders.len());
+                self.orders.push(OrderSlot {
+                    order: RecoveredOrder {
+                        client_id,
+                        symbol: symbol.to_owned(),
+                        req,
+                        filled,
+                        venue_order_id,
+                        acked,
+                        trade_ids: ids,
+                        ts_ns,
+                    },
+                    closed: false,
+                });
+            }
         }
     }
 
@@ -1289,6 +1476,88 @@ impl Replay {
 pub fn recover(path: impl AsRef<Path>) -> Result<Recovered, JournalError> {
     let bytes = std::fs::read(path)?;
     recover_bytes(&bytes)
+}
+
+/// What [`compact`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    /// Size of the journal before, bytes.
+    pub before: u64,
+    /// Size after, bytes.
+    pub after: u64,
+    /// Records written.
+    pub records: usize,
+    /// Where the old journal is kept, if asked.
+    pub archived: Option<PathBuf>,
+}
+
+/// Rewrites the journal at `path` as the state it holds: the next client id, every symbol's
+/// position, every order still open (with its fills' trade ids) and the latest trader states,
+/// so a long-running engine's journal (and its start-up) stays small. The old file is kept at
+/// `archive` (a hard link, made first) when given.
+///
+/// Crash-safe: the new journal is written and synced beside the old one, then renamed over it
+/// (and the directory synced), so `path` always holds one whole journal. A corrupt journal is
+/// refused ([`JournalError::CorruptRecord`]) and left alone; a torn tail is dropped, as
+/// [`JournalWriter::open`] would drop it. Only call it while no writer has the journal open.
+pub fn compact(path: &Path, archive: Option<&Path>) -> Result<Compacted, JournalError> {
+    let bytes = std::fs::read(path)?;
+    let rec = recover_bytes(&bytes)?;
+    if let TailState::Corrupt { offset } = rec.tail {
+        return Err(JournalError::CorruptRecord { offset });
+    }
+    let tmp = path.with_extension("compacting");
+    let _ = std::fs::remove_file(&tmp);
+    let mut records = 0;
+    {
+        let mut w = JournalWriter::open(&tmp, FsyncPolicy::Never)?;
+        let mut put = |r: &JournalRecord<'_>| -> Result<(), JournalError> {
+            records += 1;
+            w.append(r).map_err(JournalError::from)
+        };
+        put(&JournalRecord::NextClientId {
+            next: rec.next_client_id,
+        })?;
+        for (symbol, position) in &rec.positions {
+            put(&JournalRecord::Position {
+                symbol,
+                position: *position,
+            })?;
+        }
+        for o in &rec.open_orders {
+            let ids: Vec<u8> = o.trade_ids.iter().flat_map(|t| t.to_le_bytes()).collect();
+            put(&JournalRecord::OpenOrder {
+                client_id: o.client_id,
+                symbol: &o.symbol,
+                req: o.req,
+                filled: o.filled,
+                venue_order_id: o.venue_order_id,
+                acked: o.acked,
+                trade_ids: &ids,
+                ts_ns: o.ts_ns,
+            })?;
+        }
+        for (symbol, trader, state) in &rec.trader_states {
+            put(&JournalRecord::TraderState {
+                symbol,
+                trader: *trader,
+                state,
+                ts_ns: 0,
+            })?;
+        }
+        w.sync()?;
+    }
+    if let Some(a) = archive {
+        std::fs::hard_link(path, a)?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_parent_dir(path)?;
+    Ok(Compacted {
+        before: bytes.len() as u64,
+        after: std::fs::metadata(path)?.len(),
+        records,
+        archived: archive.map(Path::to_path_buf),
+    })
 }
 
 /// [`recover`] over a journal's bytes in memory.

@@ -30,6 +30,7 @@
 //! # credentials_file = "/etc/tickline/binance.key"   # instead: a 0600 key file
 //! journal = "orders.tlj"             # write-ahead journal; recovered at every start
 //! fsync = "never"                    # never | always | every:N | interval:MS
+//! journal_compact_mb = 64            # compact a larger journal at start-up (history kept)
 //!
 //! [control]             # the runtime control socket of `tickline run` (`tickline ctl`)
 //! enabled = true
@@ -176,6 +177,9 @@ pub struct OrdersSection {
     pub ack_timeout_ms: u64,
     /// Connection id of the order API link in notices.
     pub conn_id: u32,
+    /// At start-up, a journal larger than this (MiB) is compacted to the state it holds; the old
+    /// file is kept beside it as `<journal>.<unix seconds>`. 0: never.
+    pub journal_compact_mb: u64,
 }
 
 impl Default for OrdersSection {
@@ -191,6 +195,7 @@ impl Default for OrdersSection {
             spin_after_frame_us: 50,
             ack_timeout_ms: 5000,
             conn_id: 100,
+            journal_compact_mb: 64,
         }
     }
 }

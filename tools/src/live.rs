@@ -151,6 +151,24 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
 fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::Recovered>)> {
     let path = PathBuf::from(&cfg.orders.journal);
     let policy = crate::config::fsync_policy(&cfg.orders.fsync)?;
+    let limit = cfg.orders.journal_compact_mb.saturating_mul(1 << 20);
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    if limit > 0 && size > limit {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let archive = PathBuf::from(format!("{}.{secs}", path.display()));
+        let c = feeds::journal::compact(&path, Some(&archive))
+            .with_context(|| format!("compacting the order journal {}", path.display()))?;
+        eprintln!(
+            "journal: {} compacted from {} to {} bytes ({} records); the full history is in {}",
+            path.display(),
+            c.before,
+            c.after,
+            c.records,
+            archive.display()
+        );
+    }
     let rec = if path.exists() {
         let rec = recover(&path)
             .with_context(|| format!("recovering the order journal {}", path.display()))?;
