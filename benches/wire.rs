@@ -320,7 +320,16 @@ fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
     cfg.engine.idle = "spin".into();
     cfg.orders.enabled = true;
     cfg.orders.url = format!("{}/ws-api/v3", sim.ws_url());
-    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
+    // TICKLINE_W2W_KEY=ed25519: an Ed25519 key with session.logon (requests unsigned once the
+    // venue accepts it); else an HMAC key, every request signed.
+    if std::env::var("TICKLINE_W2W_KEY").as_deref() == Ok("ed25519") {
+        cfg.orders.credentials_file =
+            Some(testkit::ed25519_key_file(dir.path()).display().to_string());
+        cfg.orders.session_logon = true;
+    } else {
+        cfg.orders.credentials_file =
+            Some(testkit::venue_key_file(dir.path()).display().to_string());
+    }
     cfg.orders.journal = journal.display().to_string();
     if let Some(us) = std::env::var("TICKLINE_SPIN_AFTER_FRAME_US")
         .ok()

@@ -59,6 +59,15 @@ fn run(
     name: &str,
     updates: usize,
 ) -> (Vec<(ClientOrderId, OrderUpdateKind)>, String) {
+    run_with(orders_url, name, updates, |_, _| {})
+}
+
+fn run_with(
+    orders_url: Option<String>,
+    name: &str,
+    updates: usize,
+    tweak: impl FnOnce(&mut Config, &std::path::Path),
+) -> (Vec<(ClientOrderId, OrderUpdateKind)>, String) {
     let dir = testkit::TempDir::new(name);
     let sim = VenueSim::start(SimConfig {
         source: SimSource::Generated(feeds::gen::GenConfig {
@@ -82,6 +91,7 @@ fn run(
     cfg.orders.url = orders_url.unwrap_or_else(|| format!("{}/ws-api/v3", sim.ws_url()));
     cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
     cfg.orders.journal = dir.path().join("orders.tlj").display().to_string();
+    tweak(&mut cfg, dir.path());
     cfg.validate().unwrap();
     let log: Log = Arc::default();
     let (l, done_log) = (log.clone(), log.clone());
@@ -132,6 +142,53 @@ fn each_order_hears_one_ack_and_one_end_and_refusals_reach_their_order() {
         .find(|l| l.starts_with("order session"))
         .unwrap();
     assert!(line.contains("2 duplicates dropped"), "{line}");
+}
+
+#[test]
+fn session_logon_takes_signing_off_the_order_path_and_orders_still_flow() {
+    let (log, summary) = run_with(None, "logon", 3, |cfg, dir| {
+        cfg.orders.credentials_file = Some(testkit::ed25519_key_file(dir).display().to_string());
+        cfg.orders.session_logon = true;
+    });
+    let a = ClientOrderId::new(ClientOrderId::NS_ENGINE, 1);
+    let of = |id| {
+        log.iter()
+            .filter(|(c, _)| *c == id)
+            .map(|(_, k)| *k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of(a),
+        vec![OrderUpdateKind::Accepted, OrderUpdateKind::Canceled],
+        "{log:?}\n{summary}"
+    );
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("order session"))
+        .unwrap();
+    assert!(line.contains("1 logons"), "{line}");
+    // An HMAC key cannot log on: refused at start-up, with the reason.
+    let dir = testkit::TempDir::new("logon-hmac");
+    let mut cfg = Config::default();
+    cfg.orders.enabled = true;
+    cfg.orders.session_logon = true;
+    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
+    cfg.orders.journal = dir.path().join("orders.tlj").display().to_string();
+    cfg.engine.io_cpu = -1;
+    cfg.engine.core_cpu = -1;
+    cfg.venue.exchange_info = false;
+    let e = run_live(LiveOptions {
+        cfg,
+        strategy: None,
+        custom_strategy: None,
+        record: None,
+        duration: Some(Duration::from_millis(100)),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        done: None,
+    })
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("Ed25519"), "{e:#}");
 }
 
 #[test]

@@ -82,6 +82,10 @@ pub struct SessionConfig {
     pub spin_after_frame: Duration,
     /// Send `userDataStream.subscribe` when the connection opens.
     pub user_stream: bool,
+    /// Send `session.logon` when the connection opens (Ed25519 keys only, as on Binance); once
+    /// the venue accepts it, requests go without `apiKey` and `signature` (no signing on the
+    /// order path). Until then, and after a reconnect until the next logon, they are signed.
+    pub session_logon: bool,
 }
 
 impl Default for SessionConfig {
@@ -91,6 +95,7 @@ impl Default for SessionConfig {
             url: String::new(),
             spin_after_frame: Duration::from_micros(50),
             user_stream: true,
+            session_logon: false,
         }
     }
 }
@@ -196,6 +201,8 @@ pub struct SessionCounters {
     pub reconciled_orders: u64,
     /// Journal appends that failed after the send (acks, fills, cancels).
     pub journal_errors: u64,
+    /// `session.logon`s the venue accepted.
+    pub logons: u64,
 }
 
 /// What a request id was for.
@@ -203,6 +210,7 @@ pub struct SessionCounters {
 enum Req {
     Place(ClientOrderId),
     Cancel(ClientOrderId),
+    Logon,
     Status(ClientOrderId),
     Trades {
         client_id: ClientOrderId,
@@ -431,6 +439,18 @@ impl OrderSession {
         self.open = true;
         self.encoder.set_session_authenticated(false);
         self.requests.clear();
+        if self.cfg.session_logon {
+            let id = self.request_id(Req::Logon);
+            match self.encoder.logon(id, wall_ms()) {
+                Ok(text) => {
+                    let text = text.to_string();
+                    self.queued.push(text);
+                }
+                Err(e) => self.notices.push(format!(
+                    "order API: no session.logon ({e}); every request is signed"
+                )),
+            }
+        }
         if self.cfg.user_stream {
             let id = self.request_id(Req::Other);
             let text = format!(r#"{{"id":{id},"method":"userDataStream.subscribe"}}"#);
@@ -667,8 +687,14 @@ impl OrderSession {
             self.reconcile_frame(payload);
             return;
         }
-        if let Some(r) = request_id {
-            self.requests.remove(&r);
+        let req = request_id.and_then(|r| self.requests.remove(&r));
+        if matches!(req, Some(Req::Logon)) {
+            self.encoder.set_session_authenticated(true);
+            self.counters.logons += 1;
+            self.notices.push(
+                "order API: session.logon accepted; requests go unsigned on this connection".into(),
+            );
+            return;
         }
         match reply {
             ApiReply::Event => self.on_report(payload),
@@ -883,6 +909,9 @@ impl OrderSession {
             }
             Some(Req::Trades { client_id, .. }) => self.notices.push(format!(
                 "order API: myTrades for {client_id} refused (code {code}: {msg}); it stays in flight"
+            )),
+            Some(Req::Logon) => self.notices.push(format!(
+                "order API: session.logon refused (code {code}: {msg}); every request is signed"
             )),
             Some(Req::Other) | None => self.notices.push(format!(
                 "order API: request refused (status {status}, code {code}: {msg})"

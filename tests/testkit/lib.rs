@@ -103,3 +103,34 @@ pub fn venue_key_file(dir: &std::path::Path) -> PathBuf {
     .expect("writing the key file");
     path
 }
+
+/// Writes an Ed25519 order-API key file into `dir` (mode 0600, with its PKCS#8 PEM beside it,
+/// 0600 too), for the venue simulator; the key is fixed, so runs are reproducible.
+pub fn ed25519_key_file(dir: &std::path::Path) -> PathBuf {
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let private = |name: &str, text: &str| {
+        let path = dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .expect("creating a key file");
+        f.write_all(text.as_bytes()).expect("writing a key file");
+        path
+    };
+    let pem = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("encoding the key");
+    let pem = private("ed25519.pem", &pem);
+    private(
+        "ed25519.key",
+        &format!(
+            "api_key = edSessionKey0123456\ned25519_key_file = {}\n",
+            pem.display()
+        ),
+    )
+}

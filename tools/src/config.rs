@@ -177,6 +177,9 @@ pub struct OrdersSection {
     pub ack_timeout_ms: u64,
     /// Connection id of the order API link in notices.
     pub conn_id: u32,
+    /// Log the order connection on with `session.logon` (Ed25519 keys only): requests then go
+    /// unsigned, which takes signing off the order path.
+    pub session_logon: bool,
     /// At start-up, a journal larger than this (MiB) is compacted to the state it holds; the old
     /// file is kept beside it as `<journal>.<unix seconds>`. 0: never.
     pub journal_compact_mb: u64,
@@ -196,6 +199,7 @@ impl Default for OrdersSection {
             ack_timeout_ms: 5000,
             conn_id: 100,
             journal_compact_mb: 64,
+            session_logon: false,
         }
     }
 }

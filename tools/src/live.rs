@@ -210,6 +210,9 @@ fn order_session(
         None => Credentials::from_env(&o.credentials_env)
             .map_err(|e| anyhow::anyhow!("orders.credentials_env: {e}"))?,
     };
+    if o.session_logon && !matches!(creds, Credentials::Ed25519 { .. }) {
+        bail!("orders.session_logon needs an Ed25519 key (the venue accepts session.logon with Ed25519 keys only); this key is HMAC");
+    }
     let encoder = OrderEncoder::new(creds, o.recv_window_ms);
     let (journal, rec) = open_journal(cfg)?;
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
@@ -225,6 +228,7 @@ fn order_session(
             url: o.url.clone(),
             spin_after_frame: Duration::from_micros(o.spin_after_frame_us),
             user_stream: true,
+            session_logon: o.session_logon,
         },
         encoder,
         symbols.clone(),

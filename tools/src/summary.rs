@@ -78,7 +78,7 @@ impl ReplayReport {
                 "duplicates": o.duplicates, "unknown_outcomes": o.unknown_outcomes,
                 "bad_frames": o.bad_frames, "unknown_orders": o.unknown_orders,
                 "reconciled_orders": o.reconciled_orders, "reconciled_fills": o.reconciled_fills,
-                "journal_errors": o.journal_errors,
+                "journal_errors": o.journal_errors, "logons": o.logons,
             })
         });
         json!({
@@ -225,10 +225,10 @@ impl ReplayReport {
         if let Some(o) = &self.session {
             let _ = writeln!(
                 s,
-                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal; reconciled {} orders, {} fills; {} send errors, {} duplicates dropped",
+                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal; reconciled {} orders, {} fills; {} send errors, {} duplicates dropped, {} logons",
                 o.placed, o.cancels, o.acks, o.fills, o.canceled, o.rejects,
                 o.refused_disconnected, o.refused_journal, o.reconciled_orders,
-                o.reconciled_fills, o.send_errors, o.duplicates
+                o.reconciled_fills, o.send_errors, o.duplicates, o.logons
             );
         }
         for (i, e) in &self.first_errors {

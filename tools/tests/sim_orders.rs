@@ -884,3 +884,54 @@ fn venue_sim_prints_probe_percentiles_when_it_stops() {
     assert!(v["probe_latency_ns"]["p999"].is_u64());
     assert_eq!(v["orders"]["requests"], 0);
 }
+
+#[test]
+fn session_logon_lets_requests_go_unsigned_on_that_connection_only() {
+    let sim = still_sim(41);
+    let (_, asks) = depth(&sim);
+    let mut c = Client::connect(&sim, "/ws-api/v3");
+    let unsigned = |id: &str| {
+        let mut p = order(
+            "BUY",
+            "LIMIT",
+            Some("GTC"),
+            Some(asks[0].0 / 2 / 1_000_000 * 1_000_000),
+            100_000,
+            id,
+        );
+        let m = p.as_object_mut().unwrap();
+        m.remove("apiKey");
+        m.remove("signature");
+        p
+    };
+    // Before logon an unsigned request is refused.
+    let r = c.call("order.place", unsigned("tl-1"));
+    assert_eq!(r["status"], 400, "{r}");
+    assert_eq!(r["error"]["code"], -1102, "{r}");
+    // session.logon (Binance documents the result's fields).
+    let r = c.call("session.logon", auth(json!({})));
+    assert_eq!(r["status"], 200, "{r}");
+    let res = &r["result"];
+    assert_eq!(res["apiKey"], "test-key", "{r}");
+    assert!(res["authorizedSince"].as_u64().is_some(), "{r}");
+    assert!(res["connectedSince"].as_u64().is_some(), "{r}");
+    assert_eq!(res["userDataStream"], false, "{r}");
+    // Now the same request is placed for the session's account.
+    let r = c.call("order.place", unsigned("tl-2"));
+    assert_eq!(r["status"], 200, "{r}");
+    let q = c.call(
+        "order.status",
+        auth(json!({"symbol": "BTCUSDT", "origClientOrderId": "tl-2"})),
+    );
+    assert_eq!(q["result"]["clientOrderId"], "tl-2", "{q}");
+    // Another connection is not logged on.
+    let mut other = Client::connect(&sim, "/ws-api/v3");
+    let r = other.call("order.place", unsigned("tl-3"));
+    assert_eq!(r["status"], 400, "{r}");
+    // After logout, unsigned requests are refused again.
+    let r = c.call("session.logout", json!({}));
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(r["result"]["apiKey"].is_null(), "{r}");
+    let r = c.call("order.place", unsigned("tl-4"));
+    assert_eq!(r["status"], 400, "{r}");
+}

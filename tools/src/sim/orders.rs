@@ -746,6 +746,9 @@ pub(crate) struct Desk {
     api_path: bool,
     events: Receiver<String>,
     pending: VecDeque<Pending>,
+    /// The API key of `session.logon`: requests without `apiKey` and `signature` use it.
+    session_key: Option<String>,
+    connected_ms: u64,
 }
 
 impl std::fmt::Debug for Desk {
@@ -769,6 +772,8 @@ impl Desk {
             api_path,
             events: events.clone(),
             pending: VecDeque::new(),
+            session_key: None,
+            connected_ms: now_ms(),
         };
         (desk, events)
     }
@@ -835,7 +840,14 @@ impl Desk {
         out.extend(self.events.try_iter());
     }
 
-    fn execute(&mut self, req: Envelope, out: &mut Vec<String>) {
+    fn execute(&mut self, mut req: Envelope, out: &mut Vec<String>) {
+        // An authenticated session: a request without a key and a signature is the session's.
+        if let Some(key) = &self.session_key {
+            if !req.params.contains_key("apiKey") && !req.params.contains_key("signature") {
+                req.params.insert("apiKey".into(), key.clone().into());
+                req.params.insert("signature".into(), "session".into());
+            }
+        }
         let inner = &*self.inner;
         let venue = &inner.venue;
         let id = req.id.as_str();
@@ -858,6 +870,19 @@ impl Desk {
             )),
             Method::UserStreamSubscribe => out.push(wsapi::ok_reply(id, "{\"subscriptionId\":0}")),
             Method::UserStreamUnsubscribe => out.push(wsapi::ok_reply(id, "{}")),
+            Method::Logon => match wsapi::parse_logon(&req.params) {
+                Ok(key) => {
+                    let r = wsapi::session_result(Some(&key), self.connected_ms, now_ms());
+                    self.session_key = Some(key);
+                    out.push(wsapi::ok_reply(id, &r));
+                }
+                Err(e) => error(inner, id, &e, out),
+            },
+            Method::Logout => {
+                self.session_key = None;
+                let r = wsapi::session_result(None, self.connected_ms, now_ms());
+                out.push(wsapi::ok_reply(id, &r));
+            }
             Method::Place => match wsapi::parse_place(&req.params, &inner.symbols) {
                 Ok(p) => venue.place(inner, me, events, id, p, out),
                 Err(e) => {

@@ -103,6 +103,10 @@ pub(crate) enum Method {
     UserStreamSubscribe,
     /// `userDataStream.unsubscribe`: accepted.
     UserStreamUnsubscribe,
+    /// `session.logon`: later requests on the connection may leave out `apiKey` and `signature`.
+    Logon,
+    /// `session.logout`: they may not any more.
+    Logout,
 }
 
 impl Method {
@@ -117,6 +121,8 @@ impl Method {
             "myTrades" => Method::MyTrades,
             "userDataStream.subscribe" => Method::UserStreamSubscribe,
             "userDataStream.unsubscribe" => Method::UserStreamUnsubscribe,
+            "session.logon" => Method::Logon,
+            "session.logout" => Method::Logout,
             "ping" if api_path => Method::Ping,
             "time" if api_path => Method::Time,
             _ => return None,
@@ -284,6 +290,25 @@ fn auth(p: &Map<String, Value>) -> Result<String, ApiError> {
         }
     }
     Ok(key.into_owned())
+}
+
+/// Checks `session.logon`'s parameters (`apiKey`, `signature`, `timestamp`); returns the key.
+pub(crate) fn parse_logon(p: &Map<String, Value>) -> Result<String, ApiError> {
+    auth(p)
+}
+
+/// The result of `session.logon` (`api_key` given) and `session.logout`, as Binance writes it.
+pub(crate) fn session_result(api_key: Option<&str>, connected_ms: u64, now_ms: u64) -> String {
+    let (key, since) = match api_key {
+        Some(k) => (
+            serde_json::to_string(k).unwrap_or_else(|_| "null".into()),
+            now_ms.to_string(),
+        ),
+        None => ("null".to_string(), "null".to_string()),
+    };
+    format!(
+        "{{\"apiKey\":{key},\"authorizedSince\":{since},\"connectedSince\":{connected_ms},\"returnRateLimits\":false,\"serverTime\":{now_ms},\"userDataStream\":false}}"
+    )
 }
 
 /// Which reply `order.place` gets.
