@@ -54,6 +54,21 @@
 //! | `offset_bps` | `-1000` | price = trade price x (1 + this / 10 000), rounded down to tick; whole bps in `-9999..=10000` |
 //! | `qty` | `0.0001` | order quantity, base units (positive) |
 //!
+//! # `chaos`: fault injection for supervision drills ([`chaos`])
+//!
+//! Places no orders. `chunks` traders count trades; every `panic_every`-th trade of the symbol,
+//! trader `panic_trader` panics, so its restart (and, past `max_restarts` within
+//! `restart_window_ms`, the symbol's halt) can be watched in `tickline ctl status`.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `chunks` | `2` | traders, `1..=64` |
+//! | `panic_every` | `0` | a panic every this many trades (0: never) |
+//! | `panic_trader` | `0` | which trader panics, below `chunks` |
+//!
+//! `naive` and `chaos` also take the supervisor's `max_restarts` (default 3) and
+//! `restart_window_ms` (default 5000).
+//!
 //! # Example
 //!
 //! ```
@@ -71,6 +86,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod chaos;
 pub mod naive;
 pub mod probe;
 pub mod sma_cross;
@@ -82,7 +98,7 @@ use engine::fixed::{Price, Qty, SCALE};
 use engine::strategy::{ParamError, Params, Strategy};
 
 /// The strategies [`build`] knows, by name.
-pub const NAMES: &[&str] = &[naive::NAME, sma_cross::NAME, probe::NAME];
+pub const NAMES: &[&str] = &[naive::NAME, sma_cross::NAME, probe::NAME, chaos::NAME];
 
 /// Builds the strategy called `name` from `params`.
 ///
@@ -102,6 +118,11 @@ pub fn build(name: &str, mut params: Params) -> Result<Box<dyn Strategy>, ParamE
         probe::NAME => Box::new(probe::Probe::new(probe::ProbeConfig::from_params(
             &mut params,
         )?)),
+        chaos::NAME => {
+            let cfg = chaos::ChaosConfig::from_params(&mut params)?;
+            let policy = engine::supervisor::RestartPolicy::from_params(&mut params)?;
+            chaos::build(cfg, policy)
+        }
         _ => return Err(ParamError::UnknownStrategy(name.to_string())),
     };
     params.finish()?;
@@ -188,7 +209,8 @@ mod tests {
             let good = match name {
                 "naive" => ("budget", "50"),
                 "sma_cross" | "probe" => ("qty", "0.002"),
-                _ => unreachable!(),
+                "chaos" => ("panic_every", "7"),
+                other => panic!("no runtime parameter listed for {other}"),
             };
             let e = s
                 .set_params(&Params::new([good, ("no_such_knob", "1")]))
@@ -200,7 +222,7 @@ mod tests {
                 matches!(&e, ParamError::BadValue { key, .. } if key == good.0),
                 "{name}: {e}"
             );
-            if let Some(l) = s.leader_status() {
+            if let Some(l) = s.leader_status().filter(|_| name == "naive") {
                 let budget = l.params.iter().find(|p| p.0 == "budget").unwrap();
                 assert_eq!(budget.1, "100.00000000", "nothing changed");
             }
