@@ -500,20 +500,11 @@ impl<C: Clock> Core<C> {
         }
     }
 
-    /// The kill switch: halts trading and cancels every open order. Returns the number of
+    /// The kill switch: halts trading (with permissive pre-trade risk created if the run had
+    /// none, so it halts in every run) and cancels every open order. Returns the number of
     /// cancels sent. Only `resume_trading` lifts it.
     pub fn kill(&mut self) -> usize {
-        if let Some(r) = self.st.risk.as_mut() {
-            r.kill();
-        }
-        let st = &mut self.st;
-        let mut sent = 0;
-        for i in 0..st.orders.len() {
-            let (sym, id) = (st.orders[i].symbol, st.orders[i].id);
-            st.send_cancel(sym, id);
-            sent += 1;
-        }
-        sent
+        self.st.kill()
     }
 
     /// Lifts the kill switch; trading is ACTIVE again.
@@ -622,8 +613,7 @@ impl<C: Clock> Core<C> {
         st.slow_recent.clear();
         snap.slow_unreported = core::mem::take(&mut st.slow_unreported);
         snap.loop_stats = core::mem::take(&mut st.loop_stats);
-        st.counters.trader_restarts = st.outbox.trader_restarts;
-        st.counters.symbol_halts = st.outbox.symbol_halts;
+        st.sync_supervision_counters();
         snap.counters = st.counters;
         snap.start_ns = st.interval_start_ns;
         snap.end_ns = end;
@@ -1297,8 +1287,7 @@ impl State {
     #[cold]
     #[inline(never)]
     fn housekeeping<C: Clock>(&mut self, clock: &C) {
-        self.counters.trader_restarts = self.outbox.trader_restarts;
-        self.counters.symbol_halts = self.outbox.symbol_halts;
+        self.sync_supervision_counters();
         // At most a few per millisecond: a flood of commands cannot starve the market.
         let mut handled = 0;
         while handled < 16 {
@@ -1315,6 +1304,26 @@ impl State {
 
     fn symbol_name(&self, sym: SymbolId) -> &str {
         self.names.get(sym.index()).map_or("?", |n| n.as_str())
+    }
+
+    /// The kill switch: halts (creating permissive risk if the run had none) and cancels every
+    /// open order; returns the cancels sent.
+    #[cold]
+    fn kill(&mut self) -> usize {
+        self.risk_or_permissive().kill();
+        let mut sent = 0;
+        for i in 0..self.orders.len() {
+            let (sym, id) = (self.orders[i].symbol, self.orders[i].id);
+            self.send_cancel(sym, id);
+            sent += 1;
+        }
+        sent
+    }
+
+    /// Copies the supervisors' counts (kept in the outbox strategies write to) into the counters.
+    fn sync_supervision_counters(&mut self) {
+        self.counters.trader_restarts = self.outbox.trader_restarts;
+        self.counters.symbol_halts = self.outbox.symbol_halts;
     }
 
     /// Pre-trade risk, created permissive (every limit at its maximum) if the run had none, so
@@ -1415,13 +1424,7 @@ impl State {
                 Reply::Done("trading ACTIVE".into())
             }
             Command::Kill => {
-                self.risk_or_permissive().kill();
-                let mut cancels = 0;
-                for i in 0..self.orders.len() {
-                    let (sym, id) = (self.orders[i].symbol, self.orders[i].id);
-                    self.send_cancel(sym, id);
-                    cancels += 1;
-                }
+                let cancels = self.kill();
                 Reply::Done(format!(
                     "KILLED: trading halted, {cancels} cancel(s) sent; `resume` lifts it"
                 ))

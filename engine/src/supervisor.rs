@@ -296,13 +296,8 @@ impl<L: TraderLogic> Leader<L> {
         self.recent[self.recent_next] = now;
         self.recent_next = (self.recent_next + 1) % cap;
         self.recent_len = (self.recent_len + 1).min(cap);
-        let in_window = self
-            .recent
-            .iter()
-            .take(self.recent_len)
-            .filter(|&&t| now.saturating_sub(t) <= self.policy.window_ns)
-            .count();
-        if in_window as u64 > self.policy.max_restarts as u64 {
+        let in_window = self.recent_restarts(now);
+        if in_window > self.policy.max_restarts {
             let reason = format!(
                 "{} restarts within {} ms (at most {} allowed); last: trader {i} panicked: {msg}",
                 in_window,

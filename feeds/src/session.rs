@@ -274,6 +274,32 @@ impl std::fmt::Debug for OrderSession {
     }
 }
 
+/// Numbers a request and remembers what it is for.
+fn new_request(next: &mut u64, requests: &mut HashMap<u64, Req>, req: Req) -> u64 {
+    let id = *next;
+    *next += 1;
+    requests.insert(id, req);
+    id
+}
+
+/// Appends a record written after the send (acks, fills, cancels, trader states): a failure is
+/// counted and reported (the first ten), never fatal.
+fn append_counted(
+    journal: &mut Option<JournalWriter>,
+    counters: &mut SessionCounters,
+    notices: &mut Vec<SessionNotice>,
+    rec: &JournalRecord<'_>,
+) {
+    if let Some(j) = journal.as_mut() {
+        if let Err(e) = j.append(rec) {
+            counters.journal_errors += 1;
+            if counters.journal_errors <= 10 {
+                notices.push(format!("journal: append failed: {e}"));
+            }
+        }
+    }
+}
+
 /// Wall clock, ms since the Unix epoch (request timestamps).
 fn wall_ms() -> u64 {
     wall_ns() / 1_000_000
@@ -409,10 +435,7 @@ impl OrderSession {
     }
 
     fn request_id(&mut self, req: Req) -> u64 {
-        let id = self.next_request_id;
-        self.next_request_id += 1;
-        self.requests.insert(id, req);
-        id
+        new_request(&mut self.next_request_id, &mut self.requests, req)
     }
 
     fn push(&mut self, symbol: SymbolId, kind: EventKind) {
@@ -423,14 +446,12 @@ impl OrderSession {
     }
 
     fn journal(&mut self, rec: &JournalRecord<'_>) {
-        if let Some(j) = self.journal.as_mut() {
-            if let Err(e) = j.append(rec) {
-                self.counters.journal_errors += 1;
-                if self.counters.journal_errors <= 10 {
-                    self.notices.push(format!("journal: append failed: {e}"));
-                }
-            }
-        }
+        append_counted(
+            &mut self.journal,
+            &mut self.counters,
+            &mut self.notices,
+            rec,
+        );
     }
 
     /// The API connection opened: subscribe the user data stream and settle every order in
@@ -531,20 +552,18 @@ impl OrderSession {
         let Some(name) = self.symbols.name(symbol) else {
             return;
         };
-        if let Some(j) = self.journal.as_mut() {
-            let rec = JournalRecord::TraderState {
-                symbol: name,
-                trader: trader as u32,
-                state,
-                ts_ns: wall_ns(),
-            };
-            if let Err(e) = j.append(&rec) {
-                self.counters.journal_errors += 1;
-                if self.counters.journal_errors <= 10 {
-                    self.notices.push(format!("journal: append failed: {e}"));
-                }
-            }
-        }
+        let rec = JournalRecord::TraderState {
+            symbol: name,
+            trader: trader as u32,
+            state,
+            ts_ns: wall_ns(),
+        };
+        append_counted(
+            &mut self.journal,
+            &mut self.counters,
+            &mut self.notices,
+            &rec,
+        );
     }
 
     fn refuse(&mut self, client_id: ClientOrderId, symbol: SymbolId, reason: RejectReason) {
@@ -584,9 +603,12 @@ impl OrderSession {
                 return self.refuse(client_id, symbol, RejectReason::Journal);
             }
         }
-        let id = self.next_request_id;
-        self.next_request_id += 1;
-        self.requests.insert(id, Req::Place(client_id));
+        // Field by field: `name` borrows the symbol table.
+        let id = new_request(
+            &mut self.next_request_id,
+            &mut self.requests,
+            Req::Place(client_id),
+        );
         self.orders.insert(
             client_id,
             Tracked {
@@ -636,9 +658,11 @@ impl OrderSession {
         let Some(name) = self.symbols.name(symbol) else {
             return;
         };
-        let id = self.next_request_id;
-        self.next_request_id += 1;
-        self.requests.insert(id, Req::Cancel(client_id));
+        let id = new_request(
+            &mut self.next_request_id,
+            &mut self.requests,
+            Req::Cancel(client_id),
+        );
         let text = self.encoder.cancel(id, name, client_id, wall_ms());
         match conn.send_text(text) {
             Ok(()) => self.counters.cancels += 1,
@@ -818,17 +842,25 @@ impl OrderSession {
         self.settle_canceled(client_id, leaves);
     }
 
-    fn settle_canceled(&mut self, client_id: ClientOrderId, leaves: Qty) {
+    /// Marks `client_id` settled and returns its symbol; `None` (counted) for an order not
+    /// tracked or already settled.
+    fn settle(&mut self, client_id: ClientOrderId) -> Option<SymbolId> {
         let Some(t) = self.orders.get_mut(&client_id) else {
             self.counters.unknown_orders += 1;
-            return;
+            return None;
         };
         if t.settled {
             self.counters.duplicates += 1;
-            return;
+            return None;
         }
         t.settled = true;
-        let symbol = t.symbol;
+        Some(t.symbol)
+    }
+
+    fn settle_canceled(&mut self, client_id: ClientOrderId, leaves: Qty) {
+        let Some(symbol) = self.settle(client_id) else {
+            return;
+        };
         self.counters.canceled += 1;
         let c = OrderCanceled {
             client_id,
@@ -839,16 +871,9 @@ impl OrderSession {
     }
 
     fn settle_rejected(&mut self, client_id: ClientOrderId, reason: RejectReason, code: i64) {
-        let Some(t) = self.orders.get_mut(&client_id) else {
-            self.counters.unknown_orders += 1;
+        let Some(symbol) = self.settle(client_id) else {
             return;
         };
-        if t.settled {
-            self.counters.duplicates += 1;
-            return;
-        }
-        t.settled = true;
-        let symbol = t.symbol;
         self.counters.rejects += 1;
         self.journal(&JournalRecord::Rejected {
             client_id,
