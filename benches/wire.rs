@@ -368,7 +368,7 @@ fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
         r.core.trades,
         r.core.trades as f64 / secs,
         session.placed,
-        r.core.risk_denials,
+        r.core.orders_denied,
         session.refused_disconnected + session.refused_journal,
         w2w.count,
         us(w2w.p50),

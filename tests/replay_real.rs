@@ -89,15 +89,18 @@ fn paper_trading_on_the_real_capture_is_deterministic() {
     };
     let a = run(&arena, &symbols, btc, Some("naive"));
     let b = run(&arena, &symbols, btc, Some("naive"));
-    assert!(a.core.orders > 0 && a.core.fills > 0, "{:?}", a.core);
-    assert_eq!(a.core.orders, b.core.orders);
+    assert!(a.core.orders_sent > 0 && a.core.fills > 0, "{:?}", a.core);
+    assert_eq!(a.core.orders_sent, b.core.orders_sent);
     assert_eq!(a.core.fills, b.core.fills);
     assert_eq!(
         a.positions, b.positions,
         "fills run on venue time, so any pace gives the same PnL"
     );
     let probe = run(&arena, &symbols, btc, Some("probe"));
-    assert_eq!(probe.core.orders, 9_757, "probe answers every trade once");
+    assert_eq!(
+        probe.core.orders_sent, 9_757,
+        "probe answers every trade once"
+    );
     assert_eq!(probe.core.fills, 0, "probe orders rest 10% away and expire");
 }
 

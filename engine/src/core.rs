@@ -46,7 +46,8 @@ pub struct CoreConfig {
     pub max_intents_per_dispatch: usize,
     /// Pending timers.
     pub timer_capacity: usize,
-    /// Orders tracked at once.
+    /// Orders tracked at once, every symbol together: the order table, allocated in
+    /// [`Core::new`] and never grown (an order beyond it is refused `TooManyOrders`).
     pub max_open_orders: usize,
     /// Events taken from one ring per batch (bounds how long one ring can hold the core).
     pub batch: usize,
@@ -57,6 +58,10 @@ pub struct CoreConfig {
     pub ack_timeout_ns: u64,
     /// Pre-trade risk limits for every symbol (`None`: no pre-trade checks, the paper default).
     pub risk: Option<RiskLimits>,
+    /// The feed carries depth diffs, so books are synced from REST snapshots: resyncs are
+    /// asked for. False (a trade-only feed): no snapshot is ever asked for and the books stay
+    /// unsynced. Per symbol: [`Core::set_depth_feed`].
+    pub depth_snapshots: bool,
 }
 
 impl Default for CoreConfig {
@@ -71,6 +76,7 @@ impl Default for CoreConfig {
             slow_callback_ns: 50_000,
             ack_timeout_ns: 5_000_000_000,
             risk: None,
+            depth_snapshots: true,
         }
     }
 }
@@ -108,15 +114,18 @@ pub struct CoreCounters {
     pub feed_events_lost: u64,
     /// Connection up / down events.
     pub connection_changes: u64,
-    /// Orders sent.
-    pub orders: u64,
+    /// Orders that left the core: pushed to the order ring (live) or submitted to the paper
+    /// venue. Orders refused by the core itself (risk, a full order table or order ring) are
+    /// not in it.
+    pub orders_sent: u64,
     /// Cancels sent.
     pub cancels: u64,
     /// Orders acknowledged.
     pub acks: u64,
     /// Fills.
     pub fills: u64,
-    /// Orders rejected (venue, paper venue or the order table).
+    /// Orders rejected (venue, paper venue, the order table, or pre-trade risk: every refusal
+    /// reaches the strategy as a reject).
     pub rejects: u64,
     /// Orders canceled or expired.
     pub canceled: u64,
@@ -134,8 +143,8 @@ pub struct CoreCounters {
     pub duplicate_fills: u64,
     /// Orders and cancels that found the order ring to the I/O thread full (never sent).
     pub order_ring_full: u64,
-    /// Orders refused by pre-trade risk (by reason: `Core::risk`).
-    pub risk_denials: u64,
+    /// Orders refused by pre-trade risk, never sent (by reason: `Core::risk`).
+    pub orders_denied: u64,
     /// Traders restarted by their supervisor after a panic (updated about once a millisecond).
     pub trader_restarts: u64,
     /// Symbols halted by their supervisor (restart intensity exceeded).
@@ -306,6 +315,9 @@ struct State {
     latency: StageLatency,
     resync_sink: Option<rtrb::Producer<SymbolId>>,
     resync_pending: Vec<bool>,
+    /// Per symbol: depth diffs arrive for it, so its book wants REST snapshots.
+    depth_fed: Vec<bool>,
+    depth_snapshots: bool,
     wall_offset_ns: Option<i64>,
     slow_callback_ns: u64,
     slow_recent: Vec<SlowCallback>,
@@ -378,6 +390,8 @@ impl<C: Clock> Core<C> {
                 latency: StageLatency::new(),
                 resync_sink: None,
                 resync_pending: vec![false; symbols.len()],
+                depth_fed: vec![cfg.depth_snapshots; symbols.len()],
+                depth_snapshots: cfg.depth_snapshots,
                 wall_offset_ns: None,
                 slow_callback_ns: cfg.slow_callback_ns,
                 slow_recent: Vec::with_capacity(SLOW_REPORTS_PER_INTERVAL),
@@ -411,6 +425,21 @@ impl<C: Clock> Core<C> {
     /// stale and the next trigger asks again.
     pub fn set_resync_sink(&mut self, tx: rtrb::Producer<SymbolId>) {
         self.st.resync_sink = Some(tx);
+    }
+
+    /// Whether depth diffs arrive for `symbol` (default: [`CoreConfig::depth_snapshots`]). A
+    /// symbol without them (no depth stream subscribed: a trade-only config, or a symbol idle
+    /// until `start-trading`) never asks for a REST snapshot, and its book is not expected to
+    /// sync. `start-trading` sets it back to [`CoreConfig::depth_snapshots`].
+    pub fn set_depth_feed(&mut self, symbol: SymbolId, fed: bool) {
+        if let Some(f) = self.st.depth_fed.get_mut(symbol.index()) {
+            *f = fed;
+        }
+    }
+
+    /// The order table's size (orders tracked at once, every symbol together).
+    pub fn order_capacity(&self) -> usize {
+        self.st.max_open_orders
     }
 
     /// Sends orders and cancels to a venue through this ring (the I/O thread that owns the order
@@ -829,6 +858,9 @@ impl State {
     /// `again`). Without a sink (replay) the request is only counted.
     #[cold]
     fn request_resync(&mut self, sym: SymbolId, again: bool) {
+        if !self.depth_fed.get(sym.index()).copied().unwrap_or(false) {
+            return; // no depth stream: nothing a snapshot could be bridged with
+        }
         let Some(pending) = self.resync_pending.get_mut(sym.index()) else {
             return;
         };
@@ -1173,7 +1205,6 @@ impl State {
         recv_ns: u64,
         emitted_ns: u64,
     ) {
-        self.counters.orders += 1;
         self.latency
             .record(Stage::TickToOrder, emitted_ns.saturating_sub(recv_ns));
         let denied = match self.risk.as_mut() {
@@ -1216,7 +1247,7 @@ impl State {
             )
         };
         if let Some(reason) = denied {
-            self.counters.risk_denials += 1;
+            self.counters.orders_denied += 1;
             self.paper_out.push(refuse(RejectReason::Risk(reason)));
             return;
         }
@@ -1234,11 +1265,15 @@ impl State {
             if tx.push(cmd).is_err() {
                 self.counters.order_ring_full += 1;
                 self.paper_out.push(refuse(RejectReason::QueueFull));
-            } else if let Some(notify) = self.order_notify.as_mut() {
-                (notify.0)();
+            } else {
+                self.counters.orders_sent += 1;
+                if let Some(notify) = self.order_notify.as_mut() {
+                    (notify.0)();
+                }
             }
             return;
         }
+        self.counters.orders_sent += 1;
         let first_new = self.paper_out.len();
         self.paper
             .submit(id, sym, req, self.market_ns, &mut self.paper_out);
@@ -1377,6 +1412,10 @@ impl State {
                     // An idle symbol's book may be old: start from a fresh snapshot.
                     slot.book.mark_stale();
                 }
+                // Its streams are subscribed now: depth diffs come if the feed carries them.
+                if let Some(f) = self.depth_fed.get_mut(symbol.index()) {
+                    *f = self.depth_snapshots;
+                }
                 self.request_resync(symbol, true);
                 Reply::Done(format!("{name}: trading `{what}`"))
             }
@@ -1468,7 +1507,7 @@ impl State {
         CoreStatus {
             trading_state,
             events: self.counters.events,
-            orders: self.counters.orders,
+            orders: self.counters.orders_sent,
             fills: self.counters.fills,
             trader_restarts: self.outbox.trader_restarts,
             symbol_halts: self.outbox.symbol_halts,
@@ -1648,7 +1687,7 @@ mod tests {
         tx.push(ticker(900, 100, 101)).unwrap();
         tx.push(trade(900, 1, 1, 101, 50)).unwrap(); // strategy answers: IOC buy @101 for 100
         assert_eq!(core.poll(5_000), 2);
-        assert_eq!(core.counters().orders, 1);
+        assert_eq!(core.counters().orders_sent, 1);
         assert_eq!(core.open_orders(), 1);
         // 4 ms later: not there yet.
         tx.push(trade(900, 5, 2, 102, 50)).unwrap();
@@ -1660,7 +1699,7 @@ mod tests {
         core.poll(7_000);
         let c = *core.counters();
         // The second order (sent at 5 ms) arrives at 10 ms: still in flight.
-        assert_eq!((c.acks, c.fills, c.orders), (1, 1, 2), "{c:?}");
+        assert_eq!((c.acks, c.fills, c.orders_sent), (1, 1, 2), "{c:?}");
         assert_eq!(core.open_orders(), 1);
         let pos = core.position(SymbolId(0)).unwrap();
         assert_eq!(pos.qty, 100);
@@ -1969,12 +2008,13 @@ mod tests {
         tx.push(trade(900, 1, 2, 101, 50)).unwrap();
         core.poll(0);
         assert_eq!(core.open_orders(), 2, "both pass the per-order limit");
-        assert_eq!(core.counters().risk_denials, 0);
+        assert_eq!(core.counters().orders_denied, 0);
         // HALTED: the next order is refused with the reason, and counted.
         core.set_trading_state(TradingState::Halted);
         tx.push(trade(900, 1, 3, 101, 50)).unwrap();
         core.poll(0);
-        assert_eq!(core.counters().risk_denials, 1);
+        assert_eq!(core.counters().orders_denied, 1);
+        assert_eq!(core.counters().orders_sent, 2, "a denied order is not sent");
         assert_eq!(
             kinds(&rec).last(),
             Some(&OrderUpdateKind::Rejected(RejectReason::Risk(
@@ -1990,7 +2030,7 @@ mod tests {
         assert_eq!(core.counters().canceled, 2, "{:?}", core.counters());
         assert_eq!(core.open_orders(), 0);
         assert_eq!(
-            core.counters().risk_denials,
+            core.counters().orders_denied,
             2,
             "the trade's order was refused: killed"
         );
@@ -1998,6 +2038,94 @@ mod tests {
         tx.push(trade(900, 3_001, 5, 101, 50)).unwrap();
         core.poll(0);
         assert_eq!(core.open_orders(), 1, "trading again after resume");
+    }
+
+    /// The order table is what the config sizes, no more and no less: the order past it is
+    /// refused `TooManyOrders` (counted a reject, not sent, not a risk denial).
+    #[test]
+    fn order_table_follows_max_open_orders() {
+        for table in [3usize, 1500] {
+            let mut symbols = SymbolTable::new();
+            symbols.intern("BTCUSDT").unwrap();
+            let cfg = CoreConfig {
+                max_open_orders: table,
+                paper: PaperConfig {
+                    latency_ns: 1_000_000_000, // nothing answers during the test
+                    max_orders: 4096,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let mut core = Core::new(
+                &symbols,
+                cfg,
+                StepClock {
+                    t: Cell::new(0),
+                    step: 1,
+                },
+            );
+            assert_eq!(core.order_capacity(), table);
+            let (mut tx, rx) = event_ring(4096, OnFull::Drop);
+            core.add_input(rx);
+            let rec = std::sync::Arc::new(std::sync::Mutex::new(Recorder {
+                answer_trades: true,
+                ..Default::default()
+            }));
+            core.set_strategy(SymbolId(0), Box::new(Shared(rec.clone())))
+                .unwrap();
+            for id in 0..table as u64 + 1 {
+                tx.push(trade(900, 1, id + 1, 101, 50)).unwrap();
+                core.poll(0);
+            }
+            let c = *core.counters();
+            assert_eq!(core.open_orders(), table, "{c:?}");
+            assert_eq!(
+                (c.orders_sent, c.orders_denied, c.rejects),
+                (table as u64, 0, 1)
+            );
+            assert_eq!(
+                kinds(&rec).last(),
+                Some(&OrderUpdateKind::Rejected(RejectReason::TooManyOrders))
+            );
+        }
+    }
+
+    /// Without a depth feed (a trade-only config), no book asks for a snapshot: not at connect,
+    /// not after lost data; `start-trading`-style re-enabling brings it back.
+    #[test]
+    fn no_depth_feed_asks_for_no_snapshot() {
+        let (mut core, mut tx, _rec) = setup(0);
+        let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
+        core.set_resync_sink(rtx);
+        core.set_depth_feed(SymbolId(0), false);
+        let conn = |up: bool| {
+            let c = Connection { conn_id: 1 };
+            let kind = if up {
+                EventKind::ConnectionUp(c)
+            } else {
+                EventKind::ConnectionDown(c)
+            };
+            MarketEvent::new(1, SymbolId::ALL, kind)
+        };
+        tx.push(conn(true)).unwrap();
+        tx.push(conn(false)).unwrap();
+        tx.push(MarketEvent::new(
+            1,
+            SymbolId::ALL,
+            EventKind::Gap(Gap {
+                lost: 1,
+                reason: GapReason::RingFull,
+            }),
+        ))
+        .unwrap();
+        tx.push(conn(true)).unwrap();
+        core.poll(0);
+        assert!(rrx.pop().is_err());
+        assert_eq!(core.counters().resync_requests, 0);
+        core.set_depth_feed(SymbolId(0), true);
+        tx.push(conn(true)).unwrap();
+        core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
     }
 
     #[test]

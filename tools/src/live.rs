@@ -528,7 +528,7 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
                         status
                             .gaps
                             .store(c.book_gaps + c.feed_gaps, Ordering::Relaxed);
-                        status.orders.store(c.orders, Ordering::Relaxed);
+                        status.orders.store(c.orders_sent, Ordering::Relaxed);
                         status.fills.store(c.fills, Ordering::Relaxed);
                         next_pub = now + 100_000_000;
                     }

@@ -55,12 +55,12 @@
 //! | `book_gaps` | `c` | sequence gaps found by the books |
 //! | `feed_gaps` | `c` | data-loss events from the I/O side (ring overflow, disconnect) |
 //! | `resync_requests` | `c` | book resyncs asked for |
-//! | `orders` | `c` | orders sent |
+//! | `orders_sent` | `c` | orders sent to the venue (or the paper venue) |
+//! | `orders_denied` | `c` | orders refused by pre-trade risk, never sent |
 //! | `fills` | `c` | fills |
-//! | `rejects` | `c` | orders rejected |
+//! | `rejects` | `c` | orders rejected (by the venue, the paper venue, the order table or pre-trade risk) |
 //! | `canceled` | `c` | orders canceled or expired |
 //! | `slow_callbacks` | `c` | strategy callbacks over the slow threshold |
-//! | `risk_denials` | `c` | orders refused by pre-trade risk |
 //! | `order_timeouts` | `c` | orders without an answer within the ack timeout (still in flight) |
 //! | `trader_restarts` | `c` | supervised traders restarted after a panic |
 //! | `symbol_halts` | `c` | symbols halted by their supervisor (restart intensity) |
@@ -417,12 +417,12 @@ pub fn statsd_lines(
         ("book_gaps", c.book_gaps, p.book_gaps),
         ("feed_gaps", c.feed_gaps, p.feed_gaps),
         ("resync_requests", c.resync_requests, p.resync_requests),
-        ("orders", c.orders, p.orders),
+        ("orders_sent", c.orders_sent, p.orders_sent),
+        ("orders_denied", c.orders_denied, p.orders_denied),
         ("fills", c.fills, p.fills),
         ("rejects", c.rejects, p.rejects),
         ("canceled", c.canceled, p.canceled),
         ("slow_callbacks", c.slow_callbacks, p.slow_callbacks),
-        ("risk_denials", c.risk_denials, p.risk_denials),
         ("order_timeouts", c.order_timeouts, p.order_timeouts),
         ("trader_restarts", c.trader_restarts, p.trader_restarts),
         ("symbol_halts", c.symbol_halts, p.symbol_halts),
@@ -817,7 +817,8 @@ mod tests {
     fn line_format_of_each_kind() {
         let mut snap = MetricsSnapshot::new(2, 1);
         snap.counters.fills = 3;
-        snap.counters.orders = 7;
+        snap.counters.orders_sent = 7;
+        snap.counters.orders_denied = 2;
         snap.latency.record(Stage::Decode, 1234);
         snap.loop_stats.polls = 99;
         snap.loop_stats.max_gap_ns = 5_000;
@@ -841,7 +842,8 @@ mod tests {
         let l = lines_of(&snap, &SideCounters::default(), &Cumulative::default());
         for want in [
             "tickline.fills:3|c",
-            "tickline.orders:7|c",
+            "tickline.orders_sent:7|c",
+            "tickline.orders_denied:2|c",
             "tickline.events:0|c",
             "tickline.metrics_skipped:0|c",
             "tickline.latency.decode.p50:1234|g",
@@ -865,6 +867,12 @@ mod tests {
         ] {
             assert!(has(&l, want), "{want:?} missing from {l:#?}");
         }
+        // The summary's names: sent and denied apart, no `orders` counting both.
+        assert!(
+            !l.iter()
+                .any(|x| x.starts_with("tickline.orders:") || x.contains("risk_denials")),
+            "{l:#?}"
+        );
         // Empty stages are left out; without I/O, so are the I/O counters.
         assert!(!l.iter().any(|x| x.contains("latency.strategy")), "{l:#?}");
         assert!(!l.iter().any(|x| x.contains("decode_errors")), "{l:#?}");

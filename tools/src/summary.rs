@@ -100,14 +100,14 @@ impl ReplayReport {
             "feed_gaps": c.feed_gaps,
             "ring_full_waits": self.ring.full,
             "ring_dropped": self.ring.dropped,
-            "orders": c.orders,
+            "orders_sent": c.orders_sent,
+            "orders_denied": c.orders_denied,
             "fills": c.fills,
             "rejects": c.rejects,
             "canceled": c.canceled,
             "order_timeouts": c.order_timeouts,
             "duplicate_fills": c.duplicate_fills,
             "order_ring_full": c.order_ring_full,
-            "risk_denials": c.risk_denials,
             "slow_callbacks": c.slow_callbacks,
             "trader_restarts": c.trader_restarts,
             "symbol_halts": c.symbol_halts,
@@ -154,8 +154,8 @@ impl ReplayReport {
         );
         let _ = writeln!(
             s,
-            "orders          {:>12}   (fills {}, rejects {}, canceled {})",
-            c.orders, c.fills, c.rejects, c.canceled
+            "orders sent     {:>12}   (denied by risk {}, fills {}, rejects {}, canceled {})",
+            c.orders_sent, c.orders_denied, c.fills, c.rejects, c.canceled
         );
         if c.trader_restarts + c.symbol_halts > 0 {
             let _ = writeln!(

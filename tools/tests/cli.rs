@@ -45,7 +45,8 @@ fn demo_runs_live_over_websocket_with_no_files_and_trades() {
     assert_eq!(v["io"]["connects"], 1);
     assert_eq!(v["decode_errors"], 0);
     assert_eq!(v["book_gaps"], 0);
-    assert!(v["orders"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["orders_sent"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["orders_denied"], 0, "no risk limits on the paper venue");
     for stage in ["decode", "queue_wait", "strategy", "tick_to_order"] {
         for p in ["p50", "p99", "p999", "max"] {
             assert!(v["latency_ns"][stage][p].is_u64(), "{stage}.{p} in {v}");
@@ -75,6 +76,47 @@ fn demo_runs_live_over_websocket_with_no_files_and_trades() {
         text.contains("decode errors") && text.contains("p99.9"),
         "{text}"
     );
+}
+
+/// Orders refused by pre-trade risk are not orders sent: the summary (JSON and text) says
+/// `orders_sent` and `orders_denied` apart, and no longer has one `orders` count for both.
+#[test]
+fn summary_reports_orders_sent_and_denied_apart() {
+    let cfg = tmp("risk-tight.toml");
+    // Three traders a symbol, one open order at a time (the rate limit out of the way, so
+    // nothing depends on the wall clock): while one rests, the others' orders are denied.
+    std::fs::write(
+        &cfg,
+        "[strategy]\nname = \"naive\"\n[strategy.params]\nchunks = 3\n\
+         [risk]\nenabled = true\nmax_open_orders = 1\nrate_per_sec = 1000000\nburst = 1000000\n",
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let mut args = vec![
+        "demo", "--replay", "--events", "20000", "--json", "--idle", "backoff", "--config", &cfg,
+    ];
+    args.extend(UNPINNED);
+    let (v, _) = ok_json(&args);
+    let sent = v["orders_sent"].as_u64().unwrap();
+    let denied = v["orders_denied"].as_u64().unwrap();
+    assert!(sent >= 1 && denied >= 1, "{v}");
+    assert!(
+        v.get("orders").is_none() && v.get("risk_denials").is_none(),
+        "{v}"
+    );
+    assert!(
+        v["rejects"].as_u64().unwrap() >= denied,
+        "a denial reaches the strategy as a reject"
+    );
+    let args: Vec<&str> = args.into_iter().filter(|a| *a != "--json").collect();
+    let out = tickline(&args);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("orders sent"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(&format!("denied by risk {denied}")), "{line}");
 }
 
 #[test]
@@ -136,7 +178,7 @@ fn generated_captures_replay_cleanly_in_both_formats() {
     let (v, _) = ok_json(&args);
     assert_eq!(v["messages"], 3_001);
     assert_eq!(v["book_syncs"], 1);
-    assert_eq!(v["orders"], 0);
+    assert_eq!(v["orders_sent"], 0);
 
     // The same file replayed for the wrong symbol: its frames are ignored, and said so.
     let mut args = vec![

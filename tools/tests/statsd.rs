@@ -422,7 +422,7 @@ fn engine_metrics_arrive_in_the_reference_statsd_daemon() {
     );
     assert_eq!(t.skipped, run.skipped);
     assert!(
-        run.counters.orders > 0,
+        run.counters.orders_sent > 0,
         "the naive strategy traded: {:?}",
         run.counters
     );
@@ -458,7 +458,8 @@ fn engine_metrics_arrive_in_the_reference_statsd_daemon() {
     let c = &run.counters;
     for (name, want) in [
         ("events", c.events),
-        ("orders", c.orders),
+        ("orders_sent", c.orders_sent),
+        ("orders_denied", c.orders_denied),
         ("fills", c.fills),
         ("rejects", c.rejects),
         ("canceled", c.canceled),
@@ -559,7 +560,7 @@ fn engine_metrics_arrive_in_the_reference_statsd_daemon() {
     eprintln!(
         "statsd {STATSD_VERSION}: {} intervals ({} extended), {} datagrams, {} lines, {} orders, \
          {} fills, {negative} symbols with negative gauges; the daemon agrees",
-        t.intervals, t.skipped, t.datagrams_sent, t.lines, c.orders, c.fills
+        t.intervals, t.skipped, t.datagrams_sent, t.lines, c.orders_sent, c.fills
     );
     drop(daemon);
     assert!(started.elapsed() < Duration::from_secs(120));
@@ -639,7 +640,7 @@ fn a_replay_with_statsd_ships_its_metrics_to_the_daemon() {
     // Counters are deltas per interval; the daemon sums them: they must equal the run's totals.
     for (metric, key) in [
         ("events", "events"),
-        ("orders", "orders"),
+        ("orders_sent", "orders_sent"),
         ("fills", "fills"),
         ("book_gaps", "book_gaps"),
     ] {
@@ -654,6 +655,6 @@ fn a_replay_with_statsd_ships_its_metrics_to_the_daemon() {
     assert_eq!(get(&gauges, "tickline.book.ETHUSDT.synced"), 1.0);
     assert!(get(&gauges, "tickline.latency.queue_wait.count") > 0.0);
     assert!(gauges.contains_key("tickline.ring.0.occupancy"));
-    assert!(summary["orders"].as_u64().unwrap() > 0);
+    assert!(summary["orders_sent"].as_u64().unwrap() > 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
