@@ -233,3 +233,93 @@ fn an_untrusted_certificate_is_a_clear_error_and_retried() {
     assert_eq!(r.frames, 0);
     assert!(venue.stats().handshakes_failed >= 2);
 }
+
+/// A trade-only config subscribes no depth stream: no REST depth snapshot is ever asked for,
+/// not at the first connect and not after the reconnects (before: one per connect, for a book
+/// that could never sync).
+#[test]
+fn trade_only_config_requests_no_snapshot() {
+    let venue = sim(
+        generated(1_000_000),
+        SimPace::Rate(5_000),
+        false,
+        Faults {
+            drop_every: Some(Duration::from_millis(400)),
+            ..Faults::default()
+        },
+    );
+    let mut cfg = engine_cfg(&venue);
+    cfg.venue.streams = vec!["trade".into()];
+    cfg.venue.exchange_info = false; // so every REST request the venue sees would be a snapshot
+    let r = run(
+        cfg,
+        Duration::from_secs(30),
+        Some(Box::new(|t| t.connects >= 2 && t.frames >= 200)),
+    );
+    let io = r.io.unwrap();
+    assert!(io.connects >= 2, "{io:?}");
+    assert!(r.frames >= 200 && r.core.trades > 0, "{:?}", r.core);
+    assert_eq!(r.core.depth_levels, 0, "only trades were subscribed");
+    assert_eq!(r.core.resync_requests, 0, "{:?}", r.core);
+    assert_eq!(r.core.book_syncs, 0);
+    assert_eq!(venue.stats().rest_requests, 0, "no snapshot was fetched");
+}
+
+/// A symbol idle until `start-trading` is not subscribed: no snapshot for it either.
+#[test]
+fn idle_symbols_request_no_snapshot() {
+    let venue = sim(generated(20_000), SimPace::Asap, false, Faults::default());
+    let mut cfg = engine_cfg(&venue);
+    cfg.venue.symbols = vec!["BTCUSDT".into(), "ETHUSDT".into()];
+    cfg.venue.trade = Some(vec!["BTCUSDT".into()]);
+    cfg.venue.exchange_info = false;
+    let r = run(
+        cfg,
+        Duration::from_secs(60),
+        Some(Box::new(|t| t.frames >= 20_000)),
+    );
+    assert_eq!(r.frames, 20_000);
+    assert_eq!(r.core.book_syncs, 1, "{:?}", r.core);
+    // BTCUSDT's first sync (and another try for each snapshot too old to bridge), none for
+    // ETHUSDT.
+    assert_eq!(
+        r.core.resync_requests,
+        1 + r.core.snapshots_rejected,
+        "{:?}",
+        r.core
+    );
+    assert!(venue.stats().rest_requests <= r.core.resync_requests);
+}
+
+/// The engine refuses to start (before any socket is opened) with an order API URL that
+/// would carry the API key and signed orders unencrypted to a remote host, even for a caller
+/// that skipped `Config::validate`.
+#[test]
+fn plaintext_orders_url_to_remote_host_is_refused_before_any_socket() {
+    let venue = sim(generated(1_000), SimPace::Asap, false, Faults::default());
+    let mut cfg = engine_cfg(&venue);
+    cfg.orders.enabled = true;
+    cfg.orders.url = "ws://192.0.2.1:9443/ws-api/v3".into(); // TEST-NET-1: not loopback
+    let e = run_live(LiveOptions {
+        cfg,
+        strategy: None,
+        custom_strategy: None,
+        record: None,
+        duration: Some(Duration::from_secs(5)),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        done: None,
+    })
+    .expect_err("plaintext to a remote host must be refused");
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("orders.url") && e.contains("orders.allow_plaintext"),
+        "{e}"
+    );
+    let s = venue.stats();
+    assert_eq!(
+        (s.rest_requests, s.subscriptions),
+        (0, 0),
+        "nothing was started"
+    );
+}

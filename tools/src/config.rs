@@ -1,6 +1,16 @@
 //! The TOML configuration. Every table denies unknown keys, and every value is checked when the
 //! file is read, so a typo fails at start-up with a message naming the key.
 //!
+//! - A TOML or type error gives line, column and key, never the line or the value: a config
+//!   line may hold a secret (`api_secret = "..."` is an unknown key, and is not echoed).
+//! - Plaintext (`ws://`, `tcp://`, `http://`) to a host that is not loopback (127.0.0.0/8,
+//!   `::1`, `localhost`) is refused for `venue.ws_url`, `venue.rest_url` and, with orders on,
+//!   `orders.url`, unless that table says `allow_plaintext = true` (then `run` warns).
+//! - Values that contradict each other are refused naming both keys: `net.reconnect_initial_ms`
+//!   above `net.reconnect_max_ms`, `net.heartbeat_ms` not below `net.idle_timeout_ms`. So are
+//!   `venue.snapshot_limit` outside 1..=5000, `risk.burst = 0`, `risk.max_open_orders` outside
+//!   1..=10000, and `orders.conn_id` 0 or 1 (the REST side's and the market feed's ids).
+//!
 //! ```toml
 //! [engine]
 //! io_cpu = 0            # CPU of the feed (I/O) thread; -1 = do not pin
@@ -23,9 +33,24 @@
 //! symbol = "BTCUSDT"    # symbol of a line capture's REST snapshot (which carries none)
 //! pace = "asap"         # asap | recorded | xN
 //!
+//! [venue]               # `run`, `record`: where the market data comes from
+//! ws_url = "wss://stream.binance.com:9443"
+//! rest_url = "https://api.binance.com"
+//! symbols = ["BTCUSDT"]
+//! streams = ["trade", "bookTicker", "depth@100ms"]  # REST snapshots only with a depth stream
+//! snapshot_limit = 1000                # 1..=5000
+//! # allow_plaintext = true             # ws:// tcp:// http:// to a non-loopback host (warned)
+//!
+//! [net]
+//! heartbeat_ms = 5000                  # below idle_timeout_ms
+//! idle_timeout_ms = 10000
+//! reconnect_initial_ms = 100           # at most reconnect_max_ms
+//! reconnect_max_ms = 10000
+//!
 //! [orders]              # live orders (`run`): off by default, strategies trade on paper
 //! enabled = true
 //! url = "wss://ws-api.binance.com:443/ws-api/v3"
+//! # allow_plaintext = true           # a ws:// url to a non-loopback host (warned at start)
 //! credentials_env = "TICKLINE"       # TICKLINE_API_KEY + TICKLINE_API_SECRET (or _ED25519_KEY_FILE)
 //! # credentials_file = "/etc/tickline/binance.key"   # instead: a 0600 key file
 //! journal = "orders.tlj"             # write-ahead journal; recovered at every start
@@ -42,7 +67,7 @@
 //! max_order_qty = "1"
 //! max_order_notional = "100000"
 //! max_position = "5"
-//! max_open_orders = 32
+//! max_open_orders = 32  # per symbol, 1..=10000: the core's order table is this x symbols
 //! rate_per_sec = 10
 //! burst = 20
 //! price_band_bps = 2000
@@ -183,6 +208,9 @@ pub struct OrdersSection {
     /// At start-up, a journal larger than this (MiB) is compacted to the state it holds; the old
     /// file is kept beside it as `<journal>.<unix seconds>`. 0: never.
     pub journal_compact_mb: u64,
+    /// Accept a `ws://` `url` to a host that is not loopback (the API key and signed orders
+    /// then cross the network in clear; a warning is printed at start).
+    pub allow_plaintext: bool,
 }
 
 impl Default for OrdersSection {
@@ -200,6 +228,7 @@ impl Default for OrdersSection {
             conn_id: 100,
             journal_compact_mb: 64,
             session_logon: false,
+            allow_plaintext: false,
         }
     }
 }
@@ -356,6 +385,9 @@ pub struct VenueSection {
     pub snapshot_limit: u32,
     /// Fetch tick, lot and min notional from exchangeInfo at start-up.
     pub exchange_info: bool,
+    /// Accept `ws://`, `tcp://` or `http://` URLs to a host that is not loopback (market data
+    /// anyone on the path can read and alter; a warning is printed at start).
+    pub allow_plaintext: bool,
 }
 
 impl Default for VenueSection {
@@ -370,6 +402,7 @@ impl Default for VenueSection {
             ca_file: None,
             snapshot_limit: 1000,
             exchange_info: true,
+            allow_plaintext: false,
         }
     }
 }
@@ -406,6 +439,17 @@ impl VenueSection {
     /// can be subscribed.
     pub fn is_raw_feed(&self) -> bool {
         self.ws_url.starts_with("tcp://") || self.ws_url.starts_with("tls://")
+    }
+
+    /// True if the books are fed depth diffs, so they sync from REST depth snapshots: a raw
+    /// feed (whatever the venue sends), or a diff-depth stream (`depth`, `depth@100ms`). A
+    /// config without one (trade-only, bookTicker, partial-depth `depth5`) asks for no snapshot.
+    pub fn carries_depth(&self) -> bool {
+        self.is_raw_feed()
+            || self
+                .streams
+                .iter()
+                .any(|s| s == "depth" || s.starts_with("depth@"))
     }
 
     /// The URL to connect to and the streams to send in `SUBSCRIBE` (empty for `url` mode).
@@ -591,6 +635,174 @@ impl std::str::FromStr for Pace {
     }
 }
 
+/// A TOML syntax or type error as `line L, column C: `section.key`: what went wrong`, built from
+/// the error's message and span only. toml's own rendering quotes the offending line, and a
+/// config line may hold a secret (`[orders] api_secret = "..."` is refused as an unknown key,
+/// and must not be printed while it is): no line of the file is echoed, and any value in the
+/// message (`invalid type: string "...", expected u32`) is replaced by `(value not shown)`.
+fn toml_error(text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let mut msg = scrub_quoted(e.message().trim()).replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return anyhow::anyhow!("{msg}");
+    };
+    let floor = |mut i: usize| {
+        i = i.min(text.len());
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let start = floor(span.start);
+    let end = floor(span.end).max(start);
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    // A value in backticks (`invalid value: integer `123``) is not caught by the scrub: take out
+    // every value written on the lines the error points at.
+    for line in text[line_start..line_end].lines() {
+        for v in line_values(line) {
+            if v.chars().count() >= 3 {
+                msg = msg.replace(v, "(value not shown)");
+            }
+        }
+    }
+    let line = &text[line_start..line_end];
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| is_plain_key(k) && !line.trim_start().starts_with('['))
+        .map(|k| match table_of(&text[..line_start]) {
+            Some(t) => format!("`{t}.{k}`: "),
+            None => format!("`{k}`: "),
+        })
+        .unwrap_or_default();
+    anyhow::anyhow!("line {line_no}, column {column}: {key}{msg}")
+}
+
+/// `msg` with every `"..."` replaced by `(value not shown)`; text in backticks is kept (toml and
+/// serde name keys and expected tokens that way).
+fn scrub_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut chars = msg.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' => {
+                out.push('`');
+                for c in chars.by_ref() {
+                    out.push(c);
+                    if c == '`' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                out.push_str("(value not shown)");
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What follows `=` on a config line, as written and without its quotes or trailing comment.
+fn line_values(line: &str) -> Vec<&str> {
+    let Some((_, v)) = line.split_once('=') else {
+        return Vec::new();
+    };
+    let v = v.trim();
+    let mut out = vec![v];
+    if let Some(q) = v.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let inner = &v[1..];
+        out.push(inner.split(q).next().unwrap_or(inner));
+    } else {
+        out.push(v.split(['#', ' ', '\t', ',']).next().unwrap_or(v));
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// A bare (or dotted) TOML key: safe to print.
+fn is_plain_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 64
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// The table the text before a line ends in (`orders` after `[orders]`), if plainly named.
+fn table_of(before: &str) -> Option<&str> {
+    let header = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))?;
+    let name = header
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    is_plain_key(name).then_some(name)
+}
+
+/// The host of `scheme://[user@]host[:port][/path]`, lower-case, IPv6 without brackets.
+fn url_host(url: &str) -> Option<String> {
+    let (_, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => authority,
+        }
+    };
+    (!host.is_empty()).then(|| host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// True for a loopback host: `localhost`, 127.0.0.0/8, `::1` (also as `::ffff:127.x.y.z`).
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => false,
+    }
+}
+
+/// The unencrypted scheme of `url` (`ws`, `http`, `tcp`) when it points at a host that is not
+/// loopback (or names no host at all).
+fn plaintext_to_remote(url: &str) -> Option<&'static str> {
+    let scheme = url.trim().split_once("://")?.0.to_ascii_lowercase();
+    let scheme = ["ws", "http", "tcp"]
+        .into_iter()
+        .find(|s| *s == scheme.as_str())?;
+    (!url_host(url).is_some_and(|h| is_loopback_host(&h))).then_some(scheme)
+}
+
+/// Largest `venue.snapshot_limit` (Binance's depth endpoint serves at most 5,000 levels a side).
+pub const MAX_SNAPSHOT_LIMIT: u32 = 5000;
+
+/// Largest `risk.max_open_orders` (per symbol; Binance allows 200 open orders on a symbol). The
+/// core's order table holds `max_open_orders` x symbols entries, allocated at start-up.
+pub const MAX_OPEN_ORDERS_CAP: u32 = 10_000;
+
+/// Connection id of the live engine's market-data connection (notices, captures).
+pub const MARKET_CONN_ID: u32 = 1;
+
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config> {
@@ -601,7 +813,7 @@ impl Config {
 
     /// Parses and checks config text.
     pub fn parse(text: &str) -> Result<Config> {
-        let cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cfg: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -671,6 +883,31 @@ impl Config {
                 self.venue.rest_url
             );
         }
+        for (key, url, allow) in self.plaintext_urls() {
+            if let Some(scheme) = plaintext_to_remote(url) {
+                if !self.plaintext_allowed(allow) {
+                    bail!(
+                        "{key} = {url:?}: {scheme}:// is unencrypted and the host is not loopback ({}); use {} or set {allow} = true to accept it",
+                        if key == "orders.url" {
+                            "the API key and signed orders would cross the network in clear"
+                        } else {
+                            "market data anyone on the path can read and alter"
+                        },
+                        match scheme {
+                            "http" => "https://",
+                            "tcp" => "tls://",
+                            _ => "wss://",
+                        }
+                    );
+                }
+            }
+        }
+        if !(1..=MAX_SNAPSHOT_LIMIT).contains(&self.venue.snapshot_limit) {
+            bail!(
+                "venue.snapshot_limit = {}: must be in 1..={MAX_SNAPSHOT_LIMIT} (levels per side of the REST depth snapshot)",
+                self.venue.snapshot_limit
+            );
+        }
         let n = &self.net;
         if !(n.reconnect_factor >= 1.0 && n.reconnect_factor <= 100.0) {
             bail!(
@@ -694,6 +931,20 @@ impl Config {
             if v == 0 {
                 bail!("{key}: must be positive");
             }
+        }
+        if n.reconnect_initial_ms > n.reconnect_max_ms {
+            bail!(
+                "net.reconnect_initial_ms = {} is above net.reconnect_max_ms = {}: the first reconnect delay cannot exceed the longest",
+                n.reconnect_initial_ms,
+                n.reconnect_max_ms
+            );
+        }
+        if n.heartbeat_ms >= n.idle_timeout_ms {
+            bail!(
+                "net.heartbeat_ms = {} is not below net.idle_timeout_ms = {}: a quiet but healthy connection would be dropped before its ping is answered",
+                n.heartbeat_ms,
+                n.idle_timeout_ms
+            );
         }
         let m = &self.metrics;
         if let Some(addr) = &m.statsd {
@@ -725,6 +976,16 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         }
         self.risk.limits()?;
+        let r = &self.risk;
+        if r.max_open_orders == 0 || r.max_open_orders > MAX_OPEN_ORDERS_CAP {
+            bail!(
+                "risk.max_open_orders = {}: must be in 1..={MAX_OPEN_ORDERS_CAP} (the core's order table is sized from it at start-up)",
+                r.max_open_orders
+            );
+        }
+        if r.burst == 0 {
+            bail!("risk.burst: must be positive (with 0, no order ever passes the rate limit)");
+        }
         let o = &self.orders;
         fsync_policy(&o.fsync)?;
         if o.enabled {
@@ -749,6 +1010,13 @@ impl Config {
         if o.ack_timeout_ms == 0 {
             bail!("orders.ack_timeout_ms: must be positive");
         }
+        if o.conn_id == feeds::rest::REST_CONN_ID || o.conn_id == MARKET_CONN_ID {
+            bail!(
+                "orders.conn_id = {}: taken (the market-data connection is {MARKET_CONN_ID}, the REST side {})",
+                o.conn_id,
+                feeds::rest::REST_CONN_ID
+            );
+        }
         self.control.endpoint()?;
         if !(1..=600_000).contains(&self.control.reply_timeout_ms) {
             bail!(
@@ -757,6 +1025,59 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Every URL key with the key of the switch that allows it plaintext to a remote host:
+    /// `venue.ws_url` and `venue.rest_url` (`venue.allow_plaintext`), and `orders.url`
+    /// (`orders.allow_plaintext`) when orders are enabled.
+    fn plaintext_urls(&self) -> Vec<(&'static str, &str, &'static str)> {
+        let mut v = vec![
+            (
+                "venue.ws_url",
+                self.venue.ws_url.as_str(),
+                "venue.allow_plaintext",
+            ),
+            (
+                "venue.rest_url",
+                self.venue.rest_url.as_str(),
+                "venue.allow_plaintext",
+            ),
+        ];
+        if self.orders.enabled {
+            v.push((
+                "orders.url",
+                self.orders.url.as_str(),
+                "orders.allow_plaintext",
+            ));
+        }
+        v
+    }
+
+    fn plaintext_allowed(&self, key: &str) -> bool {
+        match key {
+            "orders.allow_plaintext" => self.orders.allow_plaintext,
+            _ => self.venue.allow_plaintext,
+        }
+    }
+
+    /// One warning per URL that goes unencrypted to a host that is not loopback (allowed by
+    /// `allow_plaintext`; [`validate`](Self::validate) refuses it otherwise). `run_live` prints
+    /// them at start.
+    pub fn plaintext_warnings(&self) -> Vec<String> {
+        self.plaintext_urls()
+            .into_iter()
+            .filter_map(|(key, url, allow)| {
+                let scheme = plaintext_to_remote(url)?;
+                Some(format!(
+                    "warning: {key} = {url:?} is plaintext ({scheme}://) to a host that is not loopback, allowed by {allow} = true: {}",
+                    if key == "orders.url" {
+                        "the API key and every signed order cross the network unencrypted"
+                    } else {
+                        "anyone on the path can read and alter this market data"
+                    }
+                ))
+            })
+            .collect()
     }
 
     /// The idle mode.
@@ -802,17 +1123,27 @@ impl Config {
         })
     }
 
-    /// The core's settings: paper venue and slow-callback threshold from the config.
-    pub fn core_config(&self) -> engine::core::CoreConfig {
+    /// The core's settings for `symbols` symbols: paper venue, slow-callback threshold, risk.
+    ///
+    /// With risk in force (`risk.enabled` or `orders.enabled`) the core's order table holds
+    /// `risk.max_open_orders` x `symbols` orders, allocated here once; without it, the core's
+    /// default (1,024). `depth_snapshots` follows the streams: REST snapshots are asked for
+    /// only when a depth-diff stream (or a raw feed) carries the books.
+    pub fn core_config(&self, symbols: usize) -> engine::core::CoreConfig {
         let risk = (self.risk.enabled || self.orders.enabled)
             .then(|| self.risk.limits().ok())
             .flatten();
+        let d = engine::core::CoreConfig::default();
         engine::core::CoreConfig {
             paper: self.paper_config(),
             slow_callback_ns: self.metrics.slow_callback_us.saturating_mul(1000),
             ack_timeout_ns: self.orders.ack_timeout_ms.saturating_mul(1_000_000),
+            max_open_orders: match &risk {
+                Some(l) => (l.max_open_orders as usize).saturating_mul(symbols.max(1)),
+                None => d.max_open_orders,
+            },
             risk,
-            ..engine::core::CoreConfig::default()
+            ..d
         }
     }
 
@@ -919,17 +1250,17 @@ mod tests {
     #[test]
     fn trade_and_control_keys() {
         let c = Config::parse(
-            "[venue]\nws_url = \"ws://h:1\"\nsymbols = [\"BTCUSDT\", \"ETHUSDT\"]\ntrade = [\"btcusdt\"]\nstreams = [\"trade\"]\n",
+            "[venue]\nws_url = \"ws://localhost:1\"\nsymbols = [\"BTCUSDT\", \"ETHUSDT\"]\ntrade = [\"btcusdt\"]\nstreams = [\"trade\"]\n",
         )
         .unwrap();
         assert!(c.venue.trading_at_start("BTCUSDT") && !c.venue.trading_at_start("ETHUSDT"));
         assert_eq!(
             c.venue.connect_target().0,
-            "ws://h:1/stream?streams=btcusdt@trade"
+            "ws://localhost:1/stream?streams=btcusdt@trade"
         );
         assert_eq!(c.venue.streams_of("ETHUSDT"), ["ethusdt@trade"]);
-        let c = Config::parse("[venue]\nws_url = \"ws://h:1\"\ntrade = []\n").unwrap();
-        assert_eq!(c.venue.connect_target().0, "ws://h:1/stream");
+        let c = Config::parse("[venue]\nws_url = \"ws://localhost:1\"\ntrade = []\n").unwrap();
+        assert_eq!(c.venue.connect_target().0, "ws://localhost:1/stream");
         // The default: every symbol trades from the start; `run` serves tickline.sock.
         let c = Config::parse("").unwrap();
         assert!(c.venue.trading_at_start("BTCUSDT"));
@@ -971,6 +1302,274 @@ mod tests {
             let e = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::parse(text).unwrap_err())
+    }
+
+    const ORDERS: &str = "[orders]\nenabled = true\n";
+
+    #[test]
+    fn plaintext_orders_url_to_remote_host_is_refused() {
+        for url in [
+            "ws://10.0.0.7:9000/ws-api/v3",
+            "ws://ws-api.example.com/ws-api/v3",
+            "ws://[2001:db8::1]:9000/ws-api/v3",
+            "ws://127.example.com/ws-api/v3",
+            "ws://user@127.0.0.1.example.com/ws-api/v3",
+        ] {
+            let text = format!("{ORDERS}url = {url:?}\n");
+            let e = err(&text);
+            assert!(
+                e.contains("orders.url") && e.contains("orders.allow_plaintext"),
+                "{url}: {e}"
+            );
+            assert!(e.contains("API key"), "{e}");
+            // Allowed explicitly: accepted, with a warning naming the key.
+            let c = Config::parse(&format!("{text}allow_plaintext = true\n")).unwrap();
+            let w = c.plaintext_warnings();
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(
+                w[0].contains("orders.url") && w[0].contains("unencrypted"),
+                "{w:?}"
+            );
+        }
+        // Orders off: the URL is not used, so not checked.
+        Config::parse("[orders]\nurl = \"ws://10.0.0.7/ws-api/v3\"\n").unwrap();
+    }
+
+    #[test]
+    fn plaintext_market_data_to_remote_host_is_refused() {
+        for (text, key) in [
+            ("[venue]\nws_url = \"ws://10.1.1.1:9001\"\n", "venue.ws_url"),
+            (
+                "[venue]\nws_url = \"tcp://feed.example.com:9001\"\n",
+                "venue.ws_url",
+            ),
+            (
+                "[venue]\nrest_url = \"http://api.example.com\"\n",
+                "venue.rest_url",
+            ),
+        ] {
+            let e = err(text);
+            assert!(
+                e.contains(key) && e.contains("venue.allow_plaintext"),
+                "{text}: {e}"
+            );
+            let c = Config::parse(&format!("{text}allow_plaintext = true\n")).unwrap();
+            let w = c.plaintext_warnings();
+            assert!(w.len() == 1 && w[0].contains(key), "{w:?}");
+        }
+    }
+
+    #[test]
+    fn plaintext_to_loopback_and_encrypted_urls_are_accepted_silently() {
+        for host in ["127.0.0.1", "127.3.2.1", "localhost", "LOCALHOST", "[::1]"] {
+            let c = Config::parse(&format!(
+                "[venue]\nws_url = \"ws://{host}:9001\"\nrest_url = \"http://{host}:9002\"\n{ORDERS}url = \"ws://{host}:9001/ws-api/v3\"\n"
+            ))
+            .unwrap();
+            assert!(c.plaintext_warnings().is_empty(), "{host}");
+        }
+        let c = Config::parse(&format!(
+            "[venue]\nws_url = \"tls://feed.example.com:9001\"\n{ORDERS}url = \"wss://10.0.0.7/ws-api/v3\"\n"
+        ))
+        .unwrap();
+        assert!(c.plaintext_warnings().is_empty());
+        assert!(Config::parse("").unwrap().plaintext_warnings().is_empty());
+        for (host, lo) in [
+            ("127.0.0.1", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("localhost", true),
+            ("128.0.0.1", false),
+            ("localhost.example.com", false),
+            ("0.0.0.0", false),
+        ] {
+            assert_eq!(is_loopback_host(host), lo, "{host}");
+        }
+    }
+
+    /// A fake secret in every shape of mistake: the error names the key and the line, never
+    /// the value or the line itself.
+    #[test]
+    fn config_error_never_echoes_a_secret() {
+        const SECRET: &str = "zq9SECRETvK3xP7mT2wR8nL4";
+        let cases = [
+            // Unknown key (the key is named).
+            (
+                format!("[orders]\napi_secret = \"{SECRET}\"\n"),
+                Some("api_secret"),
+                2,
+            ),
+            (
+                format!("[orders]\napi_secret = '{SECRET}'\n"),
+                Some("api_secret"),
+                2,
+            ),
+            // Wrong type: a string where a number goes, and the other way round.
+            (
+                format!("[orders]\nconn_id = \"{SECRET}\"\n"),
+                Some("orders.conn_id"),
+                2,
+            ),
+            (
+                "[orders]\nenabled = false\nurl = 123456789123\n".to_string(),
+                Some("orders.url"),
+                3,
+            ),
+            (
+                format!("[orders]\ncredentials_env = [\"{SECRET}\"]\n"),
+                Some("orders.credentials_env"),
+                2,
+            ),
+            // Syntax errors on the secret's line.
+            (format!("[orders]\napi_secret = {SECRET}\n"), None, 2),
+            (format!("[orders]\napi_secret = \"{SECRET}\n"), None, 2),
+            (
+                format!("[orders]\napi_secret = \"{SECRET}\" junk\n"),
+                None,
+                2,
+            ),
+            (format!("[orders]\n{SECRET}\n"), None, 2),
+            (
+                format!("[orders]\napi_secret = \"{SECRET}\"\napi_secret = \"{SECRET}\"\n"),
+                None,
+                3,
+            ),
+            // A secret in a table that takes any key: accepted there, so no error to check.
+        ];
+        for (text, key, line) in &cases {
+            let e = err(text);
+            assert!(!e.contains(SECRET), "{text:?} echoed the secret: {e}");
+            assert!(!e.contains("SECRET"), "{text:?}: part of the secret: {e}");
+            assert!(!e.contains(" | "), "{text:?}: a source snippet: {e}");
+            assert!(e.contains(&format!("line {line}")), "{text:?}: {e}");
+            if let Some(k) = key {
+                assert!(e.contains(k), "{text:?}: the key is not named: {e}");
+            }
+        }
+        // The number, too, when it is the value of a wrong type.
+        let e = err("[orders]\nurl = 123456789123\n");
+        assert!(!e.contains("123456789123"), "{e}");
+        // The other tables' errors are reported the same way.
+        let e = err("[engine]\ncore_cpu = \"one\"\n");
+        assert!(
+            e.contains("line 2, column 12") && e.contains("engine.core_cpu"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reconnect_initial_above_max_is_refused() {
+        let e = err("[net]\nreconnect_initial_ms = 5000\nreconnect_max_ms = 1000\n");
+        assert!(
+            e.contains("net.reconnect_initial_ms") && e.contains("net.reconnect_max_ms"),
+            "{e}"
+        );
+        Config::parse("[net]\nreconnect_initial_ms = 1000\nreconnect_max_ms = 1000\n").unwrap();
+    }
+
+    #[test]
+    fn heartbeat_not_below_idle_timeout_is_refused() {
+        for hb in [3000, 4000] {
+            let e = err(&format!(
+                "[net]\nheartbeat_ms = {hb}\nidle_timeout_ms = 3000\n"
+            ));
+            assert!(
+                e.contains("net.heartbeat_ms") && e.contains("net.idle_timeout_ms"),
+                "{e}"
+            );
+        }
+        Config::parse("[net]\nheartbeat_ms = 2999\nidle_timeout_ms = 3000\n").unwrap();
+    }
+
+    #[test]
+    fn zero_and_out_of_range_values_are_refused() {
+        for (text, key) in [
+            ("[venue]\nsnapshot_limit = 0\n", "venue.snapshot_limit"),
+            ("[venue]\nsnapshot_limit = 5001\n", "venue.snapshot_limit"),
+            ("[risk]\nburst = 0\n", "risk.burst"),
+            ("[risk]\nmax_open_orders = 0\n", "risk.max_open_orders"),
+            ("[orders]\nconn_id = 1\n", "orders.conn_id"),
+            ("[orders]\nconn_id = 0\n", "orders.conn_id"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        Config::parse("[venue]\nsnapshot_limit = 5000\n").unwrap();
+    }
+
+    #[test]
+    fn max_open_orders_above_the_cap_is_refused() {
+        let e = err(&format!(
+            "[risk]\nmax_open_orders = {}\n",
+            MAX_OPEN_ORDERS_CAP + 1
+        ));
+        assert!(
+            e.contains("risk.max_open_orders") && e.contains("10000"),
+            "{e}"
+        );
+        Config::parse(&format!(
+            "[risk]\nmax_open_orders = {MAX_OPEN_ORDERS_CAP}\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn order_table_follows_max_open_orders() {
+        let c = Config::parse("[risk]\nenabled = true\nmax_open_orders = 3000\n").unwrap();
+        assert_eq!(
+            c.core_config(2).max_open_orders,
+            6000,
+            "per symbol x symbols"
+        );
+        let mut symbols = engine::symbol::SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        symbols.intern("ETHUSDT").unwrap();
+        let core = engine::core::Core::new(
+            &symbols,
+            c.core_config(symbols.len()),
+            crate::clock::MonoClock,
+        );
+        assert_eq!(
+            core.order_capacity(),
+            6000,
+            "allocated at start-up, past 1,024"
+        );
+        let c = Config::parse(&format!("{ORDERS}[risk]\nmax_open_orders = 5\n")).unwrap();
+        assert_eq!(
+            c.core_config(1).max_open_orders,
+            5,
+            "live orders: risk is on"
+        );
+        // Paper without risk: the core's default table.
+        let c = Config::parse("[risk]\nmax_open_orders = 5\n").unwrap();
+        assert_eq!(
+            c.core_config(1).max_open_orders,
+            engine::core::CoreConfig::default().max_open_orders
+        );
+    }
+
+    #[test]
+    fn snapshots_follow_the_depth_streams() {
+        let streams = |s: &str| {
+            Config::parse(&format!("[venue]\nstreams = {s}\n"))
+                .unwrap()
+                .venue
+                .carries_depth()
+        };
+        assert!(streams("[\"trade\", \"depth@100ms\"]"));
+        assert!(streams("[\"depth\"]"));
+        assert!(!streams("[\"trade\"]"));
+        assert!(!streams("[\"trade\", \"bookTicker\", \"depth5\"]"));
+        let c = Config::parse("[venue]\nws_url = \"tcp://127.0.0.1:9\"\nstreams = [\"trade\"]\n")
+            .unwrap();
+        assert!(
+            c.venue.carries_depth(),
+            "a raw feed carries whatever the venue sends"
+        );
     }
 
     #[test]

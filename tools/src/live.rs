@@ -121,7 +121,7 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
     let n = &cfg.net;
     Ok(IoConfig {
         feeds: vec![FeedSpec {
-            conn_id: 1,
+            conn_id: crate::config::MARKET_CONN_ID,
             url,
             subscribe,
         }],
@@ -315,6 +315,10 @@ fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
 /// Runs the live engine until stopped; returns the same summary as a replay.
 pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let cfg = &opts.cfg;
+    cfg.validate()?;
+    for w in cfg.plaintext_warnings() {
+        eprintln!("{w}");
+    }
     // First, so a second engine on the same control socket stops before it touches the venue.
     let control = match cfg.control.configured_endpoint()? {
         Some(ep) => {
@@ -351,7 +355,15 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let (io_tx, io_rx) = event_ring(cfg.engine.ring_capacity, OnFull::Drop);
     let (snap_tx, snap_rx) = event_ring(16_384, OnFull::Block);
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
-    let mut core = Core::new(&symbols, cfg.core_config(), MonoClock);
+    let mut core_cfg = cfg.core_config(symbols.len());
+    core_cfg.depth_snapshots = cfg.venue.carries_depth();
+    let mut core = Core::new(&symbols, core_cfg, MonoClock);
+    // Symbols idle until `start-trading` are not subscribed: no depth for them yet.
+    for (id, name) in symbols.iter() {
+        if !cfg.venue.is_raw_feed() && !cfg.venue.trading_at_start(name) {
+            core.set_depth_feed(id, false);
+        }
+    }
     core.add_input(io_rx);
     core.add_input(snap_rx);
     // Wall clock = monotonic + offset, for the cross-clock feed latency (receive - venue time).

@@ -277,6 +277,7 @@ fn run_replay(
         .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
     let strategy =
         (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
+    let core = cfg.core_config(symbols.len());
     let opts = ReplayOptions {
         symbols,
         default_symbol,
@@ -287,7 +288,7 @@ fn run_replay(
         core_cpu: Config::cpu(cfg.engine.core_cpu),
         idle: cfg.idle_mode()?,
         ring_capacity: cfg.engine.ring_capacity,
-        core: cfg.core_config(),
+        core,
         metrics: cfg.metrics_config(false),
     };
     let report = replay(arena, opts)?;
