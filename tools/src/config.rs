@@ -9,7 +9,7 @@
 //! - Values that contradict each other are refused naming both keys: `net.reconnect_initial_ms`
 //!   above `net.reconnect_max_ms`, `net.heartbeat_ms` not below `net.idle_timeout_ms`. So are
 //!   `venue.snapshot_limit` outside 1..=5000, `risk.burst = 0`, `risk.max_open_orders` outside
-//!   1..=10000, and `orders.conn_id` 0 or 1 (the REST side's and the market feed's ids).
+//!   1..=10000 (or with `max_open_orders` x `venue.symbols` past 1,000,000), and `orders.conn_id` 0 or 1 (the REST side's and the market feed's ids).
 //!
 //! ```toml
 //! [engine]
@@ -800,6 +800,9 @@ pub const MAX_SNAPSHOT_LIMIT: u32 = 5000;
 /// core's order table holds `max_open_orders` x symbols entries, allocated at start-up.
 pub const MAX_OPEN_ORDERS_CAP: u32 = 10_000;
 
+/// Largest order table (`risk.max_open_orders` x `venue.symbols`): a few tens of MB.
+pub const MAX_ORDER_TABLE: u64 = 1_000_000;
+
 /// Connection id of the live engine's market-data connection (notices, captures).
 pub const MARKET_CONN_ID: u32 = 1;
 
@@ -981,6 +984,14 @@ impl Config {
             bail!(
                 "risk.max_open_orders = {}: must be in 1..={MAX_OPEN_ORDERS_CAP} (the core's order table is sized from it at start-up)",
                 r.max_open_orders
+            );
+        }
+        let table = u64::from(r.max_open_orders) * self.venue.symbols.len() as u64;
+        if table > MAX_ORDER_TABLE {
+            bail!(
+                "risk.max_open_orders = {} x {} venue.symbols = {table} orders: the core's order table would pass {MAX_ORDER_TABLE} entries; lower risk.max_open_orders",
+                r.max_open_orders,
+                self.venue.symbols.len()
             );
         }
         if r.burst == 0 {
@@ -1515,6 +1526,16 @@ mod tests {
             "[risk]\nmax_open_orders = {MAX_OPEN_ORDERS_CAP}\n"
         ))
         .unwrap();
+        // The table over every symbol is bounded too.
+        let symbols: Vec<String> = (0..101).map(|i| format!("\"S{i}USDT\"")).collect();
+        let e = err(&format!(
+            "[venue]\nsymbols = [{}]\n[risk]\nmax_open_orders = {MAX_OPEN_ORDERS_CAP}\n",
+            symbols.join(", ")
+        ));
+        assert!(
+            e.contains("risk.max_open_orders") && e.contains("venue.symbols"),
+            "{e}"
+        );
     }
 
     #[test]
