@@ -9,7 +9,8 @@
 //! - Values that contradict each other are refused naming both keys: `net.reconnect_initial_ms`
 //!   above `net.reconnect_max_ms`, `net.heartbeat_ms` not below `net.idle_timeout_ms`. So are
 //!   `venue.snapshot_limit` outside 1..=5000, `risk.burst = 0`, `risk.max_open_orders` outside
-//!   1..=10000 (or with `max_open_orders` x `venue.symbols` past 1,000,000), and `orders.conn_id` 0 or 1 (the REST side's and the market feed's ids).
+//!   1..=10000 (or with `max_open_orders` x `venue.symbols` past 1,000,000), and
+//!   `orders.conn_id` 0 or 1 (the REST side's and the market feed's ids).
 //!
 //! ```toml
 //! [engine]
