@@ -342,7 +342,7 @@ fn order_place_limit_gtc_ioc_fok_has_exactly_the_documented_fields() {
         assert_eq!(p["price"], "23416.10000000");
         assert_eq!(p["quantity"], "0.00847000");
         assert_eq!(p["newClientOrderId"], "tl-17");
-        assert_eq!(p["newOrderRespType"], "RESULT");
+        assert_eq!(p["newOrderRespType"], "FULL");
         assert_eq!(p["recvWindow"], 5000);
         assert_eq!(p["timestamp"], 1660801715431u64);
         assert!(enc.payload().starts_with("apiKey="));

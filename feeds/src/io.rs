@@ -78,7 +78,7 @@ use crate::net::{
     NetError, TlsOptions,
 };
 use crate::recorder::{RecorderStats, RecorderTx};
-use crate::session::{OrderSession, SessionCounters};
+use crate::session::{OrderSession, SessionCounters, UserStream};
 use core::fmt;
 use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
 use engine::latency::LatencyHist;
@@ -489,6 +489,10 @@ struct LoopCells {
     ring_dropped: AtomicU64,
     ring_gaps: AtomicU64,
     recorder_dropped: AtomicU64,
+    /// The order session's [`UserStream`] code.
+    user_stream: AtomicU8,
+    /// The order session's [`SessionCounters::user_stream_refused`].
+    user_stream_refused: AtomicU64,
 }
 
 /// Progress of an I/O loop, readable from any thread for a status line.
@@ -565,6 +569,16 @@ impl IoShared {
     /// Records the recorder had no room for (or refused).
     pub fn recorder_dropped(&self) -> u64 {
         self.lp.recorder_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Where the order session's user data stream stands (`Off` without an order session).
+    pub fn user_stream(&self) -> UserStream {
+        UserStream::from_code(self.lp.user_stream.load(Ordering::Relaxed))
+    }
+
+    /// User data stream subscriptions the venue refused so far.
+    pub fn user_stream_refused(&self) -> u64 {
+        self.lp.user_stream_refused.load(Ordering::Relaxed)
     }
 }
 
@@ -1731,6 +1745,13 @@ fn publish(links: &[Link], ctx: &Ctx<'_>, shared: &IoShared) {
     shared.lp.ring_pushed.store(s.pushed, r);
     shared.lp.ring_dropped.store(s.dropped, r);
     shared.lp.ring_gaps.store(s.gaps_reported, r);
+    if let Some(sess) = &ctx.session {
+        shared.lp.user_stream.store(sess.user_stream().code(), r);
+        shared
+            .lp
+            .user_stream_refused
+            .store(sess.counters().user_stream_refused, r);
+    }
     if let Some(rec) = &ctx.recorder {
         let st = rec.stats();
         shared
