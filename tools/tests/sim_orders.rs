@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+use tools::sim::{SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 use tungstenite::{Message, WebSocket};
 
 /// Upper bound of any single wait in these tests.
@@ -34,6 +34,7 @@ fn still_sim(seed: u64) -> VenueSim {
         source: SimSource::Generated(gen(2_000, seed)),
         pace: SimPace::Asap,
         wait_for_subscribers: 0,
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -600,6 +601,7 @@ fn resting_order_fills_on_a_published_trade_through_its_price() {
         source: SimSource::Generated(cfg.clone()),
         pace: SimPace::Rate(5_000),
         wait_for_subscribers: 1,
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -667,6 +669,7 @@ fn probe_orders_after_their_trades_yield_one_latency_sample_each() {
     let sim = VenueSim::start(SimConfig {
         source: SimSource::Generated(gen(20_000, 24)),
         pace: SimPace::Rate(2_000),
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -810,6 +813,7 @@ fn order_latency_delays_every_request_in_order() {
         pace: SimPace::Asap,
         wait_for_subscribers: 0,
         order_latency: Duration::from_millis(150),
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -838,6 +842,7 @@ fn order_api_can_be_switched_off() {
         pace: SimPace::Asap,
         wait_for_subscribers: 0,
         order_api: false,
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
