@@ -63,6 +63,9 @@ pub struct SimKey {
     pub api_key: String,
     /// How its signatures are checked.
     pub secret: SimSecret,
+    /// The key may subscribe its account's user data stream (strict; a key without the
+    /// permission is refused with `-2015`, the way Binance refuses a key lacking a permission).
+    pub user_data_stream: bool,
 }
 
 /// How the order API authenticates (see the [module docs](self)).
@@ -96,10 +99,12 @@ impl SimKey {
             SimKey {
                 api_key: TEST_HMAC_API_KEY.into(),
                 secret: SimSecret::Hmac(TEST_HMAC_SECRET.as_bytes().to_vec()),
+                user_data_stream: true,
             },
             SimKey {
                 api_key: TEST_ED25519_API_KEY.into(),
                 secret: SimSecret::Ed25519(public),
+                user_data_stream: true,
             },
         ]
     }
@@ -109,6 +114,24 @@ impl SimAuth {
     /// True for [`SimAuth::Strict`].
     pub fn is_strict(&self) -> bool {
         matches!(self, SimAuth::Strict(_))
+    }
+
+    /// Strict: may `api_key` subscribe its user data stream? (`-2015` if not.) Lenient: yes.
+    pub(crate) fn may_stream(&self, api_key: &str) -> Result<(), ApiError> {
+        match self {
+            SimAuth::Strict(keys)
+                if !keys
+                    .iter()
+                    .any(|k| k.api_key == api_key && k.user_data_stream) =>
+            {
+                Err(ApiError {
+                    status: 401,
+                    code: -2015,
+                    msg: "Invalid API-key, IP, or permissions for action.".into(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checks a signed request's `apiKey`, `timestamp`/`recvWindow` and `signature` at server
@@ -254,7 +277,11 @@ mod tests {
         }));
         let sig = hmac_hex(
             TEST_HMAC_SECRET.as_bytes(),
-            format!("apiKey={TEST_HMAC_API_KEY}&recvWindow=5000&timestamp={}", NOW - 10).as_bytes(),
+            format!(
+                "apiKey={TEST_HMAC_API_KEY}&recvWindow=5000&timestamp={}",
+                NOW - 10
+            )
+            .as_bytes(),
         )
         .unwrap();
         p.insert("signature".into(), sig.clone().into());

@@ -53,12 +53,12 @@
 //! before anything else happens to it; [`super::VenueSim::probe_latencies`] joins these stamps
 //! with the trade frames' send stamps ([`super::VenueSim::send_times`]).
 
+use super::auth::SimAuth;
 use super::conn::{ConnShared, Registration};
 use super::history::{History, MAX_FINISHED_ORDERS, MAX_TRADES};
 use super::ledger::Ledger;
 use super::matching::{Exec, ExecType, MatchBook, Order};
 use super::publisher::Frame;
-use super::auth::SimAuth;
 use super::wsapi::{self, ApiError, Classified, Envelope, Method, Names};
 use super::{Inner, SimConfig, C};
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError, TrySendError};
@@ -337,6 +337,7 @@ impl Venue {
     /// Subscribes connection `me` to the user data stream of `key`'s account; returns the
     /// subscription id (one per account and connection, as on Binance).
     fn subscribe(&self, me: u64, key: &str) -> Result<usize, ApiError> {
+        self.auth.may_stream(key)?;
         let mut st = self.lock();
         let account = st.account(key)?;
         if let Some(i) = st.user_streams.iter().position(|s| *s == (me, account)) {
