@@ -68,7 +68,12 @@ pub struct SimKey {
     pub user_data_stream: bool,
 }
 
-/// How the order API authenticates (see the [module docs](self)).
+/// How the order API authenticates. Strict, as Binance documents it: `apiKey` must be a known
+/// key (`-2015`), `timestamp` within `recvWindow` (default 5000 ms) and at most 1000 ms ahead
+/// (`-1021`), `signature` the HMAC-SHA256 (hex) or Ed25519 (base64) signature of the other params
+/// sorted by name (`-1022`); `userDataStream.subscribe` needs an accepted `session.logon`
+/// (`-1002`), and execution reports go only to connections that subscribed the account's user
+/// data stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SimAuth {
     /// As Binance: known keys, verified signatures and timestamps, a user data stream
