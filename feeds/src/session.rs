@@ -564,6 +564,22 @@ impl OrderSession {
         self.open = true;
         self.encoder.set_session_authenticated(false);
         self.requests.clear();
+        self.logon_and_subscribe();
+        let pending: Vec<(ClientOrderId, SymbolId)> = self
+            .orders
+            .iter()
+            .filter(|(_, t)| !t.settled)
+            .map(|(id, t)| (*id, t.symbol))
+            .collect();
+        for (client_id, symbol) in pending {
+            self.query_status(client_id, symbol);
+        }
+    }
+
+    /// On a new connection: `session.logon` (if configured; the user data stream is then
+    /// subscribed when its reply comes), else the signed user data stream subscription at once.
+    #[cold]
+    fn logon_and_subscribe(&mut self) {
         self.user_stream = UserStream::Off;
         let mut logon_queued = false;
         if self.cfg.session_logon {
@@ -586,15 +602,6 @@ impl OrderSession {
             } else {
                 self.subscribe_user_stream(false);
             }
-        }
-        let pending: Vec<(ClientOrderId, SymbolId)> = self
-            .orders
-            .iter()
-            .filter(|(_, t)| !t.settled)
-            .map(|(id, t)| (*id, t.symbol))
-            .collect();
-        for (client_id, symbol) in pending {
-            self.query_status(client_id, symbol);
         }
     }
 
