@@ -1081,4 +1081,11 @@ fn strict_by_default_keys_signatures_timestamps_and_the_user_stream_are_checked(
     assert_eq!(r["result"]["status"], "FILLED", "{r}");
     let (kinds, _) = e.events(2);
     assert_eq!(kinds, pairs(&[("NEW", "NEW"), ("TRADE", "FILLED")]));
+    // session.logout ends the plain subscription (not a signed one): no more reports there.
+    let r = e.call("session.logout", json!({}));
+    assert_eq!(r["status"], 200, "{r}");
+    let p = order("BUY", "LIMIT", Some("IOC"), Some(asks[0].0), 1_000, "tl-5");
+    let r = e.call("order.place", ed_signed(p));
+    assert_eq!(r["result"]["status"], "FILLED", "{r}");
+    assert!(e.quiet(Duration::from_millis(200)));
 }

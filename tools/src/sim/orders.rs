@@ -205,8 +205,25 @@ struct State {
     history: History,
     /// The ledger, if one was asked for.
     ledger: Option<Ledger>,
-    /// `(connection, account)` of every user data stream subscription (strict only).
-    user_streams: Vec<(u64, u32)>,
+    /// Every user data stream subscription (strict only).
+    user_streams: Vec<StreamSub>,
+    /// The next subscription's id (per venue; Binance numbers them per connection).
+    next_subscription: u64,
+}
+
+/// One user data stream subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StreamSub {
+    /// The connection the reports go to.
+    conn: u64,
+    /// The account whose orders are reported.
+    account: u32,
+    /// `subscriptionId`.
+    id: u64,
+    /// Made with `userDataStream.subscribe` (ended by `session.logout`, as Binance documents:
+    /// "session.logout will only close the subscription created with userDataStream.subscribe
+    /// but not subscriptions opened with userDataStream.subscribe.signature").
+    by_session: bool,
 }
 
 /// Books the executions of symbol `sym` in the history and the ledger.
@@ -302,6 +319,7 @@ impl Venue {
                 history: History::new(MAX_FINISHED_ORDERS, MAX_TRADES),
                 ledger,
                 user_streams: Vec::new(),
+                next_subscription: 0,
             }),
             sessions: Mutex::new(Vec::new()),
             probes: Mutex::new(Vec::with_capacity(cfg.send_times_capacity.min(1 << 20))),
@@ -331,25 +349,38 @@ impl Venue {
 
     fn close_session(&self, id: u64) {
         self.lock_sessions().retain(|(i, _)| *i != id);
-        self.lock().user_streams.retain(|(c, _)| *c != id);
+        self.lock().user_streams.retain(|s| s.conn != id);
     }
 
     /// Subscribes connection `me` to the user data stream of `key`'s account; returns the
     /// subscription id (one per account and connection, as on Binance).
-    fn subscribe(&self, me: u64, key: &str) -> Result<usize, ApiError> {
+    fn subscribe(&self, me: u64, key: &str, by_session: bool) -> Result<u64, ApiError> {
         self.auth.may_stream(key)?;
         let mut st = self.lock();
         let account = st.account(key)?;
-        if let Some(i) = st.user_streams.iter().position(|s| *s == (me, account)) {
-            return Ok(i);
+        let found = st
+            .user_streams
+            .iter()
+            .find(|s| s.conn == me && s.account == account);
+        if let Some(s) = found {
+            return Ok(s.id);
         }
-        st.user_streams.push((me, account));
-        Ok(st.user_streams.len() - 1)
+        let id = st.next_subscription;
+        st.next_subscription += 1;
+        st.user_streams.push(StreamSub {
+            conn: me,
+            account,
+            id,
+            by_session,
+        });
+        Ok(id)
     }
 
-    /// Ends connection `me`'s subscriptions.
-    fn unsubscribe(&self, me: u64) {
-        self.lock().user_streams.retain(|(c, _)| *c != me);
+    /// Ends connection `me`'s subscriptions (`session_only`: those of `userDataStream.subscribe`).
+    fn unsubscribe(&self, me: u64, session_only: bool) {
+        self.lock()
+            .user_streams
+            .retain(|s| s.conn != me || (session_only && !s.by_session));
     }
 
     fn record_probe(&self, trade_id: u64, arrival_ns: u64) {
@@ -429,7 +460,7 @@ impl Venue {
         inner: &Inner,
         names: &Names,
         execs: &[Exec],
-        user_streams: &[(u64, u32)],
+        user_streams: &[StreamSub],
         me: Option<u64>,
         mine: &mut Vec<String>,
     ) {
@@ -438,7 +469,10 @@ impl Venue {
         let strict = self.auth.is_strict();
         let mut sessions: Option<MutexGuard<'_, Sessions>> = None;
         for e in execs {
-            if strict && !user_streams.contains(&(e.order.owner, e.order.account)) {
+            let subscribed = user_streams
+                .iter()
+                .any(|s| s.conn == e.order.owner && s.account == e.order.account);
+            if strict && !subscribed {
                 continue; // no user data stream: Binance sends nothing
             }
             let report = wsapi::execution_report(names, e);
@@ -916,7 +950,7 @@ impl Desk {
                 &format!("{{\"serverTime\":{}}}", now_ms()),
             )),
             Method::UserStreamSubscribe => match (&self.session_key, venue.auth.is_strict()) {
-                (Some(key), _) => match venue.subscribe(me, key) {
+                (Some(key), _) => match venue.subscribe(me, key, true) {
                     Ok(n) => out.push(wsapi::ok_reply(id, &format!("{{\"subscriptionId\":{n}}}"))),
                     Err(e) => error(inner, id, &e, out),
                 },
@@ -936,14 +970,14 @@ impl Desk {
             },
             Method::UserStreamSubscribeSignature => {
                 match wsapi::parse_subscribe_signature(&req.params)
-                    .and_then(|key| venue.subscribe(me, &key))
+                    .and_then(|key| venue.subscribe(me, &key, false))
                 {
                     Ok(n) => out.push(wsapi::ok_reply(id, &format!("{{\"subscriptionId\":{n}}}"))),
                     Err(e) => error(inner, id, &e, out),
                 }
             }
             Method::UserStreamUnsubscribe => {
-                venue.unsubscribe(me);
+                venue.unsubscribe(me, false);
                 out.push(wsapi::ok_reply(id, "{}"))
             }
             Method::Logon => match wsapi::parse_logon(&req.params) {
@@ -956,6 +990,7 @@ impl Desk {
             },
             Method::Logout => {
                 self.session_key = None;
+                venue.unsubscribe(me, true);
                 let r = wsapi::session_result(None, self.connected_ms, now_ms());
                 out.push(wsapi::ok_reply(id, &r));
             }
