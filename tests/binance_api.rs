@@ -19,9 +19,9 @@ use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance_api::ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use feeds::binance_api::ed25519_dalek::{Signature, SigningKey, Verifier as _};
 use feeds::binance_api::{
-    parse_execution_report, parse_my_trades, parse_order_status, parse_reply, trade_fill, ApiError,
-    ApiReply, Credentials, OpenOrder, OrderEncoder, OrderStatus, OrderStatusReply, Param, Secret,
-    TradesReply, VenueTrade,
+    parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
+    trade_fill, ApiError, ApiReply, Credentials, OpenOrder, OrderEncoder, OrderStatus,
+    OrderStatusReply, Param, Secret, TradesReply, VenueTrade,
 };
 use serde_json::{Map, Value};
 use std::os::unix::fs::PermissionsExt as _;
@@ -342,7 +342,7 @@ fn order_place_limit_gtc_ioc_fok_has_exactly_the_documented_fields() {
         assert_eq!(p["price"], "23416.10000000");
         assert_eq!(p["quantity"], "0.00847000");
         assert_eq!(p["newClientOrderId"], "tl-17");
-        assert_eq!(p["newOrderRespType"], "RESULT");
+        assert_eq!(p["newOrderRespType"], "FULL");
         assert_eq!(p["recvWindow"], 5000);
         assert_eq!(p["timestamp"], 1660801715431u64);
         assert!(enc.payload().starts_with("apiKey="));
@@ -2319,4 +2319,66 @@ fn timings() {
         placed.len(),
         t.elapsed() / (n * 10)
     );
+}
+
+// ---- user data stream requests and FULL replies (issue #15).
+
+#[test]
+fn user_stream_subscriptions_and_full_replies() {
+    let mut enc = OrderEncoder::new(doc_creds(), 100);
+    // The signed subscription: apiKey, recvWindow, timestamp, signed like any request.
+    let text = enc
+        .user_stream_subscribe_signature(3, 1_700_000_000_000)
+        .to_string();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["method"], "userDataStream.subscribe.signature");
+    assert_eq!(
+        enc.payload(),
+        format!("apiKey={DOC_API_KEY}&recvWindow=100&timestamp=1700000000000")
+    );
+    assert_eq!(v["params"]["signature"].as_str().unwrap().len(), 64);
+    // Signed even in an authenticated session.
+    enc.set_session_authenticated(true);
+    let v: Value = serde_json::from_str(enc.user_stream_subscribe_signature(4, 1)).unwrap();
+    assert!(v["params"]["signature"].is_string(), "{v}");
+    // The plain one has no params at all.
+    assert_eq!(
+        enc.user_stream_subscribe(5),
+        r#"{"id":5,"method":"userDataStream.subscribe"}"#
+    );
+
+    // A FULL reply (the documentation's shape): status, quantities and fills; a fee in BNB is
+    // not in quote units, so it is recorded as 0.
+    let full = br#"{"id":56,"status":200,"result":{"symbol":"BTCUSDT","orderId":12569099453,"orderListId":-1,"clientOrderId":"tl-17","transactTime":1660801715793,"price":"23416.10000000","origQty":"0.00847000","executedQty":"0.00847000","origQuoteOrderQty":"0.000000","cummulativeQuoteQty":"198.33521500","status":"FILLED","timeInForce":"GTC","type":"LIMIT","side":"SELL","workingTime":1660801715793,"fills":[{"price":"23416.10000000","qty":"0.00635000","commission":"0.000000","commissionAsset":"BNB","tradeId":1650422481},{"price":"23416.50000000","qty":"0.00212000","commission":"0.01000000","commissionAsset":"USDT","tradeId":1650422482}],"selfTradePreventionMode":"NONE"}}"#;
+    let mut fills = Vec::new();
+    let r = parse_place_result(full, "BTCUSDT", cid(17), &mut fills).unwrap();
+    assert_eq!(r.status, OrderStatus::Filled);
+    assert_eq!((r.orig_qty, r.executed_qty), (Qty(847_000), Qty(847_000)));
+    assert!(r.full);
+    assert_eq!(fills.len(), 2);
+    assert_eq!(
+        (fills[0].trade_id, fills[0].qty, fills[0].fee),
+        (1650422481, Qty(635_000), 0)
+    );
+    assert_eq!(
+        (fills[1].trade_id, fills[1].price, fills[1].fee),
+        (1650422482, Price(2_341_650_000_000), 1_000_000)
+    );
+    // RESULT: no fills listed. ACK: no status (an error). Garbage: an error, never a panic.
+    let result = br#"{"id":1,"status":200,"result":{"orderId":1,"clientOrderId":"tl-1","origQty":"1","executedQty":"0","status":"EXPIRED"}}"#;
+    fills.clear();
+    let r = parse_place_result(result, "BTCUSDT", cid(1), &mut fills).unwrap();
+    assert_eq!(
+        (r.status, r.full, fills.len()),
+        (OrderStatus::Expired, false, 0)
+    );
+    let ack =
+        br#"{"id":1,"status":200,"result":{"orderId":1,"clientOrderId":"tl-1","transactTime":1}}"#;
+    assert_eq!(
+        parse_place_result(ack, "BTCUSDT", cid(1), &mut fills),
+        Err(ApiError::MissingField("status"))
+    );
+    for n in 0..full.len() {
+        let _ = parse_place_result(&full[..n], "BTCUSDT", cid(17), &mut fills);
+    }
 }

@@ -3,6 +3,12 @@
 //! both twice (the request's reply and the execution report), a venue refusal reaches the order
 //! it belongs to, and an order sent while the order API is unreachable is refused at once
 //! (never silently dropped).
+//!
+//! The simulator runs in its strict default (issue #15): it verifies keys, signatures and
+//! timestamps, refuses `userDataStream.subscribe` without `session.logon`, and sends
+//! `executionReport`s only to a connection that subscribed the account's user data stream. So
+//! "2 duplicates dropped" below means the reports did arrive (HMAC keys: through the signed
+//! `userDataStream.subscribe.signature`; Ed25519 with logon: through the plain one).
 
 use engine::event::{ClientOrderId, OrderRequest, OrderType, RejectReason, Side, Trade};
 use engine::fixed::{Price, Qty};
@@ -12,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tools::config::Config;
 use tools::live::{run_live, LiveOptions, StrategyFactory};
-use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+use tools::sim::{SimAuth, SimConfig, SimKey, SimPace, SimSource, VenueSim};
 
 type Log = Arc<Mutex<Vec<(ClientOrderId, OrderUpdateKind)>>>;
 
@@ -142,6 +148,10 @@ fn each_order_hears_one_ack_and_one_end_and_refusals_reach_their_order() {
         .find(|l| l.starts_with("order session"))
         .unwrap();
     assert!(line.contains("2 duplicates dropped"), "{line}");
+    assert!(
+        line.contains("user stream: 1 subscribed, 0 refused"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -167,6 +177,12 @@ fn session_logon_takes_signing_off_the_order_path_and_orders_still_flow() {
         .find(|l| l.starts_with("order session"))
         .unwrap();
     assert!(line.contains("1 logons"), "{line}");
+    // The reports came through the plain subscription, sent once the logon was accepted.
+    assert!(line.contains("2 duplicates dropped"), "{line}");
+    assert!(
+        line.contains("user stream: 1 subscribed, 0 refused"),
+        "{line}"
+    );
     // An HMAC key cannot log on: refused at start-up, with the reason.
     let dir = testkit::TempDir::new("logon-hmac");
     let mut cfg = Config::default();
@@ -210,4 +226,220 @@ fn orders_while_the_order_api_is_unreachable_are_refused_not_lost() {
         "{summary}"
     );
     assert!(summary.contains("refused: 2 disconnected"), "{summary}");
+}
+
+/// On the first trade: one order of each of `types`, 10 % under the market (a GTC rests, an IOC
+/// expires unfilled).
+struct Orders {
+    log: Log,
+    sent: bool,
+    types: Vec<OrderType>,
+}
+
+impl Strategy for Orders {
+    fn name(&self) -> &'static str {
+        "orders"
+    }
+
+    fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
+        if self.sent {
+            return;
+        }
+        self.sent = true;
+        let below = Price((t.price.0 * 9 / 10) / TICK * TICK);
+        for &order_type in &self.types {
+            ctx.submit(OrderRequest {
+                side: Side::Buy,
+                price: below,
+                qty: Qty(100_000),
+                order_type,
+            })
+            .unwrap();
+        }
+    }
+
+    fn on_order(&mut self, _ctx: &mut Ctx<'_>, u: &OrderUpdate) {
+        self.log.lock().unwrap().push((u.client_id, u.kind));
+    }
+}
+
+#[test]
+fn a_refused_user_stream_is_reported_and_leaves_no_order_in_flight() {
+    // The simulator knows the key but refuses it the user data stream (-2015, as Binance answers
+    // a key without the permission): no executionReport will ever come.
+    let mut keys = SimKey::test_keys();
+    for k in &mut keys {
+        k.user_data_stream = false;
+    }
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(feeds::gen::GenConfig {
+            symbols: vec!["BTCUSDT".into()],
+            events: 20_000,
+            seed: 5,
+            start_ns: 1_000_000_000,
+        }),
+        pace: SimPace::Rate(2_000),
+        auth: SimAuth::Strict(keys),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let dir = testkit::TempDir::new("refused-stream");
+    let journal = dir.path().join("orders.tlj");
+    let mut cfg = Config::default();
+    cfg.engine.io_cpu = -1;
+    cfg.engine.core_cpu = -1;
+    cfg.engine.idle = "backoff".into();
+    cfg.venue.ws_url = sim.ws_url();
+    cfg.venue.rest_url = sim.http_url();
+    cfg.venue.streams = vec!["trade".into()];
+    cfg.orders.enabled = true;
+    cfg.orders.url = format!("{}/ws-api/v3", sim.ws_url());
+    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
+    cfg.orders.journal = journal.display().to_string();
+    cfg.validate().unwrap();
+    let log: Log = Arc::default();
+    let (l, done_log) = (log.clone(), log.clone());
+    let r = run_live(LiveOptions {
+        cfg,
+        strategy: None,
+        custom_strategy: Some(StrategyFactory(Box::new(move || {
+            Box::new(Orders {
+                log: l.clone(),
+                sent: false,
+                types: vec![OrderType::LimitGtc, OrderType::LimitIoc],
+            })
+        }))),
+        record: None,
+        duration: Some(Duration::from_secs(8)),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        done: Some(Box::new(move |_| done_log.lock().unwrap().len() >= 3)),
+    })
+    .unwrap();
+    let log = log.lock().unwrap().clone();
+    let summary = r.to_text();
+    let of = |n| {
+        let id = ClientOrderId::new(ClientOrderId::NS_ENGINE, n);
+        log.iter()
+            .filter(|(c, _)| *c == id)
+            .map(|(_, k)| *k)
+            .collect::<Vec<_>>()
+    };
+    // The GTC order could never learn its end: not sent.
+    assert_eq!(
+        of(1),
+        vec![OrderUpdateKind::Rejected(RejectReason::NoUserStream)],
+        "{log:?}\n{summary}"
+    );
+    // The IOC went, and its FULL reply settled it (expired, unfilled) without any report.
+    assert_eq!(
+        of(2),
+        vec![OrderUpdateKind::Accepted, OrderUpdateKind::Canceled],
+        "{log:?}\n{summary}"
+    );
+    let s = r.session.unwrap();
+    assert_eq!(s.user_stream_refused, 1, "{summary}");
+    assert_eq!(s.user_streams, 0, "{summary}");
+    assert_eq!(s.refused_no_user_stream, 1, "{summary}");
+    assert_eq!(s.settled_by_reply, 1, "{summary}");
+    assert!(
+        summary.contains("ERROR: the venue refused the user data stream"),
+        "{summary}"
+    );
+    // Nothing is left in flight: the journal holds no open order.
+    let rec = feeds::journal::recover(&journal).unwrap();
+    assert!(rec.open_orders.is_empty(), "{:?}", rec.open_orders);
+}
+
+#[test]
+fn a_probe_run_matches_every_trade_with_one_order_and_settles_every_order() {
+    // Issue #15's probe: 5,000 trades at about 1,000 a second, one IOC per trade, at most
+    // 1,000 orders open (the issue's risk limit): every trade gets its order and every order
+    // ends, so none holds an in-flight slot.
+    const TRADES: u64 = 5_000;
+    let gen = |events| feeds::gen::GenConfig {
+        symbols: vec!["BTCUSDT".into()],
+        events,
+        seed: 15,
+        start_ns: 1_000_000_000,
+    };
+    // The number of frames that holds exactly TRADES trades.
+    let events = {
+        let mut g = feeds::gen::FeedGenerator::new(gen(4 * TRADES)).unwrap();
+        let mut buf = Vec::new();
+        let (mut frames, mut trades) = (0u64, 0u64);
+        while let Some(f) = g.next_frame(&mut buf) {
+            if f.kind == feeds::gen::GenKind::Snapshot {
+                continue;
+            }
+            frames += 1;
+            trades += u64::from(f.kind == feeds::gen::GenKind::Trade);
+            if trades == TRADES {
+                break;
+            }
+        }
+        frames
+    };
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(gen(events)),
+        pace: SimPace::Rate(events * 1_000 / TRADES),
+        send_times_capacity: events as usize,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let dir = testkit::TempDir::new("probe-run");
+    let journal = dir.path().join("orders.tlj");
+    let mut cfg = Config::default();
+    cfg.engine.io_cpu = -1;
+    cfg.engine.core_cpu = -1;
+    cfg.engine.idle = "backoff".into();
+    cfg.venue.ws_url = sim.ws_url();
+    cfg.venue.rest_url = sim.http_url();
+    cfg.venue.streams = vec!["trade".into()];
+    cfg.orders.enabled = true;
+    cfg.orders.url = format!("{}/ws-api/v3", sim.ws_url());
+    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
+    cfg.orders.journal = journal.display().to_string();
+    cfg.risk.rate_per_sec = 1_000_000;
+    cfg.risk.burst = 1_000_000;
+    cfg.risk.max_open_orders = 1_000;
+    cfg.risk.max_position = "1000".into();
+    cfg.validate().unwrap();
+    // Ends once every trade has arrived and, a little later, every order has had its answer
+    // (bounded: at most the run's duration).
+    let all_in: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+    let r = run_live(LiveOptions {
+        cfg,
+        strategy: Some(("probe".into(), engine::strategy::Params::default())),
+        custom_strategy: None,
+        record: None,
+        duration: Some(Duration::from_secs(60)),
+        status_every: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        done: Some(Box::new(move |t| {
+            if t.frames < TRADES {
+                return false;
+            }
+            let at = *all_in
+                .lock()
+                .unwrap()
+                .get_or_insert_with(std::time::Instant::now);
+            at.elapsed() >= Duration::from_secs(1)
+        })),
+    })
+    .unwrap();
+    let summary = r.to_text();
+    let s = r.session.unwrap();
+    assert_eq!(r.core.trades, TRADES, "{summary}");
+    assert_eq!(r.core.risk_denials, 0, "{summary}");
+    assert_eq!(s.placed, TRADES, "{summary}");
+    assert_eq!(s.refused_disconnected + s.refused_journal, 0, "{summary}");
+    assert_eq!(s.user_streams, 1, "{summary}");
+    assert_eq!(s.user_stream_refused, 0, "{summary}");
+    // The venue saw one probe order per trade, each named after its trade.
+    assert_eq!(sim.probe_summary().count, TRADES, "{summary}");
+    // Every order ended (the probes rest 10 % under the market, so each expired), once.
+    assert_eq!(s.canceled + s.rejects, TRADES, "{summary}");
+    let rec = feeds::journal::recover(&journal).unwrap();
+    assert!(rec.open_orders.is_empty(), "{} open", rec.open_orders.len());
 }

@@ -282,6 +282,10 @@ pub enum RejectReason {
     Disconnected,
     /// Its intent could not be written to the journal (never sent).
     Journal,
+    /// The venue did not confirm (or refused) the user data stream, so the order's outcome could
+    /// not be learned after its reply: an order that may rest (GTC) is not sent (see
+    /// `feeds::session`, "User data stream").
+    NoUserStream,
 }
 
 /// The venue accepted an order.

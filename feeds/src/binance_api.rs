@@ -10,21 +10,26 @@
 //!
 //! | method | call | params (in the order they are signed) |
 //! |---|---|---|
-//! | `order.place` LIMIT | [`OrderEncoder::place`] | `apiKey`, `newClientOrderId`, `newOrderRespType=RESULT`, `price`, `quantity`, `recvWindow`, `side`, `symbol`, `timeInForce` (`GTC`/`IOC`/`FOK`), `timestamp`, `type=LIMIT` |
-//! | `order.place` MARKET | [`OrderEncoder::place`] | `apiKey`, `newClientOrderId`, `newOrderRespType=RESULT`, `quantity`, `recvWindow`, `side`, `symbol`, `timestamp`, `type=MARKET` |
+//! | `order.place` LIMIT | [`OrderEncoder::place`] | `apiKey`, `newClientOrderId`, `newOrderRespType=FULL`, `price`, `quantity`, `recvWindow`, `side`, `symbol`, `timeInForce` (`GTC`/`IOC`/`FOK`), `timestamp`, `type=LIMIT` |
+//! | `order.place` MARKET | [`OrderEncoder::place`] | `apiKey`, `newClientOrderId`, `newOrderRespType=FULL`, `quantity`, `recvWindow`, `side`, `symbol`, `timestamp`, `type=MARKET` |
 //! | `order.cancel` | [`OrderEncoder::cancel`] | `apiKey`, `origClientOrderId`, `recvWindow`, `symbol`, `timestamp` |
 //! | `openOrders.status` | [`OrderEncoder::open_orders`] | `apiKey`, `recvWindow`, `symbol` (optional), `timestamp` |
 //! | `order.status` | [`OrderEncoder::order_status`] | `apiKey`, `origClientOrderId`, `recvWindow`, `symbol`, `timestamp` |
 //! | `myTrades` | [`OrderEncoder::my_trades`] | `apiKey`, `fromId` (optional), `limit` (optional), `orderId` (optional), `recvWindow`, `symbol`, `timestamp` |
 //! | `session.logon` (Ed25519 only) | [`OrderEncoder::logon`] | `apiKey`, `recvWindow`, `timestamp` |
+//! | `userDataStream.subscribe.signature` (any key) | [`OrderEncoder::user_stream_subscribe_signature`] | `apiKey`, `recvWindow`, `timestamp` (always signed) |
+//! | `userDataStream.subscribe` (after `session.logon` only) | [`OrderEncoder::user_stream_subscribe`] | none, no `params` |
 //! | anything else signed | [`OrderEncoder::signed_request`] | yours, plus `apiKey`, `recvWindow`, `timestamp` |
 //!
 //! `signature` comes last in `params`. Prices and quantities are written as decimal strings with
 //! eight fractional digits ([`Price`]'s `Display`), the client order id as its wire form
 //! ([`ClientOrderId`]'s `Display`, `tl-17`). `recvWindow` is omitted when the encoder was made
 //! with `0` (the venue then applies its default of 5000 ms; it refuses values above 60000).
-//! `newOrderRespType=RESULT` makes the reply carry the order's status but not its fills, which
-//! arrive (once, keyed by trade id) in `executionReport` events.
+//! `newOrderRespType=FULL` makes the reply carry the order's status, `executedQty` and its fills
+//! so far (Binance documents `ACK`, `RESULT` and `FULL` for the WebSocket API's `order.place`,
+//! `FULL` being the default for LIMIT and MARKET orders); [`parse_place_result`] reads them, so
+//! an IOC, FOK or market order is settled by its reply even when no `executionReport` comes.
+//! The same fills also arrive in `executionReport` events, keyed by the same trade id.
 //!
 //! # Signing (Binance's "SIGNED request security")
 //!
@@ -1083,7 +1088,7 @@ impl OrderEncoder {
             p.push("apiKey", V::Str(&self.api_key));
         }
         p.push("newClientOrderId", V::Cid(client_id));
-        p.push("newOrderRespType", V::Str("RESULT"));
+        p.push("newOrderRespType", V::Str("FULL"));
         if limit.is_some() {
             p.push("price", V::Fixed(req.price.units()));
         }
@@ -1264,6 +1269,45 @@ impl OrderEncoder {
             true,
         );
         Ok(&self.out)
+    }
+
+    /// `userDataStream.subscribe.signature`: the user data stream of this key's account on this
+    /// connection, for any key type and whether or not the session is authenticated; always
+    /// signed (`apiKey`, `recvWindow` unless 0, `timestamp`, `signature`).
+    ///
+    /// Binance's WebSocket API documentation ("User Data Stream requests"): "In any session,
+    /// authenticated or not, you can subscribe to events for one or more accounts for which you
+    /// can provide an API Key signature, using `userDataStream.subscribe.signature`." Its
+    /// parameters are `apiKey`, `timestamp`, `signature` and an optional `recvWindow` (at most
+    /// 60000); the reply is `{"id":..,"status":200,"result":{"subscriptionId":0}}`, and the
+    /// events then arrive as `{"subscriptionId":0,"event":{..}}`.
+    pub fn user_stream_subscribe_signature(&mut self, id: u64, timestamp_ms: u64) -> &str {
+        let mut p = Self::auth_params(&self.api_key, self.recv_window_ms, true, timestamp_ms);
+        let sorted = p.sorted();
+        Self::emit(
+            &mut self.out,
+            &mut self.payload,
+            &self.signer,
+            id,
+            "userDataStream.subscribe.signature",
+            sorted,
+            true,
+        );
+        &self.out
+    }
+
+    /// `userDataStream.subscribe` (no params): only on a connection whose `session.logon` the
+    /// venue accepted. Binance documents: "This method requires an authenticated WebSocket
+    /// connection using Ed25519 keys. Please refer to `session.logon`." Request
+    /// `{"id":..,"method":"userDataStream.subscribe"}`, reply `{"id":..,"status":200,"result":{..}}`.
+    pub fn user_stream_subscribe(&mut self, id: u64) -> &str {
+        self.out.clear();
+        self.payload.clear();
+        self.out.push_str("{\"id\":");
+        push_u64(&mut self.out, id);
+        self.out
+            .push_str(",\"method\":\"userDataStream.subscribe\"}");
+        &self.out
     }
 
     /// The order command the core sent, for the symbol names in `symbols`; `None` if its symbol
@@ -1772,6 +1816,83 @@ fn order_result(
         client_id: client_id_at(text, need(cid, "clientOrderId")?, "clientOrderId")?,
         venue_order_id,
         status: order_status,
+    })
+}
+
+/// What a `RESULT` or `FULL` `order.place` reply says about the order ([`parse_place_result`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlaceResult {
+    /// `status`.
+    pub status: OrderStatus,
+    /// `origQty`.
+    pub orig_qty: Qty,
+    /// `executedQty`.
+    pub executed_qty: Qty,
+    /// The reply listed its fills (`FULL`): they are all of the order's fills so far, appended to
+    /// the caller's list. False for `RESULT` (fills must come from elsewhere).
+    pub full: bool,
+}
+
+/// Reads the order's state out of an `order.place` reply of type `RESULT` or `FULL` (the
+/// `result` object), and appends each entry of a `FULL` reply's `fills` to `fills` as the
+/// [`Fill`] of `client_id` on `symbol_name` (fee rule as for execution reports; the trade id is
+/// `tradeId`, the one the fill's `executionReport` carries in `t`, so the two de-duplicate).
+///
+/// Binance's WebSocket API documentation (`order.place`, "Response: RESULT" and "FULL"): the
+/// `result` holds `symbol`, `orderId`, `clientOrderId`, `transactTime`, `price`, `origQty`,
+/// `executedQty`, `cummulativeQuoteQty`, `status`, `timeInForce`, `type`, `side`, ...; `FULL`
+/// adds `"fills":[{"price":"..","qty":"..","commission":"..","commissionAsset":"..","tradeId":..}]`.
+///
+/// An `ACK` reply (no `status`) is `Err(MissingField("status"))`. Allocates nothing beyond the
+/// growth of `fills` (reused by the caller). Never panics.
+pub fn parse_place_result(
+    text: &[u8],
+    symbol_name: &str,
+    client_id: ClientOrderId,
+    fills: &mut Vec<Fill>,
+) -> Result<PlaceResult, ApiError> {
+    let mut sc = Scanner::new(text);
+    let [result] = collect(&mut sc, &["result"])?;
+    sc.finish()?;
+    let result = need(result, "result")?;
+    const KEYS: [&str; 4] = ["status", "origQty", "executedQty", "fills"];
+    let [st, orig, exec, list] = collect(&mut at(text, result), &KEYS)?;
+    let status = status_at(text, need(st, "status")?, "status")?;
+    let orig_qty = Qty(decimal_at(text, need(orig, "origQty")?, "origQty")?);
+    let executed_qty = Qty(decimal_at(text, need(exec, "executedQty")?, "executedQty")?);
+    let full = list.is_some_and(|p| kind_at(text, p) == Some(ValueKind::Array));
+    if let (true, Some(p)) = (full, list) {
+        let mut sc = at(text, p);
+        sc.begin_array()?;
+        while sc.next_element()? {
+            const FILL: [&str; 5] = ["price", "qty", "commission", "commissionAsset", "tradeId"];
+            let [price, qty, fee, asset, trade] = collect(&mut sc, &FILL)?;
+            let fee = match fee {
+                Some(f) => decimal_at(text, f, "commission")?,
+                None => 0,
+            };
+            let quote = match asset {
+                Some(a) if kind_at(text, a) == Some(ValueKind::String) => {
+                    let mut scratch = [0u8; 64];
+                    let t = text_of(text, a, "commissionAsset", &mut scratch)?;
+                    is_quote_asset(symbol_name, t)
+                }
+                _ => false,
+            };
+            fills.push(Fill {
+                client_id,
+                trade_id: u64_at(text, need(trade, "tradeId")?, "tradeId")?,
+                price: Price(decimal_at(text, need(price, "price")?, "price")?),
+                qty: Qty(decimal_at(text, need(qty, "qty")?, "qty")?),
+                fee: if quote { fee } else { 0 },
+            });
+        }
+    }
+    Ok(PlaceResult {
+        status,
+        orig_qty,
+        executed_qty,
+        full,
     })
 }
 

@@ -78,7 +78,7 @@ use crate::net::{
     NetError, TlsOptions,
 };
 use crate::recorder::{RecorderStats, RecorderTx};
-use crate::session::{OrderSession, SessionCounters};
+use crate::session::{OrderSession, SessionCounters, UserStream};
 use core::fmt;
 use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
 use engine::latency::LatencyHist;
@@ -489,6 +489,10 @@ struct LoopCells {
     ring_dropped: AtomicU64,
     ring_gaps: AtomicU64,
     recorder_dropped: AtomicU64,
+    /// The order session's [`UserStream`] code.
+    user_stream: AtomicU8,
+    /// The order session's [`SessionCounters::user_stream_refused`].
+    user_stream_refused: AtomicU64,
 }
 
 /// Progress of an I/O loop, readable from any thread for a status line.
@@ -565,6 +569,16 @@ impl IoShared {
     /// Records the recorder had no room for (or refused).
     pub fn recorder_dropped(&self) -> u64 {
         self.lp.recorder_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Where the order session's user data stream stands (`Off` without an order session).
+    pub fn user_stream(&self) -> UserStream {
+        UserStream::from_code(self.lp.user_stream.load(Ordering::Relaxed))
+    }
+
+    /// User data stream subscriptions the venue refused so far.
+    pub fn user_stream_refused(&self) -> u64 {
+        self.lp.user_stream_refused.load(Ordering::Relaxed)
     }
 }
 
@@ -840,6 +854,9 @@ struct Ctx<'a> {
     /// Market links wait until the order API's first attempt has an outcome (open or failed),
     /// so strategies do not see a market they cannot yet trade on.
     orders_gate: bool,
+    /// Once the order API is open, the gate also waits for the answer to the user data stream
+    /// subscription, until this time at most (0: not waiting).
+    gate_until_ns: u64,
 }
 
 impl Ctx<'_> {
@@ -1098,6 +1115,7 @@ pub fn run_io_loop_with_session(
         stable_ns: ns(cfg.stable_after),
         decode_latency: LatencyHist::new(),
         orders_gate: session.is_some(),
+        gate_until_ns: 0,
         session,
         frame_delivered: false,
     };
@@ -1198,6 +1216,12 @@ pub fn run_io_loop_with_session(
         }
         let now_ns = now();
         let mut next_deadline = u64::MAX;
+        if ctx.gate_until_ns > 0 {
+            release_gate(&mut ctx, now_ns);
+            if ctx.gate_until_ns > 0 {
+                next_deadline = ctx.gate_until_ns;
+            }
+        }
         for (i, link) in links.iter_mut().enumerate() {
             if ctx.orders_gate && !link.rx.orders {
                 continue;
@@ -1498,15 +1522,52 @@ fn on_ready(
     }
 }
 
+/// Longest wait for the user data stream's answer before market data starts (without a connect
+/// timeout).
+const GATE_WAIT_NS: u64 = 5_000_000_000;
+
+/// Opens the gate once the user data stream subscription has an answer, or its wait is over.
+#[cold]
+fn release_gate(ctx: &mut Ctx<'_>, now_ns: u64) {
+    let pending = ctx
+        .session
+        .as_ref()
+        .is_some_and(|s| s.user_stream() == UserStream::Pending);
+    if pending && now_ns < ctx.gate_until_ns {
+        return;
+    }
+    ctx.orders_gate = false;
+    ctx.gate_until_ns = 0;
+    if pending {
+        let conn_id = ctx.session.as_ref().map_or(0, |s| s.config().conn_id);
+        (ctx.notices)(IoNotice::OrderSession {
+            conn_id,
+            message: "no answer to the user data stream subscription yet; market data starts anyway (GTC orders are refused until it is confirmed)".to_string(),
+        });
+    }
+}
+
 #[cold]
 fn on_opened(link: &mut Link, now_ns: u64, t: &Timing, ctx: &mut Ctx<'_>, closing: bool) {
     link.phase = Phase::Open {
         next_ping_ns: now_ns.saturating_add(t.heartbeat_ns),
     };
     if link.rx.orders && !closing {
+        let first = ctx.orders_gate;
         ctx.orders_gate = false;
         if let Some(s) = ctx.session.as_mut() {
             s.on_open();
+            if first && s.user_stream() == UserStream::Pending {
+                // Market data waits for the subscription's answer too (at most a connect
+                // timeout), so the first orders do not meet a stream still pending.
+                ctx.orders_gate = true;
+                let wait = if t.connect_ns > 0 {
+                    t.connect_ns
+                } else {
+                    GATE_WAIT_NS
+                };
+                ctx.gate_until_ns = now_ns.saturating_add(wait);
+            }
         }
     }
     if !link.spec.subscribe.is_empty() && !closing {
@@ -1731,6 +1792,13 @@ fn publish(links: &[Link], ctx: &Ctx<'_>, shared: &IoShared) {
     shared.lp.ring_pushed.store(s.pushed, r);
     shared.lp.ring_dropped.store(s.dropped, r);
     shared.lp.ring_gaps.store(s.gaps_reported, r);
+    if let Some(sess) = &ctx.session {
+        shared.lp.user_stream.store(sess.user_stream().code(), r);
+        shared
+            .lp
+            .user_stream_refused
+            .store(sess.counters().user_stream_refused, r);
+    }
     if let Some(rec) = &ctx.recorder {
         let st = rec.stats();
         shared

@@ -29,8 +29,39 @@
 //! and reported, the order stays as it is. A `5xx` status means the outcome is unknown: the order
 //! stays in flight.
 //!
+//! **Replies settle what they can.** `order.place` asks for `newOrderRespType=FULL`: the reply
+//! carries the order's status, `executedQty` and its fills. When that status is final (`FILLED`,
+//! `CANCELED`, `EXPIRED`, `EXPIRED_IN_MATCH`, `REJECTED`; always so for IOC, FOK and market
+//! orders) the reply's fills are forwarded and the order is settled at once
+//! ([`SessionCounters::settled_by_reply`]); the `executionReport`s saying the same later are
+//! dropped as duplicates (fills by `(client id, trade id)`, the first final state wins). A
+//! `RESULT` reply (no fills listed) that reports more executed than seen asks `myTrades` first.
+//! So a missing or late user data stream never leaves a finished order in flight.
+//!
+//! **User data stream.** On every (re)connect the session subscribes the account's user data
+//! stream the way Binance documents for the key in use ("User Data Stream requests" of the
+//! WebSocket API):
+//!
+//! - with `session.logon` ([`SessionConfig::session_logon`], Ed25519 keys): the plain
+//!   `{"id":..,"method":"userDataStream.subscribe"}`, sent only when the logon's reply says it
+//!   was accepted ("This method requires an authenticated WebSocket connection using Ed25519
+//!   keys. Please refer to `session.logon`.");
+//! - otherwise (HMAC or RSA keys, or a refused logon): the signed
+//!   `userDataStream.subscribe.signature` with `apiKey`, `recvWindow`, `timestamp` and
+//!   `signature` ("In any session, authenticated or not, you can subscribe to events for one or
+//!   more accounts for which you can provide an API Key signature").
+//!
+//! The venue answers `{"id":..,"status":200,"result":{"subscriptionId":0}}` (or `"result":{}`).
+//! Any error reply is loud and safe: an `error:` notice naming the venue's code and message,
+//! [`SessionCounters::user_stream_refused`], and [`UserStream::Refused`] (the I/O loop publishes
+//! it; `tickline ctl status` shows the order session `degraded`). Until the subscription is
+//! confirmed ([`UserStream::Pending`]) and while it is refused, an order that may rest (GTC) is
+//! refused with [`RejectReason::NoUserStream`] when [`SessionConfig::require_user_stream`] is on
+//! (the default): its later fills and end would never be learned, and it would hold an in-flight
+//! slot for ever. IOC, FOK and market orders always go: their reply settles them.
+//!
 //! **Reconnects and restarts.** Whenever the API connection opens, the session subscribes the
-//! user data stream and asks `order.status` for every order it has in flight (after a restart:
+//! user data stream (above) and asks `order.status` for every order it has in flight (after a restart:
 //! the journal's open orders, given to [`OrderSession::restore`]). The answer settles each one: an
 //! acknowledgement if none was seen, the trades the engine missed (`myTrades` for the order,
 //! paged by `fromId`, less the trade ids already journaled), then its final state. An order the
@@ -46,8 +77,8 @@
 //! since that is when a strategy's answer is due.
 
 use crate::binance_api::{
-    parse_execution_report, parse_my_trades, parse_order_status, parse_reply, trade_fill, ApiReply,
-    OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
+    parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
+    trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
 };
 use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use crate::net::Connection;
@@ -80,8 +111,14 @@ pub struct SessionConfig {
     /// After a market frame was handed to the core, busy-poll this long before sleeping in
     /// `epoll_wait` again (the strategy's answer is due then). Zero: never.
     pub spin_after_frame: Duration,
-    /// Send `userDataStream.subscribe` when the connection opens.
+    /// Subscribe the user data stream on every (re)connect: `userDataStream.subscribe` once
+    /// `session.logon` was accepted, else `userDataStream.subscribe.signature` (see the
+    /// [module docs](self), "User data stream").
     pub user_stream: bool,
+    /// Refuse orders that may rest (GTC) with [`RejectReason::NoUserStream`] while the user data
+    /// stream is not confirmed on the connection (their fills and end would never be learned);
+    /// IOC, FOK and market orders are settled by their `order.place` reply and always go.
+    pub require_user_stream: bool,
     /// Send `session.logon` when the connection opens (Ed25519 keys only, as on Binance); once
     /// the venue accepts it, requests go without `apiKey` and `signature` (no signing on the
     /// order path). Until then, and after a reconnect until the next logon, they are signed.
@@ -95,6 +132,7 @@ impl Default for SessionConfig {
             url: String::new(),
             spin_after_frame: Duration::from_micros(50),
             user_stream: true,
+            require_user_stream: true,
             session_logon: false,
         }
     }
@@ -203,6 +241,62 @@ pub struct SessionCounters {
     pub journal_errors: u64,
     /// `session.logon`s the venue accepted.
     pub logons: u64,
+    /// User data stream subscriptions the venue confirmed.
+    pub user_streams: u64,
+    /// User data stream subscriptions the venue refused (any error reply): no `executionReport`
+    /// comes on that connection.
+    pub user_stream_refused: u64,
+    /// Orders that may rest refused ([`RejectReason::NoUserStream`]) because the user data
+    /// stream was not confirmed.
+    pub refused_no_user_stream: u64,
+    /// Orders settled by their own `order.place` reply (`RESULT`/`FULL`, final status).
+    pub settled_by_reply: u64,
+}
+
+/// Where the user data stream stands on the order API connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UserStream {
+    /// Not asked for (the connection is down, or the session does not subscribe).
+    #[default]
+    Off,
+    /// Asked for (or waiting for `session.logon` first); no answer yet.
+    Pending,
+    /// The venue confirmed it: `executionReport`s come on this connection.
+    Active,
+    /// The venue refused it: no `executionReport` comes on this connection.
+    Refused,
+}
+
+impl UserStream {
+    /// As a small integer (for publishing in an atomic).
+    pub fn code(self) -> u8 {
+        match self {
+            UserStream::Off => 0,
+            UserStream::Pending => 1,
+            UserStream::Active => 2,
+            UserStream::Refused => 3,
+        }
+    }
+
+    /// From [`code`](Self::code); unknown codes are `Off`.
+    pub fn from_code(c: u8) -> UserStream {
+        match c {
+            1 => UserStream::Pending,
+            2 => UserStream::Active,
+            3 => UserStream::Refused,
+            _ => UserStream::Off,
+        }
+    }
+
+    /// Its name in status output: `off`, `pending`, `active`, `refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStream::Off => "off",
+            UserStream::Pending => "pending",
+            UserStream::Active => "active",
+            UserStream::Refused => "refused",
+        }
+    }
 }
 
 /// What a request id was for.
@@ -211,13 +305,13 @@ enum Req {
     Place(ClientOrderId),
     Cancel(ClientOrderId),
     Logon,
+    UserStream,
     Status(ClientOrderId),
     Trades {
         client_id: ClientOrderId,
         /// Settle the order with this status once the trades are in.
         then: OrderStatus,
     },
-    Other,
 }
 
 /// An order the session has sent (or recovered) and not yet seen settled.
@@ -254,7 +348,10 @@ pub struct OrderSession {
     /// Requests built off the order path (reconciliation), written by the next pump.
     queued: Vec<String>,
     out: Vec<MarketEvent>,
+    /// Fills read from an `order.place` reply (reused).
+    reply_fills: Vec<Fill>,
     open: bool,
+    user_stream: UserStream,
     core_gone: bool,
     counters: SessionCounters,
     tick_to_wire: LatencyHist,
@@ -339,7 +436,9 @@ impl OrderSession {
             next_request_id: 1,
             queued: Vec::new(),
             out: Vec::with_capacity(16),
+            reply_fills: Vec::with_capacity(16),
             open: false,
+            user_stream: UserStream::Off,
             core_gone: false,
             counters: SessionCounters::default(),
             tick_to_wire: LatencyHist::new(),
@@ -385,6 +484,11 @@ impl OrderSession {
     /// The counters.
     pub fn counters(&self) -> &SessionCounters {
         &self.counters
+    }
+
+    /// Where the user data stream stands on the current connection.
+    pub fn user_stream(&self) -> UserStream {
+        self.user_stream
     }
 
     /// Receive stamp to order frame written, ns.
@@ -460,23 +564,7 @@ impl OrderSession {
         self.open = true;
         self.encoder.set_session_authenticated(false);
         self.requests.clear();
-        if self.cfg.session_logon {
-            let id = self.request_id(Req::Logon);
-            match self.encoder.logon(id, wall_ms()) {
-                Ok(text) => {
-                    let text = text.to_string();
-                    self.queued.push(text);
-                }
-                Err(e) => self.notices.push(format!(
-                    "order API: no session.logon ({e}); every request is signed"
-                )),
-            }
-        }
-        if self.cfg.user_stream {
-            let id = self.request_id(Req::Other);
-            let text = format!(r#"{{"id":{id},"method":"userDataStream.subscribe"}}"#);
-            self.queued.push(text);
-        }
+        self.logon_and_subscribe();
         let pending: Vec<(ClientOrderId, SymbolId)> = self
             .orders
             .iter()
@@ -486,6 +574,82 @@ impl OrderSession {
         for (client_id, symbol) in pending {
             self.query_status(client_id, symbol);
         }
+    }
+
+    /// On a new connection: `session.logon` (if configured; the user data stream is then
+    /// subscribed when its reply comes), else the signed user data stream subscription at once.
+    #[cold]
+    fn logon_and_subscribe(&mut self) {
+        self.user_stream = UserStream::Off;
+        let mut logon_queued = false;
+        if self.cfg.session_logon {
+            let id = self.request_id(Req::Logon);
+            match self.encoder.logon(id, wall_ms()) {
+                Ok(text) => {
+                    let text = text.to_string();
+                    self.queued.push(text);
+                    logon_queued = true;
+                }
+                Err(e) => self.notices.push(format!(
+                    "order API: no session.logon ({e}); every request is signed"
+                )),
+            }
+        }
+        if self.cfg.user_stream {
+            if logon_queued {
+                // `userDataStream.subscribe` goes when the logon's reply says it was accepted.
+                self.user_stream = UserStream::Pending;
+            } else {
+                self.subscribe_user_stream(false);
+            }
+        }
+    }
+
+    /// Asks for the user data stream: `userDataStream.subscribe` on a connection whose
+    /// `session.logon` was accepted (`authenticated`), else the signed
+    /// `userDataStream.subscribe.signature`.
+    #[cold]
+    fn subscribe_user_stream(&mut self, authenticated: bool) {
+        let id = self.request_id(Req::UserStream);
+        let text = if authenticated {
+            self.encoder.user_stream_subscribe(id)
+        } else {
+            self.encoder.user_stream_subscribe_signature(id, wall_ms())
+        };
+        let text = text.to_string();
+        self.queued.push(text);
+        self.user_stream = UserStream::Pending;
+    }
+
+    /// The venue confirmed the user data stream.
+    #[cold]
+    fn user_stream_confirmed(&mut self) {
+        self.user_stream = UserStream::Active;
+        self.counters.user_streams += 1;
+        let how = if self.encoder.session_authenticated() {
+            "userDataStream.subscribe"
+        } else {
+            "userDataStream.subscribe.signature"
+        };
+        self.notices.push(format!(
+            "order API: user data stream subscribed ({how}); executionReports come on this connection"
+        ));
+    }
+
+    /// The venue refused the user data stream: loud, counted, and orders that may rest are
+    /// refused from now on (if so configured).
+    #[cold]
+    fn user_stream_refused(&mut self, status: u16, code: i64, msg: &str) {
+        self.user_stream = UserStream::Refused;
+        self.counters.user_stream_refused += 1;
+        let then = if self.cfg.require_user_stream {
+            "GTC orders are refused (NoUserStream) until it is subscribed; IOC/FOK/market orders are settled by their replies"
+        } else {
+            "orders.require_user_stream is off: GTC orders still go, and their fills and end are learned only by reconciliation after a reconnect"
+        };
+        self.notices.push(format!(
+            "error: order API: the user data stream was REFUSED by the venue (status {status}, code {code}: {msg}); no executionReport will come on this connection; {then}"
+        ));
     }
 
     fn query_status(&mut self, client_id: ClientOrderId, symbol: SymbolId) {
@@ -505,6 +669,7 @@ impl OrderSession {
     /// settled on the next open).
     pub(crate) fn on_down(&mut self) {
         self.open = false;
+        self.user_stream = UserStream::Off;
         self.queued.clear();
         self.encoder.set_session_authenticated(false);
     }
@@ -581,6 +746,14 @@ impl OrderSession {
         req: OrderRequest,
         cause_ns: u64,
     ) {
+        let resting = req.order_type == OrderType::LimitGtc;
+        if resting
+            && self.open
+            && self.cfg.require_user_stream
+            && self.user_stream != UserStream::Active
+        {
+            return self.refuse_no_user_stream(client_id, symbol);
+        }
         let (Some(conn), true) = (conn, self.open) else {
             self.counters.refused_disconnected += 1;
             return self.refuse(client_id, symbol, RejectReason::Disconnected);
@@ -619,7 +792,7 @@ impl OrderSession {
                 acked: false,
                 settled: false,
                 cancel_pending: None,
-                resting: req.order_type == OrderType::LimitGtc,
+                resting,
                 trade_ids: Vec::new(),
             },
         );
@@ -643,6 +816,18 @@ impl OrderSession {
         if self.orders.len() > SETTLED_KEPT {
             self.sweep();
         }
+    }
+
+    #[cold]
+    fn refuse_no_user_stream(&mut self, client_id: ClientOrderId, symbol: SymbolId) {
+        self.counters.refused_no_user_stream += 1;
+        if self.counters.refused_no_user_stream <= 10 {
+            self.notices.push(format!(
+                "order API: {client_id} (GTC) refused: the user data stream is {} (orders.require_user_stream)",
+                self.user_stream.as_str()
+            ));
+        }
+        self.refuse(client_id, symbol, RejectReason::NoUserStream)
     }
 
     fn cancel(
@@ -712,21 +897,23 @@ impl OrderSession {
             return;
         }
         let req = request_id.and_then(|r| self.requests.remove(&r));
-        if matches!(req, Some(Req::Logon)) {
-            self.encoder.set_session_authenticated(true);
-            self.counters.logons += 1;
-            self.notices.push(
-                "order API: session.logon accepted; requests go unsigned on this connection".into(),
-            );
-            return;
+        // (A refusal has no request id here: `rejected` looks it up.)
+        if matches!(req, Some(Req::Logon | Req::UserStream)) {
+            return self.session_reply(req);
         }
         match reply {
             ApiReply::Event => self.on_report(payload),
             ApiReply::Placed {
                 client_id,
                 venue_order_id,
+                status,
                 ..
-            } => self.ack(client_id, venue_order_id),
+            } => {
+                self.ack(client_id, venue_order_id);
+                if status.is_some_and(OrderStatus::is_final) {
+                    self.settle_from_reply(client_id, payload);
+                }
+            }
             ApiReply::Canceled {
                 client_id,
                 leaves_qty,
@@ -740,6 +927,64 @@ impl OrderSession {
             } => self.rejected(request_id, status, code, &msg),
             ApiReply::OpenOrders { .. } | ApiReply::Other { .. } => {}
         }
+    }
+
+    /// A successful reply to `session.logon` or to the user data stream subscription.
+    #[cold]
+    fn session_reply(&mut self, req: Option<Req>) {
+        match req {
+            Some(Req::Logon) => {
+                self.encoder.set_session_authenticated(true);
+                self.counters.logons += 1;
+                self.notices.push(
+                    "order API: session.logon accepted; requests go unsigned on this connection"
+                        .into(),
+                );
+                if self.cfg.user_stream {
+                    self.subscribe_user_stream(true);
+                }
+            }
+            Some(Req::UserStream) => self.user_stream_confirmed(),
+            _ => {}
+        }
+    }
+
+    /// An `order.place` reply with a final status (`RESULT` or `FULL`): its fills (FULL) and its
+    /// end settle the order now, whatever the user data stream does; the same words arriving
+    /// later as `executionReport`s are counted duplicates. A `RESULT` reply (no fills listed)
+    /// that says more was executed than the session has seen asks `myTrades` first.
+    fn settle_from_reply(&mut self, client_id: ClientOrderId, payload: &[u8]) {
+        let Some(t) = self.orders.get(&client_id) else {
+            return;
+        };
+        if t.settled {
+            return;
+        }
+        let (symbol, venue_order_id) = (t.symbol, t.venue_order_id);
+        let Some(name) = self.symbols.name(symbol) else {
+            return;
+        };
+        let mut fills = std::mem::take(&mut self.reply_fills);
+        fills.clear();
+        let parsed = parse_place_result(payload, name, client_id, &mut fills);
+        for f in &fills {
+            self.fill(symbol, *f);
+        }
+        self.reply_fills = fills;
+        let r = match parsed {
+            Ok(r) => r,
+            Err(e) => return self.bad_frame(&e.to_string(), payload),
+        };
+        let filled = self.orders.get(&client_id).map_or(Qty::ZERO, |t| t.filled);
+        if r.executed_qty.0 > filled.0 {
+            if let Some(v) = venue_order_id {
+                return self.query_trades(client_id, symbol, v, None, r.status);
+            }
+        }
+        if self.orders.get(&client_id).is_some_and(|t| !t.settled) {
+            self.counters.settled_by_reply += 1;
+        }
+        self.settle_by_status(client_id, r.status, r.executed_qty);
     }
 
     #[cold]
@@ -889,6 +1134,9 @@ impl OrderSession {
     #[cold]
     fn rejected(&mut self, request_id: Option<u64>, status: u16, code: i64, msg: &str) {
         let req = request_id.and_then(|r| self.requests.remove(&r));
+        if matches!(req, Some(Req::UserStream)) {
+            return self.user_stream_refused(status, code, msg);
+        }
         if status >= 500 {
             self.counters.unknown_outcomes += 1;
             self.notices.push(format!(
@@ -935,10 +1183,16 @@ impl OrderSession {
             Some(Req::Trades { client_id, .. }) => self.notices.push(format!(
                 "order API: myTrades for {client_id} refused (code {code}: {msg}); it stays in flight"
             )),
-            Some(Req::Logon) => self.notices.push(format!(
-                "order API: session.logon refused (code {code}: {msg}); every request is signed"
-            )),
-            Some(Req::Other) | None => self.notices.push(format!(
+            Some(Req::Logon) => {
+                self.notices.push(format!(
+                    "order API: session.logon refused (code {code}: {msg}); every request is signed"
+                ));
+                if self.cfg.user_stream {
+                    // Any key can subscribe with a signature.
+                    self.subscribe_user_stream(false);
+                }
+            }
+            Some(Req::UserStream) | None => self.notices.push(format!(
                 "order API: request refused (status {status}, code {code}: {msg})"
             )),
         }
@@ -1100,14 +1354,19 @@ mod tests {
 
     /// A session tracking `tl-1`, a GTC buy of 1 BTCUSDT (as if recovered from a journal).
     fn rig() -> Rig {
+        let creds = Credentials::hmac("unitTestKey0123456789", Secret::new(b"s".to_vec())).unwrap();
+        rig_with(creds, SessionConfig::default(), OrderType::LimitGtc)
+    }
+
+    /// [`rig`] with other credentials, configuration and type of `tl-1`.
+    fn rig_with(creds: Credentials, cfg: SessionConfig, order_type: OrderType) -> Rig {
         let mut symbols = SymbolTable::new();
         symbols.intern("BTCUSDT").unwrap();
-        let creds = Credentials::hmac("unitTestKey0123456789", Secret::new(b"s".to_vec())).unwrap();
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(16);
         let (tx, rx) = event_ring(64, OnFull::Block);
         let mut s = OrderSession::new(
-            SessionConfig::default(),
-            OrderEncoder::new(creds, 0),
+            cfg,
+            OrderEncoder::new(creds, 5000),
             symbols,
             cmd_rx,
             tx,
@@ -1122,7 +1381,7 @@ mod tests {
                 side: Side::Buy,
                 price: Price(100 * Q),
                 qty: Qty(Q),
-                order_type: OrderType::LimitGtc,
+                order_type,
             },
             filled: Qty::ZERO,
             venue_order_id: None,
@@ -1292,6 +1551,205 @@ mod tests {
             })]
         );
         assert_eq!(r.s.counters().refused_disconnected, 1);
+    }
+
+    /// The queued request whose method is `method`, parsed.
+    fn queued(r: &Rig, method: &str) -> Option<serde_json::Value> {
+        r.s.queued
+            .iter()
+            .map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap())
+            .find(|v| v["method"] == method)
+    }
+
+    #[test]
+    fn hmac_keys_subscribe_with_the_signed_request_at_once() {
+        let mut r = rig();
+        r.s.on_open();
+        assert_eq!(r.s.user_stream(), UserStream::Pending);
+        assert!(queued(&r, "userDataStream.subscribe").is_none());
+        let v = queued(&r, "userDataStream.subscribe.signature").expect("signed subscribe");
+        let p = &v["params"];
+        assert_eq!(p["apiKey"], "unitTestKey0123456789");
+        assert_eq!(p["recvWindow"], 5000);
+        assert!(p["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+        // The signature is HMAC-SHA256 (secret "s") of the sorted params, in hex.
+        let payload = format!(
+            "apiKey=unitTestKey0123456789&recvWindow=5000&timestamp={}",
+            p["timestamp"]
+        );
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"s").unwrap();
+        hmac::Mac::update(&mut mac, payload.as_bytes());
+        let want: String = hmac::Mac::finalize(mac)
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(p["signature"], want);
+        let id = v["id"].as_u64().unwrap();
+        r.s.on_frame(
+            format!(r#"{{"id":{id},"status":200,"result":{{"subscriptionId":0}}}}"#).as_bytes(),
+        );
+        assert_eq!(r.s.user_stream(), UserStream::Active);
+        assert_eq!(r.s.counters().user_streams, 1);
+        assert!(r
+            .s
+            .take_notices()
+            .iter()
+            .any(|n| n.contains("subscribe.signature")));
+    }
+
+    #[test]
+    fn an_accepted_logon_is_followed_by_the_plain_subscribe() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let creds = Credentials::ed25519("edUnitKey0123456789", key).unwrap();
+        let cfg = SessionConfig {
+            session_logon: true,
+            ..SessionConfig::default()
+        };
+        let mut r = rig_with(creds, cfg, OrderType::LimitGtc);
+        r.s.on_open();
+        // Nothing is subscribed before the logon is answered.
+        assert!(queued(&r, "session.logon").is_some());
+        assert!(queued(&r, "userDataStream.subscribe").is_none());
+        assert!(queued(&r, "userDataStream.subscribe.signature").is_none());
+        assert_eq!(r.s.user_stream(), UserStream::Pending);
+        let logon = queued(&r, "session.logon").unwrap()["id"].as_u64().unwrap();
+        r.s.on_frame(format!(r#"{{"id":{logon},"status":200,"result":{{"apiKey":"edUnitKey0123456789","authorizedSince":1,"connectedSince":1,"returnRateLimits":false,"serverTime":1,"userDataStream":false}}}}"#).as_bytes());
+        let v = queued(&r, "userDataStream.subscribe").expect("plain subscribe");
+        assert!(v.get("params").is_none(), "{v}");
+        assert!(queued(&r, "userDataStream.subscribe.signature").is_none());
+        let id = v["id"].as_u64().unwrap();
+        r.s.on_frame(format!(r#"{{"id":{id},"status":200,"result":{{}}}}"#).as_bytes());
+        assert_eq!(r.s.user_stream(), UserStream::Active);
+        assert_eq!((r.s.counters().logons, r.s.counters().user_streams), (1, 1));
+        // A refused logon falls back to the signed subscription (any key may use it).
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let creds = Credentials::ed25519("edUnitKey0123456789", key).unwrap();
+        let cfg = SessionConfig {
+            session_logon: true,
+            ..SessionConfig::default()
+        };
+        let mut r = rig_with(creds, cfg, OrderType::LimitGtc);
+        r.s.on_open();
+        let logon = queued(&r, "session.logon").unwrap()["id"].as_u64().unwrap();
+        r.s.on_frame(format!(r#"{{"id":{logon},"status":401,"error":{{"code":-1022,"msg":"Signature for this request is not valid."}}}}"#).as_bytes());
+        assert!(queued(&r, "userDataStream.subscribe.signature").is_some());
+    }
+
+    #[test]
+    fn a_refused_subscription_is_counted_reported_and_gtc_orders_are_refused() {
+        let mut r = rig();
+        r.s.on_open();
+        let rid = queued(&r, "userDataStream.subscribe.signature").unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        r.s.on_frame(format!(r#"{{"id":{rid},"status":401,"error":{{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}}}}"#).as_bytes());
+        assert_eq!(r.s.user_stream(), UserStream::Refused);
+        assert_eq!(r.s.counters().user_stream_refused, 1);
+        let notices = r.s.take_notices();
+        assert!(
+            notices.iter().any(|n| n.starts_with("error:")
+                && n.contains("-2015")
+                && n.contains("Invalid API-key")),
+            "{notices:?}"
+        );
+        let gtc = OrderRequest {
+            side: Side::Buy,
+            price: Price(99 * Q),
+            qty: Qty(Q),
+            order_type: OrderType::LimitGtc,
+        };
+        r.cmd
+            .push(OrderCommand::New {
+                client_id: id(2),
+                symbol: SymbolId(0),
+                req: gtc,
+                cause_ns: 1,
+            })
+            .unwrap();
+        assert_eq!(r.s.pump(None), 1);
+        assert_eq!(
+            r.events(),
+            vec![EventKind::OrderReject(OrderReject {
+                client_id: id(2),
+                reason: RejectReason::NoUserStream
+            })]
+        );
+        assert_eq!(r.s.counters().refused_no_user_stream, 1);
+        assert_eq!(r.s.counters().placed, 0);
+        // Off, GTC orders go (here: no socket, so they are refused as disconnected instead).
+        let cfg = SessionConfig {
+            require_user_stream: false,
+            ..SessionConfig::default()
+        };
+        let creds = Credentials::hmac("unitTestKey0123456789", Secret::new(b"s".to_vec())).unwrap();
+        let mut off = rig_with(creds, cfg, OrderType::LimitGtc);
+        off.s.on_open();
+        off.cmd
+            .push(OrderCommand::New {
+                client_id: id(2),
+                symbol: SymbolId(0),
+                req: gtc,
+                cause_ns: 1,
+            })
+            .unwrap();
+        off.s.pump(None);
+        assert_eq!(off.s.counters().refused_no_user_stream, 0);
+    }
+
+    #[test]
+    fn a_full_reply_settles_an_ioc_and_the_later_reports_are_duplicates() {
+        let creds = Credentials::hmac("unitTestKey0123456789", Secret::new(b"s".to_vec())).unwrap();
+        let mut r = rig_with(creds, SessionConfig::default(), OrderType::LimitIoc);
+        r.s.requests.insert(9, Req::Place(id(1)));
+        r.s.on_frame(br#"{"id":9,"status":200,"result":{"symbol":"BTCUSDT","orderId":9,"orderListId":-1,"clientOrderId":"tl-1","transactTime":1,"price":"100.00000000","origQty":"1.00000000","executedQty":"0.40000000","origQuoteOrderQty":"0.00000000","cummulativeQuoteQty":"40.00000000","status":"EXPIRED","timeInForce":"IOC","type":"LIMIT","side":"BUY","workingTime":1,"fills":[{"price":"100.00000000","qty":"0.40000000","commission":"0.04000000","commissionAsset":"USDT","tradeId":55}],"selfTradePreventionMode":"NONE"}}"#);
+        let ev = r.events();
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert_eq!(
+            ev[0],
+            EventKind::OrderAck(OrderAck {
+                client_id: id(1),
+                venue_order_id: 9
+            })
+        );
+        assert_eq!(
+            ev[1],
+            EventKind::Fill(Fill {
+                client_id: id(1),
+                trade_id: 55,
+                price: Price(100 * Q),
+                qty: Qty(40_000_000),
+                fee: 4_000_000,
+            })
+        );
+        assert_eq!(
+            ev[2],
+            EventKind::OrderCanceled(OrderCanceled {
+                client_id: id(1),
+                leaves_qty: Qty(60_000_000)
+            })
+        );
+        assert_eq!(r.s.in_flight(), 0);
+        assert_eq!(r.s.counters().settled_by_reply, 1);
+        // The user data stream says it all again: the NEW, the trade and the expiry.
+        r.s.on_frame(report("NEW", "NEW", "0", "0", 0).as_bytes());
+        r.s.on_frame(
+            report("TRADE", "PARTIALLY_FILLED", "0.40000000", "0.40000000", 55).as_bytes(),
+        );
+        r.s.on_frame(report("EXPIRED", "EXPIRED", "0", "0.40000000", 0).as_bytes());
+        assert_eq!(r.events(), vec![]);
+        assert_eq!(r.s.counters().duplicates, 3);
+        assert_eq!((r.s.counters().fills, r.s.counters().canceled), (1, 1));
+    }
+
+    #[test]
+    fn a_result_reply_with_unseen_fills_asks_my_trades() {
+        let creds = Credentials::hmac("unitTestKey0123456789", Secret::new(b"s".to_vec())).unwrap();
+        let mut r = rig_with(creds, SessionConfig::default(), OrderType::Market);
+        r.s.requests.insert(9, Req::Place(id(1)));
+        r.s.on_frame(br#"{"id":9,"status":200,"result":{"symbol":"BTCUSDT","orderId":9,"orderListId":-1,"clientOrderId":"tl-1","transactTime":1,"price":"0.00000000","origQty":"1.00000000","executedQty":"1.00000000","origQuoteOrderQty":"0.00000000","cummulativeQuoteQty":"100.00000000","status":"FILLED","timeInForce":"GTC","type":"MARKET","side":"BUY","workingTime":1,"selfTradePreventionMode":"NONE"}}"#);
+        assert!(queued(&r, "myTrades").is_some());
+        assert_eq!(r.s.in_flight(), 1);
     }
 
     #[test]

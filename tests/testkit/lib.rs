@@ -84,7 +84,8 @@ impl Drop for TempDir {
 }
 
 /// Writes an order-API key file (mode 0600, as the engine requires) into `dir` for the venue
-/// simulator, which checks the key's shape but holds no secret to check signatures with.
+/// simulator: its built-in HMAC key (`tools::sim::TEST_HMAC_API_KEY` and `TEST_HMAC_SECRET`),
+/// whose signatures it verifies.
 pub fn venue_key_file(dir: &std::path::Path) -> PathBuf {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -98,7 +99,7 @@ pub fn venue_key_file(dir: &std::path::Path) -> PathBuf {
         .expect("creating the key file");
     writeln!(
         f,
-        "api_key = simulatorKey0123456789\napi_secret = not-checked"
+        "api_key = simulatorKey0123456789\napi_secret = simulatorSecret0123456789"
     )
     .expect("writing the key file");
     path

@@ -206,6 +206,10 @@ pub struct OrdersSection {
     /// Log the order connection on with `session.logon` (Ed25519 keys only): requests then go
     /// unsigned, which takes signing off the order path.
     pub session_logon: bool,
+    /// Refuse orders that may rest (GTC) with `NoUserStream` while the venue has not confirmed
+    /// the user data stream (or refused it): their fills and end would never be learned. IOC,
+    /// FOK and market orders always go (their `order.place` reply settles them).
+    pub require_user_stream: bool,
     /// At start-up, a journal larger than this (MiB) is compacted to the state it holds; the old
     /// file is kept beside it as `<journal>.<unix seconds>`. 0: never.
     pub journal_compact_mb: u64,
@@ -230,6 +234,7 @@ impl Default for OrdersSection {
             journal_compact_mb: 64,
             session_logon: false,
             allow_plaintext: false,
+            require_user_stream: true,
         }
     }
 }

@@ -1247,9 +1247,29 @@ impl Controller {
                 "symbol_halts": core.symbol_halts,
                 "ring_dropped": self.cfg.shared.ring_dropped(),
             },
+            "order_session": order_session_json(&self.cfg),
             "connections": connections,
         })
     }
+}
+
+/// The order session's health (`null` when orders go to the paper venue): `degraded` while the
+/// venue has refused the user data stream (issue #15).
+fn order_session_json(cfg: &ControllerConfig) -> Value {
+    if !cfg.live_orders {
+        return Value::Null;
+    }
+    let stream = cfg.shared.user_stream();
+    let state = match stream {
+        feeds::session::UserStream::Refused => "degraded",
+        feeds::session::UserStream::Active => "ok",
+        _ => "waiting",
+    };
+    json!({
+        "state": state,
+        "user_stream": stream.as_str(),
+        "user_stream_refused": cfg.shared.user_stream_refused(),
+    })
 }
 
 fn symbol_json(s: &SymbolStatus, subscribed: bool) -> Value {
@@ -1309,6 +1329,16 @@ pub fn render_status(status: &Value) -> String {
         num(&e["trader_restarts"]),
         num(&e["symbol_halts"]),
     );
+    let o = &status["order_session"];
+    if o.is_object() {
+        let _ = writeln!(
+            out,
+            "order session  {}  user stream {}  refused {}",
+            o["state"].as_str().unwrap_or("?"),
+            o["user_stream"].as_str().unwrap_or("?"),
+            num(&o["user_stream_refused"]),
+        );
+    }
     let empty = Vec::new();
     let conns = status["connections"].as_array().unwrap_or(&empty);
     for (ci, c) in conns.iter().enumerate() {

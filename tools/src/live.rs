@@ -228,6 +228,7 @@ fn order_session(
             url: o.url.clone(),
             spin_after_frame: Duration::from_micros(o.spin_after_frame_us),
             user_stream: true,
+            require_user_stream: o.require_user_stream,
             session_logon: o.session_logon,
         },
         encoder,

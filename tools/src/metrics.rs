@@ -51,6 +51,7 @@
 //! | `ignored` | `c` | frames decoded to nothing: subscription replies, unknown streams (live runs) |
 //! | `reconnects` | `c` | reconnect attempts (live runs) |
 //! | `disconnects` | `c` | open connections lost (live runs) |
+//! | `user_stream_refused` | `c` | user data stream subscriptions the venue refused (live runs with orders) |
 //! | `ring_drops` | `c` | events dropped because the core's ring was full (live runs) |
 //! | `book_gaps` | `c` | sequence gaps found by the books |
 //! | `feed_gaps` | `c` | data-loss events from the I/O side (ring overflow, disconnect) |
@@ -323,6 +324,8 @@ pub struct IoSample {
     pub counters: IoCounters,
     /// Events dropped because the core's ring was full.
     pub ring_dropped: u64,
+    /// User data stream subscriptions the venue refused (the order session's counter).
+    pub user_stream_refused: u64,
 }
 
 impl IoSample {
@@ -331,6 +334,7 @@ impl IoSample {
         IoSample {
             counters: io.totals(),
             ring_dropped: io.ring_dropped(),
+            user_stream_refused: io.user_stream_refused(),
         }
     }
 }
@@ -440,6 +444,11 @@ pub fn statsd_lines(
             ("reconnects", n.reconnect_attempts, b.reconnect_attempts),
             ("disconnects", n.disconnects, b.disconnects),
             ("ring_drops", io.ring_dropped, before.ring_dropped),
+            (
+                "user_stream_refused",
+                io.user_stream_refused,
+                before.user_stream_refused,
+            ),
         ];
         for (name, now, before) in io_counters {
             counter(out, prefix, name, now, before);
@@ -901,6 +910,7 @@ mod tests {
                 ..IoCounters::default()
             },
             ring_dropped: dropped,
+            user_stream_refused: dropped / 40,
         };
         let side = SideCounters {
             io: Some(io(500, 2, 0)),
@@ -911,6 +921,7 @@ mod tests {
         assert!(has(&first, "tickline.messages:500|c"));
         assert!(has(&first, "tickline.decode_errors:2|c"));
         assert!(has(&first, "tickline.ring_drops:0|c"));
+        assert!(has(&first, "tickline.user_stream_refused:0|c"));
         assert!(has(&first, "tickline.metrics_skipped:1|c"));
         let prev = Cumulative::of(&snap, &side);
 
@@ -927,6 +938,7 @@ mod tests {
             "tickline.messages:300|c",
             "tickline.decode_errors:0|c",
             "tickline.ring_drops:40|c",
+            "tickline.user_stream_refused:1|c",
             "tickline.metrics_skipped:0|c",
         ] {
             assert!(has(&second, want), "{want} missing from {second:#?}");

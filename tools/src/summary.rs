@@ -79,6 +79,9 @@ impl ReplayReport {
                 "bad_frames": o.bad_frames, "unknown_orders": o.unknown_orders,
                 "reconciled_orders": o.reconciled_orders, "reconciled_fills": o.reconciled_fills,
                 "journal_errors": o.journal_errors, "logons": o.logons,
+                "user_streams": o.user_streams, "user_stream_refused": o.user_stream_refused,
+                "refused_no_user_stream": o.refused_no_user_stream,
+                "settled_by_reply": o.settled_by_reply,
             })
         });
         json!({
@@ -225,11 +228,19 @@ impl ReplayReport {
         if let Some(o) = &self.session {
             let _ = writeln!(
                 s,
-                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal; reconciled {} orders, {} fills; {} send errors, {} duplicates dropped, {} logons",
+                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal, {} no user stream; reconciled {} orders, {} fills; {} settled by reply; {} send errors, {} duplicates dropped, {} logons; user stream: {} subscribed, {} refused",
                 o.placed, o.cancels, o.acks, o.fills, o.canceled, o.rejects,
-                o.refused_disconnected, o.refused_journal, o.reconciled_orders,
-                o.reconciled_fills, o.send_errors, o.duplicates, o.logons
+                o.refused_disconnected, o.refused_journal, o.refused_no_user_stream,
+                o.reconciled_orders, o.reconciled_fills, o.settled_by_reply, o.send_errors,
+                o.duplicates, o.logons, o.user_streams, o.user_stream_refused
             );
+            if o.user_stream_refused > 0 {
+                let _ = writeln!(
+                    s,
+                    "ERROR: the venue refused the user data stream {} time(s): executionReports did not come (see the notices for its code and message)",
+                    o.user_stream_refused
+                );
+            }
         }
         for (i, e) in &self.first_errors {
             let _ = writeln!(s, "decode error at frame {i}: {e}");

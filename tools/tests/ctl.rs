@@ -447,3 +447,22 @@ fn a_non_loopback_control_port_and_a_bad_trade_list_are_refused_at_start() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn status_shows_the_order_session_degraded_when_the_user_stream_is_refused() {
+    // The status tree's `order_session` (live orders only), as the control server builds it
+    // from the I/O thread's published user-stream state (issue #15).
+    let status: Value = serde_json::json!({
+        "engine": {"pid": 1, "uptime_s": 1.0, "trading_state": "active", "orders_to": "venue"},
+        "order_session": {"state": "degraded", "user_stream": "refused", "user_stream_refused": 1},
+        "connections": [],
+    });
+    let text = tools::control::render_status(&status);
+    assert!(
+        text.contains("order session  degraded  user stream refused  refused 1"),
+        "{text}"
+    );
+    // Paper trading: no order session line.
+    let paper: Value = serde_json::json!({"engine": {}, "order_session": null, "connections": []});
+    assert!(!tools::control::render_status(&paper).contains("order session"));
+}

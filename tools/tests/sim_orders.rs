@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+use tools::sim::{SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 use tungstenite::{Message, WebSocket};
 
 /// Upper bound of any single wait in these tests.
@@ -34,6 +34,7 @@ fn still_sim(seed: u64) -> VenueSim {
         source: SimSource::Generated(gen(2_000, seed)),
         pace: SimPace::Asap,
         wait_for_subscribers: 0,
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -600,6 +601,7 @@ fn resting_order_fills_on_a_published_trade_through_its_price() {
         source: SimSource::Generated(cfg.clone()),
         pace: SimPace::Rate(5_000),
         wait_for_subscribers: 1,
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -667,6 +669,7 @@ fn probe_orders_after_their_trades_yield_one_latency_sample_each() {
     let sim = VenueSim::start(SimConfig {
         source: SimSource::Generated(gen(20_000, 24)),
         pace: SimPace::Rate(2_000),
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -810,6 +813,7 @@ fn order_latency_delays_every_request_in_order() {
         pace: SimPace::Asap,
         wait_for_subscribers: 0,
         order_latency: Duration::from_millis(150),
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -838,6 +842,7 @@ fn order_api_can_be_switched_off() {
         pace: SimPace::Asap,
         wait_for_subscribers: 0,
         order_api: false,
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -934,4 +939,153 @@ fn session_logon_lets_requests_go_unsigned_on_that_connection_only() {
     assert!(r["result"]["apiKey"].is_null(), "{r}");
     let r = c.call("order.place", unsigned("tl-4"));
     assert_eq!(r["status"], 400, "{r}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strict authentication (the default; issue #15).
+
+/// Wall clock, ms (the strict simulator checks `timestamp` against it).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The signature payload of `p`: every param but `signature`, sorted, `k=v` joined by `&`.
+fn payload_of(p: &Value) -> String {
+    let mut keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+    keys.sort();
+    keys.iter()
+        .filter(|k| k.as_str() != "signature")
+        .map(|k| match &p[k.as_str()] {
+            Value::String(s) => format!("{k}={s}"),
+            v => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `p` with the built-in HMAC key, the current time and its HMAC-SHA256 signature.
+fn signed(mut p: Value) -> Value {
+    use hmac::Mac;
+    p["apiKey"] = json!(tools::sim::TEST_HMAC_API_KEY);
+    p["timestamp"] = json!(now_ms());
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(tools::sim::TEST_HMAC_SECRET.as_bytes())
+            .unwrap();
+    mac.update(payload_of(&p).as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    p["signature"] = json!(hex);
+    p
+}
+
+/// `p` with the built-in Ed25519 key, the current time and its signature.
+fn ed_signed(mut p: Value) -> Value {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    p["apiKey"] = json!(tools::sim::TEST_ED25519_API_KEY);
+    p["timestamp"] = json!(now_ms());
+    let key = ed25519_dalek::SigningKey::from_bytes(&tools::sim::TEST_ED25519_SEED);
+    let sig = key.sign(payload_of(&p).as_bytes());
+    p["signature"] = json!(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()));
+    p
+}
+
+fn strict_sim(seed: u64) -> VenueSim {
+    let sim = VenueSim::start(SimConfig {
+        source: SimSource::Generated(gen(2_000, seed)),
+        pace: SimPace::Asap,
+        wait_for_subscribers: 0,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    assert!(sim.wait_until_done(T));
+    sim
+}
+
+#[test]
+fn strict_by_default_keys_signatures_timestamps_and_the_user_stream_are_checked() {
+    let sim = strict_sim(41);
+    let (_, asks) = depth(&sim);
+    let mut c = Client::connect(&sim, "/ws-api/v3");
+    let code = |r: &Value| (r["status"].as_u64().unwrap(), r["error"]["code"].as_i64());
+
+    // Without session.logon, the plain subscription is refused (Binance: it "requires an
+    // authenticated WebSocket connection").
+    let r = c.call("userDataStream.subscribe", json!({}));
+    assert_eq!(code(&r), (401, Some(-1002)), "{r}");
+    // Made-up signatures, unknown keys, stale timestamps: refused.
+    let r = c.call("userDataStream.subscribe.signature", auth(json!({})));
+    assert_eq!(code(&r).1, Some(-2015), "{r}");
+    let mut bad = signed(json!({}));
+    bad["signature"] = json!("00".repeat(32));
+    let r = c.call("userDataStream.subscribe.signature", bad);
+    assert_eq!(code(&r).1, Some(-1022), "{r}");
+    let mut stale = json!({"recvWindow": 1000});
+    stale = signed(stale);
+    stale["timestamp"] = json!(now_ms() - 10_000);
+    let r = c.call("userDataStream.subscribe.signature", stale);
+    assert_eq!(code(&r).1, Some(-1021), "{r}");
+    let r = c.call(
+        "order.place",
+        order("BUY", "LIMIT", Some("IOC"), Some(asks[0].0), 1_000, "tl-1"),
+    );
+    assert_eq!(code(&r).1, Some(-2015), "{r}");
+
+    // A signed order before any subscription: a FULL reply, and no report at all.
+    let mut p = order("BUY", "LIMIT", Some("IOC"), Some(asks[0].0), 1_000, "tl-2");
+    p["newOrderRespType"] = json!("FULL");
+    let r = c.call("order.place", signed(p));
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["result"]["status"], "FILLED", "{r}");
+    assert_eq!(fills(&r["result"]), vec![(asks[0].0, 1_000)], "{r}");
+    assert!(r["result"]["fills"][0]["tradeId"].as_u64().is_some(), "{r}");
+    assert!(c.quiet(Duration::from_millis(200)));
+
+    // The signed subscription: then the reports come.
+    let r = c.call(
+        "userDataStream.subscribe.signature",
+        signed(json!({"recvWindow": 5000})),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(r["result"]["subscriptionId"].as_u64().is_some(), "{r}");
+    let mut p = order("BUY", "LIMIT", Some("IOC"), Some(asks[0].0), 1_000, "tl-3");
+    p["newOrderRespType"] = json!("RESULT");
+    let r = c.call("order.place", signed(p));
+    assert_eq!(r["result"]["status"], "FILLED", "{r}");
+    assert!(
+        r["result"].get("fills").is_none(),
+        "RESULT has no fills: {r}"
+    );
+    let (kinds, evs) = c.events(2);
+    assert_eq!(kinds, pairs(&[("NEW", "NEW"), ("TRADE", "FILLED")]));
+    assert_eq!(evs[1]["c"], "tl-3");
+
+    // Ed25519 with session.logon: the plain subscription is accepted.
+    let mut e = Client::connect(&sim, "/ws-api/v3");
+    let r = e.call("session.logon", ed_signed(json!({})));
+    assert_eq!(r["status"], 200, "{r}");
+    let r = e.call("userDataStream.subscribe", json!({}));
+    assert_eq!(r["status"], 200, "{r}");
+    let mut p = order("BUY", "LIMIT", Some("IOC"), Some(asks[0].0), 1_000, "tl-4");
+    p.as_object_mut().unwrap().remove("apiKey");
+    p.as_object_mut().unwrap().remove("signature");
+    p["timestamp"] = json!(now_ms());
+    let r = e.call("order.place", p);
+    assert_eq!(r["result"]["status"], "FILLED", "{r}");
+    let (kinds, _) = e.events(2);
+    assert_eq!(kinds, pairs(&[("NEW", "NEW"), ("TRADE", "FILLED")]));
+    // session.logout ends the plain subscription (not a signed one): no more reports there.
+    let r = e.call("session.logout", json!({}));
+    assert_eq!(r["status"], 200, "{r}");
+    let p = order("BUY", "LIMIT", Some("IOC"), Some(asks[0].0), 1_000, "tl-5");
+    let r = e.call("order.place", ed_signed(p));
+    assert_eq!(r["result"]["status"], "FILLED", "{r}");
+    assert!(e.quiet(Duration::from_millis(200)));
 }

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tools::sim::{read_ledger, LedgerEntry, SimConfig, SimPace, SimSource, VenueSim};
+use tools::sim::{read_ledger, LedgerEntry, SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 use tungstenite::{Message, WebSocket};
 
 /// Upper bound of any single wait in these tests.
@@ -39,6 +39,7 @@ fn still_sim(seed: u64, ledger: Option<PathBuf>) -> VenueSim {
         pace: SimPace::Asap,
         wait_for_subscribers: 0,
         ledger,
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -706,6 +707,7 @@ fn fills_made_while_the_owner_was_gone_are_recovered_and_in_the_ledger() {
         pace: SimPace::Rate(5_000),
         wait_for_subscribers: 1,
         ledger: Some(ledger.clone()),
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     })
     .unwrap();
@@ -1016,6 +1018,7 @@ fn venue_sim_writes_the_ledger_while_running_and_keeps_it_when_killed() {
             "0",
             "--linger",
             "60s",
+            "--lenient-auth",
             "--ledger",
         ])
         .arg(&path)

@@ -1,6 +1,6 @@
 //! `tickline venue-sim`: the simulator as a command.
 
-use super::{Faults, SimConfig, SimPace, SimSource, VenueSim};
+use super::{Faults, SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 use anyhow::{bail, Context, Result};
 use feeds::gen::GenConfig;
 use std::io::Write;
@@ -96,6 +96,11 @@ pub struct SimArgs {
     /// Print the final counters as one JSON object on stdout instead of text on stderr.
     #[arg(long)]
     pub json: bool,
+    /// Do not authenticate order-API requests (any well-formed apiKey/signature, execution
+    /// reports without a user data stream subscription). By default the simulator checks them
+    /// as Binance does, against its built-in test keys (see `tools::sim::SimAuth`).
+    #[arg(long)]
+    pub lenient_auth: bool,
 }
 
 impl SimArgs {
@@ -146,6 +151,11 @@ impl SimArgs {
             order_api: !self.no_orders,
             order_latency: self.order_latency,
             ledger: self.ledger.clone(),
+            auth: if self.lenient_auth {
+                SimAuth::Lenient
+            } else {
+                SimAuth::default()
+            },
             ..SimConfig::default()
         })
     }

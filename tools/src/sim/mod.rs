@@ -31,11 +31,16 @@
 //!   `order.status` (open and finished orders) and `myTrades` (fills, with the trade ids the
 //!   reports carried), answered `{"id":..,"status":200,"result":..}` or
 //!   `{"id":..,"status":400,"error":{"code":..,"msg":..}}`, with `executionReport` events
-//!   (`{"event":{"e":"executionReport",..}}`) pushed on the connection that placed the order.
+//!   (`{"event":{"e":"executionReport",..}}`) pushed on the connection that placed the order
+//!   once it subscribed the account's user data stream (`userDataStream.subscribe` after
+//!   `session.logon`, or the signed `userDataStream.subscribe.signature`).
 //!   Orders match in price-time priority against the feed's book and each other, and resting
 //!   orders fill on published trades at or through their price (`matching.rs` and
-//!   `orders.rs` describe the model). Signatures are not checked, but `apiKey`, `signature`
-//!   and `timestamp` must be there. Optional latency before each request is handled
+//!   `orders.rs` describe the model). By default ([`SimConfig::auth`], [`SimAuth::Strict`])
+//!   requests are authenticated as Binance does (`auth.rs`: known API keys, HMAC-SHA256 or
+//!   Ed25519 signatures, `timestamp` within `recvWindow`); [`SimAuth::Lenient`] (`--lenient-auth`)
+//!   only checks that `apiKey`, `signature` and `timestamp` are there. Optional latency before
+//!   each request is handled
 //!   ([`SimConfig::order_latency`]).
 //!   Probe orders (`probe-<trade id>`) are stamped on arrival: [`VenueSim::probe_latencies`].
 //!   The venue remembers the last 100 000 finished orders and the last 100 000 fills (over all
@@ -85,6 +90,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+mod auth;
 mod cli;
 mod conn;
 mod control;
@@ -98,6 +104,10 @@ mod streams;
 mod tls;
 mod wsapi;
 
+pub use auth::{
+    SimAuth, SimKey, SimSecret, TEST_ED25519_API_KEY, TEST_ED25519_SEED, TEST_HMAC_API_KEY,
+    TEST_HMAC_SECRET,
+};
 pub use cli::{run_cli, SimArgs};
 pub use ledger::{read_ledger, LedgerEntry};
 pub use orders::LatencySummary;
@@ -214,6 +224,10 @@ pub struct SimConfig {
     /// per fill reported ([`LedgerEntry`]), each written as it happens. The file is created
     /// (or truncated) at start; `None`: no ledger.
     pub ledger: Option<PathBuf>,
+    /// How order-API requests are authenticated: as Binance ([`SimAuth::Strict`] with the
+    /// built-in test keys, the default) or not at all ([`SimAuth::Lenient`], the escape hatch
+    /// for raw-protocol tests with made-up signatures).
+    pub auth: SimAuth,
 }
 
 impl Default for SimConfig {
@@ -243,6 +257,7 @@ impl Default for SimConfig {
             order_api: true,
             order_latency: Duration::ZERO,
             ledger: None,
+            auth: SimAuth::default(),
         }
     }
 }

@@ -20,9 +20,13 @@
 //! `order.status` and `myTrades` see that account's orders and fills only (another account's
 //! order is `-2013 Order does not exist.`), and a client order id must be unique among the
 //! account's open orders of a symbol. Execution reports go to the connection that placed the
-//! order, without a `userDataStream.subscribe` (which is accepted, and answered
-//! `{"subscriptionId":0}`). Orders outlive their connection, as on Binance; reports for a
-//! closed connection's orders are dropped and counted ([`super::OrderStats::events_dropped`]).
+//! order once it subscribed that account's user data stream, as Binance documents it: with
+//! `userDataStream.subscribe` on a connection whose `session.logon` was accepted, or with the
+//! signed `userDataStream.subscribe.signature` on any connection (answered
+//! `{"subscriptionId":N}`); a connection that did not subscribe gets no reports
+//! ([`super::auth`]; [`super::SimAuth::Lenient`] sends them anyway, as the simulator did before
+//! issue #15). Orders outlive their connection, as on Binance; reports for a closed connection's
+//! orders are dropped and counted ([`super::OrderStats::events_dropped`]).
 //!
 //! # Reconciliation
 //!
@@ -49,6 +53,7 @@
 //! before anything else happens to it; [`super::VenueSim::probe_latencies`] joins these stamps
 //! with the trade frames' send stamps ([`super::VenueSim::send_times`]).
 
+use super::auth::SimAuth;
 use super::conn::{ConnShared, Registration};
 use super::history::{History, MAX_FINISHED_ORDERS, MAX_TRADES};
 use super::ledger::Ledger;
@@ -200,6 +205,25 @@ struct State {
     history: History,
     /// The ledger, if one was asked for.
     ledger: Option<Ledger>,
+    /// Every user data stream subscription (strict only).
+    user_streams: Vec<StreamSub>,
+    /// The next subscription's id (per venue; Binance numbers them per connection).
+    next_subscription: u64,
+}
+
+/// One user data stream subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StreamSub {
+    /// The connection the reports go to.
+    conn: u64,
+    /// The account whose orders are reported.
+    account: u32,
+    /// `subscriptionId`.
+    id: u64,
+    /// Made with `userDataStream.subscribe` (ended by `session.logout`, as Binance documents:
+    /// "session.logout will only close the subscription created with userDataStream.subscribe
+    /// but not subscriptions opened with userDataStream.subscribe.signature").
+    by_session: bool,
 }
 
 /// Books the executions of symbol `sym` in the history and the ledger.
@@ -244,6 +268,8 @@ impl State {
 pub(crate) struct Venue {
     /// Order requests are answered (else refused with an error).
     pub(crate) enabled: bool,
+    /// How requests are authenticated.
+    pub(crate) auth: SimAuth,
     /// How long a request waits before it is handled.
     pub(crate) latency: Duration,
     state: Mutex<State>,
@@ -277,6 +303,7 @@ impl Venue {
         }
         Venue {
             enabled: cfg.order_api,
+            auth: cfg.auth.clone(),
             latency: cfg.order_latency,
             state: Mutex::new(State {
                 books: (0..symbols.len())
@@ -291,6 +318,8 @@ impl Venue {
                 next_order_id: 1,
                 history: History::new(MAX_FINISHED_ORDERS, MAX_TRADES),
                 ledger,
+                user_streams: Vec::new(),
+                next_subscription: 0,
             }),
             sessions: Mutex::new(Vec::new()),
             probes: Mutex::new(Vec::with_capacity(cfg.send_times_capacity.min(1 << 20))),
@@ -320,6 +349,38 @@ impl Venue {
 
     fn close_session(&self, id: u64) {
         self.lock_sessions().retain(|(i, _)| *i != id);
+        self.lock().user_streams.retain(|s| s.conn != id);
+    }
+
+    /// Subscribes connection `me` to the user data stream of `key`'s account; returns the
+    /// subscription id (one per account and connection, as on Binance).
+    fn subscribe(&self, me: u64, key: &str, by_session: bool) -> Result<u64, ApiError> {
+        self.auth.may_stream(key)?;
+        let mut st = self.lock();
+        let account = st.account(key)?;
+        let found = st
+            .user_streams
+            .iter()
+            .find(|s| s.conn == me && s.account == account);
+        if let Some(s) = found {
+            return Ok(s.id);
+        }
+        let id = st.next_subscription;
+        st.next_subscription += 1;
+        st.user_streams.push(StreamSub {
+            conn: me,
+            account,
+            id,
+            by_session,
+        });
+        Ok(id)
+    }
+
+    /// Ends connection `me`'s subscriptions (`session_only`: those of `userDataStream.subscribe`).
+    fn unsubscribe(&self, me: u64, session_only: bool) {
+        self.lock()
+            .user_streams
+            .retain(|s| s.conn != me || (session_only && !s.by_session));
     }
 
     fn record_probe(&self, trade_id: u64, arrival_ns: u64) {
@@ -367,6 +428,7 @@ impl Venue {
                 execs,
                 history,
                 ledger,
+                user_streams,
                 ..
             } = &mut *st;
             events.clear();
@@ -382,7 +444,7 @@ impl Venue {
                         if !execs.is_empty() {
                             book_keep(history, ledger, sym, execs);
                             let names = &names[sym];
-                            self.dispatch(inner, names, execs, me, mine);
+                            self.dispatch(inner, names, execs, user_streams, me, mine);
                         }
                     }
                 }
@@ -391,19 +453,28 @@ impl Venue {
         }
     }
 
-    /// Writes the reports of `execs`: `me`'s into `mine`, the others' into their queues.
+    /// Writes the reports of `execs`: `me`'s into `mine`, the others' into their queues;
+    /// strict, only to connections that subscribed the order's account (`user_streams`).
     fn dispatch(
         &self,
         inner: &Inner,
         names: &Names,
         execs: &[Exec],
+        user_streams: &[StreamSub],
         me: Option<u64>,
         mine: &mut Vec<String>,
     ) {
         let fills = execs.iter().filter(|e| e.exec == ExecType::Trade).count();
         inner.count(C::OrderFills, fills as u64);
+        let strict = self.auth.is_strict();
         let mut sessions: Option<MutexGuard<'_, Sessions>> = None;
         for e in execs {
+            let subscribed = user_streams
+                .iter()
+                .any(|s| s.conn == e.order.owner && s.account == e.order.account);
+            if strict && !subscribed {
+                continue; // no user data stream: Binance sends nothing
+            }
             let report = wsapi::execution_report(names, e);
             if Some(e.order.owner) == me {
                 mine.push(report);
@@ -486,6 +557,7 @@ impl Venue {
             execs,
             history,
             ledger,
+            user_streams,
             ..
         } = &mut *st;
         execs.clear();
@@ -523,7 +595,7 @@ impl Venue {
             Err(r) => error(inner, id, &wsapi::reject_error(r), out),
         }
         book_keep(history, ledger, sym, execs);
-        self.dispatch(inner, names, execs, Some(me), out);
+        self.dispatch(inner, names, execs, user_streams, Some(me), out);
         self.update_resting(&st);
     }
 
@@ -562,6 +634,7 @@ impl Venue {
             execs,
             history,
             ledger,
+            user_streams,
             ..
         } = &mut *st;
         execs.clear();
@@ -596,7 +669,7 @@ impl Venue {
             None => error(inner, id, &ApiError::new(-2011, "Unknown order sent."), out),
         }
         book_keep(history, ledger, sym, execs);
-        self.dispatch(inner, names, execs, Some(me), out);
+        self.dispatch(inner, names, execs, user_streams, Some(me), out);
         self.update_resting(&st);
     }
 
@@ -841,15 +914,23 @@ impl Desk {
     }
 
     fn execute(&mut self, mut req: Envelope, out: &mut Vec<String>) {
-        // An authenticated session: a request without a key and a signature is the session's.
-        if let Some(key) = &self.session_key {
-            if !req.params.contains_key("apiKey") && !req.params.contains_key("signature") {
-                req.params.insert("apiKey".into(), key.clone().into());
-                req.params.insert("signature".into(), "session".into());
-            }
-        }
         let inner = &*self.inner;
         let venue = &inner.venue;
+        // An authenticated session: a request without a key and a signature is the session's.
+        let by_session = self.session_key.is_some()
+            && !req.params.contains_key("apiKey")
+            && !req.params.contains_key("signature");
+        if let (true, Some(key)) = (by_session, &self.session_key) {
+            req.params.insert("apiKey".into(), key.clone().into());
+            req.params.insert("signature".into(), "session".into());
+        } else if req.method.signed() && venue.enabled {
+            if let Err(e) = venue.auth.verify(&req.params, now_ms()) {
+                if req.method == Method::Place {
+                    venue.refused_place(&req.params);
+                }
+                return error(inner, req.id.as_str(), &e, out);
+            }
+        }
         let id = req.id.as_str();
         if !venue.enabled {
             let e = ApiError::new(
@@ -868,8 +949,37 @@ impl Desk {
                 id,
                 &format!("{{\"serverTime\":{}}}", now_ms()),
             )),
-            Method::UserStreamSubscribe => out.push(wsapi::ok_reply(id, "{\"subscriptionId\":0}")),
-            Method::UserStreamUnsubscribe => out.push(wsapi::ok_reply(id, "{}")),
+            Method::UserStreamSubscribe => match (&self.session_key, venue.auth.is_strict()) {
+                (Some(key), _) => match venue.subscribe(me, key, true) {
+                    Ok(n) => out.push(wsapi::ok_reply(id, &format!("{{\"subscriptionId\":{n}}}"))),
+                    Err(e) => error(inner, id, &e, out),
+                },
+                (None, false) => out.push(wsapi::ok_reply(id, "{\"subscriptionId\":0}")),
+                // Binance: "This method requires an authenticated WebSocket connection using
+                // Ed25519 keys. Please refer to session.logon."
+                (None, true) => error(
+                    inner,
+                    id,
+                    &ApiError {
+                        status: 401,
+                        code: -1002,
+                        msg: "You are not authorized to execute this request.".into(),
+                    },
+                    out,
+                ),
+            },
+            Method::UserStreamSubscribeSignature => {
+                match wsapi::parse_subscribe_signature(&req.params)
+                    .and_then(|key| venue.subscribe(me, &key, false))
+                {
+                    Ok(n) => out.push(wsapi::ok_reply(id, &format!("{{\"subscriptionId\":{n}}}"))),
+                    Err(e) => error(inner, id, &e, out),
+                }
+            }
+            Method::UserStreamUnsubscribe => {
+                venue.unsubscribe(me, false);
+                out.push(wsapi::ok_reply(id, "{}"))
+            }
             Method::Logon => match wsapi::parse_logon(&req.params) {
                 Ok(key) => {
                     let r = wsapi::session_result(Some(&key), self.connected_ms, now_ms());
@@ -880,6 +990,7 @@ impl Desk {
             },
             Method::Logout => {
                 self.session_key = None;
+                venue.unsubscribe(me, true);
                 let r = wsapi::session_result(None, self.connected_ms, now_ms());
                 out.push(wsapi::ok_reply(id, &r));
             }

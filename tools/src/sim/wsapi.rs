@@ -6,8 +6,9 @@
 //! Requests are `{"id":..,"method":"order.place","params":{..}}` (a `v3/` prefix on the method
 //! is accepted); replies `{"id":..,"status":200,"result":{..}}` or
 //! `{"id":..,"status":400,"error":{"code":-1102,"msg":".."}}`; events
-//! `{"event":{"e":"executionReport",..}}`. Signatures are not checked (the simulator holds no
-//! secrets), but `apiKey`, `signature` and `timestamp` must be present and well-formed.
+//! `{"event":{"e":"executionReport",..}}`. `apiKey`, `signature` and `timestamp` must be present
+//! and well-formed here; keys, signatures and the `recvWindow` are verified by
+//! [`super::auth`] (strict, the default).
 
 use super::history::{TradeFilter, TradeRecord};
 use super::matching::{ClientId, Exec, ExecType, OrdType, Order, Status, Tif, MAX_CLIENT_ID};
@@ -99,8 +100,10 @@ pub(crate) enum Method {
     Ping,
     /// `time` (API path only).
     Time,
-    /// `userDataStream.subscribe`: accepted; events are pushed anyway.
+    /// `userDataStream.subscribe`: needs an authenticated session (strict).
     UserStreamSubscribe,
+    /// `userDataStream.subscribe.signature`: signed, any session.
+    UserStreamSubscribeSignature,
     /// `userDataStream.unsubscribe`: accepted.
     UserStreamUnsubscribe,
     /// `session.logon`: later requests on the connection may leave out `apiKey` and `signature`.
@@ -120,6 +123,7 @@ impl Method {
             "order.status" => Method::OrderStatus,
             "myTrades" => Method::MyTrades,
             "userDataStream.subscribe" => Method::UserStreamSubscribe,
+            "userDataStream.subscribe.signature" => Method::UserStreamSubscribeSignature,
             "userDataStream.unsubscribe" => Method::UserStreamUnsubscribe,
             "session.logon" => Method::Logon,
             "session.logout" => Method::Logout,
@@ -290,6 +294,27 @@ fn auth(p: &Map<String, Value>) -> Result<String, ApiError> {
         }
     }
     Ok(key.into_owned())
+}
+
+impl Method {
+    /// True for the methods that carry `apiKey`, `timestamp` and `signature` (unless the
+    /// session is authenticated).
+    pub(crate) fn signed(self) -> bool {
+        !matches!(
+            self,
+            Method::Ping
+                | Method::Time
+                | Method::UserStreamSubscribe
+                | Method::UserStreamUnsubscribe
+                | Method::Logout
+        )
+    }
+}
+
+/// Checks `userDataStream.subscribe.signature`'s parameters (`apiKey`, `signature`,
+/// `timestamp`); returns the key.
+pub(crate) fn parse_subscribe_signature(p: &Map<String, Value>) -> Result<String, ApiError> {
+    auth(p)
 }
 
 /// Checks `session.logon`'s parameters (`apiKey`, `signature`, `timestamp`); returns the key.
