@@ -453,12 +453,24 @@ fn ctl(args: CtlArgs) -> Result<()> {
         CtlCmd::Resume => CtlRequest::Resume,
         CtlCmd::Kill => CtlRequest::Kill,
     };
-    let reply = request_with_token(
-        &endpoint,
-        &req,
-        token.as_ref(),
-        seconds("--timeout", args.timeout)?,
-    )?;
+    let timeout = seconds("--timeout", args.timeout)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let reply = loop {
+        let reply = request_with_token(&endpoint, &req, token.as_ref(), timeout)?;
+        // Every slot busy (the reserved ones too): kill and halt try again until --timeout,
+        // as a slot frees within seconds (LINE_DEADLINE).
+        let busy = reply["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("too many control connections"));
+        if busy
+            && matches!(req, CtlRequest::Kill | CtlRequest::Halt)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        break reply;
+    };
     if args.json {
         println!("{reply}");
     }

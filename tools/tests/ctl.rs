@@ -847,6 +847,21 @@ fn slow_loris_connections_cannot_lock_out_kill() {
         v["error"].as_str().unwrap().contains("only kill and halt"),
         "{v}"
     );
+    // With the reserved slots taken too, a connection is refused at once, pointing at SIGUSR1.
+    let reserved: Vec<_> = (0..tools::control::PRIORITY_SLOTS)
+        .map(|_| e.connect())
+        .collect();
+    let (_s, mut r) = e.connect();
+    let v = read_reply(&mut r).expect("a refusal");
+    let why = v["error"].as_str().unwrap();
+    assert!(why.contains("too many") && why.contains("SIGUSR1"), "{v}");
+    assert_closed(&mut r);
+    // The idle reserved connections are closed within their deadline.
+    for (_, mut r) in reserved {
+        if let Some(v) = read_reply(&mut r) {
+            assert!(v["error"].as_str().unwrap().contains("no request"), "{v}");
+        }
+    }
     // The slow lines miss their deadline and are closed, however they trickle.
     let stop = Instant::now() + T;
     let mut closed = vec![false; loris.len()];
@@ -873,6 +888,7 @@ fn slow_loris_connections_cannot_lock_out_kill() {
         s["control"]["priority_served"].as_u64().unwrap() >= 1,
         "{s}"
     );
+    assert!(s["control"]["refused_busy"].as_u64().unwrap() >= 2, "{s}");
     assert!(
         s["control"]["timed_out"].as_u64().unwrap() >= MAX_CONNECTIONS as u64,
         "{s}"
