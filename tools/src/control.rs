@@ -42,7 +42,7 @@
 //!
 //! - A line is at most [`MAX_LINE`] bytes (a longer one is refused before more is buffered) and
 //!   must be complete within [`LINE_DEADLINE`] of its first byte; a connection that sends no
-//!   request for [`IDLE_CLOSE`] is closed (on TCP, the first request must come within
+//!   request for [`IDLE_CLOSE`] is closed (on TCP, the first request must start within
 //!   [`LINE_DEADLINE`] of connecting).
 //! - The first line that is not a valid request (not JSON, an unknown command or field, a
 //!   missing or wrong token, or anything that looks like HTTP: `POST / HTTP/1.1`, …) is
@@ -64,7 +64,10 @@
 //! One JSON object per line (UTF-8, `\n`-terminated, at most [`MAX_LINE`] bytes) in each
 //! direction; a connection may send any number of requests and gets one reply line for each, in
 //! order. A request names its command in `cmd`; unknown commands and unknown fields are refused,
-//! naming them. An optional `id` (any JSON value) is echoed in the reply.
+//! naming them, and close the connection. An optional `id` (any JSON value) is echoed in the
+//! reply. On TCP every request also carries the token: `{"cmd":"status","token":"…"}` (on the
+//! Unix socket a `token` field is ignored). `kill` and `halt` are applied at once; the other
+//! commands one at a time, in arrival order.
 //!
 //! | request | effect |
 //! |---|---|
@@ -133,8 +136,9 @@ pub const MAX_CONNECTIONS: usize = 8;
 /// is refused); more than that are refused at once.
 pub const PRIORITY_SLOTS: usize = 2;
 
-/// A request line must be complete this long after its first byte (and on TCP, or on a
-/// priority slot, the first line this long after connecting).
+/// A request line must be complete this long after its first byte; on TCP the first request
+/// must start this long after connecting, and on a reserved slot its one line must be complete
+/// this long after connecting.
 pub const LINE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A connection that sends no request for this long is closed.
@@ -1047,7 +1051,11 @@ fn serve_connection(mut s: Stream, slot: Slot, ctx: &ConnCtx, stop: &AtomicBool)
                 } else {
                     IDLE_CLOSE
                 };
-                if now.duration_since(idle_since) >= idle_limit {
+                // A line in progress has its own deadline (above); a reserved slot has one line's.
+                let idle = line_started.is_none() && now.duration_since(idle_since) >= idle_limit;
+                let reserved_over =
+                    slot == Slot::Priority && now.duration_since(connected) >= LINE_DEADLINE;
+                if idle || reserved_over {
                     let why = format!("no request within {:.0} s", idle_limit.as_secs_f64());
                     close(&mut s, &stats.timed_out, &why, None);
                     return;
