@@ -2178,4 +2178,33 @@ mod tests {
         core.poll(0);
         assert!(core.inputs_finished());
     }
+
+    #[test]
+    fn a_flood_of_control_commands_is_taken_at_most_16_a_millisecond() {
+        use crate::control::{Command, Request};
+        let (mut core, _tx, _rec) = setup(0);
+        let (ctl, rx) = crossbeam_channel::unbounded();
+        core.set_control(rx);
+        let mut replies = Vec::new();
+        for _ in 0..100 {
+            let (reply, answer) = crossbeam_channel::bounded(1);
+            ctl.send(Request {
+                command: Command::Status,
+                reply,
+            })
+            .unwrap();
+            replies.push(answer);
+        }
+        core.poll(1_000);
+        assert_eq!(core.counters().control_commands, 16);
+        // Polls within the same millisecond take none: the market is never held up by them.
+        for _ in 0..1_000 {
+            core.poll(2_000);
+        }
+        assert_eq!(core.counters().control_commands, 16);
+        core.clock.t.set(core.clock.t.get() + 1_000_000);
+        core.poll(3_000);
+        assert_eq!(core.counters().control_commands, 32);
+        assert_eq!(replies.iter().filter(|r| r.try_recv().is_ok()).count(), 32);
+    }
 }

@@ -61,7 +61,9 @@
 //! [control]             # the runtime control socket of `tickline run` (`tickline ctl`)
 //! enabled = true
 //! socket = "tickline.sock"           # Unix socket, mode 0600 (the default for `tickline run`)
-//! # tcp = "127.0.0.1:7070"           # instead: a loopback TCP port (other addresses are refused)
+//! # tcp = "127.0.0.1:7070"           # instead: a loopback TCP port (other addresses are refused);
+//! # token_file = "control.token"     #   it needs a token: this file (mode 0600, nothing looser)
+//!                                    #   or else $TICKLINE_CONTROL_TOKEN (16 bytes at least)
 //! reply_timeout_ms = 5000            # how long a command waits for the core's answer
 //!
 //! [risk]                # pre-trade limits, every symbol (on whenever orders are)
@@ -123,7 +125,13 @@ pub struct ControlSection {
     /// Unix socket path (created with mode 0600, removed at exit).
     pub socket: Option<String>,
     /// Instead of the Unix socket: a loopback TCP address, `127.0.0.1:PORT` or `[::1]:PORT`.
+    /// It needs a token (`token_file`, or the environment variable
+    /// [`TOKEN_ENV`](crate::control::TOKEN_ENV)); without one the engine refuses to start.
     pub tcp: Option<String>,
+    /// The TCP control token's file (mode 0600 or stricter; a looser one is refused). Without
+    /// it, the token comes from [`TOKEN_ENV`](crate::control::TOKEN_ENV). The Unix socket needs
+    /// none. `tickline ctl --config` reads it too.
+    pub token_file: Option<String>,
     /// How long a command waits for the core's answer, ms.
     pub reply_timeout_ms: u64,
 }
@@ -134,6 +142,7 @@ impl Default for ControlSection {
             enabled: true,
             socket: None,
             tcp: None,
+            token_file: None,
             reply_timeout_ms: 5000,
         }
     }
@@ -151,6 +160,15 @@ impl ControlSection {
         }
         let path = self.socket.as_deref().unwrap_or(DEFAULT_CONTROL_SOCKET);
         Ok(Some(crate::control::Endpoint::Unix(path.into())))
+    }
+
+    /// The TCP control token: from `token_file` if set (mode 0600, else refused), else from the
+    /// environment variable [`TOKEN_ENV`](crate::control::TOKEN_ENV); `None` if neither.
+    pub fn token(&self) -> Result<Option<crate::control::Token>> {
+        match &self.token_file {
+            Some(path) => crate::control::Token::from_file(Path::new(path)).map(Some),
+            None => crate::control::Token::from_env(),
+        }
     }
 
     /// Only what the config names (`tcp` or `socket`), without the default: what a library
@@ -1035,6 +1053,9 @@ impl Config {
             );
         }
         self.control.endpoint()?;
+        if self.control.token_file.as_deref() == Some("") {
+            bail!("control.token_file: an empty path");
+        }
         if !(1..=600_000).contains(&self.control.reply_timeout_ms) {
             bail!(
                 "control.reply_timeout_ms = {}: must be in 1..=600000",
@@ -1315,6 +1336,7 @@ mod tests {
                 "control.reply_timeout_ms",
             ),
             ("[control]\nsockt = \"a\"\n", "sockt"),
+            ("[control]\ntoken_file = \"\"\n", "control.token_file"),
         ] {
             let e = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(e.contains(key), "{text}: {e}");

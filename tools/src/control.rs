@@ -25,14 +25,49 @@
 //! place, so no other user can ever connect), removed when the engine stops. At start-up an
 //! existing socket on which an engine answers refuses the start; a stale one (nobody answers) is
 //! removed; anything else at the path refuses the start. Or `[control] tcp = "127.0.0.1:7070"`:
-//! a loopback TCP port (a non-loopback address is refused: the protocol has no authentication).
+//! a loopback TCP port (a non-loopback address is refused).
+//!
+//! # Authentication
+//!
+//! The Unix socket relies on its mode 0600: only the engine's user can connect, and no token is
+//! asked. Any local user can reach a TCP port, so TCP control needs a token: `[control]
+//! token_file` (a file of mode 0600, nothing looser; its text, trimmed, at least
+//! [`MIN_TOKEN_LEN`] bytes) or else the environment variable [`TOKEN_ENV`]. An engine with
+//! `tcp` and no token refuses to start. Every request on TCP carries it in a `token` field
+//! (`tickline ctl` adds it), compared in constant time ([`Token::matches`]); a missing or wrong
+//! token is answered with an error and the connection is closed. The token is never printed,
+//! echoed or put in `status`.
+//!
+//! # Abuse limits
+//!
+//! - A line is at most [`MAX_LINE`] bytes (a longer one is refused before more is buffered) and
+//!   must be complete within [`LINE_DEADLINE`] of its first byte; a connection that sends no
+//!   request for [`IDLE_CLOSE`] is closed (on TCP, the first request must start within
+//!   [`LINE_DEADLINE`] of connecting).
+//! - The first line that is not a valid request (not JSON, an unknown command or field, a
+//!   missing or wrong token, or anything that looks like HTTP: `POST / HTTP/1.1`, …) is
+//!   answered with an error and closes the connection, so a browser or `curl` that reaches the
+//!   port cannot smuggle a command in a request body.
+//! - At most [`MAX_CONNECTIONS`] connections are served at once. Beyond them,
+//!   [`PRIORITY_SLOTS`] more are accepted for one line each (within [`LINE_DEADLINE`] of
+//!   connecting): a `kill` or `halt` is served, anything else refused. `kill` and `halt` go
+//!   straight to the core, never waiting behind another connection's command. Further
+//!   connections are refused at once. Refusals and timeouts are counted in `status`
+//!   (`status.control`).
+//! - The core takes at most 16 commands a millisecond from its bounded queue, so a flood of
+//!   commands cannot delay its market work.
+//! - Without any socket, `SIGUSR1` to `tickline run` is the kill switch (the same core command
+//!   as `kill`).
 //!
 //! # Protocol
 //!
 //! One JSON object per line (UTF-8, `\n`-terminated, at most [`MAX_LINE`] bytes) in each
 //! direction; a connection may send any number of requests and gets one reply line for each, in
 //! order. A request names its command in `cmd`; unknown commands and unknown fields are refused,
-//! naming them. An optional `id` (any JSON value) is echoed in the reply.
+//! naming them, and close the connection. An optional `id` (any JSON value) is echoed in the
+//! reply. On TCP every request also carries the token: `{"cmd":"status","token":"…"}` (on the
+//! Unix socket a `token` field is ignored). `kill` and `halt` are applied at once; the other
+//! commands one at a time, in arrival order.
 //!
 //! | request | effect |
 //! |---|---|
@@ -85,7 +120,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -93,11 +128,31 @@ use std::time::{Duration, Instant};
 /// Longest request or reply line, bytes.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// Control connections served at once; more are answered with an error and closed.
+/// Control connections served at once; beyond them only `kill` and `halt` are served, on
+/// [`PRIORITY_SLOTS`].
 pub const MAX_CONNECTIONS: usize = 8;
 
-/// A connection that sends nothing for this long is closed.
-const IDLE_CLOSE: Duration = Duration::from_secs(300);
+/// Connections accepted beyond [`MAX_CONNECTIONS`] for one `kill` or `halt` each (anything else
+/// is refused); more than that are refused at once.
+pub const PRIORITY_SLOTS: usize = 2;
+
+/// A request line must be complete this long after its first byte; on TCP the first request
+/// must start this long after connecting, and on a reserved slot its one line must be complete
+/// this long after connecting.
+pub const LINE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A connection that sends no request for this long is closed.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(30);
+
+/// The environment variable that holds the TCP control token when `[control] token_file` is
+/// not set (read by `tickline run` and by `tickline ctl`).
+pub const TOKEN_ENV: &str = "TICKLINE_CONTROL_TOKEN";
+
+/// Shortest accepted token, bytes (for example `openssl rand -hex 32` makes 64).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Longest accepted token file, bytes.
+const MAX_TOKEN_FILE: u64 = 4096;
 
 /// How often blocked control threads look at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(50);
@@ -139,7 +194,7 @@ pub fn loopback_addr(s: &str) -> Result<SocketAddr> {
     match addrs.first() {
         Some(a) if addrs.iter().all(|a| a.ip().is_loopback()) => Ok(*a),
         Some(_) => bail!(
-            "{s:?}: not a loopback address; the control protocol has no authentication, so it is served on 127.0.0.1 or [::1] only"
+            "{s:?}: not a loopback address; TCP control is served on 127.0.0.1 or [::1] only (its token would cross the network in clear)"
         ),
         None => bail!("{s:?}: resolves to no address"),
     }
@@ -151,6 +206,112 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("{s:?}: expected KEY=VALUE")),
     }
+}
+
+/// The shared secret of TCP control. Its text is never printed: `Debug` shows `Token(..)`, it
+/// has no `Display`, and no error message quotes it.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+impl Token {
+    /// A token from `text` (trimmed); `origin` names where it came from in errors.
+    pub fn new(text: &str, origin: &str) -> Result<Token> {
+        let t = text.trim();
+        if t.is_empty() {
+            bail!("{origin}: the control token is empty");
+        }
+        if t.len() < MIN_TOKEN_LEN {
+            bail!(
+                "{origin}: the control token is {} bytes; at least {MIN_TOKEN_LEN} (for example `openssl rand -hex 32`)",
+                t.len()
+            );
+        }
+        if t.chars().any(char::is_control) {
+            bail!(
+                "{origin}: the control token holds a control character (one line of text, please)"
+            );
+        }
+        Ok(Token(t.to_string()))
+    }
+
+    /// Reads a token file, which must be a regular file of mode 0600 or stricter (no group or
+    /// other bits): a looser one is refused, naming its mode.
+    pub fn from_file(path: &Path) -> Result<Token> {
+        let shown = format!("control.token_file {}", path.display());
+        let file = std::fs::File::open(path).with_context(|| shown.clone())?;
+        let meta = file.metadata().with_context(|| shown.clone())?;
+        if !meta.is_file() {
+            bail!("{shown}: not a regular file");
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{shown}: mode {mode:04o} lets other users read it; `chmod 600` it (the token guards the kill switch)"
+            );
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_TOKEN_FILE + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| shown.clone())?;
+        if bytes.len() as u64 > MAX_TOKEN_FILE {
+            bail!("{shown}: longer than {MAX_TOKEN_FILE} bytes; a token file holds one token");
+        }
+        let text =
+            String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: not UTF-8 text"))?;
+        Token::new(&text, &shown)
+    }
+
+    /// The token in the environment variable [`TOKEN_ENV`], if set.
+    pub fn from_env() -> Result<Option<Token>> {
+        match std::env::var(TOKEN_ENV) {
+            Ok(v) => Token::new(&v, TOKEN_ENV).map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => bail!("{TOKEN_ENV}: not UTF-8 text"),
+        }
+    }
+
+    /// Whether `candidate` is this token, in time that depends on the token's length only (not
+    /// on where the first differing byte is).
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        constant_time_eq(self.0.as_bytes(), candidate)
+    }
+}
+
+/// `secret == candidate`, looking at every byte of `secret` whatever differs: the time depends
+/// on `secret.len()` only (the candidate's length is its sender's own knowledge).
+pub fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
+    let mut diff = secret.len() ^ candidate.len();
+    for (i, &s) in secret.iter().enumerate() {
+        let c = candidate.get(i).copied().unwrap_or(!s);
+        diff |= usize::from(std::hint::black_box(s ^ c));
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Whether a request line looks like HTTP (a request line, or any line naming `HTTP/1.` or
+/// HTTP/2's preface): such a connection is refused and closed.
+pub fn looks_like_http(line: &[u8]) -> bool {
+    const METHODS: &[&[u8]] = &[
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"OPTIONS ",
+        b"DELETE ",
+        b"CONNECT ",
+        b"PATCH ",
+        b"TRACE ",
+        b"PRI * ",
+    ];
+    METHODS.iter().any(|m| line.starts_with(m))
+        || line.windows(7).any(|w| w == b"HTTP/1.")
+        || line.windows(6).any(|w| w == b"HTTP/2")
 }
 
 /// A control request, as `tickline ctl` sends it.
@@ -353,9 +514,23 @@ impl CtlRequest {
 /// Sends one request and returns the reply object (`{"ok":..}`), waiting at most `timeout`
 /// for it. Connection failures name the endpoint and say what is likely wrong.
 pub fn request(endpoint: &Endpoint, req: &CtlRequest, timeout: Duration) -> Result<Value> {
+    request_with_token(endpoint, req, None, timeout)
+}
+
+/// [`request`] with the TCP control token (added to the request as its `token` field).
+pub fn request_with_token(
+    endpoint: &Endpoint,
+    req: &CtlRequest,
+    token: Option<&Token>,
+    timeout: Duration,
+) -> Result<Value> {
     let mut stream = connect(endpoint)?;
     stream.set_read_timeout(Some(timeout))?;
-    let mut line = req.to_json().to_string();
+    let mut v = req.to_json();
+    if let (Some(t), Some(obj)) = (token, v.as_object_mut()) {
+        obj.insert("token".into(), Value::String(t.0.clone()));
+    }
+    let mut line = v.to_string();
     line.push('\n');
     stream
         .write_all(line.as_bytes())
@@ -490,7 +665,9 @@ struct LineReader {
 impl LineReader {
     /// The next complete line (without its `\n`), if buffered; an error if a line is too long.
     fn next_line(&mut self) -> Result<Option<Vec<u8>>, String> {
-        if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+        // A newline past MAX_LINE ends a line that is already too long.
+        let scan = &self.buf[..self.buf.len().min(MAX_LINE + 1)];
+        if let Some(i) = scan.iter().position(|&b| b == b'\n') {
             let mut line: Vec<u8> = self.buf.drain(..=i).collect();
             line.pop();
             if line.last() == Some(&b'\r') {
@@ -539,11 +716,49 @@ enum Listener {
     Tcp(TcpListener),
 }
 
+/// Counts of the control server, shown in `status` as `control`.
+#[derive(Debug, Default)]
+pub struct ControlStats {
+    accepted: AtomicU64,
+    open: AtomicUsize,
+    refused_busy: AtomicU64,
+    refused_auth: AtomicU64,
+    refused_protocol: AtomicU64,
+    timed_out: AtomicU64,
+    priority_served: AtomicU64,
+}
+
+impl ControlStats {
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts as the `control` object of the status tree.
+    pub fn to_json(&self, endpoint: &str, auth: &str) -> Value {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        json!({
+            "endpoint": endpoint,
+            "auth": auth,
+            "open": self.open.load(Ordering::Relaxed),
+            "max_connections": MAX_CONNECTIONS,
+            "accepted": n(&self.accepted),
+            "refused_busy": n(&self.refused_busy),
+            "refused_auth": n(&self.refused_auth),
+            "refused_protocol": n(&self.refused_protocol),
+            "timed_out": n(&self.timed_out),
+            "priority_served": n(&self.priority_served),
+        })
+    }
+}
+
 /// A bound control socket, not yet served (bind it first thing, so a second engine on the same
 /// socket stops before it touches the venue).
 pub struct ControlServer {
     listener: Listener,
     endpoint: Endpoint,
+    /// Required on every TCP request (always set for TCP).
+    token: Option<Token>,
+    stats: Arc<ControlStats>,
 }
 
 impl std::fmt::Debug for ControlServer {
@@ -554,10 +769,29 @@ impl std::fmt::Debug for ControlServer {
     }
 }
 
+/// What a connection's thread shares with the others.
+struct ConnCtx {
+    controller: Arc<Mutex<Controller>>,
+    /// `kill` and `halt` go to the core through this, never waiting for the controller's lock.
+    link: CoreLink,
+    token: Option<Token>,
+    stats: Arc<ControlStats>,
+}
+
+/// Which slot a connection holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Slot {
+    /// One of [`MAX_CONNECTIONS`]: any number of requests.
+    Regular,
+    /// Beyond them: one line, served only if it is `kill` or `halt`.
+    Priority,
+}
+
 impl ControlServer {
     /// Binds `endpoint`: a Unix socket with mode 0600 (refused if an engine answers on the path,
-    /// a stale socket removed), or a loopback TCP port.
-    pub fn bind(endpoint: &Endpoint) -> Result<ControlServer> {
+    /// a stale socket removed), or a loopback TCP port, which needs `token` (refused without).
+    /// A token given for a Unix socket is not used: its mode guards it.
+    pub fn bind(endpoint: &Endpoint, token: Option<Token>) -> Result<ControlServer> {
         match endpoint {
             Endpoint::Unix(path) => {
                 let (l, file) = bind_unix(path)?;
@@ -568,11 +802,18 @@ impl ControlServer {
                         _file: file,
                     },
                     endpoint: endpoint.clone(),
+                    token: None,
+                    stats: Arc::default(),
                 })
             }
             Endpoint::Tcp(addr) => {
                 if !addr.ip().is_loopback() {
                     bail!("control.tcp {addr}: not a loopback address");
+                }
+                if token.is_none() {
+                    bail!(
+                        "control.tcp {addr}: TCP control needs a token (any local user can reach a TCP port): set [control] token_file = \"PATH\" (a file of mode 0600 holding it) or the environment variable {TOKEN_ENV}; or serve the Unix socket instead ([control] socket), which its mode 0600 guards"
+                    );
                 }
                 let l = TcpListener::bind(addr).with_context(|| {
                     format!("control.tcp {addr}: cannot listen (another `tickline run` on it?)")
@@ -582,6 +823,8 @@ impl ControlServer {
                 Ok(ControlServer {
                     listener: Listener::Tcp(l),
                     endpoint: Endpoint::Tcp(local),
+                    token,
+                    stats: Arc::default(),
                 })
             }
         }
@@ -611,16 +854,27 @@ impl ControlServer {
         }
     }
 
-    fn serve(self, controller: Controller, stop: &Arc<AtomicBool>) {
-        let controller = Arc::new(Mutex::new(controller));
-        let open = Arc::new(AtomicUsize::new(0));
+    fn serve(self, mut controller: Controller, stop: &Arc<AtomicBool>) {
+        let auth = if self.token.is_some() {
+            "token"
+        } else {
+            "unix socket mode 0600"
+        };
+        controller.stats = Some((self.stats.clone(), self.endpoint.to_string(), auth));
+        let ctx = Arc::new(ConnCtx {
+            link: controller.link(),
+            controller: Arc::new(Mutex::new(controller)),
+            token: self.token.clone(),
+            stats: self.stats.clone(),
+        });
+        let priority_open = Arc::new(AtomicUsize::new(0));
         let mut handlers: Vec<JoinHandle<()>> = Vec::new();
         let mut next_housekeeping = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             if Instant::now() >= next_housekeeping {
                 next_housekeeping = Instant::now() + Duration::from_secs(1);
                 // Never wait behind a command in progress: the next round will do.
-                if let Ok(mut c) = controller.try_lock() {
+                if let Ok(mut c) = ctx.controller.try_lock() {
                     c.housekeeping();
                 }
             }
@@ -630,29 +884,36 @@ impl ControlServer {
                     if s.set_nonblocking(false).is_err() {
                         continue;
                     }
+                    ControlStats::bump(&self.stats.accepted);
                     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-                    if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                        let _ = s.write_all(
-                            format!(
-                                "{}\n",
-                                json!({"ok": false, "error": format!("too many control connections (at most {MAX_CONNECTIONS})")})
-                            )
-                            .as_bytes(),
+                    let (slot, count) = if self.stats.open.load(Ordering::Relaxed) < MAX_CONNECTIONS
+                    {
+                        (Slot::Regular, &self.stats.open)
+                    } else if priority_open.load(Ordering::Relaxed) < PRIORITY_SLOTS {
+                        (Slot::Priority, &*priority_open)
+                    } else {
+                        ControlStats::bump(&self.stats.refused_busy);
+                        let _ = write_reply(
+                            &mut s,
+                            &error_reply(&format!("too many control connections (at most {MAX_CONNECTIONS}, and {PRIORITY_SLOTS} more for kill and halt); send SIGUSR1 to the engine for the kill switch"), None),
                         );
                         continue;
-                    }
-                    open.fetch_add(1, Ordering::Relaxed);
-                    let (c, o, st) = (controller.clone(), open.clone(), stop.clone());
+                    };
+                    count.fetch_add(1, Ordering::Relaxed);
+                    let (c, st, prio) = (ctx.clone(), stop.clone(), priority_open.clone());
                     let spawned = std::thread::Builder::new()
                         .name("tickline-control-conn".into())
                         .spawn(move || {
-                            serve_connection(s, &c, &st);
-                            o.fetch_sub(1, Ordering::Relaxed);
+                            serve_connection(s, slot, &c, &st);
+                            match slot {
+                                Slot::Regular => c.stats.open.fetch_sub(1, Ordering::Relaxed),
+                                Slot::Priority => prio.fetch_sub(1, Ordering::Relaxed),
+                            };
                         });
                     match spawned {
                         Ok(h) => handlers.push(h),
                         Err(e) => {
-                            open.fetch_sub(1, Ordering::Relaxed);
+                            count.fetch_sub(1, Ordering::Relaxed);
                             eprintln!("control: cannot serve a connection: {e}");
                         }
                     }
@@ -748,56 +1009,154 @@ fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile)> {
     ))
 }
 
-fn serve_connection(mut s: Stream, controller: &Mutex<Controller>, stop: &AtomicBool) {
-    if s.set_read_timeout(Some(STOP_CHECK * 4)).is_err() {
+/// How often a connection's thread wakes to check its deadlines and the stop flag.
+const READ_TICK: Duration = Duration::from_millis(100);
+
+/// Serves one connection until it closes, breaks the protocol, misses a deadline, or the
+/// engine stops. Every way out that is the client's fault is counted and, where the client can
+/// still read, answered with the reason.
+fn serve_connection(mut s: Stream, slot: Slot, ctx: &ConnCtx, stop: &AtomicBool) {
+    if s.set_read_timeout(Some(READ_TICK)).is_err() {
         return;
     }
+    let stats = &ctx.stats;
+    let close = |s: &mut Stream, counter: &AtomicU64, why: &str, id: Option<Value>| {
+        ControlStats::bump(counter);
+        let _ = write_reply(s, &error_reply(&format!("{why}; connection closed"), id));
+    };
     let mut lines = LineReader::default();
-    let mut last = Instant::now();
+    let connected = Instant::now();
+    // Since the last reply (or connecting): closes idle connections.
+    let mut idle_since = connected;
+    // When the first byte of the line being read arrived.
+    let mut line_started: Option<Instant> = None;
+    let mut served = 0u64;
+    // Before its first request, a TCP or priority connection has LINE_DEADLINE to send one.
+    let first_deadline = ctx.token.is_some() || slot == Slot::Priority;
     while !stop.load(Ordering::Relaxed) {
         let line = match lines.next_line() {
             Ok(Some(l)) => l,
             Ok(None) => {
+                let now = Instant::now();
+                if line_started.is_some_and(|t| now.duration_since(t) >= LINE_DEADLINE) {
+                    let why = format!(
+                        "a request line must be complete (end with \\n) within {:.0} s of its first byte",
+                        LINE_DEADLINE.as_secs_f64()
+                    );
+                    close(&mut s, &stats.timed_out, &why, None);
+                    return;
+                }
+                let idle_limit = if served == 0 && first_deadline {
+                    LINE_DEADLINE
+                } else {
+                    IDLE_CLOSE
+                };
+                // A line in progress has its own deadline (above); a reserved slot has one line's.
+                let idle = line_started.is_none() && now.duration_since(idle_since) >= idle_limit;
+                let reserved_over =
+                    slot == Slot::Priority && now.duration_since(connected) >= LINE_DEADLINE;
+                if idle || reserved_over {
+                    let why = format!("no request within {:.0} s", idle_limit.as_secs_f64());
+                    close(&mut s, &stats.timed_out, &why, None);
+                    return;
+                }
                 match lines.fill(&mut s) {
                     Ok(0) => return,
-                    Ok(_) => last = Instant::now(),
-                    Err(e) if is_timeout(&e) => {
-                        if last.elapsed() >= IDLE_CLOSE {
-                            return;
+                    Ok(_) => {
+                        if line_started.is_none() {
+                            line_started = Some(Instant::now());
                         }
                     }
+                    Err(e) if is_timeout(&e) => {}
                     Err(_) => return,
                 }
                 continue;
             }
             Err(why) => {
-                let _ = write_reply(&mut s, &error_reply(&why, None));
+                close(&mut s, &stats.refused_protocol, &why, None);
                 return;
             }
         };
+        // What is left starts the next line; its clock starts now (and again after the reply,
+        // so the time this request takes is not held against it).
+        line_started = (!lines.buf.is_empty()).then(Instant::now);
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        let reply = match serde_json::from_slice::<Value>(&line) {
-            Err(e) => error_reply(&format!("not a JSON object: {e}"), None),
-            Ok(v) => {
-                let id = v.get("id").cloned();
-                match CtlRequest::from_json(&v) {
-                    Err(why) => error_reply(&why, id),
-                    Ok(req) => {
-                        let mut reply = match controller.lock() {
-                            Ok(mut c) => c.handle(&req),
-                            Err(_) => error_reply("the control state is poisoned", None),
-                        };
-                        if let (Some(id), Some(obj)) = (id, reply.as_object_mut()) {
-                            obj.insert("id".into(), id);
-                        }
-                        reply
-                    }
-                }
+        if looks_like_http(&line) {
+            close(
+                &mut s,
+                &stats.refused_protocol,
+                "this is the tickline control protocol (one JSON object per line), not HTTP",
+                None,
+            );
+            return;
+        }
+        let mut v = match serde_json::from_slice::<Value>(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = format!("not a JSON request ({e})");
+                close(&mut s, &stats.refused_protocol, &why, None);
+                return;
             }
         };
+        // The token is taken out before anything could quote the request.
+        let presented = v.as_object_mut().and_then(|o| o.remove("token"));
+        if let Some(token) = &ctx.token {
+            let good = matches!(&presented, Some(Value::String(p)) if token.matches(p.as_bytes()));
+            if !good {
+                let why = if presented.is_some() {
+                    "wrong control token"
+                } else {
+                    "this control port needs a token (the request's `token` field; `tickline ctl` sends it from --token-file, [control] token_file or TICKLINE_CONTROL_TOKEN)"
+                };
+                close(&mut s, &stats.refused_auth, why, None);
+                return;
+            }
+        }
+        drop(presented);
+        let id = v.get("id").cloned();
+        let req = match CtlRequest::from_json(&v) {
+            Ok(r) => r,
+            Err(why) => {
+                close(&mut s, &stats.refused_protocol, &why, id);
+                return;
+            }
+        };
+        let urgent = matches!(req, CtlRequest::Kill | CtlRequest::Halt);
+        if slot == Slot::Priority && !urgent {
+            let why = format!(
+                "too many control connections (at most {MAX_CONNECTIONS}); beyond them only kill and halt are served"
+            );
+            close(&mut s, &stats.refused_busy, &why, id);
+            return;
+        }
+        let mut reply = if urgent {
+            let command = if req == CtlRequest::Kill {
+                Command::Kill
+            } else {
+                Command::Halt
+            };
+            ctx.link
+                .simple(command)
+                .unwrap_or_else(|why| error_reply(&why, None))
+        } else {
+            match ctx.controller.lock() {
+                Ok(mut c) => c.handle(&req),
+                Err(_) => error_reply("the control state is poisoned", None),
+            }
+        };
+        if let (Some(id), Some(obj)) = (id, reply.as_object_mut()) {
+            obj.insert("id".into(), id);
+        }
         if write_reply(&mut s, &reply).is_err() {
+            return;
+        }
+        served += 1;
+        idle_since = Instant::now();
+        line_started = (!lines.buf.is_empty()).then_some(idle_since);
+        if slot == Slot::Priority {
+            ControlStats::bump(&stats.priority_served);
             return;
         }
     }
@@ -868,6 +1227,69 @@ pub struct Controller {
     /// paper venue answers a cancel on the symbol's next market event).
     unsubscribe_later: Vec<bool>,
     started: Instant,
+    /// The server's counts, endpoint and kind of authentication, for `status`.
+    stats: Option<(Arc<ControlStats>, String, &'static str)>,
+}
+
+/// The way to the core: what `kill` and `halt` use without the controller's lock.
+#[derive(Clone)]
+struct CoreLink {
+    core: crossbeam_channel::Sender<Request>,
+    reply_timeout: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+impl CoreLink {
+    /// Sends `command` to the core and waits for its answer.
+    fn ask(&self, command: Command) -> Result<Reply, String> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err("the engine is stopping".into());
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let timeout = self.reply_timeout;
+        self.core
+            .send_timeout(Request { command, reply: tx }, timeout)
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(_) => format!(
+                    "the core's control queue stayed full for {:.1} s; nothing was sent",
+                    timeout.as_secs_f64()
+                ),
+                crossbeam_channel::SendTimeoutError::Disconnected(_) => {
+                    "the core has stopped".to_string()
+                }
+            })?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match rx.recv_timeout(STOP_CHECK) {
+                Ok(r) => return Ok(r),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err("the core dropped the command without an answer".into())
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return Err(
+                            "the engine is stopping; the command may not have been applied".into(),
+                        );
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "no answer from the core within {:.1} s (control.reply_timeout_ms); the command may still be applied: check `tickline ctl status`",
+                            timeout.as_secs_f64()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A command whose answer is a message (halt, resume, kill, set) as its reply object.
+    fn simple(&self, command: Command) -> Result<Value, String> {
+        match self.ask(command)? {
+            Reply::Done(m) => Ok(done_reply(m, Vec::new())),
+            Reply::Refused(why) => Err(why),
+            Reply::Status(_) => Err("the core answered with a status".into()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Controller {
@@ -898,6 +1320,15 @@ impl Controller {
             subscribed,
             unsubscribe_later: vec![false; n],
             started: Instant::now(),
+            stats: None,
+        }
+    }
+
+    fn link(&self) -> CoreLink {
+        CoreLink {
+            core: self.cfg.core.clone(),
+            reply_timeout: self.cfg.reply_timeout,
+            stop: self.cfg.stop.clone(),
         }
     }
 
@@ -976,53 +1407,11 @@ impl Controller {
 
     /// Sends `command` to the core and waits for its answer.
     fn ask(&self, command: Command) -> Result<Reply, String> {
-        if self.cfg.stop.load(Ordering::Relaxed) {
-            return Err("the engine is stopping".into());
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let timeout = self.cfg.reply_timeout;
-        self.cfg
-            .core
-            .send_timeout(Request { command, reply: tx }, timeout)
-            .map_err(|e| match e {
-                crossbeam_channel::SendTimeoutError::Timeout(_) => format!(
-                    "the core's control queue stayed full for {:.1} s; nothing was sent",
-                    timeout.as_secs_f64()
-                ),
-                crossbeam_channel::SendTimeoutError::Disconnected(_) => {
-                    "the core has stopped".to_string()
-                }
-            })?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match rx.recv_timeout(STOP_CHECK) {
-                Ok(r) => return Ok(r),
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    return Err("the core dropped the command without an answer".into())
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.cfg.stop.load(Ordering::Relaxed) {
-                        return Err(
-                            "the engine is stopping; the command may not have been applied".into(),
-                        );
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(format!(
-                            "no answer from the core within {:.1} s (control.reply_timeout_ms); the command may still be applied: check `tickline ctl status`",
-                            timeout.as_secs_f64()
-                        ));
-                    }
-                }
-            }
-        }
+        self.link().ask(command)
     }
 
     fn simple(&self, command: Command) -> Result<Value, String> {
-        match self.ask(command)? {
-            Reply::Done(m) => Ok(done_reply(m, Vec::new())),
-            Reply::Refused(why) => Err(why),
-            Reply::Status(_) => Err("the core answered with a status".into()),
-        }
+        self.link().simple(command)
     }
 
     fn io(&self, cmd: IoCommand) -> Result<(), String> {
@@ -1187,7 +1576,11 @@ impl Controller {
             Reply::Status(s) => s,
             Reply::Done(m) | Reply::Refused(m) => return Err(m),
         };
-        Ok(json!({"ok": true, "status": self.status_tree(&core)}))
+        let mut tree = self.status_tree(&core);
+        if let Some((stats, endpoint, auth)) = &self.stats {
+            tree["control"] = stats.to_json(endpoint, auth);
+        }
+        Ok(json!({"ok": true, "status": tree}))
     }
 
     fn status_tree(&self, core: &CoreStatus) -> Value {
@@ -1526,6 +1919,98 @@ mod tests {
         assert_eq!(r.next_line().unwrap().unwrap(), b"{\"b\":2}");
         r.buf = vec![b'x'; MAX_LINE + 1];
         assert!(r.next_line().is_err());
+        // A newline that comes too late does not make a long line acceptable.
+        r.buf = vec![b'x'; MAX_LINE + 5];
+        r.buf.push(b'\n');
+        assert!(r.next_line().is_err());
+        // A line of exactly MAX_LINE bytes is fine.
+        r.buf = vec![b'x'; MAX_LINE];
+        r.buf.push(b'\n');
+        assert_eq!(r.next_line().unwrap().unwrap().len(), MAX_LINE);
+    }
+
+    #[test]
+    fn tokens_compare_in_constant_time_and_are_never_shown() {
+        assert!(constant_time_eq(b"abcdefgh", b"abcdefgh"));
+        for other in [
+            &b"abcdefgX"[..],
+            b"Xbcdefgh",
+            b"abcdefg",
+            b"abcdefghi",
+            b"",
+            b"abcdefgh\0",
+        ] {
+            assert!(!constant_time_eq(b"abcdefgh", other), "{other:?}");
+        }
+        // Lengths 256 apart differ in the low byte by nothing: still unequal.
+        assert!(!constant_time_eq(&[0u8; 256], &[0u8; 512]));
+        let t = Token::new("  0123456789abcdef0123 \n", "test").unwrap();
+        assert!(t.matches(b"0123456789abcdef0123"));
+        assert!(!t.matches(b"0123456789abcdef012"));
+        assert_eq!(format!("{t:?}"), "Token(..)");
+        let e = format!("{:#}", Token::new("short", "test").unwrap_err());
+        assert!(e.contains("at least 16") && !e.contains("short"), "{e}");
+        assert!(Token::new(" \n", "test").is_err());
+        assert!(Token::new("0123456789abcdef\u{7}x", "test").is_err());
+    }
+
+    #[test]
+    fn token_files_must_be_0600() {
+        let dir = std::env::temp_dir().join(format!("tl-ctl-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t");
+        std::fs::write(&path, "secret-0123456789abcdef\n").unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = format!("{:#}", Token::from_file(&path).unwrap_err());
+            assert!(
+                e.contains(&format!("{mode:04o}")) && e.contains("chmod 600"),
+                "{e}"
+            );
+            assert!(!e.contains("secret-0123"), "{e}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Token::from_file(&path)
+                .unwrap()
+                .matches(b"secret-0123456789abcdef"));
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, vec![b'a'; 5000]).unwrap();
+        assert!(format!("{:#}", Token::from_file(&path).unwrap_err()).contains("longer than"));
+        assert!(Token::from_file(&dir.join("nosuch")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn http_is_recognised() {
+        for l in [
+            "GET / HTTP/1.1",
+            "POST /x HTTP/1.0",
+            "PUT / HTTP/1.1",
+            "HEAD / HTTP/1.1",
+            "OPTIONS * HTTP/1.1",
+            "DELETE / HTTP/1.1",
+            "CONNECT a:1 HTTP/1.1",
+            "PATCH / HTTP/1.1",
+            "PRI * HTTP/2.0",
+            "Host: x HTTP/1.1",
+            "GET /",
+        ] {
+            assert!(looks_like_http(l.as_bytes()), "{l}");
+        }
+        for l in [r#"{"cmd":"status"}"#, "not json", "GETTER"] {
+            assert!(!looks_like_http(l.as_bytes()), "{l}");
+        }
+    }
+
+    #[test]
+    fn tcp_without_a_token_is_refused_at_bind() {
+        let ep = Endpoint::Tcp("127.0.0.1:0".parse().unwrap());
+        let e = format!("{:#}", ControlServer::bind(&ep, None).unwrap_err());
+        assert!(e.contains("needs a token") && e.contains(TOKEN_ENV), "{e}");
+        let t = Token::new("0123456789abcdef", "test").unwrap();
+        assert!(ControlServer::bind(&ep, Some(t)).is_ok());
     }
 
     #[test]
@@ -1534,10 +2019,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.sock");
         let ep = Endpoint::Unix(path.clone());
-        let a = ControlServer::bind(&ep).unwrap();
+        let a = ControlServer::bind(&ep, None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let e = format!("{:#}", ControlServer::bind(&ep).unwrap_err());
+        let e = format!("{:#}", ControlServer::bind(&ep, None).unwrap_err());
         assert!(e.contains("answers"), "{e}");
         drop(a);
         assert!(!path.exists());
@@ -1545,12 +2030,12 @@ mod tests {
         let l = UnixListener::bind(&path).unwrap();
         drop(l);
         assert!(path.exists());
-        let b = ControlServer::bind(&ep).unwrap();
+        let b = ControlServer::bind(&ep, None).unwrap();
         drop(b);
         assert!(!path.exists());
         // Not a socket: refused, and left alone.
         std::fs::write(&path, "x").unwrap();
-        let e = format!("{:#}", ControlServer::bind(&ep).unwrap_err());
+        let e = format!("{:#}", ControlServer::bind(&ep, None).unwrap_err());
         assert!(e.contains("not a socket"), "{e}");
         assert!(path.exists());
         let _ = std::fs::remove_dir_all(&dir);

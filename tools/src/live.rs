@@ -15,6 +15,9 @@
 //! of `[venue] trade` (default: all of `[venue] symbols`) trade and are subscribed from the start;
 //! the others are in the core's symbol table, idle until `tickline ctl start-trading`.
 //!
+//! `SIGUSR1` is the kill switch of `tickline run` ([`run_live_with_kill_switch`]): the same
+//! `kill` command the control socket sends, always served, needing no connection.
+//!
 //! Stopping (Ctrl-C, SIGTERM, `--duration`, or the caller's flag): the I/O and REST threads
 //! close their connections and drop their rings; the core drains what is left and ends; the
 //! writer flushes the capture; the control thread closes its connections and removes its
@@ -315,6 +318,60 @@ fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
 
 /// Runs the live engine until stopped; returns the same summary as a replay.
 pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
+    run_live_inner(opts, None)
+}
+
+/// [`run_live`] with a kill switch that needs no socket: whenever `kill` is set (by a
+/// `SIGUSR1` handler, in `tickline run`), the core gets the control command `kill` (halt and
+/// cancel every open order; `tickline ctl resume` lifts it), and the flag is cleared.
+pub fn run_live_with_kill_switch(opts: LiveOptions, kill: Arc<AtomicBool>) -> Result<ReplayReport> {
+    run_live_inner(opts, Some(kill))
+}
+
+/// The kill switch's command on its way to the core.
+struct KillSwitch {
+    flag: Arc<AtomicBool>,
+    core: crossbeam_channel::Sender<engine::control::Request>,
+    pending: Option<crossbeam_channel::Receiver<engine::control::Reply>>,
+}
+
+impl KillSwitch {
+    /// Called by the main thread every 50 ms: sends `kill` when the flag is set (again on the
+    /// next round if the core's queue is full), reports the core's answer.
+    fn check(&mut self) {
+        use engine::control::{Command, Reply, Request};
+        if let Some(rx) = &self.pending {
+            match rx.try_recv() {
+                Ok(Reply::Done(m)) => eprintln!("kill switch (SIGUSR1): {m}"),
+                Ok(Reply::Refused(m)) => eprintln!("kill switch (SIGUSR1): refused: {m}"),
+                Ok(Reply::Status(_)) => {}
+                Err(crossbeam_channel::TryRecvError::Empty) => return,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    eprintln!("kill switch (SIGUSR1): the core stopped before answering")
+                }
+            }
+            self.pending = None;
+        }
+        if !self.flag.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        match self.core.try_send(Request {
+            command: Command::Kill,
+            reply: tx,
+        }) {
+            Ok(()) => self.pending = Some(rx),
+            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                self.flag.store(true, Ordering::Release)
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                eprintln!("kill switch (SIGUSR1): the core has stopped")
+            }
+        }
+    }
+}
+
+fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<ReplayReport> {
     let cfg = &opts.cfg;
     cfg.validate()?;
     for w in cfg.plaintext_warnings() {
@@ -323,7 +380,12 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     // First, so a second engine on the same control socket stops before it touches the venue.
     let control = match cfg.control.configured_endpoint()? {
         Some(ep) => {
-            let server = ControlServer::bind(&ep)?;
+            // TCP needs a token (refused without); the Unix socket relies on its mode 0600.
+            let token = match ep {
+                crate::control::Endpoint::Tcp(_) => cfg.control.token()?,
+                crate::control::Endpoint::Unix(_) => None,
+            };
+            let server = ControlServer::bind(&ep, token)?;
             eprintln!("control: listening on {}", server.endpoint());
             Some(server)
         }
@@ -422,11 +484,19 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     }
     // Runtime control: commands for the core, subscription changes for the I/O thread.
     let (io_cmd_tx, io_cmd_rx) = std::sync::mpsc::channel::<IoCommand>();
-    let core_requests = control.as_ref().map(|_| {
+    let core_requests = (control.is_some() || kill.is_some()).then(|| {
         let (tx, rx) = crossbeam_channel::bounded(16);
         core.set_control(rx);
         tx
     });
+    let mut kill_switch = match (kill, &core_requests) {
+        (Some(flag), Some(core)) => Some(KillSwitch {
+            flag,
+            core: core.clone(),
+            pending: None,
+        }),
+        _ => None,
+    };
     let feeds: Vec<(u32, String)> = io_cfg
         .feeds
         .iter()
@@ -580,6 +650,9 @@ pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
     let mut last_frames = 0u64;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if let Some(k) = kill_switch.as_mut() {
+            k.check();
+        }
         if opts.duration.is_some_and(|d| started.elapsed() >= d)
             || io_done.load(Ordering::Acquire)
             || opts.done.as_ref().is_some_and(|f| f(&shared.totals()))

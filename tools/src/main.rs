@@ -129,9 +129,14 @@ struct CtlArgs {
     /// The engine's loopback control port (`[control] tcp`), instead of a socket.
     #[arg(long, global = true, value_name = "ADDR")]
     tcp: Option<String>,
-    /// The engine's config: its `[control]` section says where the socket is.
+    /// The engine's config: its `[control]` section says where the socket is (and where the
+    /// TCP token is).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The TCP control token's file (mode 0600). Default: `[control] token_file` of --config,
+    /// else the environment variable TICKLINE_CONTROL_TOKEN. The Unix socket needs none.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Print the engine's reply as one JSON object (`{"ok":..}`) on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -386,18 +391,39 @@ fn real_main() -> Result<()> {
 
 /// `tickline ctl`: one request, its reply printed; an error reply is an error.
 fn ctl(args: CtlArgs) -> Result<()> {
-    use tools::control::{parse_kv, render_status, request, CtlRequest, Endpoint};
-    let endpoint = match (&args.socket, &args.tcp, &args.config) {
+    use tools::control::{parse_kv, render_status, request_with_token, CtlRequest, Endpoint};
+    let config = args.config.as_ref().map(|f| Config::load(f)).transpose()?;
+    let endpoint = match (&args.socket, &args.tcp, &config) {
         (Some(_), Some(_), _) => anyhow::bail!("give --socket or --tcp, not both"),
         (Some(p), None, _) => Endpoint::Unix(p.clone()),
         (None, Some(a), _) => Endpoint::Tcp(tools::control::loopback_addr(a).context("--tcp")?),
-        (None, None, Some(file)) => Config::load(file)?.control.endpoint()?.with_context(|| {
+        (None, None, Some(cfg)) => cfg.control.endpoint()?.with_context(|| {
             format!(
                 "{}: [control] enabled = false: the engine serves no control socket",
-                file.display()
+                args.config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
             )
         })?,
         (None, None, None) => Endpoint::Unix(PathBuf::from(tools::config::DEFAULT_CONTROL_SOCKET)),
+    };
+    // TCP needs the token; the Unix socket's mode guards it, so none is sent there.
+    let token = match &endpoint {
+        Endpoint::Unix(_) => None,
+        Endpoint::Tcp(addr) => {
+            let t = match (&args.token_file, &config) {
+                (Some(f), _) => Some(tools::control::Token::from_file(f)?),
+                (None, Some(cfg)) => cfg.control.token()?,
+                (None, None) => tools::control::Token::from_env()?,
+            };
+            Some(t.with_context(|| {
+                format!(
+                    "the control port {addr} needs a token: --token-file FILE, [control] token_file in --config, or the environment variable {}",
+                    tools::control::TOKEN_ENV
+                )
+            })?)
+        }
     };
     let kvs = |list: &[String]| -> Result<Vec<(String, String)>> {
         list.iter()
@@ -428,7 +454,24 @@ fn ctl(args: CtlArgs) -> Result<()> {
         CtlCmd::Resume => CtlRequest::Resume,
         CtlCmd::Kill => CtlRequest::Kill,
     };
-    let reply = request(&endpoint, &req, seconds("--timeout", args.timeout)?)?;
+    let timeout = seconds("--timeout", args.timeout)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let reply = loop {
+        let reply = request_with_token(&endpoint, &req, token.as_ref(), timeout)?;
+        // Every slot busy (the reserved ones too): kill and halt try again until --timeout,
+        // as a slot frees within seconds (LINE_DEADLINE).
+        let busy = reply["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("too many control connections"));
+        if busy
+            && matches!(req, CtlRequest::Kill | CtlRequest::Halt)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        break reply;
+    };
     if args.json {
         println!("{reply}");
     }
@@ -566,7 +609,11 @@ fn live(
     json: bool,
 ) -> Result<()> {
     let stop = stop_on_signals()?;
-    let report = tools::live::run_live(tools::live::LiveOptions {
+    // SIGUSR1: the kill switch, served without any socket.
+    let kill = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, kill.clone())
+        .context("installing the SIGUSR1 (kill switch) handler")?;
+    let opts = tools::live::LiveOptions {
         cfg: cfg.clone(),
         strategy,
         custom_strategy: None,
@@ -577,7 +624,8 @@ fn live(
             .transpose()?,
         stop,
         done: None,
-    })?;
+    };
+    let report = tools::live::run_live_with_kill_switch(opts, kill)?;
     print_report(&report, &cfg, json)
 }
 
