@@ -431,7 +431,7 @@ fn a_probe_run_matches_every_trade_with_one_order_and_settles_every_order() {
     let summary = r.to_text();
     let s = r.session.unwrap();
     assert_eq!(r.core.trades, TRADES, "{summary}");
-    assert_eq!(r.core.risk_denials, 0, "{summary}");
+    assert_eq!(r.core.orders_denied, 0, "{summary}");
     assert_eq!(s.placed, TRADES, "{summary}");
     assert_eq!(s.refused_disconnected + s.refused_journal, 0, "{summary}");
     assert_eq!(s.user_streams, 1, "{summary}");
