@@ -445,8 +445,11 @@ impl<C: Clock> Core<C> {
         self.st.control = Some(rx);
     }
 
-    /// Continues the engine-namespace order numbering at `next` (from the order journal, so a
-    /// restarted engine never reuses a client order id). Lower values are ignored.
+    /// Continues the engine-namespace order numbering at `next` (at start-up: the first number
+    /// of this start's epoch, past everything the journal recorded; see
+    /// [`ClientOrderId`](crate::event::ClientOrderId)). Lower values are ignored. The order
+    /// session raises it later with an [`EventKind::OrderIdFloor`] when the venue knows ids at
+    /// or beyond it.
     pub fn set_next_order_number(&mut self, next: u64) {
         self.st.next_order_no = self.st.next_order_no.max(next);
     }
@@ -735,6 +738,10 @@ impl State {
             EventKind::Gap(g) => return self.on_gap(sym, g.reason, g.lost),
             EventKind::ConnectionUp(_) => return self.on_connection(true, ev.recv_ns, clock),
             EventKind::ConnectionDown(_) => return self.on_connection(false, ev.recv_ns, clock),
+            EventKind::OrderIdFloor(f) => {
+                self.next_order_no = self.next_order_no.max(f.next);
+                return;
+            }
             _ => {}
         }
         let Some(slot) = self.symbols.get_mut(sym.index()) else {
@@ -781,7 +788,10 @@ impl State {
             | EventKind::OrderReject(_)
             | EventKind::Fill(_)
             | EventKind::OrderCanceled(_) => self.on_order_event(ev, clock),
-            EventKind::Gap(_) | EventKind::ConnectionUp(_) | EventKind::ConnectionDown(_) => {}
+            EventKind::Gap(_)
+            | EventKind::ConnectionUp(_)
+            | EventKind::ConnectionDown(_)
+            | EventKind::OrderIdFloor(_) => {}
         }
         if !self.paper_out.is_empty() {
             self.drain_paper(clock);
