@@ -357,6 +357,10 @@ pub enum RejectReason {
     Disconnected,
     /// Its intent could not be written to the journal (never sent).
     Journal,
+    /// The order session was still checking the venue's client ids on a new connection, or the
+    /// order's id was numbered before the check moved numbering past ids the venue knows
+    /// (never sent).
+    IdCheck,
 }
 
 /// The venue accepted an order.

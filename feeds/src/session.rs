@@ -49,11 +49,12 @@ use crate::binance_api::{
     parse_execution_report, parse_my_trades, parse_order_status, parse_reply, trade_fill, ApiReply,
     OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
 };
+use crate::idcheck::{IdCheck, IdCheckCounters, Outcome};
 use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use crate::net::Connection;
 use engine::event::{
     ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
-    OrderReject, OrderRequest, OrderType, RejectReason,
+    OrderIdFloor, OrderReject, OrderRequest, OrderType, RejectReason,
 };
 use engine::fixed::Qty;
 use engine::latency::LatencyHist;
@@ -260,6 +261,8 @@ pub struct OrderSession {
     tick_to_wire: LatencyHist,
     now: fn() -> u64,
     notices: Vec<SessionNotice>,
+    /// The venue check of client ids on every connect ([`crate::idcheck`]).
+    ids: IdCheck,
 }
 
 impl std::fmt::Debug for OrderSession {
@@ -345,6 +348,7 @@ impl OrderSession {
             tick_to_wire: LatencyHist::new(),
             now,
             notices: Vec::new(),
+            ids: IdCheck::new(),
         }
     }
 
@@ -486,6 +490,7 @@ impl OrderSession {
         for (client_id, symbol) in pending {
             self.query_status(client_id, symbol);
         }
+        self.begin_id_check();
     }
 
     fn query_status(&mut self, client_id: ClientOrderId, symbol: SymbolId) {
@@ -505,6 +510,7 @@ impl OrderSession {
     /// settled on the next open).
     pub(crate) fn on_down(&mut self) {
         self.open = false;
+        self.ids.abort();
         self.queued.clear();
         self.encoder.set_session_authenticated(false);
     }
@@ -513,6 +519,11 @@ impl OrderSession {
     /// is open. Returns the number of commands taken from the ring.
     pub fn pump(&mut self, mut conn: Option<&mut Connection>) -> usize {
         let mut taken = 0;
+        if self.ids.is_waiting() {
+            if let Some(o) = self.ids.timed_out((self.now)()) {
+                self.id_check_done(o);
+            }
+        }
         if !self.queued.is_empty() {
             if let Some(c) = conn.as_deref_mut() {
                 for text in std::mem::take(&mut self.queued) {
@@ -585,6 +596,9 @@ impl OrderSession {
             self.counters.refused_disconnected += 1;
             return self.refuse(client_id, symbol, RejectReason::Disconnected);
         };
+        if !self.ids.admits(client_id) {
+            return self.refuse(client_id, symbol, RejectReason::IdCheck);
+        }
         let Some(name) = self.symbols.name(symbol) else {
             return self.refuse(client_id, symbol, RejectReason::InvalidOrder);
         };
@@ -623,6 +637,7 @@ impl OrderSession {
                 trade_ids: Vec::new(),
             },
         );
+        self.ids.sent(client_id);
         let text = self.encoder.place(id, name, client_id, &req, wall_ms());
         match conn.send_text(text) {
             Ok(()) => {
@@ -683,6 +698,9 @@ impl OrderSession {
 
     /// One frame from the API connection.
     pub fn on_frame(&mut self, payload: &[u8]) {
+        if self.ids.is_waiting() && self.id_check_frame(payload) {
+            return;
+        }
         let reply = match parse_reply(payload) {
             Ok(r) => r,
             Err(e) => {
@@ -1072,6 +1090,79 @@ impl OrderSession {
             }
         }
         Some(true)
+    }
+}
+
+/// The venue check of client ids ([`crate::idcheck`]): the session's side of it.
+impl OrderSession {
+    /// The engine's first number of this start ([`crate::idcheck::start_number`]): venue ids
+    /// below it are old and need no action.
+    pub fn set_next_client_number(&mut self, next: u64) {
+        self.ids.set_next(next);
+    }
+
+    /// The venue check's counters.
+    pub fn id_check(&self) -> &IdCheckCounters {
+        self.ids.counters()
+    }
+
+    /// The lowest engine number the session sends (0 until a check raised it).
+    pub fn client_number_floor(&self) -> u64 {
+        self.ids.floor()
+    }
+
+    /// Queues the check's queries (called when the connection opens, after the other requests).
+    #[cold]
+    fn begin_id_check(&mut self) {
+        let next = &mut self.next_request_id;
+        let now = (self.now)();
+        self.ids.begin(
+            &mut self.encoder,
+            &self.symbols,
+            || {
+                let id = *next;
+                *next += 1;
+                id
+            },
+            now,
+            wall_ms(),
+            &mut self.queued,
+        );
+    }
+
+    /// True when `payload` answered the check (and was handled).
+    #[cold]
+    fn id_check_frame(&mut self, payload: &[u8]) -> bool {
+        match self.ids.on_frame(payload) {
+            Outcome::NotMine => false,
+            o => {
+                self.id_check_done(o);
+                true
+            }
+        }
+    }
+
+    #[cold]
+    fn id_check_done(&mut self, o: Outcome) {
+        match o {
+            Outcome::NotMine | Outcome::Waiting | Outcome::Clear => {}
+            Outcome::Raise { floor, found } => {
+                let at = |n| ClientOrderId::new(ClientOrderId::NS_ENGINE, n);
+                self.notices.push(format!(
+                    "order API: the venue knows client id {} at or beyond the next one (journal cut, moved aside or shared, or the clock went back); numbering moves to {}",
+                    at(found),
+                    at(floor)
+                ));
+                self.journal(&JournalRecord::NextClientId { next: floor });
+                self.push(
+                    engine::symbol::SymbolId::ALL,
+                    EventKind::OrderIdFloor(OrderIdFloor { next: floor }),
+                );
+            }
+            Outcome::Failed { code } => self.notices.push(format!(
+                "order API: the venue did not list its orders (code {code}); client ids rest on the start epoch alone on this connection"
+            )),
+        }
     }
 }
 
