@@ -140,7 +140,7 @@
 //! | 6 | TraderState | 16 + sl + n | `ts_ns u64, trader u32, sl u8, reserved 3 bytes, sym, state (the remaining n bytes)` |
 //! | 7 | NextClientId | 8 | `next u64` |
 //! | 8 | Position | 80 + sl | `qty i64, avg_price i64, realized i128, fees i128, fills u64, volume i128, sl u8, reserved 7 bytes, sym` |
-//! | 9 | OpenOrder | 52 + sl + 8n | `id u64, ts_ns u64, price i64, qty i64, filled i64, venue_order_id u64 (0: none), side u8, type u8, acked u8, sl u8, n u32, sym, n trade ids u64` |
+//! | 9 | OpenOrder | 56 + sl + 8n | `id u64, ts_ns u64, price i64, qty i64, filled i64, venue_order_id u64 (0: none), side u8, type u8, acked u8, sl u8, n u32, sym, n trade ids u64` |
 //!
 //! Kinds 8 and 9 are written only by [`compact`]: a symbol's whole position, and an order still
 //! open with what is known of it (its fills' trade ids, for de-duplication; their quantities are
