@@ -607,6 +607,10 @@ fn venue_ids_beyond_the_next_number_move_numbering_past_them() {
         second.contains(&format!("numbering moves to {floor}")),
         "{second}"
     );
+    assert!(
+        second.contains("venue id check moved numbering 1 times"),
+        "{second}"
+    );
     let all = venue_placed(&sim);
     let later = &all[seen.len()..];
     assert!(

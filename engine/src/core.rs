@@ -1791,6 +1791,23 @@ mod tests {
     }
 
     #[test]
+    fn an_order_id_floor_raises_the_numbering_and_never_lowers_it() {
+        let (mut core, mut tx, _rec) = setup(0);
+        core.set_next_order_number(1_000);
+        for next in [5_000, 10, 7_000] {
+            tx.push(MarketEvent::new(
+                1,
+                SymbolId::ALL,
+                EventKind::OrderIdFloor(crate::event::OrderIdFloor { next }),
+            ))
+            .unwrap();
+        }
+        core.poll(0);
+        assert_eq!(core.next_order_number(), 7_000);
+        assert_eq!(core.counters().unknown_symbol, 0);
+    }
+
+    #[test]
     fn stale_books_ask_for_a_snapshot_once_until_they_sync() {
         let (mut core, mut tx, _rec) = setup(0);
         let (rtx, mut rrx) = rtrb::RingBuffer::new(8);

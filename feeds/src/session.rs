@@ -39,6 +39,13 @@
 //! settle anything: an IOC, FOK or market order is then closed here (it cannot still rest) with a
 //! loud notice that its fills are unknown, and a GTC order stays in flight.
 //!
+//! **Client ids on every connect.** After those requests the session asks the venue for its open
+//! and recent orders ([`crate::idcheck`]) and refuses new orders ([`RejectReason::IdCheck`])
+//! until the answers are in; an engine id there at or beyond the next one moves numbering past
+//! it (an [`OrderIdFloor`] event to the core, a `NextClientId` record in the journal), and
+//! orders numbered before the move are refused too. So an id the venue knows is never sent
+//! again, even when the journal lost its tail, was moved aside, or the clock went back.
+//!
 //! **Waking.** The I/O thread sleeps in `epoll_wait` when idle; [`OrderWake::notify`] (called by
 //! the core after each command it pushes) wakes it through a `mio::Waker` only while it is parked,
 //! so a busy-polling I/O thread costs the core one fence and one load per order. After
@@ -204,6 +211,13 @@ pub struct SessionCounters {
     pub journal_errors: u64,
     /// `session.logon`s the venue accepted.
     pub logons: u64,
+    /// Orders refused while the venue check of client ids was waiting, or numbered below the
+    /// floor it set ([`RejectReason::IdCheck`]; see [`crate::idcheck`]).
+    pub refused_id_check: u64,
+    /// Venue checks that found engine ids at or beyond the next one and moved numbering.
+    pub id_floor_raises: u64,
+    /// Venue checks that failed (queries refused, or no answer in time).
+    pub id_check_failures: u64,
 }
 
 /// What a request id was for.
@@ -597,6 +611,7 @@ impl OrderSession {
             return self.refuse(client_id, symbol, RejectReason::Disconnected);
         };
         if !self.ids.admits(client_id) {
+            self.counters.refused_id_check += 1;
             return self.refuse(client_id, symbol, RejectReason::IdCheck);
         }
         let Some(name) = self.symbols.name(symbol) else {
@@ -1147,6 +1162,7 @@ impl OrderSession {
         match o {
             Outcome::NotMine | Outcome::Waiting | Outcome::Clear => {}
             Outcome::Raise { floor, found } => {
+                self.counters.id_floor_raises += 1;
                 let at = |n| ClientOrderId::new(ClientOrderId::NS_ENGINE, n);
                 self.notices.push(format!(
                     "order API: the venue knows client id {} at or beyond the next one (journal cut, moved aside or shared, or the clock went back); numbering moves to {}",
@@ -1159,9 +1175,12 @@ impl OrderSession {
                     EventKind::OrderIdFloor(OrderIdFloor { next: floor }),
                 );
             }
-            Outcome::Failed { code } => self.notices.push(format!(
+            Outcome::Failed { code } => {
+                self.counters.id_check_failures += 1;
+                self.notices.push(format!(
                 "order API: the venue did not list its orders (code {code}); client ids rest on the start epoch alone on this connection"
-            )),
+                ))
+            }
         }
     }
 }

@@ -79,6 +79,8 @@ impl ReplayReport {
                 "bad_frames": o.bad_frames, "unknown_orders": o.unknown_orders,
                 "reconciled_orders": o.reconciled_orders, "reconciled_fills": o.reconciled_fills,
                 "journal_errors": o.journal_errors, "logons": o.logons,
+                "refused_id_check": o.refused_id_check, "id_floor_raises": o.id_floor_raises,
+                "id_check_failures": o.id_check_failures,
             })
         });
         json!({
@@ -225,10 +227,11 @@ impl ReplayReport {
         if let Some(o) = &self.session {
             let _ = writeln!(
                 s,
-                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal; reconciled {} orders, {} fills; {} send errors, {} duplicates dropped, {} logons",
+                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal, {} id check; reconciled {} orders, {} fills; {} send errors, {} duplicates dropped, {} logons; venue id check moved numbering {} times, failed {}",
                 o.placed, o.cancels, o.acks, o.fills, o.canceled, o.rejects,
-                o.refused_disconnected, o.refused_journal, o.reconciled_orders,
-                o.reconciled_fills, o.send_errors, o.duplicates, o.logons
+                o.refused_disconnected, o.refused_journal, o.refused_id_check,
+                o.reconciled_orders, o.reconciled_fills, o.send_errors, o.duplicates, o.logons,
+                o.id_floor_raises, o.id_check_failures
             );
         }
         for (i, e) in &self.first_errors {
