@@ -447,7 +447,7 @@ impl<C: Clock> Core<C> {
 
     /// Continues the engine-namespace order numbering at `next` (at start-up: the first number
     /// of this start's epoch, past everything the journal recorded; see
-    /// [`ClientOrderId`](crate::event::ClientOrderId)). Lower values are ignored. The order
+    /// [`ClientOrderId`]). Lower values are ignored. The order
     /// session raises it later with an [`EventKind::OrderIdFloor`] when the venue knows ids at
     /// or beyond it.
     pub fn set_next_order_number(&mut self, next: u64) {

@@ -10,7 +10,7 @@
 //! 1. [`start_number`] picks this start's first number: `(max(now, last journaled epoch + 1), 1)`.
 //! 2. When the API connection opens, [`IdCheck::begin`] writes one `openOrders.status` and one
 //!    `allOrders` (`limit` 1000, the venue's most recent orders) per symbol. Until every answer
-//!    is in, the session refuses new orders ([`RejectReason::IdCheck`], counted): a refused order
+//!    is in, the session refuses new orders ([`RejectReason::IdCheck`](engine::event::RejectReason::IdCheck), counted): a refused order
 //!    was never sent.
 //! 3. [`IdCheck::on_frame`] takes each answer. If the highest engine id found
 //!    (`clientOrderId`, and `origClientOrderId` where the venue writes it) is at or beyond the

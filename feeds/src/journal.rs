@@ -40,9 +40,10 @@
 //! 1. **The lock** ([`JournalLock`], `<journal>.lock`): one engine per journal, refused with
 //!    the holder's pid ([`JournalError::Locked`]).
 //! 2. **A start epoch in every id** ([`ClientOrderId`]: `tl-<epoch>-<seq>`): each start numbers
-//!    from `(epoch, 1)` with `epoch = max(now in seconds since 2024, last epoch in the journal
-//!    + 1)` ([`crate::idcheck::start_number`]) and journals `NextClientId` at that number, so
-//!    no two starts share an epoch unless the wall clock went back and the journal was lost.
+//!    from `(epoch, 1)`, the epoch being the later of now (seconds since 2024) and one past the
+//!    last epoch in the journal ([`crate::idcheck::start_number`]), and journals `NextClientId`
+//!    at that number, so no two starts share an epoch unless the wall clock went back and the
+//!    journal was lost.
 //! 3. **The venue's word** ([`crate::idcheck`]): on every connect the order session lists the
 //!    venue's open and recent orders, and moves numbering past any engine id it finds at or
 //!    beyond the next one, before any order is sent.
