@@ -7,8 +7,8 @@ use engine::fixed::{Price, Qty};
 use engine::portfolio::Position;
 use feeds::journal::{
     compact, recover, recover_bytes, FsyncPolicy, JournalError, JournalLock, JournalReader,
-    JournalRecord, JournalWriter, Recovered, RecoveredOrder, TailState, HEADER_LEN, MAX_PAYLOAD,
-    RECORD_HEADER_LEN,
+    JournalRecord, JournalWriter, Recovered, RecoveredOrder, TailState, HEADER_LEN,
+    MAX_NEXT_CLIENT_ID, MAX_PAYLOAD, RECORD_HEADER_LEN,
 };
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Write};
@@ -205,7 +205,10 @@ fn every_kind() -> Vec<JournalRecord<'static>> {
             trade_ids: &[],
             ts_ns: 8,
         },
-        JournalRecord::NextClientId { next: u64::MAX },
+        // The largest in range (one past the largest 56-bit engine number).
+        JournalRecord::NextClientId {
+            next: MAX_NEXT_CLIENT_ID,
+        },
     ]
 }
 
@@ -1657,4 +1660,30 @@ fn second_lock_on_a_journal_is_refused_with_the_holders_pid() {
     let again = JournalLock::acquire(tmp.path()).unwrap();
     drop(again);
     let _ = std::fs::remove_file(&lock_path);
+}
+
+#[test]
+fn next_client_id_beyond_56_bits_is_refused_not_numbered_from() {
+    let tmp = TempPath::new("next-id-range");
+    let bytes = write_journal(
+        tmp.path(),
+        FsyncPolicy::Never,
+        &[
+            JournalRecord::NextClientId { next: 7 },
+            JournalRecord::NextClientId {
+                next: MAX_NEXT_CLIENT_ID + 1,
+            },
+        ],
+    );
+    let offset = boundaries_prefix(&bytes, 1) as u64;
+    let rec = recover(tmp.path()).unwrap();
+    assert_eq!(rec.tail, TailState::Corrupt { offset });
+    assert_eq!(rec.next_client_id, 7);
+    assert!(matches!(
+        JournalWriter::open(tmp.path(), FsyncPolicy::Never),
+        Err(JournalError::CorruptRecord { offset: o }) if o == offset
+    ));
+    // What a start numbers from stays within the 56 bits, whatever the journal said.
+    let start = feeds::idcheck::start_number(u64::MAX, MAX_NEXT_CLIENT_ID);
+    assert!(start <= MAX_NEXT_CLIENT_ID, "{start}");
 }

@@ -232,6 +232,8 @@ pub struct ClientOrderId(pub u64);
 impl ClientOrderId {
     const NS_SHIFT: u32 = 56;
     const N_MASK: u64 = (1 << Self::NS_SHIFT) - 1;
+    /// Largest number within a namespace (56 bits).
+    pub const NUMBER_MAX: u64 = Self::N_MASK;
     /// Bits of the engine number that hold the start epoch.
     pub const EPOCH_BITS: u32 = 30;
     /// Bits of the engine number that hold the sequence within the epoch.

@@ -156,7 +156,8 @@
 //!   CRC does not match, its length check fails or is beyond [`MAX_PAYLOAD`], its kind is unknown
 //!   or its payload does not decode, including values out of range: a position that no fills
 //!   can produce ([`Position::is_sane`]: money beyond 2^100 units, a negative average price or
-//!   volume), an open order with a negative quantity. This holds for the last record too: writing whole records
+//!   volume), an open order with a negative quantity, a `NextClientId` beyond
+//!   [`MAX_NEXT_CLIENT_ID`]. This holds for the last record too: writing whole records
 //!   cannot leave a full-length record with wrong bytes, so such a record is damage (or a file
 //!   system that exposed unwritten blocks as zeros after a power cut), for an operator to judge.
 //!
@@ -193,6 +194,9 @@ pub const RECORD_HEADER_LEN: usize = 16;
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Longest symbol a record may carry, in bytes.
 pub const MAX_SYMBOL_LEN: usize = u8::MAX as usize;
+/// Largest `next` a [`JournalRecord::NextClientId`] may carry: one past the largest 56-bit
+/// engine number. A larger one is out of range (the record is corrupt).
+pub const MAX_NEXT_CLIENT_ID: u64 = ClientOrderId::NUMBER_MAX + 1;
 
 /// Bytes of the header before the part that may grow: magic, version, header length.
 const HEADER_FIXED: usize = 12;
@@ -560,7 +564,15 @@ impl<'a> JournalRecord<'a> {
                     ts_ns,
                 }
             }
-            KIND_NEXT_CLIENT_ID => JournalRecord::NextClientId { next: c.u64()? },
+            KIND_NEXT_CLIENT_ID => {
+                let next = c.u64()?;
+                // Engine numbers are 56 bits: a larger `next` cannot have been written by an
+                // engine, and numbering from it would overflow.
+                if next > MAX_NEXT_CLIENT_ID {
+                    return None;
+                }
+                JournalRecord::NextClientId { next }
+            }
             KIND_POSITION => {
                 let qty = c.i64()?;
                 let avg_price = Price(c.i64()?);
