@@ -6,6 +6,11 @@
 //! the engine's journal: the same set of fills (client id, trade id, price, quantity), every
 //! client order id received at most once, and nothing left open.
 //!
+//! Client ids must stay unique when the journal cannot vouch for them: restarts on the journal
+//! cut at every record boundary and moved aside, venue ids ahead of the engine's clock (the venue
+//! check moves numbering past them), and a second engine on a journal in use (refused with the
+//! holder's pid). The simulator's ledger keeps every client id it received; none may repeat.
+//!
 //! The engine runs in a child process (this test binary, re-run as `child_engine`), so the kill is
 //! a real SIGKILL of a process with pinned-thread machinery, sockets and a journal open.
 
