@@ -1405,6 +1405,50 @@ mod tests {
     }
 
     #[test]
+    fn venue_ids_beyond_the_next_one_raise_the_cores_numbering_once_the_check_is_in() {
+        let first = ClientOrderId::engine_number(10, 1);
+        let mut r = rig();
+        r.s.set_next_client_number(first);
+        // userDataStream.subscribe (id 1), order.status for tl-1 (id 2), then the check:
+        // openOrders.status (id 3) and allOrders (id 4).
+        r.s.on_open();
+        assert!(r.s.ids.is_waiting());
+        r.s.on_frame(br#"{"id":3,"status":200,"result":[]}"#);
+        assert_eq!(r.events(), vec![]);
+        let ahead = ClientOrderId::new(
+            ClientOrderId::NS_ENGINE,
+            ClientOrderId::engine_number(10, 7),
+        );
+        let all = format!(
+            r#"{{"id":4,"status":200,"result":[{{"symbol":"BTCUSDT","orderId":9,"clientOrderId":"{ahead}","status":"FILLED"}}]}}"#
+        );
+        r.s.on_frame(all.as_bytes());
+        let floor = ClientOrderId::engine_number(11, 1);
+        assert_eq!(
+            r.events(),
+            vec![EventKind::OrderIdFloor(OrderIdFloor { next: floor })]
+        );
+        assert_eq!(r.s.counters().id_floor_raises, 1);
+        assert_eq!(r.s.client_number_floor(), floor);
+        assert!(!r.s.ids.is_waiting());
+        assert!(r
+            .s
+            .take_notices()
+            .iter()
+            .any(|n| n.contains("numbering moves to tl-11-1")));
+        // A reconnect checks again; our own ids at the venue change nothing.
+        r.s.on_down();
+        r.s.on_open();
+        let mine = format!(
+            r#"{{"id":7,"status":200,"result":[{{"symbol":"BTCUSDT","orderId":9,"clientOrderId":"{ahead}","status":"FILLED"}}]}}"#
+        );
+        r.s.on_frame(mine.as_bytes());
+        r.s.on_frame(br#"{"id":8,"status":200,"result":[]}"#);
+        assert_eq!(r.events(), vec![]);
+        assert_eq!(r.s.id_check().checks, 2);
+    }
+
+    #[test]
     fn garbage_is_counted_and_reported() {
         let mut r = rig();
         r.s.on_frame(b"{\"id\":");
