@@ -119,6 +119,8 @@ pub struct IdCheck {
     next: u64,
     /// Orders numbered below this are refused.
     floor: u64,
+    /// A check has ended (answered, failed, timed out or cut by a disconnect) at least once.
+    settled_once: bool,
     counters: IdCheckCounters,
 }
 
@@ -160,6 +162,13 @@ impl IdCheck {
         !self.pending.is_empty()
     }
 
+    /// True while the first check of the process waits: market data is held back meanwhile
+    /// (strategies should not see a market they cannot trade on yet). Later checks, after a
+    /// reconnect, hold nothing but orders.
+    pub fn holds_market_data(&self) -> bool {
+        !self.settled_once && !self.pending.is_empty()
+    }
+
     /// The connection opened: queues the check's queries (`openOrders.status` and `allOrders`
     /// for every symbol of `symbols`) into `out`, numbered by `request_id`. `now_ns` is the
     /// session's clock, `wall_ms` the requests' timestamp.
@@ -199,6 +208,9 @@ impl IdCheck {
 
     /// The connection was lost: answers still awaited will not come (the next open begins again).
     pub fn abort(&mut self) {
+        if !self.pending.is_empty() {
+            self.settled_once = true;
+        }
         self.pending.clear();
     }
 
@@ -262,6 +274,7 @@ impl IdCheck {
     }
 
     fn conclude(&mut self) -> Outcome {
+        self.settled_once = true;
         // What was found counts even when another query failed.
         if self.found > 0 && self.found >= self.next {
             let floor = next_epoch_after(self.found);
@@ -395,7 +408,7 @@ mod tests {
         let mut c = IdCheck::new();
         c.set_next(cid(50, 1).number());
         let ids = begun(&mut c);
-        assert!(c.is_waiting());
+        assert!(c.is_waiting() && c.holds_market_data());
         assert!(
             !c.admits(cid(50, 1)),
             "nothing is sent while the check waits"
@@ -420,8 +433,12 @@ mod tests {
         assert!(!c.admits(cid(50, 8)), "numbered before the floor");
         assert!(c.admits(cid(51, 1)));
         assert!(c.admits(ClientOrderId::probe(3)));
+        assert!(!c.holds_market_data());
         assert_eq!(c.counters().refused_waiting, 1);
         assert_eq!(c.counters().refused_below_floor, 1);
+        // A later check (a reconnect) holds orders, never market data.
+        begun(&mut c);
+        assert!(c.is_waiting() && !c.holds_market_data());
     }
 
     #[test]

@@ -1121,6 +1121,14 @@ impl OrderSession {
         self.ids.counters()
     }
 
+    /// True while the first venue check of client ids waits for its answers: the I/O loop holds
+    /// market data back until then, as it does until the order API's first connection attempt
+    /// has an outcome.
+    #[inline]
+    pub fn holds_market_data(&self) -> bool {
+        self.ids.holds_market_data()
+    }
+
     /// The lowest engine number the session sends (0 until a check raised it).
     pub fn client_number_floor(&self) -> u64 {
         self.ids.floor()
