@@ -6,9 +6,9 @@ use engine::event::{ClientOrderId, Fill, OrderAck, OrderCanceled, OrderRequest, 
 use engine::fixed::{Price, Qty};
 use engine::portfolio::Position;
 use feeds::journal::{
-    compact, recover, recover_bytes, FsyncPolicy, JournalError, JournalReader, JournalRecord,
-    JournalWriter, Recovered, RecoveredOrder, TailState, HEADER_LEN, MAX_PAYLOAD,
-    RECORD_HEADER_LEN,
+    compact, recover, recover_bytes, FsyncPolicy, JournalError, JournalLock, JournalReader,
+    JournalRecord, JournalWriter, Recovered, RecoveredOrder, TailState, HEADER_LEN,
+    MAX_NEXT_CLIENT_ID, MAX_PAYLOAD, RECORD_HEADER_LEN,
 };
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Write};
@@ -177,11 +177,12 @@ fn every_kind() -> Vec<JournalRecord<'static>> {
             position: Position {
                 qty: -150_000_000,
                 avg_price: px("61837.63"),
-                realized: i128::MIN,
+                // The range recovery accepts (beyond it a position is refused).
+                realized: -Position::MONEY_BOUND,
                 fees: -7,
                 mark: Price::ZERO,
                 fills: u64::MAX,
-                volume: i128::MAX,
+                volume: Position::MONEY_BOUND,
             },
         },
         JournalRecord::OpenOrder {
@@ -204,7 +205,10 @@ fn every_kind() -> Vec<JournalRecord<'static>> {
             trade_ids: &[],
             ts_ns: 8,
         },
-        JournalRecord::NextClientId { next: u64::MAX },
+        // The largest in range (one past the largest 56-bit engine number).
+        JournalRecord::NextClientId {
+            next: MAX_NEXT_CLIENT_ID,
+        },
     ]
 }
 
@@ -1396,4 +1400,290 @@ fn sigkill_while_appending_recovers() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// A position no fills can produce, field by field.
+fn hostile_positions() -> Vec<(&'static str, Position)> {
+    let base = Position {
+        qty: 100_000,
+        avg_price: px("100"),
+        realized: 5,
+        fees: 1,
+        mark: Price::ZERO,
+        fills: 3,
+        volume: 10_000,
+    };
+    vec![
+        (
+            "every field at its limit",
+            Position {
+                qty: i64::MAX,
+                avg_price: Price(i64::MAX),
+                realized: i128::MAX,
+                fees: i128::MIN,
+                mark: Price::ZERO,
+                fills: u64::MAX,
+                volume: i128::MAX,
+            },
+        ),
+        (
+            "realized beyond the bound",
+            Position {
+                realized: Position::MONEY_BOUND + 1,
+                ..base
+            },
+        ),
+        (
+            "fees beyond the bound",
+            Position {
+                fees: -Position::MONEY_BOUND - 1,
+                ..base
+            },
+        ),
+        ("negative volume", Position { volume: -1, ..base }),
+        (
+            "negative average price",
+            Position {
+                avg_price: Price(-1),
+                ..base
+            },
+        ),
+        (
+            "quantity i64::MIN",
+            Position {
+                qty: i64::MIN,
+                ..base
+            },
+        ),
+    ]
+}
+
+#[test]
+fn hostile_position_record_is_refused_not_overflowed() {
+    let tmp = TempPath::new("hostile-position");
+    let sane = Position {
+        qty: 100_000,
+        avg_price: px("100"),
+        realized: Position::MONEY_BOUND,
+        fees: -Position::MONEY_BOUND,
+        mark: Price::ZERO,
+        fills: u64::MAX,
+        volume: Position::MONEY_BOUND,
+    };
+    for (what, hostile) in hostile_positions() {
+        // A valid CRC around hostile values: the writer writes what it is given.
+        let bytes = write_journal(
+            tmp.path(),
+            FsyncPolicy::Never,
+            &[
+                JournalRecord::Position {
+                    symbol: "ETHUSDT",
+                    position: sane,
+                },
+                JournalRecord::Position {
+                    symbol: "BTCUSDT",
+                    position: hostile,
+                },
+                JournalRecord::NextClientId { next: 9 },
+            ],
+        );
+        let offset = boundaries_prefix(&bytes, 1) as u64;
+        let rec = recover(tmp.path()).unwrap();
+        assert_eq!(rec.tail, TailState::Corrupt { offset }, "{what}");
+        assert_eq!(rec.records, 1, "{what}");
+        // What was recovered is in range: its PnL cannot overflow.
+        assert_eq!(rec.positions, vec![("ETHUSDT".to_string(), sane)], "{what}");
+        let _ = rec.positions[0].1.net_pnl();
+        // The writer refuses the file with the byte offset, and leaves it alone.
+        match JournalWriter::open(tmp.path(), FsyncPolicy::Never) {
+            Err(e @ JournalError::CorruptRecord { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("byte offset {offset}")), "{msg}");
+                assert!(msg.contains("out-of-range"), "{msg}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(std::fs::read(tmp.path()).unwrap(), bytes, "{what}");
+        // And a position that reached its limits by saturation never panics.
+        let mut p = hostile;
+        let _ = p.net_pnl();
+        p.apply_fill(Side::Buy, Price(i64::MAX), Qty(i64::MAX), i64::MAX);
+        let _ = p.net_pnl();
+    }
+}
+
+/// The length of the file up to the end of record `n` (1-based; 0: the header).
+fn boundaries_prefix(bytes: &[u8], n: usize) -> usize {
+    let mut r = JournalReader::new(bytes).unwrap();
+    let mut end = HEADER_LEN as u64;
+    for _ in 0..n {
+        if r.next().is_none() {
+            break;
+        }
+        end = r.offset();
+    }
+    end as usize
+}
+
+#[test]
+fn journal_record_length_larger_than_file_is_refused() {
+    let tmp = TempPath::new("long-length");
+    let recs = small_journal();
+    let bytes = write_journal(tmp.path(), FsyncPolicy::Never, &recs);
+    let ends = boundaries(&bytes);
+    let last = ends[ends.len() - 2] as usize;
+    // Claim lengths up to the largest payload (and beyond) in the last record's header, with a
+    // matching length check: nothing is read or allocated past the bytes that are there.
+    for claim in [
+        (bytes.len() - last) as u32,
+        1 << 16,
+        MAX_PAYLOAD as u32,
+        MAX_PAYLOAD as u32 + 1,
+        u32::MAX,
+    ] {
+        let mut b = bytes.clone();
+        b[last..last + 4].copy_from_slice(&claim.to_le_bytes());
+        b[last + 4..last + 8].copy_from_slice(&(!claim).to_le_bytes());
+        let rec = recover_bytes(&b).unwrap();
+        assert_eq!(rec.records, recs.len() - 1, "claim {claim}");
+        assert_eq!(rec.valid_len, last as u64, "claim {claim}");
+        if claim as usize > MAX_PAYLOAD {
+            assert_eq!(
+                rec.tail,
+                TailState::Corrupt {
+                    offset: last as u64
+                },
+                "claim {claim}"
+            );
+        } else {
+            // Within bounds but beyond the file: the record is not there (a torn tail); it is
+            // never read, and the writer cuts exactly it.
+            assert_eq!(
+                rec.tail,
+                TailState::Torn {
+                    offset: last as u64,
+                    bytes: (b.len() - last) as u64
+                },
+                "claim {claim}"
+            );
+        }
+        std::fs::write(tmp.path(), &b).unwrap();
+        match JournalWriter::open(tmp.path(), FsyncPolicy::Never) {
+            Ok(w) => {
+                assert!(claim as usize <= MAX_PAYLOAD);
+                assert_eq!(w.len(), last as u64);
+            }
+            Err(JournalError::CorruptRecord { offset }) => {
+                assert!(claim as usize > MAX_PAYLOAD);
+                assert_eq!(offset, last as u64);
+            }
+            Err(e) => panic!("claim {claim}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn open_order_trade_id_count_beyond_the_record_is_refused() {
+    let tmp = TempPath::new("trade-id-count");
+    let ids: Vec<u8> = [7u64, 8].iter().flat_map(|t| t.to_le_bytes()).collect();
+    let rec = JournalRecord::OpenOrder {
+        client_id: eng(3),
+        symbol: "BTCUSDT",
+        req: req(Side::Buy, "100", "1", OrderType::LimitGtc),
+        filled: q("0.5"),
+        venue_order_id: Some(9),
+        acked: true,
+        trade_ids: &ids,
+        ts_ns: 1,
+    };
+    let bytes = write_journal(tmp.path(), FsyncPolicy::Never, &[rec]);
+    let at = HEADER_LEN;
+    let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    // `n` sits after id, ts, price, qty, filled, venue id (48 bytes) and 4 one-byte fields.
+    let n_at = at + RECORD_HEADER_LEN + 52;
+    assert_eq!(&bytes[n_at..n_at + 4], &2u32.to_le_bytes());
+    for n in [3u32, 1 << 20, u32::MAX] {
+        let mut b = bytes.clone();
+        b[n_at..n_at + 4].copy_from_slice(&n.to_le_bytes());
+        // Re-seal the CRC so only the count is wrong.
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&b[at..at + 8]);
+        crc.update(&b[at + 12..at + RECORD_HEADER_LEN + len]);
+        b[at + 8..at + 12].copy_from_slice(&crc.finalize().to_le_bytes());
+        let rec = recover_bytes(&b).unwrap();
+        assert_eq!(
+            rec.tail,
+            TailState::Corrupt {
+                offset: HEADER_LEN as u64
+            },
+            "n = {n}"
+        );
+        assert!(rec.open_orders.is_empty());
+    }
+}
+
+#[test]
+fn second_lock_on_a_journal_is_refused_with_the_holders_pid() {
+    let tmp = TempPath::new("lock");
+    let lock_path = JournalLock::path_for(tmp.path());
+    let _ = std::fs::remove_file(&lock_path);
+    let first = JournalLock::acquire(tmp.path()).unwrap();
+    assert_eq!(first.path(), lock_path);
+    assert_eq!(JournalLock::holder(tmp.path()), Some(std::process::id()));
+    // A second holder (another open file, as another process would have) is refused, named.
+    match JournalLock::acquire(tmp.path()) {
+        Err(e @ JournalError::Locked { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("pid {}", std::process::id())),
+                "{msg}"
+            );
+            assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Compaction works under the lock (the lock is on the sidecar, the journal is renamed).
+    write_journal(tmp.path(), FsyncPolicy::Never, &small_journal());
+    let before = recover(tmp.path()).unwrap();
+    compact(tmp.path(), None).unwrap();
+    assert_eq!(recover(tmp.path()).unwrap().positions, before.positions);
+    let mut w = JournalWriter::open(tmp.path(), FsyncPolicy::Never).unwrap();
+    w.hold_lock(first);
+    assert!(w.holds_lock());
+    assert!(matches!(
+        JournalLock::acquire(tmp.path()),
+        Err(JournalError::Locked { .. })
+    ));
+    // Dropping the writer releases it; a stale lock file does not block the next holder.
+    drop(w);
+    assert!(lock_path.exists());
+    let again = JournalLock::acquire(tmp.path()).unwrap();
+    drop(again);
+    let _ = std::fs::remove_file(&lock_path);
+}
+
+#[test]
+fn next_client_id_beyond_56_bits_is_refused_not_numbered_from() {
+    let tmp = TempPath::new("next-id-range");
+    let bytes = write_journal(
+        tmp.path(),
+        FsyncPolicy::Never,
+        &[
+            JournalRecord::NextClientId { next: 7 },
+            JournalRecord::NextClientId {
+                next: MAX_NEXT_CLIENT_ID + 1,
+            },
+        ],
+    );
+    let offset = boundaries_prefix(&bytes, 1) as u64;
+    let rec = recover(tmp.path()).unwrap();
+    assert_eq!(rec.tail, TailState::Corrupt { offset });
+    assert_eq!(rec.next_client_id, 7);
+    assert!(matches!(
+        JournalWriter::open(tmp.path(), FsyncPolicy::Never),
+        Err(JournalError::CorruptRecord { offset: o }) if o == offset
+    ));
+    // What a start numbers from stays within the 56 bits, whatever the journal said.
+    let start = feeds::idcheck::start_number(u64::MAX, MAX_NEXT_CLIENT_ID);
+    assert!(start <= MAX_NEXT_CLIENT_ID, "{start}");
 }

@@ -121,11 +121,21 @@ fn run_with(
     (out, r.to_text())
 }
 
+/// The first two engine ids of a run: sequence 1 and 2 of its start epoch.
+fn first_two(log: &[(ClientOrderId, OrderUpdateKind)]) -> [ClientOrderId; 2] {
+    let mut ids: Vec<ClientOrderId> = log.iter().map(|(c, _)| *c).collect();
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 2, "{log:?}");
+    assert!(ids[0].epoch() > 0, "{log:?}");
+    assert_eq!((ids[0].seq(), ids[1].seq()), (1, 2), "{log:?}");
+    [ids[0], ids[1]]
+}
+
 #[test]
 fn each_order_hears_one_ack_and_one_end_and_refusals_reach_their_order() {
     let (log, summary) = run(None, "session", 3);
-    let a = ClientOrderId::new(ClientOrderId::NS_ENGINE, 1);
-    let b = ClientOrderId::new(ClientOrderId::NS_ENGINE, 2);
+    let [a, b] = first_two(&log);
     let of = |id| {
         log.iter()
             .filter(|(c, _)| *c == id)
@@ -160,7 +170,7 @@ fn session_logon_takes_signing_off_the_order_path_and_orders_still_flow() {
         cfg.orders.credentials_file = Some(testkit::ed25519_key_file(dir).display().to_string());
         cfg.orders.session_logon = true;
     });
-    let a = ClientOrderId::new(ClientOrderId::NS_ENGINE, 1);
+    let [a, _] = first_two(&log);
     let of = |id| {
         log.iter()
             .filter(|(c, _)| *c == id)

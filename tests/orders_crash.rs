@@ -1,10 +1,15 @@
 //! Crash recovery end to end: the engine trades live against the venue simulator (real
-//! WebSocket order API on loopback), is killed with SIGKILL five times at arbitrary moments and
+//! WebSocket order API on loopback), is killed with SIGKILL twenty times at arbitrary moments and
 //! restarted on the same journal, then runs once more without a strategy and stops cleanly.
 //!
 //! Afterwards the venue's ledger (every order it received, every fill it made) must agree with
 //! the engine's journal: the same set of fills (client id, trade id, price, quantity), every
 //! client order id received at most once, and nothing left open.
+//!
+//! Client ids must stay unique when the journal cannot vouch for them: restarts on the journal
+//! cut at every record boundary and moved aside, venue ids ahead of the engine's clock (the venue
+//! check moves numbering past them), and a second engine on a journal in use (refused with the
+//! holder's pid). The simulator's ledger keeps every client id it received; none may repeat.
 //!
 //! The engine runs in a child process (this test binary, re-run as `child_engine`), so the kill is
 //! a real SIGKILL of a process with pinned-thread machinery, sockets and a journal open.
@@ -22,6 +27,9 @@ use tools::sim::{LedgerEntry, SimConfig, SimPace, SimSource, VenueSim};
 
 /// sma_cross that trades on nearly every few trades.
 const SMA: &str = "fast = 2\nslow = 4\nqty = \"0.001\"";
+
+/// SIGKILLs in the crash drill.
+const ROUNDS: u64 = 20;
 
 const CHILD_CONFIG_ENV: &str = "TICKLINE_CRASH_CHILD_CONFIG";
 const CHILD_DURATION_ENV: &str = "TICKLINE_CRASH_CHILD_SECONDS";
@@ -172,9 +180,10 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
     let trading = write_config(dir.path(), &sim, "sma_cross", SMA);
     let settle = write_config(dir.path(), &sim, "none", "");
 
-    // Five lives that end in SIGKILL, each after the venue has filled more of our orders, at a
-    // moment that varies from round to round.
-    for round in 0..5u64 {
+    // Twenty lives that end in SIGKILL, each after the venue has filled more of our orders, at a
+    // moment that varies from round to round. Each restart also proves the journal's lock went
+    // with the killed process (a held lock would refuse the next life).
+    for round in 0..ROUNDS {
         let before = venue_fills(&sim);
         let mut child = spawn_engine(&trading, 20.0);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -189,7 +198,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(37 * round + 11));
+        std::thread::sleep(Duration::from_millis(37 * (round % 8) + 11));
         child.kill().unwrap(); // SIGKILL
         let out = child.wait_with_output().unwrap();
         {
@@ -295,7 +304,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
         "crash test: {} orders, {} fills, {} restarts, {:.1} s",
         placed.len(),
         venue.len(),
-        6,
+        ROUNDS + 1,
         started.elapsed().as_secs_f64()
     );
 }
@@ -431,14 +440,237 @@ fn a_large_journal_is_compacted_at_start_and_its_history_kept() {
     assert!(stderr.contains("compacted from"), "{stderr}");
     let after = recover(&journal).unwrap();
     assert_eq!(after.positions, before.positions);
-    assert_eq!(after.next_client_id, 12_001);
+    // Past every compacted id; the start journaled its own epoch after it.
+    assert!(after.next_client_id > 12_001, "{}", after.next_client_id);
     assert!(std::fs::metadata(&journal).unwrap().len() < 4096);
     // The history is kept beside it, whole.
     let archived: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("orders.tlj."))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("orders.tlj.") && !name.ends_with(".lock")
+        })
         .collect();
     assert_eq!(archived.len(), 1, "{archived:?}");
     assert_eq!(archived[0].metadata().unwrap().len(), size);
+}
+
+/// Client ids the venue received (accepted or not), in order.
+fn venue_placed(sim: &VenueSim) -> Vec<String> {
+    sim.ledger()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            LedgerEntry::Place {
+                client_order_id, ..
+            } => Some(client_order_id.unwrap_or_default()),
+            LedgerEntry::Fill { .. } => None,
+        })
+        .collect()
+}
+
+/// Client ids the venue received more than once.
+fn sent_twice(placed: &[String]) -> Vec<(String, usize)> {
+    let mut n: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in placed {
+        *n.entry(c.as_str()).or_default() += 1;
+    }
+    n.into_iter()
+        .filter(|(_, k)| *k > 1)
+        .map(|(c, k)| (c.to_string(), k))
+        .collect()
+}
+
+fn trading_sim(dir: &testkit::TempDir, seed: u64) -> VenueSim {
+    VenueSim::start(SimConfig {
+        source: SimSource::Generated(feeds::gen::GenConfig {
+            symbols: vec!["BTCUSDT".into()],
+            events: 400_000,
+            seed,
+            start_ns: 1_000_000_000,
+        }),
+        pace: SimPace::Rate(4_000),
+        ledger: Some(dir.path().join("ledger.jsonl")),
+        ..SimConfig::default()
+    })
+    .unwrap()
+}
+
+/// One life of the engine that ends by itself after `seconds`; its stderr.
+fn run_life(config: &Path, seconds: f64, what: &str) -> String {
+    let out = spawn_engine(config, seconds).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what}: the engine failed:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn journal_cut_at_every_record_boundary_or_moved_aside_never_resends_a_client_id() {
+    let started = Instant::now();
+    let dir = testkit::TempDir::new("cut-every-boundary");
+    let sim = trading_sim(&dir, 41);
+    let trading = write_config(dir.path(), &sim, "sma_cross", SMA);
+    let journal = dir.path().join("orders.tlj");
+
+    // A first life trades until the venue filled a few orders, then dies (SIGKILL).
+    let mut child = spawn_engine(&trading, 20.0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while venue_fills(&sim) < 4 {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no fills from the first life in time\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait().unwrap();
+    let full = std::fs::read(&journal).unwrap();
+    let mut ends = vec![feeds::journal::HEADER_LEN];
+    let mut r = JournalReader::new(&full).unwrap();
+    while r.next().is_some() {
+        ends.push(r.offset() as usize);
+    }
+    assert!(ends.len() > 5, "only {} records", ends.len() - 1);
+
+    // Restart on the journal cut at every record boundary (what a power cut under
+    // fsync = "never" can leave), then once with the journal moved aside. Every life numbers
+    // orders; the venue must never see one id twice.
+    let mut cuts: Vec<Option<usize>> = ends.iter().rev().map(|&e| Some(e)).collect();
+    cuts.push(None);
+    let (mut raised, mut lives) = (0, 0);
+    for cut in cuts {
+        match cut {
+            Some(end) => std::fs::write(&journal, &full[..end]).unwrap(),
+            None => std::fs::rename(&journal, dir.path().join("orders.tlj.aside")).unwrap(),
+        }
+        let stderr = run_life(&trading, 0.5, &format!("journal cut at {cut:?}"));
+        lives += 1;
+        raised += usize::from(stderr.contains("numbering moves to"));
+        let placed = venue_placed(&sim);
+        let twice = sent_twice(&placed);
+        assert!(
+            twice.is_empty(),
+            "journal cut at {cut:?}: client ids sent twice: {twice:?}\n{stderr}"
+        );
+    }
+    let placed = venue_placed(&sim);
+    assert!(placed.len() > 20, "only {} orders placed", placed.len());
+    eprintln!(
+        "cut journal: {} records, {lives} restarts, {} orders, 0 sent twice, venue check moved numbering in {raised} lives, {:.1} s",
+        ends.len() - 1,
+        placed.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn venue_ids_beyond_the_next_number_move_numbering_past_them() {
+    use engine::event::ClientOrderId;
+    use feeds::journal::{FsyncPolicy, JournalWriter};
+    let dir = testkit::TempDir::new("venue-check");
+    let sim = trading_sim(&dir, 5);
+    let trading = write_config(dir.path(), &sim, "sma_cross", SMA);
+    let journal = dir.path().join("orders.tlj");
+    // A journal from a clock far ahead: the first life numbers in an epoch the next start's
+    // clock will not reach.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ahead = ClientOrderId::epoch_of_unix(now_s) + 100_000;
+    {
+        let mut w = JournalWriter::open(&journal, FsyncPolicy::Never).unwrap();
+        w.append(&JournalRecord::NextClientId {
+            next: ClientOrderId::engine_number(ahead, 1),
+        })
+        .unwrap();
+    }
+    let first = run_life(&trading, 1.5, "first life");
+    let seen = venue_placed(&sim);
+    assert!(!seen.is_empty(), "the first life placed nothing\n{first}");
+    let epochs = |ids: &[String]| -> Vec<u64> {
+        ids.iter()
+            .map(|c| ClientOrderId::parse(c).unwrap().epoch())
+            .collect()
+    };
+    let top = *epochs(&seen).iter().max().unwrap();
+    assert!(top > ahead, "{seen:?}");
+    // The journal is moved aside: the next start's own epoch (now) is far below the venue's
+    // ids. The venue check finds them and moves numbering to the epoch after them.
+    std::fs::rename(&journal, dir.path().join("orders.tlj.aside")).unwrap();
+    let second = run_life(&trading, 1.5, "second life");
+    let floor = ClientOrderId::new(
+        ClientOrderId::NS_ENGINE,
+        ClientOrderId::engine_number(top + 1, 1),
+    );
+    assert!(
+        second.contains(&format!("numbering moves to {floor}")),
+        "{second}"
+    );
+    assert!(
+        second.contains("venue id check moved numbering 1 times"),
+        "{second}"
+    );
+    let all = venue_placed(&sim);
+    let later = &all[seen.len()..];
+    assert!(
+        !later.is_empty(),
+        "the second life placed nothing\n{second}"
+    );
+    assert!(
+        epochs(later).iter().all(|&e| e > top),
+        "ids at or below the venue's: {later:?}"
+    );
+    assert!(sent_twice(&all).is_empty(), "{:?}", sent_twice(&all));
+    // The floor is journaled: a third start numbers past it without asking.
+    let rec = recover(&journal).unwrap();
+    assert!(
+        rec.next_client_id >= floor.number(),
+        "{}",
+        rec.next_client_id
+    );
+}
+
+#[test]
+fn second_engine_on_the_same_journal_is_refused_with_the_holders_pid() {
+    let dir = testkit::TempDir::new("two-engines");
+    let sim = trading_sim(&dir, 8);
+    let trading = write_config(dir.path(), &sim, "sma_cross", SMA);
+    let journal = dir.path().join("orders.tlj");
+    let mut first = spawn_engine(&trading, 20.0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while feeds::journal::JournalLock::holder(&journal) != Some(first.id()) {
+        if Instant::now() > deadline || first.try_wait().unwrap().is_some() {
+            let _ = first.kill();
+            let out = first.wait_with_output().unwrap();
+            panic!(
+                "the first engine never took the journal's lock\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = spawn_engine(&trading, 2.0).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    first.kill().unwrap();
+    let _ = first.wait().unwrap();
+    assert!(!second.status.success(), "the second engine ran:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is in use by another engine (pid {} holds the lock",
+            first.id()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("order session"),
+        "it never traded:\n{stderr}"
+    );
+    let placed = venue_placed(&sim);
+    assert!(sent_twice(&placed).is_empty(), "{:?}", sent_twice(&placed));
 }

@@ -474,8 +474,11 @@ impl<C: Clock> Core<C> {
         self.st.control = Some(rx);
     }
 
-    /// Continues the engine-namespace order numbering at `next` (from the order journal, so a
-    /// restarted engine never reuses a client order id). Lower values are ignored.
+    /// Continues the engine-namespace order numbering at `next` (at start-up: the first number
+    /// of this start's epoch, past everything the journal recorded; see
+    /// [`ClientOrderId`]). Lower values are ignored. The order
+    /// session raises it later with an [`EventKind::OrderIdFloor`] when the venue knows ids at
+    /// or beyond it.
     pub fn set_next_order_number(&mut self, next: u64) {
         self.st.next_order_no = self.st.next_order_no.max(next);
     }
@@ -764,6 +767,10 @@ impl State {
             EventKind::Gap(g) => return self.on_gap(sym, g.reason, g.lost),
             EventKind::ConnectionUp(_) => return self.on_connection(true, ev.recv_ns, clock),
             EventKind::ConnectionDown(_) => return self.on_connection(false, ev.recv_ns, clock),
+            EventKind::OrderIdFloor(f) => {
+                self.next_order_no = self.next_order_no.max(f.next);
+                return;
+            }
             _ => {}
         }
         let Some(slot) = self.symbols.get_mut(sym.index()) else {
@@ -810,7 +817,10 @@ impl State {
             | EventKind::OrderReject(_)
             | EventKind::Fill(_)
             | EventKind::OrderCanceled(_) => self.on_order_event(ev, clock),
-            EventKind::Gap(_) | EventKind::ConnectionUp(_) | EventKind::ConnectionDown(_) => {}
+            EventKind::Gap(_)
+            | EventKind::ConnectionUp(_)
+            | EventKind::ConnectionDown(_)
+            | EventKind::OrderIdFloor(_) => {}
         }
         if !self.paper_out.is_empty() {
             self.drain_paper(clock);
@@ -1817,6 +1827,23 @@ mod tests {
         );
         assert!(c.resync_requests >= 1);
         assert_eq!(rec.lock().unwrap().connection, vec![false, true]);
+    }
+
+    #[test]
+    fn an_order_id_floor_raises_the_numbering_and_never_lowers_it() {
+        let (mut core, mut tx, _rec) = setup(0);
+        core.set_next_order_number(1_000);
+        for next in [5_000, 10, 7_000] {
+            tx.push(MarketEvent::new(
+                1,
+                SymbolId::ALL,
+                EventKind::OrderIdFloor(crate::event::OrderIdFloor { next }),
+            ))
+            .unwrap();
+        }
+        core.poll(0);
+        assert_eq!(core.next_order_number(), 7_000);
+        assert_eq!(core.counters().unknown_symbol, 0);
     }
 
     #[test]

@@ -201,18 +201,50 @@ pub struct Connection {
     pub conn_id: u32,
 }
 
-/// A client order id: a namespace and a number, rendered as `<prefix>-<n>` on the wire.
+/// A client order id: a namespace and a number, rendered on the wire as Binance's
+/// `newClientOrderId` (at most 36 characters of `A-Z a-z 0-9 . : / _ -`).
 ///
-/// Kept as one `u64` (8 bits of namespace, 56 bits of number) so it fits order events in one
-/// cache line. The `probe` namespace carries the trade id the order answers, so a venue can pair
-/// the order with the trade frame (`probe-<trade id>`).
+/// Kept as one `Copy` `u64` (8 bits of namespace, 56 bits of number) so it fits order events in
+/// one cache line. The `probe` namespace carries the trade id the order answers, so a venue can
+/// pair the order with the trade frame (`probe-<trade id>`).
+///
+/// # Engine ids: an epoch and a sequence
+///
+/// In the engine namespace the 56-bit number is split into a **start epoch** (the top
+/// [`EPOCH_BITS`](Self::EPOCH_BITS) = 30 bits: seconds since 2024-01-01T00:00:00Z,
+/// [`EPOCH_BASE_UNIX_S`](Self::EPOCH_BASE_UNIX_S), enough until 2058) and a **sequence** (the
+/// low [`SEQ_BITS`](Self::SEQ_BITS) = 26 bits, 67,108,863 orders). Each start of the engine
+/// picks an epoch strictly greater than any the journal recorded and at least its own
+/// wall-clock second, and numbers its orders `(epoch, 1)`, `(epoch, 2)`, ... A sequence that
+/// runs out rolls into the next epoch by plain `+1` (the number is one integer), which is
+/// always an epoch of the past (2^26 orders take far longer than a second), so a later start
+/// cannot meet it. Two starts therefore share no id even when the journal's tail was lost or
+/// the journal was moved aside, unless the wall clock went back; the venue check at every
+/// connect (`feeds::idcheck`) covers that case.
+///
+/// Rendered `tl-<epoch>-<seq>` (`tl-91234567-17`, at most 22 characters). Ids with epoch 0
+/// (numbered by builds before epochs, and tests) keep the old form `tl-<n>`;
+/// [`parse`](Self::parse) reads both, so old journals and old orders at the venue still map
+/// back. Ordering of the `u64` is (namespace, epoch, sequence): later starts number higher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClientOrderId(pub u64);
 
 impl ClientOrderId {
     const NS_SHIFT: u32 = 56;
     const N_MASK: u64 = (1 << Self::NS_SHIFT) - 1;
-    /// Namespace of engine-numbered orders, rendered `tl-<n>`.
+    /// Largest number within a namespace (56 bits).
+    pub const NUMBER_MAX: u64 = Self::N_MASK;
+    /// Bits of the engine number that hold the start epoch.
+    pub const EPOCH_BITS: u32 = 30;
+    /// Bits of the engine number that hold the sequence within the epoch.
+    pub const SEQ_BITS: u32 = 26;
+    /// Largest sequence number of an epoch.
+    pub const SEQ_MAX: u64 = (1 << Self::SEQ_BITS) - 1;
+    /// Largest epoch.
+    pub const EPOCH_MAX: u64 = (1 << Self::EPOCH_BITS) - 1;
+    /// Epoch 0: 2024-01-01T00:00:00Z, in seconds since the Unix epoch.
+    pub const EPOCH_BASE_UNIX_S: u64 = 1_704_067_200;
+    /// Namespace of engine-numbered orders, rendered `tl-<epoch>-<seq>` (or `tl-<n>`).
     pub const NS_ENGINE: u8 = 0;
     /// Namespace of probe orders, rendered `probe-<trade id>`.
     pub const NS_PROBE: u8 = 1;
@@ -227,6 +259,24 @@ impl ClientOrderId {
         Self::new(Self::NS_PROBE, trade_id)
     }
 
+    /// The engine number of sequence `seq` in start epoch `epoch` (both truncated to their
+    /// bits).
+    pub const fn engine_number(epoch: u64, seq: u64) -> u64 {
+        ((epoch & Self::EPOCH_MAX) << Self::SEQ_BITS) | (seq & Self::SEQ_MAX)
+    }
+
+    /// The start epoch of wall-clock time `unix_s` (seconds since the Unix epoch): seconds since
+    /// [`EPOCH_BASE_UNIX_S`](Self::EPOCH_BASE_UNIX_S), 0 before it, at most
+    /// [`EPOCH_MAX`](Self::EPOCH_MAX).
+    pub const fn epoch_of_unix(unix_s: u64) -> u64 {
+        let e = unix_s.saturating_sub(Self::EPOCH_BASE_UNIX_S);
+        if e > Self::EPOCH_MAX {
+            Self::EPOCH_MAX
+        } else {
+            e
+        }
+    }
+
     /// The namespace.
     pub const fn namespace(self) -> u8 {
         (self.0 >> Self::NS_SHIFT) as u8
@@ -237,29 +287,56 @@ impl ClientOrderId {
         self.0 & Self::N_MASK
     }
 
-    /// Parses the wire form (`tl-17`, `probe-3735683259`).
+    /// The start epoch of an engine id (0 for ids of builds before epochs).
+    pub const fn epoch(self) -> u64 {
+        self.number() >> Self::SEQ_BITS
+    }
+
+    /// The sequence of an engine id within its epoch.
+    pub const fn seq(self) -> u64 {
+        self.number() & Self::SEQ_MAX
+    }
+
+    /// Parses the wire form (`tl-91234567-17`, `tl-17`, `probe-3735683259`).
     pub fn parse(s: &str) -> Option<Self> {
         let (prefix, n) = s.split_once('-')?;
-        let ns = match prefix {
-            "tl" => Self::NS_ENGINE,
-            "probe" => Self::NS_PROBE,
-            _ => return None,
+        let digits = |t: &str| -> Option<u64> {
+            if t.is_empty() || t.len() > 20 || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            t.parse().ok()
         };
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+        match prefix {
+            "tl" => {
+                let n = match n.split_once('-') {
+                    Some((epoch, seq)) => {
+                        let (epoch, seq) = (digits(epoch)?, digits(seq)?);
+                        // Canonical only: epoch 0 is written `tl-<n>`.
+                        if epoch == 0 || epoch > Self::EPOCH_MAX || seq > Self::SEQ_MAX {
+                            return None;
+                        }
+                        Self::engine_number(epoch, seq)
+                    }
+                    None => digits(n)?,
+                };
+                (n <= Self::N_MASK).then(|| Self::new(Self::NS_ENGINE, n))
+            }
+            "probe" => {
+                let n = digits(n)?;
+                (n <= Self::N_MASK).then(|| Self::new(Self::NS_PROBE, n))
+            }
+            _ => None,
         }
-        let n: u64 = n.parse().ok()?;
-        (n <= Self::N_MASK).then(|| Self::new(ns, n))
     }
 }
 
 impl fmt::Display for ClientOrderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefix = match self.namespace() {
-            Self::NS_PROBE => "probe",
-            _ => "tl",
-        };
-        write!(f, "{prefix}-{}", self.number())
+        match self.namespace() {
+            Self::NS_PROBE => write!(f, "probe-{}", self.number()),
+            _ if self.epoch() == 0 => write!(f, "tl-{}", self.number()),
+            _ => write!(f, "tl-{}-{}", self.epoch(), self.seq()),
+        }
     }
 }
 
@@ -286,6 +363,10 @@ pub enum RejectReason {
     /// not be learned after its reply: an order that may rest (GTC) is not sent (see
     /// `feeds::session`, "User data stream").
     NoUserStream,
+    /// The order session was still checking the venue's client ids on a new connection, or the
+    /// order's id was numbered before the check moved numbering past ids the venue knows
+    /// (never sent).
+    IdCheck,
 }
 
 /// The venue accepted an order.
@@ -331,6 +412,14 @@ pub struct OrderCanceled {
     pub leaves_qty: Qty,
 }
 
+/// Engine-namespace order numbers below `next` are taken at the venue: the core raises its
+/// numbering to at least `next` (it never lowers it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderIdFloor {
+    /// The lowest engine number the core may use from now on.
+    pub next: u64,
+}
+
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -358,6 +447,9 @@ pub enum EventKind {
     Fill(Fill),
     /// Order canceled or expired.
     OrderCanceled(OrderCanceled),
+    /// The order session found engine ids at the venue at or beyond the core's numbering (a
+    /// lost journal tail, a journal moved aside, a clock set back): number from `next` on.
+    OrderIdFloor(OrderIdFloor),
 }
 
 /// The unit that crosses a ring: when it was received, for which symbol, and what it is.
@@ -521,5 +613,49 @@ mod tests {
         assert_eq!(ClientOrderId::parse("tl-"), None);
         assert_eq!(ClientOrderId::parse("tl-+1"), None);
         assert_eq!(ClientOrderId::parse("tl-99999999999999999999"), None);
+    }
+
+    #[test]
+    fn engine_ids_carry_an_epoch_and_fit_binance_client_ids() {
+        let now = 1_767_225_600; // 2026-01-01T00:00:00Z
+        let epoch = ClientOrderId::epoch_of_unix(now);
+        assert_eq!(epoch, now - ClientOrderId::EPOCH_BASE_UNIX_S);
+        let id = ClientOrderId::new(
+            ClientOrderId::NS_ENGINE,
+            ClientOrderId::engine_number(epoch, 17),
+        );
+        assert_eq!((id.epoch(), id.seq()), (epoch, 17));
+        assert_eq!(id.to_string(), format!("tl-{epoch}-17"));
+        assert_eq!(ClientOrderId::parse(&id.to_string()), Some(id));
+        // The longest engine id is within Binance's 36 characters and its character set.
+        let max = ClientOrderId::new(
+            ClientOrderId::NS_ENGINE,
+            ClientOrderId::engine_number(ClientOrderId::EPOCH_MAX, ClientOrderId::SEQ_MAX),
+        );
+        let s = max.to_string();
+        assert!(s.len() <= 36, "{s}");
+        assert!(s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:/_-".contains(&b)));
+        assert_eq!(ClientOrderId::parse(&s), Some(max));
+        // A sequence that runs out rolls into the next epoch.
+        let last = ClientOrderId::engine_number(epoch, ClientOrderId::SEQ_MAX);
+        assert_eq!(
+            ClientOrderId::new(ClientOrderId::NS_ENGINE, last + 1).epoch(),
+            epoch + 1
+        );
+        // Later starts number higher; non-canonical forms are refused.
+        assert!(ClientOrderId::parse("tl-2-1") > ClientOrderId::parse("tl-1-67108863"));
+        assert_eq!(ClientOrderId::parse("tl-0-5"), None);
+        assert_eq!(ClientOrderId::parse("tl-1-67108864"), None);
+        assert_eq!(ClientOrderId::parse("tl-1073741824-1"), None);
+        assert_eq!(ClientOrderId::parse("tl-1-"), None);
+        assert_eq!(ClientOrderId::parse("tl-1-2-3"), None);
+        assert_eq!(ClientOrderId::parse("probe-1-2"), None);
+        assert_eq!(ClientOrderId::epoch_of_unix(0), 0);
+        assert_eq!(
+            ClientOrderId::epoch_of_unix(u64::MAX),
+            ClientOrderId::EPOCH_MAX
+        );
     }
 }

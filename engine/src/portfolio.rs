@@ -29,7 +29,28 @@ pub struct Position {
 }
 
 impl Position {
-    /// Applies one fill of our order.
+    /// Largest magnitude of a money field ([`realized`](Self::realized), [`fees`](Self::fees),
+    /// [`volume`](Self::volume)) a sane position holds: 2^100 1e-8 quote units (about 1.3e22
+    /// quote units). Recovery refuses a journaled position beyond it, so every sum below stays
+    /// far from `i128`'s range.
+    pub const MONEY_BOUND: i128 = 1 << 100;
+
+    /// True when every field is in the range a position built from fills can reach: the money
+    /// fields within [`MONEY_BOUND`](Self::MONEY_BOUND) (volume not negative), the quantity not
+    /// `i64::MIN`, and the average price not negative (zero exactly when flat is not required:
+    /// a flat position may keep a stale average). The journal checks this on recovery.
+    pub fn is_sane(&self) -> bool {
+        let money = |v: i128| (-Self::MONEY_BOUND..=Self::MONEY_BOUND).contains(&v);
+        self.qty != i64::MIN
+            && self.avg_price.0 >= 0
+            && self.mark.0 >= 0
+            && money(self.realized)
+            && money(self.fees)
+            && (0..=Self::MONEY_BOUND).contains(&self.volume)
+    }
+
+    /// Applies one fill of our order. The arithmetic saturates (a position restored from disk,
+    /// or a hostile fill, can pin a field at its limit but never wrap or panic).
     pub fn apply_fill(&mut self, side: Side, price: Price, qty: Qty, fee: i64) {
         let q = qty.0 as i128;
         if q <= 0 {
@@ -37,22 +58,25 @@ impl Position {
         }
         let signed = q * side.sign() as i128;
         let pos = self.qty as i128;
-        self.fills += 1;
-        self.fees += fee as i128;
-        self.volume += price.0 as i128 * q / SCALE as i128;
+        self.fills = self.fills.saturating_add(1);
+        self.fees = self.fees.saturating_add(fee as i128);
+        self.volume = self
+            .volume
+            .saturating_add(price.0 as i128 * q / SCALE as i128);
         if pos == 0 || (pos > 0) == (signed > 0) {
             let total = pos.abs() + q;
             let avg = (self.avg_price.0 as i128 * pos.abs() + price.0 as i128 * q) / total;
-            self.avg_price = Price(avg as i64);
-            self.qty = (pos + signed) as i64;
+            self.avg_price = Price(clamp_i64(avg));
+            self.qty = clamp_i64(pos + signed);
             return;
         }
         let closed = q.min(pos.abs());
         let direction = pos.signum();
-        self.realized +=
-            (price.0 as i128 - self.avg_price.0 as i128) * closed * direction / SCALE as i128;
+        self.realized = self.realized.saturating_add(
+            (price.0 as i128 - self.avg_price.0 as i128) * closed * direction / SCALE as i128,
+        );
         let new_pos = pos + signed;
-        self.qty = new_pos as i64;
+        self.qty = clamp_i64(new_pos);
         if new_pos == 0 {
             self.avg_price = Price::ZERO;
         } else if new_pos.signum() != direction {
@@ -71,13 +95,21 @@ impl Position {
         if self.qty == 0 || self.mark.0 == 0 {
             return 0;
         }
+        // |mark - avg| < 2^64 and |qty| <= 2^63: the product fits in i128.
         (self.mark.0 as i128 - self.avg_price.0 as i128) * self.qty as i128 / SCALE as i128
     }
 
-    /// Realised + unrealised - fees, 1e-8 quote units.
+    /// Realised + unrealised - fees, 1e-8 quote units (saturating).
     pub fn net_pnl(&self) -> i128 {
-        self.realized + self.unrealized() - self.fees
+        self.realized
+            .saturating_add(self.unrealized())
+            .saturating_sub(self.fees)
     }
+}
+
+/// `v` clamped into `i64`.
+fn clamp_i64(v: i128) -> i64 {
+    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 #[cfg(test)]
@@ -127,5 +159,25 @@ mod tests {
         assert_eq!(p.avg_price, px("50"));
         assert_eq!(p.realized, 5 * SCALE as i128);
         assert_eq!(p.qty, -150_000_000);
+    }
+
+    #[test]
+    fn hostile_values_saturate_instead_of_overflowing() {
+        let mut p = Position {
+            qty: i64::MAX,
+            avg_price: Price(i64::MAX),
+            realized: i128::MAX,
+            fees: i128::MIN,
+            mark: Price(1),
+            fills: u64::MAX,
+            volume: i128::MAX,
+        };
+        assert!(!p.is_sane());
+        assert_eq!(p.net_pnl(), i128::MAX);
+        p.apply_fill(Side::Buy, Price(i64::MAX), Qty(i64::MAX), i64::MAX);
+        p.apply_fill(Side::Sell, Price(0), Qty(i64::MAX), i64::MIN);
+        assert_eq!(p.fills, u64::MAX);
+        let _ = p.net_pnl();
+        assert!(Position::default().is_sane());
     }
 }

@@ -73,6 +73,9 @@ pub enum CtxError {
     TimerQueueFull,
     /// Quantity not positive, or a limit price not positive.
     InvalidOrder,
+    /// Every engine client order number is used (past [`ClientOrderId::NUMBER_MAX`]): a new id
+    /// would wrap onto an old one, so nothing is sent.
+    IdsExhausted,
 }
 
 impl fmt::Display for CtxError {
@@ -81,6 +84,7 @@ impl fmt::Display for CtxError {
             CtxError::OrderBufferFull => "order buffer full",
             CtxError::TimerQueueFull => "timer queue full",
             CtxError::InvalidOrder => "invalid order (quantity and limit price must be positive)",
+            CtxError::IdsExhausted => "engine client order ids exhausted",
         })
     }
 }
@@ -338,8 +342,12 @@ impl<'a> Ctx<'a> {
         self.position
     }
 
-    /// Sends a new order with an engine-numbered client id (`tl-<n>`).
+    /// Sends a new order with an engine-numbered client id (`tl-<epoch>-<seq>`, see
+    /// [`ClientOrderId`]).
     pub fn submit(&mut self, req: OrderRequest) -> Result<ClientOrderId, CtxError> {
+        if *self.next_order_no > ClientOrderId::NUMBER_MAX {
+            return Err(CtxError::IdsExhausted);
+        }
         let id = ClientOrderId::new(ClientOrderId::NS_ENGINE, *self.next_order_no);
         self.submit_with_id(id, req)?;
         *self.next_order_no += 1;

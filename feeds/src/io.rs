@@ -1222,8 +1222,14 @@ pub fn run_io_loop_with_session(
                 next_deadline = ctx.gate_until_ns;
             }
         }
+        // Market links also wait for the first venue check of client ids (crate::idcheck).
+        let gated = ctx.orders_gate
+            || ctx
+                .session
+                .as_ref()
+                .is_some_and(OrderSession::holds_market_data);
         for (i, link) in links.iter_mut().enumerate() {
-            if ctx.orders_gate && !link.rx.orders {
+            if gated && !link.rx.orders {
                 continue;
             }
             let d = on_timers(link, i, n_links, now_ns, &t, &mut ctx, &poll, &conn_opts);

@@ -30,15 +30,25 @@
 //!
 //! [`Recovered::next_client_id`] is `1 +` the highest engine-namespace number ever intended, or
 //! the highest [`JournalRecord::NextClientId`] recorded, whichever is larger (and 1 for an empty
-//! journal), so a restarted engine that numbers from it never reuses an id the venue has seen:
-//! every order that was sent has its intent in the journal before the send. Probe ids
-//! (`probe-<trade id>`) carry a trade id, not a sequence number, and do not count.
+//! journal). Probe ids (`probe-<trade id>`) carry a trade id, not a sequence number, and do not
+//! count.
 //!
-//! Under [`FsyncPolicy::Always`] that holds through power loss too. Under the other policies a
-//! power cut can lose the last intents of orders that were sent (a killed process loses nothing:
-//! what `write` returned is in the page cache). To keep ids unique there as well, reserve blocks:
-//! append `NextClientId { next: n + 1000 }`, call [`JournalWriter::sync`], then number orders
-//! from the block without further syncs until it runs out.
+//! The journal alone cannot keep ids unique: a power cut under [`FsyncPolicy::Never`] loses its
+//! tail, an operator may move a corrupt journal aside, and two processes could share one file.
+//! So uniqueness rests on three things, of which the journal is one input:
+//!
+//! 1. **The lock** ([`JournalLock`], `<journal>.lock`): one engine per journal, refused with
+//!    the holder's pid ([`JournalError::Locked`]).
+//! 2. **A start epoch in every id** ([`ClientOrderId`]: `tl-<epoch>-<seq>`): each start numbers
+//!    from `(epoch, 1)`, the epoch being the later of now (seconds since 2024) and one past the
+//!    last epoch in the journal ([`crate::idcheck::start_number`]), and journals `NextClientId`
+//!    at that number, so no two starts share an epoch unless the wall clock went back and the
+//!    journal was lost.
+//! 3. **The venue's word** ([`crate::idcheck`]): on every connect the order session lists the
+//!    venue's open and recent orders, and moves numbering past any engine id it finds at or
+//!    beyond the next one, before any order is sent.
+//!
+//! Old journals (ids `tl-<n>`, epoch 0) recover unchanged: an id is stored as its `u64`.
 //!
 //! # Start-up procedure
 //!
@@ -71,7 +81,8 @@
 //! [`JournalWriter::open`] creates a missing file. It never truncates anything but a torn tail
 //! (a record, or the file header, that the file ends inside), and it refuses a file with a
 //! corrupt record anywhere with [`JournalError::CorruptRecord`], leaving the file untouched. Only
-//! one writer may have a journal open at a time (nothing here locks the file).
+//! one writer may have a journal open at a time: take the [`JournalLock`] first (before
+//! compaction and recovery) and hand it to the writer ([`JournalWriter::hold_lock`]).
 //!
 //! # Durability
 //!
@@ -130,7 +141,7 @@
 //! | 6 | TraderState | 16 + sl + n | `ts_ns u64, trader u32, sl u8, reserved 3 bytes, sym, state (the remaining n bytes)` |
 //! | 7 | NextClientId | 8 | `next u64` |
 //! | 8 | Position | 80 + sl | `qty i64, avg_price i64, realized i128, fees i128, fills u64, volume i128, sl u8, reserved 7 bytes, sym` |
-//! | 9 | OpenOrder | 52 + sl + 8n | `id u64, ts_ns u64, price i64, qty i64, filled i64, venue_order_id u64 (0: none), side u8, type u8, acked u8, sl u8, n u32, sym, n trade ids u64` |
+//! | 9 | OpenOrder | 56 + sl + 8n | `id u64, ts_ns u64, price i64, qty i64, filled i64, venue_order_id u64 (0: none), side u8, type u8, acked u8, sl u8, n u32, sym, n trade ids u64` |
 //!
 //! Kinds 8 and 9 are written only by [`compact`]: a symbol's whole position, and an order still
 //! open with what is known of it (its fills' trade ids, for de-duplication; their quantities are
@@ -143,11 +154,21 @@
 //!   is a torn header (`Torn { offset: 0, bytes: 0 }`).
 //! - **Corrupt** `{ offset }`: the record at `offset` is complete by its (checked) length but its
 //!   CRC does not match, its length check fails or is beyond [`MAX_PAYLOAD`], its kind is unknown
-//!   or its payload does not decode. This holds for the last record too: writing whole records
+//!   or its payload does not decode, including values out of range: a position that no fills
+//!   can produce ([`Position::is_sane`]: money beyond 2^100 units, a negative average price or
+//!   volume), an open order with a negative quantity, a `NextClientId` beyond
+//!   [`MAX_NEXT_CLIENT_ID`]. This holds for the last record too: writing whole records
 //!   cannot leave a full-length record with wrong bytes, so such a record is damage (or a file
 //!   system that exposed unwritten blocks as zeros after a power cut), for an operator to judge.
 //!
 //! Nothing after the first torn or corrupt record is read: there is no resynchronisation.
+//!
+//! **Sizes read from the file.** Every length in a record (the payload length, a symbol's `sl`,
+//! an open order's trade-id count `n`) is bounded ([`MAX_PAYLOAD`], `u8`, the payload) and checked
+//! against the bytes actually present before it is used, and nothing is allocated from a length
+//! before that check: a record claiming more bytes than the file holds is never read (a torn
+//! tail if its length is within bounds, corrupt if not). The one allocation sized by the file is
+//! reading the file itself, by its real length.
 
 use crate::framing::{header_crc, le_u16, le_u32, le_u64};
 use core::fmt;
@@ -173,6 +194,9 @@ pub const RECORD_HEADER_LEN: usize = 16;
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Longest symbol a record may carry, in bytes.
 pub const MAX_SYMBOL_LEN: usize = u8::MAX as usize;
+/// Largest `next` a [`JournalRecord::NextClientId`] may carry: one past the largest 56-bit
+/// engine number. A larger one is out of range (the record is corrupt).
+pub const MAX_NEXT_CLIENT_ID: u64 = ClientOrderId::NUMBER_MAX + 1;
 
 /// Bytes of the header before the part that may grow: magic, version, header length.
 const HEADER_FIXED: usize = 12;
@@ -540,7 +564,15 @@ impl<'a> JournalRecord<'a> {
                     ts_ns,
                 }
             }
-            KIND_NEXT_CLIENT_ID => JournalRecord::NextClientId { next: c.u64()? },
+            KIND_NEXT_CLIENT_ID => {
+                let next = c.u64()?;
+                // Engine numbers are 56 bits: a larger `next` cannot have been written by an
+                // engine, and numbering from it would overflow.
+                if next > MAX_NEXT_CLIENT_ID {
+                    return None;
+                }
+                JournalRecord::NextClientId { next }
+            }
             KIND_POSITION => {
                 let qty = c.i64()?;
                 let avg_price = Price(c.i64()?);
@@ -551,18 +583,21 @@ impl<'a> JournalRecord<'a> {
                 let sl = c.u8()? as usize;
                 c.take(7)?;
                 let symbol = symbol_from(c.take(sl)?)?;
-                JournalRecord::Position {
-                    symbol,
-                    position: Position {
-                        qty,
-                        avg_price,
-                        realized,
-                        fees,
-                        mark: Price::ZERO,
-                        fills,
-                        volume,
-                    },
+                let position = Position {
+                    qty,
+                    avg_price,
+                    realized,
+                    fees,
+                    mark: Price::ZERO,
+                    fills,
+                    volume,
+                };
+                // Values no sequence of fills can reach are damage (or a hostile file), not a
+                // position to trade on: the record is corrupt.
+                if !position.is_sane() {
+                    return None;
                 }
+                JournalRecord::Position { symbol, position }
             }
             KIND_OPEN_ORDER => {
                 let client_id = ClientOrderId(c.u64()?);
@@ -580,7 +615,11 @@ impl<'a> JournalRecord<'a> {
                 };
                 let sl = c.u8()? as usize;
                 let n = c.u32()? as usize;
+                if qty.0 < 0 || filled.0 < 0 {
+                    return None;
+                }
                 let symbol = symbol_from(c.take(sl)?)?;
+                // The count is checked against the bytes there before anything is allocated.
                 let trade_ids = c.take(n.checked_mul(8)?)?;
                 JournalRecord::OpenOrder {
                     client_id,
@@ -746,6 +785,16 @@ pub enum JournalError {
         /// Byte offset of the damaged record.
         offset: u64,
     },
+    /// Another process holds the journal's lock ([`JournalLock`]): a second engine on one
+    /// journal would number and journal orders beside the first.
+    Locked {
+        /// The journal.
+        journal: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// The holder's process id, as it wrote it in the lock file (`None` if unreadable).
+        pid: Option<u32>,
+    },
 }
 
 impl fmt::Display for JournalError {
@@ -763,9 +812,26 @@ impl fmt::Display for JournalError {
             JournalError::CorruptRecord { offset } => write!(
                 f,
                 "order journal has a corrupt record at byte offset {offset} (CRC mismatch, damaged \
-                 length or undecodable payload); refusing to append after it. recover() replays \
-                 the records before it; move the file aside and investigate before trading"
+                 length, undecodable payload or out-of-range value); refusing to append after it. \
+                 recover() replays the records before it; move the file aside and investigate \
+                 before trading"
             ),
+            JournalError::Locked { journal, lock, pid } => {
+                write!(
+                    f,
+                    "order journal {} is in use by another engine (",
+                    journal.display()
+                )?;
+                match pid {
+                    Some(pid) => write!(f, "pid {pid}")?,
+                    None => f.write_str("pid unknown")?,
+                }
+                write!(
+                    f,
+                    " holds the lock on {}); refusing to start a second engine on it",
+                    lock.display()
+                )
+            }
         }
     }
 }
@@ -998,6 +1064,8 @@ pub struct JournalWriter {
     truncated: Option<TailState>,
     /// A failed `fdatasync` (or a failed write that could not be undone): appends are refused.
     failed: bool,
+    /// The journal's lock, kept for as long as the writer lives.
+    lock: Option<JournalLock>,
 }
 
 impl fmt::Debug for JournalWriter {
@@ -1097,6 +1165,7 @@ impl JournalWriter {
             last_sync: Instant::now(),
             truncated,
             failed: false,
+            lock: None,
         })
     }
 
@@ -1195,6 +1264,111 @@ impl JournalWriter {
     /// The journal's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps `lock` (the journal's [`JournalLock`]) until the writer is dropped, so the lock
+    /// lives exactly as long as something may append.
+    pub fn hold_lock(&mut self, lock: JournalLock) {
+        self.lock = Some(lock);
+    }
+
+    /// True when the writer holds the journal's lock.
+    pub fn holds_lock(&self) -> bool {
+        self.lock.is_some()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock
+// ---------------------------------------------------------------------------------------------
+
+/// An exclusive lock on a journal: one engine per journal.
+///
+/// The lock is a kernel lock (`flock`, through [`File::try_lock`]) on a sidecar file,
+/// `<journal>.lock` ([`JournalLock::path_for`]), which holds the holder's process id as text. The
+/// kernel releases it when the holder's file is closed, which includes the process dying in any
+/// way (SIGKILL too), so a stale lock file never blocks a restart: only a live holder does. The
+/// sidecar (not the journal itself) carries the lock because [`compact`] replaces the journal
+/// file by a rename, which a lock on the journal's own inode would not survive. The sidecar is
+/// never deleted (deleting it would let two processes lock two different files of one name).
+///
+/// Take it before anything else touches the journal (compaction, recovery, the writer), and keep
+/// it for as long as orders may be sent: [`JournalWriter::hold_lock`] ties it to the writer.
+pub struct JournalLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl fmt::Debug for JournalLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JournalLock")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JournalLock {
+    /// The lock file of the journal at `journal`: its name with `.lock` appended.
+    pub fn path_for(journal: &Path) -> PathBuf {
+        let mut name = journal.as_os_str().to_os_string();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Takes the lock of the journal at `journal` without waiting, and writes this process's
+    /// id into the lock file. Another live holder: [`JournalError::Locked`] with its pid.
+    pub fn acquire(journal: &Path) -> Result<JournalLock, JournalError> {
+        let path = Self::path_for(journal);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                // A pid is a few digits: read at most 32 bytes, whatever the file holds.
+                let mut text = String::new();
+                let pid = match (&mut file).take(32).read_to_string(&mut text) {
+                    Ok(_) => text.trim().parse::<u32>().ok(),
+                    Err(_) => None,
+                };
+                return Err(JournalError::Locked {
+                    journal: journal.to_path_buf(),
+                    lock: path,
+                    pid,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(JournalError::Io(e)),
+        }
+        file.set_len(0)?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        Ok(JournalLock { file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pid written in the lock file of `journal`, if it holds one (for messages and tests;
+    /// says nothing about whether the lock is held).
+    pub fn holder(journal: &Path) -> Option<u32> {
+        let mut text = String::new();
+        File::open(Self::path_for(journal))
+            .ok()?
+            .take(32)
+            .read_to_string(&mut text)
+            .ok()?;
+        text.trim().parse().ok()
+    }
+}
+
+impl Drop for JournalLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock too; unlocking first says so explicitly.
+        let _ = self.file.unlock();
     }
 }
 
@@ -1499,7 +1673,9 @@ pub struct Compacted {
 /// Crash-safe: the new journal is written and synced beside the old one, then renamed over it
 /// (and the directory synced), so `path` always holds one whole journal. A corrupt journal is
 /// refused ([`JournalError::CorruptRecord`]) and left alone; a torn tail is dropped, as
-/// [`JournalWriter::open`] would drop it. Only call it while no writer has the journal open.
+/// [`JournalWriter::open`] would drop it. Call it holding the journal's [`JournalLock`] (as
+/// `tickline run` does) and before the writer opens it: the lock is on a sidecar file, so the
+/// rename does not drop it.
 pub fn compact(path: &Path, archive: Option<&Path>) -> Result<Compacted, JournalError> {
     let bytes = std::fs::read(path)?;
     let rec = recover_bytes(&bytes)?;

@@ -6,6 +6,7 @@ pub mod binance_api;
 pub mod capture;
 mod framing;
 pub mod gen;
+pub mod idcheck;
 pub mod io;
 pub mod journal;
 pub mod json;

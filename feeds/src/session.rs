@@ -70,6 +70,13 @@
 //! settle anything: an IOC, FOK or market order is then closed here (it cannot still rest) with a
 //! loud notice that its fills are unknown, and a GTC order stays in flight.
 //!
+//! **Client ids on every connect.** After those requests the session asks the venue for its open
+//! and recent orders ([`crate::idcheck`]) and refuses new orders ([`RejectReason::IdCheck`])
+//! until the answers are in; an engine id there at or beyond the next one moves numbering past
+//! it (an [`OrderIdFloor`] event to the core, a `NextClientId` record in the journal), and
+//! orders numbered before the move are refused too. So an id the venue knows is never sent
+//! again, even when the journal lost its tail, was moved aside, or the clock went back.
+//!
 //! **Waking.** The I/O thread sleeps in `epoll_wait` when idle; [`OrderWake::notify`] (called by
 //! the core after each command it pushes) wakes it through a `mio::Waker` only while it is parked,
 //! so a busy-polling I/O thread costs the core one fence and one load per order. After
@@ -80,11 +87,12 @@ use crate::binance_api::{
     parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
     trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
 };
+use crate::idcheck::{IdCheck, IdCheckCounters, Outcome};
 use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use crate::net::Connection;
 use engine::event::{
     ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
-    OrderReject, OrderRequest, OrderType, RejectReason,
+    OrderIdFloor, OrderReject, OrderRequest, OrderType, RejectReason,
 };
 use engine::fixed::Qty;
 use engine::latency::LatencyHist;
@@ -251,6 +259,13 @@ pub struct SessionCounters {
     pub refused_no_user_stream: u64,
     /// Orders settled by their own `order.place` reply (`RESULT`/`FULL`, final status).
     pub settled_by_reply: u64,
+    /// Orders refused while the venue check of client ids was waiting, or numbered below the
+    /// floor it set ([`RejectReason::IdCheck`]; see [`crate::idcheck`]).
+    pub refused_id_check: u64,
+    /// Venue checks that found engine ids at or beyond the next one and moved numbering.
+    pub id_floor_raises: u64,
+    /// Venue checks that failed (queries refused, or no answer in time).
+    pub id_check_failures: u64,
 }
 
 /// Where the user data stream stands on the order API connection.
@@ -357,6 +372,8 @@ pub struct OrderSession {
     tick_to_wire: LatencyHist,
     now: fn() -> u64,
     notices: Vec<SessionNotice>,
+    /// The venue check of client ids on every connect ([`crate::idcheck`]).
+    ids: IdCheck,
 }
 
 impl std::fmt::Debug for OrderSession {
@@ -444,6 +461,7 @@ impl OrderSession {
             tick_to_wire: LatencyHist::new(),
             now,
             notices: Vec::new(),
+            ids: IdCheck::new(),
         }
     }
 
@@ -574,6 +592,7 @@ impl OrderSession {
         for (client_id, symbol) in pending {
             self.query_status(client_id, symbol);
         }
+        self.begin_id_check();
     }
 
     /// On a new connection: `session.logon` (if configured; the user data stream is then
@@ -670,6 +689,7 @@ impl OrderSession {
     pub(crate) fn on_down(&mut self) {
         self.open = false;
         self.user_stream = UserStream::Off;
+        self.ids.abort();
         self.queued.clear();
         self.encoder.set_session_authenticated(false);
     }
@@ -678,6 +698,11 @@ impl OrderSession {
     /// is open. Returns the number of commands taken from the ring.
     pub fn pump(&mut self, mut conn: Option<&mut Connection>) -> usize {
         let mut taken = 0;
+        if self.ids.is_waiting() {
+            if let Some(o) = self.ids.timed_out((self.now)()) {
+                self.id_check_done(o);
+            }
+        }
         if !self.queued.is_empty() {
             if let Some(c) = conn.as_deref_mut() {
                 for text in std::mem::take(&mut self.queued) {
@@ -758,6 +783,10 @@ impl OrderSession {
             self.counters.refused_disconnected += 1;
             return self.refuse(client_id, symbol, RejectReason::Disconnected);
         };
+        if !self.ids.admits(client_id) {
+            self.counters.refused_id_check += 1;
+            return self.refuse(client_id, symbol, RejectReason::IdCheck);
+        }
         let Some(name) = self.symbols.name(symbol) else {
             return self.refuse(client_id, symbol, RejectReason::InvalidOrder);
         };
@@ -796,6 +825,7 @@ impl OrderSession {
                 trade_ids: Vec::new(),
             },
         );
+        self.ids.sent(client_id);
         let text = self.encoder.place(id, name, client_id, &req, wall_ms());
         match conn.send_text(text) {
             Ok(()) => {
@@ -868,6 +898,9 @@ impl OrderSession {
 
     /// One frame from the API connection.
     pub fn on_frame(&mut self, payload: &[u8]) {
+        if self.ids.is_waiting() && self.id_check_frame(payload) {
+            return;
+        }
         let reply = match parse_reply(payload) {
             Ok(r) => r,
             Err(e) => {
@@ -1329,6 +1362,91 @@ impl OrderSession {
     }
 }
 
+/// The venue check of client ids ([`crate::idcheck`]): the session's side of it.
+impl OrderSession {
+    /// The engine's first number of this start ([`crate::idcheck::start_number`]): venue ids
+    /// below it are old and need no action.
+    pub fn set_next_client_number(&mut self, next: u64) {
+        self.ids.set_next(next);
+    }
+
+    /// The venue check's counters.
+    pub fn id_check(&self) -> &IdCheckCounters {
+        self.ids.counters()
+    }
+
+    /// True while the first venue check of client ids waits for its answers: the I/O loop holds
+    /// market data back until then, as it does until the order API's first connection attempt
+    /// has an outcome.
+    #[inline]
+    pub fn holds_market_data(&self) -> bool {
+        self.ids.holds_market_data()
+    }
+
+    /// The lowest engine number the session sends (0 until a check raised it).
+    pub fn client_number_floor(&self) -> u64 {
+        self.ids.floor()
+    }
+
+    /// Queues the check's queries (called when the connection opens, after the other requests).
+    #[cold]
+    fn begin_id_check(&mut self) {
+        let next = &mut self.next_request_id;
+        let now = (self.now)();
+        self.ids.begin(
+            &mut self.encoder,
+            &self.symbols,
+            || {
+                let id = *next;
+                *next += 1;
+                id
+            },
+            now,
+            wall_ms(),
+            &mut self.queued,
+        );
+    }
+
+    /// True when `payload` answered the check (and was handled).
+    #[cold]
+    fn id_check_frame(&mut self, payload: &[u8]) -> bool {
+        match self.ids.on_frame(payload) {
+            Outcome::NotMine => false,
+            o => {
+                self.id_check_done(o);
+                true
+            }
+        }
+    }
+
+    #[cold]
+    fn id_check_done(&mut self, o: Outcome) {
+        match o {
+            Outcome::NotMine | Outcome::Waiting | Outcome::Clear => {}
+            Outcome::Raise { floor, found } => {
+                self.counters.id_floor_raises += 1;
+                let at = |n| ClientOrderId::new(ClientOrderId::NS_ENGINE, n);
+                self.notices.push(format!(
+                    "order API: the venue knows client id {} at or beyond the next one (journal cut, moved aside or shared, or the clock went back); numbering moves to {}",
+                    at(found),
+                    at(floor)
+                ));
+                self.journal(&JournalRecord::NextClientId { next: floor });
+                self.push(
+                    engine::symbol::SymbolId::ALL,
+                    EventKind::OrderIdFloor(OrderIdFloor { next: floor }),
+                );
+            }
+            Outcome::Failed { code } => {
+                self.counters.id_check_failures += 1;
+                self.notices.push(format!(
+                "order API: the venue did not list its orders (code {code}); client ids rest on the start epoch alone on this connection"
+                ))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The session's bookkeeping, fed hand-written venue frames (the socket side is covered by
@@ -1750,6 +1868,50 @@ mod tests {
         r.s.on_frame(br#"{"id":9,"status":200,"result":{"symbol":"BTCUSDT","orderId":9,"orderListId":-1,"clientOrderId":"tl-1","transactTime":1,"price":"0.00000000","origQty":"1.00000000","executedQty":"1.00000000","origQuoteOrderQty":"0.00000000","cummulativeQuoteQty":"100.00000000","status":"FILLED","timeInForce":"GTC","type":"MARKET","side":"BUY","workingTime":1,"selfTradePreventionMode":"NONE"}}"#);
         assert!(queued(&r, "myTrades").is_some());
         assert_eq!(r.s.in_flight(), 1);
+    }
+
+    #[test]
+    fn venue_ids_beyond_the_next_one_raise_the_cores_numbering_once_the_check_is_in() {
+        let first = ClientOrderId::engine_number(10, 1);
+        let mut r = rig();
+        r.s.set_next_client_number(first);
+        // userDataStream.subscribe (id 1), order.status for tl-1 (id 2), then the check:
+        // openOrders.status (id 3) and allOrders (id 4).
+        r.s.on_open();
+        assert!(r.s.ids.is_waiting());
+        r.s.on_frame(br#"{"id":3,"status":200,"result":[]}"#);
+        assert_eq!(r.events(), vec![]);
+        let ahead = ClientOrderId::new(
+            ClientOrderId::NS_ENGINE,
+            ClientOrderId::engine_number(10, 7),
+        );
+        let all = format!(
+            r#"{{"id":4,"status":200,"result":[{{"symbol":"BTCUSDT","orderId":9,"clientOrderId":"{ahead}","status":"FILLED"}}]}}"#
+        );
+        r.s.on_frame(all.as_bytes());
+        let floor = ClientOrderId::engine_number(11, 1);
+        assert_eq!(
+            r.events(),
+            vec![EventKind::OrderIdFloor(OrderIdFloor { next: floor })]
+        );
+        assert_eq!(r.s.counters().id_floor_raises, 1);
+        assert_eq!(r.s.client_number_floor(), floor);
+        assert!(!r.s.ids.is_waiting());
+        assert!(r
+            .s
+            .take_notices()
+            .iter()
+            .any(|n| n.contains("numbering moves to tl-11-1")));
+        // A reconnect checks again; our own ids at the venue change nothing.
+        r.s.on_down();
+        r.s.on_open();
+        let mine = format!(
+            r#"{{"id":7,"status":200,"result":[{{"symbol":"BTCUSDT","orderId":9,"clientOrderId":"{ahead}","status":"FILLED"}}]}}"#
+        );
+        r.s.on_frame(mine.as_bytes());
+        r.s.on_frame(br#"{"id":8,"status":200,"result":[]}"#);
+        assert_eq!(r.events(), vec![]);
+        assert_eq!(r.s.id_check().checks, 2);
     }
 
     #[test]

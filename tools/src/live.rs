@@ -42,7 +42,7 @@ use feeds::io::{
     run_io_loop_with_session, FeedSpec, IoCommand, IoConfig, IoCounters, IoNotice, IoShared,
     ReconnectPolicy,
 };
-use feeds::journal::{recover, JournalWriter, TailState};
+use feeds::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
 use feeds::recorder::{recorder, RecorderRx};
 use feeds::rest::{run_snapshot_worker, RestClient, SnapshotWorkerConfig};
@@ -149,10 +149,15 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
     })
 }
 
-/// Opens the order journal: recovers what a previous run left (reporting a torn tail, refusing
-/// a corrupt one) and reopens it for appending.
+/// Opens the order journal: takes its lock (a second engine on it is refused with the holder's
+/// pid), compacts it if large, recovers what a previous run left (reporting a torn tail,
+/// refusing a corrupt one) and reopens it for appending, the writer holding the lock.
 fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::Recovered>)> {
     let path = PathBuf::from(&cfg.orders.journal);
+    // First: nothing else may touch the journal (compaction included) while another engine
+    // holds it.
+    let lock = JournalLock::acquire(&path)
+        .with_context(|| format!("locking the order journal {}", path.display()))?;
     let policy = crate::config::fsync_policy(&cfg.orders.fsync)?;
     let limit = cfg.orders.journal_compact_mb.saturating_mul(1 << 20);
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
@@ -190,8 +195,9 @@ fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::R
     } else {
         None
     };
-    let w = JournalWriter::open(&path, policy)
+    let mut w = JournalWriter::open(&path, policy)
         .with_context(|| format!("opening the order journal {}", path.display()))?;
+    w.hold_lock(lock);
     Ok((w, rec))
 }
 
@@ -217,7 +223,20 @@ fn order_session(
         bail!("orders.session_logon needs an Ed25519 key (the venue accepts session.logon with Ed25519 keys only); this key is HMAC");
     }
     let encoder = OrderEncoder::new(creds, o.recv_window_ms);
-    let (journal, rec) = open_journal(cfg)?;
+    let (mut journal, rec) = open_journal(cfg)?;
+    // This start's epoch: past every id the journal recorded and at least this second (see
+    // `ClientOrderId`); journaled and synced before any order, so the next start moves past it
+    // even if nothing else of this run reaches the disk.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let journal_next = rec.as_ref().map_or(1, |r| r.next_client_id);
+    let first_id = feeds::idcheck::start_number(now_s, journal_next);
+    journal
+        .append(&JournalRecord::NextClientId { next: first_id })
+        .and_then(|()| journal.sync())
+        .with_context(|| format!("journaling this start's client ids in {}", o.journal))?;
+    core.set_next_order_number(first_id);
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
     let (ev_tx, ev_rx) = event_ring(16_384, OnFull::Block);
     core.add_input(ev_rx);
@@ -242,10 +261,12 @@ fn order_session(
         wake,
         MonoClock::now,
     );
+    session.set_next_client_number(first_id);
+    let first_id =
+        engine::event::ClientOrderId::new(engine::event::ClientOrderId::NS_ENGINE, first_id);
     let mut traders = Vec::new();
     if let Some(rec) = rec {
         traders = rec.trader_states.clone();
-        core.set_next_order_number(rec.next_client_id);
         for (name, pos) in &rec.positions {
             match symbols.lookup(name.as_bytes()) {
                 Some(id) => core.restore_position(id, *pos),
@@ -267,15 +288,14 @@ fn order_session(
         }
         session.restore(&rec.open_orders);
         eprintln!(
-            "journal: {} records, {} fills ({} duplicates ignored); next client id tl-{}; {} open orders to reconcile with the venue",
+            "journal: {} records, {} fills ({} duplicates ignored); next client id {first_id}; {} open orders to reconcile with the venue",
             rec.records,
             rec.fills,
             rec.duplicate_fills,
-            rec.next_client_id,
             rec.open_orders.len()
         );
     } else {
-        eprintln!("journal: new file {}", o.journal);
+        eprintln!("journal: new file {}; next client id {first_id}", o.journal);
     }
     Ok((session, traders))
 }

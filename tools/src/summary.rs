@@ -82,6 +82,8 @@ impl ReplayReport {
                 "user_streams": o.user_streams, "user_stream_refused": o.user_stream_refused,
                 "refused_no_user_stream": o.refused_no_user_stream,
                 "settled_by_reply": o.settled_by_reply,
+                "refused_id_check": o.refused_id_check, "id_floor_raises": o.id_floor_raises,
+                "id_check_failures": o.id_check_failures,
             })
         });
         json!({
@@ -228,11 +230,12 @@ impl ReplayReport {
         if let Some(o) = &self.session {
             let _ = writeln!(
                 s,
-                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal, {} no user stream; reconciled {} orders, {} fills; {} settled by reply; {} send errors, {} duplicates dropped, {} logons; user stream: {} subscribed, {} refused",
+                "order session   {:>12}   placed, {} cancels, {} acks, {} fills, {} canceled, {} rejects; refused: {} disconnected, {} journal, {} no user stream, {} id check; reconciled {} orders, {} fills; {} settled by reply; {} send errors, {} duplicates dropped, {} logons; user stream: {} subscribed, {} refused; venue id check moved numbering {} times, failed {}",
                 o.placed, o.cancels, o.acks, o.fills, o.canceled, o.rejects,
                 o.refused_disconnected, o.refused_journal, o.refused_no_user_stream,
-                o.reconciled_orders, o.reconciled_fills, o.settled_by_reply, o.send_errors,
-                o.duplicates, o.logons, o.user_streams, o.user_stream_refused
+                o.refused_id_check, o.reconciled_orders, o.reconciled_fills, o.settled_by_reply,
+                o.send_errors, o.duplicates, o.logons, o.user_streams, o.user_stream_refused,
+                o.id_floor_raises, o.id_check_failures
             );
             if o.user_stream_refused > 0 {
                 let _ = writeln!(

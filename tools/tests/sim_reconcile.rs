@@ -1079,3 +1079,95 @@ fn venue_sim_writes_the_ledger_while_running_and_keeps_it_when_killed() {
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn all_orders_lists_open_and_finished_orders_of_the_account_by_order_id() {
+    let sim = still_sim(37, None);
+    let (bids, asks) = depth(&sim);
+    let mut c = Client::connect(&sim);
+    // Two resting, one canceled, one filled (IOC through the best ask), one of another account.
+    let mut placed = Vec::new();
+    for (i, (side, tif, px)) in [
+        ("BUY", "GTC", bids[3].0),
+        ("BUY", "GTC", bids[4].0),
+        ("BUY", "GTC", bids[5].0),
+        ("BUY", "IOC", asks[0].0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("tl-92550000-{}", i + 1);
+        let r = c.call(
+            "order.place",
+            order(side, "LIMIT", Some(tif), Some(px), ONE / 1000, &id),
+        );
+        assert_eq!(r["status"], 200, "{r}");
+        placed.push((id, r["result"]["orderId"].as_u64().unwrap()));
+    }
+    let r = c.call(
+        "order.cancel",
+        auth(json!({"symbol": "BTCUSDT", "origClientOrderId": placed[2].0})),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let other = c.call(
+        "order.place",
+        order_as(
+            "other-key",
+            "BUY",
+            "LIMIT",
+            Some("GTC"),
+            Some(bids[3].0),
+            ONE / 1000,
+            "x-1",
+        ),
+    );
+    assert_eq!(other["status"], 200, "{other}");
+
+    // Every order of the account, by order id, each written as order.status writes it.
+    let all = c.call(
+        "allOrders",
+        auth(json!({"symbol": "BTCUSDT", "limit": 1000})),
+    );
+    assert_eq!(all["status"], 200, "{all}");
+    let list = all["result"].as_array().unwrap();
+    let cids: Vec<&str> = list
+        .iter()
+        .map(|o| o["clientOrderId"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = placed.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(cids, want, "{all}");
+    let statuses: Vec<&str> = list.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses[..3], ["NEW", "NEW", "CANCELED"], "{all}");
+    for (o, (cid, oid)) in list.iter().zip(&placed) {
+        let st = c.call(
+            "order.status",
+            auth(json!({"symbol": "BTCUSDT", "origClientOrderId": cid})),
+        );
+        assert_eq!(&st["result"], o, "{cid}");
+        assert_eq!(o["orderId"].as_u64(), Some(*oid));
+    }
+    // The most recent `limit`, or from an order id on.
+    let recent = c.call("allOrders", auth(json!({"symbol": "BTCUSDT", "limit": 2})));
+    let ids = |v: &Value| -> Vec<u64> {
+        v["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["orderId"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&recent), vec![placed[2].1, placed[3].1]);
+    let from = c.call(
+        "allOrders",
+        auth(json!({"symbol": "BTCUSDT", "orderId": placed[1].1, "limit": 2})),
+    );
+    assert_eq!(ids(&from), vec![placed[1].1, placed[2].1]);
+    // Binance's errors for bad parameters.
+    let bad = c.call(
+        "allOrders",
+        auth(json!({"symbol": "BTCUSDT", "limit": 1001})),
+    );
+    assert_eq!(err(&bad), (400, -1130), "{bad}");
+    let bad = c.call("allOrders", auth(json!({})));
+    assert_eq!(err(&bad).1, -1102, "{bad}");
+}

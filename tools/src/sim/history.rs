@@ -172,6 +172,14 @@ impl History {
             .insert((o.account, sym, o.client_id), o.order_id);
     }
 
+    /// The finished orders of `account` on symbol `sym`, in no particular order (`allOrders`).
+    pub(crate) fn orders_of(&self, account: u32, sym: usize) -> impl Iterator<Item = &Order> {
+        self.orders
+            .values()
+            .filter(move |(s, o)| *s == sym && o.account == account)
+            .map(|(_, o)| o)
+    }
+
     /// The finished order of `account` on symbol `sym` named by `order_id` and/or `client_id`.
     /// With both, the order is found by id and its client id must match.
     pub(crate) fn find(

@@ -28,7 +28,7 @@
 //! - **Orders** (Binance's WebSocket API, on any market-data connection or a dedicated
 //!   `/ws-api/v3` one): `order.place` (`LIMIT` GTC/IOC/FOK, `LIMIT_MAKER`, `MARKET`),
 //!   `order.cancel`, `openOrders.status`, and for a client reconciling after a restart
-//!   `order.status` (open and finished orders) and `myTrades` (fills, with the trade ids the
+//!   `order.status` (open and finished orders), `allOrders` and `myTrades` (fills, with the trade ids the
 //!   reports carried), answered `{"id":..,"status":200,"result":..}` or
 //!   `{"id":..,"status":400,"error":{"code":..,"msg":..}}`, with `executionReport` events
 //!   (`{"event":{"e":"executionReport",..}}`) pushed on the connection that placed the order

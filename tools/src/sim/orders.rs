@@ -742,6 +742,51 @@ impl Venue {
         }
     }
 
+    /// `allOrders`: the account's orders on one symbol, open (in its book) and finished (in the
+    /// history), by order id: from `orderId` on, or the most recent `limit`.
+    fn all_orders(
+        &self,
+        inner: &Inner,
+        me: u64,
+        events: &Receiver<String>,
+        id: &str,
+        req: wsapi::AllOrdersReq,
+        out: &mut Vec<String>,
+    ) {
+        let st = self.begin(inner, me, events, out);
+        let sym = req.symbol.index();
+        let mut list: Vec<&Order> = Vec::new();
+        if let Some(account) = st.find_account(&req.api_key) {
+            if let Some(b) = st.books.get(sym) {
+                list.extend(b.open_orders().filter(|o| o.account == account));
+            }
+            list.extend(st.history.orders_of(account, sym));
+        }
+        list.retain(|o| {
+            req.from_order_id.is_none_or(|f| o.order_id >= f)
+                && req.start_ms.is_none_or(|s| o.created_ms >= s)
+                && req.end_ms.is_none_or(|e| o.created_ms <= e)
+        });
+        list.sort_by_key(|o| o.order_id);
+        let keep = if req.from_order_id.is_some() {
+            0..list.len().min(req.limit)
+        } else {
+            list.len().saturating_sub(req.limit)..list.len()
+        };
+        let mut result = String::with_capacity(16 + keep.len() * 400);
+        result.push('[');
+        if let Some(names) = st.names.get(sym) {
+            for (n, o) in list[keep].iter().enumerate() {
+                if n > 0 {
+                    result.push(',');
+                }
+                wsapi::push_order_status(&mut result, names, o);
+            }
+        }
+        result.push(']');
+        out.push(wsapi::ok_reply(id, &result));
+    }
+
     /// `myTrades`: the account's fills on one symbol, oldest first.
     fn my_trades(
         &self,
@@ -1015,6 +1060,10 @@ impl Desk {
             },
             Method::MyTrades => match wsapi::parse_my_trades(&req.params, &inner.symbols) {
                 Ok(q) => venue.my_trades(inner, me, events, id, q, out),
+                Err(e) => error(inner, id, &e, out),
+            },
+            Method::AllOrders => match wsapi::parse_all_orders(&req.params, &inner.symbols) {
+                Ok(q) => venue.all_orders(inner, me, events, id, q, out),
                 Err(e) => error(inner, id, &e, out),
             },
         }

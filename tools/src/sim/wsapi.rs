@@ -1,6 +1,6 @@
 //! Binance spot's WebSocket API, the part the simulator speaks: request envelopes, the
-//! parameters of `order.place`, `order.cancel`, `openOrders.status`, `order.status` and
-//! `myTrades`, and the replies and `executionReport` events written the way the venue writes
+//! parameters of `order.place`, `order.cancel`, `openOrders.status`, `order.status`,
+//! `allOrders` and `myTrades`, and the replies and `executionReport` events written the way the venue writes
 //! them (by hand, so keys keep Binance's order).
 //!
 //! Requests are `{"id":..,"method":"order.place","params":{..}}` (a `v3/` prefix on the method
@@ -96,6 +96,8 @@ pub(crate) enum Method {
     OrderStatus,
     /// `myTrades`.
     MyTrades,
+    /// `allOrders`: the account's orders on one symbol, open and finished.
+    AllOrders,
     /// `ping` (API path only).
     Ping,
     /// `time` (API path only).
@@ -122,6 +124,7 @@ impl Method {
             "openOrders.status" => Method::OpenOrders,
             "order.status" => Method::OrderStatus,
             "myTrades" => Method::MyTrades,
+            "allOrders" => Method::AllOrders,
             "userDataStream.subscribe" => Method::UserStreamSubscribe,
             "userDataStream.subscribe.signature" => Method::UserStreamSubscribeSignature,
             "userDataStream.unsubscribe" => Method::UserStreamUnsubscribe,
@@ -551,6 +554,66 @@ pub(crate) fn parse_order_status(
         symbol,
         order_id,
         orig_client_id,
+        api_key,
+    })
+}
+
+/// A valid `allOrders`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AllOrdersReq {
+    pub(crate) symbol: SymbolId,
+    /// Orders with an id at or above this one, oldest first (else the most recent).
+    pub(crate) from_order_id: Option<u64>,
+    /// Orders created in `[start, end]`, ms.
+    pub(crate) start_ms: Option<u64>,
+    pub(crate) end_ms: Option<u64>,
+    pub(crate) limit: usize,
+    pub(crate) api_key: String,
+}
+
+/// Checks the parameters of `allOrders`: `symbol`, optional `orderId` (orders with an id at or
+/// above it, oldest first; without it the most recent ones), `startTime` and `endTime` (at most
+/// 24 hours apart) and `limit` (default 500, at most 1000), and the authentication ones, as
+/// Binance documents them.
+pub(crate) fn parse_all_orders(
+    p: &Map<String, Value>,
+    symbols: &SymbolTable,
+) -> Result<AllOrdersReq, ApiError> {
+    let symbol = symbol(p, symbols)?;
+    let opt = |name: &str| -> Result<Option<u64>, ApiError> {
+        match text(p, name)? {
+            Some(s) => Ok(Some(unsigned(name, &s)?)),
+            None => Ok(None),
+        }
+    };
+    let from_order_id = opt("orderId")?;
+    let start_ms = opt("startTime")?;
+    let end_ms = opt("endTime")?;
+    let limit = match opt("limit")? {
+        None => TRADES_DEFAULT_LIMIT,
+        Some(n) if (1..=TRADES_MAX_LIMIT as u64).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(ApiError::new(
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            ))
+        }
+    };
+    if let (Some(s), Some(e)) = (start_ms, end_ms) {
+        if e.saturating_sub(s) > TRADES_MAX_RANGE_MS {
+            return Err(ApiError::new(
+                -1127,
+                "More than 24 hours between startTime and endTime.",
+            ));
+        }
+    }
+    let api_key = auth(p)?;
+    Ok(AllOrdersReq {
+        symbol,
+        from_order_id,
+        start_ms,
+        end_ms,
+        limit,
         api_key,
     })
 }
@@ -1224,6 +1287,33 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn all_orders_parameters() {
+        let syms = symbols();
+        let ok = parse_all_orders(
+            &signed(serde_json::json!({"symbol":"BTCUSDT","limit":1000})),
+            &syms,
+        )
+        .unwrap();
+        assert_eq!((ok.limit, ok.from_order_id), (1000, None));
+        let ok = parse_all_orders(
+            &signed(serde_json::json!({"symbol":"BTCUSDT","orderId":7})),
+            &syms,
+        )
+        .unwrap();
+        assert_eq!((ok.limit, ok.from_order_id), (500, Some(7)));
+        let code = |v| parse_all_orders(&signed(v), &syms).unwrap_err().code;
+        assert_eq!(code(serde_json::json!({})), -1102);
+        assert_eq!(
+            code(serde_json::json!({"symbol":"BTCUSDT","limit":1001})),
+            -1130
+        );
+        assert_eq!(
+            code(serde_json::json!({"symbol":"BTCUSDT","startTime":0,"endTime":86_400_001})),
+            -1127
+        );
     }
 
     #[test]
