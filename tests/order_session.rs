@@ -328,8 +328,9 @@ fn a_refused_user_stream_is_reported_and_leaves_no_order_in_flight() {
     .unwrap();
     let log = log.lock().unwrap().clone();
     let summary = r.to_text();
+    let [first, second] = first_two(&log);
     let of = |n| {
-        let id = ClientOrderId::new(ClientOrderId::NS_ENGINE, n);
+        let id = if n == 1 { first } else { second };
         log.iter()
             .filter(|(c, _)| *c == id)
             .map(|(_, k)| *k)
