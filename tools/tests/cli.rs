@@ -162,6 +162,59 @@ fn generated_captures_replay_cleanly_in_both_formats() {
     assert!(e.contains("symbol"), "{e}");
 }
 
+/// `--repeat N` replays the one capture N times, each pass a fresh session (as after a
+/// reconnect) that syncs every book from its own snapshots: N times the work, no gap.
+#[test]
+fn repeat_replays_each_pass_as_a_fresh_session() {
+    let tlc = tmp("repeat.tlc");
+    let out = tickline(&[
+        "gen-feed",
+        "--out",
+        tlc.to_str().unwrap(),
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+        "--events",
+        "4000",
+        "--seed",
+        "5",
+    ]);
+    assert!(out.status.success());
+    let run = |repeat: &str| {
+        let mut args = vec![
+            "replay",
+            tlc.to_str().unwrap(),
+            "--json",
+            "--idle",
+            "backoff",
+            "--strategy",
+            "probe",
+            "--repeat",
+            repeat,
+        ];
+        args.extend(UNPINNED);
+        ok_json(&args).0
+    };
+    let one = run("1");
+    let three = run("3");
+    assert_eq!(one["book_syncs"], 2, "{one}");
+    assert_eq!(three["messages"], 3 * one["messages"].as_u64().unwrap());
+    assert_eq!(three["book_syncs"], 6, "two books, three passes: {three}");
+    assert_eq!(three["book_gaps"], 0, "{three}");
+    assert_eq!(
+        three["resync_requests"], 4,
+        "two books, two resets: {three}"
+    );
+    assert_eq!(three["decode_errors"], 0);
+    assert_eq!(three["allocations_during_run"], 0);
+    let orders = one["orders"].as_u64().unwrap();
+    assert!(orders > 0, "{one}");
+    assert_eq!(
+        three["orders"],
+        3 * orders,
+        "probe orders alike in every pass"
+    );
+}
+
 #[test]
 fn a_torn_capture_is_reported_and_the_rest_replayed() {
     let tlc = tmp("torn.tlc");
