@@ -283,7 +283,8 @@ impl fmt::Display for CaptureError {
 impl std::error::Error for CaptureError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CaptureError::Io { source, .. } | CaptureError::BadGzip { source, .. } => Some(source),
+            CaptureError::Io { source, .. } => Some(source),
+            // Its message already ends with the decompressor's, so a chain would say it twice.
             _ => None,
         }
     }
