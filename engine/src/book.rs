@@ -35,7 +35,9 @@
 //! * Nothing is ever shown from a book that is not synced: the read API returns `None` or empty.
 //! * [`OrderBook::mark_stale`] (the core learned of lost data) drops the buffer and, because the
 //!   loss may have cut a message or a snapshot in two, also the rest of the diff message and of
-//!   the snapshot in flight.
+//!   the snapshot in flight. [`OrderBook::mark_disconnected`] (the feed disconnected, or a
+//!   replay starts a new session) does the same but keeps the next diff message: a disconnect
+//!   cuts no message in two, and that message may be the one to bridge the next snapshot.
 //!
 //! # Allocation
 //!
@@ -417,6 +419,20 @@ impl OrderBook {
         self.open = None;
         self.mode = Mode::Skip;
         self.resync_skip = true;
+    }
+
+    /// Marks the book stale because its feed disconnected (or a replay starts a new session):
+    /// like [`OrderBook::mark_stale`] (hidden, buffer cleared, the rest of a snapshot loading
+    /// dropped), except that the next diff message is kept. A disconnect is announced after the
+    /// connection's last whole frame, so it cuts no message in two; skipping the next message
+    /// anyway would, when the new snapshot arrives before any diff (a quiet symbol, or a
+    /// capture that starts with its snapshot), drop the very message that must bridge it and
+    /// cost a gap and a second snapshot. A skip already pending from an earlier loss stays.
+    #[cold]
+    pub fn mark_disconnected(&mut self) {
+        let pending_skip = self.resync_skip;
+        self.mark_stale();
+        self.resync_skip = pending_skip;
     }
 
     /// State.
@@ -1401,6 +1417,45 @@ mod tests {
         assert_eq!(b.state(), SyncState::Stale);
         let snap = snapshot(LID + 21, &[("4", "1")], &[("5", "1")]);
         assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+    }
+
+    #[test]
+    fn disconnect_keeps_the_next_message_so_a_snapshot_that_comes_first_syncs() {
+        let mut b = synced_example();
+        b.mark_disconnected();
+        assert_eq!(b.state(), SyncState::Stale);
+        assert_hidden(&b);
+        // The new session's snapshot arrives before any diff; the first diff must bridge it.
+        let snap = snapshot(LID + 10, &[("4", "1")], &[("4.1", "1")]);
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(
+            send(&mut b, &diff(LID + 11, LID + 12, &[(Bid, "3.9", "1")])),
+            BookUpdate::Changed
+        );
+        assert_eq!(
+            send(&mut b, &diff(LID + 13, LID + 13, &[(Bid, "3.8", "1")])),
+            BookUpdate::Changed
+        );
+        assert_eq!(bids(&b), vec![lv("4", "1"), lv("3.9", "1"), lv("3.8", "1")]);
+        assert_eq!(b.stats().gaps, 0);
+        // After mark_stale (a loss) the same order skips the bridging message and gaps.
+        let mut b = synced_example();
+        b.mark_stale();
+        assert_eq!(load(&mut b, &snap), BookUpdate::Synced);
+        assert_eq!(
+            send(&mut b, &diff(LID + 11, LID + 12, &[(Bid, "3.9", "1")])),
+            BookUpdate::None
+        );
+        assert!(matches!(
+            send(&mut b, &diff(LID + 13, LID + 13, &[(Bid, "3.8", "1")])),
+            BookUpdate::Gap { .. }
+        ));
+        // A skip pending from a loss before the disconnect stays in force.
+        let mut b = synced_example();
+        b.mark_stale();
+        b.mark_disconnected();
+        send(&mut b, &diff(LID + 11, LID + 12, &[(Bid, "3.9", "1")]));
+        assert!(b.buffer.is_empty(), "the possible tail was skipped");
     }
 
     #[test]

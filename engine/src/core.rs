@@ -910,7 +910,7 @@ impl State {
                 // Whatever happens until the feed is back is unknown: hide the book now and
                 // ask for a snapshot once the feed is up again (one taken now would predate the
                 // diffs the new connection will send).
-                self.symbols[i].book.mark_stale();
+                self.symbols[i].book.mark_disconnected();
             } else if !self.symbols[i].book.is_synced() {
                 self.request_resync(SymbolId(i as u32), false);
             }

@@ -30,6 +30,28 @@
 //! unsigned JSON integers; `m` must be a boolean. Depth levels are exactly `["price","qty"]`.
 //! Strings with escapes are decoded (Binance never sends them, but they are valid JSON).
 //!
+//! # The contract on hostile input
+//!
+//! What is refused and what is accepted is the same in the fields a message uses and in those
+//! it skips, and the serde_json reference decoder ([`crate::reference`]) is held to the same
+//! contract by the differential tests (`tests/decode_binance.rs`):
+//!
+//! | hostile shape | anywhere in the frame (used or skipped) |
+//! |---|---|
+//! | bytes that are not UTF-8 inside a string or key | **refused**: [`DecodeError::InvalidUtf8`] (outside strings, a [`DecodeError::Syntax`] error) |
+//! | a `\u` escape that is an unpaired UTF-16 surrogate | **refused**: [`DecodeError::Syntax`] ([`JsonErrorKind::LoneSurrogate`]) |
+//! | a number beyond `f64` range (`1e400`, 400 digits) in a field the message does not use | **accepted**: checked for JSON syntax only, never evaluated |
+//! | the same in a field the message uses | refused as that field's error: ids and times must be `u64` integers ([`DecodeError::IntOverflow`], [`DecodeError::WrongType`]) |
+//!
+//! Why: a frame that is not Unicode is not JSON text (RFC 8259 section 8.1), no venue sends one,
+//! and bytes we skip today are bytes a later version (or a log, or a recorder replaying the frame
+//! to a stricter reader) may read, so a corrupt or hostile frame is refused whole; the check costs
+//! nothing on Binance's frames (only strings holding bytes `>= 0x80` are validated). A number's
+//! magnitude, on the other hand, is not a property of valid JSON (RFC 8259 section 6 sets no
+//! limit), a skipped number can reach nothing the engine uses, and evaluating every skipped
+//! number would cost the hot path for values nobody reads; every number that is used is
+//! range-checked exactly.
+//!
 //! # Cost
 //!
 //! No allocation: the decoder only pushes into the caller's `Vec` (which, sized once by the

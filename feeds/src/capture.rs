@@ -64,6 +64,25 @@
 //!
 //! [`CaptureFormat::detect`] tells the two formats apart by their first bytes, never by the file
 //! extension; [`ReplayReader`] (streaming) and [`LoadedCapture`] (in memory) read either.
+//!
+//! # Sizes read from a file are claims, never capacities
+//!
+//! A capture may be corrupt or hostile, so no size it states is allocated on its word:
+//!
+//! - **gzip trailer (ISIZE)**: [`LineCapture::from_bytes`] reserves the claimed size only up to
+//!   what the input could possibly decompress to ([`MAX_DEFLATE_RATIO`] times its length) and
+//!   at most [`MAX_GZIP_RESERVATION`]; past that the buffer grows with the data actually
+//!   decompressed. A trailer that does not match its data is [`CaptureError::BadGzip`]. (A
+//!   45-byte file claiming 3.8 GB reserves 46 KB and fails with that error.)
+//! - **`.tlc` record length**: at most [`MAX_PAYLOAD`], else [`CaptureError::Corrupt`]. In memory
+//!   it is checked against the bytes remaining before anything is read
+//!   ([`CaptureError::Truncated`] if the file ends first); [`CaptureReader`] grows its buffer only
+//!   as bytes arrive (doubling, to at most twice what the source delivered), so a length
+//!   claiming 16 MiB in a file that holds 20 more bytes costs nothing beyond the 64 KiB read
+//!   buffer.
+//! - **`.tlc` header length**: a `u16`, at least [`HEADER_LEN`]; read the same way.
+//! - **Lines**: read with a reused buffer capped at [`MAX_LINE_LEN`], which grows only with the
+//!   bytes of the line.
 
 use crate::framing::{header_crc, le_u16, le_u32, le_u64};
 use core::fmt;
@@ -186,6 +205,18 @@ pub enum CaptureError {
     },
     /// A snapshot symbol that is empty or contains whitespace; nothing was written.
     BadSnapshotSymbol,
+    /// A gzip capture read into memory that does not decompress: corrupt deflate data, or a
+    /// member trailer (CRC32, ISIZE) that does not match what its data decompresses to.
+    BadGzip {
+        /// Length of the gzip file.
+        compressed: u64,
+        /// The size the last member's trailer claims (mod 2^32).
+        claimed: u32,
+        /// Bytes decompressed before the error.
+        decompressed: u64,
+        /// The decompressor's error.
+        source: io::Error,
+    },
 }
 
 impl CaptureError {
@@ -235,6 +266,16 @@ impl fmt::Display for CaptureError {
             CaptureError::BadSnapshotSymbol => {
                 f.write_str("snapshot symbol must be non-empty and contain no whitespace")
             }
+            CaptureError::BadGzip {
+                compressed,
+                claimed,
+                decompressed,
+                source,
+            } => write!(
+                f,
+                "corrupt gzip capture ({compressed} bytes; its trailer claims {claimed} bytes \
+                 uncompressed, {decompressed} decompressed before the error): {source}"
+            ),
         }
     }
 }
@@ -243,6 +284,7 @@ impl std::error::Error for CaptureError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CaptureError::Io { source, .. } => Some(source),
+            // Its message already ends with the decompressor's, so a chain would say it twice.
             _ => None,
         }
     }
@@ -468,6 +510,34 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// The most a deflate stream can expand: 1032 output bytes per input byte (RFC 1951's longest
+/// match, 258 bytes, coded in at most two bits, and a little header). No gzip file can
+/// decompress to more than this many times its own length (a handful of bytes aside).
+pub const MAX_DEFLATE_RATIO: usize = 1032;
+/// The most [`LineCapture::from_bytes`] reserves ahead of decompression (64 MiB): past it the
+/// buffer grows as real data decompresses.
+pub const MAX_GZIP_RESERVATION: usize = 64 << 20;
+
+/// The size the last gzip member's trailer claims (ISIZE: its uncompressed length mod 2^32);
+/// 0 for input shorter than a trailer.
+fn gzip_trailer_size(bytes: &[u8]) -> u32 {
+    match bytes.get(bytes.len().saturating_sub(4)..) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// How many bytes to reserve before decompressing `compressed` bytes of gzip whose trailer
+/// claims `claimed`: the claim (exact for a one-member file, so one allocation), but never more
+/// than the input can produce ([`MAX_DEFLATE_RATIO`] times its length) nor more than
+/// [`MAX_GZIP_RESERVATION`]. A trailer that lies costs at most that much, never 4 GiB; the
+/// buffer still grows to whatever the data really decompresses to.
+pub fn gzip_reservation(compressed: usize, claimed: u32) -> usize {
+    (claimed as usize)
+        .min(compressed.saturating_mul(MAX_DEFLATE_RATIO))
+        .min(MAX_GZIP_RESERVATION)
+}
+
 /// A whole line capture in memory (decompressed), for replay and benchmarks with no I/O.
 #[derive(Clone, Default)]
 pub struct LineCapture {
@@ -484,24 +554,24 @@ impl fmt::Debug for LineCapture {
 
 impl LineCapture {
     /// Takes the bytes of a capture file, decompressing them if they are gzip.
+    ///
+    /// The gzip trailer's size field (ISIZE) is a claim made by the file, so it is only a hint:
+    /// see [`gzip_reservation`]. A trailer that does not match the data (CRC32 or size) is
+    /// [`CaptureError::BadGzip`].
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, CaptureError> {
         if !bytes.starts_with(&GZIP_MAGIC) {
             return Ok(Self { data: bytes });
         }
-        // The last member's trailer holds its size mod 2^32: exact for a one-member file.
-        let isize_hint = match bytes.get(bytes.len().saturating_sub(4)..) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
-            _ => 0,
-        };
-        let hint = if isize_hint >= bytes.len() {
-            isize_hint
-        } else {
-            bytes.len().saturating_mul(8)
-        };
-        let mut data = Vec::with_capacity(hint);
-        MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut data)
-            .map_err(|e| CaptureError::read(Position::Offset(0), e))?;
+        let claimed = gzip_trailer_size(&bytes);
+        let mut data = Vec::with_capacity(gzip_reservation(bytes.len(), claimed));
+        if let Err(source) = MultiGzDecoder::new(&bytes[..]).read_to_end(&mut data) {
+            return Err(CaptureError::BadGzip {
+                compressed: bytes.len() as u64,
+                claimed,
+                decompressed: data.len() as u64,
+                source,
+            });
+        }
         Ok(Self { data })
     }
 
@@ -983,6 +1053,10 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// Tries to make `need` bytes available from `start`; false if the source ran dry first.
+    ///
+    /// `need` comes from the file (a record's length), so it is never taken as a capacity: the
+    /// buffer grows (doubling, up to `need`) only when it is full of bytes actually read, so it
+    /// stays within twice the bytes the source really delivered (and at least [`READ_CHUNK`]).
     fn fill(&mut self, need: usize) -> Result<bool, CaptureError> {
         if self.end - self.start >= need {
             return Ok(true);
@@ -991,11 +1065,12 @@ impl<R: Read> CaptureReader<R> {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            if need > self.buf.len() {
-                self.buf.resize(need.next_power_of_two(), 0);
-            }
         }
         while self.end - self.start < need {
+            if self.end == self.buf.len() {
+                let grown = self.buf.len().saturating_mul(2).clamp(1, need);
+                self.buf.resize(grown, 0);
+            }
             match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => return Ok(false),
                 Ok(n) => self.end += n,

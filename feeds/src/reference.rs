@@ -18,6 +18,21 @@
 //!
 //! Their error type is [`RefError`]: the parser's own error, or the [`DecodeError`] the native
 //! decoder would also report for a frame that is valid JSON.
+//!
+//! # The hostile-input contract
+//!
+//! [`SerdeDecoder`] follows [the native decoder's contract](crate::binance#the-contract-on-hostile-input),
+//! where serde_json alone would not:
+//!
+//! - serde_json checks neither UTF-8 nor surrogate pairing in strings it skips, so the frame is
+//!   checked as Unicode text first ([`RefError::NotUnicode`]) and then parsed as `&str`.
+//! - serde_json evaluates every number in a declared field and fails on one beyond `f64`, also
+//!   where the message does not use that field; such a frame is read a second time with every
+//!   field taken as raw JSON text and classified by its text, never evaluated (`mod raw`), so it
+//!   is accepted exactly where the native decoder accepts it.
+//!
+//! [`SimdDecoder`] is a benchmark baseline and is not held to the second point: simd-json
+//! evaluates every number in the frame and refuses one beyond `f64` anywhere.
 
 use crate::binance::{DecodeError, Decoded, IgnoreReason};
 use core::fmt;
@@ -39,6 +54,12 @@ pub enum RefError {
     Simd(simd_json::Error),
     /// Valid JSON that is not a valid message.
     Decode(DecodeError),
+    /// The frame is not Unicode text: invalid UTF-8, or a `\u` escape that is an unpaired UTF-16
+    /// surrogate, at this byte offset, wherever it is (the contract: see the module docs).
+    NotUnicode {
+        /// Byte offset of the first offending byte or escape.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for RefError {
@@ -47,6 +68,10 @@ impl fmt::Display for RefError {
             RefError::Json(e) => write!(f, "serde_json: {e}"),
             RefError::Simd(e) => write!(f, "simd-json: {e}"),
             RefError::Decode(e) => write!(f, "{e}"),
+            RefError::NotUnicode { offset } => write!(
+                f,
+                "not Unicode text at byte {offset} (invalid UTF-8, or an unpaired surrogate escape)"
+            ),
         }
     }
 }
@@ -271,59 +296,59 @@ impl<'de: 'a, 'a> Deserialize<'de> for Data<'a> {
 
 /// Declares a struct with every payload field, plus `$extra` fields.
 macro_rules! payload_struct {
-    ($(#[$m:meta])* $name:ident { $($extra:tt)* }) => {
+    ($(#[$m:meta])* $name:ident, $v:ty, { $($extra:tt)* }) => {
         $(#[$m])*
         #[derive(Debug, Default, serde::Deserialize)]
         struct $name<'a> {
             $($extra)*
             #[serde(borrow, default)]
-            e: Val<'a>,
+            e: $v,
             #[serde(borrow, default, rename = "E")]
-            event_time: Val<'a>,
+            event_time: $v,
             #[serde(borrow, default)]
-            s: Val<'a>,
+            s: $v,
             #[serde(borrow, default)]
-            t: Val<'a>,
+            t: $v,
             #[serde(borrow, default)]
-            p: Val<'a>,
+            p: $v,
             #[serde(borrow, default)]
-            q: Val<'a>,
+            q: $v,
             #[serde(borrow, default)]
-            m: Val<'a>,
+            m: $v,
             #[serde(borrow, default)]
-            a: Val<'a>,
+            a: $v,
             #[serde(borrow, default)]
-            b: Val<'a>,
+            b: $v,
             #[serde(borrow, default, rename = "A")]
-            ask_qty: Val<'a>,
+            ask_qty: $v,
             #[serde(borrow, default, rename = "B")]
-            bid_qty: Val<'a>,
+            bid_qty: $v,
             #[serde(borrow, default)]
-            f: Val<'a>,
+            f: $v,
             #[serde(borrow, default)]
-            l: Val<'a>,
+            l: $v,
             #[serde(borrow, default, rename = "U")]
-            first_update: Val<'a>,
+            first_update: $v,
             #[serde(borrow, default)]
-            u: Val<'a>,
+            u: $v,
             #[serde(borrow, default, rename = "lastUpdateId")]
-            last_update_id: Val<'a>,
+            last_update_id: $v,
             #[serde(borrow, default)]
-            bids: Val<'a>,
+            bids: $v,
             #[serde(borrow, default)]
-            asks: Val<'a>,
+            asks: $v,
         }
     };
 }
 
 payload_struct!(
     /// A payload (the `data` of a combined frame).
-    Payload {}
+    Payload, Val<'a>, {}
 );
 
 payload_struct!(
     /// A whole frame: combined-stream envelope or bare payload.
-    Frame {
+    Frame, Val<'a>, {
         #[serde(borrow, default)]
         stream: Val<'a>,
         #[serde(borrow, default)]
@@ -667,6 +692,208 @@ fn convert_snapshot(
     Ok(Decoded::Events(n))
 }
 
+/// The frame as text, if it is Unicode everywhere: valid UTF-8, and no `\u` escape that is an
+/// unpaired surrogate, in skipped strings too (serde_json checks neither in what it skips).
+fn unicode_text(frame: &[u8]) -> Result<&str, RefError> {
+    let text = std::str::from_utf8(frame).map_err(|e| RefError::NotUnicode {
+        offset: e.valid_up_to(),
+    })?;
+    match lone_surrogate(text.as_bytes()) {
+        Some(offset) => Err(RefError::NotUnicode { offset }),
+        None => Ok(text),
+    }
+}
+
+/// Byte offset of the first `\u` escape inside a string that is an unpaired UTF-16 surrogate.
+/// Malformed escapes are left to the parser (this only looks for surrogates).
+fn lone_surrogate(b: &[u8]) -> Option<usize> {
+    if !b.contains(&b'\\') {
+        return None;
+    }
+    let hex4 = |at: usize| -> Option<u16> {
+        let h = b.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let (mut i, mut in_string) = (0, false);
+    // A high surrogate escape waiting for its low half, which must follow at once.
+    let mut high: Option<usize> = None;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if in_string => {
+                let unit = if b.get(i + 1) == Some(&b'u') {
+                    hex4(i + 2)
+                } else {
+                    None
+                };
+                match unit {
+                    Some(0xD800..=0xDBFF) => {
+                        if high.is_some() {
+                            return high;
+                        }
+                        high = Some(i);
+                    }
+                    Some(0xDC00..=0xDFFF) if high.take().is_none() => return Some(i),
+                    Some(0xDC00..=0xDFFF) => {}
+                    _ if high.is_some() => return high,
+                    _ => {}
+                }
+                i += if unit.is_some() { 6 } else { 2 };
+            }
+            c => {
+                if high.is_some() {
+                    return high;
+                }
+                if c == b'"' {
+                    in_string = !in_string;
+                }
+                i += 1;
+            }
+        }
+    }
+    high
+}
+
+/// True for serde_json's error on a number it cannot hold in an `f64` (`1e400`, 400 digits).
+fn out_of_f64_range(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("number out of range")
+}
+
+/// serde_json's second reading of a frame that holds a number beyond `f64`: every declared
+/// field is first taken as raw JSON text ([`RawValue`](serde_json::value::RawValue), which
+/// checks syntax only), then turned into a [`Val`] by its text, so a number is classified
+/// without being evaluated, as [`crate::binance`] does. Same fields, same duplicate-key rule,
+/// same results as the first reading wherever that one succeeds.
+mod raw {
+    use super::{Data, Frame, Level, Payload, Val};
+    use serde_json::value::RawValue;
+    use serde_json::Error;
+    use std::borrow::Cow;
+
+    type Raw<'a> = Option<&'a RawValue>;
+
+    payload_struct!(
+        /// A [`Payload`] with every field as raw text.
+        RawPayload, Raw<'a>, {}
+    );
+
+    payload_struct!(
+        /// A [`Frame`] with every field as raw text.
+        RawFrame, Raw<'a>, {
+            #[serde(borrow, default)]
+            stream: Raw<'a>,
+            #[serde(borrow, default)]
+            data: Raw<'a>,
+            #[serde(borrow, default)]
+            result: Raw<'a>,
+            #[serde(borrow, default)]
+            id: Raw<'a>,
+            #[serde(borrow, default)]
+            code: Raw<'a>,
+        }
+    );
+
+    fn string(s: &str) -> Result<Cow<'_, str>, Error> {
+        match serde_json::from_str::<&str>(s) {
+            Ok(b) => Ok(Cow::Borrowed(b)),
+            Err(_) => serde_json::from_str::<String>(s).map(Cow::Owned),
+        }
+    }
+
+    /// serde_json's own reading of a number, minus the range: an integer that fits `u64` is
+    /// `U64`, anything else (sign, fraction, exponent, too large) is `OtherNum`.
+    fn number(s: &str) -> Val<'_> {
+        match s.parse::<u64>() {
+            Ok(n) if s.bytes().all(|c| c.is_ascii_digit()) => Val::U64(n),
+            _ => Val::OtherNum,
+        }
+    }
+
+    fn pair(raw: &RawValue) -> Result<Level<'_>, Error> {
+        let s = raw.get().trim_start();
+        if !s.starts_with('[') {
+            return Ok(None);
+        }
+        let items: Vec<&RawValue> = serde_json::from_str(s)?;
+        Ok(match items.as_slice() {
+            [p, q] if p.get().starts_with('"') && q.get().starts_with('"') => {
+                Some((string(p.get())?, string(q.get())?))
+            }
+            _ => None,
+        })
+    }
+
+    fn val(raw: Raw<'_>) -> Result<Val<'_>, Error> {
+        let Some(raw) = raw else {
+            return Ok(Val::Absent);
+        };
+        let s = raw.get().trim_start();
+        Ok(match s.as_bytes().first() {
+            Some(b'"') => Val::Str(string(s)?),
+            Some(b'[') => {
+                let items: Vec<&RawValue> = serde_json::from_str(s)?;
+                Val::Array(items.into_iter().map(pair).collect::<Result<_, _>>()?)
+            }
+            Some(b'{') => Val::Object,
+            Some(b't') => Val::Bool(true),
+            Some(b'f') => Val::Bool(false),
+            Some(b'n') => Val::Null,
+            _ => number(s),
+        })
+    }
+
+    fn data(raw: Raw<'_>) -> Result<Data<'_>, Error> {
+        let Some(raw) = raw else {
+            return Ok(Data::Absent);
+        };
+        let s = raw.get().trim_start();
+        Ok(match s.as_bytes().first() {
+            Some(b'{') => Data::Object(Box::new(payload(s)?)),
+            Some(b'[') => Data::Array,
+            _ => Data::Other,
+        })
+    }
+
+    macro_rules! convert_fields {
+        ($r:expr, $($extra:ident: $how:ident),*) => {
+            Ok(Self_ {
+                $($extra: $how($r.$extra)?,)*
+                e: val($r.e)?,
+                event_time: val($r.event_time)?,
+                s: val($r.s)?,
+                t: val($r.t)?,
+                p: val($r.p)?,
+                q: val($r.q)?,
+                m: val($r.m)?,
+                a: val($r.a)?,
+                b: val($r.b)?,
+                ask_qty: val($r.ask_qty)?,
+                bid_qty: val($r.bid_qty)?,
+                f: val($r.f)?,
+                l: val($r.l)?,
+                first_update: val($r.first_update)?,
+                u: val($r.u)?,
+                last_update_id: val($r.last_update_id)?,
+                bids: val($r.bids)?,
+                asks: val($r.asks)?,
+            })
+        };
+    }
+
+    /// A payload read the second way.
+    pub(super) fn payload(text: &str) -> Result<Payload<'_>, Error> {
+        type Self_<'a> = Payload<'a>;
+        let r: RawPayload<'_> = serde_json::from_str(text)?;
+        convert_fields!(r,)
+    }
+
+    /// A frame read the second way.
+    pub(super) fn frame(text: &str) -> Result<Frame<'_>, Error> {
+        type Self_<'a> = Frame<'a>;
+        let r: RawFrame<'_> = serde_json::from_str(text)?;
+        convert_fields!(r, stream: val, data: data, result: val, id: val, code: val)
+    }
+}
+
 /// The serde_json reference decoder.
 #[derive(Clone, Debug)]
 pub struct SerdeDecoder {
@@ -710,18 +937,23 @@ impl SerdeDecoder {
         recv_ns: u64,
         out: &mut Vec<MarketEvent>,
     ) -> Result<Decoded, RefError> {
+        let text = unicode_text(frame)?;
         match first_byte(frame) {
             Some(b'[') => {
-                serde_json::from_slice::<IgnoredAny>(frame).map_err(RefError::Json)?;
+                serde_json::from_str::<IgnoredAny>(text).map_err(RefError::Json)?;
                 return Ok(Decoded::Ignored(IgnoreReason::UnknownStream));
             }
             Some(b'{') => {}
             _ => {
-                serde_json::from_slice::<IgnoredAny>(frame).map_err(RefError::Json)?;
+                serde_json::from_str::<IgnoredAny>(text).map_err(RefError::Json)?;
                 return Err(RefError::Decode(DecodeError::NotAnObject));
             }
         }
-        let f: Frame<'_> = serde_json::from_slice(frame).map_err(RefError::Json)?;
+        let f = match serde_json::from_str::<Frame<'_>>(text) {
+            Ok(f) => f,
+            Err(e) if out_of_f64_range(&e) => raw::frame(text).map_err(RefError::Json)?,
+            Err(e) => return Err(RefError::Json(e)),
+        };
         Ok(convert(
             &f,
             &self.c.symbols,
@@ -739,11 +971,16 @@ impl SerdeDecoder {
         recv_ns: u64,
         out: &mut Vec<MarketEvent>,
     ) -> Result<Decoded, RefError> {
+        let text = unicode_text(body)?;
         if first_byte(body) != Some(b'{') {
-            serde_json::from_slice::<IgnoredAny>(body).map_err(RefError::Json)?;
+            serde_json::from_str::<IgnoredAny>(text).map_err(RefError::Json)?;
             return Err(RefError::Decode(DecodeError::NotAnObject));
         }
-        let f: Payload<'_> = serde_json::from_slice(body).map_err(RefError::Json)?;
+        let f = match serde_json::from_str::<Payload<'_>>(text) {
+            Ok(f) => f,
+            Err(e) if out_of_f64_range(&e) => raw::payload(text).map_err(RefError::Json)?,
+            Err(e) => return Err(RefError::Json(e)),
+        };
         let len0 = out.len();
         let r = convert_snapshot(&f, symbol, recv_ns, out);
         if r.is_err() {

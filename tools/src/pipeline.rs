@@ -10,6 +10,19 @@
 //! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
 //! figures measure decode, ring, book and strategy, not gzip or the disk. The allocation counter
 //! is read when both threads are ready and again when the core has drained the ring.
+//!
+//! # Repeated passes (`--repeat N`)
+//!
+//! [`replay_passes`] replays the one arena N times; nothing is copied, so memory stays that of
+//! one pass. Each pass after the first is a fresh session, as after a reconnect: the feed thread
+//! pushes `ConnectionDown` then `ConnectionUp` (what the I/O thread pushes when a connection
+//! drops and comes back), so the core marks every book stale and asks for a resync, and the
+//! pass's own snapshot syncs the book again (without it, the venue's update ids would start over
+//! and every diff of passes 2..N would be dropped as already applied). Time moves on between
+//! passes as it would across a reconnect: pass `k` runs `k * (capture span + 1 s)` later, both on
+//! the replay clock and in the exchange timestamps of its events (so the paper venue, which runs
+//! on venue time, fills pass `k`'s orders as it filled pass 1's). A paced replay therefore waits
+//! the 1 s gap, scaled by the pace, between passes.
 
 use crate::alloc::allocations;
 use crate::clock::MonoClock;
@@ -108,26 +121,43 @@ impl FrameArena {
         Ok(arena)
     }
 
-    /// This arena's frames repeated `times` times (for the allocation check: a capture and the
-    /// same capture doubled must allocate the same during the run).
-    pub fn repeated(&self, times: usize) -> FrameArena {
-        let mut a = FrameArena {
-            unreadable: self.unreadable,
-            ..Default::default()
-        };
-        let span = self
-            .frames
-            .last()
-            .map(|l| l.capture_ns.saturating_sub(self.frames[0].capture_ns) + 1)
-            .unwrap_or(0);
-        for t in 0..times {
-            for i in 0..self.len() {
-                if let Some((ns, kind, p)) = self.get(i) {
-                    a.push(ns + span * t as u64, kind, p);
-                }
-            }
+    /// Capture time from the first frame to the last, plus one nanosecond (0 if empty).
+    pub fn span_ns(&self) -> u64 {
+        match (self.frames.first(), self.frames.last()) {
+            (Some(f), Some(l)) => l.capture_ns.saturating_sub(f.capture_ns) + 1,
+            _ => 0,
         }
-        a
+    }
+
+    /// Heap bytes held (payload bytes and frame index, by capacity): what one copy of the
+    /// capture costs in memory.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.frames.capacity() * core::mem::size_of::<FrameRef>()
+    }
+}
+
+/// Time between the end of one pass of a repeated replay and the start of the next, as if the
+/// session had reconnected: 1 s, on the replay clock and in the exchange timestamps.
+pub const PASS_GAP_NS: u64 = 1_000_000_000;
+
+/// How much later than recorded pass `pass` (0-based) of a repeated replay runs: on the replay
+/// clock and in every exchange timestamp.
+pub fn pass_offset_ns(arena: &FrameArena, pass: u32) -> u64 {
+    (arena.span_ns() + PASS_GAP_NS).saturating_mul(u64::from(pass))
+}
+
+/// Moves an event's exchange time `by` ns later (for the passes of a repeated replay).
+#[inline]
+fn shift_exchange_time(ev: &mut engine::event::MarketEvent, by: u64) {
+    use engine::event::EventKind;
+    let t = match &mut ev.kind {
+        EventKind::Trade(t) => &mut t.exch_ns,
+        EventKind::AggTrade(t) => &mut t.exch_ns,
+        EventKind::Depth(d) => &mut d.exch_ns,
+        _ => return,
+    };
+    if *t > 0 {
+        *t = t.saturating_add(by);
     }
 }
 
@@ -255,8 +285,16 @@ struct FeedResult {
     first_errors: Vec<(usize, String)>,
 }
 
-/// Runs the pipeline over `arena` and waits for it to finish.
+/// Runs the pipeline over `arena` once and waits for it to finish.
 pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
+    replay_passes(arena, 1, opts)
+}
+
+/// Runs the pipeline over `arena` `passes` times back to back (at least once), each pass after
+/// the first a fresh session (see the [module docs](self)), and waits for it to finish. The
+/// arena is read in place by every pass, never copied.
+pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Result<ReplayReport> {
+    let passes = passes.max(1);
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
@@ -292,6 +330,7 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
                 let pinned = pin_current_thread("feed", io_cpu);
                 feed_thread(
                     arena,
+                    passes,
                     decoder,
                     tx,
                     pace,
@@ -357,7 +396,7 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
             .collect();
         Ok(ReplayReport {
             session: None,
-            frames: arena.len() as u64,
+            frames: arena.len() as u64 * u64::from(passes),
             decode: feed.decode,
             ring: feed.ring,
             core: *core.counters(),
@@ -378,8 +417,10 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
     })
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; the thread's inputs, spelled out
 fn feed_thread(
     arena: &FrameArena,
+    passes: u32,
     mut decoder: BinanceDecoder,
     mut tx: engine::ring::EventTx,
     pace: Pace,
@@ -395,43 +436,58 @@ fn feed_thread(
     barrier.wait();
     let start_allocs = allocations();
     let start_ns = MonoClock::now();
-    for i in 0..arena.len() {
-        let Some((capture_ns, kind, payload)) = arena.get(i) else {
+    'passes: for pass in 0..passes {
+        let offset = pass_offset_ns(arena, pass);
+        if pass > 0 && !session_reset(&mut tx, MonoClock::now()) {
             break;
-        };
-        // The receive stamp: now, or in a paced replay the frame's intended send time, so every
-        // stage measured from it counts the time the feed fell behind its schedule too
-        // (coordinated-omission correction).
-        let taken = match pace {
-            Pace::Scaled(factor) => {
-                let due =
-                    start_ns + (capture_ns.saturating_sub(first_capture_ns) as f64 / factor) as u64;
-                wait_until(due);
-                let now = MonoClock::now();
-                (due, now)
-            }
-            Pace::Asap => {
-                let now = MonoClock::now();
-                (now, now)
-            }
-        };
-        let (recv_ns, decode_start) = taken;
-        replay_clock.store(capture_ns, Ordering::Relaxed);
-        out.clear();
-        let r = match kind {
-            FrameKind::Stream => decoder.decode(payload, recv_ns, &mut out),
-            FrameKind::Snapshot(sym) => decoder.decode_snapshot(payload, sym, recv_ns, &mut out),
-        };
-        hist.record(MonoClock::now().saturating_sub(decode_start));
-        match r {
-            Ok(_) => {
-                if tx.push_all(&out).is_err() {
-                    break;
+        }
+        for i in 0..arena.len() {
+            let Some((recorded_ns, kind, payload)) = arena.get(i) else {
+                break;
+            };
+            let capture_ns = recorded_ns.saturating_add(offset);
+            // The receive stamp: now, or in a paced replay the frame's intended send time, so
+            // every stage measured from it counts the time the feed fell behind its schedule too
+            // (coordinated-omission correction).
+            let taken = match pace {
+                Pace::Scaled(factor) => {
+                    let due = start_ns
+                        + (capture_ns.saturating_sub(first_capture_ns) as f64 / factor) as u64;
+                    wait_until(due);
+                    let now = MonoClock::now();
+                    (due, now)
+                }
+                Pace::Asap => {
+                    let now = MonoClock::now();
+                    (now, now)
+                }
+            };
+            let (recv_ns, decode_start) = taken;
+            replay_clock.store(capture_ns, Ordering::Relaxed);
+            out.clear();
+            let r = match kind {
+                FrameKind::Stream => decoder.decode(payload, recv_ns, &mut out),
+                FrameKind::Snapshot(sym) => {
+                    decoder.decode_snapshot(payload, sym, recv_ns, &mut out)
+                }
+            };
+            if offset > 0 {
+                for ev in out.iter_mut() {
+                    shift_exchange_time(ev, offset);
                 }
             }
-            Err(e) => {
-                if first_errors.len() < MAX_REPORTED_ERRORS {
-                    first_errors.push((i, e.to_string()));
+            hist.record(MonoClock::now().saturating_sub(decode_start));
+            match r {
+                Ok(_) => {
+                    if tx.push_all(&out).is_err() {
+                        break 'passes;
+                    }
+                }
+                Err(e) => {
+                    if first_errors.len() < MAX_REPORTED_ERRORS {
+                        let frame = pass as usize * arena.len() + i;
+                        first_errors.push((frame, e.to_string()));
+                    }
                 }
             }
         }
@@ -447,6 +503,21 @@ fn feed_thread(
         pinned,
         first_errors,
     }
+}
+
+/// Starts a new session between two passes the way a reconnect does: the I/O thread's
+/// `ConnectionDown` then `ConnectionUp`, so the core marks every book stale and asks for a
+/// resync, and the next pass's snapshot applies. False if the core is gone.
+#[cold]
+fn session_reset(tx: &mut engine::ring::EventTx, now: u64) -> bool {
+    use engine::event::{Connection, EventKind, MarketEvent};
+    let conn = Connection { conn_id: 0 };
+    [
+        EventKind::ConnectionDown(conn),
+        EventKind::ConnectionUp(conn),
+    ]
+    .into_iter()
+    .all(|kind| tx.push(MarketEvent::new(now, SymbolId::ALL, kind)).is_ok())
 }
 
 /// Waits until the monotonic clock reaches `due`: sleeps while more than 2 ms away, then spins

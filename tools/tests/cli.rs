@@ -204,6 +204,106 @@ fn generated_captures_replay_cleanly_in_both_formats() {
     assert!(e.contains("symbol"), "{e}");
 }
 
+/// `--repeat N` replays the one capture N times, each pass a fresh session (as after a
+/// reconnect) that syncs every book from its own snapshots: N times the work, no gap.
+#[test]
+fn repeat_replays_each_pass_as_a_fresh_session() {
+    let tlc = tmp("repeat.tlc");
+    let out = tickline(&[
+        "gen-feed",
+        "--out",
+        tlc.to_str().unwrap(),
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+        "--events",
+        "4000",
+        "--seed",
+        "5",
+    ]);
+    assert!(out.status.success());
+    let run = |repeat: &str| {
+        let mut args = vec![
+            "replay",
+            tlc.to_str().unwrap(),
+            "--json",
+            "--idle",
+            "backoff",
+            "--strategy",
+            "probe",
+            "--repeat",
+            repeat,
+        ];
+        args.extend(UNPINNED);
+        ok_json(&args).0
+    };
+    let one = run("1");
+    let three = run("3");
+    assert_eq!(one["book_syncs"], 2, "{one}");
+    assert_eq!(three["messages"], 3 * one["messages"].as_u64().unwrap());
+    assert_eq!(three["book_syncs"], 6, "two books, three passes: {three}");
+    assert_eq!(three["book_gaps"], 0, "{three}");
+    assert_eq!(
+        three["resync_requests"], 4,
+        "two books, two resets: {three}"
+    );
+    assert_eq!(three["decode_errors"], 0);
+    assert_eq!(three["allocations_during_run"], 0);
+    let orders = one["orders"].as_u64().unwrap();
+    assert!(orders > 0, "{one}");
+    assert_eq!(
+        three["orders"],
+        3 * orders,
+        "probe orders alike in every pass"
+    );
+}
+
+/// #17.6: a 27-byte gzip capture whose trailer claims 4,080,547,489 bytes made the simulator
+/// (which loads a capture whole) allocate them and abort under a memory limit. Under a 1 GB
+/// address-space limit it now fails at once with a message naming the lie.
+#[test]
+fn venue_sim_refuses_a_gzip_capture_whose_trailer_lies_without_allocating_it() {
+    use std::io::Write;
+    let path = tmp("claims4g.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(b"1 {}\n2 {}\n").unwrap();
+    let mut gz = e.finish().unwrap();
+    let n = gz.len();
+    gz[n - 4..].copy_from_slice(&4_080_547_489u32.to_le_bytes());
+    std::fs::write(&path, &gz).unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 1000000 && exec "$0" venue-sim --capture "$1""#)
+        .arg(env!("CARGO_BIN_EXE_tickline"))
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("venue-sim served a capture that lies about its size");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "killed by a signal? {status:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("corrupt gzip capture")
+            && stderr.contains("claims 4080547489 bytes uncompressed"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_torn_capture_is_reported_and_the_rest_replayed() {
     let tlc = tmp("torn.tlc");
