@@ -216,7 +216,7 @@ fn repeated_passes_each_sync_from_their_own_snapshot_and_trade_alike() {
         assert_eq!(r.core.connection_changes, 2 * (k - 1));
         assert_eq!(r.ring.dropped, 0);
         assert_eq!(r.core.trades, k * 9_757);
-        sma.push((r.core.orders, r.core.fills, r.book.messages_applied));
+        sma.push((r.core.orders_sent, r.core.fills, r.book.messages_applied));
     }
     // Every pass applies the same diffs to its book.
     assert_eq!(sma[1].2, 2 * sma[0].2, "{sma:?}");
@@ -231,7 +231,7 @@ fn repeated_passes_each_sync_from_their_own_snapshot_and_trade_alike() {
     assert!(pass(1).1.abs_diff(sma[0].1) <= 4, "{sma:?}");
     // A stateless strategy: exactly the same orders in every pass.
     let probe = passes(3, "probe");
-    assert_eq!(probe.core.orders, 3 * 9_757);
+    assert_eq!(probe.core.orders_sent, 3 * 9_757);
     // One copy of the capture served every pass.
     assert_eq!(arena.heap_bytes(), heap);
 }

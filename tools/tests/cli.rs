@@ -248,10 +248,10 @@ fn repeat_replays_each_pass_as_a_fresh_session() {
     );
     assert_eq!(three["decode_errors"], 0);
     assert_eq!(three["allocations_during_run"], 0);
-    let orders = one["orders"].as_u64().unwrap();
+    let orders = one["orders_sent"].as_u64().unwrap();
     assert!(orders > 0, "{one}");
     assert_eq!(
-        three["orders"],
+        three["orders_sent"],
         3 * orders,
         "probe orders alike in every pass"
     );
