@@ -315,6 +315,9 @@ struct State {
     latency: StageLatency,
     resync_sink: Option<rtrb::Producer<SymbolId>>,
     resync_pending: Vec<bool>,
+    /// The market feed went down and has not come back: REST snapshots asked for before are
+    /// dropped (they would show a book the strategies cannot see move).
+    feed_down: bool,
     /// Per symbol: depth diffs arrive for it, so its book wants REST snapshots.
     depth_fed: Vec<bool>,
     depth_snapshots: bool,
@@ -390,6 +393,7 @@ impl<C: Clock> Core<C> {
                 latency: StageLatency::new(),
                 resync_sink: None,
                 resync_pending: vec![false; symbols.len()],
+                feed_down: false,
                 depth_fed: vec![cfg.depth_snapshots; symbols.len()],
                 depth_snapshots: cfg.depth_snapshots,
                 wall_offset_ns: None,
@@ -803,8 +807,12 @@ impl State {
             }
             EventKind::Snapshot(s) => {
                 self.counters.snapshot_levels += 1;
-                let r = slot.book.apply_snapshot(s);
-                self.on_book_update(sym, r, ev.recv_ns, clock);
+                if self.feed_down {
+                    slot.book.discard_snapshot(s);
+                } else {
+                    let r = slot.book.apply_snapshot(s);
+                    self.on_book_update(sym, r, ev.recv_ns, clock);
+                }
             }
             EventKind::OrderAck(_)
             | EventKind::OrderReject(_)
@@ -861,6 +869,9 @@ impl State {
         if !self.depth_fed.get(sym.index()).copied().unwrap_or(false) {
             return; // no depth stream: nothing a snapshot could be bridged with
         }
+        if self.feed_down {
+            return; // asked for when the feed is back (a snapshot now would be dropped)
+        }
         let Some(pending) = self.resync_pending.get_mut(sym.index()) else {
             return;
         };
@@ -895,12 +906,17 @@ impl State {
     #[cold]
     fn on_connection<C: Clock>(&mut self, up: bool, recv_ns: u64, clock: &C) {
         self.counters.connection_changes += 1;
+        self.feed_down = !up;
         for i in 0..self.symbols.len() {
             if !up {
                 // Whatever happens until the feed is back is unknown: hide the book now and
                 // ask for a snapshot once the feed is up again (one taken now would predate the
-                // diffs the new connection will send).
-                self.symbols[i].book.mark_stale();
+                // diffs the new connection will send). A snapshot still on its way is dropped
+                // while the feed is down, so the one asked for at the reconnect is new.
+                self.symbols[i].book.mark_disconnected();
+                if let Some(p) = self.resync_pending.get_mut(i) {
+                    *p = false;
+                }
             } else if !self.symbols[i].book.is_synced() {
                 self.request_resync(SymbolId(i as u32), false);
             }
@@ -1846,13 +1862,19 @@ mod tests {
         tx.push(up).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
-        // Down, then lost data, then up again: still one request outstanding, none added.
+        // Lost data while that request is out: none added.
+        tx.push(gap).unwrap();
+        core.poll(0);
+        assert!(rrx.pop().is_err());
+        // Down, then lost data, then up again: a snapshot asked for before the down is dropped
+        // if it comes while the feed is down, so the reconnect asks again, once.
         tx.push(down).unwrap();
         tx.push(gap).unwrap();
         tx.push(up).unwrap();
         core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
         assert!(rrx.pop().is_err());
-        assert_eq!(core.counters().resync_requests, 1);
+        assert_eq!(core.counters().resync_requests, 2);
     }
 
     fn live_setup(
