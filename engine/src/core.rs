@@ -1877,6 +1877,71 @@ mod tests {
         assert_eq!(core.counters().resync_requests, 2);
     }
 
+    /// Regression (chaos drill): a snapshot asked for before a disconnect that arrives while
+    /// the feed is down is dropped, not synced (a strategy would be handed a book from before
+    /// the disconnect); the reconnect asks for a fresh one, which syncs.
+    #[test]
+    fn a_snapshot_arriving_while_the_feed_is_down_is_dropped() {
+        let (mut core, mut tx, _rec) = setup(0);
+        let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
+        core.set_resync_sink(rtx);
+        let conn = |up: bool| {
+            let c = Connection { conn_id: 1 };
+            let kind = if up {
+                EventKind::ConnectionUp(c)
+            } else {
+                EventKind::ConnectionDown(c)
+            };
+            MarketEvent::new(1, SymbolId::ALL, kind)
+        };
+        let snapshot = |id: u64| {
+            let level = |side, price: i64, flags| {
+                MarketEvent::new(
+                    1,
+                    SymbolId(0),
+                    EventKind::Snapshot(crate::event::SnapshotLevel {
+                        last_update_id: id,
+                        price: Price(price),
+                        qty: Qty(1),
+                        side,
+                        flags,
+                    }),
+                )
+            };
+            [
+                level(
+                    crate::event::BookSide::Bid,
+                    100,
+                    crate::event::LevelFlags::default(),
+                ),
+                level(
+                    crate::event::BookSide::Ask,
+                    101,
+                    crate::event::LevelFlags::LAST,
+                ),
+            ]
+        };
+        tx.push(conn(true)).unwrap();
+        core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
+        tx.push(conn(false)).unwrap();
+        for e in snapshot(10) {
+            tx.push(e).unwrap();
+        }
+        core.poll(0);
+        assert_eq!(core.counters().book_syncs, 0, "dropped while down");
+        assert!(!core.book(SymbolId(0)).is_some_and(|b| b.is_synced()));
+        assert!(rrx.pop().is_err(), "nothing asked for while down");
+        tx.push(conn(true)).unwrap();
+        core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)), "asked again at the reconnect");
+        for e in snapshot(20) {
+            tx.push(e).unwrap();
+        }
+        core.poll(0);
+        assert_eq!(core.counters().book_syncs, 1);
+    }
+
     fn live_setup(
         ring: usize,
         ack_timeout_ns: u64,
