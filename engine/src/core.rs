@@ -803,7 +803,13 @@ impl State {
             EventKind::Depth(d) => {
                 self.counters.depth_levels += 1;
                 let r = slot.book.apply_depth(d);
+                let synced = slot.book.is_synced();
                 self.on_book_update(sym, r, ev.recv_ns, clock);
+                if !synced {
+                    // Diffs are being buffered: a snapshot fetched now bridges them (asked once
+                    // until the book syncs).
+                    self.request_resync(sym, false);
+                }
             }
             EventKind::Snapshot(s) => {
                 self.counters.snapshot_levels += 1;
@@ -912,14 +918,14 @@ impl State {
                 // Whatever happens until the feed is back is unknown: hide the book now and
                 // ask for a snapshot once the feed is up again (one taken now would predate the
                 // diffs the new connection will send). A snapshot still on its way is dropped
-                // while the feed is down, so the one asked for at the reconnect is new.
+                // while the feed is down, so the one asked for after the reconnect is new.
                 self.symbols[i].book.mark_disconnected();
                 if let Some(p) = self.resync_pending.get_mut(i) {
                     *p = false;
                 }
-            } else if !self.symbols[i].book.is_synced() {
-                self.request_resync(SymbolId(i as u32), false);
             }
+            // Up: the snapshot is asked for at the new connection's first diff (Binance's
+            // procedure: buffer, then fetch), so it cannot predate the diffs it must bridge.
             self.dispatch(SymbolId(i as u32), recv_ns, clock, |s, ctx| {
                 s.on_connection(ctx, up)
             });
@@ -1662,6 +1668,23 @@ mod tests {
         )
     }
 
+    /// One diff message of one level (`U` = `u` = `id`), a bid at 100.
+    fn depth_level(symbol: SymbolId, id: u64) -> MarketEvent {
+        MarketEvent::new(
+            1,
+            symbol,
+            EventKind::Depth(crate::event::DepthLevel {
+                exch_ns: 0,
+                final_update_id: id,
+                price: Price(100),
+                qty: Qty(1),
+                update_span: 0,
+                side: crate::event::BookSide::Bid,
+                flags: crate::event::LevelFlags::LAST,
+            }),
+        )
+    }
+
     fn setup(
         latency_ns: u64,
     ) -> (
@@ -1858,8 +1881,12 @@ mod tests {
                 reason: GapReason::RingFull,
             }),
         );
-        // First connect: the book has never synced, so one request.
+        // First connect: nothing asked until the first diff is buffered; then one request.
         tx.push(up).unwrap();
+        core.poll(0);
+        assert!(rrx.pop().is_err());
+        tx.push(depth_level(SymbolId(0), 5)).unwrap();
+        tx.push(depth_level(SymbolId(0), 6)).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
         // Lost data while that request is out: none added.
@@ -1871,6 +1898,8 @@ mod tests {
         tx.push(down).unwrap();
         tx.push(gap).unwrap();
         tx.push(up).unwrap();
+        tx.push(depth_level(SymbolId(0), 9)).unwrap();
+        tx.push(depth_level(SymbolId(0), 10)).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
         assert!(rrx.pop().is_err());
@@ -1922,6 +1951,7 @@ mod tests {
             ]
         };
         tx.push(conn(true)).unwrap();
+        tx.push(depth_level(SymbolId(0), 5)).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
         tx.push(conn(false)).unwrap();
@@ -1933,8 +1963,13 @@ mod tests {
         assert!(!core.book(SymbolId(0)).is_some_and(|b| b.is_synced()));
         assert!(rrx.pop().is_err(), "nothing asked for while down");
         tx.push(conn(true)).unwrap();
+        tx.push(depth_level(SymbolId(0), 20)).unwrap();
         core.poll(0);
-        assert_eq!(rrx.pop(), Ok(SymbolId(0)), "asked again at the reconnect");
+        assert_eq!(
+            rrx.pop(),
+            Ok(SymbolId(0)),
+            "asked again after the reconnect"
+        );
         for e in snapshot(20) {
             tx.push(e).unwrap();
         }
@@ -2211,6 +2246,7 @@ mod tests {
         assert_eq!(core.counters().resync_requests, 0);
         core.set_depth_feed(SymbolId(0), true);
         tx.push(conn(true)).unwrap();
+        tx.push(depth_level(SymbolId(0), 5)).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
     }
