@@ -421,18 +421,28 @@ impl OrderBook {
         self.resync_skip = true;
     }
 
-    /// Marks the book stale because its feed disconnected (or a replay starts a new session):
-    /// like [`OrderBook::mark_stale`] (hidden, buffer cleared, the rest of a snapshot loading
-    /// dropped), except that the next diff message is kept. A disconnect is announced after the
-    /// connection's last whole frame, so it cuts no message in two; skipping the next message
-    /// anyway would, when the new snapshot arrives before any diff (a quiet symbol, or a
-    /// capture that starts with its snapshot), drop the very message that must bridge it and
-    /// cost a gap and a second snapshot. A skip already pending from an earlier loss stays.
+    /// Marks the book stale because its feed went down (or a replay starts a new pass). Unlike [`OrderBook::mark_stale`], the
+    /// next diff message is kept: the feed hands over whole messages before it says it is
+    /// down, so none was cut in two, and the new connection's first message may be the one a
+    /// fresh snapshot must bridge with (dropping it made about two reconnects in five end in a
+    /// sequence gap and a second snapshot). A snapshot that was loading is dropped.
     #[cold]
     pub fn mark_disconnected(&mut self) {
-        let pending_skip = self.resync_skip;
         self.mark_stale();
-        self.resync_skip = pending_skip;
+        self.resync_skip = false;
+    }
+
+    /// Drops a snapshot level without looking at it, and the rest of its snapshot too (up to
+    /// its `LAST` level, even if that comes through [`OrderBook::apply_snapshot`]): for a
+    /// snapshot taken before the feed went down, which no diff of the next connection is known
+    /// to bridge.
+    #[cold]
+    pub fn discard_snapshot(&mut self, lvl: &SnapshotLevel) {
+        self.snap_discard = if lvl.flags.contains(LevelFlags::LAST) {
+            None
+        } else {
+            Some(lvl.last_update_id)
+        };
     }
 
     /// State.
@@ -890,6 +900,55 @@ mod tests {
         assert_eq!(b.asks().count(), 0);
         assert_eq!(b.depth(), (0, 0));
         assert_eq!(b.mid_price(), None);
+    }
+
+    /// Regression (chaos drill): the first diff message of a new connection bridges the
+    /// snapshot asked for at the reconnect. `mark_stale` would skip it, and the snapshot would
+    /// end in a sequence gap.
+    #[test]
+    fn first_message_after_a_disconnect_bridges_the_fresh_snapshot() {
+        let mut b = OrderBook::new(BookConfig::default());
+        send(&mut b, &diff(100, 100, &[(Bid, "1.0", "1")]));
+        for l in snapshot(100, &[("1.0", "1")], &[("2.0", "1")]) {
+            b.apply_snapshot(&l);
+        }
+        assert!(b.is_synced());
+        b.mark_disconnected();
+        assert!(!b.is_synced());
+        // The new connection: the snapshot (lastUpdateId 200) comes after its first message.
+        assert_eq!(
+            send(&mut b, &diff(201, 205, &[(Bid, "1.1", "2")])),
+            BookUpdate::None
+        );
+        let snap = snapshot(200, &[("1.0", "1")], &[("2.0", "1")]);
+        let (last, init) = snap.split_last().unwrap();
+        for l in init {
+            b.apply_snapshot(l);
+        }
+        assert_eq!(b.apply_snapshot(last), BookUpdate::Synced);
+        assert_eq!(b.last_update_id(), 205);
+        assert_eq!(b.best_bid(), Some(lv("1.1", "2")));
+        assert_eq!(b.stats().gaps, 0);
+    }
+
+    /// A snapshot dropped while the feed is down is dropped whole, also the levels that come
+    /// after: the book stays stale, and the next snapshot loads normally.
+    #[test]
+    fn a_discarded_snapshot_is_dropped_whole() {
+        let mut b = OrderBook::new(BookConfig::default());
+        let old = snapshot(300, &[("1.0", "1"), ("0.9", "1")], &[("2.0", "1")]);
+        b.discard_snapshot(&old[0]);
+        for l in &old[1..] {
+            assert_eq!(b.apply_snapshot(l), BookUpdate::None);
+        }
+        assert!(!b.is_synced());
+        let fresh = snapshot(400, &[("1.0", "1")], &[("2.0", "1")]);
+        let (last, init) = fresh.split_last().unwrap();
+        for l in init {
+            b.apply_snapshot(l);
+        }
+        assert_eq!(b.apply_snapshot(last), BookUpdate::Synced);
+        assert_eq!(b.last_update_id(), 400);
     }
 
     #[test]
@@ -1450,12 +1509,14 @@ mod tests {
             send(&mut b, &diff(LID + 13, LID + 13, &[(Bid, "3.8", "1")])),
             BookUpdate::Gap { .. }
         ));
-        // A skip pending from a loss before the disconnect stays in force.
+        // A skip pending from a loss before the disconnect is dropped with the old connection:
+        // the tail it guarded against can only have come on that connection, and the new
+        // connection's first message is whole.
         let mut b = synced_example();
         b.mark_stale();
         b.mark_disconnected();
         send(&mut b, &diff(LID + 11, LID + 12, &[(Bid, "3.9", "1")]));
-        assert!(b.buffer.is_empty(), "the possible tail was skipped");
+        assert_eq!(b.buffer.len(), 1, "the new connection's first message is kept");
     }
 
     #[test]

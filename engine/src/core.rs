@@ -315,6 +315,9 @@ struct State {
     latency: StageLatency,
     resync_sink: Option<rtrb::Producer<SymbolId>>,
     resync_pending: Vec<bool>,
+    /// The market feed went down and has not come back: REST snapshots asked for before are
+    /// dropped (they would show a book the strategies cannot see move).
+    feed_down: bool,
     /// Per symbol: depth diffs arrive for it, so its book wants REST snapshots.
     depth_fed: Vec<bool>,
     depth_snapshots: bool,
@@ -390,6 +393,7 @@ impl<C: Clock> Core<C> {
                 latency: StageLatency::new(),
                 resync_sink: None,
                 resync_pending: vec![false; symbols.len()],
+                feed_down: false,
                 depth_fed: vec![cfg.depth_snapshots; symbols.len()],
                 depth_snapshots: cfg.depth_snapshots,
                 wall_offset_ns: None,
@@ -806,12 +810,22 @@ impl State {
             EventKind::Depth(d) => {
                 self.counters.depth_levels += 1;
                 let r = slot.book.apply_depth(d);
+                let synced = slot.book.is_synced();
                 self.on_book_update(sym, r, ev.recv_ns, clock);
+                if !synced {
+                    // Diffs are being buffered: a snapshot fetched now bridges them (asked once
+                    // until the book syncs).
+                    self.request_resync(sym, false);
+                }
             }
             EventKind::Snapshot(s) => {
                 self.counters.snapshot_levels += 1;
-                let r = slot.book.apply_snapshot(s);
-                self.on_book_update(sym, r, ev.recv_ns, clock);
+                if self.feed_down {
+                    slot.book.discard_snapshot(s);
+                } else {
+                    let r = slot.book.apply_snapshot(s);
+                    self.on_book_update(sym, r, ev.recv_ns, clock);
+                }
             }
             EventKind::OrderAck(_)
             | EventKind::OrderReject(_)
@@ -871,6 +885,9 @@ impl State {
         if !self.depth_fed.get(sym.index()).copied().unwrap_or(false) {
             return; // no depth stream: nothing a snapshot could be bridged with
         }
+        if self.feed_down {
+            return; // asked for when the feed is back (a snapshot now would be dropped)
+        }
         let Some(pending) = self.resync_pending.get_mut(sym.index()) else {
             return;
         };
@@ -905,15 +922,20 @@ impl State {
     #[cold]
     fn on_connection<C: Clock>(&mut self, up: bool, recv_ns: u64, clock: &C) {
         self.counters.connection_changes += 1;
+        self.feed_down = !up;
         for i in 0..self.symbols.len() {
             if !up {
                 // Whatever happens until the feed is back is unknown: hide the book now and
                 // ask for a snapshot once the feed is up again (one taken now would predate the
-                // diffs the new connection will send).
+                // diffs the new connection will send). A snapshot still on its way is dropped
+                // while the feed is down, so the one asked for after the reconnect is new.
                 self.symbols[i].book.mark_disconnected();
-            } else if !self.symbols[i].book.is_synced() {
-                self.request_resync(SymbolId(i as u32), false);
+                if let Some(p) = self.resync_pending.get_mut(i) {
+                    *p = false;
+                }
             }
+            // Up: the snapshot is asked for at the new connection's first diff (Binance's
+            // procedure: buffer, then fetch), so it cannot predate the diffs it must bridge.
             self.dispatch(SymbolId(i as u32), recv_ns, clock, |s, ctx| {
                 s.on_connection(ctx, up)
             });
@@ -1656,6 +1678,23 @@ mod tests {
         )
     }
 
+    /// One diff message of one level (`U` = `u` = `id`), a bid at 100.
+    fn depth_level(symbol: SymbolId, id: u64) -> MarketEvent {
+        MarketEvent::new(
+            1,
+            symbol,
+            EventKind::Depth(crate::event::DepthLevel {
+                exch_ns: 0,
+                final_update_id: id,
+                price: Price(100),
+                qty: Qty(1),
+                update_span: 0,
+                side: crate::event::BookSide::Bid,
+                flags: crate::event::LevelFlags::LAST,
+            }),
+        )
+    }
+
     fn setup(
         latency_ns: u64,
     ) -> (
@@ -1869,17 +1908,100 @@ mod tests {
                 reason: GapReason::RingFull,
             }),
         );
-        // First connect: the book has never synced, so one request.
-        tx.push(up).unwrap();
-        core.poll(0);
-        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
-        // Down, then lost data, then up again: still one request outstanding, none added.
-        tx.push(down).unwrap();
-        tx.push(gap).unwrap();
+        // First connect: nothing asked until the first diff is buffered; then one request.
         tx.push(up).unwrap();
         core.poll(0);
         assert!(rrx.pop().is_err());
-        assert_eq!(core.counters().resync_requests, 1);
+        tx.push(depth_level(SymbolId(0), 5)).unwrap();
+        tx.push(depth_level(SymbolId(0), 6)).unwrap();
+        core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
+        // Lost data while that request is out: none added.
+        tx.push(gap).unwrap();
+        core.poll(0);
+        assert!(rrx.pop().is_err());
+        // Down, then lost data, then up again: a snapshot asked for before the down is dropped
+        // if it comes while the feed is down, so the reconnect asks again, once.
+        tx.push(down).unwrap();
+        tx.push(gap).unwrap();
+        tx.push(up).unwrap();
+        tx.push(depth_level(SymbolId(0), 9)).unwrap();
+        tx.push(depth_level(SymbolId(0), 10)).unwrap();
+        core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
+        assert!(rrx.pop().is_err());
+        assert_eq!(core.counters().resync_requests, 2);
+    }
+
+    /// Regression (chaos drill): a snapshot asked for before a disconnect that arrives while
+    /// the feed is down is dropped, not synced (a strategy would be handed a book from before
+    /// the disconnect); the reconnect asks for a fresh one, which syncs.
+    #[test]
+    fn a_snapshot_arriving_while_the_feed_is_down_is_dropped() {
+        let (mut core, mut tx, _rec) = setup(0);
+        let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
+        core.set_resync_sink(rtx);
+        let conn = |up: bool| {
+            let c = Connection { conn_id: 1 };
+            let kind = if up {
+                EventKind::ConnectionUp(c)
+            } else {
+                EventKind::ConnectionDown(c)
+            };
+            MarketEvent::new(1, SymbolId::ALL, kind)
+        };
+        let snapshot = |id: u64| {
+            let level = |side, price: i64, flags| {
+                MarketEvent::new(
+                    1,
+                    SymbolId(0),
+                    EventKind::Snapshot(crate::event::SnapshotLevel {
+                        last_update_id: id,
+                        price: Price(price),
+                        qty: Qty(1),
+                        side,
+                        flags,
+                    }),
+                )
+            };
+            [
+                level(
+                    crate::event::BookSide::Bid,
+                    100,
+                    crate::event::LevelFlags::default(),
+                ),
+                level(
+                    crate::event::BookSide::Ask,
+                    101,
+                    crate::event::LevelFlags::LAST,
+                ),
+            ]
+        };
+        tx.push(conn(true)).unwrap();
+        tx.push(depth_level(SymbolId(0), 5)).unwrap();
+        core.poll(0);
+        assert_eq!(rrx.pop(), Ok(SymbolId(0)));
+        tx.push(conn(false)).unwrap();
+        for e in snapshot(10) {
+            tx.push(e).unwrap();
+        }
+        core.poll(0);
+        assert_eq!(core.counters().book_syncs, 0, "dropped while down");
+        assert!(!core.book(SymbolId(0)).is_some_and(|b| b.is_synced()));
+        assert!(rrx.pop().is_err(), "nothing asked for while down");
+        tx.push(conn(true)).unwrap();
+        tx.push(depth_level(SymbolId(0), 20)).unwrap();
+        core.poll(0);
+        assert_eq!(
+            rrx.pop(),
+            Ok(SymbolId(0)),
+            "asked again after the reconnect"
+        );
+        for e in snapshot(20) {
+            tx.push(e).unwrap();
+        }
+        core.poll(0);
+        assert_eq!(core.counters().book_syncs, 1);
     }
 
     fn live_setup(
@@ -2151,6 +2273,7 @@ mod tests {
         assert_eq!(core.counters().resync_requests, 0);
         core.set_depth_feed(SymbolId(0), true);
         tx.push(conn(true)).unwrap();
+        tx.push(depth_level(SymbolId(0), 5)).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
     }

@@ -299,6 +299,11 @@ pub struct IoCounters {
     pub connect_failures: u64,
     /// Open connections dropped because no frame came for `idle_timeout`.
     pub idle_timeouts: u64,
+    /// Open connections the peer closed with a close frame (a clean close).
+    pub peer_closes: u64,
+    /// Open connections the peer hung up on without a close frame (EOF). A frame torn by the
+    /// hang-up is one of these: the WebSocket layer discards the part that came.
+    pub peer_hangups: u64,
     /// Attempts abandoned after `connect_timeout`.
     pub connect_timeouts: u64,
     /// Heartbeat pings sent.
@@ -334,6 +339,8 @@ impl IoCounters {
             reconnect_attempts,
             connect_failures,
             idle_timeouts,
+            peer_closes,
+            peer_hangups,
             connect_timeouts,
             heartbeats_sent,
             pongs,
@@ -355,6 +362,8 @@ impl IoCounters {
         self.reconnect_attempts += reconnect_attempts;
         self.connect_failures += connect_failures;
         self.idle_timeouts += idle_timeouts;
+        self.peer_closes += peer_closes;
+        self.peer_hangups += peer_hangups;
         self.connect_timeouts += connect_timeouts;
         self.heartbeats_sent += heartbeats_sent;
         self.pongs += pongs;
@@ -416,6 +425,8 @@ struct ConnCells {
     reconnect_attempts: AtomicU64,
     connect_failures: AtomicU64,
     idle_timeouts: AtomicU64,
+    peer_closes: AtomicU64,
+    peer_hangups: AtomicU64,
     connect_timeouts: AtomicU64,
     heartbeats_sent: AtomicU64,
     pongs: AtomicU64,
@@ -442,6 +453,8 @@ impl ConnCells {
         self.reconnect_attempts.store(c.reconnect_attempts, r);
         self.connect_failures.store(c.connect_failures, r);
         self.idle_timeouts.store(c.idle_timeouts, r);
+        self.peer_closes.store(c.peer_closes, r);
+        self.peer_hangups.store(c.peer_hangups, r);
         self.connect_timeouts.store(c.connect_timeouts, r);
         self.heartbeats_sent.store(c.heartbeats_sent, r);
         self.pongs.store(c.pongs, r);
@@ -467,6 +480,8 @@ impl ConnCells {
             reconnect_attempts: self.reconnect_attempts.load(r),
             connect_failures: self.connect_failures.load(r),
             idle_timeouts: self.idle_timeouts.load(r),
+            peer_closes: self.peer_closes.load(r),
+            peer_hangups: self.peer_hangups.load(r),
             connect_timeouts: self.connect_timeouts.load(r),
             heartbeats_sent: self.heartbeats_sent.load(r),
             pongs: self.pongs.load(r),
@@ -1522,6 +1537,11 @@ fn on_ready(
     if let Err(e) = res {
         fail(link, now_ns, ctx, poll, e);
     } else if let Some(r) = closed {
+        match r {
+            CloseReason::ByPeer { .. } => link.rx.c.peer_closes += 1,
+            CloseReason::Eof => link.rx.c.peer_hangups += 1,
+            CloseReason::ByUs => {}
+        }
         lose(link, now_ns, ctx, poll, close_reason_text(r));
     } else if link.conn.as_ref().map(Connection::state) == Some(ConnState::Closed) {
         lose(link, now_ns, ctx, poll, "connection closed".to_string());

@@ -62,6 +62,7 @@ impl ReplayReport {
                 "frames": t.frames, "bytes": t.bytes, "connects": t.connects,
                 "disconnects": t.disconnects, "reconnect_attempts": t.reconnect_attempts,
                 "connect_failures": t.connect_failures, "idle_timeouts": t.idle_timeouts,
+                "peer_closes": t.peer_closes, "peer_hangups": t.peer_hangups,
                 "heartbeats_sent": t.heartbeats_sent, "pongs": t.pongs,
                 "protocol_errors": t.protocol_errors, "tls_errors": t.tls_errors,
                 "connect_errors": t.connect_errors, "io_errors": t.io_errors,

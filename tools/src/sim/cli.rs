@@ -214,8 +214,8 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         eprintln!(
             "venue-sim: {} frames published, {} sent ({} bytes) over {} connections; \
              {} subscriptions, {} requests ({} errors); {} REST requests ({} errors); \
-             {} slow clients cut off; faults: {} drops, {} stalls, {} garbage, {} oversized, \
-             {} fragmented, {} invalid UTF-8, {} TLS refused",
+             {} slow clients cut off; faults: {} drops, {} stalls, {} closes, {} resets, \
+             {} torn, {} garbage, {} oversized, {} fragmented, {} invalid UTF-8, {} TLS refused",
             stats.frames_published,
             stats.frames_sent,
             stats.bytes_sent,
@@ -228,6 +228,9 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
             stats.slow_disconnects,
             f.drops,
             f.stalls,
+            f.closes,
+            f.resets,
+            f.torn_frames,
             f.garbage_frames,
             f.oversized_frames,
             f.fragmented_messages,

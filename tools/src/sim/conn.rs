@@ -22,7 +22,7 @@ use super::streams::{
     MAX_STREAMS_PER_CONNECTION,
 };
 use super::wsapi::API_PATH;
-use super::{Inner, C};
+use super::{FaultKind, Inner, C};
 use crate::clock::MonoClock;
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 use rustls::{ServerConnection, StreamOwned};
@@ -56,6 +56,10 @@ const MAX_CLIENT_MESSAGE: usize = 64 << 10;
 const GARBAGE: &[u8] = b"{\"stream\":\"garbage\",\"data\":{\"e\":\"trade\",<<not json>>";
 /// The text frame of the invalid-UTF-8 fault.
 const INVALID_UTF8: &[u8] = b"{\"stream\":\"invalid\",\"data\":\"\xff\xfe\xc3\x28\"}";
+/// The message of the torn-frame fault, of which only the first half is sent.
+const TORN: &[u8] = b"{\"stream\":\"torn\",\"data\":{\"e\":\"trade\",\"note\":\"this frame is cut in the middle, then the connection is dropped\"}}";
+/// How long an injected close waits for the client's close frame.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the publisher and the statistics see of a connection.
 #[derive(Debug)]
@@ -443,6 +447,7 @@ fn run_session(
         cache: MatchCache::default(),
         // `/ws-api/v3` carries no market data: it never takes the send-time record.
         record: !api && inner.claim_first_connection(),
+        market: !api,
         data_frames: 0,
         handled: 0,
         stalled: false,
@@ -471,6 +476,8 @@ struct Session<'a> {
     cache: MatchCache,
     /// This is the first connection: record send times of trade frames.
     record: bool,
+    /// Not the order API's own path: takes faults asked for by `VenueSim::inject`.
+    market: bool,
     /// Data frames written (faults count these).
     data_frames: u64,
     handled: u64,
@@ -537,6 +544,13 @@ impl Session<'_> {
             if self.inner.stopping() {
                 self.close_going_away();
                 return;
+            }
+            if self.market && self.ever_subscribed && !self.stalled {
+                if let Some(kind) = self.inner.take_injection() {
+                    if self.inject(kind, in_rx).is_err() {
+                        return;
+                    }
+                }
             }
             let now = Instant::now();
             if drop_at.is_some_and(|t| now >= t) {
@@ -671,6 +685,117 @@ impl Session<'_> {
             self.inner.count(C::Oversized, 1);
         }
         Ok(())
+    }
+
+    /// Performs a fault asked for by `VenueSim::inject`, counted first (a client that hangs up
+    /// on reading the start of an oversized frame still had it injected). `Err`: the connection
+    /// is over.
+    #[cold]
+    fn inject(&mut self, kind: FaultKind, in_rx: &Receiver<Chunk>) -> Result<(), Over> {
+        let inner = self.inner;
+        match kind {
+            FaultKind::Garbage => {
+                inner.count(C::Garbage, 1);
+                self.write_fault(Bytes::from_static(GARBAGE))
+            }
+            FaultKind::InvalidUtf8 => {
+                inner.count(C::InvalidUtf8, 1);
+                self.write_fault(Bytes::from_static(INVALID_UTF8))
+            }
+            FaultKind::Oversized => {
+                inner.count(C::Oversized, 1);
+                self.write_fault(inner.oversized_frame())
+            }
+            FaultKind::Stall => {
+                inner.count(C::Stalls, 1);
+                self.stalled = true;
+                Ok(())
+            }
+            FaultKind::Hangup => {
+                inner.count(C::Drops, 1);
+                Err(Over)
+            }
+            FaultKind::Close => {
+                inner.count(C::Closes, 1);
+                self.close_handshake(in_rx);
+                Err(Over)
+            }
+            FaultKind::Reset => {
+                inner.count(C::Resets, 1);
+                self.reset();
+                Err(Over)
+            }
+            FaultKind::Torn => {
+                inner.count(C::Torn, 1);
+                let _ = self.write_torn();
+                Err(Over)
+            }
+        }
+    }
+
+    /// Sends a close frame (`1000`) and waits a bounded time for the client's reply, as a
+    /// venue closing cleanly does; raw TCP has no close frame (a plain hang-up).
+    fn close_handshake(&mut self, in_rx: &Receiver<Chunk>) {
+        let Io::Ws(ws) = &mut self.io else {
+            return;
+        };
+        let close = CloseFrame {
+            code: CloseCode::Normal,
+            reason: Utf8Bytes::from_static("venue simulator: injected close"),
+        };
+        if ws.close(Some(close)).is_err() || ws.flush().is_err() {
+            return;
+        }
+        let deadline = Instant::now() + CLOSE_HANDSHAKE_TIMEOUT;
+        let mut sel = Select::new();
+        sel.recv(in_rx);
+        loop {
+            match ws.read() {
+                Ok(Message::Close(_)) => {
+                    let _ = ws.flush();
+                    return;
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if sel.ready_deadline(deadline).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Aborts the connection with a TCP RST. `connect(AF_UNSPEC)` disconnects the socket at
+    /// once (Linux sends the RST for an established connection), where `SO_LINGER` 0 alone
+    /// would only take effect when the last handle to the socket closes (the reader thread and
+    /// the publisher hold some); it is set too, for kernels that need the close.
+    fn reset(&mut self) {
+        let sock = &self.io.wire_mut().sock;
+        let _ = rustix::net::sockopt::set_socket_linger(sock, Some(Duration::ZERO));
+        let _ = rustix::net::connect_unspec(sock);
+    }
+
+    /// Writes the first half of a text frame (header and about half its payload; raw TCP: half
+    /// a line), straight to the socket.
+    fn write_torn(&mut self) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(TORN.len() + 16);
+        match &self.io {
+            Io::Ws(_) => {
+                WsFrame::message(Bytes::from_static(TORN), OpCode::Data(Data::Text), true)
+                    .format(&mut bytes)
+                    .map_err(io::Error::other)?;
+                let header = bytes.len() - TORN.len();
+                bytes.truncate(header + TORN.len() / 2);
+            }
+            Io::Raw(_) => bytes.extend_from_slice(&TORN[..TORN.len() / 2]),
+        }
+        let t = match &mut self.io {
+            Io::Ws(ws) => ws.get_mut(),
+            Io::Raw(t) => t,
+        };
+        t.write_all(&bytes)?;
+        t.flush()
     }
 
     /// Writes one data frame (three fragments with the fragment fault).

@@ -82,6 +82,11 @@
 //! invalid frames, oversized frames, fragmented messages, invalid UTF-8, refused TLS
 //! handshakes. Each is counted in [`FaultStats`].
 //!
+//! For drills that must be reproducible, [`VenueSim::inject`] asks for one [`FaultKind`] now
+//! (a clean close, a TCP reset, a hang-up, a torn frame, a stall, garbage, an oversized or
+//! invalid-UTF-8 frame): the next market-data connection that looks (at its next data frame, or
+//! within 100 ms) performs it, once, and counts it.
+//!
 //! ```no_run
 //! use tools::sim::{SimConfig, VenueSim};
 //! let sim = VenueSim::start(SimConfig::default())?;
@@ -172,6 +177,35 @@ pub struct Faults {
     pub invalid_utf8_every: Option<u64>,
     /// TLS mode: read the client's hello, then close the connection mid-handshake.
     pub refuse_tls: bool,
+}
+
+/// One fault asked for on demand ([`VenueSim::inject`]), counted in [`FaultStats`] when a
+/// market-data connection performs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A WebSocket close frame (`1000`), then the close handshake (waiting up to 1 s for the
+    /// client's reply), then the TCP connection closed ([`FaultStats::closes`]).
+    Close,
+    /// An abort: the connection is reset at once (`connect(AF_UNSPEC)` sends a TCP RST with
+    /// `SO_LINGER` 0 set, whatever other handles to the socket still exist), no close frame,
+    /// no FIN ([`FaultStats::resets`]).
+    Reset,
+    /// A hang-up: the TCP connection closed (FIN) without a close frame
+    /// ([`FaultStats::drops`], as [`Faults::drop_every`]).
+    Hangup,
+    /// The first half of a text frame (its header announces the whole payload), then a hang-up
+    /// ([`FaultStats::torn_frames`]).
+    Torn,
+    /// Silence from now on (no frames, pings or answers) on an open connection
+    /// ([`FaultStats::stalls`], as [`Faults::stall_after`]).
+    Stall,
+    /// One invalid (non-JSON) text frame; the connection stays up
+    /// ([`FaultStats::garbage_frames`]).
+    Garbage,
+    /// One frame of [`Faults::oversized_bytes`] ([`FaultStats::oversized_frames`]).
+    Oversized,
+    /// One text frame that is not valid UTF-8 ([`FaultStats::invalid_utf8_frames`]).
+    InvalidUtf8,
 }
 
 /// Everything [`VenueSim::start`] needs.
@@ -265,10 +299,17 @@ impl Default for SimConfig {
 /// Injected faults, counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultStats {
-    /// Connections dropped by [`Faults::drop_every`].
+    /// Connections dropped without a close frame by [`Faults::drop_every`] or
+    /// [`FaultKind::Hangup`].
     pub drops: u64,
-    /// Connections stalled by [`Faults::stall_after`].
+    /// Connections stalled by [`Faults::stall_after`] or [`FaultKind::Stall`].
     pub stalls: u64,
+    /// Connections closed with a close frame by [`FaultKind::Close`].
+    pub closes: u64,
+    /// Connections reset by [`FaultKind::Reset`].
+    pub resets: u64,
+    /// Frames torn mid-way, then the connection dropped ([`FaultKind::Torn`]).
+    pub torn_frames: u64,
     /// Invalid (non-JSON) text frames sent.
     pub garbage_frames: u64,
     /// Oversized frames sent.
@@ -383,6 +424,9 @@ impl SimStats {
             "faults": {
                 "drops": f.drops,
                 "stalls": f.stalls,
+                "closes": f.closes,
+                "resets": f.resets,
+                "torn_frames": f.torn_frames,
                 "garbage_frames": f.garbage_frames,
                 "oversized_frames": f.oversized_frames,
                 "fragmented_messages": f.fragmented_messages,
@@ -436,6 +480,9 @@ pub(crate) enum C {
     OrderFills,
     OrderEventsDropped,
     ProbeOrders,
+    Closes,
+    Resets,
+    Torn,
     TlsRefused,
 }
 
@@ -503,6 +550,10 @@ pub(crate) struct Inner {
     /// The order side.
     pub(crate) venue: orders::Venue,
     oversized: OnceLock<Bytes>,
+    /// Faults asked for by [`VenueSim::inject`], oldest first, and how many wait (checked
+    /// without the lock).
+    injections: Mutex<std::collections::VecDeque<FaultKind>>,
+    injections_waiting: AtomicUsize,
     /// Every accepted socket still being served, to cut them off when stopping.
     sockets: Mutex<Vec<(u64, TcpStream)>>,
     ws_threads: AtomicUsize,
@@ -554,6 +605,18 @@ impl Inner {
     /// True for the first connection to ask: it records send times.
     pub(crate) fn claim_first_connection(&self) -> bool {
         !self.first_conn.swap(true, Ordering::AcqRel)
+    }
+
+    /// The oldest fault asked for by [`VenueSim::inject`], if any (taken: performed once).
+    #[inline]
+    pub(crate) fn take_injection(&self) -> Option<FaultKind> {
+        if self.injections_waiting.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = self.injections.lock().unwrap_or_else(|p| p.into_inner());
+        let k = q.pop_front();
+        self.injections_waiting.store(q.len(), Ordering::Release);
+        k
     }
 
     /// The oversized fault frame, built once.
@@ -729,6 +792,8 @@ impl VenueSim {
             tls: identity.as_ref().map(|i| i.config.clone()),
             venue,
             oversized: OnceLock::new(),
+            injections: Mutex::new(std::collections::VecDeque::new()),
+            injections_waiting: AtomicUsize::new(0),
             sockets: Mutex::new(Vec::new()),
             ws_threads: AtomicUsize::new(0),
             http_threads: AtomicUsize::new(0),
@@ -842,6 +907,9 @@ impl VenueSim {
             faults: FaultStats {
                 drops: i.get(C::Drops),
                 stalls: i.get(C::Stalls),
+                closes: i.get(C::Closes),
+                resets: i.get(C::Resets),
+                torn_frames: i.get(C::Torn),
                 garbage_frames: i.get(C::Garbage),
                 oversized_frames: i.get(C::Oversized),
                 fragmented_messages: i.get(C::Fragmented),
@@ -895,6 +963,24 @@ impl VenueSim {
     /// Percentiles of [`VenueSim::probe_latencies`].
     pub fn probe_summary(&self) -> LatencySummary {
         LatencySummary::from_samples(&self.probe_latencies())
+    }
+
+    /// Asks for one fault now: the next market-data connection (not a `/ws-api/v3` one) that
+    /// has subscribed and is not stalled performs it at its next data frame, or within 100 ms
+    /// when no frame comes, and counts it in [`SimStats::faults`]. Faults asked for in a row
+    /// are performed in order, each once, by whichever connection takes it. A drill that
+    /// forces disconnects one at a time (waiting for the client to come back before the next)
+    /// knows exactly what was injected, unlike the periodic [`Faults`].
+    pub fn inject(&self, kind: FaultKind) {
+        let mut q = self
+            .inner
+            .injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        q.push_back(kind);
+        self.inner
+            .injections_waiting
+            .store(q.len(), Ordering::Release);
     }
 
     /// Waits until the source is exhausted and every open connection has been sent (or has
