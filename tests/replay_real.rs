@@ -214,7 +214,10 @@ fn repeated_passes_each_sync_from_their_own_snapshot_and_trade_alike() {
         assert_eq!(r.core.feed_gaps, 0);
         // The capture was recorded live: each session's first diff comes before its snapshot,
         // and asks for one (Binance's procedure: buffer, then fetch); the capture holds it.
-        assert_eq!(r.core.resync_requests, k, "one per session, at its first diff");
+        assert_eq!(
+            r.core.resync_requests, k,
+            "one per session, at its first diff"
+        );
         assert_eq!(r.core.connection_changes, 2 * (k - 1));
         assert_eq!(r.ring.dropped, 0);
         assert_eq!(r.core.trades, k * 9_757);

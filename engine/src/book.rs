@@ -1516,7 +1516,11 @@ mod tests {
         b.mark_stale();
         b.mark_disconnected();
         send(&mut b, &diff(LID + 11, LID + 12, &[(Bid, "3.9", "1")]));
-        assert_eq!(b.buffer.len(), 1, "the new connection's first message is kept");
+        assert_eq!(
+            b.buffer.len(),
+            1,
+            "the new connection's first message is kept"
+        );
     }
 
     #[test]

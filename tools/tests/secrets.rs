@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+use tools::sim::{SimAuth, SimConfig, SimKey, SimPace, SimSecret, SimSource, VenueSim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickline");
 
@@ -67,9 +67,35 @@ fn sim() -> VenueSim {
             start_ns: 1_000_000_000,
         }),
         pace: SimPace::Rate(2_000),
+        // Strict, as Binance: the fake keys are the simulator's only accounts, so every
+        // signature the engine makes with them is verified.
+        auth: SimAuth::Strict(fake_keys()),
         ..SimConfig::default()
     })
     .expect("start the venue simulator")
+}
+
+/// The fake credentials as the simulator's known keys (HMAC secret; Ed25519 public key).
+fn fake_keys() -> Vec<SimKey> {
+    let seed: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&ED_SEED_HEX[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let seed: [u8; 32] = seed.try_into().unwrap();
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    vec![
+        SimKey {
+            api_key: HMAC_KEY.into(),
+            secret: SimSecret::Hmac(HMAC_SECRET.as_bytes().to_vec()),
+            user_data_stream: true,
+        },
+        SimKey {
+            api_key: ED_KEY.into(),
+            secret: SimSecret::Ed25519(public),
+            user_data_stream: true,
+        },
+    ]
 }
 
 /// A config trading live with `sma_cross` (an order every few trades) on the simulator.
