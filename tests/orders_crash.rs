@@ -300,6 +300,36 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
         unintended.is_empty(),
         "orders sent without an intent: {unintended:?}"
     );
+    // The engine's position is the venue's: the ledger's fills, each signed by the side its
+    // order was intended with, net to the position the journal recovers.
+    let sides: BTreeMap<String, engine::event::Side> = {
+        let bytes = std::fs::read(&journal).unwrap();
+        JournalReader::new(&bytes)
+            .unwrap()
+            .filter_map(|e| match e.record {
+                JournalRecord::Intent { client_id, req, .. } => {
+                    Some((client_id.to_string(), req.side))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let venue_net: i64 = venue
+        .iter()
+        .map(|((client, _), (_, qty))| match sides[client] {
+            engine::event::Side::Buy => *qty,
+            engine::event::Side::Sell => -*qty,
+        })
+        .sum();
+    let engine_net = rec
+        .positions
+        .iter()
+        .find(|(sym, _)| sym == "BTCUSDT")
+        .map_or(0, |(_, p)| p.qty);
+    assert_eq!(
+        engine_net, venue_net,
+        "the journal's position equals the venue ledger's fills, signed by side"
+    );
     eprintln!(
         "crash test: {} orders, {} fills, {} restarts, {:.1} s",
         placed.len(),
