@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod pin;
 pub mod pipeline;
 pub mod report;
+pub mod runtime;
 pub mod sim;
 pub mod summary;

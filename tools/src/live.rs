@@ -27,11 +27,11 @@ use crate::clock::MonoClock;
 use crate::config::Config;
 use crate::control::{ControlServer, Controller, ControllerConfig};
 use crate::pin::pin_current_thread;
-use crate::pipeline::ReplayReport;
+use crate::runtime::{
+    install_strategy, CoreRunner, CoreStatus, CoreSummary, LiveTime, RunReport, StatusPublisher,
+};
 use anyhow::{bail, Context, Result};
 use engine::core::Core;
-use engine::idle::Idler;
-use engine::latency::StageLatency;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Params, SymbolRules};
 use engine::symbol::SymbolTable;
@@ -48,19 +48,11 @@ use feeds::recorder::{recorder, RecorderRx};
 use feeds::rest::{run_snapshot_worker, RestClient, SnapshotWorkerConfig};
 use feeds::session::{OrderSession, OrderWake, SessionConfig};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Builds a strategy instance for one symbol (for strategies that are not in the `strategies`
-/// crate, such as a benchmark's measuring tap).
-pub struct StrategyFactory(pub Box<dyn Fn() -> Box<dyn engine::strategy::Strategy> + Send>);
-
-impl std::fmt::Debug for StrategyFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StrategyFactory")
-    }
-}
+pub use crate::runtime::StrategyFactory;
 
 /// An end condition over the I/O thread's running totals.
 pub type DoneFn = Box<dyn Fn(&IoCounters) -> bool + Send>;
@@ -97,17 +89,6 @@ impl std::fmt::Debug for LiveOptions {
             .field("duration", &self.duration)
             .finish_non_exhaustive()
     }
-}
-
-/// Counters the core thread publishes for the status line (a store every 100 ms, not per event).
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct CoreStatus {
-    events: AtomicU64,
-    syncs: AtomicU64,
-    gaps: AtomicU64,
-    orders: AtomicU64,
-    fills: AtomicU64,
 }
 
 fn io_config(cfg: &Config) -> Result<IoConfig> {
@@ -337,14 +318,14 @@ fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
 }
 
 /// Runs the live engine until stopped; returns the same summary as a replay.
-pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
+pub fn run_live(opts: LiveOptions) -> Result<RunReport> {
     run_live_inner(opts, None)
 }
 
 /// [`run_live`] with a kill switch that needs no socket: whenever `kill` is set (by a
 /// `SIGUSR1` handler, in `tickline run`), the core gets the control command `kill` (halt and
 /// cancel every open order; `tickline ctl resume` lifts it), and the flag is cleared.
-pub fn run_live_with_kill_switch(opts: LiveOptions, kill: Arc<AtomicBool>) -> Result<ReplayReport> {
+pub fn run_live_with_kill_switch(opts: LiveOptions, kill: Arc<AtomicBool>) -> Result<RunReport> {
     run_live_inner(opts, Some(kill))
 }
 
@@ -391,7 +372,7 @@ impl KillSwitch {
     }
 }
 
-fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<ReplayReport> {
+fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<RunReport> {
     let cfg = &opts.cfg;
     cfg.validate()?;
     for w in cfg.plaintext_warnings() {
@@ -478,15 +459,12 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
         if !cfg.venue.trading_at_start(name) {
             continue; // idle until `start-trading`
         }
-        if let Some(factory) = &opts.custom_strategy {
-            core.set_strategy(id, (factory.0)())
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-        } else if let Some((name, params)) = &opts.strategy {
-            let s = strategies::build(name, params.clone())
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-            core.set_strategy(id, s)
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-        }
+        install_strategy(
+            &mut core,
+            id,
+            opts.custom_strategy.as_ref(),
+            opts.strategy.as_ref(),
+        )?;
     }
     // Supervised traders resume where the journal left them.
     if !trader_states.is_empty() {
@@ -602,48 +580,23 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             })
             .context("spawning the REST thread")?
     };
-    let mut metrics = crate::metrics::start(
+    let metrics = crate::metrics::start(
         cfg.metrics_config(true),
         &core,
         &symbols,
         Some(shared.clone()),
     )
     .context("starting the metrics thread")?;
-    let core_thread = {
-        let status = status.clone();
-        let cpu = Config::cpu(cfg.engine.core_cpu);
-        std::thread::Builder::new()
-            .name("tickline-core".into())
-            .spawn(move || {
-                let pinned = pin_current_thread("core", cpu);
-                let mut idler = Idler::new(idle);
-                let mut next_pub = 0u64;
-                loop {
-                    let now = MonoClock::now();
-                    let n = core.poll(now);
-                    if let Some(m) = metrics.as_mut() {
-                        m.handoff.tick(now, &mut core);
-                    }
-                    if now >= next_pub {
-                        let c = core.counters();
-                        status.events.store(c.events, Ordering::Relaxed);
-                        status.syncs.store(c.book_syncs, Ordering::Relaxed);
-                        status
-                            .gaps
-                            .store(c.book_gaps + c.feed_gaps, Ordering::Relaxed);
-                        status.orders.store(c.orders_sent, Ordering::Relaxed);
-                        status.fills.store(c.fills, Ordering::Relaxed);
-                        next_pub = now + 100_000_000;
-                    }
-                    if n == 0 && core.inputs_finished() {
-                        break;
-                    }
-                    idler.after_poll(n > 0);
-                }
-                (core, MonoClock::now(), pinned, metrics)
-            })
-            .context("spawning the core thread")?
-    };
+    let core_thread = CoreRunner {
+        core,
+        metrics,
+        cpu: Config::cpu(cfg.engine.core_cpu),
+        idle,
+        time: LiveTime,
+        publish: StatusPublisher::new(status.clone()),
+        start: None,
+    }
+    .spawn()?;
 
     let control_thread = match (control, core_requests) {
         (Some(server), Some(core_tx)) => {
@@ -709,9 +662,10 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
     let _snap = rest_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the REST thread panicked"))?;
-    let (mut core, end_ns, core_pinned, metrics) = core_thread
+    let end = core_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
+    let (end_ns, core_pinned) = (end.end_ns, end.pinned);
     if let Some(c) = control_thread {
         c.join()
             .map_err(|_| anyhow::anyhow!("the control thread panicked"))?;
@@ -731,16 +685,11 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
     if let feeds::io::IoEnd::PollError(e) = &io_report.end {
         bail!("the I/O thread stopped: {e}");
     }
-    let mut latency = StageLatency::new();
-    if let Some(m) = metrics {
-        latency.merge(
-            &m.finish(&mut core)
-                .context("ending the metrics thread")?
-                .latency,
-        );
-    }
-    latency.merge(core.latency());
-    latency.record_hist(engine::latency::Stage::Decode, &io_report.decode_latency);
+    let CoreSummary {
+        core,
+        mut latency,
+        positions,
+    } = end.finish(&symbols, &io_report.decode_latency)?;
     if let Some(s) = &io_report.session {
         latency.record_hist(engine::latency::Stage::TickToWire, &s.tick_to_wire);
         if s.in_flight > 0 {
@@ -750,11 +699,7 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             );
         }
     }
-    let positions = symbols
-        .iter()
-        .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
-        .collect();
-    Ok(ReplayReport {
+    Ok(RunReport {
         session: io_report.session.as_ref().map(|s| s.counters),
         frames: io_report.totals.frames,
         decode: io_report.decode,
