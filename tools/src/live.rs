@@ -24,8 +24,7 @@
 //! socket file. The summary is the same as replay's.
 
 use crate::clock::MonoClock;
-use crate::config::Config;
-use crate::control::Endpoint;
+use crate::config::{Config, Endpoint};
 use crate::control::{ControlServer, Controller, ControllerConfig};
 use crate::pin::pin_current_thread;
 use crate::runtime::{
