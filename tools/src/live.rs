@@ -21,7 +21,9 @@
 //! Stopping (Ctrl-C, SIGTERM, `--duration`, or the caller's flag): the I/O and REST threads
 //! close their connections and drop their rings; the core drains what is left and ends; the
 //! writer flushes the capture; the control thread closes its connections and removes its
-//! socket file. The summary is the same as replay's.
+//! socket file. The core runs on the runtime's one core runner ([`CoreRunner`], the same loop
+//! as a replay's) on the monotonic clock ([`LiveTime`]); the run ends with the same
+//! [`RunReport`] as a replay.
 
 use crate::clock::MonoClock;
 use crate::config::{Config, Endpoint};

@@ -9,7 +9,9 @@
 //!
 //! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
 //! figures measure decode, ring, book and strategy, not gzip or the disk. The allocation counter
-//! is read when both threads are ready and again when the core has drained the ring.
+//! is read when both threads are ready and again when the core has drained the ring. The core
+//! thread is the runtime's one core runner ([`CoreRunner`], the same loop as a live run's) on
+//! replay time ([`ReplayTime`]).
 //!
 //! # Repeated passes (`--repeat N`)
 //!
