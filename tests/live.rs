@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tools::config::Config;
 use tools::live::{run_live, DoneFn, LiveOptions};
-use tools::pipeline::ReplayReport;
+use tools::runtime::RunReport;
 use tools::sim::{Faults, SimConfig, SimPace, SimSource, VenueSim};
 
 fn generated(events: u64) -> SimSource {
@@ -43,7 +43,7 @@ fn engine_cfg(sim: &VenueSim) -> Config {
     cfg
 }
 
-fn run(cfg: Config, max: Duration, done: Option<DoneFn>) -> ReplayReport {
+fn run(cfg: Config, max: Duration, done: Option<DoneFn>) -> RunReport {
     cfg.validate().unwrap();
     run_live(LiveOptions {
         cfg,

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tools::config::Pace;
 use tools::live::StrategyFactory;
-use tools::pipeline::{replay, FrameArena, FrameKind, ReplayOptions, ReplayReport};
+use tools::pipeline::{replay, FrameArena, FrameKind, ReplayOptions};
+use tools::runtime::RunReport;
 
 /// A generated feed whose capture times span about `span_ms` milliseconds.
 fn feed(events: u64, span_ms: u64) -> (FrameArena, SymbolTable) {
@@ -49,7 +50,7 @@ fn run(
     pace: Pace,
     factory: StrategyFactory,
     slow_ns: u64,
-) -> ReplayReport {
+) -> RunReport {
     replay(
         arena,
         ReplayOptions {

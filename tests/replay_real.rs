@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tools::clock::MonoClock;
 use tools::config::Pace;
-use tools::pipeline::{
-    load_capture, replay, replay_passes, FrameArena, FrameKind, ReplayOptions, ReplayReport,
-};
+use tools::pipeline::{load_capture, replay, replay_passes, FrameArena, FrameKind, ReplayOptions};
+use tools::runtime::RunReport;
 
 const LINES: u64 = 41_249;
 
@@ -32,7 +31,7 @@ fn run(
     symbols: &SymbolTable,
     btc: SymbolId,
     strategy: Option<&str>,
-) -> ReplayReport {
+) -> RunReport {
     replay(arena, options(symbols, btc, strategy)).unwrap()
 }
 

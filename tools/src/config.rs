@@ -80,7 +80,10 @@ use anyhow::{bail, Context, Result};
 use engine::idle::IdleMode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -115,7 +118,7 @@ pub const DEFAULT_CONTROL_SOCKET: &str = "tickline.sock";
 ///
 /// `tickline run` serves a Unix socket (`socket`, default [`DEFAULT_CONTROL_SOCKET`] in its
 /// working directory) unless `enabled = false`; `tcp` serves a loopback TCP port instead. A
-/// library caller of [`run_live`](crate::live::run_live) gets a control socket only when the
+/// library caller of `live::run_live` gets a control socket only when the
 /// config names `socket` or `tcp`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -126,10 +129,10 @@ pub struct ControlSection {
     pub socket: Option<String>,
     /// Instead of the Unix socket: a loopback TCP address, `127.0.0.1:PORT` or `[::1]:PORT`.
     /// It needs a token (`token_file`, or the environment variable
-    /// [`TOKEN_ENV`](crate::control::TOKEN_ENV)); without one the engine refuses to start.
+    /// [`TOKEN_ENV`]); without one the engine refuses to start.
     pub tcp: Option<String>,
     /// The TCP control token's file (mode 0600 or stricter; a looser one is refused). Without
-    /// it, the token comes from [`TOKEN_ENV`](crate::control::TOKEN_ENV). The Unix socket needs
+    /// it, the token comes from [`TOKEN_ENV`]. The Unix socket needs
     /// none. `tickline ctl --config` reads it too.
     pub token_file: Option<String>,
     /// How long a command waits for the core's answer, ms.
@@ -151,7 +154,7 @@ impl Default for ControlSection {
 impl ControlSection {
     /// Where `tickline run` serves control and where `tickline ctl --config` looks: `tcp` if
     /// set, else `socket`, else [`DEFAULT_CONTROL_SOCKET`]. `None` when disabled.
-    pub fn endpoint(&self) -> Result<Option<crate::control::Endpoint>> {
+    pub fn endpoint(&self) -> Result<Option<Endpoint>> {
         if !self.enabled {
             return Ok(None);
         }
@@ -159,21 +162,21 @@ impl ControlSection {
             return self.configured_endpoint();
         }
         let path = self.socket.as_deref().unwrap_or(DEFAULT_CONTROL_SOCKET);
-        Ok(Some(crate::control::Endpoint::Unix(path.into())))
+        Ok(Some(Endpoint::Unix(path.into())))
     }
 
     /// The TCP control token: from `token_file` if set (mode 0600, else refused), else from the
-    /// environment variable [`TOKEN_ENV`](crate::control::TOKEN_ENV); `None` if neither.
-    pub fn token(&self) -> Result<Option<crate::control::Token>> {
+    /// environment variable [`TOKEN_ENV`]; `None` if neither.
+    pub fn token(&self) -> Result<Option<Token>> {
         match &self.token_file {
-            Some(path) => crate::control::Token::from_file(Path::new(path)).map(Some),
-            None => crate::control::Token::from_env(),
+            Some(path) => Token::from_file(Path::new(path)).map(Some),
+            None => Token::from_env(),
         }
     }
 
     /// Only what the config names (`tcp` or `socket`), without the default: what a library
     /// caller of `run_live` serves. `None` when disabled or when neither is set.
-    pub fn configured_endpoint(&self) -> Result<Option<crate::control::Endpoint>> {
+    pub fn configured_endpoint(&self) -> Result<Option<Endpoint>> {
         if !self.enabled {
             return Ok(None);
         }
@@ -181,18 +184,166 @@ impl ControlSection {
             (Some(_), Some(_)) => {
                 bail!("control: set either socket or tcp, not both")
             }
-            (Some(addr), None) => Ok(Some(crate::control::Endpoint::Tcp(
-                crate::control::loopback_addr(addr).context("control.tcp")?,
+            (Some(addr), None) => Ok(Some(Endpoint::Tcp(
+                loopback_addr(addr).context("control.tcp")?,
             ))),
             (None, Some(path)) => {
                 if path.is_empty() {
                     bail!("control.socket: an empty path");
                 }
-                Ok(Some(crate::control::Endpoint::Unix(path.into())))
+                Ok(Some(Endpoint::Unix(path.into())))
             }
             (None, None) => Ok(None),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control endpoint and its token (served by `control`, named by `[control]`)
+// ---------------------------------------------------------------------------------------------
+
+/// The environment variable that holds the TCP control token when `[control] token_file` is
+/// not set (read by `tickline run` and by `tickline ctl`).
+pub const TOKEN_ENV: &str = "TICKLINE_CONTROL_TOKEN";
+
+/// Shortest accepted token, bytes (for example `openssl rand -hex 32` makes 64).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Longest accepted token file, bytes.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// Where the control socket is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A Unix domain socket.
+    Unix(PathBuf),
+    /// A loopback TCP address.
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+            Endpoint::Tcp(a) => write!(f, "tcp {a}"),
+        }
+    }
+}
+
+/// Parses `HOST:PORT` and insists on a loopback address (`127.0.0.1`, `[::1]`, or a name that
+/// resolves to loopback only, such as `localhost`).
+pub fn loopback_addr(s: &str) -> Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = match s.parse::<SocketAddr>() {
+        Ok(a) => vec![a],
+        Err(_) => {
+            if s.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                bail!("{s:?}: expected HOST:PORT, such as 127.0.0.1:7070");
+            }
+            s.to_socket_addrs()
+                .with_context(|| format!("{s:?}: cannot resolve"))?
+                .collect()
+        }
+    };
+    match addrs.first() {
+        Some(a) if addrs.iter().all(|a| a.ip().is_loopback()) => Ok(*a),
+        Some(_) => bail!(
+            "{s:?}: not a loopback address; TCP control is served on 127.0.0.1 or [::1] only (its token would cross the network in clear)"
+        ),
+        None => bail!("{s:?}: resolves to no address"),
+    }
+}
+
+/// The shared secret of TCP control. Its text is never printed: `Debug` shows `Token(..)`, it
+/// has no `Display`, and no error message quotes it.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+impl Token {
+    /// A token from `text` (trimmed); `origin` names where it came from in errors.
+    pub fn new(text: &str, origin: &str) -> Result<Token> {
+        let t = text.trim();
+        if t.is_empty() {
+            bail!("{origin}: the control token is empty");
+        }
+        if t.len() < MIN_TOKEN_LEN {
+            bail!(
+                "{origin}: the control token is {} bytes; at least {MIN_TOKEN_LEN} (for example `openssl rand -hex 32`)",
+                t.len()
+            );
+        }
+        if t.chars().any(char::is_control) {
+            bail!(
+                "{origin}: the control token holds a control character (one line of text, please)"
+            );
+        }
+        Ok(Token(t.to_string()))
+    }
+
+    /// Reads a token file, which must be a regular file of mode 0600 or stricter (no group or
+    /// other bits): a looser one is refused, naming its mode.
+    pub fn from_file(path: &Path) -> Result<Token> {
+        let shown = format!("control.token_file {}", path.display());
+        let file = std::fs::File::open(path).with_context(|| shown.clone())?;
+        let meta = file.metadata().with_context(|| shown.clone())?;
+        if !meta.is_file() {
+            bail!("{shown}: not a regular file");
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{shown}: mode {mode:04o} lets other users read it; `chmod 600` it (the token guards the kill switch)"
+            );
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_TOKEN_FILE + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| shown.clone())?;
+        if bytes.len() as u64 > MAX_TOKEN_FILE {
+            bail!("{shown}: longer than {MAX_TOKEN_FILE} bytes; a token file holds one token");
+        }
+        let text =
+            String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: not UTF-8 text"))?;
+        Token::new(&text, &shown)
+    }
+
+    /// The token in the environment variable [`TOKEN_ENV`], if set.
+    pub fn from_env() -> Result<Option<Token>> {
+        match std::env::var(TOKEN_ENV) {
+            Ok(v) => Token::new(&v, TOKEN_ENV).map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => bail!("{TOKEN_ENV}: not UTF-8 text"),
+        }
+    }
+
+    /// The token's text, for the one place that must send it (a `tickline ctl` request line).
+    pub(crate) fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` is this token, in time that depends on the token's length only (not
+    /// on where the first differing byte is).
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        constant_time_eq(self.0.as_bytes(), candidate)
+    }
+}
+
+/// `secret == candidate`, looking at every byte of `secret` whatever differs: the time depends
+/// on `secret.len()` only (the candidate's length is its sender's own knowledge).
+pub fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
+    let mut diff = secret.len() ^ candidate.len();
+    for (i, &s) in secret.iter().enumerate() {
+        let c = candidate.get(i).copied().unwrap_or(!s);
+        diff |= usize::from(std::hint::black_box(s ^ c));
+    }
+    std::hint::black_box(diff) == 0
 }
 
 /// `[orders]`: the venue's order API, credentials and the order journal.
@@ -1304,15 +1455,13 @@ mod tests {
         assert!(c.venue.trading_at_start("BTCUSDT"));
         assert_eq!(
             c.control.endpoint().unwrap(),
-            Some(crate::control::Endpoint::Unix("tickline.sock".into()))
+            Some(Endpoint::Unix("tickline.sock".into()))
         );
         assert_eq!(c.control.configured_endpoint().unwrap(), None);
         let c = Config::parse("[control]\ntcp = \"127.0.0.1:7070\"\n").unwrap();
         assert_eq!(
             c.control.endpoint().unwrap(),
-            Some(crate::control::Endpoint::Tcp(
-                "127.0.0.1:7070".parse().unwrap()
-            ))
+            Some(Endpoint::Tcp("127.0.0.1:7070".parse().unwrap()))
         );
         assert_eq!(
             Config::parse("[control]\nenabled = false\n")

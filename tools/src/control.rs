@@ -108,6 +108,9 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub use crate::config::{
+    constant_time_eq, loopback_addr, Endpoint, Token, MIN_TOKEN_LEN, TOKEN_ENV,
+};
 use anyhow::{bail, Context, Result};
 use engine::control::{Command, CoreStatus, LeaderStatus, Reply, Request, SymbolStatus};
 use engine::strategy::{Params, SymbolRules};
@@ -116,7 +119,7 @@ use feeds::io::{IoCommand, IoShared, LinkState};
 use feeds::rest::RestClient;
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -144,61 +147,8 @@ pub const LINE_DEADLINE: Duration = Duration::from_secs(2);
 /// A connection that sends no request for this long is closed.
 pub const IDLE_CLOSE: Duration = Duration::from_secs(30);
 
-/// The environment variable that holds the TCP control token when `[control] token_file` is
-/// not set (read by `tickline run` and by `tickline ctl`).
-pub const TOKEN_ENV: &str = "TICKLINE_CONTROL_TOKEN";
-
-/// Shortest accepted token, bytes (for example `openssl rand -hex 32` makes 64).
-pub const MIN_TOKEN_LEN: usize = 16;
-
-/// Longest accepted token file, bytes.
-const MAX_TOKEN_FILE: u64 = 4096;
-
 /// How often blocked control threads look at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(50);
-
-/// Where the control socket is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    /// A Unix domain socket.
-    Unix(PathBuf),
-    /// A loopback TCP address.
-    Tcp(SocketAddr),
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Endpoint::Unix(p) => write!(f, "{}", p.display()),
-            Endpoint::Tcp(a) => write!(f, "tcp {a}"),
-        }
-    }
-}
-
-/// Parses `HOST:PORT` and insists on a loopback address (`127.0.0.1`, `[::1]`, or a name that
-/// resolves to loopback only, such as `localhost`).
-pub fn loopback_addr(s: &str) -> Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = match s.parse::<SocketAddr>() {
-        Ok(a) => vec![a],
-        Err(_) => {
-            if s.rsplit_once(':')
-                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-            {
-                bail!("{s:?}: expected HOST:PORT, such as 127.0.0.1:7070");
-            }
-            s.to_socket_addrs()
-                .with_context(|| format!("{s:?}: cannot resolve"))?
-                .collect()
-        }
-    };
-    match addrs.first() {
-        Some(a) if addrs.iter().all(|a| a.ip().is_loopback()) => Ok(*a),
-        Some(_) => bail!(
-            "{s:?}: not a loopback address; TCP control is served on 127.0.0.1 or [::1] only (its token would cross the network in clear)"
-        ),
-        None => bail!("{s:?}: resolves to no address"),
-    }
-}
 
 /// Parses `KEY=VALUE` (both trimmed, the key non-empty).
 pub fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -206,92 +156,6 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("{s:?}: expected KEY=VALUE")),
     }
-}
-
-/// The shared secret of TCP control. Its text is never printed: `Debug` shows `Token(..)`, it
-/// has no `Display`, and no error message quotes it.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(..)")
-    }
-}
-
-impl Token {
-    /// A token from `text` (trimmed); `origin` names where it came from in errors.
-    pub fn new(text: &str, origin: &str) -> Result<Token> {
-        let t = text.trim();
-        if t.is_empty() {
-            bail!("{origin}: the control token is empty");
-        }
-        if t.len() < MIN_TOKEN_LEN {
-            bail!(
-                "{origin}: the control token is {} bytes; at least {MIN_TOKEN_LEN} (for example `openssl rand -hex 32`)",
-                t.len()
-            );
-        }
-        if t.chars().any(char::is_control) {
-            bail!(
-                "{origin}: the control token holds a control character (one line of text, please)"
-            );
-        }
-        Ok(Token(t.to_string()))
-    }
-
-    /// Reads a token file, which must be a regular file of mode 0600 or stricter (no group or
-    /// other bits): a looser one is refused, naming its mode.
-    pub fn from_file(path: &Path) -> Result<Token> {
-        let shown = format!("control.token_file {}", path.display());
-        let file = std::fs::File::open(path).with_context(|| shown.clone())?;
-        let meta = file.metadata().with_context(|| shown.clone())?;
-        if !meta.is_file() {
-            bail!("{shown}: not a regular file");
-        }
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            bail!(
-                "{shown}: mode {mode:04o} lets other users read it; `chmod 600` it (the token guards the kill switch)"
-            );
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_TOKEN_FILE + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| shown.clone())?;
-        if bytes.len() as u64 > MAX_TOKEN_FILE {
-            bail!("{shown}: longer than {MAX_TOKEN_FILE} bytes; a token file holds one token");
-        }
-        let text =
-            String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: not UTF-8 text"))?;
-        Token::new(&text, &shown)
-    }
-
-    /// The token in the environment variable [`TOKEN_ENV`], if set.
-    pub fn from_env() -> Result<Option<Token>> {
-        match std::env::var(TOKEN_ENV) {
-            Ok(v) => Token::new(&v, TOKEN_ENV).map(Some),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => bail!("{TOKEN_ENV}: not UTF-8 text"),
-        }
-    }
-
-    /// Whether `candidate` is this token, in time that depends on the token's length only (not
-    /// on where the first differing byte is).
-    pub fn matches(&self, candidate: &[u8]) -> bool {
-        constant_time_eq(self.0.as_bytes(), candidate)
-    }
-}
-
-/// `secret == candidate`, looking at every byte of `secret` whatever differs: the time depends
-/// on `secret.len()` only (the candidate's length is its sender's own knowledge).
-pub fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
-    let mut diff = secret.len() ^ candidate.len();
-    for (i, &s) in secret.iter().enumerate() {
-        let c = candidate.get(i).copied().unwrap_or(!s);
-        diff |= usize::from(std::hint::black_box(s ^ c));
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// Whether a request line looks like HTTP (a request line, or any line naming `HTTP/1.` or
@@ -528,7 +392,7 @@ pub fn request_with_token(
     stream.set_read_timeout(Some(timeout))?;
     let mut v = req.to_json();
     if let (Some(t), Some(obj)) = (token, v.as_object_mut()) {
-        obj.insert("token".into(), Value::String(t.0.clone()));
+        obj.insert("token".into(), Value::String(t.secret().to_string()));
     }
     let mut line = v.to_string();
     line.push('\n');

@@ -1,6 +1,86 @@
-//! Tickline's binaries and their wiring: config, the monotonic clock, CPU pinning, the replay
-//! pipeline, the run summary, runtime control (`tickline ctl`), and a counting allocator that
-//! backs the zero-allocation claim.
+//! Tickline's binaries and their wiring: the config, the threads of a run and who owns what,
+//! the one core runner that live and replay share, the metrics thread, runtime control, the run
+//! summary, and the venue simulator.
+//!
+//! **Real-time contract.** One loop of this crate is on the hot path: the core thread's
+//! ([`runtime::CoreRunner`]). It polls the `engine` core, ticks the metrics hand-off and
+//! publishes a few counters; it allocates nothing, takes no lock, and reads the clock only as
+//! the [`runtime::CoreTime`] of its run says (once per poll live, where that time also serves the
+//! hand-off; in replay the feed thread's capture time, and the clock every 16th poll for the
+//! hand-off). Live and replay differ by type parameters, not by dynamic dispatch. Everything
+//! else here is start-up, side threads or the end of a run, and may allocate: reading the
+//! config and the capture, building the core, the control socket, StatsD lines, the summary.
+//!
+//! **Threads and what each owns.**
+//! - **main** (the caller): builds everything, starts the threads, waits (the status line, the
+//!   kill switch, `--duration`), sets the stop flag, joins them in order and builds the
+//!   [`runtime::RunReport`].
+//! - **core** (`tickline-core`, pinned to `engine.core_cpu`): owns the `engine::core::Core`
+//!   (books, strategies, risk, positions, histograms) and the core's end of every ring and
+//!   channel; handed back to main when its inputs are finished.
+//! - **I/O** (`tickline-io`, pinned to `engine.io_cpu`, live): owns every venue socket and the
+//!   order session; the one producer of the core's market-data ring. In replay the **feed**
+//!   thread (`tickline-feed`) takes its place: it reads the in-memory capture
+//!   ([`pipeline::FrameArena`]), decodes and pushes.
+//! - **REST** (`tickline-rest`, live): depth snapshots when the core asks for a resync.
+//! - **recorder** (`tickline-recorder`, live with a capture file): drains the raw-frame rings
+//!   to disk.
+//! - **metrics** (`tickline-metrics`): turns the core's interval snapshots into StatsD
+//!   datagrams.
+//! - **control** (`tickline-control`, and a `tickline-control-conn` thread per connection):
+//!   runtime commands ([`control`]) to the core on a crossbeam channel, to the I/O thread on an
+//!   mpsc channel.
+//!
+//! **Modules and how they fit.** `tickline run` calls [`live::run_live_with_kill_switch`] (a
+//! library caller, [`live::run_live`]); `tickline replay` calls [`pipeline::load_capture`] and
+//! [`pipeline::replay_passes`]. Both run their core on [`runtime`] and end with a
+//! [`runtime::RunReport`] that [`summary`] prints (text or JSON) and whose latency [`report`]
+//! can write out as histogram files and a chart. [`config`] is the TOML config (and the control
+//! endpoint and token it names); [`metrics`] the hand-off and the metrics thread; [`control`]
+//! the control server and the `tickline ctl` client; [`sim`] the loopback venue simulator;
+//! [`clock`] the one monotonic clock, [`pin`] CPU pinning, [`alloc`] the counting allocator that
+//! checks the zero-allocation claim. Imports run one way: `live` and `pipeline` use `runtime`,
+//! `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`, never the reverse.
+//!
+//! A replay of a generated feed, as `tickline replay` runs a capture:
+//!
+//! ```
+//! use engine::core::CoreConfig;
+//! use engine::idle::IdleMode;
+//! use engine::symbol::SymbolTable;
+//! use feeds::gen::GenConfig;
+//! use tools::config::Pace;
+//! use tools::pipeline::{replay, FrameArena, ReplayOptions};
+//!
+//! let mut symbols = SymbolTable::new();
+//! let gen = GenConfig {
+//!     symbols: vec!["BTCUSDT".into()],
+//!     events: 1_000,
+//!     seed: 7,
+//!     start_ns: 1,
+//! };
+//! let arena = FrameArena::generated(gen, &mut symbols)?;
+//! let default_symbol = symbols.lookup(b"BTCUSDT").expect("interned");
+//! let report = replay(
+//!     &arena,
+//!     ReplayOptions {
+//!         symbols,
+//!         default_symbol,
+//!         strategy: None,
+//!         custom_strategy: None,
+//!         pace: Pace::Asap,
+//!         io_cpu: None,
+//!         core_cpu: None,
+//!         idle: IdleMode::SpinYield { spins: 100 },
+//!         ring_capacity: 4096,
+//!         core: CoreConfig::default(),
+//!         metrics: None,
+//!     },
+//! )?;
+//! assert_eq!(report.frames, arena.len() as u64);
+//! assert!(report.core.events > 0);
+//! # anyhow::Ok(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod alloc;
@@ -12,5 +92,6 @@ pub mod metrics;
 pub mod pin;
 pub mod pipeline;
 pub mod report;
+pub mod runtime;
 pub mod sim;
 pub mod summary;

@@ -21,46 +21,43 @@
 //! Stopping (Ctrl-C, SIGTERM, `--duration`, or the caller's flag): the I/O and REST threads
 //! close their connections and drop their rings; the core drains what is left and ends; the
 //! writer flushes the capture; the control thread closes its connections and removes its
-//! socket file. The summary is the same as replay's.
+//! socket file. The core runs on the runtime's one core runner ([`CoreRunner`], the same loop
+//! as a replay's) on the monotonic clock ([`LiveTime`]); the run ends with the same
+//! [`RunReport`] as a replay.
 
 use crate::clock::MonoClock;
-use crate::config::Config;
+use crate::config::{Config, Endpoint};
 use crate::control::{ControlServer, Controller, ControllerConfig};
 use crate::pin::pin_current_thread;
-use crate::pipeline::ReplayReport;
+use crate::runtime::{
+    install_strategy, join, CoreEnd, CoreRunner, CoreStatus, CoreSummary, LiveTime, RunReport,
+    StatusPublisher,
+};
 use anyhow::{bail, Context, Result};
 use engine::core::Core;
-use engine::idle::Idler;
-use engine::latency::StageLatency;
-use engine::ring::{event_ring, OnFull};
+use engine::idle::IdleMode;
+use engine::ring::{event_ring, EventTx, OnFull};
 use engine::strategy::{Params, SymbolRules};
-use engine::symbol::SymbolTable;
+use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::BinanceDecoder;
 use feeds::binance_api::{Credentials, OrderEncoder};
 use feeds::capture::CaptureWriter;
 use feeds::io::{
-    run_io_loop_with_session, FeedSpec, IoCommand, IoConfig, IoCounters, IoNotice, IoShared,
-    ReconnectPolicy,
+    run_io_loop_with_session, FeedSpec, IoCommand, IoConfig, IoCounters, IoNotice, IoReport,
+    IoShared, ReconnectPolicy,
 };
 use feeds::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
 use feeds::recorder::{recorder, RecorderRx};
-use feeds::rest::{run_snapshot_worker, RestClient, SnapshotWorkerConfig};
+use feeds::rest::{run_snapshot_worker, RestClient, SnapshotStats, SnapshotWorkerConfig};
 use feeds::session::{OrderSession, OrderWake, SessionConfig};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Builds a strategy instance for one symbol (for strategies that are not in the `strategies`
-/// crate, such as a benchmark's measuring tap).
-pub struct StrategyFactory(pub Box<dyn Fn() -> Box<dyn engine::strategy::Strategy> + Send>);
-
-impl std::fmt::Debug for StrategyFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StrategyFactory")
-    }
-}
+pub use crate::runtime::StrategyFactory;
 
 /// An end condition over the I/O thread's running totals.
 pub type DoneFn = Box<dyn Fn(&IoCounters) -> bool + Send>;
@@ -97,17 +94,6 @@ impl std::fmt::Debug for LiveOptions {
             .field("duration", &self.duration)
             .finish_non_exhaustive()
     }
-}
-
-/// Counters the core thread publishes for the status line (a store every 100 ms, not per event).
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct CoreStatus {
-    events: AtomicU64,
-    syncs: AtomicU64,
-    gaps: AtomicU64,
-    orders: AtomicU64,
-    fills: AtomicU64,
 }
 
 fn io_config(cfg: &Config) -> Result<IoConfig> {
@@ -337,14 +323,14 @@ fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
 }
 
 /// Runs the live engine until stopped; returns the same summary as a replay.
-pub fn run_live(opts: LiveOptions) -> Result<ReplayReport> {
+pub fn run_live(opts: LiveOptions) -> Result<RunReport> {
     run_live_inner(opts, None)
 }
 
 /// [`run_live`] with a kill switch that needs no socket: whenever `kill` is set (by a
 /// `SIGUSR1` handler, in `tickline run`), the core gets the control command `kill` (halt and
 /// cancel every open order; `tickline ctl resume` lifts it), and the flag is cleared.
-pub fn run_live_with_kill_switch(opts: LiveOptions, kill: Arc<AtomicBool>) -> Result<ReplayReport> {
+pub fn run_live_with_kill_switch(opts: LiveOptions, kill: Arc<AtomicBool>) -> Result<RunReport> {
     run_live_inner(opts, Some(kill))
 }
 
@@ -391,26 +377,90 @@ impl KillSwitch {
     }
 }
 
-fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<ReplayReport> {
+/// The live run, stage by stage: control, symbols, core, order session, strategies, threads, wait, finish.
+fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<RunReport> {
     let cfg = &opts.cfg;
+    let control = open_control(cfg)?;
+    let (symbols, rest, rules) = load_symbols(cfg)?;
+    let mut io_cfg = io_config(cfg)?;
+    let (mut core, ends) = build_core(cfg, &symbols);
+    let (session, trader_states) = load_keys_and_journal(cfg, &symbols, &mut core, &mut io_cfg)?;
+    install_strategies(&opts, &symbols, &rules, &trader_states, &mut core)?;
+    // Runtime control: commands for the core, subscription changes for the I/O thread.
+    let (io_cmd_tx, io_cmd_rx) = std::sync::mpsc::channel::<IoCommand>();
+    let core_requests = (control.is_some() || kill.is_some()).then(|| {
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        core.set_control(rx);
+        tx
+    });
+    let kill_switch = match (kill, &core_requests) {
+        (Some(flag), Some(core)) => Some(KillSwitch {
+            flag,
+            core: core.clone(),
+            pending: None,
+        }),
+        _ => None,
+    };
+    let feeds: Vec<(u32, String)> = io_cfg
+        .feeds
+        .iter()
+        .map(|f| (f.conn_id, f.url.clone()))
+        .collect();
+    let shared = Arc::new(IoShared::new(io_cfg.feeds.len()));
+    let status = Arc::new(CoreStatus::default());
+    let io_done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let start_ns = MonoClock::now();
+    let idle = cfg.idle_mode()?;
+    let io = spawn_io(
+        &opts, io_cfg, &symbols, rest, ends, session, io_cmd_rx, &shared, &io_done,
+    )?;
+    let core_thread = spawn_core(cfg, core, &symbols, &shared, &status, idle)?;
+    let control_thread = match (control, core_requests) {
+        (Some(server), Some(core_tx)) => {
+            let controller = Controller::new(ControllerConfig {
+                symbols: symbols.clone(),
+                venue: cfg.venue.clone(),
+                default_strategy: opts.strategy.clone(),
+                core: core_tx,
+                io: io_cmd_tx,
+                shared: shared.clone(),
+                feed_conn_id: feeds.first().map_or(1, |f| f.0),
+                feeds,
+                live_orders: cfg.orders.enabled,
+                reply_timeout: Duration::from_millis(cfg.control.reply_timeout_ms),
+                stop: opts.stop.clone(),
+            });
+            Some(server.spawn(controller, opts.stop.clone())?)
+        }
+        _ => None,
+    };
+    wait_for_stop(&opts, &shared, &status, &io_done, started, kill_switch);
+    finish(&opts, &symbols, io, core_thread, control_thread, start_ns)
+}
+
+/// Checks the config and binds the control endpoint, if one is configured.
+fn open_control(cfg: &Config) -> Result<Option<ControlServer>> {
     cfg.validate()?;
     for w in cfg.plaintext_warnings() {
         eprintln!("{w}");
     }
     // First, so a second engine on the same control socket stops before it touches the venue.
-    let control = match cfg.control.configured_endpoint()? {
-        Some(ep) => {
-            // TCP needs a token (refused without); the Unix socket relies on its mode 0600.
-            let token = match ep {
-                crate::control::Endpoint::Tcp(_) => cfg.control.token()?,
-                crate::control::Endpoint::Unix(_) => None,
-            };
-            let server = ControlServer::bind(&ep, token)?;
-            eprintln!("control: listening on {}", server.endpoint());
-            Some(server)
-        }
-        None => None,
+    let Some(ep) = cfg.control.configured_endpoint()? else {
+        return Ok(None);
     };
+    // TCP needs a token (refused without); the Unix socket relies on its mode 0600.
+    let token = match ep {
+        Endpoint::Tcp(_) => cfg.control.token()?,
+        Endpoint::Unix(_) => None,
+    };
+    let server = ControlServer::bind(&ep, token)?;
+    eprintln!("control: listening on {}", server.endpoint());
+    Ok(Some(server))
+}
+
+/// Interns `[venue] symbols` and fetches their trading rules (exchangeInfo) over REST.
+fn load_symbols(cfg: &Config) -> Result<(SymbolTable, RestClient, Vec<SymbolRules>)> {
     let mut symbols = SymbolTable::new();
     for s in &cfg.venue.symbols {
         symbols
@@ -434,13 +484,27 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             ),
         }
     }
-    let mut io_cfg = io_config(cfg)?;
+    Ok((symbols, rest, rules))
+}
+
+/// The ends of the core's market-data rings that the I/O and REST threads hold.
+struct FeedEnds {
+    /// I/O thread → core: market events.
+    io_tx: EventTx,
+    /// REST thread → core: snapshot levels.
+    snap_tx: EventTx,
+    /// Core → REST thread: symbols to resync.
+    resync_rx: rtrb::Consumer<SymbolId>,
+}
+
+/// Builds the core with its market-data rings, depth feeds and wall-clock offset.
+fn build_core(cfg: &Config, symbols: &SymbolTable) -> (Core<MonoClock>, FeedEnds) {
     let (io_tx, io_rx) = event_ring(cfg.engine.ring_capacity, OnFull::Drop);
     let (snap_tx, snap_rx) = event_ring(16_384, OnFull::Block);
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
     let mut core_cfg = cfg.core_config(symbols.len());
     core_cfg.depth_snapshots = cfg.venue.carries_depth();
-    let mut core = Core::new(&symbols, core_cfg, MonoClock);
+    let mut core = Core::new(symbols, core_cfg, MonoClock);
     // Symbols idle until `start-trading` are not subscribed: no depth for them yet.
     for (id, name) in symbols.iter() {
         if !cfg.venue.is_raw_feed() && !cfg.venue.trading_at_start(name) {
@@ -454,44 +518,63 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
     let wall_ns = wall.tv_sec as i64 * 1_000_000_000 + wall.tv_nsec as i64;
     core.set_wall_clock_offset(wall_ns - MonoClock::now() as i64);
     core.set_resync_sink(resync_tx);
-    let session = if cfg.orders.enabled {
-        if cfg.orders.url.starts_with("wss://") && io_cfg.conn.tls.is_none() {
-            let opts = TlsOptions {
-                ca_file: cfg.venue.ca_file.as_ref().map(PathBuf::from),
-                webpki_roots: true,
-            };
-            io_cfg.conn.tls = Some(
-                client_tls_config(&opts)
-                    .map_err(|e| anyhow::anyhow!("order API TLS set-up: {e}"))?,
-            );
-        }
-        Some(order_session(cfg, &symbols, &mut core)?)
-    } else {
-        None
+    let ends = FeedEnds {
+        io_tx,
+        snap_tx,
+        resync_rx,
     };
-    let (session, trader_states) = match session {
-        Some((s, t)) => (Some(s), t),
-        None => (None, Vec::new()),
-    };
+    (core, ends)
+}
+
+/// With `orders.enabled`: the order API's TLS, the credentials and the journal, wired into the
+/// core as an order session (see [`order_session`]); also the traders' states the journal holds.
+fn load_keys_and_journal(
+    cfg: &Config,
+    symbols: &SymbolTable,
+    core: &mut Core<MonoClock>,
+    io_cfg: &mut IoConfig,
+) -> Result<(Option<OrderSession>, TraderStates)> {
+    if !cfg.orders.enabled {
+        return Ok((None, Vec::new()));
+    }
+    if cfg.orders.url.starts_with("wss://") && io_cfg.conn.tls.is_none() {
+        let opts = TlsOptions {
+            ca_file: cfg.venue.ca_file.as_ref().map(PathBuf::from),
+            webpki_roots: true,
+        };
+        io_cfg.conn.tls = Some(
+            client_tls_config(&opts).map_err(|e| anyhow::anyhow!("order API TLS set-up: {e}"))?,
+        );
+    }
+    let (session, traders) = order_session(cfg, symbols, core)?;
+    Ok((Some(session), traders))
+}
+
+/// Sets each symbol's rules, installs the strategy on the symbols trading from the start, and
+/// resumes the supervised traders the journal recorded.
+fn install_strategies(
+    opts: &LiveOptions,
+    symbols: &SymbolTable,
+    rules: &[SymbolRules],
+    trader_states: &TraderStates,
+    core: &mut Core<MonoClock>,
+) -> Result<()> {
     for (id, name) in symbols.iter() {
         core.set_rules(id, rules[id.index()]);
-        if !cfg.venue.trading_at_start(name) {
+        if !opts.cfg.venue.trading_at_start(name) {
             continue; // idle until `start-trading`
         }
-        if let Some(factory) = &opts.custom_strategy {
-            core.set_strategy(id, (factory.0)())
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-        } else if let Some((name, params)) = &opts.strategy {
-            let s = strategies::build(name, params.clone())
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-            core.set_strategy(id, s)
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-        }
+        install_strategy(
+            core,
+            id,
+            opts.custom_strategy.as_ref(),
+            opts.strategy.as_ref(),
+        )?;
     }
     // Supervised traders resume where the journal left them.
     if !trader_states.is_empty() {
         let mut restored = 0;
-        for (name, trader, state) in &trader_states {
+        for (name, trader, state) in trader_states {
             let ok = symbols
                 .lookup(name.as_bytes())
                 .is_some_and(|id| core.restore_trader(id, *trader as u16, state));
@@ -502,26 +585,38 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             trader_states.len()
         );
     }
-    // Runtime control: commands for the core, subscription changes for the I/O thread.
-    let (io_cmd_tx, io_cmd_rx) = std::sync::mpsc::channel::<IoCommand>();
-    let core_requests = (control.is_some() || kill.is_some()).then(|| {
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        core.set_control(rx);
-        tx
-    });
-    let mut kill_switch = match (kill, &core_requests) {
-        (Some(flag), Some(core)) => Some(KillSwitch {
-            flag,
-            core: core.clone(),
-            pending: None,
-        }),
-        _ => None,
-    };
-    let feeds: Vec<(u32, String)> = io_cfg
-        .feeds
-        .iter()
-        .map(|f| (f.conn_id, f.url.clone()))
-        .collect();
+    Ok(())
+}
+
+/// The I/O side of a live run: its threads, to join at the end.
+struct IoThreads {
+    /// The I/O thread: its report and whether it got its CPU.
+    io: JoinHandle<(IoReport, bool)>,
+    /// The REST snapshot thread.
+    rest: JoinHandle<SnapshotStats>,
+    /// The capture writer, when recording.
+    writer: Option<JoinHandle<Result<u64>>>,
+}
+
+/// Starts the capture writer (when recording), the I/O thread and the REST snapshot thread.
+#[allow(clippy::too_many_arguments)] // one call site; the I/O side's inputs, spelled out
+fn spawn_io(
+    opts: &LiveOptions,
+    io_cfg: IoConfig,
+    symbols: &SymbolTable,
+    rest: RestClient,
+    ends: FeedEnds,
+    session: Option<OrderSession>,
+    io_cmd_rx: std::sync::mpsc::Receiver<IoCommand>,
+    shared: &Arc<IoShared>,
+    io_done: &Arc<AtomicBool>,
+) -> Result<IoThreads> {
+    let cfg = &opts.cfg;
+    let FeedEnds {
+        io_tx,
+        snap_tx,
+        resync_rx,
+    } = ends;
     let (io_rec, snap_rec, rec_rings) = match &opts.record {
         Some(_) => {
             let (a_tx, a_rx) = recorder(64 << 20);
@@ -530,14 +625,6 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
         }
         None => (None, None, Vec::new()),
     };
-    let shared = Arc::new(IoShared::new(io_cfg.feeds.len()));
-    let status = Arc::new(CoreStatus::default());
-    let stop = opts.stop.clone();
-    let io_done = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let start_ns = MonoClock::now();
-    let idle = cfg.idle_mode()?;
-
     let mut decoder = BinanceDecoder::new(symbols.clone());
     decoder.set_default_symbol(None);
     let writer = match (&opts.record, rec_rings.is_empty()) {
@@ -553,7 +640,7 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
         _ => None,
     };
     let io = {
-        let (shared, stop, io_done) = (shared.clone(), stop.clone(), io_done.clone());
+        let (shared, stop, io_done) = (shared.clone(), opts.stop.clone(), io_done.clone());
         let cpu = Config::cpu(cfg.engine.io_cpu);
         std::thread::Builder::new()
             .name("tickline-io".into())
@@ -577,8 +664,8 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             })
             .context("spawning the I/O thread")?
     };
-    let rest_thread = {
-        let stop = stop.clone();
+    let rest = {
+        let stop = opts.stop.clone();
         let symbols = symbols.clone();
         let wcfg = SnapshotWorkerConfig {
             limit: cfg.venue.snapshot_limit,
@@ -602,70 +689,49 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             })
             .context("spawning the REST thread")?
     };
-    let mut metrics = crate::metrics::start(
+    Ok(IoThreads { io, rest, writer })
+}
+
+/// Starts the metrics thread and the core thread (the one runner of [`crate::runtime`]).
+fn spawn_core(
+    cfg: &Config,
+    core: Core<MonoClock>,
+    symbols: &SymbolTable,
+    shared: &Arc<IoShared>,
+    status: &Arc<CoreStatus>,
+    idle: IdleMode,
+) -> Result<JoinHandle<CoreEnd>> {
+    let metrics = crate::metrics::start(
         cfg.metrics_config(true),
         &core,
-        &symbols,
+        symbols,
         Some(shared.clone()),
     )
     .context("starting the metrics thread")?;
-    let core_thread = {
-        let status = status.clone();
-        let cpu = Config::cpu(cfg.engine.core_cpu);
-        std::thread::Builder::new()
-            .name("tickline-core".into())
-            .spawn(move || {
-                let pinned = pin_current_thread("core", cpu);
-                let mut idler = Idler::new(idle);
-                let mut next_pub = 0u64;
-                loop {
-                    let now = MonoClock::now();
-                    let n = core.poll(now);
-                    if let Some(m) = metrics.as_mut() {
-                        m.handoff.tick(now, &mut core);
-                    }
-                    if now >= next_pub {
-                        let c = core.counters();
-                        status.events.store(c.events, Ordering::Relaxed);
-                        status.syncs.store(c.book_syncs, Ordering::Relaxed);
-                        status
-                            .gaps
-                            .store(c.book_gaps + c.feed_gaps, Ordering::Relaxed);
-                        status.orders.store(c.orders_sent, Ordering::Relaxed);
-                        status.fills.store(c.fills, Ordering::Relaxed);
-                        next_pub = now + 100_000_000;
-                    }
-                    if n == 0 && core.inputs_finished() {
-                        break;
-                    }
-                    idler.after_poll(n > 0);
-                }
-                (core, MonoClock::now(), pinned, metrics)
-            })
-            .context("spawning the core thread")?
-    };
+    CoreRunner {
+        core,
+        metrics,
+        cpu: Config::cpu(cfg.engine.core_cpu),
+        idle,
+        time: LiveTime,
+        publish: StatusPublisher::new(status.clone()),
+        start: None,
+    }
+    .spawn()
+}
 
-    let control_thread = match (control, core_requests) {
-        (Some(server), Some(core_tx)) => {
-            let controller = Controller::new(ControllerConfig {
-                symbols: symbols.clone(),
-                venue: cfg.venue.clone(),
-                default_strategy: opts.strategy.clone(),
-                core: core_tx,
-                io: io_cmd_tx,
-                shared: shared.clone(),
-                feed_conn_id: feeds.first().map_or(1, |f| f.0),
-                feeds,
-                live_orders: cfg.orders.enabled,
-                reply_timeout: Duration::from_millis(cfg.control.reply_timeout_ms),
-                stop: stop.clone(),
-            });
-            Some(server.spawn(controller, stop.clone())?)
-        }
-        _ => None,
-    };
-
-    // The main thread: status line, deadline, and the caller's end condition.
+/// The main thread until the run ends (stop flag, `--duration`, the I/O thread done, or the
+/// caller's end condition): the status line and the kill switch every 50 ms; then sets the stop
+/// flag for every thread.
+fn wait_for_stop(
+    opts: &LiveOptions,
+    shared: &IoShared,
+    status: &CoreStatus,
+    io_done: &AtomicBool,
+    started: Instant,
+    mut kill_switch: Option<KillSwitch>,
+) {
+    let stop = &opts.stop;
     let mut next_status = started + opts.status_every.unwrap_or(Duration::from_secs(3600));
     let mut last_frames = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -703,23 +769,27 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let (io_report, io_pinned) = io
-        .join()
-        .map_err(|_| anyhow::anyhow!("the I/O thread panicked"))?;
-    let _snap = rest_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the REST thread panicked"))?;
-    let (mut core, end_ns, core_pinned, metrics) = core_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
+}
+
+/// Joins every thread (I/O, REST, core, control, recorder, in that order) and builds the run's
+/// report.
+fn finish(
+    opts: &LiveOptions,
+    symbols: &SymbolTable,
+    io: IoThreads,
+    core_thread: JoinHandle<CoreEnd>,
+    control_thread: Option<JoinHandle<()>>,
+    start_ns: u64,
+) -> Result<RunReport> {
+    let (io_report, io_pinned) = join(io.io, "I/O")?;
+    let _snap = join(io.rest, "REST")?;
+    let end = join(core_thread, "core")?;
+    let (end_ns, core_pinned) = (end.end_ns, end.pinned);
     if let Some(c) = control_thread {
-        c.join()
-            .map_err(|_| anyhow::anyhow!("the control thread panicked"))?;
+        join(c, "control")?;
     }
-    if let Some(w) = writer {
-        let n = w
-            .join()
-            .map_err(|_| anyhow::anyhow!("the recorder thread panicked"))??;
+    if let Some(w) = io.writer {
+        let n = join(w, "recorder")??;
         eprintln!(
             "recorded {n} records to {}",
             opts.record
@@ -731,16 +801,11 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
     if let feeds::io::IoEnd::PollError(e) = &io_report.end {
         bail!("the I/O thread stopped: {e}");
     }
-    let mut latency = StageLatency::new();
-    if let Some(m) = metrics {
-        latency.merge(
-            &m.finish(&mut core)
-                .context("ending the metrics thread")?
-                .latency,
-        );
-    }
-    latency.merge(core.latency());
-    latency.record_hist(engine::latency::Stage::Decode, &io_report.decode_latency);
+    let CoreSummary {
+        core,
+        mut latency,
+        positions,
+    } = end.finish(symbols, &io_report.decode_latency)?;
     if let Some(s) = &io_report.session {
         latency.record_hist(engine::latency::Stage::TickToWire, &s.tick_to_wire);
         if s.in_flight > 0 {
@@ -750,11 +815,7 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             );
         }
     }
-    let positions = symbols
-        .iter()
-        .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
-        .collect();
-    Ok(ReplayReport {
+    Ok(RunReport {
         session: io_report.session.as_ref().map(|s| s.counters),
         frames: io_report.totals.frames,
         decode: io_report.decode,

@@ -561,7 +561,7 @@ fn demo_live(
 
 /// Prints a run's summary (one JSON object, or the table) and writes the latency report files
 /// if the config asks for them.
-fn print_report(report: &tools::pipeline::ReplayReport, cfg: &Config, json: bool) -> Result<()> {
+fn print_report(report: &tools::runtime::RunReport, cfg: &Config, json: bool) -> Result<()> {
     if json {
         println!("{}", report.to_json());
     } else {

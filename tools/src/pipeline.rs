@@ -9,7 +9,9 @@
 //!
 //! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
 //! figures measure decode, ring, book and strategy, not gzip or the disk. The allocation counter
-//! is read when both threads are ready and again when the core has drained the ring.
+//! is read when both threads are ready and again when the core has drained the ring. The core
+//! thread is the runtime's one core runner ([`CoreRunner`], the same loop as a live run's) on
+//! replay time ([`ReplayTime`]).
 //!
 //! # Repeated passes (`--repeat N`)
 //!
@@ -28,11 +30,11 @@ use crate::alloc::allocations;
 use crate::clock::MonoClock;
 use crate::config::Pace;
 use crate::pin::pin_current_thread;
+use crate::runtime::{install_strategy, CoreRunner, CoreSummary, ReplayTime, RunReport};
 use anyhow::{bail, Context, Result};
-use engine::core::{Core, CoreConfig, CoreCounters};
-use engine::idle::{IdleMode, Idler};
-use engine::latency::{LatencyHist, Stage, StageLatency};
-use engine::portfolio::Position;
+use engine::core::{Core, CoreConfig};
+use engine::idle::IdleMode;
+use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull, TxStats};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
@@ -220,7 +222,7 @@ pub struct ReplayOptions {
     /// Strategy name and parameters (None: no strategy).
     pub strategy: Option<(String, Params)>,
     /// Instead of `strategy`: a strategy built by the caller, one instance per symbol.
-    pub custom_strategy: Option<crate::live::StrategyFactory>,
+    pub custom_strategy: Option<crate::runtime::StrategyFactory>,
     /// Pacing.
     pub pace: Pace,
     /// Feed thread CPU.
@@ -237,43 +239,6 @@ pub struct ReplayOptions {
     pub metrics: Option<crate::metrics::MetricsConfig>,
 }
 
-/// What a replay measured.
-#[derive(Debug)]
-pub struct ReplayReport {
-    /// Frames replayed.
-    pub frames: u64,
-    /// Decoder counters.
-    pub decode: DecodeStats,
-    /// Ring producer counters.
-    pub ring: TxStats,
-    /// Core counters.
-    pub core: CoreCounters,
-    /// Book counters (all symbols).
-    pub book: engine::book::BookStats,
-    /// Positions by symbol name.
-    pub positions: Vec<(String, Position)>,
-    /// Every stage (decode from the feed thread, the rest from the core).
-    pub latency: StageLatency,
-    /// Feed start to core drained, ns.
-    pub elapsed_ns: u64,
-    /// Feed start to the feed thread's last push, ns (how long reading and decoding took).
-    pub feed_elapsed_ns: u64,
-    /// Allocations while the pipeline ran (both threads); `None` where not measured (live runs,
-    /// whose REST and recorder side threads allocate by design).
-    pub allocations: Option<u64>,
-    /// Whether each thread got its CPU.
-    pub pinned: (bool, bool),
-    /// First decode errors (index, message), for the report.
-    pub first_errors: Vec<(usize, String)>,
-    /// Connection counters of a live run (None in replay).
-    pub io: Option<feeds::io::IoCounters>,
-    /// The pace factor of a paced replay: its stages are measured from each frame's intended
-    /// send time (coordinated-omission corrected).
-    pub paced: Option<f64>,
-    /// The order session of a live run with `orders.enabled`.
-    pub session: Option<feeds::session::SessionCounters>,
-}
-
 struct FeedResult {
     decode: DecodeStats,
     ring: TxStats,
@@ -286,34 +251,29 @@ struct FeedResult {
 }
 
 /// Runs the pipeline over `arena` once and waits for it to finish.
-pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<ReplayReport> {
+pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<RunReport> {
     replay_passes(arena, 1, opts)
 }
 
 /// Runs the pipeline over `arena` `passes` times back to back (at least once), each pass after
 /// the first a fresh session (see the [module docs](self)), and waits for it to finish. The
 /// arena is read in place by every pass, never copied.
-pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Result<ReplayReport> {
+pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Result<RunReport> {
     let passes = passes.max(1);
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
-    if let Some(factory) = &opts.custom_strategy {
-        for (id, _) in opts.symbols.iter() {
-            core.set_strategy(id, (factory.0)())
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-        }
-    } else if let Some((name, params)) = &opts.strategy {
-        for (id, _) in opts.symbols.iter() {
-            let s = strategies::build(name, params.clone())
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-            core.set_strategy(id, s)
-                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
-        }
+    for (id, _) in opts.symbols.iter() {
+        install_strategy(
+            &mut core,
+            id,
+            opts.custom_strategy.as_ref(),
+            opts.strategy.as_ref(),
+        )?;
     }
     let mut decoder = BinanceDecoder::new(opts.symbols.clone());
     decoder.set_default_symbol(Some(opts.default_symbol));
-    let mut metrics = crate::metrics::start(opts.metrics.clone(), &core, &opts.symbols, None)?;
+    let metrics = crate::metrics::start(opts.metrics.clone(), &core, &opts.symbols, None)?;
     let barrier = Arc::new(Barrier::new(2));
     let pace = opts.pace;
     // The replay clock the core's timers run on: the capture's time, advanced by the feed thread
@@ -321,7 +281,7 @@ pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Re
     let replay_clock = &AtomicU64::new(arena.get(0).map(|f| f.0).unwrap_or(0));
     let first_capture_ns = arena.get(0).map(|f| f.0).unwrap_or(0);
 
-    std::thread::scope(|scope| -> Result<ReplayReport> {
+    std::thread::scope(|scope| -> Result<RunReport> {
         let feed_barrier = barrier.clone();
         let io_cpu = opts.io_cpu;
         let feed = std::thread::Builder::new()
@@ -340,61 +300,29 @@ pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Re
                 )
             })
             .context("spawning the feed thread")?;
-        let core_cpu = opts.core_cpu;
-        let idle = opts.idle;
-        let core_barrier = barrier.clone();
-        let core_handle = std::thread::Builder::new()
-            .name("tickline-core".into())
-            .spawn_scoped(scope, move || {
-                let pinned = pin_current_thread("core", core_cpu);
-                core_barrier.wait();
-                let start = MonoClock::now();
-                let mut idler = Idler::new(idle);
-                let mut polls = 0u32;
-                loop {
-                    let now = match pace {
-                        Pace::Asap => replay_clock.load(Ordering::Relaxed),
-                        Pace::Scaled(f) => {
-                            first_capture_ns + ((MonoClock::now() - start) as f64 * f) as u64
-                        }
-                    };
-                    let n = core.poll(now);
-                    polls = polls.wrapping_add(1);
-                    // The hand-off needs the monotonic clock; reading it every 16th poll keeps
-                    // the cost off the per-poll path (an interval ends at most 16 polls late).
-                    if polls.is_multiple_of(16) {
-                        if let Some(m) = metrics.as_mut() {
-                            m.handoff.tick(MonoClock::now(), &mut core);
-                        }
-                    }
-                    if n == 0 && core.inputs_finished() {
-                        break;
-                    }
-                    idler.after_poll(n > 0);
-                }
-                let end_ns = MonoClock::now();
-                let end_allocs = allocations();
-                (core, end_ns, end_allocs, pinned, metrics)
-            })
-            .context("spawning the core thread")?;
+        let core_handle = CoreRunner {
+            core,
+            metrics,
+            cpu: opts.core_cpu,
+            idle: opts.idle,
+            time: ReplayTime::new(pace, replay_clock, first_capture_ns),
+            publish: (),
+            start: Some(barrier.clone()),
+        }
+        .spawn_scoped(scope)?;
         let feed = feed
             .join()
             .map_err(|_| anyhow::anyhow!("the feed thread panicked"))?;
-        let (mut core, end_ns, end_allocs, core_pinned, metrics) = core_handle
+        let end = core_handle
             .join()
             .map_err(|_| anyhow::anyhow!("the core thread panicked"))?;
-        let mut latency = StageLatency::new();
-        if let Some(m) = metrics {
-            latency.merge(&m.finish(&mut core)?.latency);
-        }
-        latency.merge(core.latency());
-        latency.record_hist(Stage::Decode, &feed.decode_hist);
-        let positions = opts
-            .symbols
-            .iter()
-            .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
-            .collect();
-        Ok(ReplayReport {
+        let (end_ns, end_allocs, core_pinned) = (end.end_ns, end.end_allocs, end.pinned);
+        let CoreSummary {
+            core,
+            latency,
+            positions,
+        } = end.finish(&opts.symbols, &feed.decode_hist)?;
+        Ok(RunReport {
             session: None,
             frames: arena.len() as u64 * u64::from(passes),
             decode: feed.decode,

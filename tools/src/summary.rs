@@ -1,6 +1,6 @@
 //! The end-of-run summary: a human table, or one JSON object with `--json`.
 
-use crate::pipeline::ReplayReport;
+use crate::runtime::RunReport;
 use engine::latency::Stage;
 use serde_json::{json, Map, Value};
 
@@ -8,7 +8,7 @@ fn money(units: i128) -> f64 {
     units as f64 / engine::fixed::SCALE as f64
 }
 
-impl ReplayReport {
+impl RunReport {
     /// Frames per second over the pipeline's run.
     pub fn msgs_per_sec(&self) -> f64 {
         if self.elapsed_ns == 0 {
