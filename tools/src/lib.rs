@@ -1,5 +1,5 @@
 //! Tickline's binaries and their wiring: config, the monotonic clock, CPU pinning, the replay
-//! pipeline, the run summary, runtime control (`tickline ctl`), and a counting allocator that
+//! pipeline, the run summary (the venue simulator is the `venue-sim` crate), runtime control (`tickline ctl`), and a counting allocator that
 //! backs the zero-allocation claim.
 #![deny(missing_docs)]
 
@@ -12,5 +12,4 @@ pub mod metrics;
 pub mod pin;
 pub mod pipeline;
 pub mod report;
-pub mod sim;
 pub mod summary;

@@ -23,7 +23,7 @@ use super::streams::{
 };
 use super::wsapi::API_PATH;
 use super::{FaultKind, Inner, C};
-use crate::clock::MonoClock;
+use crate::clock::mono_now;
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 use rustls::{ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
@@ -386,7 +386,7 @@ fn spawn_reader(mut sock: TcpStream, tx: Sender<Chunk>) -> io::Result<()> {
             match sock.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let ns = MonoClock::now();
+                    let ns = mono_now();
                     buf.truncate(n);
                     if tx.send((ns, buf)).is_err() {
                         break;
@@ -652,7 +652,7 @@ impl Session<'_> {
             }
         };
         let stamp = match f.trade_id {
-            Some(id) if self.record => Some((id, MonoClock::now())),
+            Some(id) if self.record => Some((id, mono_now())),
             _ => None,
         };
         let len = payload.len() as u64;
@@ -982,7 +982,7 @@ impl Session<'_> {
     /// `SUBSCRIBE`/`UNSUBSCRIBE`/`LIST_SUBSCRIPTIONS`/property request.
     fn on_request(&mut self, text: &[u8]) -> Result<(), Over> {
         let arrival_ns = match self.io.wire_mut().chunk_ns {
-            0 => MonoClock::now(), // read during the handshake
+            0 => mono_now(), // read during the handshake
             ns => ns,
         };
         if self.desk.on_message(text, arrival_ns, &mut self.replies) {

@@ -9,12 +9,12 @@
 use super::conn::{ConnShared, Registration};
 use super::streams::{build_combined, split_combined, Match, MatchCache};
 use super::{Inner, SimPace, C};
+use crate::gen::{FeedGenerator, GenKind};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use engine::event::{EventKind, MarketEvent};
 use engine::symbol::SymbolId;
 use feeds::binance::{BinanceDecoder, Decoded, IgnoreReason};
 use feeds::capture::{LoadedCapture, RecordKind};
-use feeds::gen::{FeedGenerator, GenKind};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;

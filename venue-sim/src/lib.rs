@@ -52,7 +52,7 @@
 //!
 //! # The feed
 //!
-//! Frames come from a capture (line format or `.tlc`) or from [`feeds::gen`], in order, on one
+//! Frames come from a capture (line format or `.tlc`) or from [`gen`], in order, on one
 //! timeline shared by every connection: a connection gets the frames published after it
 //! connected, never history. The feed starts once [`SimConfig::wait_for_subscribers`]
 //! connections have subscribed to something, and is paced per [`SimPace`]. REST snapshots in
@@ -88,17 +88,21 @@
 //! within 100 ms) performs it, once, and counts it.
 //!
 //! ```no_run
-//! use tools::sim::{SimConfig, VenueSim};
+//! use venue_sim::{SimConfig, VenueSim};
 //! let sim = VenueSim::start(SimConfig::default())?;
 //! println!("{}/stream?streams=btcusdt@trade", sim.ws_url());
 //! println!("{}/api/v3/depth?symbol=BTCUSDT", sim.http_url());
 //! # anyhow::Ok(())
 //! ```
 
+#![deny(missing_docs)]
+
 mod auth;
 mod cli;
+mod clock;
 mod conn;
 mod control;
+pub mod gen;
 mod history;
 mod ledger;
 mod matching;
@@ -117,6 +121,7 @@ pub use cli::{run_cli, SimArgs};
 pub use ledger::{read_ledger, LedgerEntry};
 pub use orders::LatencySummary;
 
+use crate::gen::{FeedGenerator, GenConfig};
 use anyhow::{bail, Context, Result};
 use conn::{ConnShared, Registration};
 use crossbeam_channel::{unbounded, Sender};
@@ -124,7 +129,6 @@ use engine::book::{BookConfig, OrderBook};
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::BinanceDecoder;
 use feeds::capture::{LoadedCapture, RecordKind};
-use feeds::gen::{FeedGenerator, GenConfig};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -138,7 +142,7 @@ use tungstenite::Bytes;
 pub enum SimSource {
     /// A capture file: line format (`<recv_ns> <json>`, plain or gzip) or `.tlc`.
     Capture(PathBuf),
-    /// The deterministic synthetic feed of [`feeds::gen`].
+    /// The deterministic synthetic feed of [`gen`].
     Generated(GenConfig),
 }
 
