@@ -105,6 +105,7 @@ mod control;
 pub mod gen;
 mod history;
 mod ledger;
+mod market;
 mod matching;
 mod orders;
 mod publisher;
@@ -127,7 +128,6 @@ use conn::{ConnShared, Registration};
 use crossbeam_channel::{unbounded, Sender};
 use engine::book::{BookConfig, OrderBook};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
 use feeds::capture::{LoadedCapture, RecordKind};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -762,7 +762,7 @@ impl VenueSim {
         let http_addr = http_listener.local_addr()?;
 
         let (reg_tx, reg_rx) = unbounded();
-        let decoder = BinanceDecoder::new(symbols.clone());
+        let decoder = market::MarketDecoder::new(symbols.clone());
         let ledger = match &cfg.ledger {
             Some(p) => Some(
                 ledger::Ledger::create(p)

@@ -57,14 +57,14 @@ use super::auth::SimAuth;
 use super::conn::{ConnShared, Registration};
 use super::history::{History, MAX_FINISHED_ORDERS, MAX_TRADES};
 use super::ledger::Ledger;
+use super::market::{Market, MarketDecoder};
 use super::matching::{Exec, ExecType, MatchBook, Order};
 use super::publisher::Frame;
 use super::wsapi::{self, ApiError, Classified, Envelope, Method, Names};
 use super::{Inner, SimConfig, C};
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError, TrySendError};
-use engine::event::{ClientOrderId, EventKind, MarketEvent};
+use engine::event::ClientOrderId;
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -196,8 +196,7 @@ struct State {
     books: Vec<MatchBook>,
     names: Vec<Names>,
     tap: Option<Receiver<Arc<Frame>>>,
-    decoder: BinanceDecoder,
-    events: Vec<MarketEvent>,
+    decoder: MarketDecoder,
     execs: Vec<Exec>,
     accounts: Vec<String>,
     next_order_id: u64,
@@ -311,8 +310,7 @@ impl Venue {
                     .collect(),
                 names,
                 tap: None,
-                decoder: BinanceDecoder::new(symbols.clone()),
-                events: Vec::with_capacity(64),
+                decoder: MarketDecoder::new(symbols.clone()),
                 execs: Vec::with_capacity(256),
                 accounts: Vec::new(),
                 next_order_id: 1,
@@ -424,28 +422,27 @@ impl Venue {
                 books,
                 names,
                 decoder,
-                events,
                 execs,
                 history,
                 ledger,
                 user_streams,
                 ..
             } = &mut *st;
-            events.clear();
-            if decoder.decode(&f.combined, 0, events).is_err() {
+            let Ok(m) = decoder.decode(&f.combined) else {
                 continue;
-            }
-            for e in events.iter() {
-                if let EventKind::Trade(t) = e.kind {
-                    let sym = e.symbol.index();
-                    if let Some(book) = books.get_mut(sym) {
-                        execs.clear();
-                        book.on_trade(t.price, t.qty, t_ms, execs);
-                        if !execs.is_empty() {
-                            book_keep(history, ledger, sym, execs);
-                            let names = &names[sym];
-                            self.dispatch(inner, names, execs, user_streams, me, mine);
-                        }
+            };
+            if let Market::Trade {
+                symbol, price, qty, ..
+            } = m
+            {
+                let sym = symbol.index();
+                if let Some(book) = books.get_mut(sym) {
+                    execs.clear();
+                    book.on_trade(price, qty, t_ms, execs);
+                    if !execs.is_empty() {
+                        book_keep(history, ledger, sym, execs);
+                        let names = &names[sym];
+                        self.dispatch(inner, names, execs, user_streams, me, mine);
                     }
                 }
             }

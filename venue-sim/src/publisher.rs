@@ -3,17 +3,16 @@
 //!
 //! REST snapshots in the source are not streamed: they seed the per-symbol books (only while a
 //! book is not synced; once synced, the book the simulator keeps from what it publishes is the
-//! venue's truth). Every published frame is decoded with [`BinanceDecoder`] and its depth levels
-//! applied, so `GET /api/v3/depth` answers with `lastUpdateId` = the last published `u`.
+//! venue's truth). Every published frame is read with the simulator's own [`MarketDecoder`] and its
+//! depth levels applied, so `GET /api/v3/depth` answers with `lastUpdateId` = the last published `u`.
 
 use super::conn::{ConnShared, Registration};
+use super::market::{Market, MarketDecoder};
 use super::streams::{build_combined, split_combined, Match, MatchCache};
 use super::{Inner, SimPace, C};
 use crate::gen::{FeedGenerator, GenKind};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
-use engine::event::{EventKind, MarketEvent};
 use engine::symbol::SymbolId;
-use feeds::binance::{BinanceDecoder, Decoded, IgnoreReason};
 use feeds::capture::{LoadedCapture, RecordKind};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -48,7 +47,7 @@ pub(crate) fn run(
     inner: Arc<Inner>,
     reg_rx: Receiver<Registration>,
     feed: Feed,
-    decoder: BinanceDecoder,
+    decoder: MarketDecoder,
     default_symbol: Option<SymbolId>,
 ) {
     let pacer = match inner.cfg.pace {
@@ -71,7 +70,8 @@ pub(crate) fn run(
         outs: Vec::new(),
         decoder,
         default_symbol,
-        events: Vec::with_capacity(4096),
+        trade_id: None,
+        depth: None,
         stream_ids: HashMap::new(),
         stream_names: Vec::new(),
         pacer,
@@ -199,9 +199,12 @@ struct Publisher {
     inner: Arc<Inner>,
     reg_rx: Receiver<Registration>,
     outs: Vec<Out>,
-    decoder: BinanceDecoder,
+    decoder: MarketDecoder,
     default_symbol: Option<SymbolId>,
-    events: Vec<MarketEvent>,
+    /// The trade id of the frame being built, if it is a trade.
+    trade_id: Option<u64>,
+    /// The frame being built is a depth diff (its levels are the decoder's).
+    depth: Option<SymbolId>,
     stream_ids: HashMap<Vec<u8>, u32>,
     stream_names: Vec<Arc<str>>,
     pacer: Pacer,
@@ -236,7 +239,7 @@ impl Publisher {
     }
 
     fn on_frame(&mut self, recv_ns: u64, payload: &[u8]) -> ControlFlow<()> {
-        let Some(frame) = self.build(recv_ns, payload) else {
+        let Some(frame) = self.build(payload) else {
             return ControlFlow::Continue(());
         };
         if !self.started {
@@ -253,11 +256,13 @@ impl Publisher {
     }
 
     /// Decodes a source frame (for the books and the trade id) and wraps it for sending.
-    fn build(&mut self, recv_ns: u64, payload: &[u8]) -> Option<Frame> {
-        self.events.clear();
-        match self.decoder.decode(payload, recv_ns, &mut self.events) {
-            Ok(Decoded::Ignored(IgnoreReason::Response)) => return None, // a recorded answer
-            Ok(_) => {}
+    fn build(&mut self, payload: &[u8]) -> Option<Frame> {
+        (self.trade_id, self.depth) = (None, None);
+        match self.decoder.decode(payload) {
+            Ok(Market::Response) => return None, // a recorded answer
+            Ok(Market::Trade { trade_id, .. }) => self.trade_id = Some(trade_id),
+            Ok(Market::Depth { symbol }) => self.depth = Some(symbol),
+            Ok(Market::Other) => {}
             Err(_) => self.inner.count(C::DecodeErrors, 1), // still sent as recorded
         }
         let (combined, name, data) = match split_combined(payload) {
@@ -274,10 +279,7 @@ impl Publisher {
             }
         };
         let stream_id = self.intern(&combined[name])?;
-        let trade_id = self.events.iter().find_map(|e| match e.kind {
-            EventKind::Trade(t) => Some(t.trade_id),
-            _ => None,
-        });
+        let trade_id = self.trade_id;
         Some(Frame {
             stream: self.stream_names[stream_id as usize].clone(),
             stream_id,
@@ -307,15 +309,10 @@ impl Publisher {
             self.inner.count(C::SourceErrors, 1);
             return;
         };
-        self.events.clear();
-        if self
-            .decoder
-            .decode_snapshot(body, sym, 0, &mut self.events)
-            .is_err()
-        {
+        let Ok(levels) = self.decoder.decode_snapshot(body) else {
             self.inner.count(C::DecodeErrors, 1);
             return;
-        }
+        };
         let mut books = self.inner.lock_books();
         let Some(book) = books.get_mut(sym.index()) else {
             return;
@@ -323,27 +320,19 @@ impl Publisher {
         if book.is_synced() {
             return; // the book kept from the published diffs is the venue's truth
         }
-        for e in &self.events {
-            if let EventKind::Snapshot(l) = &e.kind {
-                book.apply_snapshot(l);
-            }
+        for l in levels {
+            book.apply_snapshot(l);
         }
     }
 
     fn apply_depth(&mut self) {
-        if !self
-            .events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Depth(_)))
-        {
+        let Some(symbol) = self.depth else {
             return;
-        }
+        };
         let mut books = self.inner.lock_books();
-        for e in &self.events {
-            if let EventKind::Depth(l) = &e.kind {
-                if let Some(b) = books.get_mut(e.symbol.index()) {
-                    b.apply_depth(l);
-                }
+        if let Some(b) = books.get_mut(symbol.index()) {
+            for l in self.decoder.levels() {
+                b.apply_depth(l);
             }
         }
     }
