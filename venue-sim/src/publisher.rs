@@ -7,9 +7,10 @@
 //! depth levels applied, so `GET /api/v3/depth` answers with `lastUpdateId` = the last published `u`.
 
 use super::conn::{ConnShared, Registration};
+use super::hub::{Hub, C};
 use super::market::{Market, MarketDecoder};
 use super::streams::{build_combined, split_combined, Match, MatchCache};
-use super::{Inner, SimPace, C};
+use super::SimPace;
 use crate::gen::{FeedGenerator, GenKind};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use engine::symbol::SymbolId;
@@ -44,13 +45,13 @@ pub(crate) enum Feed {
 
 /// Runs the feed to its end (or a stop), then keeps the connections' queues open until the stop.
 pub(crate) fn run(
-    inner: Arc<Inner>,
+    hub: Arc<Hub>,
     reg_rx: Receiver<Registration>,
     feed: Feed,
     decoder: MarketDecoder,
     default_symbol: Option<SymbolId>,
 ) {
-    let pacer = match inner.cfg.pace {
+    let pacer = match hub.cfg().pace {
         SimPace::Asap => Pacer::Asap,
         SimPace::Recorded(speed) => Pacer::Recorded {
             speed,
@@ -64,8 +65,8 @@ pub(crate) fn run(
         },
     };
     let mut p = Publisher {
-        asap: matches!(inner.cfg.pace, SimPace::Asap),
-        inner,
+        asap: matches!(hub.cfg().pace, SimPace::Asap),
+        hub,
         reg_rx,
         outs: Vec::new(),
         decoder,
@@ -103,7 +104,7 @@ pub(crate) fn run(
                         }
                     }
                     Err(e) => {
-                        p.inner.count(C::SourceErrors, 1);
+                        p.hub.count(C::SourceErrors, 1);
                         if !e.is_recoverable() {
                             break;
                         }
@@ -196,7 +197,7 @@ impl Pacer {
 }
 
 struct Publisher {
-    inner: Arc<Inner>,
+    hub: Arc<Hub>,
     reg_rx: Receiver<Registration>,
     outs: Vec<Out>,
     decoder: MarketDecoder,
@@ -220,14 +221,14 @@ impl Publisher {
         symbol: Option<&[u8]>,
         payload: &[u8],
     ) -> ControlFlow<()> {
-        if self.inner.stopping() {
+        if self.hub.stopping() {
             return ControlFlow::Break(());
         }
         match kind {
             RecordKind::Snapshot => {
                 if self.started {
                     if let Some(t) = self.pacer.target(recv_ns, false) {
-                        sleep_until(t, &self.inner)?;
+                        sleep_until(t, &self.hub)?;
                     }
                 }
                 self.apply_snapshot(symbol, payload);
@@ -248,7 +249,7 @@ impl Publisher {
             self.started = true;
         }
         if let Some(t) = self.pacer.target(recv_ns, true) {
-            sleep_until(t, &self.inner)?;
+            sleep_until(t, &self.hub)?;
         }
         self.apply_depth();
         self.fan_out(frame);
@@ -263,13 +264,13 @@ impl Publisher {
             Ok(Market::Trade { trade_id, .. }) => self.trade_id = Some(trade_id),
             Ok(Market::Depth { symbol }) => self.depth = Some(symbol),
             Ok(Market::Other) => {}
-            Err(_) => self.inner.count(C::DecodeErrors, 1), // still sent as recorded
+            Err(_) => self.hub.count(C::DecodeErrors, 1), // still sent as recorded
         }
         let (combined, name, data) = match split_combined(payload) {
             Some((name, data)) => (Bytes::copy_from_slice(payload), name, data),
             None => {
                 let Some((name, data)) = normalise(payload) else {
-                    self.inner.count(C::SourceErrors, 1);
+                    self.hub.count(C::SourceErrors, 1);
                     return None;
                 };
                 let v = build_combined(&name, &data);
@@ -306,14 +307,14 @@ impl Publisher {
             None => self.default_symbol,
         };
         let Some(sym) = sym else {
-            self.inner.count(C::SourceErrors, 1);
+            self.hub.count(C::SourceErrors, 1);
             return;
         };
         let Ok(levels) = self.decoder.decode_snapshot(body) else {
-            self.inner.count(C::DecodeErrors, 1);
+            self.hub.count(C::DecodeErrors, 1);
             return;
         };
-        let mut books = self.inner.lock_books();
+        let mut books = self.hub.lock_books();
         let Some(book) = books.get_mut(sym.index()) else {
             return;
         };
@@ -329,7 +330,7 @@ impl Publisher {
         let Some(symbol) = self.depth else {
             return;
         };
-        let mut books = self.inner.lock_books();
+        let mut books = self.hub.lock_books();
         if let Some(b) = books.get_mut(symbol.index()) {
             for l in self.decoder.levels() {
                 b.apply_depth(l);
@@ -338,9 +339,9 @@ impl Publisher {
     }
 
     fn wait_for_subscribers(&self) -> ControlFlow<()> {
-        let n = self.inner.cfg.wait_for_subscribers;
-        while self.inner.subscribed_conns.load(Ordering::SeqCst) < n {
-            if self.inner.stopping() {
+        let n = self.hub.cfg().wait_for_subscribers;
+        while self.hub.subscribed_conns() < n {
+            if self.hub.stopping() {
                 return ControlFlow::Break(());
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -370,12 +371,12 @@ impl Publisher {
                 self.outs.swap_remove(i);
             }
         }
-        self.inner.count(C::FramesPublished, 1);
+        self.hub.count(C::FramesPublished, 1);
     }
 
     /// Queues `frame` for connection `i`; false when the connection is gone or was cut off.
     fn offer(&mut self, i: usize, frame: &Arc<Frame>) -> bool {
-        let slow_timeout = self.inner.cfg.slow_client_timeout;
+        let slow_timeout = self.hub.cfg().slow_client_timeout;
         let out = &mut self.outs[i];
         if out.shared.closed.load(Ordering::Acquire) {
             return false;
@@ -394,7 +395,7 @@ impl Publisher {
             // As fast as the clients take it, but a client that stops reading is cut off.
             let deadline = Instant::now() + slow_timeout;
             loop {
-                if self.inner.stopping() {
+                if self.hub.stopping() {
                     return false;
                 }
                 match out.tx.send_timeout(item, Duration::from_millis(10)) {
@@ -411,7 +412,7 @@ impl Publisher {
         }
         out.enqueued -= 1;
         out.shared.enqueued.store(out.enqueued, Ordering::Release);
-        self.inner.count(C::SlowDisconnects, 1);
+        self.hub.count(C::SlowDisconnects, 1);
         out.shared.cut();
         false
     }
@@ -419,8 +420,8 @@ impl Publisher {
     /// The feed is over: say so, then keep the queues open (connections stay up, new ones are
     /// accepted and get nothing) until the simulator stops.
     fn finish(mut self) {
-        self.inner.publisher_done.store(true, Ordering::SeqCst);
-        while !self.inner.stopping() {
+        self.hub.publisher_finished();
+        while !self.hub.stopping() {
             self.take_registrations();
             self.outs
                 .retain(|o| !o.shared.closed.load(Ordering::Acquire));
@@ -432,9 +433,9 @@ impl Publisher {
 /// Sleeps until `t` (or the stop). Gaps under 50 µs are not slept: the frame goes out a little
 /// early rather than a sleep's overshoot late, and the timeline never drifts because every
 /// target is measured from the start.
-fn sleep_until(t: Instant, inner: &Inner) -> ControlFlow<()> {
+fn sleep_until(t: Instant, hub: &Hub) -> ControlFlow<()> {
     loop {
-        if inner.stopping() {
+        if hub.stopping() {
             return ControlFlow::Break(());
         }
         let now = Instant::now();
