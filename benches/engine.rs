@@ -13,10 +13,10 @@ use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::BinanceDecoder;
-use feeds::gen::GenConfig;
 use std::hint::black_box;
 use tools::config::Pace;
 use tools::pipeline::{load_capture, replay, FrameArena, FrameKind, ReplayOptions};
+use venue_sim::gen::GenConfig;
 
 /// The real capture if present, else a generated one (one symbol, BTCUSDT).
 fn input() -> (FrameArena, SymbolTable, SymbolId, &'static str) {

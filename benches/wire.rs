@@ -27,7 +27,6 @@ use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Ctx, Strategy};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
-use feeds::gen::GenConfig;
 use feeds::io::{run_io_loop, FeedSpec, IoConfig, IoShared};
 use feeds::net::tungstenite;
 use std::io::Write;
@@ -38,7 +37,8 @@ use std::time::{Duration, Instant};
 use tools::clock::MonoClock;
 use tools::config::Config;
 use tools::live::{run_live, LiveOptions};
-use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+use venue_sim::gen::GenConfig;
+use venue_sim::{SimConfig, SimPace, SimSource, VenueSim};
 
 fn frames_for_throughput() -> (Vec<Vec<u8>>, &'static str) {
     if let Some(path) = testkit::shared_data(testkit::BINANCE_SPOT) {
@@ -49,7 +49,7 @@ fn frames_for_throughput() -> (Vec<Vec<u8>>, &'static str) {
             .collect();
         return (frames, "real capture frames");
     }
-    let mut g = feeds::gen::FeedGenerator::new(GenConfig {
+    let mut g = venue_sim::gen::FeedGenerator::new(GenConfig {
         symbols: vec!["BTCUSDT".into()],
         events: 40_000,
         seed: 3,
@@ -59,7 +59,7 @@ fn frames_for_throughput() -> (Vec<Vec<u8>>, &'static str) {
     let mut buf = Vec::new();
     let mut out = Vec::new();
     while let Some(f) = g.next_frame(&mut buf) {
-        if f.kind != feeds::gen::GenKind::Snapshot {
+        if f.kind != venue_sim::gen::GenKind::Snapshot {
             out.push(buf.clone());
         }
     }
@@ -294,11 +294,11 @@ fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
     };
     // The trades the feed holds: the run ends when they have all arrived.
     let trades = {
-        let mut g = feeds::gen::FeedGenerator::new(gen.clone()).unwrap();
+        let mut g = venue_sim::gen::FeedGenerator::new(gen.clone()).unwrap();
         let mut buf = Vec::new();
         let mut n = 0u64;
         while let Some(f) = g.next_frame(&mut buf) {
-            n += u64::from(f.kind == feeds::gen::GenKind::Trade);
+            n += u64::from(f.kind == venue_sim::gen::GenKind::Trade);
         }
         n
     };

@@ -8,11 +8,11 @@ use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::BinanceDecoder;
-use feeds::gen::GenConfig;
 use tools::alloc::{allocations, CountingAlloc};
 use tools::clock::MonoClock;
 use tools::config::Pace;
 use tools::pipeline::{load_capture, replay_passes, FrameArena, FrameKind, ReplayOptions};
+use venue_sim::gen::GenConfig;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;

@@ -7,12 +7,14 @@ use feeds::capture::{
     LoadedCapture, ReadOutcome, RecordKind, ReplayReader, TicklineCapture, HEADER_LEN,
     RECORD_HEADER_LEN,
 };
-use feeds::gen::{write_line_capture, write_tickline_capture, FeedGenerator, GenConfig, GenKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+use venue_sim::gen::{
+    write_line_capture, write_tickline_capture, FeedGenerator, GenConfig, GenKind,
+};
 
 #[global_allocator]
 static ALLOC: tools::alloc::CountingAlloc = tools::alloc::CountingAlloc;

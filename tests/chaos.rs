@@ -15,13 +15,13 @@
 use engine::book::OrderBook;
 use engine::event::{BookTicker, Trade};
 use engine::strategy::{Ctx, Strategy};
-use feeds::gen::GenConfig;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tools::config::Config;
 use tools::live::{run_live, LiveOptions, StrategyFactory};
-use tools::sim::{FaultKind, Faults, SimConfig, SimPace, SimSource, VenueSim};
+use venue_sim::gen::GenConfig;
+use venue_sim::{FaultKind, Faults, SimConfig, SimPace, SimSource, VenueSim};
 
 /// Forced disconnects in one drill.
 const DISCONNECTS: usize = 100;

@@ -105,13 +105,13 @@ fn engine_reads_binance_frames_from_python_websockets() {
     let capture = dir.join("feed.txt");
     let events = 20_000u64;
     let mut file = std::io::BufWriter::new(std::fs::File::create(&capture).unwrap());
-    let gen = feeds::gen::GenConfig {
+    let gen = venue_sim::gen::GenConfig {
         symbols: vec!["BTCUSDT".into()],
         events,
         seed: 9,
         start_ns: 1,
     };
-    feeds::gen::write_line_capture(&gen, &mut file).unwrap();
+    venue_sim::gen::write_line_capture(&gen, &mut file).unwrap();
     drop(file);
     let text = std::fs::read_to_string(&capture).unwrap();
     let trades = text.lines().filter(|l| l.contains("@trade\"")).count() as u64;

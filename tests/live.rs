@@ -1,14 +1,14 @@
 //! The live engine against the loopback venue simulator over real sockets: ws://, wss://,
 //! reconnects, idle timeouts and hostile servers. Every test is bounded in time.
 
-use feeds::gen::GenConfig;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tools::config::Config;
 use tools::live::{run_live, DoneFn, LiveOptions};
 use tools::runtime::RunReport;
-use tools::sim::{Faults, SimConfig, SimPace, SimSource, VenueSim};
+use venue_sim::gen::GenConfig;
+use venue_sim::{Faults, SimConfig, SimPace, SimSource, VenueSim};
 
 fn generated(events: u64) -> SimSource {
     SimSource::Generated(GenConfig {

@@ -6,7 +6,6 @@ use engine::idle::IdleMode;
 use engine::latency::Stage;
 use engine::strategy::{Ctx, Strategy};
 use engine::symbol::SymbolTable;
-use feeds::gen::{FeedGenerator, GenConfig, GenKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use tools::config::Pace;
 use tools::live::StrategyFactory;
 use tools::pipeline::{replay, FrameArena, FrameKind, ReplayOptions};
 use tools::runtime::RunReport;
+use venue_sim::gen::{FeedGenerator, GenConfig, GenKind};
 
 /// A generated feed whose capture times span about `span_ms` milliseconds.
 fn feed(events: u64, span_ms: u64) -> (FrameArena, SymbolTable) {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tools::config::Config;
 use tools::live::{run_live, LiveOptions, StrategyFactory};
-use tools::sim::{SimAuth, SimConfig, SimKey, SimPace, SimSource, VenueSim};
+use venue_sim::{SimAuth, SimConfig, SimKey, SimPace, SimSource, VenueSim};
 
 type Log = Arc<Mutex<Vec<(ClientOrderId, OrderUpdateKind)>>>;
 
@@ -76,7 +76,7 @@ fn run_with(
 ) -> (Vec<(ClientOrderId, OrderUpdateKind)>, String) {
     let dir = testkit::TempDir::new(name);
     let sim = VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 20_000,
             seed: 5,
@@ -282,7 +282,7 @@ fn a_refused_user_stream_is_reported_and_leaves_no_order_in_flight() {
         k.user_data_stream = false;
     }
     let sim = VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 20_000,
             seed: 5,
@@ -368,7 +368,7 @@ fn a_probe_run_matches_every_trade_with_one_order_and_settles_every_order() {
     // 1,000 orders open (the risk limit): every trade gets its order and every order
     // ends, so none holds an in-flight slot.
     const TRADES: u64 = 5_000;
-    let gen = |events| feeds::gen::GenConfig {
+    let gen = |events| venue_sim::gen::GenConfig {
         symbols: vec!["BTCUSDT".into()],
         events,
         seed: 15,
@@ -376,15 +376,15 @@ fn a_probe_run_matches_every_trade_with_one_order_and_settles_every_order() {
     };
     // The number of frames that holds exactly TRADES trades.
     let events = {
-        let mut g = feeds::gen::FeedGenerator::new(gen(4 * TRADES)).unwrap();
+        let mut g = venue_sim::gen::FeedGenerator::new(gen(4 * TRADES)).unwrap();
         let mut buf = Vec::new();
         let (mut frames, mut trades) = (0u64, 0u64);
         while let Some(f) = g.next_frame(&mut buf) {
-            if f.kind == feeds::gen::GenKind::Snapshot {
+            if f.kind == venue_sim::gen::GenKind::Snapshot {
                 continue;
             }
             frames += 1;
-            trades += u64::from(f.kind == feeds::gen::GenKind::Trade);
+            trades += u64::from(f.kind == venue_sim::gen::GenKind::Trade);
             if trades == TRADES {
                 break;
             }

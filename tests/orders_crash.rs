@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tools::config::Config;
 use tools::live::{run_live, LiveOptions};
-use tools::sim::{LedgerEntry, SimConfig, SimPace, SimSource, VenueSim};
+use venue_sim::{LedgerEntry, SimConfig, SimPace, SimSource, VenueSim};
 
 /// sma_cross that trades on nearly every few trades.
 const SMA: &str = "fast = 2\nslow = 4\nqty = \"0.001\"";
@@ -166,7 +166,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
     let started = Instant::now();
     let dir = testkit::TempDir::new("crash");
     let sim = VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 400_000,
             seed: 99,
@@ -343,7 +343,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
 fn supervised_traders_resume_from_the_journal_after_sigkill() {
     let dir = testkit::TempDir::new("resume");
     let sim = VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 400_000,
             seed: 7,
@@ -453,7 +453,7 @@ fn a_large_journal_is_compacted_at_start_and_its_history_kept() {
     let size = std::fs::metadata(&journal).unwrap().len();
     assert!(size > 1 << 20, "{size}");
     let sim = VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 50_000,
             seed: 3,
@@ -514,7 +514,7 @@ fn sent_twice(placed: &[String]) -> Vec<(String, usize)> {
 
 fn trading_sim(dir: &testkit::TempDir, seed: u64) -> VenueSim {
     VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 400_000,
             seed,

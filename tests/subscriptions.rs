@@ -4,13 +4,13 @@ use engine::event::EventKind;
 use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
-use feeds::gen::GenConfig;
 use feeds::io::{run_io_loop_with_commands, FeedSpec, IoCommand, IoConfig, IoNotice, IoShared};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tools::clock::MonoClock;
-use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+use venue_sim::gen::GenConfig;
+use venue_sim::{SimConfig, SimPace, SimSource, VenueSim};
 
 #[derive(Default, Debug)]
 struct Seen {

@@ -5,7 +5,6 @@ pub mod binance;
 pub mod binance_api;
 pub mod capture;
 mod framing;
-pub mod gen;
 pub mod idcheck;
 pub mod io;
 pub mod journal;

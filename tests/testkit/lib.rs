@@ -84,7 +84,7 @@ impl Drop for TempDir {
 }
 
 /// Writes an order-API key file (mode 0600, as the engine requires) into `dir` for the venue
-/// simulator: its built-in HMAC key (`tools::sim::TEST_HMAC_API_KEY` and `TEST_HMAC_SECRET`),
+/// simulator: its built-in HMAC key (`venue_sim::TEST_HMAC_API_KEY` and `TEST_HMAC_SECRET`),
 /// whose signatures it verifies.
 pub fn venue_key_file(dir: &std::path::Path) -> PathBuf {
     use std::io::Write;

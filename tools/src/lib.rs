@@ -1,6 +1,6 @@
 //! Tickline's binaries and their wiring: the config, the threads of a run and who owns what,
 //! the one core runner that live and replay share, the metrics thread, runtime control, the run
-//! summary, and the venue simulator.
+//! summary (the venue simulator is the `venue-sim` crate).
 //!
 //! **Real-time contract.** One loop of this crate is on the hot path: the core thread's
 //! ([`runtime::CoreRunner`]). It polls the `engine` core, ticks the metrics hand-off and
@@ -37,7 +37,8 @@
 //! [`runtime::RunReport`] that [`summary`] prints (text or JSON) and whose latency [`report`]
 //! can write out as histogram files and a chart. [`config`] is the TOML config (and the control
 //! endpoint and token it names); [`metrics`] the hand-off and the metrics thread; [`control`]
-//! the control server and the `tickline ctl` client; [`sim`] the loopback venue simulator;
+//! the control server and the `tickline ctl` client (the loopback venue simulator is the
+//! `venue_sim` crate, which `tickline venue-sim` runs);
 //! [`clock`] the one monotonic clock, [`pin`] CPU pinning, [`alloc`] the counting allocator that
 //! checks the zero-allocation claim. Imports run one way: `live` and `pipeline` use `runtime`,
 //! `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`, never the reverse.
@@ -48,7 +49,7 @@
 //! use engine::core::CoreConfig;
 //! use engine::idle::IdleMode;
 //! use engine::symbol::SymbolTable;
-//! use feeds::gen::GenConfig;
+//! use venue_sim::gen::GenConfig;
 //! use tools::config::Pace;
 //! use tools::pipeline::{replay, FrameArena, ReplayOptions};
 //!
@@ -93,5 +94,4 @@ pub mod pin;
 pub mod pipeline;
 pub mod report;
 pub mod runtime;
-pub mod sim;
 pub mod summary;

@@ -107,7 +107,7 @@ enum Cmd {
     },
     /// A loopback venue speaking Binance's market-data WebSocket and REST protocols, serving a
     /// capture or a generated feed, with fault injection.
-    VenueSim(tools::sim::SimArgs),
+    VenueSim(venue_sim::SimArgs),
     /// Control a running engine (`tickline run`) through its control socket: status, start and
     /// stop trading a symbol, change strategy parameters, halt, resume, kill. Exits non-zero
     /// when the engine refuses (the reason on stderr) or cannot be reached.
@@ -358,7 +358,7 @@ fn real_main() -> Result<()> {
             run,
         } => {
             let cfg = run.config()?;
-            let gen = feeds::gen::GenConfig {
+            let gen = venue_sim::gen::GenConfig {
                 symbols: vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()],
                 events,
                 seed,
@@ -370,7 +370,7 @@ fn real_main() -> Result<()> {
                 demo_live(gen, cfg, rate, tls, run.json)
             }
         }
-        Cmd::VenueSim(args) => tools::sim::run_cli(args),
+        Cmd::VenueSim(args) => venue_sim::run_cli(args),
         Cmd::Ctl(args) => ctl(args),
         Cmd::Report { file, out } => {
             let dir = out.unwrap_or_else(|| {
@@ -494,7 +494,7 @@ fn ctl(args: CtlArgs) -> Result<()> {
     Ok(())
 }
 
-fn demo_replay(gen: feeds::gen::GenConfig, cfg: &Config, json: bool) -> Result<()> {
+fn demo_replay(gen: venue_sim::gen::GenConfig, cfg: &Config, json: bool) -> Result<()> {
     let mut symbols = SymbolTable::new();
     let names = gen.symbols.join(", ");
     let arena = FrameArena::generated(gen, &mut symbols)?;
@@ -509,13 +509,13 @@ fn demo_replay(gen: feeds::gen::GenConfig, cfg: &Config, json: bool) -> Result<(
 }
 
 fn demo_live(
-    gen: feeds::gen::GenConfig,
+    gen: venue_sim::gen::GenConfig,
     mut cfg: Config,
     rate: u64,
     tls: bool,
     json: bool,
 ) -> Result<()> {
-    use tools::sim::{SimConfig, SimPace, SimSource, VenueSim};
+    use venue_sim::{SimConfig, SimPace, SimSource, VenueSim};
     let events = gen.events;
     let symbols = gen.symbols.clone();
     let sim = VenueSim::start(SimConfig {
@@ -630,7 +630,7 @@ fn live(
 
 fn gen_feed(out: PathBuf, symbols: Vec<String>, events: u64, seed: u64) -> Result<()> {
     use std::io::Write;
-    let cfg = feeds::gen::GenConfig {
+    let cfg = venue_sim::gen::GenConfig {
         symbols,
         events,
         seed,
@@ -641,13 +641,13 @@ fn gen_feed(out: PathBuf, symbols: Vec<String>, events: u64, seed: u64) -> Resul
     let mut w = std::io::BufWriter::new(file);
     let name = out.to_string_lossy();
     if name.ends_with(".tlc") {
-        feeds::gen::write_tickline_capture(&cfg, &mut w).map_err(|e| anyhow::anyhow!("{e}"))?;
+        venue_sim::gen::write_tickline_capture(&cfg, &mut w).map_err(|e| anyhow::anyhow!("{e}"))?;
     } else if name.ends_with(".gz") {
         let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
-        feeds::gen::write_line_capture(&cfg, &mut gz).map_err(|e| anyhow::anyhow!("{e}"))?;
+        venue_sim::gen::write_line_capture(&cfg, &mut gz).map_err(|e| anyhow::anyhow!("{e}"))?;
         w = gz.finish().context("finishing gzip")?;
     } else {
-        feeds::gen::write_line_capture(&cfg, &mut w).map_err(|e| anyhow::anyhow!("{e}"))?;
+        venue_sim::gen::write_line_capture(&cfg, &mut w).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     w.flush()
         .with_context(|| format!("writing {}", out.display()))?;

@@ -104,18 +104,21 @@ impl FrameArena {
 
     /// The deterministic synthetic feed of `gen`, generated in memory; its symbols are interned
     /// into `symbols`.
-    pub fn generated(gen: feeds::gen::GenConfig, symbols: &mut SymbolTable) -> Result<FrameArena> {
+    pub fn generated(
+        gen: venue_sim::gen::GenConfig,
+        symbols: &mut SymbolTable,
+    ) -> Result<FrameArena> {
         let ids = gen
             .symbols
             .iter()
             .map(|n| symbols.intern(n).map_err(|e| anyhow::anyhow!("{e}")))
             .collect::<Result<Vec<_>>>()?;
-        let mut g = feeds::gen::FeedGenerator::new(gen).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut g = venue_sim::gen::FeedGenerator::new(gen).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut arena = FrameArena::default();
         let mut buf = Vec::new();
         while let Some(f) = g.next_frame(&mut buf) {
             let kind = match (f.kind, ids.get(f.symbol)) {
-                (feeds::gen::GenKind::Snapshot, Some(&id)) => FrameKind::Snapshot(id),
+                (venue_sim::gen::GenKind::Snapshot, Some(&id)) => FrameKind::Snapshot(id),
                 _ => FrameKind::Stream,
             };
             arena.push(f.recv_ns, kind, &buf);

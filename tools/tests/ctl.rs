@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tools::sim::{SimConfig, SimPace, SimSource, SimStats, VenueSim};
+use venue_sim::{SimConfig, SimPace, SimSource, SimStats, VenueSim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickline");
 
@@ -28,7 +28,7 @@ fn tmp_dir(name: &str) -> PathBuf {
 
 fn sim() -> VenueSim {
     VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
             events: 1_000_000,
             seed: 11,

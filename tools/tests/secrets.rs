@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tools::sim::{SimAuth, SimConfig, SimKey, SimPace, SimSecret, SimSource, VenueSim};
+use venue_sim::{SimAuth, SimConfig, SimKey, SimPace, SimSecret, SimSource, VenueSim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickline");
 
@@ -60,7 +60,7 @@ fn private_file(path: &Path, text: &str) {
 
 fn sim() -> VenueSim {
     VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 1_000_000,
             seed: 5,

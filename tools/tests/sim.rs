@@ -5,7 +5,6 @@ use engine::book::{BookConfig, OrderBook, SyncState};
 use engine::event::EventKind;
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
-use feeds::gen::{FeedGenerator, GenConfig, GenKind};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
@@ -14,9 +13,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tools::sim::{Faults, SimConfig, SimPace, SimSource, VenueSim};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
+use venue_sim::gen::{FeedGenerator, GenConfig, GenKind};
+use venue_sim::{Faults, SimConfig, SimPace, SimSource, VenueSim};
 
 /// Upper bound of any single wait in these tests.
 const T: Duration = Duration::from_secs(15);
@@ -984,7 +984,7 @@ fn capture_source_from_a_tlc_file() {
     let dir = tmp_dir("tlc");
     let path = dir.join("feed.tlc");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    feeds::gen::write_tickline_capture(&g, &mut f).unwrap();
+    venue_sim::gen::write_tickline_capture(&g, &mut f).unwrap();
     f.flush().unwrap();
     drop(f);
     let sim = VenueSim::start(SimConfig {
@@ -1043,7 +1043,7 @@ fn capture_source_from_a_line_file_takes_its_one_symbol() {
     let dir = tmp_dir("line");
     let path = dir.join("feed.txt");
     let mut f = std::fs::File::create(&path).unwrap();
-    feeds::gen::write_line_capture(&g, &mut f).unwrap();
+    venue_sim::gen::write_line_capture(&g, &mut f).unwrap();
     drop(f);
     let sim = VenueSim::start(SimConfig {
         source: SimSource::Capture(path),

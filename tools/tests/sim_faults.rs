@@ -3,9 +3,9 @@
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use tools::sim::{FaultKind, Faults, SimConfig, SimPace, SimSource, VenueSim};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
+use venue_sim::{FaultKind, Faults, SimConfig, SimPace, SimSource, VenueSim};
 
 /// Upper bound of any single wait.
 const T: Duration = Duration::from_secs(10);
@@ -50,7 +50,7 @@ fn past_data(ws: &mut WebSocket<TcpStream>) -> Result<Message, tungstenite::Erro
 #[test]
 fn injected_faults_reach_the_client_as_their_kind_and_are_counted_once() {
     let sim = VenueSim::start(SimConfig {
-        source: SimSource::Generated(feeds::gen::GenConfig {
+        source: SimSource::Generated(venue_sim::gen::GenConfig {
             symbols: vec!["BTCUSDT".into()],
             events: 1_000_000,
             seed: 3,

@@ -3,15 +3,15 @@
 //! events, matching against the feed's book and between client orders, fills from published
 //! trades, probe latency, latency injection, and error handling. Every wait is bounded.
 
-use feeds::gen::{FeedGenerator, GenConfig, GenKind};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tools::sim::{SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 use tungstenite::{Message, WebSocket};
+use venue_sim::gen::{FeedGenerator, GenConfig, GenKind};
+use venue_sim::{SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 
 /// Upper bound of any single wait in these tests.
 const T: Duration = Duration::from_secs(15);
@@ -969,11 +969,10 @@ fn payload_of(p: &Value) -> String {
 /// `p` with the built-in HMAC key, the current time and its HMAC-SHA256 signature.
 fn signed(mut p: Value) -> Value {
     use hmac::Mac;
-    p["apiKey"] = json!(tools::sim::TEST_HMAC_API_KEY);
+    p["apiKey"] = json!(venue_sim::TEST_HMAC_API_KEY);
     p["timestamp"] = json!(now_ms());
     let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(tools::sim::TEST_HMAC_SECRET.as_bytes())
-            .unwrap();
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(venue_sim::TEST_HMAC_SECRET.as_bytes()).unwrap();
     mac.update(payload_of(&p).as_bytes());
     let hex: String = mac
         .finalize()
@@ -989,9 +988,9 @@ fn signed(mut p: Value) -> Value {
 fn ed_signed(mut p: Value) -> Value {
     use base64::Engine as _;
     use ed25519_dalek::Signer as _;
-    p["apiKey"] = json!(tools::sim::TEST_ED25519_API_KEY);
+    p["apiKey"] = json!(venue_sim::TEST_ED25519_API_KEY);
     p["timestamp"] = json!(now_ms());
-    let key = ed25519_dalek::SigningKey::from_bytes(&tools::sim::TEST_ED25519_SEED);
+    let key = ed25519_dalek::SigningKey::from_bytes(&venue_sim::TEST_ED25519_SEED);
     let sig = key.sign(payload_of(&p).as_bytes());
     p["signature"] = json!(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()));
     p

@@ -4,7 +4,6 @@
 //! connection that is gone, and the ledger (in process, and written by `tickline venue-sim
 //! --ledger` while it runs and after it is killed). Every wait is bounded.
 
-use feeds::gen::{FeedGenerator, GenConfig, GenKind};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,8 +11,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tools::sim::{read_ledger, LedgerEntry, SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 use tungstenite::{Message, WebSocket};
+use venue_sim::gen::{FeedGenerator, GenConfig, GenKind};
+use venue_sim::{read_ledger, LedgerEntry, SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 
 /// Upper bound of any single wait in these tests.
 const T: Duration = Duration::from_secs(15);

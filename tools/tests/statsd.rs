@@ -22,7 +22,6 @@ use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::BinanceDecoder;
-use feeds::gen::{FeedGenerator, GenConfig, GenKind};
 use feeds::io::IoShared;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -34,6 +33,7 @@ use std::time::{Duration, Instant};
 use tools::alloc::{thread_allocations, CountingAlloc};
 use tools::clock::MonoClock;
 use tools::metrics::{decimal, spawn_metrics_thread, Handoff, MetricsConfig};
+use venue_sim::gen::{FeedGenerator, GenConfig, GenKind};
 
 // Counts allocations per thread, to show that the core's side of the hand-off allocates nothing.
 #[global_allocator]

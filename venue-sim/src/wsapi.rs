@@ -1056,7 +1056,7 @@ pub(crate) fn generated_id(prefix: &str, n: u64) -> ClientId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::matching::{FeedDepth, MatchBook, NoFeed};
+    use crate::matching::{FeedDepth, MatchBook, NoFeed};
     use engine::book::Level;
     use engine::event::BookSide;
 

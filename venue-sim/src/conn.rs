@@ -14,6 +14,7 @@
 //! reads on `CLOCK_MONOTONIC`, so a request's arrival time is when its last byte was read.
 
 use super::control::{self, SubState};
+use super::hub::{Hub, C};
 use super::orders::Desk;
 use super::publisher::Frame;
 use super::rest::{percent_decode, query_pairs};
@@ -22,8 +23,8 @@ use super::streams::{
     MAX_STREAMS_PER_CONNECTION,
 };
 use super::wsapi::API_PATH;
-use super::{FaultKind, Inner, C};
-use crate::clock::MonoClock;
+use super::FaultKind;
+use crate::clock::mono_now;
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 use rustls::{ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
@@ -292,12 +293,12 @@ fn ws_config() -> WebSocketConfig {
 // Serving a connection
 
 /// Serves one accepted connection until it ends. Never panics on client behaviour.
-pub(crate) fn serve(inner: Arc<Inner>, sock: TcpStream, id: u64) {
+pub(crate) fn serve(hub: Arc<Hub>, sock: TcpStream, id: u64) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let _ = sock.set_write_timeout(Some(WRITE_TIMEOUT));
-    if let Some(io) = handshake(&inner, &sock) {
-        run_session(&inner, sock.try_clone().ok(), io, id);
+    if let Some(io) = handshake(&hub, &sock) {
+        run_session(&hub, sock.try_clone().ok(), io, id);
     }
     let _ = sock.shutdown(Shutdown::Both);
 }
@@ -305,16 +306,16 @@ pub(crate) fn serve(inner: Arc<Inner>, sock: TcpStream, id: u64) {
 /// The handshakes. `None` when the connection should end (counted).
 /// Besides the route, says whether the path was the order API's own (`/ws-api/v3`).
 #[allow(clippy::result_large_err)] // tungstenite's callback returns its `ErrorResponse` by value
-fn handshake(inner: &Inner, sock: &TcpStream) -> Option<(Io, Route, bool)> {
+fn handshake(hub: &Hub, sock: &TcpStream) -> Option<(Io, Route, bool)> {
     let fail = || {
-        inner.count(C::HandshakesFailed, 1);
+        hub.count(C::HandshakesFailed, 1);
         None
     };
-    if inner.tls.is_some() && inner.cfg.faults.refuse_tls {
+    if hub.tls().is_some() && hub.cfg().faults.refuse_tls {
         // Read (part of) the ClientHello, then hang up in the middle of the handshake.
         let mut hello = [0u8; 1024];
         let _ = (&*sock).read(&mut hello);
-        inner.count(C::TlsRefused, 1);
+        hub.count(C::TlsRefused, 1);
         return None;
     }
     let wire = Wire {
@@ -324,14 +325,14 @@ fn handshake(inner: &Inner, sock: &TcpStream) -> Option<(Io, Route, bool)> {
         pos: 0,
         chunk_ns: 0,
     };
-    let mut transport = match &inner.tls {
+    let mut transport = match hub.tls() {
         Some(cfg) => match ServerConnection::new(cfg.clone()) {
             Ok(c) => Transport::Tls(Box::new(StreamOwned::new(c, wire))),
             Err(_) => return fail(),
         },
         None => Transport::Plain(wire),
     };
-    if inner.cfg.raw_tcp {
+    if hub.cfg().raw_tcp {
         if let Transport::Tls(s) = &mut transport {
             while s.conn.is_handshaking() {
                 if s.conn.complete_io(&mut s.sock).is_err() {
@@ -386,7 +387,7 @@ fn spawn_reader(mut sock: TcpStream, tx: Sender<Chunk>) -> io::Result<()> {
             match sock.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let ns = MonoClock::now();
+                    let ns = mono_now();
                     buf.truncate(n);
                     if tx.send((ns, buf)).is_err() {
                         break;
@@ -400,7 +401,7 @@ fn spawn_reader(mut sock: TcpStream, tx: Sender<Chunk>) -> io::Result<()> {
 }
 
 fn run_session(
-    inner: &Arc<Inner>,
+    hub: &Arc<Hub>,
     sock: Option<TcpStream>,
     (mut io, route, api): (Io, Route, bool),
     id: u64,
@@ -429,15 +430,15 @@ fn run_session(
         closed: AtomicBool::new(false),
         sock: Some(shared_sock),
     });
-    let (tx, frames_rx) = bounded(inner.cfg.queue_frames.max(1));
-    inner.register(Registration {
+    let (tx, frames_rx) = bounded(hub.cfg().queue_frames.max(1));
+    hub.register(Registration {
         shared: shared.clone(),
         tx,
     });
     let added = route.subs.len() as u64;
-    let (desk, events_rx) = Desk::open(inner, id, api);
+    let (desk, events_rx) = Desk::open(hub, id, api);
     let mut s = Session {
-        inner,
+        hub,
         shared: &shared,
         io,
         state: SubState {
@@ -446,7 +447,7 @@ fn run_session(
         },
         cache: MatchCache::default(),
         // `/ws-api/v3` carries no market data: it never takes the send-time record.
-        record: !api && inner.claim_first_connection(),
+        record: !api && hub.claim_first_connection(),
         market: !api,
         data_frames: 0,
         handled: 0,
@@ -458,18 +459,18 @@ fn run_session(
         replies: Vec::new(),
     };
     s.cache.sync(1);
-    inner.count(C::Subscriptions, added);
+    hub.count(C::Subscriptions, added);
     if raw || added > 0 {
         s.ever_subscribed = true;
-        inner.subscribed_conns.fetch_add(1, Ordering::SeqCst);
+        hub.note_subscribed();
     }
     s.run(&frames_rx, &in_rx, &events_rx);
     shared.cut();
-    inner.unregister(&shared);
+    hub.unregister(&shared);
 }
 
 struct Session<'a> {
-    inner: &'a Inner,
+    hub: &'a Hub,
     shared: &'a ConnShared,
     io: Io,
     state: SubState,
@@ -497,19 +498,19 @@ struct Over;
 
 /// A write failed: the connection is over. A write that timed out means the client stopped
 /// reading: counted as a slow client.
-fn write_failed(inner: &Inner, e: &io::Error) -> Over {
+fn write_failed(hub: &Hub, e: &io::Error) -> Over {
     if matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     ) {
-        inner.count(C::SlowDisconnects, 1);
+        hub.count(C::SlowDisconnects, 1);
     }
     Over
 }
 
-fn ws_write_failed(inner: &Inner, e: &tungstenite::Error) -> Over {
+fn ws_write_failed(hub: &Hub, e: &tungstenite::Error) -> Over {
     match e {
-        tungstenite::Error::Io(e) => write_failed(inner, e),
+        tungstenite::Error::Io(e) => write_failed(hub, e),
         _ => Over,
     }
 }
@@ -521,7 +522,7 @@ impl Session<'_> {
         in_rx: &Receiver<Chunk>,
         events_rx: &Receiver<String>,
     ) {
-        let cfg = &self.inner.cfg;
+        let cfg = self.hub.cfg();
         let start = Instant::now();
         let drop_at = cfg.faults.drop_every.map(|d| start + d);
         let stall_at = cfg.faults.stall_after.map(|d| start + d);
@@ -541,12 +542,12 @@ impl Session<'_> {
             return;
         }
         loop {
-            if self.inner.stopping() {
+            if self.hub.stopping() {
                 self.close_going_away();
                 return;
             }
             if self.market && self.ever_subscribed && !self.stalled {
-                if let Some(kind) = self.inner.take_injection() {
+                if let Some(kind) = self.hub.take_injection() {
                     if self.inject(kind, in_rx).is_err() {
                         return;
                     }
@@ -554,12 +555,12 @@ impl Session<'_> {
             }
             let now = Instant::now();
             if drop_at.is_some_and(|t| now >= t) {
-                self.inner.count(C::Drops, 1);
+                self.hub.count(C::Drops, 1);
                 return;
             }
             if !self.stalled && stall_at.is_some_and(|t| now >= t) {
                 self.stalled = true;
-                self.inner.count(C::Stalls, 1);
+                self.hub.count(C::Stalls, 1);
             }
             if !self.stalled {
                 if let (Some(t), Some(every)) = (next_ping, ping_every) {
@@ -572,7 +573,7 @@ impl Session<'_> {
                     }
                 }
                 if pong_deadline.is_some_and(|t| now >= t) {
-                    self.inner.count(C::PongTimeouts, 1);
+                    self.hub.count(C::PongTimeouts, 1);
                     return;
                 }
                 if self.desk.next_due().is_some_and(|t| now >= t) {
@@ -621,7 +622,7 @@ impl Session<'_> {
                 Err(TryRecvError::Empty) => return Ok(()),
                 Err(TryRecvError::Disconnected) => {
                     // The publisher stopped (or cut this connection off as too slow).
-                    if self.inner.stopping() {
+                    if self.hub.stopping() {
                         self.close_going_away();
                     }
                     return Err(Over);
@@ -652,13 +653,13 @@ impl Session<'_> {
             }
         };
         let stamp = match f.trade_id {
-            Some(id) if self.record => Some((id, MonoClock::now())),
+            Some(id) if self.record => Some((id, mono_now())),
             _ => None,
         };
         let len = payload.len() as u64;
         self.write_data(payload)?;
         if let Some((id, t)) = stamp {
-            self.inner.send_times.push(id, t);
+            self.hub.record_send(id, t);
         }
         bump(&self.shared.frames_sent, 1);
         bump(&self.shared.bytes_sent, len);
@@ -669,20 +670,20 @@ impl Session<'_> {
     /// The faults that follow every Nth data frame.
     fn inject_faults(&mut self) -> Result<(), Over> {
         let n = self.data_frames;
-        let faults = &self.inner.cfg.faults;
+        let faults = &self.hub.cfg().faults;
         let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n.is_multiple_of(k));
         if every(faults.garbage_every) {
             self.write_fault(Bytes::from_static(GARBAGE))?;
-            self.inner.count(C::Garbage, 1);
+            self.hub.count(C::Garbage, 1);
         }
         if every(faults.invalid_utf8_every) {
             self.write_fault(Bytes::from_static(INVALID_UTF8))?;
-            self.inner.count(C::InvalidUtf8, 1);
+            self.hub.count(C::InvalidUtf8, 1);
         }
         if every(faults.oversized_every) {
-            let big = self.inner.oversized_frame();
+            let big = self.hub.oversized_frame();
             self.write_fault(big)?;
-            self.inner.count(C::Oversized, 1);
+            self.hub.count(C::Oversized, 1);
         }
         Ok(())
     }
@@ -692,41 +693,41 @@ impl Session<'_> {
     /// is over.
     #[cold]
     fn inject(&mut self, kind: FaultKind, in_rx: &Receiver<Chunk>) -> Result<(), Over> {
-        let inner = self.inner;
+        let hub = self.hub;
         match kind {
             FaultKind::Garbage => {
-                inner.count(C::Garbage, 1);
+                hub.count(C::Garbage, 1);
                 self.write_fault(Bytes::from_static(GARBAGE))
             }
             FaultKind::InvalidUtf8 => {
-                inner.count(C::InvalidUtf8, 1);
+                hub.count(C::InvalidUtf8, 1);
                 self.write_fault(Bytes::from_static(INVALID_UTF8))
             }
             FaultKind::Oversized => {
-                inner.count(C::Oversized, 1);
-                self.write_fault(inner.oversized_frame())
+                hub.count(C::Oversized, 1);
+                self.write_fault(hub.oversized_frame())
             }
             FaultKind::Stall => {
-                inner.count(C::Stalls, 1);
+                hub.count(C::Stalls, 1);
                 self.stalled = true;
                 Ok(())
             }
             FaultKind::Hangup => {
-                inner.count(C::Drops, 1);
+                hub.count(C::Drops, 1);
                 Err(Over)
             }
             FaultKind::Close => {
-                inner.count(C::Closes, 1);
+                hub.count(C::Closes, 1);
                 self.close_handshake(in_rx);
                 Err(Over)
             }
             FaultKind::Reset => {
-                inner.count(C::Resets, 1);
+                hub.count(C::Resets, 1);
                 self.reset();
                 Err(Over)
             }
             FaultKind::Torn => {
-                inner.count(C::Torn, 1);
+                hub.count(C::Torn, 1);
                 let _ = self.write_torn();
                 Err(Over)
             }
@@ -800,10 +801,10 @@ impl Session<'_> {
 
     /// Writes one data frame (three fragments with the fragment fault).
     fn write_data(&mut self, payload: Bytes) -> Result<(), Over> {
-        let inner = self.inner;
-        let fragment = self.inner.cfg.faults.fragment && payload.len() >= 3;
+        let hub = self.hub;
+        let fragment = self.hub.cfg().faults.fragment && payload.len() >= 3;
         if fragment {
-            self.inner.count(C::Fragmented, 1);
+            self.hub.count(C::Fragmented, 1);
         }
         match &mut self.io {
             Io::Ws(ws) => {
@@ -816,7 +817,7 @@ impl Session<'_> {
                     ];
                     for p in parts {
                         ws.send(Message::Frame(p))
-                            .map_err(|e| ws_write_failed(inner, &e))?;
+                            .map_err(|e| ws_write_failed(hub, &e))?;
                     }
                     Ok(())
                 } else {
@@ -825,7 +826,7 @@ impl Session<'_> {
                         OpCode::Data(Data::Text),
                         true,
                     )))
-                    .map_err(|e| ws_write_failed(inner, &e))
+                    .map_err(|e| ws_write_failed(hub, &e))
                 }
             }
             Io::Raw(t) => {
@@ -835,14 +836,13 @@ impl Session<'_> {
                 if fragment {
                     let (a, b) = (self.line.len() / 3, 2 * self.line.len() / 3);
                     for part in [&self.line[..a], &self.line[a..b], &self.line[b..]] {
-                        t.write_all(part).map_err(|e| write_failed(inner, &e))?;
-                        t.flush().map_err(|e| write_failed(inner, &e))?;
+                        t.write_all(part).map_err(|e| write_failed(hub, &e))?;
+                        t.flush().map_err(|e| write_failed(hub, &e))?;
                     }
                     Ok(())
                 } else {
-                    t.write_all(&self.line)
-                        .map_err(|e| write_failed(inner, &e))?;
-                    t.flush().map_err(|e| write_failed(inner, &e))
+                    t.write_all(&self.line).map_err(|e| write_failed(hub, &e))?;
+                    t.flush().map_err(|e| write_failed(hub, &e))
                 }
             }
         }
@@ -850,7 +850,7 @@ impl Session<'_> {
 
     /// Writes a fault frame as one text frame (or one line), whatever it contains.
     fn write_fault(&mut self, payload: Bytes) -> Result<(), Over> {
-        let inner = self.inner;
+        let hub = self.hub;
         match &mut self.io {
             Io::Ws(ws) => ws
                 .send(Message::Frame(WsFrame::message(
@@ -858,24 +858,23 @@ impl Session<'_> {
                     OpCode::Data(Data::Text),
                     true,
                 )))
-                .map_err(|e| ws_write_failed(inner, &e)),
+                .map_err(|e| ws_write_failed(hub, &e)),
             Io::Raw(t) => {
                 self.line.clear();
                 self.line.extend_from_slice(&payload);
                 self.line.push(b'\n');
-                t.write_all(&self.line)
-                    .map_err(|e| write_failed(inner, &e))?;
-                t.flush().map_err(|e| write_failed(inner, &e))
+                t.write_all(&self.line).map_err(|e| write_failed(hub, &e))?;
+                t.flush().map_err(|e| write_failed(hub, &e))
             }
         }
     }
 
     fn send_ping(&mut self) -> Result<(), Over> {
-        let inner = self.inner;
+        let hub = self.hub;
         if let Io::Ws(ws) = &mut self.io {
             ws.send(Message::Ping(Bytes::new()))
-                .map_err(|e| ws_write_failed(inner, &e))?;
-            self.inner.count(C::PingsSent, 1);
+                .map_err(|e| ws_write_failed(hub, &e))?;
+            self.hub.count(C::PingsSent, 1);
         }
         Ok(())
     }
@@ -939,9 +938,9 @@ impl Session<'_> {
             match msg {
                 Message::Text(t) => self.on_request(t.as_bytes())?,
                 Message::Binary(b) => self.on_request(&b)?,
-                Message::Ping(_) => self.inner.count(C::ClientPings, 1),
+                Message::Ping(_) => self.hub.count(C::ClientPings, 1),
                 Message::Pong(_) => {
-                    self.inner.count(C::PongsReceived, 1);
+                    self.hub.count(C::PongsReceived, 1);
                     *pong_deadline = None;
                 }
                 Message::Close(_) => {
@@ -966,14 +965,14 @@ impl Session<'_> {
 
     /// Writes the order-API replies and events waiting in `replies`.
     fn write_replies(&mut self) -> Result<(), Over> {
-        let inner = self.inner;
+        let hub = self.hub;
         let Io::Ws(ws) = &mut self.io else {
             self.replies.clear();
             return Ok(());
         };
         for r in self.replies.drain(..) {
             ws.send(Message::Text(r.into()))
-                .map_err(|e| ws_write_failed(inner, &e))?;
+                .map_err(|e| ws_write_failed(hub, &e))?;
         }
         Ok(())
     }
@@ -982,26 +981,26 @@ impl Session<'_> {
     /// `SUBSCRIBE`/`UNSUBSCRIBE`/`LIST_SUBSCRIPTIONS`/property request.
     fn on_request(&mut self, text: &[u8]) -> Result<(), Over> {
         let arrival_ns = match self.io.wire_mut().chunk_ns {
-            0 => MonoClock::now(), // read during the handshake
+            0 => mono_now(), // read during the handshake
             ns => ns,
         };
         if self.desk.on_message(text, arrival_ns, &mut self.replies) {
             return self.write_replies();
         }
-        let inner = self.inner;
-        self.inner.count(C::ControlRequests, 1);
+        let hub = self.hub;
+        self.hub.count(C::ControlRequests, 1);
         let (resp, outcome) = control::handle(&mut self.state, text);
         if outcome.error {
-            self.inner.count(C::ControlErrors, 1);
+            self.hub.count(C::ControlErrors, 1);
         }
         if outcome.changed() {
-            self.inner.count(C::Subscriptions, outcome.added as u64);
-            self.inner.count(C::Unsubscriptions, outcome.removed as u64);
+            self.hub.count(C::Subscriptions, outcome.added as u64);
+            self.hub.count(C::Unsubscriptions, outcome.removed as u64);
             self.publish_subs();
         }
         if let Io::Ws(ws) = &mut self.io {
             ws.send(Message::Text(resp.into()))
-                .map_err(|e| ws_write_failed(inner, &e))?;
+                .map_err(|e| ws_write_failed(hub, &e))?;
         }
         Ok(())
     }
@@ -1021,7 +1020,7 @@ impl Session<'_> {
         self.cache.sync(version);
         if !self.ever_subscribed && !self.state.subs.is_empty() {
             self.ever_subscribed = true;
-            self.inner.subscribed_conns.fetch_add(1, Ordering::SeqCst);
+            self.hub.note_subscribed();
         }
     }
 }

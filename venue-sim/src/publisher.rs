@@ -3,18 +3,18 @@
 //!
 //! REST snapshots in the source are not streamed: they seed the per-symbol books (only while a
 //! book is not synced; once synced, the book the simulator keeps from what it publishes is the
-//! venue's truth). Every published frame is decoded with [`BinanceDecoder`] and its depth levels
-//! applied, so `GET /api/v3/depth` answers with `lastUpdateId` = the last published `u`.
+//! venue's truth). Every published frame is read with the simulator's own [`MarketDecoder`] and its
+//! depth levels applied, so `GET /api/v3/depth` answers with `lastUpdateId` = the last published `u`.
 
 use super::conn::{ConnShared, Registration};
+use super::hub::{Hub, C};
+use super::market::{Market, MarketDecoder};
 use super::streams::{build_combined, split_combined, Match, MatchCache};
-use super::{Inner, SimPace, C};
+use super::SimPace;
+use crate::gen::{FeedGenerator, GenKind};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
-use engine::event::{EventKind, MarketEvent};
 use engine::symbol::SymbolId;
-use feeds::binance::{BinanceDecoder, Decoded, IgnoreReason};
 use feeds::capture::{LoadedCapture, RecordKind};
-use feeds::gen::{FeedGenerator, GenKind};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
@@ -45,13 +45,13 @@ pub(crate) enum Feed {
 
 /// Runs the feed to its end (or a stop), then keeps the connections' queues open until the stop.
 pub(crate) fn run(
-    inner: Arc<Inner>,
+    hub: Arc<Hub>,
     reg_rx: Receiver<Registration>,
     feed: Feed,
-    decoder: BinanceDecoder,
+    decoder: MarketDecoder,
     default_symbol: Option<SymbolId>,
 ) {
-    let pacer = match inner.cfg.pace {
+    let pacer = match hub.cfg().pace {
         SimPace::Asap => Pacer::Asap,
         SimPace::Recorded(speed) => Pacer::Recorded {
             speed,
@@ -65,13 +65,14 @@ pub(crate) fn run(
         },
     };
     let mut p = Publisher {
-        asap: matches!(inner.cfg.pace, SimPace::Asap),
-        inner,
+        asap: matches!(hub.cfg().pace, SimPace::Asap),
+        hub,
         reg_rx,
         outs: Vec::new(),
         decoder,
         default_symbol,
-        events: Vec::with_capacity(4096),
+        trade_id: None,
+        depth: None,
         stream_ids: HashMap::new(),
         stream_names: Vec::new(),
         pacer,
@@ -103,7 +104,7 @@ pub(crate) fn run(
                         }
                     }
                     Err(e) => {
-                        p.inner.count(C::SourceErrors, 1);
+                        p.hub.count(C::SourceErrors, 1);
                         if !e.is_recoverable() {
                             break;
                         }
@@ -196,12 +197,15 @@ impl Pacer {
 }
 
 struct Publisher {
-    inner: Arc<Inner>,
+    hub: Arc<Hub>,
     reg_rx: Receiver<Registration>,
     outs: Vec<Out>,
-    decoder: BinanceDecoder,
+    decoder: MarketDecoder,
     default_symbol: Option<SymbolId>,
-    events: Vec<MarketEvent>,
+    /// The trade id of the frame being built, if it is a trade.
+    trade_id: Option<u64>,
+    /// The frame being built is a depth diff (its levels are the decoder's).
+    depth: Option<SymbolId>,
     stream_ids: HashMap<Vec<u8>, u32>,
     stream_names: Vec<Arc<str>>,
     pacer: Pacer,
@@ -217,14 +221,14 @@ impl Publisher {
         symbol: Option<&[u8]>,
         payload: &[u8],
     ) -> ControlFlow<()> {
-        if self.inner.stopping() {
+        if self.hub.stopping() {
             return ControlFlow::Break(());
         }
         match kind {
             RecordKind::Snapshot => {
                 if self.started {
                     if let Some(t) = self.pacer.target(recv_ns, false) {
-                        sleep_until(t, &self.inner)?;
+                        sleep_until(t, &self.hub)?;
                     }
                 }
                 self.apply_snapshot(symbol, payload);
@@ -236,7 +240,7 @@ impl Publisher {
     }
 
     fn on_frame(&mut self, recv_ns: u64, payload: &[u8]) -> ControlFlow<()> {
-        let Some(frame) = self.build(recv_ns, payload) else {
+        let Some(frame) = self.build(payload) else {
             return ControlFlow::Continue(());
         };
         if !self.started {
@@ -245,7 +249,7 @@ impl Publisher {
             self.started = true;
         }
         if let Some(t) = self.pacer.target(recv_ns, true) {
-            sleep_until(t, &self.inner)?;
+            sleep_until(t, &self.hub)?;
         }
         self.apply_depth();
         self.fan_out(frame);
@@ -253,18 +257,20 @@ impl Publisher {
     }
 
     /// Decodes a source frame (for the books and the trade id) and wraps it for sending.
-    fn build(&mut self, recv_ns: u64, payload: &[u8]) -> Option<Frame> {
-        self.events.clear();
-        match self.decoder.decode(payload, recv_ns, &mut self.events) {
-            Ok(Decoded::Ignored(IgnoreReason::Response)) => return None, // a recorded answer
-            Ok(_) => {}
-            Err(_) => self.inner.count(C::DecodeErrors, 1), // still sent as recorded
+    fn build(&mut self, payload: &[u8]) -> Option<Frame> {
+        (self.trade_id, self.depth) = (None, None);
+        match self.decoder.decode(payload) {
+            Ok(Market::Response) => return None, // a recorded answer
+            Ok(Market::Trade { trade_id, .. }) => self.trade_id = Some(trade_id),
+            Ok(Market::Depth { symbol }) => self.depth = Some(symbol),
+            Ok(Market::Other) => {}
+            Err(_) => self.hub.count(C::DecodeErrors, 1), // still sent as recorded
         }
         let (combined, name, data) = match split_combined(payload) {
             Some((name, data)) => (Bytes::copy_from_slice(payload), name, data),
             None => {
                 let Some((name, data)) = normalise(payload) else {
-                    self.inner.count(C::SourceErrors, 1);
+                    self.hub.count(C::SourceErrors, 1);
                     return None;
                 };
                 let v = build_combined(&name, &data);
@@ -274,10 +280,7 @@ impl Publisher {
             }
         };
         let stream_id = self.intern(&combined[name])?;
-        let trade_id = self.events.iter().find_map(|e| match e.kind {
-            EventKind::Trade(t) => Some(t.trade_id),
-            _ => None,
-        });
+        let trade_id = self.trade_id;
         Some(Frame {
             stream: self.stream_names[stream_id as usize].clone(),
             stream_id,
@@ -304,54 +307,41 @@ impl Publisher {
             None => self.default_symbol,
         };
         let Some(sym) = sym else {
-            self.inner.count(C::SourceErrors, 1);
+            self.hub.count(C::SourceErrors, 1);
             return;
         };
-        self.events.clear();
-        if self
-            .decoder
-            .decode_snapshot(body, sym, 0, &mut self.events)
-            .is_err()
-        {
-            self.inner.count(C::DecodeErrors, 1);
+        let Ok(levels) = self.decoder.decode_snapshot(body) else {
+            self.hub.count(C::DecodeErrors, 1);
             return;
-        }
-        let mut books = self.inner.lock_books();
+        };
+        let mut books = self.hub.lock_books();
         let Some(book) = books.get_mut(sym.index()) else {
             return;
         };
         if book.is_synced() {
             return; // the book kept from the published diffs is the venue's truth
         }
-        for e in &self.events {
-            if let EventKind::Snapshot(l) = &e.kind {
-                book.apply_snapshot(l);
-            }
+        for l in levels {
+            book.apply_snapshot(l);
         }
     }
 
     fn apply_depth(&mut self) {
-        if !self
-            .events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Depth(_)))
-        {
+        let Some(symbol) = self.depth else {
             return;
-        }
-        let mut books = self.inner.lock_books();
-        for e in &self.events {
-            if let EventKind::Depth(l) = &e.kind {
-                if let Some(b) = books.get_mut(e.symbol.index()) {
-                    b.apply_depth(l);
-                }
+        };
+        let mut books = self.hub.lock_books();
+        if let Some(b) = books.get_mut(symbol.index()) {
+            for l in self.decoder.levels() {
+                b.apply_depth(l);
             }
         }
     }
 
     fn wait_for_subscribers(&self) -> ControlFlow<()> {
-        let n = self.inner.cfg.wait_for_subscribers;
-        while self.inner.subscribed_conns.load(Ordering::SeqCst) < n {
-            if self.inner.stopping() {
+        let n = self.hub.cfg().wait_for_subscribers;
+        while self.hub.subscribed_conns() < n {
+            if self.hub.stopping() {
                 return ControlFlow::Break(());
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -381,12 +371,12 @@ impl Publisher {
                 self.outs.swap_remove(i);
             }
         }
-        self.inner.count(C::FramesPublished, 1);
+        self.hub.count(C::FramesPublished, 1);
     }
 
     /// Queues `frame` for connection `i`; false when the connection is gone or was cut off.
     fn offer(&mut self, i: usize, frame: &Arc<Frame>) -> bool {
-        let slow_timeout = self.inner.cfg.slow_client_timeout;
+        let slow_timeout = self.hub.cfg().slow_client_timeout;
         let out = &mut self.outs[i];
         if out.shared.closed.load(Ordering::Acquire) {
             return false;
@@ -405,7 +395,7 @@ impl Publisher {
             // As fast as the clients take it, but a client that stops reading is cut off.
             let deadline = Instant::now() + slow_timeout;
             loop {
-                if self.inner.stopping() {
+                if self.hub.stopping() {
                     return false;
                 }
                 match out.tx.send_timeout(item, Duration::from_millis(10)) {
@@ -422,7 +412,7 @@ impl Publisher {
         }
         out.enqueued -= 1;
         out.shared.enqueued.store(out.enqueued, Ordering::Release);
-        self.inner.count(C::SlowDisconnects, 1);
+        self.hub.count(C::SlowDisconnects, 1);
         out.shared.cut();
         false
     }
@@ -430,8 +420,8 @@ impl Publisher {
     /// The feed is over: say so, then keep the queues open (connections stay up, new ones are
     /// accepted and get nothing) until the simulator stops.
     fn finish(mut self) {
-        self.inner.publisher_done.store(true, Ordering::SeqCst);
-        while !self.inner.stopping() {
+        self.hub.publisher_finished();
+        while !self.hub.stopping() {
             self.take_registrations();
             self.outs
                 .retain(|o| !o.shared.closed.load(Ordering::Acquire));
@@ -443,9 +433,9 @@ impl Publisher {
 /// Sleeps until `t` (or the stop). Gaps under 50 µs are not slept: the frame goes out a little
 /// early rather than a sleep's overshoot late, and the timeline never drifts because every
 /// target is measured from the start.
-fn sleep_until(t: Instant, inner: &Inner) -> ControlFlow<()> {
+fn sleep_until(t: Instant, hub: &Hub) -> ControlFlow<()> {
     loop {
-        if inner.stopping() {
+        if hub.stopping() {
             return ControlFlow::Break(());
         }
         let now = Instant::now();

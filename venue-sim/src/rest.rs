@@ -3,7 +3,7 @@
 //! `GET /api/v3/ping` and `GET /api/v3/time` as Binance spot does, with Binance-style JSON
 //! errors (`{"code":-1121,"msg":"Invalid symbol."}`) for anything else.
 
-use super::{Inner, C};
+use super::hub::{Hub, C};
 use engine::book::Level;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -30,31 +30,31 @@ pub(crate) const TICK_UNITS: i64 = 1_000_000;
 const MIN_NOTIONAL: &str = "5.00000000";
 
 /// Serves one HTTP connection until it closes, errs, idles out, or asks to close.
-pub(crate) fn serve(inner: Arc<Inner>, mut sock: TcpStream) {
+pub(crate) fn serve(hub: Arc<Hub>, mut sock: TcpStream) {
     let _ = sock.set_nodelay(true);
     let _ = sock.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = sock.set_write_timeout(Some(IDLE_TIMEOUT));
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        if inner.stopping() {
+        if hub.stopping() {
             break;
         }
         let head_end = match read_head(&mut sock, &mut buf) {
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(Bad) => {
-                inner.count(C::RestRequests, 1);
-                inner.count(C::RestErrors, 1);
+                hub.count(C::RestRequests, 1);
+                hub.count(C::RestErrors, 1);
                 let body = error_body(-1100, "Malformed HTTP request.");
                 let _ = write_response(&mut sock, 400, &body, false);
                 break;
             }
         };
-        inner.count(C::RestRequests, 1);
+        hub.count(C::RestRequests, 1);
         let req = match parse_head(&buf[..head_end]) {
             Some(r) => r,
             None => {
-                inner.count(C::RestErrors, 1);
+                hub.count(C::RestErrors, 1);
                 let body = error_body(-1100, "Malformed HTTP request.");
                 let _ = write_response(&mut sock, 400, &body, false);
                 break;
@@ -62,7 +62,7 @@ pub(crate) fn serve(inner: Arc<Inner>, mut sock: TcpStream) {
         };
         let body_len = req.content_length;
         if body_len > MAX_BODY {
-            inner.count(C::RestErrors, 1);
+            hub.count(C::RestErrors, 1);
             let body = error_body(-1100, "Request body too large.");
             let _ = write_response(&mut sock, 400, &body, false);
             break;
@@ -78,9 +78,9 @@ pub(crate) fn serve(inner: Arc<Inner>, mut sock: TcpStream) {
         } else {
             buf.drain(..head_end + body_len);
         }
-        let (status, body) = route(&inner, &req.method, &req.target);
+        let (status, body) = route(&hub, &req.method, &req.target);
         if status != 200 {
-            inner.count(C::RestErrors, 1);
+            hub.count(C::RestErrors, 1);
         }
         if write_response(&mut sock, status, &body, req.keep_alive).is_err() || !req.keep_alive {
             break;
@@ -192,7 +192,7 @@ fn error_body(code: i64, msg: &str) -> String {
 }
 
 /// Answers one request: status and JSON body.
-pub(crate) fn route(inner: &Inner, method: &str, target: &str) -> (u16, String) {
+pub(crate) fn route(hub: &Hub, method: &str, target: &str) -> (u16, String) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let known = matches!(
         path,
@@ -212,16 +212,16 @@ pub(crate) fn route(inner: &Inner, method: &str, target: &str) -> (u16, String) 
     match path {
         "/api/v3/ping" => (200, "{}".into()),
         "/api/v3/time" => (200, format!("{{\"serverTime\":{}}}", now_ms())),
-        "/api/v3/depth" => depth(inner, param("symbol"), param("limit")),
-        _ => exchange_info(inner, param("symbol"), param("symbols")),
+        "/api/v3/depth" => depth(hub, param("symbol"), param("limit")),
+        _ => exchange_info(hub, param("symbol"), param("symbols")),
     }
 }
 
-fn depth(inner: &Inner, symbol: Option<&str>, limit: Option<&str>) -> (u16, String) {
+fn depth(hub: &Hub, symbol: Option<&str>, limit: Option<&str>) -> (u16, String) {
     let Some(symbol) = symbol.filter(|s| !s.is_empty()) else {
         return (400, missing_param("symbol"));
     };
-    let Some(id) = inner.symbols.lookup(symbol.as_bytes()) else {
+    let Some(id) = hub.symbols().lookup(symbol.as_bytes()) else {
         return (400, error_body(-1121, "Invalid symbol."));
     };
     let limit =
@@ -239,7 +239,7 @@ fn depth(inner: &Inner, symbol: Option<&str>, limit: Option<&str>) -> (u16, Stri
             },
         };
     let (last_id, bids, asks) = {
-        let books = inner.lock_books();
+        let books = hub.lock_books();
         let Some(book) = books.get(id.index()) else {
             return (400, error_body(-1121, "Invalid symbol."));
         };
@@ -297,7 +297,7 @@ fn missing_param(name: &str) -> String {
     )
 }
 
-fn exchange_info(inner: &Inner, symbol: Option<&str>, symbols: Option<&str>) -> (u16, String) {
+fn exchange_info(hub: &Hub, symbol: Option<&str>, symbols: Option<&str>) -> (u16, String) {
     let wanted: Vec<String> = match (symbol, symbols) {
         (Some(_), Some(_)) => {
             return (
@@ -318,14 +318,14 @@ fn exchange_info(inner: &Inner, symbol: Option<&str>, symbols: Option<&str>) -> 
                 )
             }
         },
-        (None, None) => inner.symbols.iter().map(|(_, n)| n.to_string()).collect(),
+        (None, None) => hub.symbols().iter().map(|(_, n)| n.to_string()).collect(),
     };
     let mut entries = Vec::with_capacity(wanted.len());
     for w in &wanted {
-        let Some(id) = inner.symbols.lookup(w.as_bytes()) else {
+        let Some(id) = hub.symbols().lookup(w.as_bytes()) else {
             return (400, error_body(-1121, "Invalid symbol."));
         };
-        let name = inner.symbols.name(id).unwrap_or_default();
+        let name = hub.symbols().name(id).unwrap_or_default();
         entries.push(symbol_info(name));
     }
     let body = format!(

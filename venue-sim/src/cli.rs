@@ -1,8 +1,8 @@
 //! `tickline venue-sim`: the simulator as a command.
 
 use super::{Faults, SimAuth, SimConfig, SimPace, SimSource, VenueSim};
+use crate::gen::GenConfig;
 use anyhow::{bail, Context, Result};
-use feeds::gen::GenConfig;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,7 +98,7 @@ pub struct SimArgs {
     pub json: bool,
     /// Do not authenticate order-API requests (any well-formed apiKey/signature, execution
     /// reports without a user data stream subscription). By default the simulator checks them
-    /// as Binance does, against its built-in test keys (see `tools::sim::SimAuth`).
+    /// as Binance does, against its built-in test keys (see `venue_sim::SimAuth`).
     #[arg(long)]
     pub lenient_auth: bool,
 }

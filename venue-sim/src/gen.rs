@@ -33,9 +33,9 @@
 //! Frames are written into a caller's buffer ([`FeedGenerator::next_frame`]); after warm-up
 //! nothing is allocated per frame.
 
-use crate::capture::{CaptureError, CaptureWriter, RecordKind};
 use core::fmt;
 use engine::symbol::MAX_SYMBOL_LEN;
+use feeds::capture::{CaptureError, CaptureWriter, RecordKind};
 use std::io::{self, Write};
 
 /// What to generate.
@@ -821,7 +821,7 @@ mod tests {
             write_line_capture(&cfg(&["BTCUSDT"], 100, 4), &mut lines).unwrap(),
             101
         );
-        let cap = crate::capture::LineCapture::from_bytes(lines).unwrap();
+        let cap = feeds::capture::LineCapture::from_bytes(lines).unwrap();
         assert_eq!(cap.iter().filter(|r| r.is_ok()).count(), 101);
 
         let mut tlc = Vec::new();
@@ -829,7 +829,7 @@ mod tests {
             write_tickline_capture(&cfg(&["BTCUSDT", "ETHUSDT"], 100, 4), &mut tlc).unwrap(),
             102
         );
-        let cap = crate::capture::TicklineCapture::from_bytes(tlc).unwrap();
+        let cap = feeds::capture::TicklineCapture::from_bytes(tlc).unwrap();
         let recs: Vec<_> = cap.iter().map(|r| r.unwrap()).collect();
         assert_eq!(recs.len(), 102);
         assert_eq!(recs[1].snapshot().unwrap().0, b"ETHUSDT");

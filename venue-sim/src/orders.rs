@@ -56,15 +56,16 @@
 use super::auth::SimAuth;
 use super::conn::{ConnShared, Registration};
 use super::history::{History, MAX_FINISHED_ORDERS, MAX_TRADES};
+use super::hub::{Hub, C};
 use super::ledger::Ledger;
+use super::market::{Market, MarketDecoder};
 use super::matching::{Exec, ExecType, MatchBook, Order};
 use super::publisher::Frame;
 use super::wsapi::{self, ApiError, Classified, Envelope, Method, Names};
-use super::{Inner, SimConfig, C};
+use super::SimConfig;
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError, TrySendError};
-use engine::event::{ClientOrderId, EventKind, MarketEvent};
+use engine::event::ClientOrderId;
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -196,8 +197,7 @@ struct State {
     books: Vec<MatchBook>,
     names: Vec<Names>,
     tap: Option<Receiver<Arc<Frame>>>,
-    decoder: BinanceDecoder,
-    events: Vec<MarketEvent>,
+    decoder: MarketDecoder,
     execs: Vec<Exec>,
     accounts: Vec<String>,
     next_order_id: u64,
@@ -311,8 +311,7 @@ impl Venue {
                     .collect(),
                 names,
                 tap: None,
-                decoder: BinanceDecoder::new(symbols.clone()),
-                events: Vec::with_capacity(64),
+                decoder: MarketDecoder::new(symbols.clone()),
                 execs: Vec::with_capacity(256),
                 accounts: Vec::new(),
                 next_order_id: 1,
@@ -405,7 +404,7 @@ impl Venue {
     /// to their connections' queues. False once the publisher has gone.
     fn drain_tap(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         st: &mut State,
         me: Option<u64>,
         mine: &mut Vec<String>,
@@ -424,28 +423,27 @@ impl Venue {
                 books,
                 names,
                 decoder,
-                events,
                 execs,
                 history,
                 ledger,
                 user_streams,
                 ..
             } = &mut *st;
-            events.clear();
-            if decoder.decode(&f.combined, 0, events).is_err() {
+            let Ok(m) = decoder.decode(&f.combined) else {
                 continue;
-            }
-            for e in events.iter() {
-                if let EventKind::Trade(t) = e.kind {
-                    let sym = e.symbol.index();
-                    if let Some(book) = books.get_mut(sym) {
-                        execs.clear();
-                        book.on_trade(t.price, t.qty, t_ms, execs);
-                        if !execs.is_empty() {
-                            book_keep(history, ledger, sym, execs);
-                            let names = &names[sym];
-                            self.dispatch(inner, names, execs, user_streams, me, mine);
-                        }
+            };
+            if let Market::Trade {
+                symbol, price, qty, ..
+            } = m
+            {
+                let sym = symbol.index();
+                if let Some(book) = books.get_mut(sym) {
+                    execs.clear();
+                    book.on_trade(price, qty, t_ms, execs);
+                    if !execs.is_empty() {
+                        book_keep(history, ledger, sym, execs);
+                        let names = &names[sym];
+                        self.dispatch(hub, names, execs, user_streams, me, mine);
                     }
                 }
             }
@@ -457,7 +455,7 @@ impl Venue {
     /// strict, only to connections that subscribed the order's account (`user_streams`).
     fn dispatch(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         names: &Names,
         execs: &[Exec],
         user_streams: &[StreamSub],
@@ -465,7 +463,7 @@ impl Venue {
         mine: &mut Vec<String>,
     ) {
         let fills = execs.iter().filter(|e| e.exec == ExecType::Trade).count();
-        inner.count(C::OrderFills, fills as u64);
+        hub.count(C::OrderFills, fills as u64);
         let strict = self.auth.is_strict();
         let mut sessions: Option<MutexGuard<'_, Sessions>> = None;
         for e in execs {
@@ -489,7 +487,7 @@ impl Venue {
                 None => false,
             };
             if !sent {
-                inner.count(C::OrderEventsDropped, 1);
+                hub.count(C::OrderEventsDropped, 1);
             }
         }
     }
@@ -503,27 +501,27 @@ impl Venue {
     /// queued for it, then the trades published so far.
     fn begin<'a>(
         &'a self,
-        inner: &Inner,
+        hub: &Hub,
         me: u64,
         events: &Receiver<String>,
         out: &mut Vec<String>,
     ) -> MutexGuard<'a, State> {
         let mut st = self.lock();
         out.extend(events.try_iter());
-        self.drain_tap(inner, &mut st, Some(me), out);
+        self.drain_tap(hub, &mut st, Some(me), out);
         st
     }
 
     fn place(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         me: u64,
         events: &Receiver<String>,
         id: &str,
         req: wsapi::PlaceReq,
         out: &mut Vec<String>,
     ) {
-        let mut st = self.begin(inner, me, events, out);
+        let mut st = self.begin(hub, me, events, out);
         let t_ms = now_ms();
         let account = match st.account(&req.api_key) {
             Ok(a) => a,
@@ -531,7 +529,7 @@ impl Venue {
                 if let Some(l) = st.ledger.as_mut() {
                     l.place(req.client_id.as_ref().map(|c| c.as_str()), None, false);
                 }
-                return error(inner, id, &e, out);
+                return error(hub, id, &e, out);
             }
         };
         let order_id = st.next_order_id;
@@ -565,10 +563,10 @@ impl Venue {
             if let Some(l) = ledger.as_mut() {
                 l.place(Some(client_id.as_str()), None, false);
             }
-            return error(inner, id, &ApiError::new(-1121, "Invalid symbol."), out);
+            return error(hub, id, &ApiError::new(-1121, "Invalid symbol."), out);
         };
         let placed = {
-            let feeds = inner.lock_books();
+            let feeds = hub.lock_books();
             match feeds.get(sym) {
                 Some(feed) => book.place(feed, order, t_ms, execs),
                 None => book.place(&super::matching::NoFeed, order, t_ms, execs),
@@ -580,7 +578,7 @@ impl Venue {
         }
         match placed {
             Ok(()) => {
-                inner.count(C::OrdersPlaced, 1);
+                hub.count(C::OrdersPlaced, 1);
                 let last = execs
                     .iter()
                     .rev()
@@ -592,10 +590,10 @@ impl Venue {
                 let result = wsapi::place_result(names, &last, req.resp, fills, t_ms);
                 out.push(wsapi::ok_reply(id, &result));
             }
-            Err(r) => error(inner, id, &wsapi::reject_error(r), out),
+            Err(r) => error(hub, id, &wsapi::reject_error(r), out),
         }
         book_keep(history, ledger, sym, execs);
-        self.dispatch(inner, names, execs, user_streams, Some(me), out);
+        self.dispatch(hub, names, execs, user_streams, Some(me), out);
         self.update_resting(&st);
     }
 
@@ -614,18 +612,18 @@ impl Venue {
 
     fn cancel(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         me: u64,
         events: &Receiver<String>,
         id: &str,
         req: wsapi::CancelReq,
         out: &mut Vec<String>,
     ) {
-        let mut st = self.begin(inner, me, events, out);
+        let mut st = self.begin(hub, me, events, out);
         let t_ms = now_ms();
         let account = match st.account(&req.api_key) {
             Ok(a) => a,
-            Err(e) => return error(inner, id, &e, out),
+            Err(e) => return error(hub, id, &e, out),
         };
         let sym = req.symbol.index();
         let State {
@@ -662,30 +660,30 @@ impl Venue {
                 for e in execs.iter_mut() {
                     e.cancel_id = Some(cancel_id);
                 }
-                inner.count(C::OrdersCanceled, 1);
+                hub.count(C::OrdersCanceled, 1);
                 let result = wsapi::cancel_result(names, &o, &cancel_id, t_ms);
                 out.push(wsapi::ok_reply(id, &result));
             }
-            None => error(inner, id, &ApiError::new(-2011, "Unknown order sent."), out),
+            None => error(hub, id, &ApiError::new(-2011, "Unknown order sent."), out),
         }
         book_keep(history, ledger, sym, execs);
-        self.dispatch(inner, names, execs, user_streams, Some(me), out);
+        self.dispatch(hub, names, execs, user_streams, Some(me), out);
         self.update_resting(&st);
     }
 
     fn open_orders(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         me: u64,
         events: &Receiver<String>,
         id: &str,
         (symbol, key): (Option<engine::symbol::SymbolId>, String),
         out: &mut Vec<String>,
     ) {
-        let mut st = self.begin(inner, me, events, out);
+        let mut st = self.begin(hub, me, events, out);
         let account = match st.account(&key) {
             Ok(a) => a,
-            Err(e) => return error(inner, id, &e, out),
+            Err(e) => return error(hub, id, &e, out),
         };
         let mut list: Vec<(usize, Order)> = Vec::new();
         for (i, b) in st.books.iter().enumerate() {
@@ -714,14 +712,14 @@ impl Venue {
     /// `order.status`: the account's order, open (in its book) or finished (in the history).
     fn order_status(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         me: u64,
         events: &Receiver<String>,
         id: &str,
         req: wsapi::StatusReq,
         out: &mut Vec<String>,
     ) {
-        let st = self.begin(inner, me, events, out);
+        let st = self.begin(hub, me, events, out);
         let sym = req.symbol.index();
         let found = st.find_account(&req.api_key).and_then(|account| {
             st.books
@@ -738,7 +736,7 @@ impl Venue {
                 wsapi::push_order_status(&mut result, names, o);
                 out.push(wsapi::ok_reply(id, &result));
             }
-            _ => error(inner, id, &no_such_order(), out),
+            _ => error(hub, id, &no_such_order(), out),
         }
     }
 
@@ -746,14 +744,14 @@ impl Venue {
     /// history), by order id: from `orderId` on, or the most recent `limit`.
     fn all_orders(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         me: u64,
         events: &Receiver<String>,
         id: &str,
         req: wsapi::AllOrdersReq,
         out: &mut Vec<String>,
     ) {
-        let st = self.begin(inner, me, events, out);
+        let st = self.begin(hub, me, events, out);
         let sym = req.symbol.index();
         let mut list: Vec<&Order> = Vec::new();
         if let Some(account) = st.find_account(&req.api_key) {
@@ -790,14 +788,14 @@ impl Venue {
     /// `myTrades`: the account's fills on one symbol, oldest first.
     fn my_trades(
         &self,
-        inner: &Inner,
+        hub: &Hub,
         me: u64,
         events: &Receiver<String>,
         id: &str,
         req: wsapi::TradesReq,
         out: &mut Vec<String>,
     ) {
-        let st = self.begin(inner, me, events, out);
+        let st = self.begin(hub, me, events, out);
         let sym = req.symbol.index();
         let trades = match st.find_account(&req.api_key) {
             Some(account) => st.history.trades(account, sym, &req.filter),
@@ -819,20 +817,20 @@ impl Venue {
 }
 
 /// Answers an error (counted).
-fn error(inner: &Inner, id: &str, e: &ApiError, out: &mut Vec<String>) {
-    inner.count(C::OrderErrors, 1);
+fn error(hub: &Hub, id: &str, e: &ApiError, out: &mut Vec<String>) {
+    hub.count(C::OrderErrors, 1);
     out.push(wsapi::err_reply(id, e));
 }
 
 /// Runs the matcher thread: applies published trades to resting client orders as they come
 /// (and drops them cheaply while nothing rests), until the simulator stops.
-pub(crate) fn run_matcher(inner: Arc<Inner>, rx: Receiver<Arc<Frame>>) {
-    let venue = &inner.venue;
+pub(crate) fn run_matcher(hub: Arc<Hub>, rx: Receiver<Arc<Frame>>) {
+    let venue = hub.venue();
     let mut none = Vec::new();
     let mut sel = Select::new();
     sel.recv(&rx);
     loop {
-        if inner.stopping() {
+        if hub.stopping() {
             return;
         }
         if venue.resting.load(Ordering::Acquire) == 0 {
@@ -842,7 +840,7 @@ pub(crate) fn run_matcher(inner: Arc<Inner>, rx: Receiver<Arc<Frame>>) {
         }
         let alive = {
             let mut st = venue.lock();
-            venue.drain_tap(&inner, &mut st, None, &mut none)
+            venue.drain_tap(&hub, &mut st, None, &mut none)
         };
         if !alive {
             return;
@@ -859,7 +857,7 @@ struct Pending {
 
 /// The order side of one connection.
 pub(crate) struct Desk {
-    inner: Arc<Inner>,
+    hub: Arc<Hub>,
     id: u64,
     api_path: bool,
     events: Receiver<String>,
@@ -882,10 +880,10 @@ impl std::fmt::Debug for Desk {
 impl Desk {
     /// The desk of connection `id` (`api_path`: it connected to `/ws-api/v3`), and the queue of
     /// events other threads send it (to wait on; they are taken with [`Desk::take_events`]).
-    pub(crate) fn open(inner: &Arc<Inner>, id: u64, api_path: bool) -> (Desk, Receiver<String>) {
-        let events = inner.venue.open_session(id);
+    pub(crate) fn open(hub: &Arc<Hub>, id: u64, api_path: bool) -> (Desk, Receiver<String>) {
+        let events = hub.venue().open_session(id);
         let desk = Desk {
-            inner: inner.clone(),
+            hub: hub.clone(),
             id,
             api_path,
             events: events.clone(),
@@ -908,13 +906,13 @@ impl Desk {
         let req = match wsapi::classify(text, self.api_path) {
             Classified::NotApi => return false,
             Classified::Bad { id, err } => {
-                self.inner.count(C::OrderRequests, 1);
-                error(&self.inner, &id, &err, out);
+                self.hub.count(C::OrderRequests, 1);
+                error(&self.hub, &id, &err, out);
                 return true;
             }
             Classified::Request(r) => r,
         };
-        self.inner.count(C::OrderRequests, 1);
+        self.hub.count(C::OrderRequests, 1);
         if req.method == Method::Place {
             let probe = req
                 .params
@@ -923,11 +921,11 @@ impl Desk {
                 .and_then(ClientOrderId::parse)
                 .filter(|c| c.namespace() == ClientOrderId::NS_PROBE);
             if let Some(c) = probe {
-                self.inner.count(C::ProbeOrders, 1);
-                self.inner.venue.record_probe(c.number(), arrival_ns);
+                self.hub.count(C::ProbeOrders, 1);
+                self.hub.venue().record_probe(c.number(), arrival_ns);
             }
         }
-        let latency = self.inner.venue.latency;
+        let latency = self.hub.venue().latency;
         if latency.is_zero() && self.pending.is_empty() {
             self.execute(req, out);
         } else {
@@ -959,8 +957,8 @@ impl Desk {
     }
 
     fn execute(&mut self, mut req: Envelope, out: &mut Vec<String>) {
-        let inner = &*self.inner;
-        let venue = &inner.venue;
+        let hub = &*self.hub;
+        let venue = hub.venue();
         // An authenticated session: a request without a key and a signature is the session's.
         let by_session = self.session_key.is_some()
             && !req.params.contains_key("apiKey")
@@ -973,7 +971,7 @@ impl Desk {
                 if req.method == Method::Place {
                     venue.refused_place(&req.params);
                 }
-                return error(inner, req.id.as_str(), &e, out);
+                return error(hub, req.id.as_str(), &e, out);
             }
         }
         let id = req.id.as_str();
@@ -985,7 +983,7 @@ impl Desk {
             if req.method == Method::Place {
                 venue.refused_place(&req.params);
             }
-            return error(inner, id, &e, out);
+            return error(hub, id, &e, out);
         }
         let (me, events) = (self.id, &self.events);
         match req.method {
@@ -997,13 +995,13 @@ impl Desk {
             Method::UserStreamSubscribe => match (&self.session_key, venue.auth.is_strict()) {
                 (Some(key), _) => match venue.subscribe(me, key, true) {
                     Ok(n) => out.push(wsapi::ok_reply(id, &format!("{{\"subscriptionId\":{n}}}"))),
-                    Err(e) => error(inner, id, &e, out),
+                    Err(e) => error(hub, id, &e, out),
                 },
                 (None, false) => out.push(wsapi::ok_reply(id, "{\"subscriptionId\":0}")),
                 // Binance: "This method requires an authenticated WebSocket connection using
                 // Ed25519 keys. Please refer to session.logon."
                 (None, true) => error(
-                    inner,
+                    hub,
                     id,
                     &ApiError {
                         status: 401,
@@ -1018,7 +1016,7 @@ impl Desk {
                     .and_then(|key| venue.subscribe(me, &key, false))
                 {
                     Ok(n) => out.push(wsapi::ok_reply(id, &format!("{{\"subscriptionId\":{n}}}"))),
-                    Err(e) => error(inner, id, &e, out),
+                    Err(e) => error(hub, id, &e, out),
                 }
             }
             Method::UserStreamUnsubscribe => {
@@ -1031,7 +1029,7 @@ impl Desk {
                     self.session_key = Some(key);
                     out.push(wsapi::ok_reply(id, &r));
                 }
-                Err(e) => error(inner, id, &e, out),
+                Err(e) => error(hub, id, &e, out),
             },
             Method::Logout => {
                 self.session_key = None;
@@ -1039,32 +1037,32 @@ impl Desk {
                 let r = wsapi::session_result(None, self.connected_ms, now_ms());
                 out.push(wsapi::ok_reply(id, &r));
             }
-            Method::Place => match wsapi::parse_place(&req.params, &inner.symbols) {
-                Ok(p) => venue.place(inner, me, events, id, p, out),
+            Method::Place => match wsapi::parse_place(&req.params, hub.symbols()) {
+                Ok(p) => venue.place(hub, me, events, id, p, out),
                 Err(e) => {
                     venue.refused_place(&req.params);
-                    error(inner, id, &e, out)
+                    error(hub, id, &e, out)
                 }
             },
-            Method::Cancel => match wsapi::parse_cancel(&req.params, &inner.symbols) {
-                Ok(c) => venue.cancel(inner, me, events, id, c, out),
-                Err(e) => error(inner, id, &e, out),
+            Method::Cancel => match wsapi::parse_cancel(&req.params, hub.symbols()) {
+                Ok(c) => venue.cancel(hub, me, events, id, c, out),
+                Err(e) => error(hub, id, &e, out),
             },
-            Method::OpenOrders => match wsapi::parse_open_orders(&req.params, &inner.symbols) {
-                Ok(q) => venue.open_orders(inner, me, events, id, q, out),
-                Err(e) => error(inner, id, &e, out),
+            Method::OpenOrders => match wsapi::parse_open_orders(&req.params, hub.symbols()) {
+                Ok(q) => venue.open_orders(hub, me, events, id, q, out),
+                Err(e) => error(hub, id, &e, out),
             },
-            Method::OrderStatus => match wsapi::parse_order_status(&req.params, &inner.symbols) {
-                Ok(q) => venue.order_status(inner, me, events, id, q, out),
-                Err(e) => error(inner, id, &e, out),
+            Method::OrderStatus => match wsapi::parse_order_status(&req.params, hub.symbols()) {
+                Ok(q) => venue.order_status(hub, me, events, id, q, out),
+                Err(e) => error(hub, id, &e, out),
             },
-            Method::MyTrades => match wsapi::parse_my_trades(&req.params, &inner.symbols) {
-                Ok(q) => venue.my_trades(inner, me, events, id, q, out),
-                Err(e) => error(inner, id, &e, out),
+            Method::MyTrades => match wsapi::parse_my_trades(&req.params, hub.symbols()) {
+                Ok(q) => venue.my_trades(hub, me, events, id, q, out),
+                Err(e) => error(hub, id, &e, out),
             },
-            Method::AllOrders => match wsapi::parse_all_orders(&req.params, &inner.symbols) {
-                Ok(q) => venue.all_orders(inner, me, events, id, q, out),
-                Err(e) => error(inner, id, &e, out),
+            Method::AllOrders => match wsapi::parse_all_orders(&req.params, hub.symbols()) {
+                Ok(q) => venue.all_orders(hub, me, events, id, q, out),
+                Err(e) => error(hub, id, &e, out),
             },
         }
     }
@@ -1072,7 +1070,7 @@ impl Desk {
 
 impl Drop for Desk {
     fn drop(&mut self) {
-        self.inner.venue.close_session(self.id);
+        self.hub.venue().close_session(self.id);
     }
 }
 

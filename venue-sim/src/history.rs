@@ -229,7 +229,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::matching::{MatchBook, NoFeed, OrdType, Tif};
+    use crate::matching::{MatchBook, NoFeed, OrdType, Tif};
 
     fn order(id: u64, account: u32, cid: &str, side: Side, price: i64, qty: i64) -> Order {
         Order::new(

@@ -52,7 +52,7 @@
 //!
 //! # The feed
 //!
-//! Frames come from a capture (line format or `.tlc`) or from [`feeds::gen`], in order, on one
+//! Frames come from a capture (line format or `.tlc`) or from [`gen`], in order, on one
 //! timeline shared by every connection: a connection gets the frames published after it
 //! connected, never history. The feed starts once [`SimConfig::wait_for_subscribers`]
 //! connections have subscribed to something, and is paced per [`SimPace`]. REST snapshots in
@@ -87,20 +87,50 @@
 //! invalid-UTF-8 frame): the next market-data connection that looks (at its next data frame, or
 //! within 100 ms) performs it, once, and counts it.
 //!
+//! # What it allocates
+//!
+//! It is a test venue, kept bounded rather than allocation-free. Sized at start-up: each
+//! connection's frame queue ([`SimConfig::queue_frames`]), the send-time record
+//! ([`SimConfig::send_times_capacity`]), the feed's books, the order books (at most 100 000
+//! resting orders a symbol) and the order history (100 000 finished orders and fills). Per
+//! published frame: one copy into a shared `Bytes` (then an `Arc` clone per subscribed
+//! connection); per order request: its serde_json parse and the reply and report `String`s.
+//!
+//! # How it fits
+//!
+//! - `hub.rs`: the `Hub`, the one value every thread shares (configuration, symbols, counters,
+//!   the feed's books, the order venue, the connection registry, faults on demand, the sockets
+//!   being served), and the accept loops;
+//! - `publisher.rs`: the feed thread (source, pacing, fan-out), reading frames with
+//!   `market.rs`, the simulator's own serde_json reader of Binance market data (never
+//!   `feeds::binance`);
+//! - `conn.rs` (market-data connections: handshake, subscriptions via `control.rs` and
+//!   `streams.rs`, faults), `rest.rs` (REST), `tls.rs` (the certificate);
+//! - `orders.rs` (the order venue and the matcher thread) over `matching.rs` (price-time
+//!   matching), `wsapi.rs` (the order API's requests and replies), `auth.rs` (signatures),
+//!   `history.rs` and `ledger.rs`;
+//! - [`gen`]: the deterministic synthetic feed; `cli.rs`: `tickline venue-sim`.
+//!
 //! ```no_run
-//! use tools::sim::{SimConfig, VenueSim};
+//! use venue_sim::{SimConfig, VenueSim};
 //! let sim = VenueSim::start(SimConfig::default())?;
 //! println!("{}/stream?streams=btcusdt@trade", sim.ws_url());
 //! println!("{}/api/v3/depth?symbol=BTCUSDT", sim.http_url());
 //! # anyhow::Ok(())
 //! ```
 
+#![deny(missing_docs)]
+
 mod auth;
 mod cli;
+mod clock;
 mod conn;
 mod control;
+pub mod gen;
 mod history;
+mod hub;
 mod ledger;
+mod market;
 mod matching;
 mod orders;
 mod publisher;
@@ -117,28 +147,25 @@ pub use cli::{run_cli, SimArgs};
 pub use ledger::{read_ledger, LedgerEntry};
 pub use orders::LatencySummary;
 
+use crate::gen::{FeedGenerator, GenConfig};
 use anyhow::{bail, Context, Result};
-use conn::{ConnShared, Registration};
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::unbounded;
 use engine::book::{BookConfig, OrderBook};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
 use feeds::capture::{LoadedCapture, RecordKind};
-use feeds::gen::{FeedGenerator, GenConfig};
+use hub::Hub;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tungstenite::Bytes;
 
 /// Where the simulator's frames come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SimSource {
     /// A capture file: line format (`<recv_ns> <json>`, plain or gzip) or `.tlc`.
     Capture(PathBuf),
-    /// The deterministic synthetic feed of [`feeds::gen`].
+    /// The deterministic synthetic feed of [`gen`].
     Generated(GenConfig),
 }
 
@@ -447,235 +474,11 @@ impl SimStats {
     }
 }
 
-/// Shared counters, by index.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum C {
-    ConnectionsAccepted,
-    ConnectionsRefused,
-    HandshakesFailed,
-    FramesPublished,
-    Subscriptions,
-    Unsubscriptions,
-    ControlRequests,
-    ControlErrors,
-    PingsSent,
-    PongsReceived,
-    ClientPings,
-    PongTimeouts,
-    SlowDisconnects,
-    RestRequests,
-    RestErrors,
-    SourceErrors,
-    DecodeErrors,
-    Drops,
-    Stalls,
-    Garbage,
-    Oversized,
-    Fragmented,
-    InvalidUtf8,
-    OrderRequests,
-    OrderErrors,
-    OrdersPlaced,
-    OrdersCanceled,
-    OrderFills,
-    OrderEventsDropped,
-    ProbeOrders,
-    Closes,
-    Resets,
-    Torn,
-    TlsRefused,
-}
-
-const COUNTERS: usize = C::TlsRefused as usize + 1;
-
-/// Trade send times of the first connection: preallocated, one writer, lock-free readers.
-#[derive(Debug)]
-pub(crate) struct SendTimes {
-    slots: Box<[(AtomicU64, AtomicU64)]>,
-    len: AtomicUsize,
-}
-
-impl SendTimes {
-    fn new(capacity: usize) -> Self {
-        SendTimes {
-            slots: (0..capacity)
-                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
-                .collect(),
-            len: AtomicUsize::new(0),
-        }
-    }
-
-    /// Records one send; silently full once the capacity is used.
-    #[inline]
-    pub(crate) fn push(&self, trade_id: u64, ns: u64) {
-        let n = self.len.load(Ordering::Relaxed);
-        if let Some(slot) = self.slots.get(n) {
-            slot.0.store(trade_id, Ordering::Relaxed);
-            slot.1.store(ns, Ordering::Relaxed);
-            self.len.store(n + 1, Ordering::Release);
-        }
-    }
-
-    fn snapshot(&self) -> Vec<(u64, u64)> {
-        let n = self.len.load(Ordering::Acquire);
-        self.slots[..n]
-            .iter()
-            .map(|(a, b)| (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed)))
-            .collect()
-    }
-}
-
-#[derive(Debug, Default)]
-struct ConnRegistry {
-    open: Vec<Arc<ConnShared>>,
-    closed_frames: u64,
-    closed_bytes: u64,
-}
-
-/// State shared by every thread of one simulator.
-pub(crate) struct Inner {
-    pub(crate) cfg: SimConfig,
-    stop: AtomicBool,
-    counters: [AtomicU64; COUNTERS],
-    conns: Mutex<ConnRegistry>,
-    reg_tx: Mutex<Option<Sender<Registration>>>,
-    books: Mutex<Vec<OrderBook>>,
-    pub(crate) symbols: SymbolTable,
-    pub(crate) send_times: SendTimes,
-    first_conn: AtomicBool,
-    /// Connections that have subscribed to something, ever (the feed waits for enough).
-    pub(crate) subscribed_conns: AtomicUsize,
-    pub(crate) publisher_done: AtomicBool,
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
-    /// The order side.
-    pub(crate) venue: orders::Venue,
-    oversized: OnceLock<Bytes>,
-    /// Faults asked for by [`VenueSim::inject`], oldest first, and how many wait (checked
-    /// without the lock).
-    injections: Mutex<std::collections::VecDeque<FaultKind>>,
-    injections_waiting: AtomicUsize,
-    /// Every accepted socket still being served, to cut them off when stopping.
-    sockets: Mutex<Vec<(u64, TcpStream)>>,
-    ws_threads: AtomicUsize,
-    http_threads: AtomicUsize,
-    threads: AtomicUsize,
-}
-
-impl Inner {
-    #[inline]
-    pub(crate) fn count(&self, c: C, n: u64) {
-        if n > 0 {
-            self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    fn get(&self, c: C) -> u64 {
-        self.counters[c as usize].load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    pub(crate) fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn lock_books(&self) -> MutexGuard<'_, Vec<OrderBook>> {
-        self.books.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_conns(&self) -> MutexGuard<'_, ConnRegistry> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Announces a connection to the publisher (and the statistics).
-    pub(crate) fn register(&self, r: Registration) {
-        self.lock_conns().open.push(r.shared.clone());
-        let tx = self.reg_tx.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = tx.as_ref() {
-            let _ = tx.send(r);
-        }
-    }
-
-    pub(crate) fn unregister(&self, shared: &ConnShared) {
-        let mut reg = self.lock_conns();
-        reg.open.retain(|c| c.id != shared.id);
-        reg.closed_frames += shared.frames_sent.load(Ordering::Relaxed);
-        reg.closed_bytes += shared.bytes_sent.load(Ordering::Relaxed);
-    }
-
-    /// True for the first connection to ask: it records send times.
-    pub(crate) fn claim_first_connection(&self) -> bool {
-        !self.first_conn.swap(true, Ordering::AcqRel)
-    }
-
-    /// The oldest fault asked for by [`VenueSim::inject`], if any (taken: performed once).
-    #[inline]
-    pub(crate) fn take_injection(&self) -> Option<FaultKind> {
-        if self.injections_waiting.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let mut q = self.injections.lock().unwrap_or_else(|p| p.into_inner());
-        let k = q.pop_front();
-        self.injections_waiting.store(q.len(), Ordering::Release);
-        k
-    }
-
-    /// The oversized fault frame, built once.
-    pub(crate) fn oversized_frame(&self) -> Bytes {
-        self.oversized
-            .get_or_init(|| {
-                let len = match self.cfg.faults.oversized_bytes {
-                    0 => (16 << 20) + 1,
-                    n => n.max(40),
-                };
-                let head = b"{\"stream\":\"oversized\",\"data\":\"";
-                let mut v = Vec::with_capacity(len);
-                v.extend_from_slice(head);
-                v.resize(len - 2, b'x');
-                v.extend_from_slice(b"\"}");
-                Bytes::from(v)
-            })
-            .clone()
-    }
-
-    fn track_socket(&self, id: u64, sock: &TcpStream) {
-        if let Ok(s) = sock.try_clone() {
-            self.sockets
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((id, s));
-        }
-    }
-
-    fn untrack_socket(&self, id: u64) {
-        self.sockets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(i, _)| *i != id);
-    }
-
-    fn is_done(&self) -> bool {
-        self.publisher_done.load(Ordering::SeqCst)
-            && self.lock_conns().open.iter().all(|c| {
-                c.closed.load(Ordering::Acquire)
-                    || c.handled.load(Ordering::Acquire) >= c.enqueued.load(Ordering::Acquire)
-            })
-    }
-}
-
-/// Decrements a thread count when a served connection's thread ends.
-struct ThreadGuard<'a>(&'a AtomicUsize);
-
-impl Drop for ThreadGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// A running simulator. Dropping it (or [`VenueSim::stop`]) stops every thread, closes every
 /// connection (WebSocket clients get a `1001 going away` close frame) and removes a temporary
 /// certificate file.
 pub struct VenueSim {
-    inner: Arc<Inner>,
+    hub: Arc<Hub>,
     ws_addr: SocketAddr,
     http_addr: SocketAddr,
     cert: Option<(PathBuf, bool)>,
@@ -758,7 +561,7 @@ impl VenueSim {
         let http_addr = http_listener.local_addr()?;
 
         let (reg_tx, reg_rx) = unbounded();
-        let decoder = BinanceDecoder::new(symbols.clone());
+        let decoder = market::MarketDecoder::new(symbols.clone());
         let ledger = match &cfg.ledger {
             Some(p) => Some(
                 ledger::Ledger::create(p)
@@ -777,31 +580,17 @@ impl VenueSim {
         } else {
             None
         };
-        let inner = Arc::new(Inner {
-            send_times: SendTimes::new(cfg.send_times_capacity),
+        let hub = Arc::new(Hub::new(
             cfg,
-            stop: AtomicBool::new(false),
-            counters: std::array::from_fn(|_| AtomicU64::new(0)),
-            conns: Mutex::new(ConnRegistry::default()),
-            reg_tx: Mutex::new(Some(reg_tx)),
-            books: Mutex::new(books),
             symbols,
-            first_conn: AtomicBool::new(false),
-            subscribed_conns: AtomicUsize::new(0),
-            publisher_done: AtomicBool::new(false),
-            tls: identity.as_ref().map(|i| i.config.clone()),
+            books,
+            reg_tx,
+            identity.as_ref().map(|i| i.config.clone()),
             venue,
-            oversized: OnceLock::new(),
-            injections: Mutex::new(std::collections::VecDeque::new()),
-            injections_waiting: AtomicUsize::new(0),
-            sockets: Mutex::new(Vec::new()),
-            ws_threads: AtomicUsize::new(0),
-            http_threads: AtomicUsize::new(0),
-            threads: AtomicUsize::new(0),
-        });
+        ));
         let cert = identity.map(|i| (i.cert_path, i.cert_is_temp));
         let mut sim = VenueSim {
-            inner: inner.clone(),
+            hub: hub.clone(),
             ws_addr,
             http_addr,
             cert,
@@ -814,26 +603,26 @@ impl VenueSim {
                 .with_context(|| format!("spawning {name}"))
         };
         if let Some(rx) = tap_rx {
-            let i = inner.clone();
+            let i = hub.clone();
             sim.threads.push(spawn(
                 "sim-matcher",
                 Box::new(move || orders::run_matcher(i, rx)),
             )?);
         }
-        let i = inner.clone();
+        let i = hub.clone();
         sim.threads.push(spawn(
             "sim-publisher",
             Box::new(move || publisher::run(i, reg_rx, feed, decoder, default_symbol)),
         )?);
-        let i = inner.clone();
+        let i = hub.clone();
         sim.threads.push(spawn(
             "sim-ws-accept",
-            Box::new(move || accept_loop(i, ws_listener, true)),
+            Box::new(move || hub::accept_loop(i, ws_listener, true)),
         )?);
-        let i = inner;
+        let i = hub;
         sim.threads.push(spawn(
             "sim-http-accept",
-            Box::new(move || accept_loop(i, http_listener, false)),
+            Box::new(move || hub::accept_loop(i, http_listener, false)),
         )?);
         Ok(sim)
     }
@@ -842,7 +631,7 @@ impl VenueSim {
     /// `tls://localhost:P` (raw TCP over TLS). Append the path: `/stream?streams=..`, `/ws`.
     pub fn ws_url(&self) -> String {
         let port = self.ws_addr.port();
-        match (self.inner.cfg.raw_tcp, self.inner.cfg.tls) {
+        match (self.hub.cfg().raw_tcp, self.hub.cfg().tls) {
             (false, false) => format!("ws://127.0.0.1:{port}"),
             (false, true) => format!("wss://localhost:{port}"),
             (true, false) => format!("tcp://127.0.0.1:{port}"),
@@ -872,67 +661,14 @@ impl VenueSim {
 
     /// Counters since start.
     pub fn stats(&self) -> SimStats {
-        let i = &self.inner;
-        let (open, frames, bytes) = {
-            let reg = i.lock_conns();
-            let (mut f, mut b) = (reg.closed_frames, reg.closed_bytes);
-            for c in &reg.open {
-                f += c.frames_sent.load(Ordering::Relaxed);
-                b += c.bytes_sent.load(Ordering::Relaxed);
-            }
-            (reg.open.len() as u64, f, b)
-        };
-        SimStats {
-            connections_accepted: i.get(C::ConnectionsAccepted),
-            connections_open: open,
-            connections_refused: i.get(C::ConnectionsRefused),
-            handshakes_failed: i.get(C::HandshakesFailed),
-            frames_published: i.get(C::FramesPublished),
-            frames_sent: frames,
-            bytes_sent: bytes,
-            subscriptions: i.get(C::Subscriptions),
-            unsubscriptions: i.get(C::Unsubscriptions),
-            control_requests: i.get(C::ControlRequests),
-            control_errors: i.get(C::ControlErrors),
-            pings_sent: i.get(C::PingsSent),
-            pongs_received: i.get(C::PongsReceived),
-            client_pings: i.get(C::ClientPings),
-            pong_timeouts: i.get(C::PongTimeouts),
-            slow_disconnects: i.get(C::SlowDisconnects),
-            rest_requests: i.get(C::RestRequests),
-            rest_errors: i.get(C::RestErrors),
-            source_errors: i.get(C::SourceErrors),
-            decode_errors: i.get(C::DecodeErrors),
-            feed_done: i.publisher_done.load(Ordering::SeqCst),
-            faults: FaultStats {
-                drops: i.get(C::Drops),
-                stalls: i.get(C::Stalls),
-                closes: i.get(C::Closes),
-                resets: i.get(C::Resets),
-                torn_frames: i.get(C::Torn),
-                garbage_frames: i.get(C::Garbage),
-                oversized_frames: i.get(C::Oversized),
-                fragmented_messages: i.get(C::Fragmented),
-                invalid_utf8_frames: i.get(C::InvalidUtf8),
-                tls_refused: i.get(C::TlsRefused),
-            },
-            orders: OrderStats {
-                requests: i.get(C::OrderRequests),
-                errors: i.get(C::OrderErrors),
-                placed: i.get(C::OrdersPlaced),
-                canceled: i.get(C::OrdersCanceled),
-                fills: i.get(C::OrderFills),
-                events_dropped: i.get(C::OrderEventsDropped),
-                probes: i.get(C::ProbeOrders),
-            },
-        }
+        self.hub.stats()
     }
 
     /// `(trade id, send ns on CLOCK_MONOTONIC)` of every trade frame written to the first
     /// market-data connection (a `/ws-api/v3` connection never counts), stamped just before its
     /// write call, in send order (up to [`SimConfig::send_times_capacity`]).
     pub fn send_times(&self) -> Vec<(u64, u64)> {
-        self.inner.send_times.snapshot()
+        self.hub.send_times()
     }
 
     /// Wire-to-wire latency of every probe order (client order id `probe-<trade id>`) whose
@@ -941,14 +677,12 @@ impl VenueSim {
     /// when the bytes completing it were read), both on `CLOCK_MONOTONIC`, ns, in arrival order.
     /// A probe answering a trade not in the send-time record gives no sample.
     pub fn probe_latencies(&self) -> Vec<u64> {
-        self.inner
-            .venue
-            .probe_latencies(&self.inner.send_times.snapshot())
+        self.hub.venue().probe_latencies(&self.hub.send_times())
     }
 
     /// The ledger's file ([`SimConfig::ledger`]), if there is one.
     pub fn ledger_path(&self) -> Option<&Path> {
-        self.inner.cfg.ledger.as_deref()
+        self.hub.cfg().ledger.as_deref()
     }
 
     /// Everything the ledger holds so far, read back from its file ([`read_ledger`]). Fails
@@ -972,15 +706,7 @@ impl VenueSim {
     /// forces disconnects one at a time (waiting for the client to come back before the next)
     /// knows exactly what was injected, unlike the periodic [`Faults`].
     pub fn inject(&self, kind: FaultKind) {
-        let mut q = self
-            .inner
-            .injections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        q.push_back(kind);
-        self.inner
-            .injections_waiting
-            .store(q.len(), Ordering::Release);
+        self.hub.inject(kind);
     }
 
     /// Waits until the source is exhausted and every open connection has been sent (or has
@@ -988,7 +714,7 @@ impl VenueSim {
     pub fn wait_until_done(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.inner.is_done() {
+            if self.hub.is_done() {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -1005,8 +731,8 @@ impl VenueSim {
         if self.threads.is_empty() {
             return;
         }
-        let inner = &self.inner;
-        inner.stop.store(true, Ordering::SeqCst);
+        let hub = &self.hub;
+        hub.begin_stop();
         // Wake the accept loops.
         for addr in [self.ws_addr, self.http_addr] {
             let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(500));
@@ -1017,22 +743,15 @@ impl VenueSim {
         // The publisher is gone, so connection threads see their queues close and say goodbye;
         // give them a moment, then cut off whatever is still blocked (handshakes, slow writes).
         let deadline = Instant::now() + Duration::from_millis(500);
-        while inner.threads.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while hub.threads_running() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        for (_, s) in inner
-            .sockets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
+        hub.cut_sockets();
         let deadline = Instant::now() + Duration::from_secs(2);
-        while inner.threads.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while hub.threads_running() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        *inner.reg_tx.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        hub.close_registrations();
         if let Some((path, true)) = &self.cert {
             let _ = std::fs::remove_file(path);
         }
@@ -1042,60 +761,6 @@ impl VenueSim {
 impl Drop for VenueSim {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-fn accept_loop(inner: Arc<Inner>, listener: TcpListener, market_data: bool) {
-    let mut next_id: u64 = if market_data { 0 } else { 1 << 62 };
-    for sock in listener.incoming() {
-        if inner.stopping() {
-            break;
-        }
-        let sock = match sock {
-            Ok(s) => s,
-            Err(_) => {
-                // Out of descriptors or similar: back off instead of spinning.
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let id = next_id;
-        next_id += 1;
-        let kind_threads = if market_data {
-            inner.count(C::ConnectionsAccepted, 1);
-            &inner.ws_threads
-        } else {
-            &inner.http_threads
-        };
-        if kind_threads.load(Ordering::Acquire) >= inner.cfg.max_connections {
-            inner.count(C::ConnectionsRefused, 1);
-            continue;
-        }
-        kind_threads.fetch_add(1, Ordering::AcqRel);
-        inner.threads.fetch_add(1, Ordering::AcqRel);
-        inner.track_socket(id, &sock);
-        let i = inner.clone();
-        let spawned = std::thread::Builder::new()
-            .name(if market_data { "sim-conn" } else { "sim-http" }.into())
-            .spawn(move || {
-                let _t = ThreadGuard(&i.threads);
-                let _k = ThreadGuard(if market_data {
-                    &i.ws_threads
-                } else {
-                    &i.http_threads
-                });
-                if market_data {
-                    conn::serve(i.clone(), sock, id);
-                } else {
-                    rest::serve(i.clone(), sock);
-                }
-                i.untrack_socket(id);
-            });
-        if spawned.is_err() {
-            inner.threads.fetch_sub(1, Ordering::AcqRel);
-            kind_threads.fetch_sub(1, Ordering::AcqRel);
-            inner.untrack_socket(id);
-        }
     }
 }
 
@@ -1159,15 +824,6 @@ mod tests {
             Some(&b"BTCUSDT"[..])
         );
         assert_eq!(symbol_field(br#"{"lastUpdateId":1}"#), None);
-    }
-
-    #[test]
-    fn send_times_are_bounded() {
-        let t = SendTimes::new(2);
-        t.push(1, 10);
-        t.push(2, 20);
-        t.push(3, 30);
-        assert_eq!(t.snapshot(), vec![(1, 10), (2, 20)]);
     }
 
     #[test]
