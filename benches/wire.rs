@@ -28,7 +28,7 @@ use engine::strategy::{Ctx, Strategy};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
 use feeds::gen::GenConfig;
-use feeds::io::{run_io_loop, FeedSpec, IoConfig, IoShared};
+use feeds::io::{FeedSpec, IoConfig, IoLoop, IoShared};
 use feeds::net::tungstenite;
 use std::io::Write;
 use std::net::TcpListener;
@@ -131,15 +131,10 @@ fn io_throughput(total: usize) {
                 ..IoConfig::default()
             };
             let mut notice = |_n: feeds::io::IoNotice| {};
-            run_io_loop(
-                cfg,
-                BinanceDecoder::new(symbols),
-                tx,
-                None,
-                &mut notice,
+            IoLoop::new(cfg, BinanceDecoder::new(symbols), tx, MonoClock::now).run(
                 &shared,
                 &stop,
-                MonoClock::now,
+                &mut notice,
             )
         })
     };

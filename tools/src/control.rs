@@ -5,7 +5,7 @@
 //!  tickline ctl ──Unix socket (0600) or loopback TCP──▶ control thread ──crossbeam: Request──▶ core
 //!                                                         │  ▲                                 │
 //!                                                         │  └──────── bounded(1): Reply ◀─────┘
-//!                                                         ├──mpsc: IoCommand (SUBSCRIBE / UNSUBSCRIBE)──▶ I/O thread
+//!                                                         ├──bounded: IoCommand (SUBSCRIBE / UNSUBSCRIBE)──▶ I/O thread
 //!                                                         └──REST: exchangeInfo (the symbol's filters)
 //! ```
 //!
@@ -112,7 +112,7 @@ use anyhow::{bail, Context, Result};
 use engine::control::{Command, CoreStatus, LeaderStatus, Reply, Request, SymbolStatus};
 use engine::strategy::{Params, SymbolRules};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::io::{IoCommand, IoShared, LinkState};
+use feeds::io::{IoCommand, IoCommandTx, IoShared, LinkState};
 use feeds::rest::RestClient;
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
@@ -1192,7 +1192,7 @@ pub struct ControllerConfig {
     /// Commands for the core (checked about once a millisecond by `Core::poll`).
     pub core: crossbeam_channel::Sender<Request>,
     /// Subscription changes for the I/O thread.
-    pub io: std::sync::mpsc::Sender<IoCommand>,
+    pub io: IoCommandTx,
     /// The I/O thread's published state and counters per connection.
     pub shared: Arc<IoShared>,
     /// `(conn_id, url)` of each market-data connection, in `shared`'s slot order.
@@ -1415,10 +1415,7 @@ impl Controller {
     }
 
     fn io(&self, cmd: IoCommand) -> Result<(), String> {
-        self.cfg
-            .io
-            .send(cmd)
-            .map_err(|_| "the I/O thread has stopped".to_string())
+        self.cfg.io.send(cmd).map_err(|e| e.to_string())
     }
 
     fn start_trading(

@@ -11,7 +11,7 @@
 //! With a control endpoint in the config (`[control]`; `tickline run` serves `tickline.sock` by
 //! default), a control thread takes runtime commands ([`crate::control`]): it sends the core
 //! `engine::control::Request`s on a crossbeam channel the core checks about once a millisecond,
-//! and the I/O thread `IoCommand`s (subscribe, unsubscribe) on an mpsc channel. Only the symbols
+//! and the I/O thread `IoCommand`s (subscribe, unsubscribe) on a bounded channel. Only the symbols
 //! of `[venue] trade` (default: all of `[venue] symbols`) trade and are subscribed from the start;
 //! the others are in the core's symbol table, idle until `tickline ctl start-trading`.
 //!
@@ -39,8 +39,8 @@ use feeds::binance::BinanceDecoder;
 use feeds::binance_api::{Credentials, OrderEncoder};
 use feeds::capture::CaptureWriter;
 use feeds::io::{
-    run_io_loop_with_session, FeedSpec, IoCommand, IoConfig, IoCounters, IoNotice, IoShared,
-    ReconnectPolicy,
+    command_channel, FeedSpec, IoConfig, IoCounters, IoLoop, IoNotice, IoShared, ReconnectPolicy,
+    COMMAND_QUEUE,
 };
 use feeds::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
@@ -503,7 +503,7 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
         );
     }
     // Runtime control: commands for the core, subscription changes for the I/O thread.
-    let (io_cmd_tx, io_cmd_rx) = std::sync::mpsc::channel::<IoCommand>();
+    let (io_cmd_tx, io_cmd_rx) = command_channel(COMMAND_QUEUE);
     let core_requests = (control.is_some() || kill.is_some()).then(|| {
         let (tx, rx) = crossbeam_channel::bounded(16);
         core.set_control(rx);
@@ -560,18 +560,11 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             .spawn(move || {
                 let pinned = pin_current_thread("I/O", cpu);
                 let mut notice = |n: IoNotice| eprintln!("{n}");
-                let r = run_io_loop_with_session(
-                    io_cfg,
-                    decoder,
-                    io_tx,
-                    io_rec,
-                    &io_cmd_rx,
-                    session,
-                    &mut notice,
-                    &shared,
-                    &stop,
-                    MonoClock::now,
-                );
+                let r = IoLoop::new(io_cfg, decoder, io_tx, MonoClock::now)
+                    .recorder(io_rec)
+                    .commands(io_cmd_rx)
+                    .session(session)
+                    .run(&shared, &stop, &mut notice);
                 io_done.store(true, Ordering::Release);
                 (r, pinned)
             })
