@@ -19,15 +19,15 @@
 //!    core). The simulator paces all its frames; trades are about 47 % of them, so the measured
 //!    trade rate is printed.
 //!
-//! `cargo bench --bench wire` runs the full sizes; `cargo test --benches` runs a small smoke
-//! version of each.
+//! `cargo bench --bench wire` runs the full sizes (`-- io`: only the I/O thread throughput;
+//! `-- orders`: only wire-to-wire); `cargo test --benches` runs a small smoke version of each.
 
 use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Ctx, Strategy};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
-use feeds::io::{run_io_loop, FeedSpec, IoConfig, IoShared};
+use feeds::io::{FeedSpec, IoConfig, IoLoop, IoShared};
 use feeds::net::tungstenite;
 use std::io::Write;
 use std::net::TcpListener;
@@ -131,15 +131,10 @@ fn io_throughput(total: usize) {
                 ..IoConfig::default()
             };
             let mut notice = |_n: feeds::io::IoNotice| {};
-            run_io_loop(
-                cfg,
-                BinanceDecoder::new(symbols),
-                tx,
-                None,
-                &mut notice,
+            IoLoop::new(cfg, BinanceDecoder::new(symbols), tx, MonoClock::now).run(
                 &shared,
                 &stop,
-                MonoClock::now,
+                &mut notice,
             )
         })
     };
@@ -389,7 +384,10 @@ fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let only_orders = std::env::args().any(|a| a == "orders");
-    if full && only_orders {
+    let only_io = std::env::args().any(|a| a == "io");
+    if full && only_io {
+        io_throughput(2_000_000);
+    } else if full && only_orders {
         let scale: u64 = std::env::var("TICKLINE_W2W_SECONDS")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -12,8 +12,7 @@ use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
 use feeds::capture::{CaptureWriter, RecordKind, TicklineCapture};
 use feeds::io::{
-    run_io_loop, FeedSpec, IoConfig, IoEnd, IoNotice, IoReport, IoShared, LinkState,
-    ReconnectPolicy,
+    FeedSpec, IoConfig, IoEnd, IoLoop, IoNotice, IoReport, IoShared, LinkState, ReconnectPolicy,
 };
 use feeds::recorder::{recorder, run_writer, RecorderTx};
 use rtrb::Consumer;
@@ -353,16 +352,9 @@ impl Run {
                 let mut on_notice = |n: IoNotice| {
                     let _ = ntx.send((Instant::now(), n));
                 };
-                run_io_loop(
-                    cfg,
-                    decoder,
-                    tx,
-                    recorder,
-                    &mut on_notice,
-                    &shared,
-                    &stop,
-                    MonoClock::now,
-                )
+                IoLoop::new(cfg, decoder, tx, MonoClock::now)
+                    .recorder(recorder)
+                    .run(&shared, &stop, &mut on_notice)
             })
         };
         Run {

@@ -4,7 +4,7 @@ use engine::event::EventKind;
 use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
-use feeds::io::{run_io_loop_with_commands, FeedSpec, IoCommand, IoConfig, IoNotice, IoShared};
+use feeds::io::{command_channel, FeedSpec, IoCommand, IoConfig, IoLoop, IoNotice, IoShared};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,7 +55,7 @@ fn streams_are_subscribed_and_unsubscribed_at_run_time() {
     let mut symbols = SymbolTable::new();
     symbols.intern("BTCUSDT").unwrap();
     let (tx, mut rx) = event_ring(1 << 16, OnFull::Drop);
-    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (cmd_tx, cmd_rx) = command_channel(16);
     let shared = Arc::new(IoShared::new(1));
     let stop = Arc::new(AtomicBool::new(false));
     let io = {
@@ -75,17 +75,9 @@ fn streams_are_subscribed_and_unsubscribed_at_run_time() {
                     rejected.push(n.to_string());
                 }
             };
-            let report = run_io_loop_with_commands(
-                cfg,
-                BinanceDecoder::new(symbols),
-                tx,
-                None,
-                &cmd_rx,
-                &mut notice,
-                &shared,
-                &stop,
-                MonoClock::now,
-            );
+            let report = IoLoop::new(cfg, BinanceDecoder::new(symbols), tx, MonoClock::now)
+                .commands(cmd_rx)
+                .run(&shared, &stop, &mut notice);
             (report, rejected)
         })
     };

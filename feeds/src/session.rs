@@ -6,7 +6,7 @@
 //!   └──────ring: order events───────────┘
 //! ```
 //!
-//! [`crate::io::run_io_loop_with_session`] owns one [`OrderSession`] and one extra link: a
+//! [`IoLoop::session`](crate::io::IoLoop::session) owns one [`OrderSession`] and one extra link: a
 //! WebSocket connection to the venue's order API (Binance's `/ws-api/v3`). Every loop iteration
 //! it calls [`OrderSession::pump`], which takes the core's [`OrderCommand`]s and, per command:
 //!

@@ -28,8 +28,8 @@
 //! - **metrics** (`tickline-metrics`): turns the core's interval snapshots into StatsD
 //!   datagrams.
 //! - **control** (`tickline-control`, and a `tickline-control-conn` thread per connection):
-//!   runtime commands ([`control`]) to the core on a crossbeam channel, to the I/O thread on an
-//!   mpsc channel.
+//!   runtime commands ([`control`]) to the core on a crossbeam channel, to the I/O thread on a
+//!   bounded channel.
 //!
 //! **Modules and how they fit.** `tickline run` calls [`live::run_live_with_kill_switch`] (a
 //! library caller, [`live::run_live`]); `tickline replay` calls [`pipeline::load_capture`] and

@@ -11,7 +11,7 @@
 //! With a control endpoint in the config (`[control]`; `tickline run` serves `tickline.sock` by
 //! default), a control thread takes runtime commands ([`crate::control`]): it sends the core
 //! `engine::control::Request`s on a crossbeam channel the core checks about once a millisecond,
-//! and the I/O thread `IoCommand`s (subscribe, unsubscribe) on an mpsc channel. Only the symbols
+//! and the I/O thread `IoCommand`s (subscribe, unsubscribe) on a bounded channel. Only the symbols
 //! of `[venue] trade` (default: all of `[venue] symbols`) trade and are subscribed from the start;
 //! the others are in the core's symbol table, idle until `tickline ctl start-trading`.
 //!
@@ -43,8 +43,8 @@ use feeds::binance::BinanceDecoder;
 use feeds::binance_api::{Credentials, OrderEncoder};
 use feeds::capture::CaptureWriter;
 use feeds::io::{
-    run_io_loop_with_session, FeedSpec, IoCommand, IoConfig, IoCounters, IoNotice, IoReport,
-    IoShared, ReconnectPolicy,
+    command_channel, FeedSpec, IoCommandRx, IoConfig, IoCounters, IoLoop, IoNotice, IoReport,
+    IoShared, ReconnectPolicy, COMMAND_QUEUE,
 };
 use feeds::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
@@ -387,7 +387,7 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Ru
     let (session, trader_states) = load_keys_and_journal(cfg, &symbols, &mut core, &mut io_cfg)?;
     install_strategies(&opts, &symbols, &rules, &trader_states, &mut core)?;
     // Runtime control: commands for the core, subscription changes for the I/O thread.
-    let (io_cmd_tx, io_cmd_rx) = std::sync::mpsc::channel::<IoCommand>();
+    let (io_cmd_tx, io_cmd_rx) = command_channel(COMMAND_QUEUE);
     let core_requests = (control.is_some() || kill.is_some()).then(|| {
         let (tx, rx) = crossbeam_channel::bounded(16);
         core.set_control(rx);
@@ -607,7 +607,7 @@ fn spawn_io(
     rest: RestClient,
     ends: FeedEnds,
     session: Option<OrderSession>,
-    io_cmd_rx: std::sync::mpsc::Receiver<IoCommand>,
+    io_cmd_rx: IoCommandRx,
     shared: &Arc<IoShared>,
     io_done: &Arc<AtomicBool>,
 ) -> Result<IoThreads> {
@@ -647,18 +647,11 @@ fn spawn_io(
             .spawn(move || {
                 let pinned = pin_current_thread("I/O", cpu);
                 let mut notice = |n: IoNotice| eprintln!("{n}");
-                let r = run_io_loop_with_session(
-                    io_cfg,
-                    decoder,
-                    io_tx,
-                    io_rec,
-                    &io_cmd_rx,
-                    session,
-                    &mut notice,
-                    &shared,
-                    &stop,
-                    MonoClock::now,
-                );
+                let r = IoLoop::new(io_cfg, decoder, io_tx, MonoClock::now)
+                    .recorder(io_rec)
+                    .commands(io_cmd_rx)
+                    .session(session)
+                    .run(&shared, &stop, &mut notice);
                 io_done.store(true, Ordering::Release);
                 (r, pinned)
             })

@@ -9,7 +9,7 @@ use anyhow::Result;
 use engine::control::{Command, CoreStatus, Reply, Request};
 use engine::strategy::{Params, SymbolRules};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::io::{IoCommand, IoShared, LinkState};
+use feeds::io::{IoCommand, IoCommandTx, IoShared, LinkState};
 use feeds::rest::RestClient;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ pub struct ControllerConfig {
     /// Commands for the core (checked about once a millisecond by `Core::poll`).
     pub core: crossbeam_channel::Sender<Request>,
     /// Subscription changes for the I/O thread.
-    pub io: std::sync::mpsc::Sender<IoCommand>,
+    pub io: IoCommandTx,
     /// The I/O thread's published state and counters per connection.
     pub shared: Arc<IoShared>,
     /// `(conn_id, url)` of each market-data connection, in `shared`'s slot order.
@@ -250,10 +250,7 @@ impl Controller {
     }
 
     fn io(&self, cmd: IoCommand) -> Result<(), String> {
-        self.cfg
-            .io
-            .send(cmd)
-            .map_err(|_| "the I/O thread has stopped".to_string())
+        self.cfg.io.send(cmd).map_err(|e| e.to_string())
     }
 
     fn start_trading(

@@ -5,7 +5,7 @@
 //!  tickline ctl ──Unix socket (0600) or loopback TCP──▶ control thread ──crossbeam: Request──▶ core
 //!                                                         │  ▲                                 │
 //!                                                         │  └──────── bounded(1): Reply ◀─────┘
-//!                                                         ├──mpsc: IoCommand (SUBSCRIBE / UNSUBSCRIBE)──▶ I/O thread
+//!                                                         ├──bounded: IoCommand (SUBSCRIBE / UNSUBSCRIBE)──▶ I/O thread
 //!                                                         └──REST: exchangeInfo (the symbol's filters)
 //! ```
 //!

@@ -1,0 +1,199 @@
+//! The frame path: a data frame is stamped, recorded, decoded and pushed into the core's ring
+//! ([`Ctx::on_frame`]), with no allocation; plus the loop-wide state it needs ([`Ctx`]) and what
+//! a link's frames update ([`LinkRx`]).
+
+use super::backoff::Backoff;
+use super::counters::IoCounters;
+use super::notice::{IoNotice, DECODE_ERROR_NOTICES, ERROR_RESPONSE_NOTICES};
+use crate::binance::{BinanceDecoder, DecodeError, Decoded, IgnoreReason};
+use crate::capture::RecordKind;
+use crate::recorder::RecorderTx;
+use crate::session::OrderSession;
+use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
+use engine::latency::LatencyHist;
+use engine::ring::EventTx;
+use engine::symbol::SymbolId;
+
+/// Events one frame may decode to before the reused buffer has to grow (a 1000-level snapshot
+/// is 2000 events; depth diffs are far smaller).
+pub(super) const EVENTS_CAPACITY: usize = 4096;
+
+/// What the frame path touches of a link (split from the `Connection`, which `handle_ready`
+/// borrows while it calls back).
+#[derive(Debug)]
+pub(super) struct LinkRx {
+    pub(super) conn_id: u32,
+    pub(super) c: IoCounters,
+    pub(super) last_rx_ns: u64,
+    /// A data frame arrived since the connection opened.
+    pub(super) got_frame: bool,
+    /// When the connection opened (the loop's clock).
+    pub(super) opened_ns: u64,
+    pub(super) backoff: Backoff,
+    /// The order session's API connection (its frames go to the session, not the decoder; no
+    /// `ConnectionUp`/`Down` in the market ring, nothing recorded).
+    pub(super) orders: bool,
+}
+
+/// The loop-wide things the frame path needs.
+pub(super) struct Ctx<'a> {
+    pub(super) decoder: BinanceDecoder,
+    pub(super) tx: EventTx,
+    pub(super) recorder: Option<RecorderTx>,
+    pub(super) out: Vec<MarketEvent>,
+    pub(super) notices: &'a mut dyn FnMut(IoNotice),
+    pub(super) now: fn() -> u64,
+    pub(super) core_gone: bool,
+    pub(super) next_request_id: u64,
+    pub(super) stable_ns: u64,
+    pub(super) decode_latency: LatencyHist,
+    pub(super) session: Option<OrderSession>,
+    /// A market frame's events were handed to the core in this iteration.
+    pub(super) frame_delivered: bool,
+    /// Market links wait until the order API's first attempt has an outcome (open or failed),
+    /// so strategies do not see a market they cannot yet trade on.
+    pub(super) orders_gate: bool,
+    /// Once the order API is open, the gate also waits for the answer to the user data stream
+    /// subscription, until this time at most (0: not waiting).
+    pub(super) gate_until_ns: u64,
+}
+
+impl Ctx<'_> {
+    /// One data frame: stamp, record, decode, push.
+    #[inline]
+    pub(super) fn on_frame(&mut self, rx: &mut LinkRx, payload: &[u8], binary: bool) {
+        let recv_ns = (self.now)();
+        rx.last_rx_ns = recv_ns;
+        rx.c.frames += 1;
+        rx.c.bytes += payload.len() as u64;
+        rx.got_frame = true;
+        if let Some(rec) = &mut self.recorder {
+            let kind = if binary {
+                RecordKind::BinaryFrame
+            } else {
+                RecordKind::TextFrame
+            };
+            if !rec.record(recv_ns, rx.conn_id, kind, payload) {
+                rx.c.recorder_dropped += 1;
+            }
+        }
+        self.out.clear();
+        let decoded = self.decoder.decode(payload, recv_ns, &mut self.out);
+        self.decode_latency
+            .record((self.now)().saturating_sub(recv_ns));
+        match decoded {
+            Ok(Decoded::Events(n)) => {
+                rx.c.events += n as u64;
+                if self.tx.push_all(&self.out).is_err() {
+                    self.core_gone = true;
+                }
+                self.frame_delivered = true;
+            }
+            Ok(Decoded::Ignored(why)) => {
+                rx.c.ignored += 1;
+                if why == IgnoreReason::Response {
+                    self.response(rx, payload);
+                }
+            }
+            Err(e) => self.decode_error(rx, e, payload),
+        }
+    }
+
+    /// A reply to a request: `{"result":..,"id":..}` is fine; anything else (Binance's
+    /// `{"error":{"code":..,"msg":..},"id":..}`, `{"code":..,"msg":..}`) is the venue refusing.
+    #[cold]
+    #[inline(never)]
+    fn response(&mut self, rx: &mut LinkRx, payload: &[u8]) {
+        if payload.windows(8).any(|w| w == b"\"result\"") {
+            return;
+        }
+        rx.c.error_responses += 1;
+        if rx.c.error_responses <= ERROR_RESPONSE_NOTICES {
+            let head = &payload[..payload.len().min(512)];
+            (self.notices)(IoNotice::VenueError {
+                conn_id: rx.conn_id,
+                message: String::from_utf8_lossy(head).into_owned(),
+            });
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn decode_error(&mut self, rx: &mut LinkRx, e: DecodeError, payload: &[u8]) {
+        rx.c.decode_errors += 1;
+        if rx.c.decode_errors <= DECODE_ERROR_NOTICES {
+            let head = &payload[..payload.len().min(64)];
+            (self.notices)(IoNotice::DecodeError {
+                conn_id: rx.conn_id,
+                error: format!(
+                    "{e} (frame of {} bytes: {:?})",
+                    payload.len(),
+                    String::from_utf8_lossy(head)
+                ),
+                count: rx.c.decode_errors,
+            });
+        }
+    }
+
+    /// One frame of the order API connection.
+    pub(super) fn on_order_frame(&mut self, rx: &mut LinkRx, payload: &[u8]) {
+        rx.last_rx_ns = (self.now)();
+        rx.c.frames += 1;
+        rx.c.bytes += payload.len() as u64;
+        rx.got_frame = true;
+        if let Some(s) = self.session.as_mut() {
+            s.on_frame(payload);
+        }
+    }
+
+    /// Passes on what the order session wants logged.
+    #[cold]
+    pub(super) fn session_notices(&mut self) {
+        if let Some(s) = self.session.as_mut() {
+            let conn_id = s.config().conn_id;
+            for message in s.take_notices() {
+                (self.notices)(IoNotice::OrderSession { conn_id, message });
+            }
+        }
+    }
+
+    /// A connection-level event into the ring.
+    pub(super) fn push_conn(&mut self, recv_ns: u64, conn_id: u32, up: bool) {
+        let c = ConnRef { conn_id };
+        let kind = if up {
+            EventKind::ConnectionUp(c)
+        } else {
+            EventKind::ConnectionDown(c)
+        };
+        if self
+            .tx
+            .push(MarketEvent::new(recv_ns, SymbolId::ALL, kind))
+            .is_err()
+        {
+            self.core_gone = true;
+        }
+    }
+
+    /// The id of the next request to the venue.
+    pub(super) fn take_request_id(&mut self) -> u64 {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        id
+    }
+
+    /// Records `payload` in the capture if there is a recorder (counting a record it had no
+    /// room for).
+    pub(super) fn record(
+        &mut self,
+        recv_ns: u64,
+        rx: &mut LinkRx,
+        kind: RecordKind,
+        payload: &[u8],
+    ) {
+        if let Some(rec) = &mut self.recorder {
+            if !rec.record(recv_ns, rx.conn_id, kind, payload) {
+                rx.c.recorder_dropped += 1;
+            }
+        }
+    }
+}
