@@ -28,8 +28,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
         exit 0
     fi
 fi
+t_install=$SECONDS
 ./corpus.sh || { echo "corpus build failed" >&2; exit 1; }
+t0=$SECONDS
 cargo +nightly fuzz build || { echo "fuzz targets do not build" >&2; exit 1; }
+t_build=$((SECONDS - t0))
+t0=$SECONDS
 targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
 max_len() {
     case $1 in
@@ -71,4 +75,5 @@ for t in $targets; do
         grep -m1 -A3 -E "panicked at|ERROR: (libFuzzer|AddressSanitizer)" "$logs/$t.log" >&2
     fi
 done
+echo "time: cargo-fuzz check/install ${t_install}s, build ${t_build}s, fuzzing $((SECONDS - t0))s"
 exit $failed
