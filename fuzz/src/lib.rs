@@ -238,6 +238,19 @@ pub fn binance_diff(data: &[u8]) {
             assert_eq!(e, r, "decoders refuse {text:?} for different reasons");
         }
         (Err(_), Err(RefError::Json(_) | RefError::Simd(_))) => {}
+        // Not Unicode text (invalid UTF-8, or a lone surrogate escape) anywhere in the frame:
+        // the contract is a refusal by both; the fast decoder names it as bad UTF-8 or as the
+        // JSON syntax error the lone surrogate is.
+        (Err(e), Err(RefError::NotUnicode { .. })) => {
+            assert!(
+                matches!(
+                    e,
+                    feeds::binance::DecodeError::InvalidUtf8 { .. }
+                        | feeds::binance::DecodeError::Syntax { .. }
+                ),
+                "not Unicode, but the fast decoder refuses {text:?} for another reason: {e}"
+            );
+        }
         (Ok(x), Err(e)) => {
             panic!("fast decoder accepts ({x:?}), serde_json refuses ({e}): {text:?}")
         }
