@@ -127,7 +127,7 @@ impl Rig<'_> {
         self.core.poll(self.clock.0.get());
     }
 
-    fn status(&mut self) -> engine::control::CoreStatus {
+    fn status(&mut self) -> engine::status::CoreStatus {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.control
             .send(Request {
@@ -145,9 +145,9 @@ impl Rig<'_> {
 
     fn leader<'a>(
         &self,
-        s: &'a engine::control::CoreStatus,
+        s: &'a engine::status::CoreStatus,
         sym: &str,
-    ) -> &'a engine::control::LeaderStatus {
+    ) -> &'a engine::status::LeaderStatus {
         s.symbols
             .iter()
             .find(|x| x.symbol == sym)

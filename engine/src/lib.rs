@@ -69,6 +69,7 @@ pub mod portfolio;
 pub mod ring;
 pub mod risk;
 pub mod route;
+pub mod status;
 pub mod strategy;
 pub mod supervisor;
 pub mod symbol;

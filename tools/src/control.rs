@@ -109,7 +109,8 @@
 //! ```
 
 use anyhow::{bail, Context, Result};
-use engine::control::{Command, CoreStatus, LeaderStatus, Reply, Request, SymbolStatus};
+use engine::control::{Command, Reply, Request};
+use engine::status::{CoreStatus, LeaderStatus, SymbolStatus};
 use engine::strategy::{Params, SymbolRules};
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::io::{IoCommand, IoShared, LinkState};
