@@ -4,7 +4,7 @@
 //! an order and then panics in the same callback. The core runs on a ring like a live run.
 
 use engine::control::{Command, Reply, Request};
-use engine::core::{Clock, Core, CoreConfig};
+use engine::core::{Clock, Core, CoreBuilder, CoreConfig};
 use engine::event::{ClientOrderId, EventKind, MarketEvent, OrderRequest, OrderType, Side, Trade};
 use engine::fixed::{Price, Qty, SCALE};
 use engine::ring::{event_ring, EventTx, OnFull};
@@ -160,13 +160,14 @@ fn rig(clock: &TestClock, btc: Flaky, eth: Flaky, policy: RestartPolicy) -> Rig<
     let mut symbols = SymbolTable::new();
     let b = symbols.intern("BTCUSDT").unwrap();
     let e = symbols.intern("ETHUSDT").unwrap();
-    let mut core = Core::new(&symbols, CoreConfig::default(), clock);
+    let (otx, orx) = rtrb::RingBuffer::new(64);
+    let (ctx, crx) = crossbeam_channel::unbounded();
+    let mut core = CoreBuilder::new(&symbols, CoreConfig::default(), clock)
+        .order_sink(otx)
+        .control(crx)
+        .build();
     let (tx, rx) = event_ring(1024, OnFull::Block);
     core.add_input(rx);
-    let (otx, orx) = rtrb::RingBuffer::new(64);
-    core.set_order_sink(otx);
-    let (ctx, crx) = crossbeam_channel::unbounded();
-    core.set_control(crx);
     core.set_strategy(b, Box::new(Leader::new(btc, policy)))
         .unwrap();
     core.set_strategy(e, Box::new(Leader::new(eth, policy)))

@@ -2,7 +2,7 @@
 //! client (ureq, rustls) on a side thread.
 //!
 //! The core asks for a snapshot by pushing a [`SymbolId`] into a small SPSC ring (see
-//! `engine::core::Core::set_resync_sink`); [`run_snapshot_worker`] fetches
+//! `engine::core::CoreBuilder::resync_sink`); [`run_snapshot_worker`] fetches
 //! `GET {base}/api/v3/depth?symbol=S&limit=N`, decodes it with the same [`BinanceDecoder`] the
 //! feeds use, and pushes the snapshot's level events into its own ring to the core, where the
 //! book bridges it with the diffs it buffered. A failed fetch is retried with backoff until it

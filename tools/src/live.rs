@@ -29,7 +29,7 @@ use crate::control::{ControlServer, Controller, ControllerConfig};
 use crate::pin::pin_current_thread;
 use crate::pipeline::ReplayReport;
 use anyhow::{bail, Context, Result};
-use engine::core::Core;
+use engine::core::{Core, CoreBuilder};
 use engine::idle::Idler;
 use engine::latency::StageLatency;
 use engine::ring::{event_ring, OnFull};
@@ -204,13 +204,16 @@ fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::R
 /// Trader states recovered from the journal: `(symbol, trader, state)`.
 type TraderStates = Vec<(String, u32, Vec<u8>)>;
 
-/// The order session of a live run with `orders.enabled`, wired into `core`: credentials, the
-/// journal (and what it recovered), the command and event rings, and the waker. Also returns
-/// the traders' states the journal holds, to hand to the strategies once they are installed.
+/// The order session of a live run with `orders.enabled`, wired into `core` (built with the
+/// other ends of `cmd_rx` and `wake`): credentials, the journal (and what it recovered), the
+/// event ring. Also returns the traders' states the journal holds, to hand to the strategies
+/// once they are installed.
 fn order_session(
     cfg: &Config,
     symbols: &SymbolTable,
     core: &mut Core<MonoClock>,
+    cmd_rx: rtrb::Consumer<engine::event::OrderCommand>,
+    wake: Arc<OrderWake>,
 ) -> Result<(OrderSession, TraderStates)> {
     let o = &cfg.orders;
     let creds = match &o.credentials_file {
@@ -237,13 +240,8 @@ fn order_session(
         .and_then(|()| journal.sync())
         .with_context(|| format!("journaling this start's client ids in {}", o.journal))?;
     core.set_next_order_number(first_id);
-    let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
     let (ev_tx, ev_rx) = event_ring(16_384, OnFull::Block);
     core.add_input(ev_rx);
-    core.set_order_sink(cmd_tx);
-    let wake = OrderWake::new();
-    let w = wake.clone();
-    core.set_order_notify(Box::new(move || w.notify()));
     let mut session = OrderSession::new(
         SessionConfig {
             conn_id: o.conn_id,
@@ -440,7 +438,27 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
     let mut core_cfg = cfg.core_config(symbols.len());
     core_cfg.depth_snapshots = cfg.venue.carries_depth();
-    let mut core = Core::new(&symbols, core_cfg, MonoClock);
+    let mut core = CoreBuilder::new(&symbols, core_cfg, MonoClock).resync_sink(resync_tx);
+    // The order ring and its waker, when this run sends orders (the order session owns the
+    // other ends).
+    let order_ring = if cfg.orders.enabled {
+        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
+        let wake = OrderWake::new();
+        let w = wake.clone();
+        core = core.order_sink(cmd_tx).order_notify(move || w.notify());
+        Some((cmd_rx, wake))
+    } else {
+        None
+    };
+    // Runtime control: commands for the core.
+    let core_requests = if control.is_some() || kill.is_some() {
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        core = core.control(rx);
+        Some(tx)
+    } else {
+        None
+    };
+    let mut core = core.build();
     // Symbols idle until `start-trading` are not subscribed: no depth for them yet.
     for (id, name) in symbols.iter() {
         if !cfg.venue.is_raw_feed() && !cfg.venue.trading_at_start(name) {
@@ -453,8 +471,7 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
     let wall = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
     let wall_ns = wall.tv_sec as i64 * 1_000_000_000 + wall.tv_nsec as i64;
     core.set_wall_clock_offset(wall_ns - MonoClock::now() as i64);
-    core.set_resync_sink(resync_tx);
-    let session = if cfg.orders.enabled {
+    let session = if let Some((cmd_rx, wake)) = order_ring {
         if cfg.orders.url.starts_with("wss://") && io_cfg.conn.tls.is_none() {
             let opts = TlsOptions {
                 ca_file: cfg.venue.ca_file.as_ref().map(PathBuf::from),
@@ -465,7 +482,7 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
                     .map_err(|e| anyhow::anyhow!("order API TLS set-up: {e}"))?,
             );
         }
-        Some(order_session(cfg, &symbols, &mut core)?)
+        Some(order_session(cfg, &symbols, &mut core, cmd_rx, wake)?)
     } else {
         None
     };
@@ -502,13 +519,8 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Re
             trader_states.len()
         );
     }
-    // Runtime control: commands for the core, subscription changes for the I/O thread.
+    // Runtime control: subscription changes for the I/O thread (the core's channel is above).
     let (io_cmd_tx, io_cmd_rx) = std::sync::mpsc::channel::<IoCommand>();
-    let core_requests = (control.is_some() || kill.is_some()).then(|| {
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        core.set_control(rx);
-        tx
-    });
     let mut kill_switch = match (kill, &core_requests) {
         (Some(flag), Some(core)) => Some(KillSwitch {
             flag,

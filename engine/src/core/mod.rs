@@ -6,28 +6,40 @@
 //! [`crate::idle::Idler`] can spin, yield or back off. It does no I/O and reads no clock of its
 //! own: `now` is an argument, and stage latencies are stamped through the [`Clock`] it is given.
 //!
-//! Everything is sized in [`Core::new`]; dispatching an event allocates nothing.
+//! Everything is sized in [`CoreBuilder::build`]; dispatching an event allocates nothing.
+//!
+//! **How the files fit.** The core is one [`Core`] (the inbound rings, the clock) around one
+//! private `State` (everything else), so a ring's batch can be read while the state changes;
+//! each sibling module adds one job's methods to `State`:
+//! - `mod.rs` (this file): [`Core`], [`CoreBuilder`] (sizes, clock, and the optional sinks: the
+//!   order ring, the resync ring, the control channel), [`Core::poll`], and the core's public
+//!   API (metrics hand-off, restore at start-up, accessors).
+//! - `dispatch.rs`: one event to the book, paper venue, portfolio and the strategies routed to
+//!   it; the one place a strategy's context is built; timers; resync requests.
+//! - `orders.rs`: the order manager: the in-flight table, risk on new orders, routing to the
+//!   order ring or the paper venue, answers joined back to their orders, the ack timeout.
+//! - `command.rs`: control commands (start/stop trading, parameters, halt, resume, kill,
+//!   status), about once a millisecond.
 
-use crate::book::{BookConfig, BookStats, BookUpdate, OrderBook};
-use crate::control::Reply;
-use crate::event::{
-    BookTicker, ClientOrderId, EventKind, GapReason, MarketEvent, OrderCommand, OrderRequest,
-    OrderType, RejectReason, Side, Trade,
-};
-use crate::fixed::{Price, Qty};
+mod command;
+mod dispatch;
+mod orders;
+
+use crate::book::{BookConfig, BookStats, OrderBook};
+use crate::control::Request;
+use crate::event::{BookTicker, ClientOrderId, MarketEvent, OrderCommand, OrderRequest, Trade};
+use crate::fixed::Qty;
 use crate::latency::{Stage, StageLatency};
 use crate::metrics::{
     CoreCounters, LoopStats, MetricsSnapshot, SlowCallback, SymbolGauges, SLOW_REPORTS_PER_INTERVAL,
 };
-use crate::paper::{PaperConfig, PaperExchange, Quotes};
+use crate::paper::{PaperConfig, PaperExchange};
 use crate::portfolio::Position;
-use crate::risk::{Risk, RiskInputs, RiskLimits, TradingState};
-use crate::route::Kind;
-use crate::strategy::{
-    Ctx, Intent, OrderUpdate, OrderUpdateKind, Outbox, Strategy, SymbolRules, TimerQueue,
-};
+use crate::risk::{Risk, RiskLimits, TradingState};
+use crate::strategy::{Outbox, Strategy, SymbolRules, TimerQueue};
 use crate::symbol::{SymbolId, SymbolTable};
-use rtrb::Consumer;
+use orders::{OrderEntry, OrderState, RecentFills};
+use rtrb::{Consumer, Producer};
 
 /// The engine's monotonic clock, in ns; injected so tests can drive time by hand.
 pub trait Clock {
@@ -47,7 +59,7 @@ pub struct CoreConfig {
     /// Pending timers.
     pub timer_capacity: usize,
     /// Orders tracked at once, every symbol together: the order table, allocated in
-    /// [`Core::new`] and never grown (an order beyond it is refused `TooManyOrders`).
+    /// [`CoreBuilder::build`] and never grown (an order beyond it is refused `TooManyOrders`).
     pub max_open_orders: usize,
     /// Events taken from one ring per batch (bounds how long one ring can hold the core).
     pub batch: usize,
@@ -77,117 +89,6 @@ impl Default for CoreConfig {
             ack_timeout_ns: 5_000_000_000,
             risk: None,
             depth_snapshots: true,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct OrderEntry {
-    id: ClientOrderId,
-    symbol: SymbolId,
-    side: Side,
-    price: Price,
-    qty: Qty,
-    filled: Qty,
-    sent_ns: u64,
-    state: OrderState,
-}
-
-impl OrderEntry {
-    fn new(
-        id: ClientOrderId,
-        symbol: SymbolId,
-        req: &OrderRequest,
-        filled: Qty,
-        sent_ns: u64,
-        state: OrderState,
-    ) -> Self {
-        OrderEntry {
-            id,
-            symbol,
-            side: req.side,
-            // A market order has no limit price.
-            price: if req.order_type == OrderType::Market {
-                Price::ZERO
-            } else {
-                req.price
-            },
-            qty: req.qty,
-            filled,
-            sent_ns,
-            state,
-        }
-    }
-}
-
-/// Where an order is in its life, as the core knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OrderState {
-    /// Sent, no answer yet.
-    Sent,
-    /// Acknowledged; working (possibly partly filled).
-    Working,
-    /// No answer within the ack timeout: outcome unknown, still in flight.
-    Unknown,
-}
-
-/// Fills recently applied, by (client order id, venue trade id), to drop fills the venue (or a
-/// reconnect's replay) sends twice. Keyed by both, since two of our own orders can be the two
-/// sides of one venue trade. Two fixed-size open-addressing generations: when the current one
-/// is half full it becomes the previous one, so the last few thousand fills are remembered
-/// without growing.
-#[derive(Debug)]
-struct RecentFills {
-    current: Vec<(u64, u64)>,
-    previous: Vec<(u64, u64)>,
-    len: usize,
-}
-
-impl RecentFills {
-    const SLOTS: usize = 8192;
-    const EMPTY: (u64, u64) = (0, 0);
-
-    fn new() -> Self {
-        RecentFills {
-            current: vec![Self::EMPTY; Self::SLOTS],
-            previous: vec![Self::EMPTY; Self::SLOTS],
-            len: 0,
-        }
-    }
-
-    fn find(table: &[(u64, u64)], key: (u64, u64)) -> Result<usize, usize> {
-        let mask = table.len() - 1;
-        let h =
-            key.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.1.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-        let mut i = (h >> 32) as usize & mask;
-        loop {
-            match table[i] {
-                Self::EMPTY => return Err(i),
-                k if k == key => return Ok(i),
-                _ => i = (i + 1) & mask,
-            }
-        }
-    }
-
-    /// True if this fill was seen already; otherwise remembers it.
-    fn seen_or_insert(&mut self, client_id: ClientOrderId, trade_id: u64) -> bool {
-        // The +1 keeps every real key away from the empty marker.
-        let key = (client_id.0.wrapping_add(1), trade_id.wrapping_add(1));
-        if key == Self::EMPTY || Self::find(&self.previous, key).is_ok() {
-            return key != Self::EMPTY;
-        }
-        match Self::find(&self.current, key) {
-            Ok(_) => true,
-            Err(slot) => {
-                self.current[slot] = key;
-                self.len += 1;
-                if self.len * 2 >= Self::SLOTS {
-                    core::mem::swap(&mut self.current, &mut self.previous);
-                    self.current.iter_mut().for_each(|k| *k = Self::EMPTY);
-                    self.len = 0;
-                }
-                false
-            }
         }
     }
 }
@@ -237,7 +138,7 @@ struct State {
     now_ns: u64,
     counters: CoreCounters,
     latency: StageLatency,
-    resync_sink: Option<rtrb::Producer<SymbolId>>,
+    resync_sink: Option<Producer<SymbolId>>,
     resync_pending: Vec<bool>,
     /// The market feed went down and has not come back: REST snapshots asked for before are
     /// dropped (they would show a book the strategies cannot see move).
@@ -253,9 +154,9 @@ struct State {
     last_poll_ns: u64,
     last_poll_busy: bool,
     interval_start_ns: u64,
-    order_sink: Option<rtrb::Producer<OrderCommand>>,
+    order_sink: Option<Producer<OrderCommand>>,
     order_notify: Option<OrderNotify>,
-    control: Option<crossbeam_channel::Receiver<crate::control::Request>>,
+    control: Option<crossbeam_channel::Receiver<Request>>,
     next_control_ns: u64,
     names: Vec<String>,
     routes: crate::route::Routes,
@@ -263,6 +164,180 @@ struct State {
     ack_timeout_ns: u64,
     next_timeout_check_ns: u64,
     recent_fills: RecentFills,
+}
+
+/// Builds a [`Core`]: its symbols, sizes ([`CoreConfig`]) and clock, and where its outputs go.
+/// Every sink is optional; without one the core does what a replay or paper run needs:
+///
+/// | sink | given | not given |
+/// |---|---|---|
+/// | [`order_sink`](Self::order_sink) | orders and cancels go to a venue's order session | they go to the paper venue |
+/// | [`order_notify`](Self::order_notify) | called after every command pushed to the order ring | nothing is called |
+/// | [`resync_sink`](Self::resync_sink) | books ask it for REST snapshots | resync requests are only counted |
+/// | [`control`](Self::control) | runtime commands are taken from it | no runtime command arrives |
+///
+/// ```
+/// use engine::core::{Clock, CoreBuilder, CoreConfig};
+/// use engine::symbol::SymbolTable;
+///
+/// struct Zero;
+/// impl Clock for Zero {
+///     fn now_ns(&self) -> u64 {
+///         0
+///     }
+/// }
+///
+/// let mut symbols = SymbolTable::new();
+/// symbols.intern("BTCUSDT").unwrap();
+/// let (order_tx, _order_rx) = rtrb::RingBuffer::new(64);
+/// let (resync_tx, _resync_rx) = rtrb::RingBuffer::new(16);
+/// let core = CoreBuilder::new(&symbols, CoreConfig::default(), Zero)
+///     .order_sink(order_tx)
+///     .resync_sink(resync_tx)
+///     .build();
+/// assert_eq!(core.open_orders(), 0);
+/// ```
+pub struct CoreBuilder<'a, C: Clock> {
+    symbols: &'a SymbolTable,
+    cfg: CoreConfig,
+    clock: C,
+    resync_sink: Option<Producer<SymbolId>>,
+    order_sink: Option<Producer<OrderCommand>>,
+    order_notify: Option<Box<dyn FnMut() + Send>>,
+    control: Option<crossbeam_channel::Receiver<Request>>,
+}
+
+impl<C: Clock> core::fmt::Debug for CoreBuilder<'_, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CoreBuilder")
+            .field("symbols", &self.symbols.len())
+            .field("cfg", &self.cfg)
+            .field("resync_sink", &self.resync_sink.is_some())
+            .field("order_sink", &self.order_sink.is_some())
+            .field("order_notify", &self.order_notify.is_some())
+            .field("control", &self.control.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, C: Clock> CoreBuilder<'a, C> {
+    /// A core for every symbol in `symbols`, sized by `cfg`, stamping latencies with `clock`;
+    /// no sink yet.
+    pub fn new(symbols: &'a SymbolTable, cfg: CoreConfig, clock: C) -> Self {
+        CoreBuilder {
+            symbols,
+            cfg,
+            clock,
+            resync_sink: None,
+            order_sink: None,
+            order_notify: None,
+            control: None,
+        }
+    }
+
+    /// Where the core sends resync requests: the symbol of every book that needs a fresh REST
+    /// snapshot (after a gap, a crossed book, a rejected snapshot, lost data, or a reconnect).
+    /// A full ring drops the request and counts it (`resync_requests_dropped`); the book stays
+    /// stale and the next trigger asks again.
+    pub fn resync_sink(mut self, tx: Producer<SymbolId>) -> Self {
+        self.resync_sink = Some(tx);
+        self
+    }
+
+    /// Sends orders and cancels to a venue through this ring (the I/O thread that owns the order
+    /// session consumes it) instead of the paper venue. Acks, rejects, fills and cancels then
+    /// come back as events on an inbound ring. Supervisors then hand their traders' states to
+    /// the order ring too (whoever owns the order session owns the journal).
+    pub fn order_sink(mut self, tx: Producer<OrderCommand>) -> Self {
+        self.order_sink = Some(tx);
+        self
+    }
+
+    /// Called right after every command pushed into the order ring, so an I/O thread parked in
+    /// `epoll_wait` can be woken (it should cost next to nothing while that thread is spinning:
+    /// see `feeds::session::OrderWake`).
+    pub fn order_notify(mut self, notify: impl FnMut() + Send + 'static) -> Self {
+        self.order_notify = Some(Box::new(notify));
+        self
+    }
+
+    /// Takes runtime commands from `rx` (a control socket's thread): checked about once a
+    /// millisecond in [`Core::poll`], each answered on its request's reply channel.
+    pub fn control(mut self, rx: crossbeam_channel::Receiver<Request>) -> Self {
+        self.control = Some(rx);
+        self
+    }
+
+    /// Builds the core, with all memory allocated now.
+    pub fn build(self) -> Core<C> {
+        let CoreBuilder {
+            symbols,
+            cfg,
+            clock,
+            resync_sink,
+            order_sink,
+            order_notify,
+            control,
+        } = self;
+        let slots = (0..symbols.len())
+            .map(|_| SymbolSlot {
+                book: OrderBook::new(cfg.book),
+                bbo: None,
+                last_trade: None,
+                position: Position::default(),
+                rules: SymbolRules::default(),
+                strategy: None,
+                channels: Vec::new(),
+            })
+            .collect();
+        let mut core = Core {
+            inputs: Vec::new(),
+            clock,
+            batch: cfg.batch.max(1),
+            st: State {
+                symbols: slots,
+                paper: PaperExchange::new(cfg.paper),
+                paper_out: Vec::with_capacity(cfg.paper.max_orders.max(16) * 4),
+                // Headroom for the orders of one dispatch that are refused (table full, ring
+                // full): they are kept just long enough for the refusal to reach the strategy.
+                orders: Vec::with_capacity(cfg.max_open_orders + cfg.max_intents_per_dispatch),
+                max_open_orders: cfg.max_open_orders,
+                outbox: Outbox::with_capacity(cfg.max_intents_per_dispatch),
+                timers: TimerQueue::with_capacity(cfg.timer_capacity),
+                next_order_no: 1,
+                market_ns: 0,
+                now_ns: 0,
+                counters: CoreCounters::default(),
+                latency: StageLatency::new(),
+                resync_sink,
+                resync_pending: vec![false; symbols.len()],
+                feed_down: false,
+                depth_fed: vec![cfg.depth_snapshots; symbols.len()],
+                depth_snapshots: cfg.depth_snapshots,
+                wall_offset_ns: None,
+                slow_callback_ns: cfg.slow_callback_ns,
+                slow_recent: Vec::with_capacity(SLOW_REPORTS_PER_INTERVAL),
+                slow_unreported: 0,
+                loop_stats: LoopStats::default(),
+                last_poll_ns: 0,
+                last_poll_busy: false,
+                interval_start_ns: 0,
+                order_sink,
+                order_notify: order_notify.map(OrderNotify),
+                control,
+                next_control_ns: 0,
+                names: symbols.iter().map(|(_, n)| n.to_string()).collect(),
+                routes: crate::route::Routes::new(symbols.len()),
+                risk: cfg.risk.map(|l| Risk::new(symbols.len(), l)),
+                ack_timeout_ns: cfg.ack_timeout_ns,
+                next_timeout_check_ns: 0,
+                recent_fills: RecentFills::new(),
+            },
+        };
+        // Whoever owns the order session owns the journal: supervisors hand it their states.
+        core.st.outbox.journal_states = core.st.order_sink.is_some();
+        core
+    }
 }
 
 /// The trading core. Generic over the clock used for latency stamps.
@@ -283,76 +358,15 @@ impl<C: Clock> core::fmt::Debug for Core<C> {
 }
 
 impl<C: Clock> Core<C> {
-    /// A core for every symbol in `symbols`, with all memory allocated now.
+    /// A core for every symbol in `symbols`, with all memory allocated now, and no sink (paper
+    /// orders, resyncs only counted, no control channel): [`CoreBuilder`] adds them.
     pub fn new(symbols: &SymbolTable, cfg: CoreConfig, clock: C) -> Self {
-        let slots = (0..symbols.len())
-            .map(|_| SymbolSlot {
-                book: OrderBook::new(cfg.book),
-                bbo: None,
-                last_trade: None,
-                position: Position::default(),
-                rules: SymbolRules::default(),
-                strategy: None,
-                channels: Vec::new(),
-            })
-            .collect();
-        Core {
-            inputs: Vec::new(),
-            clock,
-            batch: cfg.batch.max(1),
-            st: State {
-                symbols: slots,
-                paper: PaperExchange::new(cfg.paper),
-                paper_out: Vec::with_capacity(cfg.paper.max_orders.max(16) * 4),
-                // Headroom for the orders of one dispatch that are refused (table full, ring
-                // full): they are kept just long enough for the refusal to reach the strategy.
-                orders: Vec::with_capacity(cfg.max_open_orders + cfg.max_intents_per_dispatch),
-                max_open_orders: cfg.max_open_orders,
-                outbox: Outbox::with_capacity(cfg.max_intents_per_dispatch),
-                timers: TimerQueue::with_capacity(cfg.timer_capacity),
-                next_order_no: 1,
-                market_ns: 0,
-                now_ns: 0,
-                counters: CoreCounters::default(),
-                latency: StageLatency::new(),
-                resync_sink: None,
-                resync_pending: vec![false; symbols.len()],
-                feed_down: false,
-                depth_fed: vec![cfg.depth_snapshots; symbols.len()],
-                depth_snapshots: cfg.depth_snapshots,
-                wall_offset_ns: None,
-                slow_callback_ns: cfg.slow_callback_ns,
-                slow_recent: Vec::with_capacity(SLOW_REPORTS_PER_INTERVAL),
-                slow_unreported: 0,
-                loop_stats: LoopStats::default(),
-                last_poll_ns: 0,
-                last_poll_busy: false,
-                interval_start_ns: 0,
-                order_sink: None,
-                order_notify: None,
-                control: None,
-                next_control_ns: 0,
-                names: symbols.iter().map(|(_, n)| n.to_string()).collect(),
-                routes: crate::route::Routes::new(symbols.len()),
-                risk: cfg.risk.map(|l| Risk::new(symbols.len(), l)),
-                ack_timeout_ns: cfg.ack_timeout_ns,
-                next_timeout_check_ns: 0,
-                recent_fills: RecentFills::new(),
-            },
-        }
+        CoreBuilder::new(symbols, cfg, clock).build()
     }
 
     /// Adds an inbound ring (the consumer end of [`crate::ring::event_ring`]).
     pub fn add_input(&mut self, rx: Consumer<MarketEvent>) {
         self.inputs.push(rx);
-    }
-
-    /// Where the core sends resync requests: the symbol of every book that needs a fresh REST
-    /// snapshot (after a gap, a crossed book, a rejected snapshot, lost data, or a reconnect).
-    /// A full ring drops the request and counts it (`resync_requests_dropped`); the book stays
-    /// stale and the next trigger asks again.
-    pub fn set_resync_sink(&mut self, tx: rtrb::Producer<SymbolId>) {
-        self.st.resync_sink = Some(tx);
     }
 
     /// Whether depth diffs arrive for `symbol` (default: [`CoreConfig::depth_snapshots`]). A
@@ -370,15 +384,6 @@ impl<C: Clock> Core<C> {
         self.st.max_open_orders
     }
 
-    /// Sends orders and cancels to a venue through this ring (the I/O thread that owns the order
-    /// session consumes it) instead of the paper venue. Acks, rejects, fills and cancels then
-    /// come back as events on an inbound ring.
-    pub fn set_order_sink(&mut self, tx: rtrb::Producer<OrderCommand>) {
-        self.st.order_sink = Some(tx);
-        // Whoever owns the order session owns the journal: supervisors hand it their states.
-        self.st.outbox.journal_states = true;
-    }
-
     /// Puts back a trader's state recovered from the journal; false if `symbol` has no strategy
     /// or it has no such trader.
     pub fn restore_trader(&mut self, symbol: SymbolId, trader: u16, state: &[u8]) -> bool {
@@ -389,24 +394,10 @@ impl<C: Clock> Core<C> {
             .is_some_and(|s| s.restore_trader(trader, state))
     }
 
-    /// Called right after every command pushed into the order ring, so an I/O thread parked in
-    /// `epoll_wait` can be woken (it should cost next to nothing while that thread is spinning:
-    /// see `feeds::session::OrderWake`).
-    pub fn set_order_notify(&mut self, notify: Box<dyn FnMut() + Send>) {
-        self.st.order_notify = Some(OrderNotify(notify));
-    }
-
-    /// Takes runtime commands from `rx` (a control socket's thread): checked about once a
-    /// millisecond in [`poll`](Self::poll), each answered on its request's reply channel.
-    pub fn set_control(&mut self, rx: crossbeam_channel::Receiver<crate::control::Request>) {
-        self.st.control = Some(rx);
-    }
-
     /// Continues the engine-namespace order numbering at `next` (at start-up: the first number
     /// of this start's epoch, past everything the journal recorded; see
-    /// [`ClientOrderId`]). Lower values are ignored. The order
-    /// session raises it later with an [`EventKind::OrderIdFloor`] when the venue knows ids at
-    /// or beyond it.
+    /// [`ClientOrderId`]). Lower values are ignored. The order session raises it later with an
+    /// [`crate::event::EventKind::OrderIdFloor`] when the venue knows ids at or beyond it.
     pub fn set_next_order_number(&mut self, next: u64) {
         self.st.next_order_no = self.st.next_order_no.max(next);
     }
@@ -646,880 +637,20 @@ impl<C: Clock> Core<C> {
 }
 
 impl State {
-    /// Installs `strategy` on `symbol` and rebuilds the routes.
-    #[cold]
-    fn install(
-        &mut self,
-        symbol: SymbolId,
-        strategy: Box<dyn Strategy>,
-    ) -> Result<(), crate::route::RouteError> {
-        let channels = crate::route::parse_all(&strategy.channels())?;
-        if let Some(s) = self.symbols.get_mut(symbol.index()) {
-            s.strategy = Some(strategy);
-            s.channels = channels;
-        }
-        self.rebuild_routes();
-        Ok(())
-    }
-
-    #[cold]
-    fn rebuild_routes(&mut self) {
-        let subs: Vec<Option<&[crate::route::Pattern]>> = self
-            .symbols
-            .iter()
-            .map(|s| s.strategy.as_ref().map(|_| s.channels.as_slice()))
-            .collect();
-        self.routes.rebuild(&subs, &self.names);
-    }
-
-    #[inline]
-    fn handle<C: Clock>(&mut self, ev: &MarketEvent, dequeued: u64, clock: &C) {
-        self.counters.events += 1;
-        self.latency
-            .record(Stage::QueueWait, dequeued.saturating_sub(ev.recv_ns));
-        let exch = ev.exch_ns();
-        if exch > self.market_ns {
-            self.market_ns = exch;
-        }
-        if let (Some(off), true) = (self.wall_offset_ns, exch > 0) {
-            const PLAUSIBLE_NS: i64 = 60_000_000_000;
-            let lag = (ev.recv_ns as i64 + off).saturating_sub(exch as i64);
-            if (0..=PLAUSIBLE_NS).contains(&lag) {
-                self.latency.record(Stage::FeedLatency, lag as u64);
-            } else {
-                self.counters.feed_latency_unusable += 1;
-            }
-        }
-        let sym = ev.symbol;
-        match &ev.kind {
-            EventKind::Gap(g) => return self.on_gap(sym, g.reason, g.lost),
-            EventKind::ConnectionUp(_) => return self.on_connection(true, ev.recv_ns, clock),
-            EventKind::ConnectionDown(_) => return self.on_connection(false, ev.recv_ns, clock),
-            EventKind::OrderIdFloor(f) => {
-                self.next_order_no = self.next_order_no.max(f.next);
-                return;
-            }
-            _ => {}
-        }
-        let Some(slot) = self.symbols.get_mut(sym.index()) else {
-            self.counters.unknown_symbol += 1;
-            return;
-        };
-        match &ev.kind {
-            EventKind::Trade(t) => {
-                self.counters.trades += 1;
-                slot.last_trade = Some(*t);
-                slot.position.mark_to(t.price);
-                self.match_paper(sym, ev.recv_ns, Some((t.price, t.qty)), clock);
-                self.dispatch_routed(Kind::Trade, sym, ev.recv_ns, clock, |s, ctx| {
-                    s.on_trade(ctx, t)
-                });
-            }
-            EventKind::AggTrade(t) => {
-                self.counters.agg_trades += 1;
-                slot.position.mark_to(t.price);
-                self.match_paper(sym, ev.recv_ns, Some((t.price, t.qty)), clock);
-                self.dispatch_routed(Kind::AggTrade, sym, ev.recv_ns, clock, |s, ctx| {
-                    s.on_agg_trade(ctx, t)
-                });
-            }
-            EventKind::BookTicker(b) => {
-                self.counters.book_tickers += 1;
-                slot.bbo = Some(*b);
-                self.match_paper(sym, ev.recv_ns, None, clock);
-                self.dispatch_routed(Kind::BookTicker, sym, ev.recv_ns, clock, |s, ctx| {
-                    s.on_book_ticker(ctx, b)
-                });
-            }
-            EventKind::Depth(d) => {
-                self.counters.depth_levels += 1;
-                let r = slot.book.apply_depth(d);
-                let synced = slot.book.is_synced();
-                self.on_book_update(sym, r, ev.recv_ns, clock);
-                if !synced {
-                    // Diffs are being buffered: a snapshot fetched now bridges them (asked once
-                    // until the book syncs).
-                    self.request_resync(sym, false);
-                }
-            }
-            EventKind::Snapshot(s) => {
-                self.counters.snapshot_levels += 1;
-                if self.feed_down {
-                    slot.book.discard_snapshot(s);
-                } else {
-                    let r = slot.book.apply_snapshot(s);
-                    self.on_book_update(sym, r, ev.recv_ns, clock);
-                }
-            }
-            EventKind::OrderAck(_)
-            | EventKind::OrderReject(_)
-            | EventKind::Fill(_)
-            | EventKind::OrderCanceled(_) => self.on_order_event(ev, clock),
-            EventKind::Gap(_)
-            | EventKind::ConnectionUp(_)
-            | EventKind::ConnectionDown(_)
-            | EventKind::OrderIdFloor(_) => {}
-        }
-        if !self.paper_out.is_empty() {
-            self.drain_paper(clock);
-        }
-    }
-
-    #[inline]
-    fn on_book_update<C: Clock>(&mut self, sym: SymbolId, r: BookUpdate, recv_ns: u64, clock: &C) {
-        match r {
-            BookUpdate::None => {}
-            BookUpdate::Changed => {
-                self.dispatch_routed(Kind::Book, sym, recv_ns, clock, |s, ctx| {
-                    let book = ctx.book();
-                    s.on_book(ctx, book)
-                });
-            }
-            BookUpdate::Synced => {
-                self.counters.book_syncs += 1;
-                if let Some(p) = self.resync_pending.get_mut(sym.index()) {
-                    *p = false;
-                }
-                self.dispatch_routed(Kind::Book, sym, recv_ns, clock, |s, ctx| {
-                    let book = ctx.book();
-                    s.on_book(ctx, book)
-                });
-            }
-            BookUpdate::Gap { .. } => {
-                self.counters.book_gaps += 1;
-                self.request_resync(sym, true);
-            }
-            BookUpdate::Crossed => {
-                self.counters.book_crossed += 1;
-                self.request_resync(sym, true);
-            }
-            BookUpdate::SnapshotRejected => {
-                self.counters.snapshots_rejected += 1;
-                // The snapshot was too old for the buffered diffs: ask again even if a request
-                // is still marked pending (it was this one).
-                self.request_resync(sym, true);
-            }
-        }
-    }
-
-    /// Asks the snapshot side for a fresh REST snapshot of `sym` (once until it syncs, unless
-    /// `again`). Without a sink (replay) the request is only counted.
-    #[cold]
-    fn request_resync(&mut self, sym: SymbolId, again: bool) {
-        if !self.depth_fed.get(sym.index()).copied().unwrap_or(false) {
-            return; // no depth stream: nothing a snapshot could be bridged with
-        }
-        if self.feed_down {
-            return; // asked for when the feed is back (a snapshot now would be dropped)
-        }
-        let Some(pending) = self.resync_pending.get_mut(sym.index()) else {
-            return;
-        };
-        if *pending && !again {
-            return;
-        }
-        self.counters.resync_requests += 1;
-        match self.resync_sink.as_mut() {
-            Some(tx) => {
-                if tx.push(sym).is_ok() {
-                    *pending = true;
-                } else {
-                    self.counters.resync_requests_dropped += 1;
-                }
-            }
-            None => *pending = true,
-        }
-    }
-
-    #[cold]
-    fn on_gap(&mut self, sym: SymbolId, _reason: GapReason, lost: u64) {
-        self.counters.feed_gaps += 1;
-        self.counters.feed_events_lost += lost;
-        for i in 0..self.symbols.len() {
-            if sym == SymbolId::ALL || sym.index() == i {
-                self.symbols[i].book.mark_stale();
-                self.request_resync(SymbolId(i as u32), false);
-            }
-        }
-    }
-
-    #[cold]
-    fn on_connection<C: Clock>(&mut self, up: bool, recv_ns: u64, clock: &C) {
-        self.counters.connection_changes += 1;
-        self.feed_down = !up;
-        for i in 0..self.symbols.len() {
-            if !up {
-                // Whatever happens until the feed is back is unknown: hide the book now and
-                // ask for a snapshot once the feed is up again (one taken now would predate the
-                // diffs the new connection will send). A snapshot still on its way is dropped
-                // while the feed is down, so the one asked for after the reconnect is new.
-                self.symbols[i].book.mark_disconnected();
-                if let Some(p) = self.resync_pending.get_mut(i) {
-                    *p = false;
-                }
-            }
-            // Up: the snapshot is asked for at the new connection's first diff (Binance's
-            // procedure: buffer, then fetch), so it cannot predate the diffs it must bridge.
-            self.dispatch(SymbolId(i as u32), recv_ns, clock, |s, ctx| {
-                s.on_connection(ctx, up)
-            });
-        }
-    }
-
-    /// Lets the paper venue see the market move, then handles the order events it produced.
-    #[inline]
-    fn match_paper<C: Clock>(
-        &mut self,
-        sym: SymbolId,
-        recv_ns: u64,
-        trade: Option<(Price, Qty)>,
-        clock: &C,
-    ) {
-        if self.paper.open_orders() == 0 {
-            return;
-        }
-        let Some(slot) = self.symbols.get(sym.index()) else {
-            return;
-        };
-        let quotes = match slot.bbo {
-            Some(b) => Quotes {
-                bid: Some((b.bid_px, b.bid_qty)),
-                ask: Some((b.ask_px, b.ask_qty)),
-            },
-            None => Quotes {
-                bid: slot.book.best_bid().map(|l| (l.price, l.qty)),
-                ask: slot.book.best_ask().map(|l| (l.price, l.qty)),
-            },
-        };
-        self.paper.on_market(
-            sym,
-            self.market_ns,
-            recv_ns,
-            quotes,
-            trade,
-            &mut self.paper_out,
-        );
-        self.drain_paper(clock);
-    }
-
-    /// Handles the order events the paper venue (or the order table) produced. Handling one can
-    /// make a strategy send more orders, whose immediate answers (rejects) append to the same
-    /// buffer; a bound keeps a strategy that answers every reject with a new order from holding
-    /// the core, and what is left waits for the next event.
-    #[inline]
-    fn drain_paper<C: Clock>(&mut self, clock: &C) {
-        const MAX_PER_EVENT: usize = 4096;
-        let mut i = 0;
-        while i < self.paper_out.len() && i < MAX_PER_EVENT {
-            let ev = self.paper_out[i];
-            self.on_order_event(&ev, clock);
-            i += 1;
-        }
-        self.paper_out.drain(..i);
-    }
-
-    fn on_order_event<C: Clock>(&mut self, ev: &MarketEvent, clock: &C) {
-        let (id, kind) = match ev.kind {
-            EventKind::OrderAck(a) => {
-                self.counters.acks += 1;
-                (a.client_id, OrderUpdateKind::Accepted)
-            }
-            EventKind::OrderReject(r) => {
-                self.counters.rejects += 1;
-                (r.client_id, OrderUpdateKind::Rejected(r.reason))
-            }
-            EventKind::Fill(f) => {
-                if self.recent_fills.seen_or_insert(f.client_id, f.trade_id) {
-                    self.counters.duplicate_fills += 1;
-                    return;
-                }
-                self.counters.fills += 1;
-                (
-                    f.client_id,
-                    OrderUpdateKind::Filled {
-                        price: f.price,
-                        qty: f.qty,
-                        fee: f.fee,
-                    },
-                )
-            }
-            EventKind::OrderCanceled(c) => {
-                self.counters.canceled += 1;
-                (c.client_id, OrderUpdateKind::Canceled)
-            }
-            _ => return,
-        };
-        let Some(idx) = self.orders.iter().position(|o| o.id == id) else {
-            self.counters.unknown_order_events += 1;
-            return;
-        };
-        let o = &mut self.orders[idx];
-        if matches!(kind, OrderUpdateKind::Accepted) {
-            self.latency
-                .record(Stage::OrderAck, clock.now_ns().saturating_sub(o.sent_ns));
-        }
-        if !matches!(kind, OrderUpdateKind::Rejected(_)) {
-            o.state = OrderState::Working;
-        }
-        if let OrderUpdateKind::Filled { price, qty, fee } = kind {
-            o.filled = Qty(o.filled.0 + qty.0);
-            if let Some(slot) = self.symbols.get_mut(o.symbol.index()) {
-                slot.position.apply_fill(o.side, price, qty, fee);
-            }
-        }
-        let leaves = match kind {
-            OrderUpdateKind::Rejected(_) | OrderUpdateKind::Canceled => Qty::ZERO,
-            _ => Qty((o.qty.0 - o.filled.0).max(0)),
-        };
-        let update = OrderUpdate {
-            client_id: id,
-            side: o.side,
-            price: o.price,
-            kind,
-            leaves_qty: leaves,
-            filled_qty: o.filled,
-        };
-        let sym = o.symbol;
-        if update.is_final() {
-            self.orders.swap_remove(idx);
-        }
-        self.dispatch(sym, ev.recv_ns, clock, |s, ctx| s.on_order(ctx, &update));
-    }
-
-    /// Runs the callback on every strategy routed to `kind` events of `sym`.
-    #[inline]
-    fn dispatch_routed<C: Clock>(
-        &mut self,
-        kind: Kind,
-        sym: SymbolId,
-        recv_ns: u64,
-        clock: &C,
-        f: impl Fn(&mut dyn Strategy, &mut Ctx<'_>),
-    ) {
-        let n = self.routes.targets(kind, sym.index()).len();
-        for j in 0..n {
-            let Some(&home) = self.routes.targets(kind, sym.index()).get(j) else {
-                return;
-            };
-            if home as usize == sym.index() {
-                self.dispatch(sym, recv_ns, clock, &f);
-            } else {
-                self.dispatch_cross(SymbolId(home), sym, recv_ns, clock, &f);
-            }
-        }
-    }
-
-    /// Runs `home`'s strategy on an event of `view` (another symbol it subscribed to): the
-    /// context shows `view`'s market, `home`'s rules, position and orders.
-    #[inline(never)]
-    fn dispatch_cross<C: Clock>(
-        &mut self,
-        home: SymbolId,
-        view: SymbolId,
-        recv_ns: u64,
-        clock: &C,
-        f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>),
-    ) {
-        let Some(mut strategy) = self
-            .symbols
-            .get_mut(home.index())
-            .and_then(|s| s.strategy.take())
-        else {
-            return;
-        };
-        let t0 = clock.now_ns();
-        if let (Some(h), Some(v)) = (
-            self.symbols.get(home.index()),
-            self.symbols.get(view.index()),
-        ) {
-            let mut ctx = Ctx::new(
-                self.now_ns,
-                self.market_ns,
-                home,
-                &h.rules,
-                &v.book,
-                v.bbo.as_ref(),
-                v.last_trade.as_ref(),
-                &h.position,
-                &mut self.outbox,
-                &mut self.timers,
-                &mut self.next_order_no,
-            );
-            ctx.event_symbol = view;
-            f(strategy.as_mut(), &mut ctx);
-        }
-        if let Some(h) = self.symbols.get_mut(home.index()) {
-            h.strategy = Some(strategy);
-        }
-        self.after_callback(home, recv_ns, t0, clock);
-    }
-
-    /// Times the callback that started at `t0` and routes what it asked for.
-    #[inline]
-    fn after_callback<C: Clock>(&mut self, sym: SymbolId, recv_ns: u64, t0: u64, clock: &C) {
-        let t1 = clock.now_ns();
-        let took = t1.saturating_sub(t0);
-        self.latency.record(Stage::Strategy, took);
-        if took > self.slow_callback_ns {
-            self.slow_callback(sym, took, t1);
-        }
-        if !self.outbox.is_empty() {
-            self.route(sym, recv_ns, t1);
-        }
-    }
-
-    /// Runs one strategy callback with a context, timing it, then routes what it asked for.
-    #[inline]
-    fn dispatch<C: Clock>(
-        &mut self,
-        sym: SymbolId,
-        recv_ns: u64,
-        clock: &C,
-        f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>),
-    ) {
-        let Some(slot) = self.symbols.get_mut(sym.index()) else {
-            return;
-        };
-        let Some(strategy) = slot.strategy.as_mut() else {
-            return;
-        };
-        let t0 = clock.now_ns();
-        {
-            let mut ctx = Ctx::new(
-                self.now_ns,
-                self.market_ns,
-                sym,
-                &slot.rules,
-                &slot.book,
-                slot.bbo.as_ref(),
-                slot.last_trade.as_ref(),
-                &slot.position,
-                &mut self.outbox,
-                &mut self.timers,
-                &mut self.next_order_no,
-            );
-            f(strategy.as_mut(), &mut ctx);
-        }
-        self.after_callback(sym, recv_ns, t0, clock);
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn slow_callback(&mut self, sym: SymbolId, took: u64, at_ns: u64) {
-        self.counters.slow_callbacks += 1;
-        let strategy = self
-            .symbols
-            .get(sym.index())
-            .and_then(|s| s.strategy.as_ref())
-            .map(|s| s.name())
-            .unwrap_or("?");
-        if self.slow_recent.len() < SLOW_REPORTS_PER_INTERVAL {
-            self.slow_recent.push(SlowCallback {
-                strategy,
-                symbol: sym,
-                duration_ns: took,
-                at_ns,
-            });
-        } else {
-            self.slow_unreported += 1;
-        }
-    }
-
-    fn route(&mut self, sym: SymbolId, recv_ns: u64, emitted_ns: u64) {
-        for i in 0..self.outbox.len() {
-            let Some(intent) = self.outbox.get(i) else {
-                break;
-            };
-            match intent {
-                Intent::New(id, req) => self.send_new(sym, id, req, recv_ns, emitted_ns),
-                Intent::Cancel(id) => self.send_cancel(sym, id),
-                Intent::CancelAll => {
-                    self.cancel_symbol(sym);
-                }
-                Intent::TraderState(trader, state) => {
-                    let cmd = OrderCommand::TraderState {
-                        symbol: sym,
-                        trader,
-                        state,
-                    };
-                    if let Some(tx) = self.order_sink.as_mut() {
-                        if tx.push(cmd).is_err() {
-                            self.counters.order_ring_full += 1;
-                        }
-                    }
-                }
-            }
-        }
-        self.outbox.clear();
-    }
-
-    fn send_new(
-        &mut self,
-        sym: SymbolId,
-        id: ClientOrderId,
-        req: OrderRequest,
-        recv_ns: u64,
-        emitted_ns: u64,
-    ) {
-        self.latency
-            .record(Stage::TickToOrder, emitted_ns.saturating_sub(recv_ns));
-        let denied = match self.risk.as_mut() {
-            Some(risk) => {
-                let mut inputs = RiskInputs {
-                    last_trade: self
-                        .symbols
-                        .get(sym.index())
-                        .and_then(|s| s.last_trade.map(|t| t.price)),
-                    position: self.symbols.get(sym.index()).map_or(0, |s| s.position.qty),
-                    ..RiskInputs::default()
-                };
-                for o in self.orders.iter().filter(|o| o.symbol == sym) {
-                    let open = (o.qty.0 - o.filled.0).max(0);
-                    match o.side {
-                        Side::Buy => inputs.open_buy_qty += open,
-                        Side::Sell => inputs.open_sell_qty += open,
-                    }
-                    inputs.open_orders += 1;
-                }
-                risk.check(sym, &req, &inputs, emitted_ns).err()
-            }
-            None => None,
-        };
-        let table_full = self.orders.len() >= self.max_open_orders;
-        // The entry is kept even for a refused order (within the table's headroom) so that the
-        // refusal is joined with it and reaches the strategy like any other order event.
-        if self.orders.len() < self.orders.capacity() {
-            let entry = OrderEntry::new(id, sym, &req, Qty::ZERO, emitted_ns, OrderState::Sent);
-            self.orders.push(entry);
-        }
-        let refuse = |reason| {
-            MarketEvent::new(
-                recv_ns,
-                sym,
-                EventKind::OrderReject(crate::event::OrderReject {
-                    client_id: id,
-                    reason,
-                }),
-            )
-        };
-        if let Some(reason) = denied {
-            self.counters.orders_denied += 1;
-            self.paper_out.push(refuse(RejectReason::Risk(reason)));
-            return;
-        }
-        if table_full {
-            self.paper_out.push(refuse(RejectReason::TooManyOrders));
-            return;
-        }
-        if let Some(tx) = self.order_sink.as_mut() {
-            let cmd = OrderCommand::New {
-                client_id: id,
-                symbol: sym,
-                req,
-                cause_ns: recv_ns,
-            };
-            if tx.push(cmd).is_err() {
-                self.counters.order_ring_full += 1;
-                self.paper_out.push(refuse(RejectReason::QueueFull));
-            } else {
-                self.counters.orders_sent += 1;
-                if let Some(notify) = self.order_notify.as_mut() {
-                    (notify.0)();
-                }
-            }
-            return;
-        }
-        self.counters.orders_sent += 1;
-        let first_new = self.paper_out.len();
-        self.paper
-            .submit(id, sym, req, self.market_ns, &mut self.paper_out);
-        // An immediate answer (a full paper table) carries the receive time of the event that
-        // caused the order, like every other order event.
-        for ev in &mut self.paper_out[first_new..] {
-            ev.recv_ns = recv_ns;
-        }
-    }
-
-    /// Sends a cancel for every open order of `sym`; returns how many.
-    #[cold]
-    fn cancel_symbol(&mut self, sym: SymbolId) -> usize {
-        let mut n = 0;
-        for i in 0..self.orders.len() {
-            if self.orders[i].symbol == sym {
-                let id = self.orders[i].id;
-                self.send_cancel(sym, id);
-                n += 1;
-            }
-        }
-        n
-    }
-
-    pub(crate) fn send_cancel(&mut self, sym: SymbolId, id: ClientOrderId) {
-        self.counters.cancels += 1;
-        match self.order_sink.as_mut() {
-            Some(tx) => {
-                let cmd = OrderCommand::Cancel {
-                    client_id: id,
-                    symbol: sym,
-                };
-                if tx.push(cmd).is_err() {
-                    // The order stays open; the strategy may ask again.
-                    self.counters.order_ring_full += 1;
-                } else if let Some(notify) = self.order_notify.as_mut() {
-                    (notify.0)();
-                }
-            }
-            None => self.paper.cancel(id, self.market_ns),
-        }
-    }
-
-    /// About once a millisecond: supervision counters from the strategies' outbox, and control
-    /// commands.
-    #[cold]
-    #[inline(never)]
-    fn housekeeping<C: Clock>(&mut self, clock: &C) {
-        self.sync_supervision_counters();
-        // At most a few per millisecond: a flood of commands cannot starve the market.
-        let mut handled = 0;
-        while handled < 16 {
-            let Some(Ok(req)) = self.control.as_ref().map(|rx| rx.try_recv()) else {
-                break;
-            };
-            handled += 1;
-            self.counters.control_commands += 1;
-            let reply = self.apply_command(req.command, clock);
-            // The requester may have given up waiting; nothing to do then.
-            let _ = req.reply.try_send(reply);
-        }
-    }
-
-    fn symbol_name(&self, sym: SymbolId) -> &str {
-        self.names.get(sym.index()).map_or("?", |n| n.as_str())
-    }
-
-    /// The kill switch: halts (creating permissive risk if the run had none) and cancels every
-    /// open order; returns the cancels sent.
-    #[cold]
-    fn kill(&mut self) -> usize {
-        self.risk_or_permissive().kill();
-        let mut sent = 0;
-        for i in 0..self.orders.len() {
-            let (sym, id) = (self.orders[i].symbol, self.orders[i].id);
-            self.send_cancel(sym, id);
-            sent += 1;
-        }
-        sent
-    }
-
     /// Copies the supervisors' counts (kept in the outbox strategies write to) into the counters.
     fn sync_supervision_counters(&mut self) {
         self.counters.trader_restarts = self.outbox.trader_restarts;
         self.counters.symbol_halts = self.outbox.symbol_halts;
-    }
-
-    /// Pre-trade risk, created permissive (every limit at its maximum) if the run had none, so
-    /// halt and kill always work.
-    fn risk_or_permissive(&mut self) -> &mut Risk {
-        let n = self.symbols.len();
-        self.risk.get_or_insert_with(|| {
-            Risk::new(
-                n,
-                RiskLimits {
-                    max_order_qty: Qty(i64::MAX),
-                    max_order_notional: crate::fixed::Notional(i128::MAX),
-                    max_position: Qty(i64::MAX),
-                    max_open_orders: u32::MAX,
-                    rate_per_sec: u32::MAX,
-                    burst: u32::MAX,
-                    price_band_bps: u32::MAX,
-                },
-            )
-        })
-    }
-
-    #[cold]
-    fn apply_command<C: Clock>(&mut self, cmd: crate::control::Command, clock: &C) -> Reply {
-        use crate::control::Command;
-        let now = clock.now_ns();
-        match cmd {
-            Command::StartTrading {
-                symbol,
-                strategy,
-                rules,
-            } => {
-                let name = self.symbol_name(symbol).to_string();
-                let Some(slot) = self.symbols.get_mut(symbol.index()) else {
-                    return Reply::Refused(format!("no symbol #{}", symbol.index()));
-                };
-                if let Some(s) = &slot.strategy {
-                    return Reply::Refused(format!(
-                        "{name} already trades `{}`: stop-trading it first",
-                        s.name()
-                    ));
-                }
-                let what = strategy.name();
-                if let Err(e) = self.install(symbol, strategy) {
-                    return Reply::Refused(format!("{name}: {e}; nothing changed"));
-                }
-                if let Some(slot) = self.symbols.get_mut(symbol.index()) {
-                    if let Some(r) = rules {
-                        slot.rules = r;
-                    }
-                    // An idle symbol's book may be old: start from a fresh snapshot.
-                    slot.book.mark_stale();
-                }
-                // Its streams are subscribed now: depth diffs come if the feed carries them.
-                if let Some(f) = self.depth_fed.get_mut(symbol.index()) {
-                    *f = self.depth_snapshots;
-                }
-                self.request_resync(symbol, true);
-                Reply::Done(format!("{name}: trading `{what}`"))
-            }
-            Command::StopTrading { symbol } => {
-                let name = self.symbol_name(symbol).to_string();
-                if self
-                    .symbols
-                    .get(symbol.index())
-                    .is_none_or(|s| s.strategy.is_none())
-                {
-                    return Reply::Refused(format!("{name} is not trading"));
-                }
-                let cancels = self.cancel_symbol(symbol);
-                if let Some(slot) = self.symbols.get_mut(symbol.index()) {
-                    slot.strategy = None;
-                    slot.channels.clear();
-                }
-                self.rebuild_routes();
-                Reply::Done(format!(
-                    "{name}: stopped; {cancels} cancel(s) sent for its open orders"
-                ))
-            }
-            Command::Set { symbol, params } => {
-                let name = self.symbol_name(symbol).to_string();
-                let Some(strategy) = self
-                    .symbols
-                    .get_mut(symbol.index())
-                    .and_then(|s| s.strategy.as_mut())
-                else {
-                    return Reply::Refused(format!("{name} is not trading"));
-                };
-                match strategy.set_params(&params) {
-                    Ok(what) => Reply::Done(format!("{name}: {what}")),
-                    Err(e) => Reply::Refused(format!("{name}: {e}; nothing changed")),
-                }
-            }
-            Command::Halt => {
-                self.risk_or_permissive().set_state(TradingState::Halted);
-                Reply::Done("trading HALTED: no new orders (cancels still go out)".into())
-            }
-            Command::Resume => {
-                let r = self.risk_or_permissive();
-                r.resume();
-                r.set_state(TradingState::Active);
-                Reply::Done("trading ACTIVE".into())
-            }
-            Command::Kill => {
-                let cancels = self.kill();
-                Reply::Done(format!(
-                    "KILLED: trading halted, {cancels} cancel(s) sent; `resume` lifts it"
-                ))
-            }
-            Command::Status => Reply::Status(self.status(now)),
-        }
-    }
-
-    #[cold]
-    fn status(&self, _now: u64) -> crate::status::CoreStatus {
-        use crate::status::{CoreStatus, SymbolStatus};
-        let money = |units: i128| units as f64 / crate::fixed::SCALE as f64;
-        let trading_state = match &self.risk {
-            None => "ACTIVE (no pre-trade risk)".to_string(),
-            Some(r) if r.is_killed() => "KILLED".to_string(),
-            Some(r) => match r.state() {
-                TradingState::Active => "ACTIVE",
-                TradingState::Reducing => "REDUCING",
-                TradingState::Halted => "HALTED",
-            }
-            .to_string(),
-        };
-        let symbols = self
-            .symbols
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| SymbolStatus {
-                symbol: self.names.get(i).cloned().unwrap_or_default(),
-                trading: slot.strategy.is_some(),
-                strategy: slot.strategy.as_ref().map(|s| s.name().to_string()),
-                book_synced: slot.book.is_synced(),
-                position: Qty(slot.position.qty).to_string(),
-                avg_price: slot.position.avg_price.to_string(),
-                realized: money(slot.position.realized),
-                unrealized: money(slot.position.unrealized()),
-                fees: money(slot.position.fees),
-                open_orders: self.orders.iter().filter(|o| o.symbol.index() == i).count(),
-                leader: slot.strategy.as_ref().and_then(|s| s.leader_status()),
-            })
-            .collect();
-        CoreStatus {
-            trading_state,
-            events: self.counters.events,
-            orders: self.counters.orders_sent,
-            fills: self.counters.fills,
-            trader_restarts: self.outbox.trader_restarts,
-            symbol_halts: self.outbox.symbol_halts,
-            symbols,
-        }
-    }
-
-    /// Orders with no answer within the ack timeout: reported once as `TimedOut`, kept in flight.
-    #[cold]
-    fn check_ack_timeouts<C: Clock>(&mut self, now: u64, clock: &C) {
-        if self.orders.is_empty() {
-            return;
-        }
-        let mut i = 0;
-        while i < self.orders.len() {
-            let o = &mut self.orders[i];
-            i += 1;
-            if o.state != OrderState::Sent || now.saturating_sub(o.sent_ns) < self.ack_timeout_ns {
-                continue;
-            }
-            o.state = OrderState::Unknown;
-            self.counters.order_timeouts += 1;
-            let update = OrderUpdate {
-                client_id: o.id,
-                side: o.side,
-                price: o.price,
-                kind: OrderUpdateKind::TimedOut,
-                leaves_qty: Qty((o.qty.0 - o.filled.0).max(0)),
-                filled_qty: o.filled,
-            };
-            let sym = o.symbol;
-            self.dispatch(sym, now, clock, |s, ctx| s.on_order(ctx, &update));
-        }
-        if !self.paper_out.is_empty() {
-            self.drain_paper(clock);
-        }
-    }
-
-    fn run_timers<C: Clock>(&mut self, now: u64, clock: &C) {
-        while let Some(t) = self.timers.pop_due(now) {
-            self.counters.timers_fired += 1;
-            self.latency
-                .record(Stage::TimerLag, now.saturating_sub(t.at_ns));
-            self.dispatch(t.symbol, now, clock, |s, ctx| s.on_timer(ctx, t.token));
-            if !self.paper_out.is_empty() {
-                self.drain_paper(clock);
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Connection, Gap, OrderType, Side};
+    use crate::event::{Connection, EventKind, Gap, GapReason, OrderType, RejectReason, Side};
+    use crate::fixed::Price;
     use crate::ring::{event_ring, OnFull};
+    use crate::strategy::{Ctx, OrderUpdate, OrderUpdateKind};
     use std::cell::Cell;
 
     /// A hand-driven clock: each read advances it by `step`, so every stage gets a known duration.
@@ -1626,6 +757,18 @@ mod tests {
         crate::ring::EventTx,
         std::sync::Arc<std::sync::Mutex<Recorder>>,
     ) {
+        setup_with(latency_ns, |b| b)
+    }
+
+    /// [`setup`], with sinks added to the builder by `sinks`.
+    fn setup_with(
+        latency_ns: u64,
+        sinks: impl FnOnce(CoreBuilder<'_, StepClock>) -> CoreBuilder<'_, StepClock>,
+    ) -> (
+        Core<StepClock>,
+        crate::ring::EventTx,
+        std::sync::Arc<std::sync::Mutex<Recorder>>,
+    ) {
         let mut symbols = SymbolTable::new();
         symbols.intern("BTCUSDT").unwrap();
         let cfg = CoreConfig {
@@ -1635,14 +778,15 @@ mod tests {
             },
             ..Default::default()
         };
-        let mut core = Core::new(
+        let mut core = sinks(CoreBuilder::new(
             &symbols,
             cfg,
             StepClock {
                 t: Cell::new(1_000),
                 step: 10,
             },
-        );
+        ))
+        .build();
         let (tx, rx) = event_ring(1024, OnFull::Drop);
         core.add_input(rx);
         let rec = std::sync::Arc::new(std::sync::Mutex::new(Recorder {
@@ -1811,9 +955,8 @@ mod tests {
 
     #[test]
     fn stale_books_ask_for_a_snapshot_once_until_they_sync() {
-        let (mut core, mut tx, _rec) = setup(0);
         let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
-        core.set_resync_sink(rtx);
+        let (mut core, mut tx, _rec) = setup_with(0, |b| b.resync_sink(rtx));
         let up = MarketEvent::new(
             1,
             SymbolId::ALL,
@@ -1862,9 +1005,8 @@ mod tests {
     /// the disconnect); the reconnect asks for a fresh one, which syncs.
     #[test]
     fn a_snapshot_arriving_while_the_feed_is_down_is_dropped() {
-        let (mut core, mut tx, _rec) = setup(0);
         let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
-        core.set_resync_sink(rtx);
+        let (mut core, mut tx, _rec) = setup_with(0, |b| b.resync_sink(rtx));
         let conn = |up: bool| {
             let c = Connection { conn_id: 1 };
             let kind = if up {
@@ -1944,18 +1086,19 @@ mod tests {
             max_open_orders: 2,
             ..Default::default()
         };
-        let mut core = Core::new(
+        let (otx, orx) = rtrb::RingBuffer::new(ring);
+        let mut core = CoreBuilder::new(
             &symbols,
             cfg,
             StepClock {
                 t: Cell::new(1_000),
                 step: 10,
             },
-        );
+        )
+        .order_sink(otx)
+        .build();
         let (tx, rx) = event_ring(1024, OnFull::Drop);
         core.add_input(rx);
-        let (otx, orx) = rtrb::RingBuffer::new(ring);
-        core.set_order_sink(otx);
         let rec = std::sync::Arc::new(std::sync::Mutex::new(Recorder {
             answer_trades: true,
             ..Default::default()
@@ -2167,9 +1310,8 @@ mod tests {
     /// not after lost data; `start-trading`-style re-enabling brings it back.
     #[test]
     fn no_depth_feed_asks_for_no_snapshot() {
-        let (mut core, mut tx, _rec) = setup(0);
         let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
-        core.set_resync_sink(rtx);
+        let (mut core, mut tx, _rec) = setup_with(0, |b| b.resync_sink(rtx));
         core.set_depth_feed(SymbolId(0), false);
         let conn = |up: bool| {
             let c = Connection { conn_id: 1 };
@@ -2200,28 +1342,6 @@ mod tests {
         tx.push(depth_level(SymbolId(0), 5)).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
-    }
-
-    #[test]
-    fn recent_fills_remember_across_generations() {
-        let mut r = RecentFills::new();
-        let (a, b) = (ClientOrderId(1), ClientOrderId(2));
-        assert!(!r.seen_or_insert(a, 1));
-        assert!(r.seen_or_insert(a, 1));
-        assert!(
-            !r.seen_or_insert(b, 1),
-            "the other side of the same venue trade is a fill too"
-        );
-        for id in 2..(RecentFills::SLOTS as u64 / 2 + 10) {
-            r.seen_or_insert(a, id);
-        }
-        // (a, 1) moved to the previous generation and is still known...
-        assert!(r.seen_or_insert(a, 1));
-        // ...until a whole further generation has gone by: memory is bounded.
-        for id in 10_000..(10_000 + RecentFills::SLOTS as u64) {
-            r.seen_or_insert(a, id);
-        }
-        assert!(!r.seen_or_insert(a, 1));
     }
 
     #[test]
@@ -2256,9 +1376,8 @@ mod tests {
     #[test]
     fn a_flood_of_control_commands_is_taken_at_most_16_a_millisecond() {
         use crate::control::{Command, Request};
-        let (mut core, _tx, _rec) = setup(0);
         let (ctl, rx) = crossbeam_channel::unbounded();
-        core.set_control(rx);
+        let (mut core, _tx, _rec) = setup_with(0, |b| b.control(rx));
         let mut replies = Vec::new();
         for _ in 0..100 {
             let (reply, answer) = crossbeam_channel::bounded(1);
