@@ -5,7 +5,7 @@
 
 use engine::control::{Command, Reply, Request};
 use engine::core::{Clock, Core, CoreBuilder, CoreConfig};
-use engine::event::{ClientOrderId, EventKind, MarketEvent, OrderRequest, OrderType, Side, Trade};
+use engine::event::{ClientOrderId, Event, EventKind, OrderRequest, OrderType, Side, Trade};
 use engine::fixed::{Price, Qty, SCALE};
 use engine::ring::{event_ring, EventTx, OnFull};
 use engine::strategy::{Ctx, ParamError, Params};
@@ -96,8 +96,8 @@ impl TraderLogic for Flaky {
     }
 }
 
-fn trade(sym: SymbolId, id: u64) -> MarketEvent {
-    MarketEvent::new(
+fn trade(sym: SymbolId, id: u64) -> Event {
+    Event::new(
         id * 1000,
         sym,
         EventKind::Trade(Trade {
@@ -121,7 +121,7 @@ struct Rig<'c> {
 }
 
 impl Rig<'_> {
-    fn feed(&mut self, ev: MarketEvent) {
+    fn feed(&mut self, ev: Event) {
         self.tx.push(ev).unwrap();
         self.clock.0.set(self.clock.0.get() + 1_000_000);
         self.core.poll(self.clock.0.get());

@@ -1,6 +1,6 @@
 //! The event model: every market and order event is one `Copy` struct of at most 64 bytes.
 //!
-//! A [`MarketEvent`] is what crosses the SPSC ring from an I/O thread to the core. It carries the
+//! An [`Event`] is what crosses the SPSC ring from an I/O thread to the core. It carries the
 //! receive time stamped by the I/O thread on the engine's one monotonic clock (`recv_ns`), the
 //! interned symbol, and an [`EventKind`]. Exchange timestamps stay inside the kinds that have them,
 //! in the venue's clock (milliseconds from Binance, kept as nanoseconds); the two clocks are never
@@ -538,13 +538,15 @@ pub enum EventKind {
     OrderIdFloor(OrderIdFloor),
 }
 
-/// The unit that crosses a ring: when it was received, for which symbol, and what it is.
+/// The unit that crosses a ring: when it was received, for which symbol, and what it is:
+/// market data (trades, tickers, depth, snapshots, gaps, connection changes) and order events
+/// (acks, rejects, fills, cancels) alike.
 ///
 /// Aligned to a cache line, so each event in a ring occupies exactly one line and the hand-over
 /// to the core moves one line per event, never two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(align(64))]
-pub struct MarketEvent {
+pub struct Event {
     /// Receive time on the engine's monotonic clock, ns (stamped by the I/O thread per frame).
     pub recv_ns: u64,
     /// Interned symbol (meaningless for events that concern a whole connection).
@@ -553,13 +555,13 @@ pub struct MarketEvent {
     pub kind: EventKind,
 }
 
-const _: () = assert!(core::mem::size_of::<MarketEvent>() == 64);
+const _: () = assert!(core::mem::size_of::<Event>() == 64);
 
-impl MarketEvent {
+impl Event {
     /// Builds an event.
     #[inline]
     pub const fn new(recv_ns: u64, symbol: SymbolId, kind: EventKind) -> Self {
-        MarketEvent {
+        Event {
             recv_ns,
             symbol,
             kind,
@@ -683,7 +685,7 @@ mod tests {
 
     #[test]
     fn events_fit_a_cache_line() {
-        assert!(core::mem::size_of::<MarketEvent>() <= 64);
+        assert!(core::mem::size_of::<Event>() <= 64);
         assert!(core::mem::size_of::<OrderCommand>() <= 64);
     }
 

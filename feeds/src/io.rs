@@ -5,7 +5,7 @@
 //! (pinned) thread. It takes no lock, runs no async runtime, and after start-up the frame path
 //! allocates nothing: a frame is stamped once (`recv_ns = now()`), optionally copied into the
 //! recorder's byte ring ([`crate::recorder`]), decoded by the [`BinanceDecoder`] into one reused
-//! `Vec<MarketEvent>`, and pushed with [`EventTx::push_all`]. The ring's
+//! `Vec<Event>`, and pushed with [`EventTx::push_all`]. The ring's
 //! [`OnFull::Drop`](engine::ring::OnFull::Drop) policy counts what a slow core costs and follows
 //! it with a `Gap` event; the socket is always drained. Cold paths (connects, notices, error
 //! text) may allocate.
@@ -80,7 +80,7 @@ use crate::net::{
 use crate::recorder::{RecorderStats, RecorderTx};
 use crate::session::{OrderSession, SessionCounters, UserStream};
 use core::fmt;
-use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
+use engine::event::{Connection as ConnRef, Event, EventKind};
 use engine::latency::LatencyHist;
 use engine::ring::{EventTx, TxStats};
 use engine::symbol::SymbolId;
@@ -856,7 +856,7 @@ struct Ctx<'a> {
     decoder: BinanceDecoder,
     tx: EventTx,
     recorder: Option<RecorderTx>,
-    out: Vec<MarketEvent>,
+    out: Vec<Event>,
     notices: &'a mut dyn FnMut(IoNotice),
     now: fn() -> u64,
     core_gone: bool,
@@ -983,7 +983,7 @@ impl Ctx<'_> {
         };
         if self
             .tx
-            .push(MarketEvent::new(recv_ns, SymbolId::ALL, kind))
+            .push(Event::new(recv_ns, SymbolId::ALL, kind))
             .is_err()
         {
             self.core_gone = true;

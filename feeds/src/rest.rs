@@ -10,7 +10,7 @@
 
 use crate::binance::BinanceDecoder;
 use crate::recorder::RecorderTx;
-use engine::event::MarketEvent;
+use engine::event::Event;
 use engine::fixed::{parse_fixed, Price, Qty};
 use engine::ring::EventTx;
 use engine::strategy::SymbolRules;
@@ -232,7 +232,7 @@ pub fn run_snapshot_worker(
     let mut pending = vec![false; symbols.len()];
     let mut next_try = vec![Instant::now(); symbols.len()];
     let mut failures_in_row = vec![0u32; symbols.len()];
-    let mut out: Vec<MarketEvent> = Vec::with_capacity(16_384);
+    let mut out: Vec<Event> = Vec::with_capacity(16_384);
     while !stop.load(Ordering::Relaxed) {
         while let Ok(sym) = requests.pop() {
             stats.requests += 1;

@@ -2,7 +2,7 @@
 //! side thread for depth snapshots, and (when recording) a capture writer thread.
 //!
 //! ```text
-//!  venue ─ws/wss/tcp─▶ I/O thread (io_cpu) ──ring: MarketEvent──▶ core (core_cpu)
+//!  venue ─ws/wss/tcp─▶ I/O thread (io_cpu) ──ring: Event──▶ core (core_cpu)
 //!                        │ raw frames                               │ resync requests (ring)
 //!                        ▼                                          ▼
 //!                    recorder ring ──▶ writer thread ◀── ring ── REST thread ──ring: snapshot levels──▶ core

@@ -9,7 +9,7 @@
 
 use super::{Clock, State, SymbolSlot};
 use crate::book::BookUpdate;
-use crate::event::{EventKind, GapReason, MarketEvent};
+use crate::event::{Event, EventKind, GapReason};
 use crate::fixed::{Price, Qty};
 use crate::latency::Stage;
 use crate::metrics::{SlowCallback, SLOW_REPORTS_PER_INTERVAL};
@@ -46,7 +46,7 @@ impl State {
     }
 
     #[inline]
-    pub(super) fn handle<C: Clock>(&mut self, ev: &MarketEvent, dequeued: u64, clock: &C) {
+    pub(super) fn handle<C: Clock>(&mut self, ev: &Event, dequeued: u64, clock: &C) {
         self.counters.events += 1;
         self.latency
             .record(Stage::QueueWait, dequeued.saturating_sub(ev.recv_ns));
@@ -133,8 +133,8 @@ impl State {
             | EventKind::ConnectionDown(_)
             | EventKind::OrderIdFloor(_) => {}
         }
-        if !self.paper_out.is_empty() {
-            self.drain_paper(clock);
+        if !self.order_updates_out.is_empty() {
+            self.drain_order_updates(clock);
         }
     }
 
@@ -276,9 +276,9 @@ impl State {
             recv_ns,
             quotes,
             trade,
-            &mut self.paper_out,
+            &mut self.order_updates_out,
         );
-        self.drain_paper(clock);
+        self.drain_order_updates(clock);
     }
 
     /// Runs the callback on every strategy routed to `kind` events of `sym`.
@@ -438,8 +438,8 @@ impl State {
             self.latency
                 .record(Stage::TimerLag, now.saturating_sub(t.at_ns));
             self.dispatch(t.symbol, now, clock, |s, ctx| s.on_timer(ctx, t.token));
-            if !self.paper_out.is_empty() {
-                self.drain_paper(clock);
+            if !self.order_updates_out.is_empty() {
+                self.drain_order_updates(clock);
             }
         }
     }

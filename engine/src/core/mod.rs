@@ -27,7 +27,7 @@ mod orders;
 
 use crate::book::{BookConfig, BookStats, OrderBook};
 use crate::control::Request;
-use crate::event::{BookTicker, ClientOrderId, MarketEvent, OrderCommand, OrderRequest, Trade};
+use crate::event::{BookTicker, ClientOrderId, Event, OrderCommand, OrderRequest, Trade};
 use crate::fixed::Qty;
 use crate::latency::{Stage, StageLatency};
 use crate::metrics::{
@@ -128,7 +128,10 @@ impl core::fmt::Debug for OrderNotify {
 struct State {
     symbols: Vec<SymbolSlot>,
     paper: PaperExchange,
-    paper_out: Vec<MarketEvent>,
+    /// Order events made inside the core, waiting to be handled: the paper venue's acks,
+    /// fills and cancels, and the core's own refusals (pre-trade risk, a full order table or
+    /// order ring) in live runs too.
+    order_updates_out: Vec<Event>,
     orders: Vec<OrderEntry>,
     max_open_orders: usize,
     outbox: Outbox,
@@ -297,7 +300,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
             st: State {
                 symbols: slots,
                 paper: PaperExchange::new(cfg.paper),
-                paper_out: Vec::with_capacity(cfg.paper.max_orders.max(16) * 4),
+                order_updates_out: Vec::with_capacity(cfg.paper.max_orders.max(16) * 4),
                 // Headroom for the orders of one dispatch that are refused (table full, ring
                 // full): they are kept just long enough for the refusal to reach the strategy.
                 orders: Vec::with_capacity(cfg.max_open_orders + cfg.max_intents_per_dispatch),
@@ -342,7 +345,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
 
 /// The trading core. Generic over the clock used for latency stamps.
 pub struct Core<C: Clock> {
-    inputs: Vec<Consumer<MarketEvent>>,
+    inputs: Vec<Consumer<Event>>,
     clock: C,
     batch: usize,
     st: State,
@@ -365,7 +368,7 @@ impl<C: Clock> Core<C> {
     }
 
     /// Adds an inbound ring (the consumer end of [`crate::ring::event_ring`]).
-    pub fn add_input(&mut self, rx: Consumer<MarketEvent>) {
+    pub fn add_input(&mut self, rx: Consumer<Event>) {
         self.inputs.push(rx);
     }
 
@@ -705,8 +708,8 @@ mod tests {
         }
     }
 
-    fn trade(recv: u64, exch_ms: u64, id: u64, px: i64, qty: i64) -> MarketEvent {
-        MarketEvent::new(
+    fn trade(recv: u64, exch_ms: u64, id: u64, px: i64, qty: i64) -> Event {
+        Event::new(
             recv,
             SymbolId(0),
             EventKind::Trade(Trade {
@@ -719,8 +722,8 @@ mod tests {
         )
     }
 
-    fn ticker(recv: u64, bid: i64, ask: i64) -> MarketEvent {
-        MarketEvent::new(
+    fn ticker(recv: u64, bid: i64, ask: i64) -> Event {
+        Event::new(
             recv,
             SymbolId(0),
             EventKind::BookTicker(BookTicker {
@@ -734,8 +737,8 @@ mod tests {
     }
 
     /// One diff message of one level (`U` = `u` = `id`), a bid at 100.
-    fn depth_level(symbol: SymbolId, id: u64) -> MarketEvent {
-        MarketEvent::new(
+    fn depth_level(symbol: SymbolId, id: u64) -> Event {
+        Event::new(
             1,
             symbol,
             EventKind::Depth(crate::event::DepthLevel {
@@ -905,7 +908,7 @@ mod tests {
     #[test]
     fn lost_data_and_disconnects_reach_the_core_and_strategies() {
         let (mut core, mut tx, rec) = setup(0);
-        let gap = MarketEvent::new(
+        let gap = Event::new(
             1,
             SymbolId::ALL,
             EventKind::Gap(Gap {
@@ -914,13 +917,13 @@ mod tests {
             }),
         );
         tx.push(gap).unwrap();
-        tx.push(MarketEvent::new(
+        tx.push(Event::new(
             2,
             SymbolId::ALL,
             EventKind::ConnectionDown(Connection { conn_id: 1 }),
         ))
         .unwrap();
-        tx.push(MarketEvent::new(
+        tx.push(Event::new(
             3,
             SymbolId::ALL,
             EventKind::ConnectionUp(Connection { conn_id: 1 }),
@@ -941,7 +944,7 @@ mod tests {
         let (mut core, mut tx, _rec) = setup(0);
         core.set_next_order_number(1_000);
         for next in [5_000, 10, 7_000] {
-            tx.push(MarketEvent::new(
+            tx.push(Event::new(
                 1,
                 SymbolId::ALL,
                 EventKind::OrderIdFloor(crate::event::OrderIdFloor { next }),
@@ -957,17 +960,17 @@ mod tests {
     fn stale_books_ask_for_a_snapshot_once_until_they_sync() {
         let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
         let (mut core, mut tx, _rec) = setup_with(0, |b| b.resync_sink(rtx));
-        let up = MarketEvent::new(
+        let up = Event::new(
             1,
             SymbolId::ALL,
             EventKind::ConnectionUp(Connection { conn_id: 1 }),
         );
-        let down = MarketEvent::new(
+        let down = Event::new(
             1,
             SymbolId::ALL,
             EventKind::ConnectionDown(Connection { conn_id: 1 }),
         );
-        let gap = MarketEvent::new(
+        let gap = Event::new(
             1,
             SymbolId::ALL,
             EventKind::Gap(Gap {
@@ -1014,11 +1017,11 @@ mod tests {
             } else {
                 EventKind::ConnectionDown(c)
             };
-            MarketEvent::new(1, SymbolId::ALL, kind)
+            Event::new(1, SymbolId::ALL, kind)
         };
         let snapshot = |id: u64| {
             let level = |side, price: i64, flags| {
-                MarketEvent::new(
+                Event::new(
                     1,
                     SymbolId(0),
                     EventKind::Snapshot(crate::event::SnapshotLevel {
@@ -1155,7 +1158,7 @@ mod tests {
         assert_eq!(core.open_orders(), 1, "still in flight");
         // The venue answers after all: ack, then the same fill twice (a replay after reconnect).
         let fill = |n| {
-            MarketEvent::new(
+            Event::new(
                 n,
                 SymbolId(0),
                 EventKind::Fill(crate::event::Fill {
@@ -1167,7 +1170,7 @@ mod tests {
                 }),
             )
         };
-        tx.push(MarketEvent::new(
+        tx.push(Event::new(
             1,
             SymbolId(0),
             EventKind::OrderAck(crate::event::OrderAck {
@@ -1320,11 +1323,11 @@ mod tests {
             } else {
                 EventKind::ConnectionDown(c)
             };
-            MarketEvent::new(1, SymbolId::ALL, kind)
+            Event::new(1, SymbolId::ALL, kind)
         };
         tx.push(conn(true)).unwrap();
         tx.push(conn(false)).unwrap();
-        tx.push(MarketEvent::new(
+        tx.push(Event::new(
             1,
             SymbolId::ALL,
             EventKind::Gap(Gap {
@@ -1350,7 +1353,7 @@ mod tests {
         let mut t = trade(1, 1, 1, 1, 1);
         t.symbol = SymbolId(9);
         tx.push(t).unwrap();
-        tx.push(MarketEvent::new(
+        tx.push(Event::new(
             1,
             SymbolId(0),
             EventKind::OrderCanceled(crate::event::OrderCanceled {

@@ -11,8 +11,7 @@
 
 use super::{Clock, State};
 use crate::event::{
-    ClientOrderId, EventKind, MarketEvent, OrderCommand, OrderRequest, OrderType, RejectReason,
-    Side,
+    ClientOrderId, Event, EventKind, OrderCommand, OrderRequest, OrderType, RejectReason, Side,
 };
 use crate::fixed::{Price, Qty};
 use crate::latency::Stage;
@@ -132,23 +131,23 @@ impl RecentFills {
 }
 
 impl State {
-    /// Handles the order events the paper venue (or the order table) produced. Handling one can
-    /// make a strategy send more orders, whose immediate answers (rejects) append to the same
-    /// buffer; a bound keeps a strategy that answers every reject with a new order from holding
-    /// the core, and what is left waits for the next event.
+    /// Handles the order events the paper venue or the core itself (risk, a full order table or
+    /// ring) produced. Handling one can make a strategy send more orders, whose immediate
+    /// answers (rejects) append to the same buffer; a bound keeps a strategy that answers every
+    /// reject with a new order from holding the core, and what is left waits for the next event.
     #[inline]
-    pub(super) fn drain_paper<C: Clock>(&mut self, clock: &C) {
+    pub(super) fn drain_order_updates<C: Clock>(&mut self, clock: &C) {
         const MAX_PER_EVENT: usize = 4096;
         let mut i = 0;
-        while i < self.paper_out.len() && i < MAX_PER_EVENT {
-            let ev = self.paper_out[i];
+        while i < self.order_updates_out.len() && i < MAX_PER_EVENT {
+            let ev = self.order_updates_out[i];
             self.on_order_event(&ev, clock);
             i += 1;
         }
-        self.paper_out.drain(..i);
+        self.order_updates_out.drain(..i);
     }
 
-    pub(super) fn on_order_event<C: Clock>(&mut self, ev: &MarketEvent, clock: &C) {
+    pub(super) fn on_order_event<C: Clock>(&mut self, ev: &Event, clock: &C) {
         let (id, kind) = match ev.kind {
             EventKind::OrderAck(a) => {
                 self.counters.acks += 1;
@@ -284,7 +283,7 @@ impl State {
             self.orders.push(entry);
         }
         let refuse = |reason| {
-            MarketEvent::new(
+            Event::new(
                 recv_ns,
                 sym,
                 EventKind::OrderReject(crate::event::OrderReject {
@@ -295,11 +294,13 @@ impl State {
         };
         if let Some(reason) = denied {
             self.counters.orders_denied += 1;
-            self.paper_out.push(refuse(RejectReason::Risk(reason)));
+            self.order_updates_out
+                .push(refuse(RejectReason::Risk(reason)));
             return;
         }
         if table_full {
-            self.paper_out.push(refuse(RejectReason::TooManyOrders));
+            self.order_updates_out
+                .push(refuse(RejectReason::TooManyOrders));
             return;
         }
         if let Some(tx) = self.order_sink.as_mut() {
@@ -311,7 +312,7 @@ impl State {
             };
             if tx.push(cmd).is_err() {
                 self.counters.order_ring_full += 1;
-                self.paper_out.push(refuse(RejectReason::QueueFull));
+                self.order_updates_out.push(refuse(RejectReason::QueueFull));
             } else {
                 self.counters.orders_sent += 1;
                 if let Some(notify) = self.order_notify.as_mut() {
@@ -321,12 +322,12 @@ impl State {
             return;
         }
         self.counters.orders_sent += 1;
-        let first_new = self.paper_out.len();
+        let first_new = self.order_updates_out.len();
         self.paper
-            .submit(id, sym, req, self.market_ns, &mut self.paper_out);
+            .submit(id, sym, req, self.market_ns, &mut self.order_updates_out);
         // An immediate answer (a full paper table) carries the receive time of the event that
         // caused the order, like every other order event.
-        for ev in &mut self.paper_out[first_new..] {
+        for ev in &mut self.order_updates_out[first_new..] {
             ev.recv_ns = recv_ns;
         }
     }
@@ -390,8 +391,8 @@ impl State {
             let sym = o.symbol;
             self.dispatch(sym, now, clock, |s, ctx| s.on_order(ctx, &update));
         }
-        if !self.paper_out.is_empty() {
-            self.drain_paper(clock);
+        if !self.order_updates_out.is_empty() {
+            self.drain_order_updates(clock);
         }
     }
 }

@@ -62,7 +62,7 @@ use super::publisher::Frame;
 use super::wsapi::{self, ApiError, Classified, Envelope, Method, Names};
 use super::{Inner, SimConfig, C};
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError, TrySendError};
-use engine::event::{ClientOrderId, EventKind, MarketEvent};
+use engine::event::{ClientOrderId, Event, EventKind};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
 use std::collections::{HashMap, VecDeque};
@@ -197,7 +197,7 @@ struct State {
     names: Vec<Names>,
     tap: Option<Receiver<Arc<Frame>>>,
     decoder: BinanceDecoder,
-    events: Vec<MarketEvent>,
+    events: Vec<Event>,
     execs: Vec<Exec>,
     accounts: Vec<String>,
     next_order_id: u64,

@@ -10,7 +10,7 @@ use super::conn::{ConnShared, Registration};
 use super::streams::{build_combined, split_combined, Match, MatchCache};
 use super::{Inner, SimPace, C};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
-use engine::event::{EventKind, MarketEvent};
+use engine::event::{Event, EventKind};
 use engine::symbol::SymbolId;
 use feeds::binance::{BinanceDecoder, Decoded, IgnoreReason};
 use feeds::capture::{LoadedCapture, RecordKind};
@@ -201,7 +201,7 @@ struct Publisher {
     outs: Vec<Out>,
     decoder: BinanceDecoder,
     default_symbol: Option<SymbolId>,
-    events: Vec<MarketEvent>,
+    events: Vec<Event>,
     stream_ids: HashMap<Vec<u8>, u32>,
     stream_names: Vec<Arc<str>>,
     pacer: Pacer,
