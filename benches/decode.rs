@@ -14,7 +14,7 @@
 //! Run: `cargo bench --bench decode -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::event::MarketEvent;
+use engine::event::Event;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::{BinanceDecoder, Decoded};
 use feeds::reference::{SerdeDecoder, SimdDecoder, TypedTradeDecoder};
@@ -93,7 +93,7 @@ fn bench_decode(c: &mut Criterion) {
     ours.set_default_symbol(Some(btc));
     serde.set_default_symbol(Some(btc));
     simd.set_default_symbol(Some(btc));
-    let mut out: Vec<MarketEvent> = Vec::with_capacity(8192);
+    let mut out: Vec<Event> = Vec::with_capacity(8192);
 
     for (kind, frame) in frames() {
         // All three must agree before their speed means anything.

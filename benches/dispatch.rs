@@ -20,7 +20,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::book::{BookConfig, OrderBook};
 use engine::core::{Clock, Core, CoreConfig};
-use engine::event::{ClientOrderId, EventKind, MarketEvent, Trade};
+use engine::event::{ClientOrderId, Event, EventKind, Trade};
 use engine::fixed::{Price, Qty, SCALE};
 use engine::portfolio::Position;
 use engine::ring::{event_ring, OnFull};
@@ -161,9 +161,9 @@ fn bench(c: &mut Criterion) {
 
     let mut symbols = SymbolTable::new();
     let btc = symbols.intern("BTCUSDT").unwrap();
-    let events: Vec<MarketEvent> = ts
+    let events: Vec<Event> = ts
         .iter()
-        .map(|t| MarketEvent::new(1, btc, EventKind::Trade(*t)))
+        .map(|t| Event::new(1, btc, EventKind::Trade(*t)))
         .collect();
     for (name, supervised, real_clock) in [
         ("core_plain_strategy", false, true),

@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::book::{BookConfig, OrderBook};
 use engine::core::CoreConfig;
-use engine::event::{Connection, EventKind, MarketEvent};
+use engine::event::{Connection, Event, EventKind};
 use engine::idle::IdleMode;
 use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull};
@@ -36,7 +36,7 @@ fn input() -> (FrameArena, SymbolTable, SymbolId, &'static str) {
     (arena, symbols, btc, "generated")
 }
 
-fn decode_all(arena: &FrameArena, symbols: &SymbolTable, btc: SymbolId) -> Vec<MarketEvent> {
+fn decode_all(arena: &FrameArena, symbols: &SymbolTable, btc: SymbolId) -> Vec<Event> {
     let mut dec = BinanceDecoder::new(symbols.clone());
     dec.set_default_symbol(Some(btc));
     let mut out = Vec::new();
@@ -51,7 +51,7 @@ fn decode_all(arena: &FrameArena, symbols: &SymbolTable, btc: SymbolId) -> Vec<M
 }
 
 fn ring_hop(c: &mut Criterion) {
-    let ev = MarketEvent::new(
+    let ev = Event::new(
         1,
         SymbolId(0),
         EventKind::ConnectionUp(Connection { conn_id: 1 }),

@@ -9,9 +9,10 @@
 //! - `risk/deny_max_order_qty`: denied by the first limit, the shortest denial path.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use engine::event::DenyReason;
 use engine::event::{OrderRequest, OrderType, Side};
 use engine::fixed::{Price, Qty};
-use engine::risk::{DenyReason, Risk, RiskInputs, RiskLimits};
+use engine::risk::{Risk, RiskInputs, RiskLimits};
 use engine::symbol::SymbolId;
 use std::hint::black_box;
 

@@ -160,7 +160,7 @@ fn io_throughput(total: usize) {
 }
 
 fn drain(
-    rx: &mut rtrb::Consumer<engine::event::MarketEvent>,
+    rx: &mut rtrb::Consumer<engine::event::Event>,
     shared: &IoShared,
     total: u64,
 ) -> (u64, u64, u64) {

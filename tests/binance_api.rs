@@ -11,8 +11,8 @@
 //! first test vector and by verifying our signatures with the public key.
 
 use engine::event::{
-    ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
-    OrderReject, OrderRequest, OrderType, RejectReason, Side,
+    ClientOrderId, Event, EventKind, Fill, OrderAck, OrderCanceled, OrderCommand, OrderReject,
+    OrderRequest, OrderType, RejectReason, Side,
 };
 use engine::fixed::{Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
@@ -813,7 +813,7 @@ fn report(fields: &[(&str, &str)]) -> String {
     format!("{{{}}}", body.join(","))
 }
 
-fn one(text: &str) -> Result<Vec<MarketEvent>, ApiError> {
+fn one(text: &str) -> Result<Vec<Event>, ApiError> {
     let mut out = Vec::new();
     let n = parse_execution_report(text.as_bytes(), &symbols(), 77, &mut out)?;
     assert_eq!(n, out.len());

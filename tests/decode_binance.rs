@@ -2,8 +2,7 @@
 //! capture, and the serde_json / simd-json reference decoders as differential oracles.
 
 use engine::event::{
-    AggTrade, BookSide, BookTicker, DepthLevel, EventKind, LevelFlags, MarketEvent, SnapshotLevel,
-    Trade,
+    AggTrade, BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
 };
 use engine::fixed::{FixedError, Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
@@ -198,20 +197,14 @@ fn qty(s: &str) -> Qty {
 }
 
 /// Decodes with ours and both references; asserts all three agree and returns ours.
-fn decode3(
-    frame: &[u8],
-    default: Option<SymbolId>,
-) -> (Result<Decoded, DecodeError>, Vec<MarketEvent>) {
+fn decode3(frame: &[u8], default: Option<SymbolId>) -> (Result<Decoded, DecodeError>, Vec<Event>) {
     decode_with(frame, default, true)
 }
 
 /// Like [`decode3`] but without simd-json, for the inputs where simd-json knowingly differs:
 /// it reads `-0` as the integer 0, and rejects numbers outside `f64` range anywhere in the frame
 /// (we and serde_json accept them where the field is ignored).
-fn decode2(
-    frame: &[u8],
-    default: Option<SymbolId>,
-) -> (Result<Decoded, DecodeError>, Vec<MarketEvent>) {
+fn decode2(frame: &[u8], default: Option<SymbolId>) -> (Result<Decoded, DecodeError>, Vec<Event>) {
     decode_with(frame, default, false)
 }
 
@@ -219,7 +212,7 @@ fn decode_with(
     frame: &[u8],
     default: Option<SymbolId>,
     with_simd: bool,
-) -> (Result<Decoded, DecodeError>, Vec<MarketEvent>) {
+) -> (Result<Decoded, DecodeError>, Vec<Event>) {
     let t = table().0;
     let mut ours = BinanceDecoder::new(t.clone());
     ours.set_default_symbol(default);
@@ -274,7 +267,7 @@ fn decode_with(
 #[test]
 fn documented_trade() {
     let (_, _, bnbbtc, _) = table();
-    let want = vec![MarketEvent::new(
+    let want = vec![Event::new(
         42,
         bnbbtc,
         EventKind::Trade(Trade {
@@ -298,7 +291,7 @@ fn documented_trade() {
 #[test]
 fn documented_agg_trade() {
     let (_, _, bnbbtc, _) = table();
-    let want = vec![MarketEvent::new(
+    let want = vec![Event::new(
         42,
         bnbbtc,
         EventKind::AggTrade(AggTrade {
@@ -323,7 +316,7 @@ fn documented_agg_trade() {
 #[test]
 fn documented_book_ticker() {
     let (_, _, _, bnbusdt) = table();
-    let want = vec![MarketEvent::new(
+    let want = vec![Event::new(
         42,
         bnbusdt,
         EventKind::BookTicker(BookTicker {
@@ -348,7 +341,7 @@ fn documented_book_ticker() {
 fn documented_depth_update() {
     let (_, _, bnbbtc, _) = table();
     let lvl = |side, p: &str, q: &str, flags| {
-        MarketEvent::new(
+        Event::new(
             42,
             bnbbtc,
             EventKind::Depth(DepthLevel {
@@ -384,13 +377,13 @@ fn snapshot_events(
     id: u64,
     bids: &[(&str, &str)],
     asks: &[(&str, &str)],
-) -> Vec<MarketEvent> {
-    let mut v: Vec<MarketEvent> = bids
+) -> Vec<Event> {
+    let mut v: Vec<Event> = bids
         .iter()
         .map(|l| (BookSide::Bid, l))
         .chain(asks.iter().map(|l| (BookSide::Ask, l)))
         .map(|(side, (p, q))| {
-            MarketEvent::new(
+            Event::new(
                 42,
                 symbol,
                 EventKind::Snapshot(SnapshotLevel {
@@ -558,7 +551,7 @@ fn real_frames_decode_to_the_expected_events() {
     assert_eq!(r, Ok(Decoded::Events(1)));
     assert_eq!(
         ev,
-        vec![MarketEvent::new(
+        vec![Event::new(
             42,
             btc,
             EventKind::Trade(Trade {
@@ -627,7 +620,7 @@ fn empty_depth_and_snapshot_become_one_empty_last_event() {
     assert_eq!(r, Ok(Decoded::Events(1)));
     assert_eq!(
         ev,
-        vec![MarketEvent::new(
+        vec![Event::new(
             42,
             bnbbtc,
             EventKind::Depth(DepthLevel {
@@ -759,7 +752,7 @@ fn vectors() -> Vec<String> {
 }
 
 fn check_truncations(frame: &[u8], d: &mut BinanceDecoder) -> u64 {
-    let mut out = vec![MarketEvent::new(
+    let mut out = vec![Event::new(
         0,
         SymbolId(0),
         EventKind::Trade(Trade {

@@ -6,7 +6,7 @@
 //! server frames, masked client frames, automatic pongs), one thread per scripted server. Every
 //! wait has a deadline, so a broken build fails instead of hanging.
 
-use engine::event::{Connection, EventKind, MarketEvent};
+use engine::event::{Connection, Event, EventKind};
 use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
 use feeds::binance::BinanceDecoder;
@@ -290,7 +290,7 @@ fn trade(id: u64) -> String {
     )
 }
 
-fn trade_id(ev: &MarketEvent) -> Option<u64> {
+fn trade_id(ev: &Event) -> Option<u64> {
     match ev.kind {
         EventKind::Trade(t) => Some(t.trade_id),
         _ => None,
@@ -327,7 +327,7 @@ fn config(url: &str, subscribe: &[&str]) -> IoConfig {
 struct Run {
     stop: Arc<AtomicBool>,
     io: Option<JoinHandle<IoReport>>,
-    events: Consumer<MarketEvent>,
+    events: Consumer<Event>,
     notices: mpsc::Receiver<(Instant, IoNotice)>,
     seen: Vec<(Instant, IoNotice)>,
     shared: Arc<IoShared>,
@@ -368,7 +368,7 @@ impl Run {
     }
 
     /// The next event of the ring, within [`PATIENCE`].
-    fn next_event(&mut self) -> (Instant, MarketEvent) {
+    fn next_event(&mut self) -> (Instant, Event) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Ok(ev) = self.events.pop() {
@@ -415,7 +415,7 @@ impl Run {
     }
 
     /// Stops the loop and returns its report, the events left in the ring and every notice.
-    fn stop(mut self) -> (IoReport, Vec<MarketEvent>, Vec<IoNotice>) {
+    fn stop(mut self) -> (IoReport, Vec<Event>, Vec<IoNotice>) {
         let t0 = Instant::now();
         self.stop.store(true, Ordering::Release);
         let report = self
@@ -890,7 +890,7 @@ fn recording_while_receiving_writes_a_capture_with_the_same_frames() {
     };
     let mut run = Run::start(config(&url, &["btcusdt@trade"]), Some(rec_tx));
     assert_eq!(run.next_event().1.kind, up(7));
-    let trades: Vec<MarketEvent> = (0..100).map(|_| run.next_event().1).collect();
+    let trades: Vec<Event> = (0..100).map(|_| run.next_event().1).collect();
     run.wait_notice(|n| matches!(n, IoNotice::DecodeError { .. }));
     let (report, _, _) = run.stop();
     let sub = server.join().unwrap();

@@ -1,7 +1,7 @@
 //! Topic routing through the core: strategies hear exactly the channels they declare.
 
 use engine::core::{Clock, Core, CoreConfig};
-use engine::event::{BookTicker, EventKind, MarketEvent, Trade};
+use engine::event::{BookTicker, Event, EventKind, Trade};
 use engine::fixed::{Price, Qty, SCALE};
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Ctx, Strategy};
@@ -50,8 +50,8 @@ impl Strategy for Listener {
     }
 }
 
-fn trade(sym: SymbolId, id: u64) -> MarketEvent {
-    MarketEvent::new(
+fn trade(sym: SymbolId, id: u64) -> Event {
+    Event::new(
         id,
         sym,
         EventKind::Trade(Trade {
@@ -64,8 +64,8 @@ fn trade(sym: SymbolId, id: u64) -> MarketEvent {
     )
 }
 
-fn ticker(sym: SymbolId, bid: i64) -> MarketEvent {
-    MarketEvent::new(
+fn ticker(sym: SymbolId, bid: i64) -> Event {
+    Event::new(
         1,
         sym,
         EventKind::BookTicker(BookTicker {

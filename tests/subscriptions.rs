@@ -18,7 +18,7 @@ struct Seen {
     tickers: u64,
 }
 
-fn drain(rx: &mut rtrb::Consumer<engine::event::MarketEvent>, seen: &mut Seen) {
+fn drain(rx: &mut rtrb::Consumer<engine::event::Event>, seen: &mut Seen) {
     while let Ok(ev) = rx.pop() {
         match ev.kind {
             EventKind::Trade(_) => seen.trades += 1,
@@ -29,7 +29,7 @@ fn drain(rx: &mut rtrb::Consumer<engine::event::MarketEvent>, seen: &mut Seen) {
 }
 
 /// Drains for `d`, returning what arrived in that window.
-fn window(rx: &mut rtrb::Consumer<engine::event::MarketEvent>, d: Duration) -> Seen {
+fn window(rx: &mut rtrb::Consumer<engine::event::Event>, d: Duration) -> Seen {
     let mut seen = Seen::default();
     let end = Instant::now() + d;
     while Instant::now() < end {

@@ -4,8 +4,8 @@
 //! an order and then panics in the same callback. The core runs on a ring like a live run.
 
 use engine::control::{Command, Reply, Request};
-use engine::core::{Clock, Core, CoreConfig};
-use engine::event::{ClientOrderId, EventKind, MarketEvent, OrderRequest, OrderType, Side, Trade};
+use engine::core::{Clock, Core, CoreBuilder, CoreConfig};
+use engine::event::{ClientOrderId, Event, EventKind, OrderRequest, OrderType, Side, Trade};
 use engine::fixed::{Price, Qty, SCALE};
 use engine::ring::{event_ring, EventTx, OnFull};
 use engine::strategy::{Ctx, ParamError, Params};
@@ -96,8 +96,8 @@ impl TraderLogic for Flaky {
     }
 }
 
-fn trade(sym: SymbolId, id: u64) -> MarketEvent {
-    MarketEvent::new(
+fn trade(sym: SymbolId, id: u64) -> Event {
+    Event::new(
         id * 1000,
         sym,
         EventKind::Trade(Trade {
@@ -121,13 +121,13 @@ struct Rig<'c> {
 }
 
 impl Rig<'_> {
-    fn feed(&mut self, ev: MarketEvent) {
+    fn feed(&mut self, ev: Event) {
         self.tx.push(ev).unwrap();
         self.clock.0.set(self.clock.0.get() + 1_000_000);
         self.core.poll(self.clock.0.get());
     }
 
-    fn status(&mut self) -> engine::control::CoreStatus {
+    fn status(&mut self) -> engine::status::CoreStatus {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.control
             .send(Request {
@@ -145,9 +145,9 @@ impl Rig<'_> {
 
     fn leader<'a>(
         &self,
-        s: &'a engine::control::CoreStatus,
+        s: &'a engine::status::CoreStatus,
         sym: &str,
-    ) -> &'a engine::control::LeaderStatus {
+    ) -> &'a engine::status::LeaderStatus {
         s.symbols
             .iter()
             .find(|x| x.symbol == sym)
@@ -160,13 +160,14 @@ fn rig(clock: &TestClock, btc: Flaky, eth: Flaky, policy: RestartPolicy) -> Rig<
     let mut symbols = SymbolTable::new();
     let b = symbols.intern("BTCUSDT").unwrap();
     let e = symbols.intern("ETHUSDT").unwrap();
-    let mut core = Core::new(&symbols, CoreConfig::default(), clock);
+    let (otx, orx) = rtrb::RingBuffer::new(64);
+    let (ctx, crx) = crossbeam_channel::unbounded();
+    let mut core = CoreBuilder::new(&symbols, CoreConfig::default(), clock)
+        .order_sink(otx)
+        .control(crx)
+        .build();
     let (tx, rx) = event_ring(1024, OnFull::Block);
     core.add_input(rx);
-    let (otx, orx) = rtrb::RingBuffer::new(64);
-    core.set_order_sink(otx);
-    let (ctx, crx) = crossbeam_channel::unbounded();
-    core.set_control(crx);
     core.set_strategy(b, Box::new(Leader::new(btc, policy)))
         .unwrap();
     core.set_strategy(e, Box::new(Leader::new(eth, policy)))

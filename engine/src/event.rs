@@ -1,6 +1,6 @@
 //! The event model: every market and order event is one `Copy` struct of at most 64 bytes.
 //!
-//! A [`MarketEvent`] is what crosses the SPSC ring from an I/O thread to the core. It carries the
+//! An [`Event`] is what crosses the SPSC ring from an I/O thread to the core. It carries the
 //! receive time stamped by the I/O thread on the engine's one monotonic clock (`recv_ns`), the
 //! interned symbol, and an [`EventKind`]. Exchange timestamps stay inside the kinds that have them,
 //! in the venue's clock (milliseconds from Binance, kept as nanoseconds); the two clocks are never
@@ -340,6 +340,92 @@ impl fmt::Display for ClientOrderId {
     }
 }
 
+/// Why pre-trade risk refused an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    /// Trading is halted.
+    Halted,
+    /// Trading is reduce-only and the order would not reduce the position (or could flip it).
+    ReducingOnly,
+    /// Quantity above `max_order_qty` (or not positive).
+    MaxOrderQty,
+    /// Notional above `max_order_notional`.
+    MaxNotional,
+    /// Worst-case position beyond `max_position`.
+    MaxPosition,
+    /// `max_open_orders` already open on the symbol.
+    MaxOpenOrders,
+    /// The symbol's token bucket is empty.
+    RateLimited,
+    /// Limit price outside the band around the last trade (or not positive).
+    PriceBand,
+    /// No last trade price to value or band the order with.
+    NoReferencePrice,
+    /// The kill switch is on.
+    KillSwitch,
+}
+
+impl DenyReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 10;
+
+    /// Every reason, in [`DenyReason::index`] order.
+    pub const ALL: [DenyReason; DenyReason::COUNT] = [
+        DenyReason::Halted,
+        DenyReason::ReducingOnly,
+        DenyReason::MaxOrderQty,
+        DenyReason::MaxNotional,
+        DenyReason::MaxPosition,
+        DenyReason::MaxOpenOrders,
+        DenyReason::RateLimited,
+        DenyReason::PriceBand,
+        DenyReason::NoReferencePrice,
+        DenyReason::KillSwitch,
+    ];
+
+    /// Dense index, `0..COUNT`.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable machine-readable code (snake case), for logs and metric names. Never changes.
+    pub const fn code(self) -> &'static str {
+        match self {
+            DenyReason::Halted => "halted",
+            DenyReason::ReducingOnly => "reducing_only",
+            DenyReason::MaxOrderQty => "max_order_qty",
+            DenyReason::MaxNotional => "max_notional",
+            DenyReason::MaxPosition => "max_position",
+            DenyReason::MaxOpenOrders => "max_open_orders",
+            DenyReason::RateLimited => "rate_limited",
+            DenyReason::PriceBand => "price_band",
+            DenyReason::NoReferencePrice => "no_reference_price",
+            DenyReason::KillSwitch => "kill_switch",
+        }
+    }
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            DenyReason::Halted => "trading halted",
+            DenyReason::ReducingOnly => "reduce-only: order does not reduce the position",
+            DenyReason::MaxOrderQty => "order quantity over the limit or not positive",
+            DenyReason::MaxNotional => "order notional over the limit",
+            DenyReason::MaxPosition => "worst-case position over the limit",
+            DenyReason::MaxOpenOrders => "too many open orders",
+            DenyReason::RateLimited => "order rate limit",
+            DenyReason::PriceBand => "limit price outside the band around the last trade",
+            DenyReason::NoReferencePrice => "no last trade price",
+            DenyReason::KillSwitch => "kill switch on",
+        };
+        write!(f, "{text} ({})", self.code())
+    }
+}
+
+impl std::error::Error for DenyReason {}
+
 /// Why an order was rejected (by the venue, the paper exchange or pre-trade risk).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RejectReason {
@@ -354,7 +440,7 @@ pub enum RejectReason {
     /// The ring to the I/O thread that owns the order session was full: never sent.
     QueueFull,
     /// Pre-trade risk refused it (never sent).
-    Risk(crate::risk::DenyReason),
+    Risk(DenyReason),
     /// The order session was not connected (never sent).
     Disconnected,
     /// Its intent could not be written to the journal (never sent).
@@ -452,13 +538,15 @@ pub enum EventKind {
     OrderIdFloor(OrderIdFloor),
 }
 
-/// The unit that crosses a ring: when it was received, for which symbol, and what it is.
+/// The unit that crosses a ring: when it was received, for which symbol, and what it is:
+/// market data (trades, tickers, depth, snapshots, gaps, connection changes) and order events
+/// (acks, rejects, fills, cancels) alike.
 ///
 /// Aligned to a cache line, so each event in a ring occupies exactly one line and the hand-over
 /// to the core moves one line per event, never two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(align(64))]
-pub struct MarketEvent {
+pub struct Event {
     /// Receive time on the engine's monotonic clock, ns (stamped by the I/O thread per frame).
     pub recv_ns: u64,
     /// Interned symbol (meaningless for events that concern a whole connection).
@@ -467,13 +555,13 @@ pub struct MarketEvent {
     pub kind: EventKind,
 }
 
-const _: () = assert!(core::mem::size_of::<MarketEvent>() == 64);
+const _: () = assert!(core::mem::size_of::<Event>() == 64);
 
-impl MarketEvent {
+impl Event {
     /// Builds an event.
     #[inline]
     pub const fn new(recv_ns: u64, symbol: SymbolId, kind: EventKind) -> Self {
-        MarketEvent {
+        Event {
             recv_ns,
             symbol,
             kind,
@@ -597,7 +685,7 @@ mod tests {
 
     #[test]
     fn events_fit_a_cache_line() {
-        assert!(core::mem::size_of::<MarketEvent>() <= 64);
+        assert!(core::mem::size_of::<Event>() <= 64);
         assert!(core::mem::size_of::<OrderCommand>() <= 64);
     }
 

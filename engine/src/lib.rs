@@ -12,7 +12,7 @@
 //! one consumer.
 //!
 //! **Main types.**
-//! - [`event::MarketEvent`]: the 64-byte `Copy` unit on the rings (trade, aggTrade, bookTicker,
+//! - [`event::Event`]: the 64-byte `Copy` unit on the rings (trade, aggTrade, bookTicker,
 //!   one depth level, one snapshot level, gap, connection up/down, order ack/reject/fill/cancel).
 //! - [`fixed::Price`], [`fixed::Qty`]: integer 1e-8 units parsed straight from decimal strings.
 //! - [`book::OrderBook`]: L2 book with Binance spot's documented snapshot + diff sync.
@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use engine::core::{Clock, Core, CoreConfig};
-//! use engine::event::{EventKind, MarketEvent, Trade};
+//! use engine::event::{EventKind, Event, Trade};
 //! use engine::fixed::{Price, Qty};
 //! use engine::ring::{event_ring, OnFull};
 //! use engine::symbol::SymbolTable;
@@ -47,7 +47,7 @@
 //!     qty: Qty::parse(b"0.02").unwrap(),
 //!     buyer_maker: true,
 //! };
-//! tx.push(MarketEvent::new(900, btc, EventKind::Trade(trade))).unwrap();
+//! tx.push(Event::new(900, btc, EventKind::Trade(trade))).unwrap();
 //! assert_eq!(core.poll(1_000), 1);
 //! assert_eq!(core.counters().trades, 1);
 //! ```
@@ -69,6 +69,7 @@ pub mod portfolio;
 pub mod ring;
 pub mod risk;
 pub mod route;
+pub mod status;
 pub mod strategy;
 pub mod supervisor;
 pub mod symbol;

@@ -8,10 +8,85 @@
 //! without blocking. Resetting histograms writes every bucket, so the metrics thread does that
 //! before returning a snapshot ([`MetricsSnapshot::clear_interval`]), never the core.
 
-use crate::core::CoreCounters;
 use crate::latency::StageLatency;
 use crate::portfolio::Position;
 use crate::symbol::SymbolId;
+
+/// The core's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreCounters {
+    /// Events taken off the rings.
+    pub events: u64,
+    /// Trades.
+    pub trades: u64,
+    /// Aggregated trades.
+    pub agg_trades: u64,
+    /// Best bid/ask updates.
+    pub book_tickers: u64,
+    /// Depth-diff level events.
+    pub depth_levels: u64,
+    /// Snapshot level events.
+    pub snapshot_levels: u64,
+    /// Sequence gaps found by the books.
+    pub book_gaps: u64,
+    /// Books found crossed (then hidden and resynced).
+    pub book_crossed: u64,
+    /// Snapshots that did not bridge the buffered diffs.
+    pub snapshots_rejected: u64,
+    /// Books that became synced (first sync and every resync).
+    pub book_syncs: u64,
+    /// Resyncs asked for (gap, crossed, rejected snapshot, lost data, reconnect).
+    pub resync_requests: u64,
+    /// Resync requests lost because the resync ring was full.
+    pub resync_requests_dropped: u64,
+    /// Data-loss events from the I/O side (ring overflow, disconnect).
+    pub feed_gaps: u64,
+    /// Events lost on the I/O side, as reported by its gap events.
+    pub feed_events_lost: u64,
+    /// Connection up / down events.
+    pub connection_changes: u64,
+    /// Orders that left the core: pushed to the order ring (live) or submitted to the paper
+    /// venue. Orders refused by the core itself (risk, a full order table or order ring) are
+    /// not in it.
+    pub orders_sent: u64,
+    /// Cancels sent.
+    pub cancels: u64,
+    /// Orders acknowledged.
+    pub acks: u64,
+    /// Fills.
+    pub fills: u64,
+    /// Orders rejected (venue, paper venue, the order table, or pre-trade risk: every refusal
+    /// reaches the strategy as a reject).
+    pub rejects: u64,
+    /// Orders canceled or expired.
+    pub canceled: u64,
+    /// Order events for ids the core does not know.
+    pub unknown_order_events: u64,
+    /// Timers fired.
+    pub timers_fired: u64,
+    /// Events for a symbol the core does not know.
+    pub unknown_symbol: u64,
+    /// Strategy callbacks over the slow threshold.
+    pub slow_callbacks: u64,
+    /// Orders not acknowledged within the ack timeout (left in flight, not rejected).
+    pub order_timeouts: u64,
+    /// Fills seen again with a venue trade id already applied (ignored).
+    pub duplicate_fills: u64,
+    /// Orders and cancels that found the order ring to the I/O thread full (never sent).
+    pub order_ring_full: u64,
+    /// Orders refused by pre-trade risk, never sent (by reason: `Core::risk`).
+    pub orders_denied: u64,
+    /// Traders restarted by their supervisor after a panic (updated about once a millisecond).
+    pub trader_restarts: u64,
+    /// Symbols halted by their supervisor (restart intensity exceeded).
+    pub symbol_halts: u64,
+    /// Control commands handled.
+    pub control_commands: u64,
+    /// Events whose venue time was after our receive time, or more than a minute before it
+    /// (clocks that disagree, or a synthetic feed's invented times): not recorded in the
+    /// cross-clock feed latency.
+    pub feed_latency_unusable: u64,
+}
 
 /// How the core loop behaved over an interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

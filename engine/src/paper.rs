@@ -13,8 +13,8 @@
 //! Fixed capacity: the order table is sized at construction and a full table rejects.
 
 use crate::event::{
-    ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderReject,
-    OrderRequest, OrderType, RejectReason, Side,
+    ClientOrderId, Event, EventKind, Fill, OrderAck, OrderCanceled, OrderReject, OrderRequest,
+    OrderType, RejectReason, Side,
 };
 use crate::fixed::{Notional, Price, Qty, SCALE};
 use crate::symbol::SymbolId;
@@ -96,7 +96,7 @@ impl PaperExchange {
         symbol: SymbolId,
         req: OrderRequest,
         now: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) {
         if self.orders.len() >= self.cfg.max_orders {
             push(
@@ -139,7 +139,7 @@ impl PaperExchange {
         recv_ns: u64,
         quotes: Quotes,
         trade: Option<(Price, Qty)>,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) {
         let first_new = out.len();
         let mut i = 0;
@@ -179,7 +179,7 @@ impl PaperExchange {
         now: u64,
         quotes: Quotes,
         trade: Option<(Price, Qty)>,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> bool {
         if now < o.arrive_ns {
             return false;
@@ -237,7 +237,7 @@ impl PaperExchange {
         next_trade_id: &mut u64,
         o: &mut PaperOrder,
         quotes: Quotes,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> bool {
         let opposite = match o.req.side {
             Side::Buy => quotes.ask,
@@ -287,7 +287,7 @@ fn fill(
     qty: Qty,
     fee_rate: i64,
     next_trade_id: &mut u64,
-    out: &mut Vec<MarketEvent>,
+    out: &mut Vec<Event>,
 ) {
     o.leaves = Qty(o.leaves.0 - qty.0);
     let fee = (Notional::of(price, qty).0 * fee_rate as i128 / SCALE as i128) as i64;
@@ -306,7 +306,7 @@ fn fill(
     );
 }
 
-fn cancel(o: &mut PaperOrder, out: &mut Vec<MarketEvent>) -> bool {
+fn cancel(o: &mut PaperOrder, out: &mut Vec<Event>) -> bool {
     push(
         out,
         o.symbol,
@@ -320,8 +320,8 @@ fn cancel(o: &mut PaperOrder, out: &mut Vec<MarketEvent>) -> bool {
 }
 
 #[inline]
-fn push(out: &mut Vec<MarketEvent>, symbol: SymbolId, kind: EventKind) {
-    out.push(MarketEvent::new(0, symbol, kind));
+fn push(out: &mut Vec<Event>, symbol: SymbolId, kind: EventKind) {
+    out.push(Event::new(0, symbol, kind));
 }
 
 #[cfg(test)]
@@ -352,7 +352,7 @@ mod tests {
     fn id(n: u64) -> ClientOrderId {
         ClientOrderId::new(0, n)
     }
-    fn kinds(out: &[MarketEvent]) -> Vec<EventKind> {
+    fn kinds(out: &[Event]) -> Vec<EventKind> {
         out.iter().map(|e| e.kind).collect()
     }
 

@@ -1,6 +1,6 @@
 //! The SPSC ring from an I/O (or replay) thread to the core, with a visible overflow policy.
 //!
-//! The ring is an [`rtrb::RingBuffer`] of [`MarketEvent`]s, allocated once. The producer side is
+//! The ring is an [`rtrb::RingBuffer`] of [`Event`]s, allocated once. The producer side is
 //! wrapped in [`EventTx`], which never loses data silently:
 //! - [`OnFull::Block`] waits (spin, then yield) until the core makes room. Replay uses it: a file
 //!   can always wait, and dropping would only corrupt the book.
@@ -8,7 +8,7 @@
 //!   [`Gap`] event with the number lost, so the core marks the books stale and resyncs. Live feeds
 //!   use it: the socket must be drained.
 
-use crate::event::{EventKind, Gap, GapReason, MarketEvent};
+use crate::event::{Event, EventKind, Gap, GapReason};
 use crate::symbol::SymbolId;
 use rtrb::{Consumer, Producer, RingBuffer};
 
@@ -49,7 +49,7 @@ pub struct TxStats {
 /// The producer end: owned by exactly one I/O thread.
 #[derive(Debug)]
 pub struct EventTx {
-    prod: Producer<MarketEvent>,
+    prod: Producer<Event>,
     policy: OnFull,
     pending_lost: u64,
     stats: TxStats,
@@ -59,9 +59,9 @@ pub struct EventTx {
 ///
 /// The ring's memory is touched once here (filled and drained), so the first lap of a run does
 /// not take a page fault per 64 events on the hot path.
-pub fn event_ring(capacity: usize, policy: OnFull) -> (EventTx, Consumer<MarketEvent>) {
+pub fn event_ring(capacity: usize, policy: OnFull) -> (EventTx, Consumer<Event>) {
     let (mut prod, mut cons) = RingBuffer::new(capacity.max(2));
-    let filler = MarketEvent::new(
+    let filler = Event::new(
         0,
         SymbolId::ALL,
         EventKind::ConnectionUp(crate::event::Connection { conn_id: 0 }),
@@ -86,7 +86,7 @@ pub fn event_ring(capacity: usize, policy: OnFull) -> (EventTx, Consumer<MarketE
 impl EventTx {
     /// Pushes one event according to the policy.
     #[inline]
-    pub fn push(&mut self, ev: MarketEvent) -> Result<(), Closed> {
+    pub fn push(&mut self, ev: Event) -> Result<(), Closed> {
         if self.pending_lost > 0 && !self.flush_gap(ev.recv_ns) {
             return self.full(ev);
         }
@@ -101,7 +101,7 @@ impl EventTx {
 
     /// Pushes every event of `evs`, in order.
     #[inline]
-    pub fn push_all(&mut self, evs: &[MarketEvent]) -> Result<(), Closed> {
+    pub fn push_all(&mut self, evs: &[Event]) -> Result<(), Closed> {
         // Fast path: one chunk when there is room and nothing is pending.
         if self.pending_lost == 0 {
             if let Ok(chunk) = self.prod.write_chunk_uninit(evs.len()) {
@@ -118,7 +118,7 @@ impl EventTx {
 
     #[cold]
     #[inline(never)]
-    fn full(&mut self, ev: MarketEvent) -> Result<(), Closed> {
+    fn full(&mut self, ev: Event) -> Result<(), Closed> {
         self.stats.full += 1;
         match self.policy {
             OnFull::Drop => {
@@ -161,7 +161,7 @@ impl EventTx {
     /// Tries to push the pending gap marker; true if nothing is pending any more.
     #[cold]
     fn flush_gap(&mut self, recv_ns: u64) -> bool {
-        let gap = MarketEvent::new(
+        let gap = Event::new(
             recv_ns,
             SymbolId::ALL,
             EventKind::Gap(Gap {
@@ -205,8 +205,8 @@ mod tests {
     use super::*;
     use crate::event::{Connection, EventKind};
 
-    fn ev(n: u32) -> MarketEvent {
-        MarketEvent::new(
+    fn ev(n: u32) -> Event {
+        Event::new(
             n as u64,
             SymbolId(0),
             EventKind::ConnectionUp(Connection { conn_id: n }),

@@ -40,7 +40,8 @@
 //! ```
 //! use engine::event::{OrderRequest, OrderType, Side};
 //! use engine::fixed::{Price, Qty};
-//! use engine::risk::{DenyReason, Risk, RiskInputs, RiskLimits};
+//! use engine::event::DenyReason;
+//! use engine::risk::{Risk, RiskInputs, RiskLimits};
 //! use engine::symbol::SymbolId;
 //!
 //! let mut risk = Risk::new(1, RiskLimits::default());
@@ -61,10 +62,9 @@
 //! assert_eq!(risk.denials().get(DenyReason::PriceBand), 1);
 //! ```
 
-use crate::event::{OrderRequest, OrderType, Side};
+use crate::event::{DenyReason, OrderRequest, OrderType, Side};
 use crate::fixed::{Notional, Price, Qty, SCALE};
 use crate::symbol::SymbolId;
-use core::fmt;
 
 /// Nanoseconds per second, and nano-tokens per token.
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -128,92 +128,6 @@ pub enum TradingState {
     /// Nothing passes.
     Halted,
 }
-
-/// Why pre-trade risk refused an order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DenyReason {
-    /// Trading is halted.
-    Halted,
-    /// Trading is reduce-only and the order would not reduce the position (or could flip it).
-    ReducingOnly,
-    /// Quantity above `max_order_qty` (or not positive).
-    MaxOrderQty,
-    /// Notional above `max_order_notional`.
-    MaxNotional,
-    /// Worst-case position beyond `max_position`.
-    MaxPosition,
-    /// `max_open_orders` already open on the symbol.
-    MaxOpenOrders,
-    /// The symbol's token bucket is empty.
-    RateLimited,
-    /// Limit price outside the band around the last trade (or not positive).
-    PriceBand,
-    /// No last trade price to value or band the order with.
-    NoReferencePrice,
-    /// The kill switch is on.
-    KillSwitch,
-}
-
-impl DenyReason {
-    /// Number of reasons.
-    pub const COUNT: usize = 10;
-
-    /// Every reason, in [`DenyReason::index`] order.
-    pub const ALL: [DenyReason; DenyReason::COUNT] = [
-        DenyReason::Halted,
-        DenyReason::ReducingOnly,
-        DenyReason::MaxOrderQty,
-        DenyReason::MaxNotional,
-        DenyReason::MaxPosition,
-        DenyReason::MaxOpenOrders,
-        DenyReason::RateLimited,
-        DenyReason::PriceBand,
-        DenyReason::NoReferencePrice,
-        DenyReason::KillSwitch,
-    ];
-
-    /// Dense index, `0..COUNT`.
-    #[inline]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Stable machine-readable code (snake case), for logs and metric names. Never changes.
-    pub const fn code(self) -> &'static str {
-        match self {
-            DenyReason::Halted => "halted",
-            DenyReason::ReducingOnly => "reducing_only",
-            DenyReason::MaxOrderQty => "max_order_qty",
-            DenyReason::MaxNotional => "max_notional",
-            DenyReason::MaxPosition => "max_position",
-            DenyReason::MaxOpenOrders => "max_open_orders",
-            DenyReason::RateLimited => "rate_limited",
-            DenyReason::PriceBand => "price_band",
-            DenyReason::NoReferencePrice => "no_reference_price",
-            DenyReason::KillSwitch => "kill_switch",
-        }
-    }
-}
-
-impl fmt::Display for DenyReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self {
-            DenyReason::Halted => "trading halted",
-            DenyReason::ReducingOnly => "reduce-only: order does not reduce the position",
-            DenyReason::MaxOrderQty => "order quantity over the limit or not positive",
-            DenyReason::MaxNotional => "order notional over the limit",
-            DenyReason::MaxPosition => "worst-case position over the limit",
-            DenyReason::MaxOpenOrders => "too many open orders",
-            DenyReason::RateLimited => "order rate limit",
-            DenyReason::PriceBand => "limit price outside the band around the last trade",
-            DenyReason::NoReferencePrice => "no last trade price",
-            DenyReason::KillSwitch => "kill switch on",
-        };
-        write!(f, "{text} ({})", self.code())
-    }
-}
-
-impl std::error::Error for DenyReason {}
 
 /// Denials counted per reason since the [`Risk`] was built (cumulative; never reset).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

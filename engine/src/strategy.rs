@@ -468,7 +468,7 @@ pub trait Strategy: Send {
         })
     }
     /// The supervision tree under this strategy, if it is a leader of traders.
-    fn leader_status(&self) -> Option<crate::control::LeaderStatus> {
+    fn leader_status(&self) -> Option<crate::status::LeaderStatus> {
         None
     }
     /// Puts back trader `trader`'s state from the journal (after a process restart); false if

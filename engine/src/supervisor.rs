@@ -34,8 +34,8 @@
 //! trader's callback submitted in a fixed table (no map), and asks [`TraderLogic::owns`] for
 //! anything it does not know (after a restart from a snapshot that holds the order).
 
-use crate::control::{LeaderStatus, TraderStatus};
 use crate::event::{AggTrade, BookTicker, ClientOrderId, Trade, TraderBlob};
+use crate::status::{LeaderStatus, TraderStatus};
 use crate::strategy::{Ctx, Intent, OrderUpdate, ParamError, Params, Strategy};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

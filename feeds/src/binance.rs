@@ -1,4 +1,4 @@
-//! Binance spot market data: WebSocket frames and REST depth snapshots to [`MarketEvent`]s.
+//! Binance spot market data: WebSocket frames and REST depth snapshots to [`Event`]s.
 //!
 //! [`BinanceDecoder::decode`] takes what the socket delivers: a combined-stream frame
 //! `{"stream":"btcusdt@trade","data":{..}}` (keys in any order) or a bare payload (raw streams, a
@@ -66,8 +66,7 @@
 use crate::json::{self, JsonError, JsonErrorKind, JsonStr, NumError, Scanner, ValueKind};
 use core::fmt;
 use engine::event::{
-    AggTrade, BookSide, BookTicker, DepthLevel, EventKind, LevelFlags, MarketEvent, SnapshotLevel,
-    Trade,
+    AggTrade, BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
 };
 use engine::fixed::{parse_fixed, FixedError, Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
@@ -636,7 +635,7 @@ impl BinanceDecoder {
         &mut self,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let len0 = out.len();
         let r = match fast::try_decode(self, frame, recv_ns, out) {
@@ -653,7 +652,7 @@ impl BinanceDecoder {
         body: &[u8],
         symbol: SymbolId,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let len0 = out.len();
         let r = (|| {
@@ -679,7 +678,7 @@ impl BinanceDecoder {
         &mut self,
         r: Result<Decoded, DecodeError>,
         len0: usize,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         self.stats.messages += 1;
         match r {
@@ -703,7 +702,7 @@ impl BinanceDecoder {
         &self,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         if frame.len() >= u32::MAX as usize {
             return Err(DecodeError::FrameTooLarge);
@@ -736,7 +735,7 @@ impl BinanceDecoder {
         top: &Fields,
         inner: &Fields,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let stream = top.get(key::STREAM);
         if stream.present() && !matches!(stream.kind, SlotKind::Str | SlotKind::EscStr) {
@@ -789,17 +788,17 @@ impl BinanceDecoder {
         match kind {
             Kind::Trade => {
                 let ev = trade(buf, p)?;
-                out.push(MarketEvent::new(recv_ns, symbol, EventKind::Trade(ev)));
+                out.push(Event::new(recv_ns, symbol, EventKind::Trade(ev)));
                 Ok(Decoded::Events(1))
             }
             Kind::AggTrade => {
                 let ev = agg_trade(buf, p)?;
-                out.push(MarketEvent::new(recv_ns, symbol, EventKind::AggTrade(ev)));
+                out.push(Event::new(recv_ns, symbol, EventKind::AggTrade(ev)));
                 Ok(Decoded::Events(1))
             }
             Kind::BookTicker => {
                 let ev = book_ticker(buf, p)?;
-                out.push(MarketEvent::new(recv_ns, symbol, EventKind::BookTicker(ev)));
+                out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(ev)));
                 Ok(Decoded::Events(1))
             }
             Kind::Depth => depth(buf, p, symbol, recv_ns, out),
@@ -870,14 +869,14 @@ fn depth(
     p: &Fields,
     symbol: SymbolId,
     recv_ns: u64,
-    out: &mut Vec<MarketEvent>,
+    out: &mut Vec<Event>,
 ) -> Result<Decoded, DecodeError> {
     let exch_ns = ms_to_ns(u64_field(buf, p, key::EV_TIME)?, key::EV_TIME)?;
     let first = u64_field(buf, p, key::FIRST_UPD)?;
     let last = u64_field(buf, p, key::UPD)?;
     let update_span = update_span(first, last)?;
     let mk = |side, price, qty, flags| {
-        MarketEvent::new(
+        Event::new(
             recv_ns,
             symbol,
             EventKind::Depth(DepthLevel {
@@ -912,11 +911,11 @@ fn snapshot(
     p: &Fields,
     symbol: SymbolId,
     recv_ns: u64,
-    out: &mut Vec<MarketEvent>,
+    out: &mut Vec<Event>,
 ) -> Result<Decoded, DecodeError> {
     let last_update_id = u64_field(buf, p, key::LAST_UPDATE_ID)?;
     let mk = |side, price, qty, flags| {
-        MarketEvent::new(
+        Event::new(
             recv_ns,
             symbol,
             EventKind::Snapshot(SnapshotLevel {
@@ -957,7 +956,7 @@ fn array_slot(p: &Fields, id: usize) -> Result<Slot, DecodeError> {
 
 /// Marks the last level event appended since `start` with `LAST`, or appends `empty()` if
 /// there is none; returns how many events were appended.
-fn finish_levels(out: &mut Vec<MarketEvent>, start: usize, mut empty_level: MarketEvent) -> usize {
+fn finish_levels(out: &mut Vec<Event>, start: usize, mut empty_level: Event) -> usize {
     let has_levels = out.len() > start;
     match out.last_mut() {
         Some(ev) if has_levels => ev.add_level_flags(LevelFlags::LAST),
@@ -976,8 +975,8 @@ fn levels(
     slot: Slot,
     id: usize,
     side: BookSide,
-    out: &mut Vec<MarketEvent>,
-    mk: impl Fn(BookSide, Price, Qty) -> MarketEvent,
+    out: &mut Vec<Event>,
+    mk: impl Fn(BookSide, Price, Qty) -> Event,
 ) -> Result<(), DecodeError> {
     let field = KEY_NAMES[id];
     let wrong = DecodeError::WrongType { field };
@@ -1123,7 +1122,7 @@ mod fast {
         dec: &BinanceDecoder,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Option<Result<Decoded, DecodeError>> {
         let len0 = out.len();
         let r = decode(dec, frame, recv_ns, out);
@@ -1138,7 +1137,7 @@ mod fast {
         dec: &BinanceDecoder,
         buf: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Option<Decoded> {
         let mut pos = 0;
         let combined = lit(buf, &mut pos, b"{\"stream\":\"").is_some();
@@ -1181,7 +1180,7 @@ mod fast {
         buf: &[u8],
         pos: &mut usize,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Option<Decoded> {
         lit(buf, pos, b"\"E\":")?;
         let e_ms = uint(buf, pos)?;
@@ -1210,7 +1209,7 @@ mod fast {
             qty: Qty(decimal(q)?),
             buyer_maker,
         };
-        out.push(MarketEvent::new(recv_ns, symbol, EventKind::Trade(ev)));
+        out.push(Event::new(recv_ns, symbol, EventKind::Trade(ev)));
         Some(Decoded::Events(1))
     }
 
@@ -1221,7 +1220,7 @@ mod fast {
         buf: &[u8],
         pos: &mut usize,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Option<Decoded> {
         lit(buf, pos, b"\"E\":")?;
         let e_ms = uint(buf, pos)?;
@@ -1255,7 +1254,7 @@ mod fast {
             trade_count: trade_count(first, last).ok()?,
             buyer_maker,
         };
-        out.push(MarketEvent::new(recv_ns, symbol, EventKind::AggTrade(ev)));
+        out.push(Event::new(recv_ns, symbol, EventKind::AggTrade(ev)));
         Some(Decoded::Events(1))
     }
 
@@ -1266,7 +1265,7 @@ mod fast {
         buf: &[u8],
         pos: &mut usize,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Option<Decoded> {
         lit(buf, pos, b"\"u\":")?;
         let update_id = uint(buf, pos)?;
@@ -1291,7 +1290,7 @@ mod fast {
             ask_px: Price(decimal(a)?),
             ask_qty: Qty(decimal(aq)?),
         };
-        out.push(MarketEvent::new(recv_ns, symbol, EventKind::BookTicker(ev)));
+        out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(ev)));
         Some(Decoded::Events(1))
     }
 
@@ -1302,7 +1301,7 @@ mod fast {
         buf: &[u8],
         pos: &mut usize,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Option<Decoded> {
         lit(buf, pos, b"\"E\":")?;
         let exch_ns = ms(uint(buf, pos)?)?;
@@ -1315,7 +1314,7 @@ mod fast {
         let last = uint(buf, pos)?;
         let update_span = update_span(first, last).ok()?;
         let mk = |side, price, qty| {
-            MarketEvent::new(
+            Event::new(
                 recv_ns,
                 symbol,
                 EventKind::Depth(DepthLevel {
@@ -1346,12 +1345,12 @@ mod fast {
         buf: &[u8],
         pos: &mut usize,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Option<Decoded> {
         lit(buf, pos, b"\"lastUpdateId\":")?;
         let last_update_id = uint(buf, pos)?;
         let mk = |side, price, qty| {
-            MarketEvent::new(
+            Event::new(
                 recv_ns,
                 symbol,
                 EventKind::Snapshot(SnapshotLevel {
@@ -1379,8 +1378,8 @@ mod fast {
         buf: &[u8],
         pos: &mut usize,
         side: BookSide,
-        out: &mut Vec<MarketEvent>,
-        mk: impl Fn(BookSide, Price, Qty) -> MarketEvent,
+        out: &mut Vec<Event>,
+        mk: impl Fn(BookSide, Price, Qty) -> Event,
     ) -> Option<()> {
         lit(buf, pos, b"[")?;
         if lit(buf, pos, b"]").is_some() {
@@ -1418,7 +1417,7 @@ mod tests {
     const TRADE: &[u8] = br#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}"#;
 
     /// Both paths on the same frame; the fast one must have taken it.
-    fn both_paths(d: &BinanceDecoder, f: &[u8]) -> Vec<MarketEvent> {
+    fn both_paths(d: &BinanceDecoder, f: &[u8]) -> Vec<Event> {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let fast = fast::try_decode(d, f, 9, &mut a).expect("fast path taken");
         assert_eq!(

@@ -168,8 +168,8 @@ use core::fmt::{self, Write as _};
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use ed25519_dalek::{Signer as _, SigningKey};
 use engine::event::{
-    ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
-    OrderReject, OrderRequest, OrderType, RejectReason, Side,
+    ClientOrderId, Event, EventKind, Fill, OrderAck, OrderCanceled, OrderCommand, OrderReject,
+    OrderRequest, OrderType, RejectReason, Side,
 };
 use engine::fixed::{parse_fixed, FixedError, Price, Qty};
 use engine::symbol::SymbolTable;
@@ -2230,7 +2230,7 @@ pub fn parse_execution_report(
     text: &[u8],
     symbols: &SymbolTable,
     recv_ns: u64,
-    out: &mut Vec<MarketEvent>,
+    out: &mut Vec<Event>,
 ) -> Result<usize, ApiError> {
     let mut sc = Scanner::new(text);
     let mut f = collect_by(&mut sc, &REPORT_KEYS, report_key)?;
@@ -2332,7 +2332,7 @@ pub fn parse_execution_report(
         }),
         ExecType::Other => return Ok(0),
     };
-    out.push(MarketEvent::new(recv_ns, symbol, kind));
+    out.push(Event::new(recv_ns, symbol, kind));
     Ok(1)
 }
 

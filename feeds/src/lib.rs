@@ -2,7 +2,7 @@
 //!
 //! **Real-time contract.** Buffers are sized at start-up (the I/O loop's event buffer, the
 //! recorder's byte ring, the rings themselves). After that a market frame is stamped, decoded
-//! straight from the socket's bytes to fixed-point [`MarketEvent`]s (no `f64`, no JSON tree:
+//! straight from the socket's bytes to fixed-point [`Event`]s (no `f64`, no JSON tree:
 //! [`json::Scanner`] borrows) and pushed into the core's ring without allocating or locking. A
 //! full ring (`OnFull::Drop`) or recorder is counted and made visible (a `Gap` event, a
 //! counter), never grown. Connects, REST, notices and error text are cold and may
@@ -29,7 +29,7 @@
 //! - Side paths: [`rest`] (snapshots, `exchangeInfo`), [`recorder`] and [`capture`] (recording
 //!   and reading captures), [`gen`] (a deterministic synthetic feed).
 //!
-//! [`MarketEvent`]: engine::event::MarketEvent
+//! [`Event`]: engine::event::Event
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 pub mod binance;

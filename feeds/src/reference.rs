@@ -1,7 +1,7 @@
 //! Reference Binance decoders built on serde_json and simd-json (feature `reference-decoders`).
 //!
 //! They decode exactly what [`crate::binance::BinanceDecoder`] decodes, with the same rules (see
-//! that module's docs), into identical [`MarketEvent`]s; they exist as the benchmark's
+//! that module's docs), into identical [`Event`]s; they exist as the benchmark's
 //! comparison and as a differential oracle in tests, never on the hot path.
 //!
 //! Both deserialize one derive struct with borrowed string fields (`Cow<'a, str>`, borrowed
@@ -37,8 +37,7 @@
 use crate::binance::{DecodeError, Decoded, IgnoreReason};
 use core::fmt;
 use engine::event::{
-    AggTrade, BookSide, BookTicker, DepthLevel, EventKind, LevelFlags, MarketEvent, SnapshotLevel,
-    Trade,
+    AggTrade, BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
 };
 use engine::fixed::{parse_fixed, Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
@@ -483,7 +482,7 @@ fn convert(
     symbols: &SymbolTable,
     default_symbol: Option<SymbolId>,
     recv_ns: u64,
-    out: &mut Vec<MarketEvent>,
+    out: &mut Vec<Event>,
 ) -> Result<Decoded, DecodeError> {
     let stream: Option<&str> = match &frame.stream {
         Val::Absent => None,
@@ -531,7 +530,7 @@ fn convert(
     let Some(symbol) = symbol else {
         return Ok(Decoded::Ignored(IgnoreReason::UnknownSymbol));
     };
-    let ev = |kind| MarketEvent::new(recv_ns, symbol, kind);
+    let ev = |kind| Event::new(recv_ns, symbol, kind);
 
     match kind {
         K::Trade => {
@@ -669,7 +668,7 @@ fn convert_snapshot(
     body: &Payload<'_>,
     symbol: SymbolId,
     recv_ns: u64,
-    out: &mut Vec<MarketEvent>,
+    out: &mut Vec<Event>,
 ) -> Result<Decoded, DecodeError> {
     let last_update_id = want_u64(&body.last_update_id, "lastUpdateId")?;
     let bids = want_levels(&body.bids, "bids")?;
@@ -677,7 +676,7 @@ fn convert_snapshot(
     let mut all = parse_levels(bids, BookSide::Bid, "bids")?;
     all.extend(parse_levels(asks, BookSide::Ask, "asks")?);
     let n = push_levels(&all, |side, price, qty, flags| {
-        out.push(MarketEvent::new(
+        out.push(Event::new(
             recv_ns,
             symbol,
             EventKind::Snapshot(SnapshotLevel {
@@ -921,7 +920,7 @@ impl SerdeDecoder {
         &mut self,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, RefError> {
         let len0 = out.len();
         let r = self.decode_inner(frame, recv_ns, out);
@@ -935,7 +934,7 @@ impl SerdeDecoder {
         &self,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, RefError> {
         let text = unicode_text(frame)?;
         match first_byte(frame) {
@@ -969,7 +968,7 @@ impl SerdeDecoder {
         body: &[u8],
         symbol: SymbolId,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, RefError> {
         let text = unicode_text(body)?;
         if first_byte(body) != Some(b'{') {
@@ -1029,7 +1028,7 @@ impl SimdDecoder {
         &mut self,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, RefError> {
         let len0 = out.len();
         self.scratch.clear();
@@ -1070,7 +1069,7 @@ impl SimdDecoder {
         body: &[u8],
         symbol: SymbolId,
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, RefError> {
         self.scratch.clear();
         self.scratch.extend_from_slice(body);
@@ -1146,7 +1145,7 @@ impl TypedTradeDecoder {
         symbols: &SymbolTable,
         t: &TypedTrade<'_>,
         recv_ns: u64,
-    ) -> Result<Option<MarketEvent>, DecodeError> {
+    ) -> Result<Option<Event>, DecodeError> {
         if t.e != "trade" {
             return Err(DecodeError::WrongType { field: "e" });
         }
@@ -1163,14 +1162,10 @@ impl TypedTradeDecoder {
             qty: Qty(want_fixed(&Val::Str(Cow::Borrowed(t.q)), "q")?),
             buyer_maker: t.m,
         };
-        Ok(Some(MarketEvent::new(
-            recv_ns,
-            symbol,
-            EventKind::Trade(ev),
-        )))
+        Ok(Some(Event::new(recv_ns, symbol, EventKind::Trade(ev))))
     }
 
-    fn push(ev: Option<MarketEvent>, out: &mut Vec<MarketEvent>) -> Decoded {
+    fn push(ev: Option<Event>, out: &mut Vec<Event>) -> Decoded {
         match ev {
             Some(ev) => {
                 out.push(ev);
@@ -1185,7 +1180,7 @@ impl TypedTradeDecoder {
         &self,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, RefError> {
         let f: CombinedTrade<'_> = serde_json::from_slice(frame).map_err(RefError::Json)?;
         Ok(Self::push(
@@ -1199,7 +1194,7 @@ impl TypedTradeDecoder {
         &mut self,
         frame: &[u8],
         recv_ns: u64,
-        out: &mut Vec<MarketEvent>,
+        out: &mut Vec<Event>,
     ) -> Result<Decoded, RefError> {
         self.scratch.clear();
         self.scratch.extend_from_slice(frame);

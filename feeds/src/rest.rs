@@ -2,7 +2,7 @@
 //! client (ureq, rustls) on a side thread.
 //!
 //! The core asks for a snapshot by pushing a [`SymbolId`] into a small SPSC ring (see
-//! `engine::core::Core::set_resync_sink`); [`run_snapshot_worker`] fetches
+//! `engine::core::CoreBuilder::resync_sink`); [`run_snapshot_worker`] fetches
 //! `GET {base}/api/v3/depth?symbol=S&limit=N`, decodes it with the same [`BinanceDecoder`] the
 //! feeds use, and pushes the snapshot's level events into its own ring to the core, where the
 //! book bridges it with the diffs it buffered. A failed fetch is retried with backoff until it
@@ -10,7 +10,7 @@
 
 use crate::binance::BinanceDecoder;
 use crate::recorder::RecorderTx;
-use engine::event::MarketEvent;
+use engine::event::Event;
 use engine::fixed::{parse_fixed, Price, Qty};
 use engine::ring::EventTx;
 use engine::strategy::SymbolRules;
@@ -232,7 +232,7 @@ pub fn run_snapshot_worker(
     let mut pending = vec![false; symbols.len()];
     let mut next_try = vec![Instant::now(); symbols.len()];
     let mut failures_in_row = vec![0u32; symbols.len()];
-    let mut out: Vec<MarketEvent> = Vec::with_capacity(16_384);
+    let mut out: Vec<Event> = Vec::with_capacity(16_384);
     while !stop.load(Ordering::Relaxed) {
         while let Ok(sym) = requests.pop() {
             stats.requests += 1;

@@ -91,8 +91,8 @@ use crate::idcheck::{IdCheck, IdCheckCounters, Outcome};
 use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use crate::net::Connection;
 use engine::event::{
-    ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
-    OrderIdFloor, OrderReject, OrderRequest, OrderType, RejectReason,
+    ClientOrderId, Event, EventKind, Fill, OrderAck, OrderCanceled, OrderCommand, OrderIdFloor,
+    OrderReject, OrderRequest, OrderType, RejectReason,
 };
 use engine::fixed::Qty;
 use engine::latency::LatencyHist;
@@ -362,7 +362,7 @@ pub struct OrderSession {
     next_request_id: u64,
     /// Requests built off the order path (reconciliation), written by the next pump.
     queued: Vec<String>,
-    out: Vec<MarketEvent>,
+    out: Vec<Event>,
     /// Fills read from an `order.place` reply (reused).
     reply_fills: Vec<Fill>,
     open: bool,
@@ -561,7 +561,7 @@ impl OrderSession {
     }
 
     fn push(&mut self, symbol: SymbolId, kind: EventKind) {
-        let ev = MarketEvent::new((self.now)(), symbol, kind);
+        let ev = Event::new((self.now)(), symbol, kind);
         if self.tx.push(ev).is_err() {
             self.core_gone = true;
         }
@@ -1462,7 +1462,7 @@ mod tests {
 
     struct Rig {
         s: OrderSession,
-        rx: rtrb::Consumer<MarketEvent>,
+        rx: rtrb::Consumer<Event>,
         cmd: rtrb::Producer<OrderCommand>,
     }
 

@@ -14,7 +14,7 @@
 //! is also an out-of-memory crash (`-rss_limit_mb`); on stable, where Linux overcommits and a
 //! 4 GB `Vec::with_capacity` succeeds, only the recorded size catches it.
 
-use engine::event::{BookSide, EventKind, MarketEvent};
+use engine::event::{BookSide, Event, EventKind};
 use engine::fixed::{Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::{BinanceDecoder, DecodeError, Decoded};
@@ -122,7 +122,7 @@ fn table() -> (SymbolTable, SymbolId) {
 
 /// Room for every event `frame` can produce, so the caller's `Vec` never grows during a
 /// decode (the smallest depth level, `["1","1"]`, is 9 bytes; one event is never less than 2).
-fn events_room(frame: &[u8]) -> Vec<MarketEvent> {
+fn events_room(frame: &[u8]) -> Vec<Event> {
     Vec::with_capacity(frame.len() / 2 + 16)
 }
 
@@ -134,7 +134,7 @@ fn counting<T>(f: impl FnOnce() -> T) -> (T, u64) {
 }
 
 /// Every price and quantity of an event survives a format/parse round trip.
-fn check_round_trips(events: &[MarketEvent]) {
+fn check_round_trips(events: &[Event]) {
     fn px(p: Price) {
         let s = p.to_string();
         assert_eq!(
@@ -166,7 +166,7 @@ fn check_round_trips(events: &[MarketEvent]) {
 }
 
 /// Checks what a call left in `out` against what it returned.
-fn check_output(r: &Result<Decoded, DecodeError>, out: &[MarketEvent]) {
+fn check_output(r: &Result<Decoded, DecodeError>, out: &[Event]) {
     match r {
         Ok(Decoded::Events(n)) => assert_eq!(*n, out.len(), "event count"),
         Ok(Decoded::Ignored(_)) | Err(_) => assert!(out.is_empty(), "events left by {r:?}"),

@@ -693,7 +693,7 @@ impl Strategy for Naive {
         self.leader.set_params(params)
     }
 
-    fn leader_status(&self) -> Option<engine::control::LeaderStatus> {
+    fn leader_status(&self) -> Option<engine::status::LeaderStatus> {
         self.leader.leader_status()
     }
 

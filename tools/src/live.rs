@@ -2,7 +2,7 @@
 //! side thread for depth snapshots, and (when recording) a capture writer thread.
 //!
 //! ```text
-//!  venue ─ws/wss/tcp─▶ I/O thread (io_cpu) ──ring: MarketEvent──▶ core (core_cpu)
+//!  venue ─ws/wss/tcp─▶ I/O thread (io_cpu) ──ring: Event──▶ core (core_cpu)
 //!                        │ raw frames                               │ resync requests (ring)
 //!                        ▼                                          ▼
 //!                    recorder ring ──▶ writer thread ◀── ring ── REST thread ──ring: snapshot levels──▶ core
@@ -34,7 +34,9 @@ use crate::runtime::{
     StatusPublisher,
 };
 use anyhow::{bail, Context, Result};
-use engine::core::Core;
+use engine::control::Request;
+use engine::core::{Core, CoreBuilder};
+use engine::event::OrderCommand;
 use engine::idle::IdleMode;
 use engine::ring::{event_ring, EventTx, OnFull};
 use engine::strategy::{Params, SymbolRules};
@@ -197,6 +199,7 @@ fn order_session(
     cfg: &Config,
     symbols: &SymbolTable,
     core: &mut Core<MonoClock>,
+    (cmd_rx, wake): OrderRing,
 ) -> Result<(OrderSession, TraderStates)> {
     let o = &cfg.orders;
     let creds = match &o.credentials_file {
@@ -223,13 +226,8 @@ fn order_session(
         .and_then(|()| journal.sync())
         .with_context(|| format!("journaling this start's client ids in {}", o.journal))?;
     core.set_next_order_number(first_id);
-    let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
     let (ev_tx, ev_rx) = event_ring(16_384, OnFull::Block);
     core.add_input(ev_rx);
-    core.set_order_sink(cmd_tx);
-    let wake = OrderWake::new();
-    let w = wake.clone();
-    core.set_order_notify(Box::new(move || w.notify()));
     let mut session = OrderSession::new(
         SessionConfig {
             conn_id: o.conn_id,
@@ -383,16 +381,17 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Ru
     let control = open_control(cfg)?;
     let (symbols, rest, rules) = load_symbols(cfg)?;
     let mut io_cfg = io_config(cfg)?;
-    let (mut core, ends) = build_core(cfg, &symbols);
-    let (session, trader_states) = load_keys_and_journal(cfg, &symbols, &mut core, &mut io_cfg)?;
+    let BuiltCore {
+        mut core,
+        ends,
+        order_ring,
+        core_requests,
+    } = build_core(cfg, &symbols, control.is_some() || kill.is_some());
+    let (session, trader_states) =
+        load_keys_and_journal(cfg, &symbols, &mut core, &mut io_cfg, order_ring)?;
     install_strategies(&opts, &symbols, &rules, &trader_states, &mut core)?;
-    // Runtime control: commands for the core, subscription changes for the I/O thread.
+    // Runtime control: subscription changes for the I/O thread.
     let (io_cmd_tx, io_cmd_rx) = command_channel(COMMAND_QUEUE);
-    let core_requests = (control.is_some() || kill.is_some()).then(|| {
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        core.set_control(rx);
-        tx
-    });
     let kill_switch = match (kill, &core_requests) {
         (Some(flag), Some(core)) => Some(KillSwitch {
             flag,
@@ -497,14 +496,45 @@ struct FeedEnds {
     resync_rx: rtrb::Consumer<SymbolId>,
 }
 
-/// Builds the core with its market-data rings, depth feeds and wall-clock offset.
-fn build_core(cfg: &Config, symbols: &SymbolTable) -> (Core<MonoClock>, FeedEnds) {
+/// The order session's ends of the core's order ring and its waker.
+type OrderRing = (rtrb::Consumer<OrderCommand>, Arc<OrderWake>);
+
+/// The core and the other ends of what it was built with.
+struct BuiltCore {
+    core: Core<MonoClock>,
+    ends: FeedEnds,
+    /// With `orders.enabled`: for the order session.
+    order_ring: Option<OrderRing>,
+    /// With a control endpoint or a kill switch: runtime commands for the core.
+    core_requests: Option<crossbeam_channel::Sender<Request>>,
+}
+
+/// Builds the core with its market-data rings, depth feeds and wall-clock offset, its order ring
+/// and waker (with `orders.enabled`) and its control channel (when `control` is wanted).
+fn build_core(cfg: &Config, symbols: &SymbolTable, control: bool) -> BuiltCore {
     let (io_tx, io_rx) = event_ring(cfg.engine.ring_capacity, OnFull::Drop);
     let (snap_tx, snap_rx) = event_ring(16_384, OnFull::Block);
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
     let mut core_cfg = cfg.core_config(symbols.len());
     core_cfg.depth_snapshots = cfg.venue.carries_depth();
-    let mut core = Core::new(symbols, core_cfg, MonoClock);
+    let mut builder = CoreBuilder::new(symbols, core_cfg, MonoClock).resync_sink(resync_tx);
+    let order_ring = if cfg.orders.enabled {
+        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
+        let wake = OrderWake::new();
+        let w = wake.clone();
+        builder = builder.order_sink(cmd_tx).order_notify(move || w.notify());
+        Some((cmd_rx, wake))
+    } else {
+        None
+    };
+    let core_requests = if control {
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        builder = builder.control(rx);
+        Some(tx)
+    } else {
+        None
+    };
+    let mut core = builder.build();
     // Symbols idle until `start-trading` are not subscribed: no depth for them yet.
     for (id, name) in symbols.iter() {
         if !cfg.venue.is_raw_feed() && !cfg.venue.trading_at_start(name) {
@@ -517,13 +547,17 @@ fn build_core(cfg: &Config, symbols: &SymbolTable) -> (Core<MonoClock>, FeedEnds
     let wall = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
     let wall_ns = wall.tv_sec as i64 * 1_000_000_000 + wall.tv_nsec as i64;
     core.set_wall_clock_offset(wall_ns - MonoClock::now() as i64);
-    core.set_resync_sink(resync_tx);
     let ends = FeedEnds {
         io_tx,
         snap_tx,
         resync_rx,
     };
-    (core, ends)
+    BuiltCore {
+        core,
+        ends,
+        order_ring,
+        core_requests,
+    }
 }
 
 /// With `orders.enabled`: the order API's TLS, the credentials and the journal, wired into the
@@ -533,10 +567,11 @@ fn load_keys_and_journal(
     symbols: &SymbolTable,
     core: &mut Core<MonoClock>,
     io_cfg: &mut IoConfig,
+    order_ring: Option<OrderRing>,
 ) -> Result<(Option<OrderSession>, TraderStates)> {
-    if !cfg.orders.enabled {
+    let Some(order_ring) = order_ring else {
         return Ok((None, Vec::new()));
-    }
+    };
     if cfg.orders.url.starts_with("wss://") && io_cfg.conn.tls.is_none() {
         let opts = TlsOptions {
             ca_file: cfg.venue.ca_file.as_ref().map(PathBuf::from),
@@ -546,7 +581,7 @@ fn load_keys_and_journal(
             client_tls_config(&opts).map_err(|e| anyhow::anyhow!("order API TLS set-up: {e}"))?,
         );
     }
-    let (session, traders) = order_session(cfg, symbols, core)?;
+    let (session, traders) = order_session(cfg, symbols, core, order_ring)?;
     Ok((Some(session), traders))
 }
 

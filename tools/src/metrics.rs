@@ -93,9 +93,10 @@
 //! in one entry of the line list so that batching never separates them.
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
-use engine::core::{Clock, Core, CoreCounters};
+use engine::core::{Clock, Core};
 use engine::fixed::SCALE;
 use engine::latency::{Stage, StageLatency};
+use engine::metrics::CoreCounters;
 use engine::metrics::MetricsSnapshot;
 use engine::symbol::SymbolTable;
 use feeds::io::{IoCounters, IoShared};

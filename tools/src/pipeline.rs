@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  FrameArena (capture loaded in memory) ─▶ feed thread (pinned, io_cpu): stamp, decode, push
-//!                                              │ rtrb SPSC ring of MarketEvent
+//!                                              │ rtrb SPSC ring of Event
 //!                                              ▼
 //!                                          core thread (pinned, core_cpu): Core::poll loop
 //! ```
@@ -153,7 +153,7 @@ pub fn pass_offset_ns(arena: &FrameArena, pass: u32) -> u64 {
 
 /// Moves an event's exchange time `by` ns later (for the passes of a repeated replay).
 #[inline]
-fn shift_exchange_time(ev: &mut engine::event::MarketEvent, by: u64) {
+fn shift_exchange_time(ev: &mut engine::event::Event, by: u64) {
     use engine::event::EventKind;
     let t = match &mut ev.kind {
         EventKind::Trade(t) => &mut t.exch_ns,
@@ -441,14 +441,14 @@ fn feed_thread(
 /// resync, and the next pass's snapshot applies. False if the core is gone.
 #[cold]
 fn session_reset(tx: &mut engine::ring::EventTx, now: u64) -> bool {
-    use engine::event::{Connection, EventKind, MarketEvent};
+    use engine::event::{Connection, Event, EventKind};
     let conn = Connection { conn_id: 0 };
     [
         EventKind::ConnectionDown(conn),
         EventKind::ConnectionUp(conn),
     ]
     .into_iter()
-    .all(|kind| tx.push(MarketEvent::new(now, SymbolId::ALL, kind)).is_ok())
+    .all(|kind| tx.push(Event::new(now, SymbolId::ALL, kind)).is_ok())
 }
 
 /// Waits until the monotonic clock reaches `due`: sleeps while more than 2 ms away, then spins

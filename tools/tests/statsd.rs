@@ -270,7 +270,7 @@ fn get(map: &HashMap<String, f64>, key: &str) -> f64 {
 }
 
 struct Run {
-    counters: engine::core::CoreCounters,
+    counters: engine::metrics::CoreCounters,
     last_queue_wait: Percentiles,
     last_strategy: Percentiles,
     books: Vec<(String, usize, usize, bool)>,

@@ -9,7 +9,7 @@ use crate::binance::{BinanceDecoder, DecodeError, Decoded, IgnoreReason};
 use crate::capture::RecordKind;
 use crate::recorder::RecorderTx;
 use crate::session::OrderSession;
-use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
+use engine::event::{Connection as ConnRef, Event, EventKind};
 use engine::latency::LatencyHist;
 use engine::ring::EventTx;
 use engine::symbol::SymbolId;
@@ -40,7 +40,7 @@ pub(super) struct Ctx<'a> {
     pub(super) decoder: BinanceDecoder,
     pub(super) tx: EventTx,
     pub(super) recorder: Option<RecorderTx>,
-    pub(super) out: Vec<MarketEvent>,
+    pub(super) out: Vec<Event>,
     pub(super) notices: &'a mut dyn FnMut(IoNotice),
     pub(super) now: fn() -> u64,
     pub(super) core_gone: bool,
@@ -167,7 +167,7 @@ impl Ctx<'_> {
         };
         if self
             .tx
-            .push(MarketEvent::new(recv_ns, SymbolId::ALL, kind))
+            .push(Event::new(recv_ns, SymbolId::ALL, kind))
             .is_err()
         {
             self.core_gone = true;

@@ -11,7 +11,7 @@
 //!
 //! **What allocates.** After start-up the frame path allocates nothing: a frame is stamped once (`recv_ns = now()`), optionally copied into the
 //! recorder's byte ring ([`crate::recorder`]), decoded by the [`BinanceDecoder`] into one reused
-//! `Vec<MarketEvent>`, and pushed with [`EventTx::push_all`]. The ring's
+//! `Vec<Event>`, and pushed with [`EventTx::push_all`]. The ring's
 //! [`OnFull::Drop`](engine::ring::OnFull::Drop) policy counts what a slow core costs and follows
 //! it with a `Gap` event; the socket is always drained. Cold paths (connects, notices, error
 //! text, commands) may allocate.

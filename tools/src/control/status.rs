@@ -1,7 +1,7 @@
 //! The status tree as JSON pieces and as the text `tickline ctl status` prints.
 
 use super::controller::ControllerConfig;
-use engine::control::{LeaderStatus, SymbolStatus};
+use engine::status::{LeaderStatus, SymbolStatus};
 use serde_json::{json, Map, Value};
 
 /// The order session's health (`null` when orders go to the paper venue): `degraded` while the
