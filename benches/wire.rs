@@ -26,7 +26,7 @@ use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Ctx, Strategy};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::gen::GenConfig;
 use feeds::io::{run_io_loop, FeedSpec, IoConfig, IoShared};
 use feeds::net::tungstenite;

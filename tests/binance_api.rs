@@ -1,4 +1,4 @@
-//! Binance spot WebSocket API codec (`feeds::binance_api`): signing against the documentation's
+//! Binance spot WebSocket API codec (`feeds::binance::api`): signing against the documentation's
 //! worked example, the exact fields of each request, replies, execution reports, the
 //! reconciliation requests and replies (`order.status`, `myTrades`, fills recovered from trades),
 //! secrets that never leak, key files, hostile input, and no allocation per order after warm-up.
@@ -16,9 +16,9 @@ use engine::event::{
 };
 use engine::fixed::{Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance_api::ed25519_dalek::pkcs8::EncodePrivateKey as _;
-use feeds::binance_api::ed25519_dalek::{Signature, SigningKey, Verifier as _};
-use feeds::binance_api::{
+use feeds::binance::api::ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use feeds::binance::api::ed25519_dalek::{Signature, SigningKey, Verifier as _};
+use feeds::binance::api::{
     parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
     trade_fill, ApiError, ApiReply, Credentials, OpenOrder, OrderEncoder, OrderStatus,
     OrderStatusReply, Param, Secret, TradesReply, VenueTrade,

@@ -9,7 +9,7 @@
 use engine::event::{Connection, EventKind, MarketEvent};
 use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::capture::{CaptureWriter, RecordKind, TicklineCapture};
 use feeds::io::{
     run_io_loop, FeedSpec, IoConfig, IoEnd, IoNotice, IoReport, IoShared, LinkState,

@@ -3,7 +3,7 @@
 use engine::event::EventKind;
 use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::gen::GenConfig;
 use feeds::io::{run_io_loop_with_commands, FeedSpec, IoCommand, IoConfig, IoNotice, IoShared};
 use std::sync::atomic::{AtomicBool, Ordering};

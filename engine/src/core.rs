@@ -467,7 +467,7 @@ impl<C: Clock> Core<C> {
 
     /// Called right after every command pushed into the order ring, so an I/O thread parked in
     /// `epoll_wait` can be woken (it should cost next to nothing while that thread is spinning:
-    /// see `feeds::session::OrderWake`).
+    /// see `feeds::orders::session::OrderWake`).
     pub fn set_order_notify(&mut self, notify: Box<dyn FnMut() + Send>) {
         self.st.order_notify = Some(OrderNotify(notify));
     }

@@ -48,7 +48,7 @@
 //! ```no_run
 //! use engine::ring::{event_ring, OnFull};
 //! use engine::symbol::SymbolTable;
-//! use feeds::binance::BinanceDecoder;
+//! use feeds::binance::market::BinanceDecoder;
 //! use feeds::io::{run_io_loop, FeedSpec, IoConfig, IoShared};
 //! use std::sync::atomic::AtomicBool;
 //!
@@ -71,14 +71,14 @@
 //! println!("{:?}", report.totals);
 //! ```
 
-use crate::binance::{BinanceDecoder, DecodeError, DecodeStats, Decoded, IgnoreReason};
+use crate::binance::market::{BinanceDecoder, DecodeError, DecodeStats, Decoded, IgnoreReason};
 use crate::capture::RecordKind;
 use crate::net::{
     client_tls_config, CloseReason, ConnEvent, ConnOptions, ConnState, Connection, Endpoint,
     NetError, TlsOptions,
 };
+use crate::orders::session::{OrderSession, SessionCounters, UserStream};
 use crate::recorder::{RecorderStats, RecorderTx};
-use crate::session::{OrderSession, SessionCounters, UserStream};
 use core::fmt;
 use engine::event::{Connection as ConnRef, EventKind, MarketEvent};
 use engine::latency::LatencyHist;
@@ -1093,9 +1093,9 @@ pub fn run_io_loop_with_commands(
 }
 
 /// [`run_io_loop_with_commands`] that also owns the venue's order session
-/// ([`crate::session`]): one more connection, to the order API at `session`'s URL, whose
+/// ([`crate::orders::session`]): one more connection, to the order API at `session`'s URL, whose
 /// frames go to the session; the session's commands are sent every iteration, and the loop is
-/// woken for them ([`crate::session::OrderWake`]). The session's counters and `tick_to_wire`
+/// woken for them ([`crate::orders::session::OrderWake`]). The session's counters and `tick_to_wire`
 /// histogram are in [`IoReport::session`].
 #[allow(clippy::too_many_arguments)]
 pub fn run_io_loop_with_session(
@@ -1237,7 +1237,7 @@ pub fn run_io_loop_with_session(
                 next_deadline = ctx.gate_until_ns;
             }
         }
-        // Market links also wait for the first venue check of client ids (crate::idcheck).
+        // Market links also wait for the first venue check of client ids (crate::orders::idcheck).
         let gated = ctx.orders_gate
             || ctx
                 .session

@@ -1,6 +1,6 @@
 //! Reference Binance decoders built on serde_json and simd-json (feature `reference-decoders`).
 //!
-//! They decode exactly what [`crate::binance::BinanceDecoder`] decodes, with the same rules (see
+//! They decode exactly what [`crate::binance::market::BinanceDecoder`] decodes, with the same rules (see
 //! that module's docs), into identical [`MarketEvent`]s; they exist as the benchmark's
 //! comparison and as a differential oracle in tests, never on the hot path.
 //!
@@ -21,7 +21,7 @@
 //!
 //! # The hostile-input contract
 //!
-//! [`SerdeDecoder`] follows [the native decoder's contract](crate::binance#the-contract-on-hostile-input),
+//! [`SerdeDecoder`] follows [the native decoder's contract](crate::binance::market#the-contract-on-hostile-input),
 //! where serde_json alone would not:
 //!
 //! - serde_json checks neither UTF-8 nor surrogate pairing in strings it skips, so the frame is
@@ -34,7 +34,7 @@
 //! [`SimdDecoder`] is a benchmark baseline and is not held to the second point: simd-json
 //! evaluates every number in the frame and refuses one beyond `f64` anywhere.
 
-use crate::binance::{DecodeError, Decoded, IgnoreReason};
+use crate::binance::market::{DecodeError, Decoded, IgnoreReason};
 use core::fmt;
 use engine::event::{
     AggTrade, BookSide, BookTicker, DepthLevel, EventKind, LevelFlags, MarketEvent, SnapshotLevel,
@@ -477,7 +477,7 @@ fn parse_levels(
         .collect()
 }
 
-/// Turns a deserialized frame into events by the rules of [`crate::binance`].
+/// Turns a deserialized frame into events by the rules of [`crate::binance::market`].
 fn convert(
     frame: &Frame<'_>,
     symbols: &SymbolTable,
@@ -761,7 +761,7 @@ fn out_of_f64_range(e: &serde_json::Error) -> bool {
 /// serde_json's second reading of a frame that holds a number beyond `f64`: every declared
 /// field is first taken as raw JSON text ([`RawValue`](serde_json::value::RawValue), which
 /// checks syntax only), then turned into a [`Val`] by its text, so a number is classified
-/// without being evaluated, as [`crate::binance`] does. Same fields, same duplicate-key rule,
+/// without being evaluated, as [`crate::binance::market`] does. Same fields, same duplicate-key rule,
 /// same results as the first reading wherever that one succeeds.
 mod raw {
     use super::{Data, Frame, Level, Payload, Val};
@@ -911,12 +911,12 @@ impl SerdeDecoder {
         }
     }
 
-    /// See [`crate::binance::BinanceDecoder::set_default_symbol`].
+    /// See [`crate::binance::market::BinanceDecoder::set_default_symbol`].
     pub fn set_default_symbol(&mut self, s: Option<SymbolId>) {
         self.c.default_symbol = s;
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode`]; on error `out` is left as it was.
+    /// See [`crate::binance::market::BinanceDecoder::decode`]; on error `out` is left as it was.
     pub fn decode(
         &mut self,
         frame: &[u8],
@@ -963,7 +963,7 @@ impl SerdeDecoder {
         )?)
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode_snapshot`].
+    /// See [`crate::binance::market::BinanceDecoder::decode_snapshot`].
     pub fn decode_snapshot(
         &mut self,
         body: &[u8],
@@ -1019,12 +1019,12 @@ impl SimdDecoder {
         }
     }
 
-    /// See [`crate::binance::BinanceDecoder::set_default_symbol`].
+    /// See [`crate::binance::market::BinanceDecoder::set_default_symbol`].
     pub fn set_default_symbol(&mut self, s: Option<SymbolId>) {
         self.c.default_symbol = s;
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode`]; on error `out` is left as it was.
+    /// See [`crate::binance::market::BinanceDecoder::decode`]; on error `out` is left as it was.
     pub fn decode(
         &mut self,
         frame: &[u8],
@@ -1064,7 +1064,7 @@ impl SimdDecoder {
         r
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode_snapshot`].
+    /// See [`crate::binance::market::BinanceDecoder::decode_snapshot`].
     pub fn decode_snapshot(
         &mut self,
         body: &[u8],

@@ -35,18 +35,18 @@ use engine::latency::StageLatency;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Params, SymbolRules};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
-use feeds::binance_api::{Credentials, OrderEncoder};
+use feeds::binance::api::{Credentials, OrderEncoder};
+use feeds::binance::market::BinanceDecoder;
 use feeds::capture::CaptureWriter;
 use feeds::io::{
     run_io_loop_with_session, FeedSpec, IoCommand, IoConfig, IoCounters, IoNotice, IoShared,
     ReconnectPolicy,
 };
-use feeds::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
+use feeds::orders::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
+use feeds::orders::session::{OrderSession, OrderWake, SessionConfig};
 use feeds::recorder::{recorder, RecorderRx};
 use feeds::rest::{run_snapshot_worker, RestClient, SnapshotWorkerConfig};
-use feeds::session::{OrderSession, OrderWake, SessionConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -152,7 +152,9 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
 /// Opens the order journal: takes its lock (a second engine on it is refused with the holder's
 /// pid), compacts it if large, recovers what a previous run left (reporting a torn tail,
 /// refusing a corrupt one) and reopens it for appending, the writer holding the lock.
-fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::Recovered>)> {
+fn open_journal(
+    cfg: &Config,
+) -> Result<(JournalWriter, Option<feeds::orders::journal::Recovered>)> {
     let path = PathBuf::from(&cfg.orders.journal);
     // First: nothing else may touch the journal (compaction included) while another engine
     // holds it.
@@ -166,7 +168,7 @@ fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::R
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let archive = PathBuf::from(format!("{}.{secs}", path.display()));
-        let c = feeds::journal::compact(&path, Some(&archive))
+        let c = feeds::orders::journal::compact(&path, Some(&archive))
             .with_context(|| format!("compacting the order journal {}", path.display()))?;
         eprintln!(
             "journal: {} compacted from {} to {} bytes ({} records); the full history is in {}",
@@ -231,7 +233,7 @@ fn order_session(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let journal_next = rec.as_ref().map_or(1, |r| r.next_client_id);
-    let first_id = feeds::idcheck::start_number(now_s, journal_next);
+    let first_id = feeds::orders::idcheck::start_number(now_s, journal_next);
     journal
         .append(&JournalRecord::NextClientId { next: first_id })
         .and_then(|()| journal.sync())

@@ -36,7 +36,7 @@ use engine::portfolio::Position;
 use engine::ring::{event_ring, OnFull, TxStats};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::{BinanceDecoder, DecodeStats};
+use feeds::binance::market::{BinanceDecoder, DecodeStats};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -271,7 +271,7 @@ pub struct ReplayReport {
     /// send time (coordinated-omission corrected).
     pub paced: Option<f64>,
     /// The order session of a live run with `orders.enabled`.
-    pub session: Option<feeds::session::SessionCounters>,
+    pub session: Option<feeds::orders::session::SessionCounters>,
 }
 
 struct FeedResult {

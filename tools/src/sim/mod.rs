@@ -122,7 +122,7 @@ use conn::{ConnShared, Registration};
 use crossbeam_channel::{unbounded, Sender};
 use engine::book::{BookConfig, OrderBook};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::capture::{LoadedCapture, RecordKind};
 use feeds::gen::{FeedGenerator, GenConfig};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -64,7 +64,7 @@ use super::{Inner, SimConfig, C};
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError, TrySendError};
 use engine::event::{ClientOrderId, EventKind, MarketEvent};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

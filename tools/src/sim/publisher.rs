@@ -12,7 +12,7 @@ use super::{Inner, SimPace, C};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use engine::event::{EventKind, MarketEvent};
 use engine::symbol::SymbolId;
-use feeds::binance::{BinanceDecoder, Decoded, IgnoreReason};
+use feeds::binance::market::{BinanceDecoder, Decoded, IgnoreReason};
 use feeds::capture::{LoadedCapture, RecordKind};
 use feeds::gen::{FeedGenerator, GenKind};
 use std::collections::HashMap;

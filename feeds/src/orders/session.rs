@@ -71,7 +71,7 @@
 //! loud notice that its fills are unknown, and a GTC order stays in flight.
 //!
 //! **Client ids on every connect.** After those requests the session asks the venue for its open
-//! and recent orders ([`crate::idcheck`]) and refuses new orders ([`RejectReason::IdCheck`])
+//! and recent orders ([`crate::orders::idcheck`]) and refuses new orders ([`RejectReason::IdCheck`])
 //! until the answers are in; an engine id there at or beyond the next one moves numbering past
 //! it (an [`OrderIdFloor`] event to the core, a `NextClientId` record in the journal), and
 //! orders numbered before the move are refused too. So an id the venue knows is never sent
@@ -83,13 +83,13 @@
 //! delivering a market frame the I/O thread also spins for [`SessionConfig::spin_after_frame`],
 //! since that is when a strategy's answer is due.
 
-use crate::binance_api::{
+use crate::binance::api::{
     parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
     trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
 };
-use crate::idcheck::{IdCheck, IdCheckCounters, Outcome};
-use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use crate::net::Connection;
+use crate::orders::idcheck::{IdCheck, IdCheckCounters, Outcome};
+use crate::orders::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use engine::event::{
     ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderCommand,
     OrderIdFloor, OrderReject, OrderRequest, OrderType, RejectReason,
@@ -260,7 +260,7 @@ pub struct SessionCounters {
     /// Orders settled by their own `order.place` reply (`RESULT`/`FULL`, final status).
     pub settled_by_reply: u64,
     /// Orders refused while the venue check of client ids was waiting, or numbered below the
-    /// floor it set ([`RejectReason::IdCheck`]; see [`crate::idcheck`]).
+    /// floor it set ([`RejectReason::IdCheck`]; see [`crate::orders::idcheck`]).
     pub refused_id_check: u64,
     /// Venue checks that found engine ids at or beyond the next one and moved numbering.
     pub id_floor_raises: u64,
@@ -372,7 +372,7 @@ pub struct OrderSession {
     tick_to_wire: LatencyHist,
     now: fn() -> u64,
     notices: Vec<SessionNotice>,
-    /// The venue check of client ids on every connect ([`crate::idcheck`]).
+    /// The venue check of client ids on every connect ([`crate::orders::idcheck`]).
     ids: IdCheck,
 }
 
@@ -465,7 +465,7 @@ impl OrderSession {
         }
     }
 
-    /// Tracks the orders a previous run left open (from [`crate::journal::recover`]): they are
+    /// Tracks the orders a previous run left open (from [`crate::orders::journal::recover`]): they are
     /// settled with the venue as soon as the API connection opens. Orders of symbols not in the
     /// table are reported and left out.
     pub fn restore(&mut self, open_orders: &[RecoveredOrder]) {
@@ -1362,9 +1362,9 @@ impl OrderSession {
     }
 }
 
-/// The venue check of client ids ([`crate::idcheck`]): the session's side of it.
+/// The venue check of client ids ([`crate::orders::idcheck`]): the session's side of it.
 impl OrderSession {
-    /// The engine's first number of this start ([`crate::idcheck::start_number`]): venue ids
+    /// The engine's first number of this start ([`crate::orders::idcheck::start_number`]): venue ids
     /// below it are old and need no action.
     pub fn set_next_client_number(&mut self, next: u64) {
         self.ids.set_next(next);
@@ -1453,7 +1453,7 @@ mod tests {
     //! the loopback tests in `tests/order_session.rs` and `tests/orders_crash.rs`).
 
     use super::*;
-    use crate::binance_api::{Credentials, Secret};
+    use crate::binance::api::{Credentials, Secret};
     use engine::event::Side;
     use engine::fixed::Price;
     use engine::ring::{event_ring, OnFull};
