@@ -262,6 +262,7 @@ fn order_session(
         Some(journal),
         wake,
         MonoClock::now,
+        feeds::orders::clock::system_wall_ns,
     );
     session.set_next_client_number(first_id);
     let first_id =

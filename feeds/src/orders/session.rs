@@ -88,6 +88,7 @@ use crate::binance::api::{
     trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
 };
 use crate::net::Connection;
+use crate::orders::clock::WallClock;
 use crate::orders::idcheck::{IdCheck, IdCheckCounters, Outcome};
 use crate::orders::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use engine::event::{
@@ -371,6 +372,8 @@ pub struct OrderSession {
     counters: SessionCounters,
     tick_to_wire: LatencyHist,
     now: fn() -> u64,
+    /// The wall clock (request timestamps, journal time stamps).
+    wall: WallClock,
     notices: Vec<SessionNotice>,
     /// The venue check of client ids on every connect ([`crate::orders::idcheck`]).
     ids: IdCheck,
@@ -414,21 +417,15 @@ fn append_counted(
     }
 }
 
-/// Wall clock, ms since the Unix epoch (request timestamps).
-fn wall_ms() -> u64 {
-    wall_ns() / 1_000_000
-}
-
-/// Wall clock, ns since the Unix epoch (journal time stamps).
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// `wall`'s reading in ms since the Unix epoch (request timestamps).
+fn wall_ms(wall: WallClock) -> u64 {
+    wall() / 1_000_000
 }
 
 impl OrderSession {
     /// A session sending the core's `commands` (signed by `encoder`) and answering on `tx`,
-    /// journaling to `journal`. `now` is the engine's monotonic clock.
+    /// journaling to `journal`. `now` is the engine's monotonic clock, `wall` the wall clock
+    /// (ns since the Unix epoch; [`system_wall_ns`](crate::orders::clock::system_wall_ns) live).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: SessionConfig,
@@ -439,6 +436,7 @@ impl OrderSession {
         journal: Option<JournalWriter>,
         wake: Arc<OrderWake>,
         now: fn() -> u64,
+        wall: WallClock,
     ) -> OrderSession {
         OrderSession {
             cfg,
@@ -460,6 +458,7 @@ impl OrderSession {
             counters: SessionCounters::default(),
             tick_to_wire: LatencyHist::new(),
             now,
+            wall,
             notices: Vec::new(),
             ids: IdCheck::new(),
         }
@@ -603,7 +602,7 @@ impl OrderSession {
         let mut logon_queued = false;
         if self.cfg.session_logon {
             let id = self.request_id(Req::Logon);
-            match self.encoder.logon(id, wall_ms()) {
+            match self.encoder.logon(id, wall_ms(self.wall)) {
                 Ok(text) => {
                     let text = text.to_string();
                     self.queued.push(text);
@@ -633,7 +632,8 @@ impl OrderSession {
         let text = if authenticated {
             self.encoder.user_stream_subscribe(id)
         } else {
-            self.encoder.user_stream_subscribe_signature(id, wall_ms())
+            self.encoder
+                .user_stream_subscribe_signature(id, wall_ms(self.wall))
         };
         let text = text.to_string();
         self.queued.push(text);
@@ -679,7 +679,7 @@ impl OrderSession {
         let id = self.request_id(Req::Status(client_id));
         let text = self
             .encoder
-            .order_status(id, &name, client_id, wall_ms())
+            .order_status(id, &name, client_id, wall_ms(self.wall))
             .to_string();
         self.queued.push(text);
     }
@@ -746,7 +746,7 @@ impl OrderSession {
             symbol: name,
             trader: trader as u32,
             state,
-            ts_ns: wall_ns(),
+            ts_ns: (self.wall)(),
         };
         append_counted(
             &mut self.journal,
@@ -795,7 +795,7 @@ impl OrderSession {
                 client_id,
                 symbol: name,
                 req,
-                ts_ns: wall_ns(),
+                ts_ns: (self.wall)(),
             };
             if let Err(e) = j.append(&rec) {
                 self.counters.refused_journal += 1;
@@ -826,7 +826,9 @@ impl OrderSession {
             },
         );
         self.ids.sent(client_id);
-        let text = self.encoder.place(id, name, client_id, &req, wall_ms());
+        let text = self
+            .encoder
+            .place(id, name, client_id, &req, wall_ms(self.wall));
         match conn.send_text(text) {
             Ok(()) => {
                 self.counters.placed += 1;
@@ -878,7 +880,7 @@ impl OrderSession {
             &mut self.requests,
             Req::Cancel(client_id),
         );
-        let text = self.encoder.cancel(id, name, client_id, wall_ms());
+        let text = self.encoder.cancel(id, name, client_id, wall_ms(self.wall));
         match conn.send_text(text) {
             Ok(()) => self.counters.cancels += 1,
             Err(e) => {
@@ -1074,7 +1076,7 @@ impl OrderSession {
             client_id,
             venue_order_id,
         };
-        self.journal(&JournalRecord::ack(&ack, wall_ns()));
+        self.journal(&JournalRecord::ack(&ack, (self.wall)()));
         self.push(symbol, EventKind::OrderAck(ack));
     }
 
@@ -1090,7 +1092,7 @@ impl OrderSession {
             self.counters.unknown_orders += 1;
         }
         self.counters.fills += 1;
-        self.journal(&JournalRecord::fill(&f, wall_ns()));
+        self.journal(&JournalRecord::fill(&f, (self.wall)()));
         self.push(symbol, EventKind::Fill(f));
         // A fully filled order is settled (the venue sends no further word that matters); a
         // cancel that waited for this fill goes out now.
@@ -1144,7 +1146,7 @@ impl OrderSession {
             client_id,
             leaves_qty: leaves,
         };
-        self.journal(&JournalRecord::canceled(&c, wall_ns()));
+        self.journal(&JournalRecord::canceled(&c, (self.wall)()));
         self.push(symbol, EventKind::OrderCanceled(c));
     }
 
@@ -1156,7 +1158,7 @@ impl OrderSession {
         self.journal(&JournalRecord::Rejected {
             client_id,
             code,
-            ts_ns: wall_ns(),
+            ts_ns: (self.wall)(),
         });
         self.push(
             symbol,
@@ -1296,7 +1298,7 @@ impl OrderSession {
                 Some(venue_order_id),
                 from_id,
                 TRADES_PAGE,
-                wall_ms(),
+                wall_ms(self.wall),
             )
             .to_string();
         self.queued.push(text);
@@ -1402,7 +1404,7 @@ impl OrderSession {
                 id
             },
             now,
-            wall_ms(),
+            wall_ms(self.wall),
             &mut self.queued,
         );
     }
@@ -1491,6 +1493,7 @@ mod tests {
             None,
             OrderWake::new(),
             || 1,
+            crate::orders::clock::system_wall_ns,
         );
         s.restore(&[RecoveredOrder {
             client_id: id(1),

@@ -79,13 +79,6 @@ impl fmt::Debug for JournalWriter {
     }
 }
 
-pub(super) fn now_unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 /// Makes a new directory entry durable.
 pub(super) fn sync_parent_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
@@ -101,7 +94,7 @@ impl JournalWriter {
     /// says what was cut), a corrupt record is refused with [`JournalError::CorruptRecord`], and
     /// a foreign or damaged header is refused; refused files are not touched.
     pub fn open(path: impl AsRef<Path>, policy: FsyncPolicy) -> Result<Self, JournalError> {
-        Self::open_with_created_ns(path, policy, now_unix_ns())
+        Self::open_with_created_ns(path, policy, crate::orders::clock::system_wall_ns())
     }
 
     /// [`Self::open`] with the creation time to write if the header is new (reproducible files).
