@@ -85,7 +85,7 @@
 
 use crate::binance::api::{
     parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
-    trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
+    trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply, VenueError,
 };
 use crate::net::Connection;
 use crate::orders::clock::WallClock;
@@ -954,12 +954,7 @@ impl OrderSession {
                 leaves_qty,
                 ..
             } => self.cancel_reply(client_id, leaves_qty),
-            ApiReply::Rejected {
-                request_id,
-                status,
-                code,
-                msg,
-            } => self.rejected(request_id, status, code, &msg),
+            ApiReply::Rejected { request_id, error } => self.rejected(request_id, &error),
             ApiReply::OpenOrders { .. } | ApiReply::Other { .. } => {}
         }
     }
@@ -1167,7 +1162,8 @@ impl OrderSession {
     }
 
     #[cold]
-    fn rejected(&mut self, request_id: Option<u64>, status: u16, code: i64, msg: &str) {
+    fn rejected(&mut self, request_id: Option<u64>, error: &VenueError) {
+        let (status, code, msg) = (error.status, error.code, error.msg.as_str());
         let req = request_id.and_then(|r| self.requests.remove(&r));
         if matches!(req, Some(Req::UserStream)) {
             return self.user_stream_refused(status, code, msg);

@@ -209,3 +209,18 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// A request the venue refused: a reply's `status` and its `error` object. The one shape every
+/// reply parser gives for a refusal ([`ApiReply::Rejected`](super::ApiReply::Rejected),
+/// [`OrderStatusReply::Error`](super::OrderStatusReply::Error),
+/// [`TradesReply::Error`](super::TradesReply::Error)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenueError {
+    /// HTTP-like status: 4xx our fault, 5xx unknown outcome (query before retrying).
+    pub status: u16,
+    /// Binance's error code (`-2010`, `-2013` "Order does not exist.", ...).
+    pub code: i64,
+    /// The venue's message (control characters replaced, at most 256 characters). It comes
+    /// from the venue and never holds our secret.
+    pub msg: String,
+}

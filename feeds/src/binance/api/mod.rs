@@ -49,7 +49,7 @@ pub use ed25519_dalek;
 
 pub use credentials::{Credentials, Secret};
 pub use encode::{OrderEncoder, Param};
-pub use error::ApiError;
+pub use error::{ApiError, VenueError};
 pub use reply::{
     parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
     trade_fill, ApiReply, OpenOrder, OrderStatus, OrderStatusReply, PlaceResult, TradesReply,

@@ -8,7 +8,7 @@
 //!
 //! | frame | [`ApiReply`] |
 //! |---|---|
-//! | `error` object | `Rejected` (status, code, message) |
+//! | `error` object | `Rejected` (a [`VenueError`]: status, code, message) |
 //! | `result` array | `OpenOrders` |
 //! | `result` object with `orderId` and `origClientOrderId` | `Canceled` |
 //! | `result` object with `orderId` and `clientOrderId` | `Placed` |
@@ -34,8 +34,8 @@
 //! | [`OrderEncoder::order_status`](super::OrderEncoder::order_status) | [`parse_order_status`] | [`OrderStatusReply::Found`]: the order's report ([`OpenOrder`]: symbol, ids, side, price, `origQty`, `executedQty`, status) |
 //! | [`OrderEncoder::my_trades`](super::OrderEncoder::my_trades) | [`parse_my_trades`] | [`TradesReply::Trades`]: the account's trades ([`VenueTrade`]) on one symbol, oldest first |
 //!
-//! A failed request comes back as `Ok(..::Error { request_id, status, code, msg })`, the same
-//! fields as [`ApiReply::Rejected`]: `order.status` of an order the venue does not know answers
+//! A failed request comes back as `Ok(..::Error { request_id, error })`, the same [`VenueError`]
+//! as in [`ApiReply::Rejected`]: `order.status` of an order the venue does not know answers
 //! status 400, code `-2013` ("Order does not exist."). `Err(ApiError)` is kept for frames that
 //! are not a well-formed reply; it names the field at fault.
 //!
@@ -77,7 +77,7 @@
 //! such fees are not in the portfolio's PnL (and a base-asset fee also makes the received
 //! quantity smaller than `l`).
 
-use super::error::ApiError;
+use super::error::{ApiError, VenueError};
 use crate::json::{self, JsonStr, NumError, Scanner, ValueKind};
 use engine::event::{
     ClientOrderId, EventKind, Fill, MarketEvent, OrderAck, OrderCanceled, OrderReject,
@@ -352,13 +352,8 @@ pub enum ApiReply {
         /// The request's `id`; `None` when it was `null` (a session revoked by the venue) or not
         /// an unsigned integer.
         request_id: Option<u64>,
-        /// HTTP-like status: 4xx our fault, 5xx unknown outcome (query before retrying).
-        status: u16,
-        /// Binance's error code (`-2010`, ...).
-        code: i64,
-        /// The venue's message (control characters replaced, at most 256 characters). It comes
-        /// from the venue and never holds our secret.
-        msg: String,
+        /// What the venue said.
+        error: VenueError,
     },
     /// `openOrders.status` succeeded.
     OpenOrders {
@@ -426,25 +421,22 @@ pub(super) fn rejected(
     request_id: Option<u64>,
     status: u16,
 ) -> Result<ApiReply, ApiError> {
-    let (code, msg) = error_of(text, err)?;
     Ok(ApiReply::Rejected {
         request_id,
-        status,
-        code,
-        msg,
+        error: venue_error(text, err, status)?,
     })
 }
 
-/// The `code` and the cleaned `msg` of the `error` object at `err`.
+/// The [`VenueError`] of the `error` object at `err`, with the reply's `status`.
 #[cold]
-pub(super) fn error_of(text: &[u8], err: usize) -> Result<(i64, String), ApiError> {
+pub(super) fn venue_error(text: &[u8], err: usize, status: u16) -> Result<VenueError, ApiError> {
     let [code, msg] = collect(&mut at(text, err), &["code", "msg"])?;
     let code = i64_at(text, need(code, "code")?, "code")?;
     let msg = match msg {
         Some(p) => clean_msg(str_at(text, p, "msg")?),
         None => String::new(),
     };
-    Ok((code, msg))
+    Ok(VenueError { status, code, msg })
 }
 
 /// The venue's message, decoded, control characters replaced by spaces, capped.
@@ -665,12 +657,8 @@ pub enum OrderStatusReply {
     Error {
         /// The request's `id`; `None` when `null` or not an unsigned integer.
         request_id: Option<u64>,
-        /// HTTP-like status: 4xx our fault (400 for `-2013`), 5xx unknown outcome.
-        status: u16,
-        /// Binance's error code.
-        code: i64,
-        /// The venue's message (control characters replaced, at most 256 characters).
-        msg: String,
+        /// What the venue said.
+        error: VenueError,
     },
 }
 
@@ -688,12 +676,8 @@ pub enum TradesReply {
     Error {
         /// The request's `id`; `None` when `null` or not an unsigned integer.
         request_id: Option<u64>,
-        /// HTTP-like status: 4xx our fault, 5xx unknown outcome.
-        status: u16,
-        /// Binance's error code.
-        code: i64,
-        /// The venue's message (control characters replaced, at most 256 characters).
-        msg: String,
+        /// What the venue said.
+        error: VenueError,
     },
 }
 
@@ -771,12 +755,9 @@ impl Envelope {
 pub fn parse_order_status(text: &[u8]) -> Result<OrderStatusReply, ApiError> {
     let env = Envelope::read(text)?;
     if let Some(err) = env.error {
-        let (code, msg) = error_of(text, err)?;
         return Ok(OrderStatusReply::Error {
             request_id: env.request_id,
-            status: env.status,
-            code,
-            msg,
+            error: venue_error(text, err, env.status)?,
         });
     }
     let (request_id, result) = env.result(text, ValueKind::Object)?;
@@ -791,12 +772,9 @@ pub fn parse_order_status(text: &[u8]) -> Result<OrderStatusReply, ApiError> {
 pub fn parse_my_trades(text: &[u8]) -> Result<TradesReply, ApiError> {
     let env = Envelope::read(text)?;
     if let Some(err) = env.error {
-        let (code, msg) = error_of(text, err)?;
         return Ok(TradesReply::Error {
             request_id: env.request_id,
-            status: env.status,
-            code,
-            msg,
+            error: venue_error(text, err, env.status)?,
         });
     }
     let (request_id, result) = env.result(text, ValueKind::Array)?;
