@@ -84,8 +84,9 @@
 //! since that is when a strategy's answer is due.
 
 use crate::binance::api::{
-    parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
-    trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply, VenueError,
+    execution_report_of, my_trades_of, order_status_of, place_result_of, read_envelope, reply_of,
+    trade_fill, ApiReply, Envelope, OpenOrder, OrderEncoder, OrderStatus, OrderStatusReply,
+    TradesReply, VenueError, VenueTrade,
 };
 use crate::net::Connection;
 use crate::orders::clock::WallClock;
@@ -903,15 +904,22 @@ impl OrderSession {
         if self.ids.is_waiting() && self.id_check_frame(payload) {
             return;
         }
-        let reply = match parse_reply(payload) {
-            Ok(r) => r,
-            Err(e) => {
-                // A `myTrades` reply is not a shape `parse_reply` knows.
-                if !self.reconcile_frame(payload) {
-                    self.bad_frame(&e.to_string(), payload);
-                }
-                return;
+        // The envelope is read once; what the session asked under its id picks the one parser
+        // that reads the rest.
+        let env = match read_envelope(payload) {
+            Ok(env) => env,
+            Err(e) => return self.bad_frame(&e.to_string(), payload),
+        };
+        if env.status.is_some() {
+            match env.request_id.and_then(|r| self.requests.get(&r)) {
+                Some(Req::Status(_)) => return self.status_reply(payload, &env),
+                Some(Req::Trades { .. }) => return self.trades_reply(payload, &env),
+                _ => {}
             }
+        }
+        let reply = match reply_of(payload, &env) {
+            Ok(r) => r,
+            Err(e) => return self.bad_frame(&e.to_string(), payload),
         };
         let request_id = match &reply {
             ApiReply::Placed { request_id, .. }
@@ -920,24 +928,13 @@ impl OrderSession {
             ApiReply::Other { request_id, .. } => *request_id,
             ApiReply::Rejected { .. } | ApiReply::Event => None,
         };
-        // An `order.status` or `myTrades` answer can look like a placement or a list.
-        let reconciling = request_id.is_some_and(|r| {
-            matches!(
-                self.requests.get(&r),
-                Some(Req::Status(_) | Req::Trades { .. })
-            )
-        });
-        if reconciling {
-            self.reconcile_frame(payload);
-            return;
-        }
         let req = request_id.and_then(|r| self.requests.remove(&r));
         // (A refusal has no request id here: `rejected` looks it up.)
         if matches!(req, Some(Req::Logon | Req::UserStream)) {
             return self.session_reply(req);
         }
         match reply {
-            ApiReply::Event => self.on_report(payload),
+            ApiReply::Event => self.on_report(payload, &env),
             ApiReply::Placed {
                 client_id,
                 venue_order_id,
@@ -946,7 +943,7 @@ impl OrderSession {
             } => {
                 self.ack(client_id, venue_order_id);
                 if status.is_some_and(OrderStatus::is_final) {
-                    self.settle_from_reply(client_id, payload);
+                    self.settle_from_reply(client_id, payload, &env);
                 }
             }
             ApiReply::Canceled {
@@ -983,7 +980,7 @@ impl OrderSession {
     /// end settle the order now, whatever the user data stream does; the same words arriving
     /// later as `executionReport`s are counted duplicates. A `RESULT` reply (no fills listed)
     /// that says more was executed than the session has seen asks `myTrades` first.
-    fn settle_from_reply(&mut self, client_id: ClientOrderId, payload: &[u8]) {
+    fn settle_from_reply(&mut self, client_id: ClientOrderId, payload: &[u8], env: &Envelope) {
         let Some(t) = self.orders.get(&client_id) else {
             return;
         };
@@ -996,7 +993,7 @@ impl OrderSession {
         };
         let mut fills = std::mem::take(&mut self.reply_fills);
         fills.clear();
-        let parsed = parse_place_result(payload, name, client_id, &mut fills);
+        let parsed = place_result_of(payload, env, name, client_id, &mut fills);
         for f in &fills {
             self.fill(symbol, *f);
         }
@@ -1029,11 +1026,11 @@ impl OrderSession {
         }
     }
 
-    fn on_report(&mut self, payload: &[u8]) {
+    fn on_report(&mut self, payload: &[u8], env: &Envelope) {
         self.out.clear();
         let recv_ns = (self.now)();
         let mut out = std::mem::take(&mut self.out);
-        match parse_execution_report(payload, &self.symbols, recv_ns, &mut out) {
+        match execution_report_of(payload, env, &self.symbols, recv_ns, &mut out) {
             Ok(_) => {
                 for ev in &out {
                     match ev.kind {
@@ -1229,32 +1226,31 @@ impl OrderSession {
         }
     }
 
-    /// An `order.status` or `myTrades` reply (cold: reconciliation only). False if the frame
-    /// is neither.
+    /// The reply to an `order.status` this session asked (cold: reconciliation only).
     #[cold]
-    fn reconcile_frame(&mut self, payload: &[u8]) -> bool {
-        if let Ok(reply) = parse_order_status(payload) {
-            if let Some(done) = self.on_status(reply) {
-                return done;
-            }
+    fn status_reply(&mut self, payload: &[u8], env: &Envelope) {
+        match order_status_of(payload, env) {
+            Ok(OrderStatusReply::Found { request_id, order }) => self.on_status(request_id, order),
+            Ok(OrderStatusReply::Error { request_id, error }) => self.rejected(request_id, &error),
+            Err(e) => self.bad_frame(&e.to_string(), payload),
         }
-        if let Ok(reply) = parse_my_trades(payload) {
-            if let Some(done) = self.on_trades(reply) {
-                return done;
-            }
-        }
-        false
     }
 
-    /// `Some(true)` if handled.
-    fn on_status(&mut self, reply: OrderStatusReply) -> Option<bool> {
-        let OrderStatusReply::Found { request_id, order } = reply else {
-            return None;
-        };
+    /// The reply to a `myTrades` this session asked (cold: reconciliation only).
+    #[cold]
+    fn trades_reply(&mut self, payload: &[u8], env: &Envelope) {
+        match my_trades_of(payload, env) {
+            Ok(TradesReply::Trades { request_id, trades }) => self.on_trades(request_id, &trades),
+            Ok(TradesReply::Error { request_id, error }) => self.rejected(request_id, &error),
+            Err(e) => self.bad_frame(&e.to_string(), payload),
+        }
+    }
+
+    fn on_status(&mut self, request_id: u64, order: OpenOrder) {
         let (venue_order_id, executed_qty, status) =
             (order.venue_order_id, order.executed_qty, order.status);
         let Some(Req::Status(client_id)) = self.requests.get(&request_id).copied() else {
-            return None;
+            return;
         };
         self.requests.remove(&request_id);
         self.counters.reconciled_orders += 1;
@@ -1263,14 +1259,13 @@ impl OrderSession {
         }
         let (filled, symbol) = match self.orders.get(&client_id) {
             Some(t) => (t.filled, t.symbol),
-            None => return Some(true),
+            None => return,
         };
         if executed_qty.0 > filled.0 {
             self.query_trades(client_id, symbol, venue_order_id, None, status);
         } else {
             self.settle_by_status(client_id, status, executed_qty);
         }
-        Some(true)
     }
 
     fn query_trades(
@@ -1319,21 +1314,18 @@ impl OrderSession {
         }
     }
 
-    fn on_trades(&mut self, reply: TradesReply) -> Option<bool> {
-        let TradesReply::Trades { request_id, trades } = reply else {
-            return None;
-        };
+    fn on_trades(&mut self, request_id: u64, trades: &[VenueTrade]) {
         let Some(Req::Trades { client_id, then }) = self.requests.get(&request_id).copied() else {
-            return None;
+            return;
         };
         self.requests.remove(&request_id);
         let Some(t) = self.orders.get(&client_id) else {
-            return Some(true);
+            return;
         };
         let (symbol, venue_order_id) = (t.symbol, t.venue_order_id);
         let name = self.symbols.name(symbol).unwrap_or_default().to_string();
         let mut last = None;
-        for tr in &trades {
+        for tr in trades {
             last = Some(tr.trade_id);
             if venue_order_id.is_some_and(|v| v != tr.venue_order_id) {
                 continue;
@@ -1356,7 +1348,6 @@ impl OrderSession {
                 self.settle_by_status(client_id, then, executed);
             }
         }
-        Some(true)
     }
 }
 

@@ -51,7 +51,8 @@ pub use credentials::{Credentials, Secret};
 pub use encode::{OrderEncoder, Param};
 pub use error::{ApiError, VenueError};
 pub use reply::{
-    parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
-    trade_fill, ApiReply, OpenOrder, OrderStatus, OrderStatusReply, PlaceResult, TradesReply,
-    VenueTrade,
+    execution_report_of, my_trades_of, order_status_of, parse_execution_report, parse_my_trades,
+    parse_order_status, parse_place_result, parse_reply, place_result_of, read_envelope, reply_of,
+    trade_fill, ApiReply, Envelope, OpenOrder, OrderStatus, OrderStatusReply, PlaceResult,
+    TradesReply, VenueTrade,
 };

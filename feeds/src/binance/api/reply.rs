@@ -24,6 +24,16 @@
 //! (`MissingField("side")`, a trade has no side) or, when empty, `OpenOrders` with no orders;
 //! an `order.status` reply is `Placed` for an order of ours and `BadClientId` for another.
 //!
+//! # One read of the envelope ([`read_envelope`])
+//!
+//! A caller that knows what it asked (the order session) reads a frame's [`Envelope`] once: it
+//! validates the whole frame and gives the request id, the status, and where `result`, `error`
+//! or the event object start. The caller then picks exactly one parser by what it sent under
+//! that id, and that parser reads only its part: [`reply_of`] (what [`parse_reply`] classifies),
+//! [`order_status_of`], [`my_trades_of`], [`place_result_of`], [`execution_report_of`]. The
+//! `parse_*` functions are the same parsers behind their own envelope read, for callers with a
+//! bare frame. None allocates beyond what the `parse_*` function it stands for allocates.
+//!
 //! # Reconciling after a restart
 //!
 //! A restarted engine asks the venue what became of the orders its journal left open, and which
@@ -375,15 +385,50 @@ pub enum ApiReply {
 
 /// Reads one WebSocket API reply; see the [module docs](self). Never panics.
 pub fn parse_reply(text: &[u8]) -> Result<ApiReply, ApiError> {
+    reply_of(text, &read_envelope(text)?)
+}
+
+/// A WebSocket API frame's envelope, read once by [`read_envelope`]: which request it answers
+/// and where its parts start, so that exactly one parser reads the rest ([`reply_of`],
+/// [`order_status_of`], [`my_trades_of`], [`execution_report_of`], [`place_result_of`]), chosen
+/// by the caller, who knows what it asked under that id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// `id`, when an unsigned integer.
+    pub request_id: Option<u64>,
+    /// `status`; `None` for an event (then [`Envelope::event`] is set).
+    pub status: Option<u16>,
+    /// Where the `result` value starts.
+    pub result: Option<usize>,
+    /// Where the `error` value starts.
+    pub error: Option<usize>,
+    /// For an event without `status`: where the event object starts (the `event` object, or the
+    /// frame itself for a bare `{"e":..}`).
+    pub event: Option<usize>,
+}
+
+/// Validates the whole frame as JSON and reads its envelope: `id`, `status`, `result`, `error`,
+/// and for an event (no `status`, an `event` or `e` key) where the event object is. A frame
+/// with neither `status` nor an event is `Err(MissingField("status"))`. Never panics, never
+/// allocates.
+pub fn read_envelope(text: &[u8]) -> Result<Envelope, ApiError> {
     const KEYS: [&str; 6] = ["id", "status", "result", "error", "event", "e"];
     let mut sc = Scanner::new(text);
     let [id, status, result, error, event, e] = collect(&mut sc, &KEYS)?;
     sc.finish()?;
     let Some(status) = status else {
-        if event.is_some() || e.is_some() {
-            return Ok(ApiReply::Event);
-        }
-        return Err(ApiError::MissingField("status"));
+        let event = match (e, event) {
+            (Some(_), _) => text.iter().position(|b| !b.is_ascii_whitespace()),
+            (None, Some(p)) => Some(p),
+            (None, None) => return Err(ApiError::MissingField("status")),
+        };
+        return Ok(Envelope {
+            request_id: None,
+            status: None,
+            result,
+            error,
+            event,
+        });
     };
     let status = u64_at(text, status, "status")?;
     let status = u16::try_from(status).map_err(|_| ApiError::IntOverflow { field: "status" })?;
@@ -391,7 +436,22 @@ pub fn parse_reply(text: &[u8]) -> Result<ApiReply, ApiError> {
         Some(p) if kind_at(text, p) == Some(ValueKind::Number) => u64_at(text, p, "id").ok(),
         _ => None,
     };
-    if let Some(err) = error {
+    Ok(Envelope {
+        request_id,
+        status: Some(status),
+        result,
+        error,
+        event: None,
+    })
+}
+
+/// Classifies a reply by its shape (see the [module docs](self)), from its envelope.
+pub fn reply_of(text: &[u8], env: &Envelope) -> Result<ApiReply, ApiError> {
+    let Some(status) = env.status else {
+        return Ok(ApiReply::Event);
+    };
+    let (request_id, result) = (env.request_id, env.result);
+    if let Some(err) = env.error {
         return rejected(text, err, request_id, status);
     }
     let Some(result) = result else {
@@ -541,7 +601,33 @@ pub fn parse_place_result(
     let mut sc = Scanner::new(text);
     let [result] = collect(&mut sc, &["result"])?;
     sc.finish()?;
-    let result = need(result, "result")?;
+    place_result_at(text, need(result, "result")?, symbol_name, client_id, fills)
+}
+
+/// [`parse_place_result`] from the reply's envelope (the frame is not read again).
+pub fn place_result_of(
+    text: &[u8],
+    env: &Envelope,
+    symbol_name: &str,
+    client_id: ClientOrderId,
+    fills: &mut Vec<Fill>,
+) -> Result<PlaceResult, ApiError> {
+    place_result_at(
+        text,
+        need(env.result, "result")?,
+        symbol_name,
+        client_id,
+        fills,
+    )
+}
+
+fn place_result_at(
+    text: &[u8],
+    result: usize,
+    symbol_name: &str,
+    client_id: ClientOrderId,
+    fills: &mut Vec<Fill>,
+) -> Result<PlaceResult, ApiError> {
     const KEYS: [&str; 4] = ["status", "origQty", "executedQty", "fills"];
     let [st, orig, exec, list] = collect(&mut at(text, result), &KEYS)?;
     let status = status_at(text, need(st, "status")?, "status")?;
@@ -707,45 +793,14 @@ pub struct VenueTrade {
     pub time_ms: u64,
 }
 
-/// What [`parse_order_status`] and [`parse_my_trades`] read of a reply's envelope.
-pub(super) struct Envelope {
-    request_id: Option<u64>,
-    status: u16,
-    result: Option<usize>,
-    error: Option<usize>,
-}
-
-impl Envelope {
-    /// Validates the frame and finds `id`, `status`, `result` and `error`.
-    fn read(text: &[u8]) -> Result<Envelope, ApiError> {
-        const KEYS: [&str; 4] = ["id", "status", "result", "error"];
-        let mut sc = Scanner::new(text);
-        let [id, status, result, error] = collect(&mut sc, &KEYS)?;
-        sc.finish()?;
-        let status = u64_at(text, need(status, "status")?, "status")?;
-        let status =
-            u16::try_from(status).map_err(|_| ApiError::IntOverflow { field: "status" })?;
-        let request_id = match id {
-            Some(p) if kind_at(text, p) == Some(ValueKind::Number) => u64_at(text, p, "id").ok(),
-            _ => None,
-        };
-        Ok(Envelope {
-            request_id,
-            status,
-            result,
-            error,
-        })
+/// The `result` value, which must be of `kind`, and the request id a success needs.
+fn result_of(text: &[u8], env: &Envelope, kind: ValueKind) -> Result<(u64, usize), ApiError> {
+    let result = need(env.result, "result")?;
+    if kind_at(text, result) != Some(kind) {
+        return Err(ApiError::WrongType { field: "result" });
     }
-
-    /// The `result` value, which must be of `kind`, and the request id a success needs.
-    fn result(&self, text: &[u8], kind: ValueKind) -> Result<(u64, usize), ApiError> {
-        let result = need(self.result, "result")?;
-        if kind_at(text, result) != Some(kind) {
-            return Err(ApiError::WrongType { field: "result" });
-        }
-        let request_id = self.request_id.ok_or(ApiError::WrongType { field: "id" })?;
-        Ok((request_id, result))
-    }
+    let request_id = env.request_id.ok_or(ApiError::WrongType { field: "id" })?;
+    Ok((request_id, result))
 }
 
 /// Reads the reply to an `order.status` request ([`OrderEncoder::order_status`](super::OrderEncoder::order_status)); see the
@@ -753,14 +808,19 @@ impl Envelope {
 /// not a well-formed reply (a `result` that is not an object, a missing or malformed field of
 /// the order) is an [`ApiError`] naming the field. Never panics.
 pub fn parse_order_status(text: &[u8]) -> Result<OrderStatusReply, ApiError> {
-    let env = Envelope::read(text)?;
+    order_status_of(text, &read_envelope(text)?)
+}
+
+/// [`parse_order_status`] from the reply's envelope (the frame is not read again).
+pub fn order_status_of(text: &[u8], env: &Envelope) -> Result<OrderStatusReply, ApiError> {
+    let status = env.status.ok_or(ApiError::MissingField("status"))?;
     if let Some(err) = env.error {
         return Ok(OrderStatusReply::Error {
             request_id: env.request_id,
-            error: venue_error(text, err, env.status)?,
+            error: venue_error(text, err, status)?,
         });
     }
-    let (request_id, result) = env.result(text, ValueKind::Object)?;
+    let (request_id, result) = result_of(text, env, ValueKind::Object)?;
     let order = open_order(&mut at(text, result))?;
     Ok(OrderStatusReply::Found { request_id, order })
 }
@@ -770,14 +830,19 @@ pub fn parse_order_status(text: &[u8]) -> Result<OrderStatusReply, ApiError> {
 /// well-formed reply (a `result` that is not an array, a missing or malformed field of a trade)
 /// is an [`ApiError`] naming the field. Never panics.
 pub fn parse_my_trades(text: &[u8]) -> Result<TradesReply, ApiError> {
-    let env = Envelope::read(text)?;
+    my_trades_of(text, &read_envelope(text)?)
+}
+
+/// [`parse_my_trades`] from the reply's envelope (the frame is not read again).
+pub fn my_trades_of(text: &[u8], env: &Envelope) -> Result<TradesReply, ApiError> {
+    let status = env.status.ok_or(ApiError::MissingField("status"))?;
     if let Some(err) = env.error {
         return Ok(TradesReply::Error {
             request_id: env.request_id,
-            error: venue_error(text, err, env.status)?,
+            error: venue_error(text, err, status)?,
         });
     }
-    let (request_id, result) = env.result(text, ValueKind::Array)?;
+    let (request_id, result) = result_of(text, env, ValueKind::Array)?;
     let mut sc = at(text, result);
     sc.begin_array()?;
     let mut trades = Vec::new();
@@ -925,6 +990,35 @@ pub fn parse_execution_report(
         }
         f = collect_by(&mut at(text, inner), &REPORT_KEYS, report_key)?;
     }
+    report_from(text, f, symbols, recv_ns, out)
+}
+
+/// [`parse_execution_report`] from the frame's envelope (an event: `{"event":{..}}` or a bare
+/// report): only the report object's keys are read, the frame is not validated again.
+pub fn execution_report_of(
+    text: &[u8],
+    env: &Envelope,
+    symbols: &SymbolTable,
+    recv_ns: u64,
+    out: &mut Vec<MarketEvent>,
+) -> Result<usize, ApiError> {
+    let pos = env.event.ok_or(ApiError::MissingField("e"))?;
+    if kind_at(text, pos) != Some(ValueKind::Object) {
+        return Err(ApiError::NotAnObject);
+    }
+    let f = collect_by(&mut at(text, pos), &REPORT_KEYS, report_key)?;
+    report_from(text, f, symbols, recv_ns, out)
+}
+
+/// The order event of an `executionReport` whose keys are at `f`.
+#[inline]
+fn report_from(
+    text: &[u8],
+    f: [Option<usize>; 16],
+    symbols: &SymbolTable,
+    recv_ns: u64,
+    out: &mut Vec<MarketEvent>,
+) -> Result<usize, ApiError> {
     let [e, s, c, big_c, x, big_x, i, q, z, l, big_l, n, big_n, t, ..] = f;
     let mut scratch = [0u8; 64];
     if text_of(text, need(e, "e")?, "e", &mut scratch)? != b"executionReport" {
