@@ -16,7 +16,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::event::Event;
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::{BinanceDecoder, Decoded};
+use feeds::binance::market::{BinanceDecoder, Decoded};
 use feeds::reference::{SerdeDecoder, SimdDecoder, TypedTradeDecoder};
 
 /// Binance's documented aggTrade payload (web-socket-streams.md), in a combined-stream envelope.

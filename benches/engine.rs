@@ -12,7 +12,7 @@ use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use std::hint::black_box;
 use tools::config::Pace;
 use tools::pipeline::{load_capture, replay, FrameArena, FrameKind, ReplayOptions};

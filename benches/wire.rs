@@ -26,7 +26,7 @@ use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Ctx, Strategy};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::io::{FeedSpec, IoConfig, IoLoop, IoShared};
 use feeds::net::tungstenite;
 use std::io::Write;

@@ -7,7 +7,7 @@ use engine::idle::IdleMode;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use tools::alloc::{allocations, CountingAlloc};
 use tools::clock::MonoClock;
 use tools::config::Pace;

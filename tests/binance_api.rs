@@ -1,4 +1,4 @@
-//! Binance spot WebSocket API codec (`feeds::binance_api`): signing against the documentation's
+//! Binance spot WebSocket API codec (`feeds::binance::api`): signing against the documentation's
 //! worked example, the exact fields of each request, replies, execution reports, the
 //! reconciliation requests and replies (`order.status`, `myTrades`, fills recovered from trades),
 //! secrets that never leak, key files, hostile input, and no allocation per order after warm-up.
@@ -16,12 +16,12 @@ use engine::event::{
 };
 use engine::fixed::{Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance_api::ed25519_dalek::pkcs8::EncodePrivateKey as _;
-use feeds::binance_api::ed25519_dalek::{Signature, SigningKey, Verifier as _};
-use feeds::binance_api::{
+use feeds::binance::api::ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use feeds::binance::api::ed25519_dalek::{Signature, SigningKey, Verifier as _};
+use feeds::binance::api::{
     parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
     trade_fill, ApiError, ApiReply, Credentials, OpenOrder, OrderEncoder, OrderStatus,
-    OrderStatusReply, Param, Secret, TradesReply, VenueTrade,
+    OrderStatusReply, Param, Secret, TradesReply, VenueError, VenueTrade,
 };
 use serde_json::{Map, Value};
 use std::os::unix::fs::PermissionsExt as _;
@@ -615,9 +615,11 @@ fn replies_parse() {
         parse_reply(err),
         Ok(ApiReply::Rejected {
             request_id: Some(61),
-            status: 400,
-            code: -2010,
-            msg: "Account has insufficient balance for requested action.".into(),
+            error: VenueError {
+                status: 400,
+                code: -2010,
+                msg: "Account has insufficient balance for requested action.".into()
+            },
         })
     );
     // A revoked session: id null, 401; escapes and control characters in the message.
@@ -626,9 +628,11 @@ fn replies_parse() {
         parse_reply(revoked),
         Ok(ApiReply::Rejected {
             request_id: None,
-            status: 401,
-            code: -2015,
-            msg: "Invalid API-key, IP, or permissions A for action.".into(),
+            error: VenueError {
+                status: 401,
+                code: -2015,
+                msg: "Invalid API-key, IP, or permissions A for action.".into()
+            },
         })
     );
     // A ban with extra data in the error.
@@ -637,9 +641,11 @@ fn replies_parse() {
         parse_reply(ban),
         Ok(ApiReply::Rejected {
             request_id: None,
-            status: 418,
-            code: -1003,
-            ..
+            error: VenueError {
+                status: 418,
+                code: -1003,
+                ..
+            },
         })
     ));
     // session.logon and ping: Other.
@@ -1475,27 +1481,25 @@ fn order_status_replies_parse() {
         parse_order_status(ORDER_NOT_FOUND_REPLY.as_bytes()),
         Ok(OrderStatusReply::Error {
             request_id: Some(8),
-            status: 400,
-            code: -2013,
-            msg: "Order does not exist.".into(),
+            error: VenueError {
+                status: 400,
+                code: -2013,
+                msg: "Order does not exist.".into()
+            },
         })
     );
     assert_eq!(
         parse_order_status(br#"{"id":9,"status":503,"error":{"code":-1007,"msg":"Timeout waiting for response from backend server. Send status unknown; execution status unknown."}}"#),
         Ok(OrderStatusReply::Error {
             request_id: Some(9),
-            status: 503,
-            code: -1007,
-            msg: "Timeout waiting for response from backend server. Send status unknown; execution status unknown.".into(),
+            error: VenueError { status: 503, code: -1007, msg: "Timeout waiting for response from backend server. Send status unknown; execution status unknown.".into() },
         })
     );
     assert!(matches!(
         parse_order_status(br#"{"id":null,"status":401,"error":{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}}"#),
         Ok(OrderStatusReply::Error {
             request_id: None,
-            status: 401,
-            code: -2015,
-            ..
+            error: VenueError { status: 401, code: -2015, .. },
         })
     ));
 
@@ -1521,9 +1525,11 @@ fn order_status_replies_parse() {
         parse_reply(ORDER_NOT_FOUND_REPLY.as_bytes()),
         Ok(ApiReply::Rejected {
             request_id: Some(8),
-            status: 400,
-            code: -2013,
-            msg: "Order does not exist.".into(),
+            error: VenueError {
+                status: 400,
+                code: -2013,
+                msg: "Order does not exist.".into()
+            },
         })
     );
 }
@@ -1584,9 +1590,11 @@ fn my_trades_replies_parse() {
         parse_my_trades(err),
         Ok(TradesReply::Error {
             request_id: Some(12),
-            status: 400,
-            code: -1121,
-            msg: "Invalid symbol.".into(),
+            error: VenueError {
+                status: 400,
+                code: -1121,
+                msg: "Invalid symbol.".into()
+            },
         })
     );
 

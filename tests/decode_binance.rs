@@ -6,7 +6,7 @@ use engine::event::{
 };
 use engine::fixed::{FixedError, Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::{BinanceDecoder, DecodeError, DecodeStats, Decoded, IgnoreReason};
+use feeds::binance::market::{BinanceDecoder, DecodeError, DecodeStats, Decoded, IgnoreReason};
 use feeds::json::JsonErrorKind;
 use feeds::reference::{RefError, SerdeDecoder, SimdDecoder};
 
@@ -1102,7 +1102,7 @@ fn invalid_utf8_is_a_typed_error() {
     assert_eq!(decode3(f.as_bytes(), None).0, Ok(Decoded::Events(1)));
 }
 
-/// The hostile-input contract (`feeds::binance` module docs), held by the native decoder and
+/// The hostile-input contract (`feeds::binance::market` module docs), held by the native decoder and
 /// the serde_json reference alike: not-Unicode text is refused wherever it is, in the fields a
 /// message uses and in those it skips; a number beyond `f64` in a field the message does not use
 /// is accepted (syntax only, never evaluated); in a field it uses, it is that field's error.

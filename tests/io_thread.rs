@@ -9,7 +9,7 @@
 use engine::event::{Connection, Event, EventKind};
 use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::capture::{CaptureWriter, RecordKind, TicklineCapture};
 use feeds::io::{
     FeedSpec, IoConfig, IoEnd, IoLoop, IoNotice, IoReport, IoShared, LinkState, ReconnectPolicy,

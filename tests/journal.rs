@@ -5,7 +5,7 @@
 use engine::event::{ClientOrderId, Fill, OrderAck, OrderCanceled, OrderRequest, OrderType, Side};
 use engine::fixed::{Price, Qty};
 use engine::portfolio::Position;
-use feeds::journal::{
+use feeds::orders::journal::{
     compact, recover, recover_bytes, FsyncPolicy, JournalError, JournalLock, JournalReader,
     JournalRecord, JournalWriter, Recovered, RecoveredOrder, TailState, HEADER_LEN,
     MAX_NEXT_CLIENT_ID, MAX_PAYLOAD, RECORD_HEADER_LEN,
@@ -1684,6 +1684,6 @@ fn next_client_id_beyond_56_bits_is_refused_not_numbered_from() {
         Err(JournalError::CorruptRecord { offset: o }) if o == offset
     ));
     // What a start numbers from stays within the 56 bits, whatever the journal said.
-    let start = feeds::idcheck::start_number(u64::MAX, MAX_NEXT_CLIENT_ID);
+    let start = feeds::orders::idcheck::start_number(u64::MAX, MAX_NEXT_CLIENT_ID);
     assert!(start <= MAX_NEXT_CLIENT_ID, "{start}");
 }

@@ -358,7 +358,7 @@ fn a_refused_user_stream_is_reported_and_leaves_no_order_in_flight() {
         "{summary}"
     );
     // Nothing is left in flight: the journal holds no open order.
-    let rec = feeds::journal::recover(&journal).unwrap();
+    let rec = feeds::orders::journal::recover(&journal).unwrap();
     assert!(rec.open_orders.is_empty(), "{:?}", rec.open_orders);
 }
 
@@ -451,6 +451,6 @@ fn a_probe_run_matches_every_trade_with_one_order_and_settles_every_order() {
     assert_eq!(sim.probe_summary().count, TRADES, "{summary}");
     // Every order ended (the probes rest 10 % under the market, so each expired), once.
     assert_eq!(s.canceled + s.rejects, TRADES, "{summary}");
-    let rec = feeds::journal::recover(&journal).unwrap();
+    let rec = feeds::orders::journal::recover(&journal).unwrap();
     assert!(rec.open_orders.is_empty(), "{} open", rec.open_orders.len());
 }

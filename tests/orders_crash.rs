@@ -14,7 +14,7 @@
 //! The engine runs in a child process (this test binary, re-run as `child_engine`), so the kill is
 //! a real SIGKILL of a process with pinned-thread machinery, sockets and a journal open.
 
-use feeds::journal::{recover, JournalReader, JournalRecord};
+use feeds::orders::journal::{recover, JournalReader, JournalRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -416,7 +416,7 @@ fn supervised_traders_resume_from_the_journal_after_sigkill() {
 fn a_large_journal_is_compacted_at_start_and_its_history_kept() {
     use engine::event::{ClientOrderId, OrderRequest, OrderType, Side};
     use engine::fixed::{Price, Qty};
-    use feeds::journal::{FsyncPolicy, JournalWriter};
+    use feeds::orders::journal::{FsyncPolicy, JournalWriter};
     let dir = testkit::TempDir::new("compact-run");
     let journal = dir.path().join("orders.tlj");
     {
@@ -560,7 +560,7 @@ fn journal_cut_at_every_record_boundary_or_moved_aside_never_resends_a_client_id
     child.kill().unwrap();
     let _ = child.wait().unwrap();
     let full = std::fs::read(&journal).unwrap();
-    let mut ends = vec![feeds::journal::HEADER_LEN];
+    let mut ends = vec![feeds::orders::journal::HEADER_LEN];
     let mut r = JournalReader::new(&full).unwrap();
     while r.next().is_some() {
         ends.push(r.offset() as usize);
@@ -601,7 +601,7 @@ fn journal_cut_at_every_record_boundary_or_moved_aside_never_resends_a_client_id
 #[test]
 fn venue_ids_beyond_the_next_number_move_numbering_past_them() {
     use engine::event::ClientOrderId;
-    use feeds::journal::{FsyncPolicy, JournalWriter};
+    use feeds::orders::journal::{FsyncPolicy, JournalWriter};
     let dir = testkit::TempDir::new("venue-check");
     let sim = trading_sim(&dir, 5);
     let trading = write_config(dir.path(), &sim, "sma_cross", SMA);
@@ -674,7 +674,7 @@ fn second_engine_on_the_same_journal_is_refused_with_the_holders_pid() {
     let journal = dir.path().join("orders.tlj");
     let mut first = spawn_engine(&trading, 20.0);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while feeds::journal::JournalLock::holder(&journal) != Some(first.id()) {
+    while feeds::orders::journal::JournalLock::holder(&journal) != Some(first.id()) {
         if Instant::now() > deadline || first.try_wait().unwrap().is_some() {
             let _ = first.kill();
             let out = first.wait_with_output().unwrap();

@@ -8,7 +8,7 @@ use engine::idle::IdleMode;
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::{Ctx, Params, Strategy};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tools::clock::MonoClock;

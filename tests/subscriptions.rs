@@ -3,7 +3,7 @@
 use engine::event::EventKind;
 use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::io::{command_channel, FeedSpec, IoCommand, IoConfig, IoLoop, IoNotice, IoShared};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

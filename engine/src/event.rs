@@ -220,7 +220,7 @@ pub struct Connection {
 /// always an epoch of the past (2^26 orders take far longer than a second), so a later start
 /// cannot meet it. Two starts therefore share no id even when the journal's tail was lost or
 /// the journal was moved aside, unless the wall clock went back; the venue check at every
-/// connect (`feeds::idcheck`) covers that case.
+/// connect (`feeds::orders::idcheck`) covers that case.
 ///
 /// Rendered `tl-<epoch>-<seq>` (`tl-91234567-17`, at most 22 characters). Ids with epoch 0
 /// (numbered by builds before epochs, and tests) keep the old form `tl-<n>`;
@@ -447,7 +447,7 @@ pub enum RejectReason {
     Journal,
     /// The venue did not confirm (or refused) the user data stream, so the order's outcome could
     /// not be learned after its reply: an order that may rest (GTC) is not sent (see
-    /// `feeds::session`, "User data stream").
+    /// `feeds::orders::session`, "User data stream").
     NoUserStream,
     /// The order session was still checking the venue's client ids on a new connection, or the
     /// order's id was numbered before the check moved numbering past ids the venue knows

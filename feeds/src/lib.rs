@@ -10,7 +10,7 @@
 //! denied outside tests.
 //!
 //! **Threads.** The I/O thread ([`io::IoLoop`]) owns every socket of its feeds and, with live
-//! orders, the [`session::OrderSession`] and its journal; it is the single producer of the
+//! orders, the [`orders::session::OrderSession`] and its journal; it is the single producer of the
 //! core's event ring. The REST thread ([`rest::run_snapshot_worker`]) fetches depth snapshots the
 //! core asks for. The recorder's writer thread ([`recorder::run_writer`]) drains raw frames to a
 //! capture file. Other threads see the I/O thread through [`io::IoShared`] (relaxed atomics) and
@@ -20,29 +20,26 @@
 //! **Modules, by stage.**
 //! - Connect: [`net`] (TCP, TLS, WebSocket on non-blocking mio sockets), [`io`] (the loop:
 //!   links, reconnects, heartbeats, the frame path, counters).
-//! - Decode: [`binance`] ([`binance::BinanceDecoder`]: market frames and REST snapshots to
-//!   events) over [`json`]; `reference` (serde_json and simd-json decoders, feature
+//! - Decode: [`binance::market`] ([`binance::market::BinanceDecoder`]: market frames and REST
+//!   snapshots to events) over [`json`]; `reference` (serde_json and simd-json decoders, feature
 //!   `reference-decoders`, for benchmarks and differential tests).
-//! - Orders: [`binance_api`] (signing, encoding, replies), [`session`] (commands from the core to
-//!   the wire and replies back), [`journal`] (the write-ahead log and recovery), [`idcheck`]
-//!   (client ids the venue already knows).
+//! - Orders: [`binance::api`] (credentials, signing, encoding, replies), [`orders::session`]
+//!   (commands from the core to the wire and replies back), [`orders::journal`] (the
+//!   write-ahead log and recovery), [`orders::idcheck`] (client ids the venue already knows).
 //! - Side paths: [`rest`] (snapshots, `exchangeInfo`), [`recorder`] and [`capture`] (recording
-//!   and reading captures), [`gen`] (a deterministic synthetic feed).
+//!   and reading captures). The synthetic feed generator is the `venue-sim` crate's.
 //!
 //! [`Event`]: engine::event::Event
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 pub mod binance;
-pub mod binance_api;
 pub mod capture;
 mod framing;
-pub mod idcheck;
 pub mod io;
-pub mod journal;
 pub mod json;
 pub mod net;
+pub mod orders;
 pub mod recorder;
 #[cfg(feature = "reference-decoders")]
 pub mod reference;
 pub mod rest;
-pub mod session;

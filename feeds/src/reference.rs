@@ -1,6 +1,6 @@
 //! Reference Binance decoders built on serde_json and simd-json (feature `reference-decoders`).
 //!
-//! They decode exactly what [`crate::binance::BinanceDecoder`] decodes, with the same rules (see
+//! They decode exactly what [`crate::binance::market::BinanceDecoder`] decodes, with the same rules (see
 //! that module's docs), into identical [`Event`]s; they exist as the benchmark's
 //! comparison and as a differential oracle in tests, never on the hot path.
 //!
@@ -34,7 +34,7 @@
 //! [`SimdDecoder`] is a benchmark baseline and is not held to the second point: simd-json
 //! evaluates every number in the frame and refuses one beyond `f64` anywhere.
 
-use crate::binance::{DecodeError, Decoded, IgnoreReason};
+use crate::binance::market::{DecodeError, Decoded, IgnoreReason};
 use core::fmt;
 use engine::event::{
     AggTrade, BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
@@ -910,12 +910,12 @@ impl SerdeDecoder {
         }
     }
 
-    /// See [`crate::binance::BinanceDecoder::set_default_symbol`].
+    /// See [`crate::binance::market::BinanceDecoder::set_default_symbol`].
     pub fn set_default_symbol(&mut self, s: Option<SymbolId>) {
         self.c.default_symbol = s;
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode`]; on error `out` is left as it was.
+    /// See [`crate::binance::market::BinanceDecoder::decode`]; on error `out` is left as it was.
     pub fn decode(
         &mut self,
         frame: &[u8],
@@ -962,7 +962,7 @@ impl SerdeDecoder {
         )?)
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode_snapshot`].
+    /// See [`crate::binance::market::BinanceDecoder::decode_snapshot`].
     pub fn decode_snapshot(
         &mut self,
         body: &[u8],
@@ -1018,12 +1018,12 @@ impl SimdDecoder {
         }
     }
 
-    /// See [`crate::binance::BinanceDecoder::set_default_symbol`].
+    /// See [`crate::binance::market::BinanceDecoder::set_default_symbol`].
     pub fn set_default_symbol(&mut self, s: Option<SymbolId>) {
         self.c.default_symbol = s;
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode`]; on error `out` is left as it was.
+    /// See [`crate::binance::market::BinanceDecoder::decode`]; on error `out` is left as it was.
     pub fn decode(
         &mut self,
         frame: &[u8],
@@ -1063,7 +1063,7 @@ impl SimdDecoder {
         r
     }
 
-    /// See [`crate::binance::BinanceDecoder::decode_snapshot`].
+    /// See [`crate::binance::market::BinanceDecoder::decode_snapshot`].
     pub fn decode_snapshot(
         &mut self,
         body: &[u8],

@@ -8,7 +8,7 @@
 //! book bridges it with the diffs it buffered. A failed fetch is retried with backoff until it
 //! succeeds or the engine stops; nothing is dropped silently.
 
-use crate::binance::BinanceDecoder;
+use crate::binance::market::BinanceDecoder;
 use crate::recorder::RecorderTx;
 use engine::event::Event;
 use engine::fixed::{parse_fixed, Price, Qty};

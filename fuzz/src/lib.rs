@@ -17,7 +17,7 @@
 use engine::event::{BookSide, Event, EventKind};
 use engine::fixed::{Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::{BinanceDecoder, DecodeError, Decoded};
+use feeds::binance::market::{BinanceDecoder, DecodeError, Decoded};
 use feeds::reference::{RefError, SerdeDecoder};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -245,8 +245,8 @@ pub fn binance_diff(data: &[u8]) {
             assert!(
                 matches!(
                     e,
-                    feeds::binance::DecodeError::InvalidUtf8 { .. }
-                        | feeds::binance::DecodeError::Syntax { .. }
+                    feeds::binance::market::DecodeError::InvalidUtf8 { .. }
+                        | feeds::binance::market::DecodeError::Syntax { .. }
                 ),
                 "not Unicode, but the fast decoder refuses {text:?} for another reason: {e}"
             );
@@ -431,7 +431,7 @@ pub fn rest_parsers(data: &[u8]) {
 /// The WebSocket API decoders: `parse_reply`, `parse_order_status`, `parse_my_trades` and
 /// `parse_execution_report` (at most one event, none on error, its prices round-trip).
 pub fn binance_api(data: &[u8]) {
-    use feeds::binance_api::{
+    use feeds::binance::api::{
         parse_execution_report, parse_my_trades, parse_order_status, parse_reply,
     };
     let _ = parse_reply(data);
@@ -538,10 +538,10 @@ fn read_captures(data: &[u8]) {
     }
 }
 
-/// `feeds::journal::recover_bytes` and `JournalReader` on any bytes: no panic, and the reader
+/// `feeds::orders::journal::recover_bytes` and `JournalReader` on any bytes: no panic, and the reader
 /// ends with a tail state that lies inside the input, after the last record it returned.
 pub fn journal_bytes(data: &[u8]) {
-    use feeds::journal::{recover_bytes, JournalReader, TailState};
+    use feeds::orders::journal::{recover_bytes, JournalReader, TailState};
     let _ = recover_bytes(data);
     if let Ok(mut rd) = JournalReader::new(data) {
         let mut last_end = 0u64;
@@ -599,7 +599,7 @@ impl Bytes<'_> {
 /// succeed on it.
 pub fn journal_torn(data: &[u8]) {
     use engine::event::{ClientOrderId, OrderRequest, OrderType, Side};
-    use feeds::journal::{
+    use feeds::orders::journal::{
         recover_bytes, FsyncPolicy, JournalReader, JournalRecord, JournalWriter, TailState,
     };
     let mut b = Bytes(data);

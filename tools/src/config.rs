@@ -476,8 +476,8 @@ impl RiskSection {
 }
 
 /// Parses `orders.fsync`.
-pub fn fsync_policy(s: &str) -> Result<feeds::journal::FsyncPolicy> {
-    use feeds::journal::FsyncPolicy;
+pub fn fsync_policy(s: &str) -> Result<feeds::orders::journal::FsyncPolicy> {
+    use feeds::orders::journal::FsyncPolicy;
     let bad = || {
         anyhow::anyhow!(
             "orders.fsync = {s:?}: expected never, always, every:N (N >= 1) or interval:MS (MS >= 1)"

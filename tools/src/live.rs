@@ -41,18 +41,18 @@ use engine::idle::IdleMode;
 use engine::ring::{event_ring, EventTx, OnFull};
 use engine::strategy::{Params, SymbolRules};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
-use feeds::binance_api::{Credentials, OrderEncoder};
+use feeds::binance::api::{Credentials, OrderEncoder};
+use feeds::binance::market::BinanceDecoder;
 use feeds::capture::CaptureWriter;
 use feeds::io::{
     command_channel, FeedSpec, IoCommandRx, IoConfig, IoCounters, IoLoop, IoNotice, IoReport,
     IoShared, ReconnectPolicy, COMMAND_QUEUE,
 };
-use feeds::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
+use feeds::orders::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
+use feeds::orders::session::{OrderSession, OrderWake, SessionConfig};
 use feeds::recorder::{recorder, RecorderRx};
 use feeds::rest::{run_snapshot_worker, RestClient, SnapshotStats, SnapshotWorkerConfig};
-use feeds::session::{OrderSession, OrderWake, SessionConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -140,7 +140,9 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
 /// Opens the order journal: takes its lock (a second engine on it is refused with the holder's
 /// pid), compacts it if large, recovers what a previous run left (reporting a torn tail,
 /// refusing a corrupt one) and reopens it for appending, the writer holding the lock.
-fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::Recovered>)> {
+fn open_journal(
+    cfg: &Config,
+) -> Result<(JournalWriter, Option<feeds::orders::journal::Recovered>)> {
     let path = PathBuf::from(&cfg.orders.journal);
     // First: nothing else may touch the journal (compaction included) while another engine
     // holds it.
@@ -154,7 +156,7 @@ fn open_journal(cfg: &Config) -> Result<(JournalWriter, Option<feeds::journal::R
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let archive = PathBuf::from(format!("{}.{secs}", path.display()));
-        let c = feeds::journal::compact(&path, Some(&archive))
+        let c = feeds::orders::journal::compact(&path, Some(&archive))
             .with_context(|| format!("compacting the order journal {}", path.display()))?;
         eprintln!(
             "journal: {} compacted from {} to {} bytes ({} records); the full history is in {}",
@@ -220,7 +222,7 @@ fn order_session(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let journal_next = rec.as_ref().map_or(1, |r| r.next_client_id);
-    let first_id = feeds::idcheck::start_number(now_s, journal_next);
+    let first_id = feeds::orders::idcheck::start_number(now_s, journal_next);
     journal
         .append(&JournalRecord::NextClientId { next: first_id })
         .and_then(|()| journal.sync())
@@ -244,6 +246,7 @@ fn order_session(
         Some(journal),
         wake,
         MonoClock::now,
+        feeds::orders::clock::system_wall_ns,
     );
     session.set_next_client_number(first_id);
     let first_id =

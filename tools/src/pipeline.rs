@@ -38,7 +38,7 @@ use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull, TxStats};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::{BinanceDecoder, DecodeStats};
+use feeds::binance::market::{BinanceDecoder, DecodeStats};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};

@@ -34,7 +34,7 @@ use engine::portfolio::Position;
 use engine::ring::TxStats;
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::DecodeStats;
+use feeds::binance::market::DecodeStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
@@ -102,7 +102,7 @@ pub struct RunReport {
     /// send time (coordinated-omission corrected).
     pub paced: Option<f64>,
     /// The order session of a live run with `orders.enabled`.
-    pub session: Option<feeds::session::SessionCounters>,
+    pub session: Option<feeds::orders::session::SessionCounters>,
 }
 
 /// Where the core loop's time comes from: the monotonic clock live, the capture's time in

@@ -4,7 +4,7 @@
 use engine::book::{BookConfig, OrderBook, SyncState};
 use engine::event::EventKind;
 use engine::symbol::SymbolTable;
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_pki_types::pem::PemObject;
 use serde_json::Value;

@@ -21,7 +21,7 @@ use engine::latency::{Percentiles, Stage};
 use engine::ring::{event_ring, OnFull};
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::BinanceDecoder;
+use feeds::binance::market::BinanceDecoder;
 use feeds::io::IoShared;
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -4,7 +4,7 @@
 //!
 //! Strict, a signed request (every method but `ping`, `time`, `userDataStream.subscribe`,
 //! `userDataStream.unsubscribe` and `session.logout`) is checked the way Binance's "SIGNED
-//! request security" documents it, with the simulator's own code (never `feeds::binance_api`,
+//! request security" documents it, with the simulator's own code (never `feeds::binance::api`,
 //! so an engine codec bug cannot hide behind the same bug here):
 //!
 //! 1. `apiKey` must be one of the simulator's keys: else `-2015 Invalid API-key, IP, or

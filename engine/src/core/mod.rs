@@ -258,7 +258,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
 
     /// Called right after every command pushed into the order ring, so an I/O thread parked in
     /// `epoll_wait` can be woken (it should cost next to nothing while that thread is spinning:
-    /// see `feeds::session::OrderWake`).
+    /// see `feeds::orders::session::OrderWake`).
     pub fn order_notify(mut self, notify: impl FnMut() + Send + 'static) -> Self {
         self.order_notify = Some(Box::new(notify));
         self

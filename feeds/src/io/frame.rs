@@ -5,10 +5,10 @@
 use super::backoff::Backoff;
 use super::counters::IoCounters;
 use super::notice::{IoNotice, DECODE_ERROR_NOTICES, ERROR_RESPONSE_NOTICES};
-use crate::binance::{BinanceDecoder, DecodeError, Decoded, IgnoreReason};
+use crate::binance::market::{BinanceDecoder, DecodeError, Decoded, IgnoreReason};
 use crate::capture::RecordKind;
+use crate::orders::session::OrderSession;
 use crate::recorder::RecorderTx;
-use crate::session::OrderSession;
 use engine::event::{Connection as ConnRef, Event, EventKind};
 use engine::latency::LatencyHist;
 use engine::ring::EventTx;

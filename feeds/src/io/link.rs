@@ -31,7 +31,7 @@ use super::frame::{Ctx, LinkRx};
 use super::notice::IoNotice;
 use crate::capture::RecordKind;
 use crate::net::{CloseReason, ConnEvent, ConnOptions, ConnState, Connection, Endpoint, NetError};
-use crate::session::UserStream;
+use crate::orders::session::UserStream;
 use mio::{Poll, Token};
 use std::net::SocketAddr;
 

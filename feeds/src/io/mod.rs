@@ -30,7 +30,7 @@
 //! ```no_run
 //! use engine::ring::{event_ring, OnFull};
 //! use engine::symbol::SymbolTable;
-//! use feeds::binance::BinanceDecoder;
+//! use feeds::binance::market::BinanceDecoder;
 //! use feeds::io::{FeedSpec, IoConfig, IoLoop, IoShared};
 //! use std::sync::atomic::AtomicBool;
 //!
@@ -53,7 +53,7 @@
 //! println!("{:?}", report.totals);
 //! ```
 //!
-//! [`BinanceDecoder`]: crate::binance::BinanceDecoder
+//! [`BinanceDecoder`]: crate::binance::market::BinanceDecoder
 //! [`EventTx::push_all`]: engine::ring::EventTx::push_all
 
 mod backoff;

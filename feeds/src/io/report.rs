@@ -2,9 +2,9 @@
 
 use super::counters::IoCounters;
 use super::link::LinkState;
-use crate::binance::DecodeStats;
+use crate::binance::market::DecodeStats;
+use crate::orders::session::SessionCounters;
 use crate::recorder::RecorderStats;
-use crate::session::SessionCounters;
 use engine::latency::LatencyHist;
 use engine::ring::TxStats;
 

@@ -9,11 +9,11 @@ use super::link::{on_ready, on_timers, Link, LinkState, Phase, Timing, Tokens};
 use super::notice::IoNotice;
 use super::report::{ConnReport, IoEnd, IoReport, SessionReport};
 use super::shared::IoShared;
-use crate::binance::BinanceDecoder;
+use crate::binance::market::BinanceDecoder;
 use crate::capture::RecordKind;
 use crate::net::{client_tls_config, TlsOptions};
+use crate::orders::session::{OrderSession, UserStream};
 use crate::recorder::RecorderTx;
-use crate::session::{OrderSession, UserStream};
 use engine::latency::LatencyHist;
 use engine::ring::EventTx;
 use mio::{Events, Poll};
@@ -30,8 +30,8 @@ const PUBLISH_EVERY_NS: u64 = 1_000_000;
 /// ```no_run
 /// # use feeds::io::{IoConfig, IoLoop, IoShared, command_channel};
 /// # use std::sync::atomic::AtomicBool;
-/// # fn go(cfg: IoConfig, decoder: feeds::binance::BinanceDecoder, tx: engine::ring::EventTx,
-/// #       recorder: Option<feeds::recorder::RecorderTx>, session: Option<feeds::session::OrderSession>,
+/// # fn go(cfg: IoConfig, decoder: feeds::binance::market::BinanceDecoder, tx: engine::ring::EventTx,
+/// #       recorder: Option<feeds::recorder::RecorderTx>, session: Option<feeds::orders::session::OrderSession>,
 /// #       now: fn() -> u64, shared: &IoShared, stop: &AtomicBool) {
 /// let (commands, command_rx) = command_channel(feeds::io::COMMAND_QUEUE); // `commands` to the control side
 /// let report = IoLoop::new(cfg, decoder, tx, now)
@@ -82,9 +82,9 @@ impl IoLoop {
         self
     }
 
-    /// Owns the venue's order session ([`crate::session`]): one more connection, to the order
+    /// Owns the venue's order session ([`crate::orders::session`]): one more connection, to the order
     /// API at the session's URL, whose frames go to the session; the session's commands are sent
-    /// every iteration, and the loop is woken for them ([`crate::session::OrderWake`]). The
+    /// every iteration, and the loop is woken for them ([`crate::orders::session::OrderWake`]). The
     /// session's counters and `tick_to_wire` histogram are in [`IoReport::session`].
     pub fn session(mut self, session: impl Into<Option<OrderSession>>) -> Self {
         self.session = session.into();
@@ -216,7 +216,7 @@ fn run(
                 next_deadline = ctx.gate_until_ns;
             }
         }
-        // Market links also wait for the first venue check of client ids (crate::idcheck).
+        // Market links also wait for the first venue check of client ids (crate::orders::idcheck).
         let gated = ctx.orders_gate
             || ctx
                 .session

@@ -2,7 +2,7 @@
 
 use super::counters::{IoCounter, IoCounters};
 use super::link::LinkState;
-use crate::session::UserStream;
+use crate::orders::session::UserStream;
 use engine::ring::TxStats;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
@@ -52,7 +52,7 @@ struct LoopCells {
     recorder_dropped: AtomicU64,
     /// The order session's [`UserStream`] code.
     user_stream: AtomicU8,
-    /// The order session's [`SessionCounters::user_stream_refused`](crate::session::SessionCounters::user_stream_refused).
+    /// The order session's [`SessionCounters::user_stream_refused`](crate::orders::session::SessionCounters::user_stream_refused).
     user_stream_refused: AtomicU64,
 }
 

@@ -12,8 +12,8 @@ pub(super) fn order_session_json(cfg: &ControllerConfig) -> Value {
     }
     let stream = cfg.shared.user_stream();
     let state = match stream {
-        feeds::session::UserStream::Refused => "degraded",
-        feeds::session::UserStream::Active => "ok",
+        feeds::orders::session::UserStream::Refused => "degraded",
+        feeds::orders::session::UserStream::Active => "ok",
         _ => "waiting",
     };
     json!({

@@ -71,7 +71,7 @@
 //! loud notice that its fills are unknown, and a GTC order stays in flight.
 //!
 //! **Client ids on every connect.** After those requests the session asks the venue for its open
-//! and recent orders ([`crate::idcheck`]) and refuses new orders ([`RejectReason::IdCheck`])
+//! and recent orders ([`crate::orders::idcheck`]) and refuses new orders ([`RejectReason::IdCheck`])
 //! until the answers are in; an engine id there at or beyond the next one moves numbering past
 //! it (an [`OrderIdFloor`] event to the core, a `NextClientId` record in the journal), and
 //! orders numbered before the move are refused too. So an id the venue knows is never sent
@@ -83,13 +83,15 @@
 //! delivering a market frame the I/O thread also spins for [`SessionConfig::spin_after_frame`],
 //! since that is when a strategy's answer is due.
 
-use crate::binance_api::{
-    parse_execution_report, parse_my_trades, parse_order_status, parse_place_result, parse_reply,
-    trade_fill, ApiReply, OrderEncoder, OrderStatus, OrderStatusReply, TradesReply,
+use crate::binance::api::{
+    execution_report_of, my_trades_of, order_status_of, place_result_of, read_envelope, reply_of,
+    trade_fill, ApiReply, Envelope, OpenOrder, OrderEncoder, OrderStatus, OrderStatusReply,
+    TradesReply, VenueError, VenueTrade,
 };
-use crate::idcheck::{IdCheck, IdCheckCounters, Outcome};
-use crate::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use crate::net::Connection;
+use crate::orders::clock::WallClock;
+use crate::orders::idcheck::{IdCheck, IdCheckCounters, Outcome};
+use crate::orders::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use engine::event::{
     ClientOrderId, Event, EventKind, Fill, OrderAck, OrderCanceled, OrderCommand, OrderIdFloor,
     OrderReject, OrderRequest, OrderType, RejectReason,
@@ -260,7 +262,7 @@ pub struct SessionCounters {
     /// Orders settled by their own `order.place` reply (`RESULT`/`FULL`, final status).
     pub settled_by_reply: u64,
     /// Orders refused while the venue check of client ids was waiting, or numbered below the
-    /// floor it set ([`RejectReason::IdCheck`]; see [`crate::idcheck`]).
+    /// floor it set ([`RejectReason::IdCheck`]; see [`crate::orders::idcheck`]).
     pub refused_id_check: u64,
     /// Venue checks that found engine ids at or beyond the next one and moved numbering.
     pub id_floor_raises: u64,
@@ -371,8 +373,10 @@ pub struct OrderSession {
     counters: SessionCounters,
     tick_to_wire: LatencyHist,
     now: fn() -> u64,
+    /// The wall clock (request timestamps, journal time stamps).
+    wall: WallClock,
     notices: Vec<SessionNotice>,
-    /// The venue check of client ids on every connect ([`crate::idcheck`]).
+    /// The venue check of client ids on every connect ([`crate::orders::idcheck`]).
     ids: IdCheck,
 }
 
@@ -414,21 +418,15 @@ fn append_counted(
     }
 }
 
-/// Wall clock, ms since the Unix epoch (request timestamps).
-fn wall_ms() -> u64 {
-    wall_ns() / 1_000_000
-}
-
-/// Wall clock, ns since the Unix epoch (journal time stamps).
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// `wall`'s reading in ms since the Unix epoch (request timestamps).
+fn wall_ms(wall: WallClock) -> u64 {
+    wall() / 1_000_000
 }
 
 impl OrderSession {
     /// A session sending the core's `commands` (signed by `encoder`) and answering on `tx`,
-    /// journaling to `journal`. `now` is the engine's monotonic clock.
+    /// journaling to `journal`. `now` is the engine's monotonic clock, `wall` the wall clock
+    /// (ns since the Unix epoch; [`system_wall_ns`](crate::orders::clock::system_wall_ns) live).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: SessionConfig,
@@ -439,6 +437,7 @@ impl OrderSession {
         journal: Option<JournalWriter>,
         wake: Arc<OrderWake>,
         now: fn() -> u64,
+        wall: WallClock,
     ) -> OrderSession {
         OrderSession {
             cfg,
@@ -460,12 +459,13 @@ impl OrderSession {
             counters: SessionCounters::default(),
             tick_to_wire: LatencyHist::new(),
             now,
+            wall,
             notices: Vec::new(),
             ids: IdCheck::new(),
         }
     }
 
-    /// Tracks the orders a previous run left open (from [`crate::journal::recover`]): they are
+    /// Tracks the orders a previous run left open (from [`crate::orders::journal::recover`]): they are
     /// settled with the venue as soon as the API connection opens. Orders of symbols not in the
     /// table are reported and left out.
     pub fn restore(&mut self, open_orders: &[RecoveredOrder]) {
@@ -603,7 +603,7 @@ impl OrderSession {
         let mut logon_queued = false;
         if self.cfg.session_logon {
             let id = self.request_id(Req::Logon);
-            match self.encoder.logon(id, wall_ms()) {
+            match self.encoder.logon(id, wall_ms(self.wall)) {
                 Ok(text) => {
                     let text = text.to_string();
                     self.queued.push(text);
@@ -633,7 +633,8 @@ impl OrderSession {
         let text = if authenticated {
             self.encoder.user_stream_subscribe(id)
         } else {
-            self.encoder.user_stream_subscribe_signature(id, wall_ms())
+            self.encoder
+                .user_stream_subscribe_signature(id, wall_ms(self.wall))
         };
         let text = text.to_string();
         self.queued.push(text);
@@ -679,7 +680,7 @@ impl OrderSession {
         let id = self.request_id(Req::Status(client_id));
         let text = self
             .encoder
-            .order_status(id, &name, client_id, wall_ms())
+            .order_status(id, &name, client_id, wall_ms(self.wall))
             .to_string();
         self.queued.push(text);
     }
@@ -746,7 +747,7 @@ impl OrderSession {
             symbol: name,
             trader: trader as u32,
             state,
-            ts_ns: wall_ns(),
+            ts_ns: (self.wall)(),
         };
         append_counted(
             &mut self.journal,
@@ -795,7 +796,7 @@ impl OrderSession {
                 client_id,
                 symbol: name,
                 req,
-                ts_ns: wall_ns(),
+                ts_ns: (self.wall)(),
             };
             if let Err(e) = j.append(&rec) {
                 self.counters.refused_journal += 1;
@@ -826,7 +827,9 @@ impl OrderSession {
             },
         );
         self.ids.sent(client_id);
-        let text = self.encoder.place(id, name, client_id, &req, wall_ms());
+        let text = self
+            .encoder
+            .place(id, name, client_id, &req, wall_ms(self.wall));
         match conn.send_text(text) {
             Ok(()) => {
                 self.counters.placed += 1;
@@ -878,7 +881,7 @@ impl OrderSession {
             &mut self.requests,
             Req::Cancel(client_id),
         );
-        let text = self.encoder.cancel(id, name, client_id, wall_ms());
+        let text = self.encoder.cancel(id, name, client_id, wall_ms(self.wall));
         match conn.send_text(text) {
             Ok(()) => self.counters.cancels += 1,
             Err(e) => {
@@ -901,15 +904,22 @@ impl OrderSession {
         if self.ids.is_waiting() && self.id_check_frame(payload) {
             return;
         }
-        let reply = match parse_reply(payload) {
-            Ok(r) => r,
-            Err(e) => {
-                // A `myTrades` reply is not a shape `parse_reply` knows.
-                if !self.reconcile_frame(payload) {
-                    self.bad_frame(&e.to_string(), payload);
-                }
-                return;
+        // The envelope is read once; what the session asked under its id picks the one parser
+        // that reads the rest.
+        let env = match read_envelope(payload) {
+            Ok(env) => env,
+            Err(e) => return self.bad_frame(&e.to_string(), payload),
+        };
+        if env.status.is_some() {
+            match env.request_id.and_then(|r| self.requests.get(&r)) {
+                Some(Req::Status(_)) => return self.status_reply(payload, &env),
+                Some(Req::Trades { .. }) => return self.trades_reply(payload, &env),
+                _ => {}
             }
+        }
+        let reply = match reply_of(payload, &env) {
+            Ok(r) => r,
+            Err(e) => return self.bad_frame(&e.to_string(), payload),
         };
         let request_id = match &reply {
             ApiReply::Placed { request_id, .. }
@@ -918,24 +928,13 @@ impl OrderSession {
             ApiReply::Other { request_id, .. } => *request_id,
             ApiReply::Rejected { .. } | ApiReply::Event => None,
         };
-        // An `order.status` or `myTrades` answer can look like a placement or a list.
-        let reconciling = request_id.is_some_and(|r| {
-            matches!(
-                self.requests.get(&r),
-                Some(Req::Status(_) | Req::Trades { .. })
-            )
-        });
-        if reconciling {
-            self.reconcile_frame(payload);
-            return;
-        }
         let req = request_id.and_then(|r| self.requests.remove(&r));
         // (A refusal has no request id here: `rejected` looks it up.)
         if matches!(req, Some(Req::Logon | Req::UserStream)) {
             return self.session_reply(req);
         }
         match reply {
-            ApiReply::Event => self.on_report(payload),
+            ApiReply::Event => self.on_report(payload, &env),
             ApiReply::Placed {
                 client_id,
                 venue_order_id,
@@ -944,7 +943,7 @@ impl OrderSession {
             } => {
                 self.ack(client_id, venue_order_id);
                 if status.is_some_and(OrderStatus::is_final) {
-                    self.settle_from_reply(client_id, payload);
+                    self.settle_from_reply(client_id, payload, &env);
                 }
             }
             ApiReply::Canceled {
@@ -952,12 +951,7 @@ impl OrderSession {
                 leaves_qty,
                 ..
             } => self.cancel_reply(client_id, leaves_qty),
-            ApiReply::Rejected {
-                request_id,
-                status,
-                code,
-                msg,
-            } => self.rejected(request_id, status, code, &msg),
+            ApiReply::Rejected { request_id, error } => self.rejected(request_id, &error),
             ApiReply::OpenOrders { .. } | ApiReply::Other { .. } => {}
         }
     }
@@ -986,7 +980,7 @@ impl OrderSession {
     /// end settle the order now, whatever the user data stream does; the same words arriving
     /// later as `executionReport`s are counted duplicates. A `RESULT` reply (no fills listed)
     /// that says more was executed than the session has seen asks `myTrades` first.
-    fn settle_from_reply(&mut self, client_id: ClientOrderId, payload: &[u8]) {
+    fn settle_from_reply(&mut self, client_id: ClientOrderId, payload: &[u8], env: &Envelope) {
         let Some(t) = self.orders.get(&client_id) else {
             return;
         };
@@ -999,7 +993,7 @@ impl OrderSession {
         };
         let mut fills = std::mem::take(&mut self.reply_fills);
         fills.clear();
-        let parsed = parse_place_result(payload, name, client_id, &mut fills);
+        let parsed = place_result_of(payload, env, name, client_id, &mut fills);
         for f in &fills {
             self.fill(symbol, *f);
         }
@@ -1032,11 +1026,11 @@ impl OrderSession {
         }
     }
 
-    fn on_report(&mut self, payload: &[u8]) {
+    fn on_report(&mut self, payload: &[u8], env: &Envelope) {
         self.out.clear();
         let recv_ns = (self.now)();
         let mut out = std::mem::take(&mut self.out);
-        match parse_execution_report(payload, &self.symbols, recv_ns, &mut out) {
+        match execution_report_of(payload, env, &self.symbols, recv_ns, &mut out) {
             Ok(_) => {
                 for ev in &out {
                     match ev.kind {
@@ -1074,7 +1068,7 @@ impl OrderSession {
             client_id,
             venue_order_id,
         };
-        self.journal(&JournalRecord::ack(&ack, wall_ns()));
+        self.journal(&JournalRecord::ack(&ack, (self.wall)()));
         self.push(symbol, EventKind::OrderAck(ack));
     }
 
@@ -1090,7 +1084,7 @@ impl OrderSession {
             self.counters.unknown_orders += 1;
         }
         self.counters.fills += 1;
-        self.journal(&JournalRecord::fill(&f, wall_ns()));
+        self.journal(&JournalRecord::fill(&f, (self.wall)()));
         self.push(symbol, EventKind::Fill(f));
         // A fully filled order is settled (the venue sends no further word that matters); a
         // cancel that waited for this fill goes out now.
@@ -1144,7 +1138,7 @@ impl OrderSession {
             client_id,
             leaves_qty: leaves,
         };
-        self.journal(&JournalRecord::canceled(&c, wall_ns()));
+        self.journal(&JournalRecord::canceled(&c, (self.wall)()));
         self.push(symbol, EventKind::OrderCanceled(c));
     }
 
@@ -1156,7 +1150,7 @@ impl OrderSession {
         self.journal(&JournalRecord::Rejected {
             client_id,
             code,
-            ts_ns: wall_ns(),
+            ts_ns: (self.wall)(),
         });
         self.push(
             symbol,
@@ -1165,7 +1159,8 @@ impl OrderSession {
     }
 
     #[cold]
-    fn rejected(&mut self, request_id: Option<u64>, status: u16, code: i64, msg: &str) {
+    fn rejected(&mut self, request_id: Option<u64>, error: &VenueError) {
+        let (status, code, msg) = (error.status, error.code, error.msg.as_str());
         let req = request_id.and_then(|r| self.requests.remove(&r));
         if matches!(req, Some(Req::UserStream)) {
             return self.user_stream_refused(status, code, msg);
@@ -1231,32 +1226,31 @@ impl OrderSession {
         }
     }
 
-    /// An `order.status` or `myTrades` reply (cold: reconciliation only). False if the frame
-    /// is neither.
+    /// The reply to an `order.status` this session asked (cold: reconciliation only).
     #[cold]
-    fn reconcile_frame(&mut self, payload: &[u8]) -> bool {
-        if let Ok(reply) = parse_order_status(payload) {
-            if let Some(done) = self.on_status(reply) {
-                return done;
-            }
+    fn status_reply(&mut self, payload: &[u8], env: &Envelope) {
+        match order_status_of(payload, env) {
+            Ok(OrderStatusReply::Found { request_id, order }) => self.on_status(request_id, order),
+            Ok(OrderStatusReply::Error { request_id, error }) => self.rejected(request_id, &error),
+            Err(e) => self.bad_frame(&e.to_string(), payload),
         }
-        if let Ok(reply) = parse_my_trades(payload) {
-            if let Some(done) = self.on_trades(reply) {
-                return done;
-            }
-        }
-        false
     }
 
-    /// `Some(true)` if handled.
-    fn on_status(&mut self, reply: OrderStatusReply) -> Option<bool> {
-        let OrderStatusReply::Found { request_id, order } = reply else {
-            return None;
-        };
+    /// The reply to a `myTrades` this session asked (cold: reconciliation only).
+    #[cold]
+    fn trades_reply(&mut self, payload: &[u8], env: &Envelope) {
+        match my_trades_of(payload, env) {
+            Ok(TradesReply::Trades { request_id, trades }) => self.on_trades(request_id, &trades),
+            Ok(TradesReply::Error { request_id, error }) => self.rejected(request_id, &error),
+            Err(e) => self.bad_frame(&e.to_string(), payload),
+        }
+    }
+
+    fn on_status(&mut self, request_id: u64, order: OpenOrder) {
         let (venue_order_id, executed_qty, status) =
             (order.venue_order_id, order.executed_qty, order.status);
         let Some(Req::Status(client_id)) = self.requests.get(&request_id).copied() else {
-            return None;
+            return;
         };
         self.requests.remove(&request_id);
         self.counters.reconciled_orders += 1;
@@ -1265,14 +1259,13 @@ impl OrderSession {
         }
         let (filled, symbol) = match self.orders.get(&client_id) {
             Some(t) => (t.filled, t.symbol),
-            None => return Some(true),
+            None => return,
         };
         if executed_qty.0 > filled.0 {
             self.query_trades(client_id, symbol, venue_order_id, None, status);
         } else {
             self.settle_by_status(client_id, status, executed_qty);
         }
-        Some(true)
     }
 
     fn query_trades(
@@ -1296,7 +1289,7 @@ impl OrderSession {
                 Some(venue_order_id),
                 from_id,
                 TRADES_PAGE,
-                wall_ms(),
+                wall_ms(self.wall),
             )
             .to_string();
         self.queued.push(text);
@@ -1321,21 +1314,18 @@ impl OrderSession {
         }
     }
 
-    fn on_trades(&mut self, reply: TradesReply) -> Option<bool> {
-        let TradesReply::Trades { request_id, trades } = reply else {
-            return None;
-        };
+    fn on_trades(&mut self, request_id: u64, trades: &[VenueTrade]) {
         let Some(Req::Trades { client_id, then }) = self.requests.get(&request_id).copied() else {
-            return None;
+            return;
         };
         self.requests.remove(&request_id);
         let Some(t) = self.orders.get(&client_id) else {
-            return Some(true);
+            return;
         };
         let (symbol, venue_order_id) = (t.symbol, t.venue_order_id);
         let name = self.symbols.name(symbol).unwrap_or_default().to_string();
         let mut last = None;
-        for tr in &trades {
+        for tr in trades {
             last = Some(tr.trade_id);
             if venue_order_id.is_some_and(|v| v != tr.venue_order_id) {
                 continue;
@@ -1358,13 +1348,12 @@ impl OrderSession {
                 self.settle_by_status(client_id, then, executed);
             }
         }
-        Some(true)
     }
 }
 
-/// The venue check of client ids ([`crate::idcheck`]): the session's side of it.
+/// The venue check of client ids ([`crate::orders::idcheck`]): the session's side of it.
 impl OrderSession {
-    /// The engine's first number of this start ([`crate::idcheck::start_number`]): venue ids
+    /// The engine's first number of this start ([`crate::orders::idcheck::start_number`]): venue ids
     /// below it are old and need no action.
     pub fn set_next_client_number(&mut self, next: u64) {
         self.ids.set_next(next);
@@ -1402,7 +1391,7 @@ impl OrderSession {
                 id
             },
             now,
-            wall_ms(),
+            wall_ms(self.wall),
             &mut self.queued,
         );
     }
@@ -1453,7 +1442,7 @@ mod tests {
     //! the loopback tests in `tests/order_session.rs` and `tests/orders_crash.rs`).
 
     use super::*;
-    use crate::binance_api::{Credentials, Secret};
+    use crate::binance::api::{Credentials, Secret};
     use engine::event::Side;
     use engine::fixed::Price;
     use engine::ring::{event_ring, OnFull};
@@ -1491,6 +1480,7 @@ mod tests {
             None,
             OrderWake::new(),
             || 1,
+            crate::orders::clock::system_wall_ns,
         );
         s.restore(&[RecoveredOrder {
             client_id: id(1),

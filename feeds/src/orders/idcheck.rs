@@ -32,7 +32,7 @@
 //! objects, `status` NEW, FILLED, CANCELED, ...). See Binance's
 //! `binance-spot-api-docs/web-socket-api.md` ("Current open orders", "Account order history").
 
-use crate::binance_api::{OrderEncoder, Param};
+use crate::binance::api::{OrderEncoder, Param};
 use engine::event::ClientOrderId;
 use engine::symbol::SymbolTable;
 use serde_json::Value;
@@ -44,7 +44,7 @@ pub const ALL_ORDERS_LIMIT: u64 = 1000;
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first engine number of a start at wall-clock second `now_unix_s`, given the journal's
-/// [`next_client_id`](crate::journal::Recovered::next_client_id) (1 for none): sequence 1 of
+/// [`next_client_id`](crate::orders::journal::Recovered::next_client_id) (1 for none): sequence 1 of
 /// epoch `max(epoch of now, epoch of the highest number recorded + 1)`, and never below
 /// `journal_next`.
 pub fn start_number(now_unix_s: u64, journal_next: u64) -> u64 {
@@ -312,12 +312,12 @@ impl IdCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binance_api::Credentials;
+    use crate::binance::api::Credentials;
 
     const DAY_2026: u64 = 1_767_225_600;
 
     fn encoder() -> OrderEncoder {
-        let creds = Credentials::hmac("key", crate::binance_api::Secret::new(b"s".to_vec()))
+        let creds = Credentials::hmac("key", crate::binance::api::Secret::new(b"s".to_vec()))
             .expect("credentials");
         OrderEncoder::new(creds, 0)
     }

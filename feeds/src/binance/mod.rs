@@ -1,0 +1,14 @@
+//! Binance spot: everything venue-specific, split by stage.
+//!
+//! | module | stage | direction |
+//! |---|---|---|
+//! | [`market`] | market data: WebSocket frames and REST depth snapshots to [`Event`](engine::event::Event)s | in |
+//! | [`api`] | the WebSocket API: credentials, signing, order requests, replies and `executionReport`s | out and in |
+//!
+//! Both are sans-IO codecs over [`crate::json`]: the I/O thread owns the sockets, passes the time
+//! in and writes out what the encoders hand back. The order session ([`crate::orders`]) drives
+//! [`api`]; the I/O loop drives [`market`]. A second venue gets a sibling folder of the same
+//! shape.
+
+pub mod api;
+pub mod market;
