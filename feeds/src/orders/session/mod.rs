@@ -73,7 +73,7 @@
 //! **Client ids on every connect.** After those requests the session asks the venue for its open
 //! and recent orders ([`crate::orders::idcheck`]) and refuses new orders ([`RejectReason::IdCheck`])
 //! until the answers are in; an engine id there at or beyond the next one moves numbering past
-//! it (an [`OrderIdFloor`] event to the core, a `NextClientId` record in the journal), and
+//! it (an [`OrderIdFloor`](engine::event::OrderIdFloor) event to the core, a `NextClientId` record in the journal), and
 //! orders numbered before the move are refused too. So an id the venue knows is never sent
 //! again, even when the journal lost its tail, was moved aside, or the clock went back.
 //!
@@ -82,31 +82,39 @@
 //! so a busy-polling I/O thread costs the core one fence and one load per order. After
 //! delivering a market frame the I/O thread also spins for [`SessionConfig::spin_after_frame`],
 //! since that is when a strategy's answer is due.
+//!
+//! **Files.** This module holds the session, its order path and its replies; `user_stream`
+//! the user data stream's subscription, `reconcile` reconciliation on (re)connect, `ids` its side
+//! of the venue check of client ids, and `wake` the I/O thread's waker.
 
 use crate::binance::api::{
-    execution_report_of, my_trades_of, order_status_of, place_result_of, read_envelope, reply_of,
-    trade_fill, ApiReply, Envelope, OpenOrder, OrderEncoder, OrderStatus, OrderStatusReply,
-    TradesReply, VenueError, VenueTrade,
+    execution_report_of, place_result_of, read_envelope, reply_of, ApiReply, Envelope,
+    OrderEncoder, OrderStatus, VenueError,
 };
 use crate::net::Connection;
 use crate::orders::clock::WallClock;
-use crate::orders::idcheck::{IdCheck, IdCheckCounters, Outcome};
+use crate::orders::idcheck::IdCheck;
 use crate::orders::journal::{JournalRecord, JournalWriter, RecoveredOrder};
 use engine::event::{
-    ClientOrderId, Event, EventKind, Fill, OrderAck, OrderCanceled, OrderCommand, OrderIdFloor,
-    OrderReject, OrderRequest, OrderType, RejectReason,
+    ClientOrderId, Event, EventKind, Fill, OrderAck, OrderCanceled, OrderCommand, OrderReject,
+    OrderRequest, OrderType, RejectReason,
 };
 use engine::fixed::Qty;
 use engine::latency::LatencyHist;
 use engine::ring::EventTx;
 use engine::symbol::{SymbolId, SymbolTable};
 use std::collections::HashMap;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Trades asked for per `myTrades` request (Binance's maximum).
-const TRADES_PAGE: u32 = 1000;
+mod ids;
+mod reconcile;
+mod user_stream;
+mod wake;
+
+pub use user_stream::UserStream;
+pub use wake::OrderWake;
+
 /// Settled orders kept (to drop the venue's second word on them) before they are swept.
 const SETTLED_KEPT: usize = 4096;
 
@@ -145,67 +153,6 @@ impl Default for SessionConfig {
             require_user_stream: true,
             session_logon: false,
         }
-    }
-}
-
-/// Wakes the I/O thread for an order when it sleeps in `epoll_wait`. Shared between the core
-/// (which calls [`notify`](Self::notify)) and the I/O thread.
-#[derive(Debug, Default)]
-pub struct OrderWake {
-    parked: AtomicBool,
-    waker: OnceLock<mio::Waker>,
-    wakes: AtomicU64,
-}
-
-impl OrderWake {
-    /// A new one, to hand to both threads.
-    pub fn new() -> Arc<OrderWake> {
-        Arc::new(OrderWake::default())
-    }
-
-    /// Called after a command was pushed: wakes the I/O thread if it is parked.
-    #[inline]
-    pub fn notify(&self) {
-        // Pairs with the fence in `park`: either the I/O thread sees the command before it
-        // sleeps, or this sees it parked.
-        fence(Ordering::SeqCst);
-        if self.parked.load(Ordering::Relaxed) {
-            self.wake_now();
-        }
-    }
-
-    #[cold]
-    fn wake_now(&self) {
-        if let Some(w) = self.waker.get() {
-            if w.wake().is_ok() {
-                self.wakes.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Wake-ups sent through the waker so far.
-    pub fn wakes(&self) -> u64 {
-        self.wakes.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_waker(&self, w: mio::Waker) {
-        let _ = self.waker.set(w);
-    }
-
-    /// The I/O thread is about to sleep; false if a command is already waiting (then it must
-    /// not sleep).
-    pub(crate) fn park(&self, commands_waiting: impl FnOnce() -> bool) -> bool {
-        self.parked.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if commands_waiting() {
-            self.parked.store(false, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    pub(crate) fn unpark(&self) {
-        self.parked.store(false, Ordering::Relaxed);
     }
 }
 
@@ -268,52 +215,6 @@ pub struct SessionCounters {
     pub id_floor_raises: u64,
     /// Venue checks that failed (queries refused, or no answer in time).
     pub id_check_failures: u64,
-}
-
-/// Where the user data stream stands on the order API connection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum UserStream {
-    /// Not asked for (the connection is down, or the session does not subscribe).
-    #[default]
-    Off,
-    /// Asked for (or waiting for `session.logon` first); no answer yet.
-    Pending,
-    /// The venue confirmed it: `executionReport`s come on this connection.
-    Active,
-    /// The venue refused it: no `executionReport` comes on this connection.
-    Refused,
-}
-
-impl UserStream {
-    /// As a small integer (for publishing in an atomic).
-    pub fn code(self) -> u8 {
-        match self {
-            UserStream::Off => 0,
-            UserStream::Pending => 1,
-            UserStream::Active => 2,
-            UserStream::Refused => 3,
-        }
-    }
-
-    /// From [`code`](Self::code); unknown codes are `Off`.
-    pub fn from_code(c: u8) -> UserStream {
-        match c {
-            1 => UserStream::Pending,
-            2 => UserStream::Active,
-            3 => UserStream::Refused,
-            _ => UserStream::Off,
-        }
-    }
-
-    /// Its name in status output: `off`, `pending`, `active`, `refused`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStream::Off => "off",
-            UserStream::Pending => "pending",
-            UserStream::Active => "active",
-            UserStream::Refused => "refused",
-        }
-    }
 }
 
 /// What a request id was for.
@@ -595,96 +496,6 @@ impl OrderSession {
         self.begin_id_check();
     }
 
-    /// On a new connection: `session.logon` (if configured; the user data stream is then
-    /// subscribed when its reply comes), else the signed user data stream subscription at once.
-    #[cold]
-    fn logon_and_subscribe(&mut self) {
-        self.user_stream = UserStream::Off;
-        let mut logon_queued = false;
-        if self.cfg.session_logon {
-            let id = self.request_id(Req::Logon);
-            match self.encoder.logon(id, wall_ms(self.wall)) {
-                Ok(text) => {
-                    let text = text.to_string();
-                    self.queued.push(text);
-                    logon_queued = true;
-                }
-                Err(e) => self.notices.push(format!(
-                    "order API: no session.logon ({e}); every request is signed"
-                )),
-            }
-        }
-        if self.cfg.user_stream {
-            if logon_queued {
-                // `userDataStream.subscribe` goes when the logon's reply says it was accepted.
-                self.user_stream = UserStream::Pending;
-            } else {
-                self.subscribe_user_stream(false);
-            }
-        }
-    }
-
-    /// Asks for the user data stream: `userDataStream.subscribe` on a connection whose
-    /// `session.logon` was accepted (`authenticated`), else the signed
-    /// `userDataStream.subscribe.signature`.
-    #[cold]
-    fn subscribe_user_stream(&mut self, authenticated: bool) {
-        let id = self.request_id(Req::UserStream);
-        let text = if authenticated {
-            self.encoder.user_stream_subscribe(id)
-        } else {
-            self.encoder
-                .user_stream_subscribe_signature(id, wall_ms(self.wall))
-        };
-        let text = text.to_string();
-        self.queued.push(text);
-        self.user_stream = UserStream::Pending;
-    }
-
-    /// The venue confirmed the user data stream.
-    #[cold]
-    fn user_stream_confirmed(&mut self) {
-        self.user_stream = UserStream::Active;
-        self.counters.user_streams += 1;
-        let how = if self.encoder.session_authenticated() {
-            "userDataStream.subscribe"
-        } else {
-            "userDataStream.subscribe.signature"
-        };
-        self.notices.push(format!(
-            "order API: user data stream subscribed ({how}); executionReports come on this connection"
-        ));
-    }
-
-    /// The venue refused the user data stream: loud, counted, and orders that may rest are
-    /// refused from now on (if so configured).
-    #[cold]
-    fn user_stream_refused(&mut self, status: u16, code: i64, msg: &str) {
-        self.user_stream = UserStream::Refused;
-        self.counters.user_stream_refused += 1;
-        let then = if self.cfg.require_user_stream {
-            "GTC orders are refused (NoUserStream) until it is subscribed; IOC/FOK/market orders are settled by their replies"
-        } else {
-            "orders.require_user_stream is off: GTC orders still go, and their fills and end are learned only by reconciliation after a reconnect"
-        };
-        self.notices.push(format!(
-            "error: order API: the user data stream was REFUSED by the venue (status {status}, code {code}: {msg}); no executionReport will come on this connection; {then}"
-        ));
-    }
-
-    fn query_status(&mut self, client_id: ClientOrderId, symbol: SymbolId) {
-        let Some(name) = self.symbols.name(symbol) else {
-            return;
-        };
-        let name = name.to_string();
-        let id = self.request_id(Req::Status(client_id));
-        let text = self
-            .encoder
-            .order_status(id, &name, client_id, wall_ms(self.wall))
-            .to_string();
-        self.queued.push(text);
-    }
-
     /// The API connection was lost: requests without an answer stay unanswered (their orders are
     /// settled on the next open).
     pub(crate) fn on_down(&mut self) {
@@ -851,18 +662,6 @@ impl OrderSession {
         }
     }
 
-    #[cold]
-    fn refuse_no_user_stream(&mut self, client_id: ClientOrderId, symbol: SymbolId) {
-        self.counters.refused_no_user_stream += 1;
-        if self.counters.refused_no_user_stream <= 10 {
-            self.notices.push(format!(
-                "order API: {client_id} (GTC) refused: the user data stream is {} (orders.require_user_stream)",
-                self.user_stream.as_str()
-            ));
-        }
-        self.refuse(client_id, symbol, RejectReason::NoUserStream)
-    }
-
     fn cancel(
         &mut self,
         conn: Option<&mut Connection>,
@@ -953,26 +752,6 @@ impl OrderSession {
             } => self.cancel_reply(client_id, leaves_qty),
             ApiReply::Rejected { request_id, error } => self.rejected(request_id, &error),
             ApiReply::OpenOrders { .. } | ApiReply::Other { .. } => {}
-        }
-    }
-
-    /// A successful reply to `session.logon` or to the user data stream subscription.
-    #[cold]
-    fn session_reply(&mut self, req: Option<Req>) {
-        match req {
-            Some(Req::Logon) => {
-                self.encoder.set_session_authenticated(true);
-                self.counters.logons += 1;
-                self.notices.push(
-                    "order API: session.logon accepted; requests go unsigned on this connection"
-                        .into(),
-                );
-                if self.cfg.user_stream {
-                    self.subscribe_user_stream(true);
-                }
-            }
-            Some(Req::UserStream) => self.user_stream_confirmed(),
-            _ => {}
         }
     }
 
@@ -1225,215 +1004,6 @@ impl OrderSession {
             )),
         }
     }
-
-    /// The reply to an `order.status` this session asked (cold: reconciliation only).
-    #[cold]
-    fn status_reply(&mut self, payload: &[u8], env: &Envelope) {
-        match order_status_of(payload, env) {
-            Ok(OrderStatusReply::Found { request_id, order }) => self.on_status(request_id, order),
-            Ok(OrderStatusReply::Error { request_id, error }) => self.rejected(request_id, &error),
-            Err(e) => self.bad_frame(&e.to_string(), payload),
-        }
-    }
-
-    /// The reply to a `myTrades` this session asked (cold: reconciliation only).
-    #[cold]
-    fn trades_reply(&mut self, payload: &[u8], env: &Envelope) {
-        match my_trades_of(payload, env) {
-            Ok(TradesReply::Trades { request_id, trades }) => self.on_trades(request_id, &trades),
-            Ok(TradesReply::Error { request_id, error }) => self.rejected(request_id, &error),
-            Err(e) => self.bad_frame(&e.to_string(), payload),
-        }
-    }
-
-    fn on_status(&mut self, request_id: u64, order: OpenOrder) {
-        let (venue_order_id, executed_qty, status) =
-            (order.venue_order_id, order.executed_qty, order.status);
-        let Some(Req::Status(client_id)) = self.requests.get(&request_id).copied() else {
-            return;
-        };
-        self.requests.remove(&request_id);
-        self.counters.reconciled_orders += 1;
-        if status != OrderStatus::Rejected {
-            self.ack(client_id, venue_order_id);
-        }
-        let (filled, symbol) = match self.orders.get(&client_id) {
-            Some(t) => (t.filled, t.symbol),
-            None => return,
-        };
-        if executed_qty.0 > filled.0 {
-            self.query_trades(client_id, symbol, venue_order_id, None, status);
-        } else {
-            self.settle_by_status(client_id, status, executed_qty);
-        }
-    }
-
-    fn query_trades(
-        &mut self,
-        client_id: ClientOrderId,
-        symbol: SymbolId,
-        venue_order_id: u64,
-        from_id: Option<u64>,
-        then: OrderStatus,
-    ) {
-        let Some(name) = self.symbols.name(symbol) else {
-            return;
-        };
-        let name = name.to_string();
-        let id = self.request_id(Req::Trades { client_id, then });
-        let text = self
-            .encoder
-            .my_trades(
-                id,
-                &name,
-                Some(venue_order_id),
-                from_id,
-                TRADES_PAGE,
-                wall_ms(self.wall),
-            )
-            .to_string();
-        self.queued.push(text);
-    }
-
-    fn settle_by_status(&mut self, client_id: ClientOrderId, status: OrderStatus, executed: Qty) {
-        let Some(t) = self.orders.get(&client_id) else {
-            return;
-        };
-        let leaves = Qty((t.qty.0 - executed.0).max(0));
-        match status {
-            OrderStatus::Canceled | OrderStatus::Expired | OrderStatus::ExpiredInMatch => {
-                self.settle_canceled(client_id, leaves)
-            }
-            OrderStatus::Rejected => self.settle_rejected(client_id, RejectReason::Venue, 0),
-            OrderStatus::Filled => {
-                if let Some(t) = self.orders.get_mut(&client_id) {
-                    t.settled = true;
-                }
-            }
-            _ => {} // still working: its reports come on this connection from now on
-        }
-    }
-
-    fn on_trades(&mut self, request_id: u64, trades: &[VenueTrade]) {
-        let Some(Req::Trades { client_id, then }) = self.requests.get(&request_id).copied() else {
-            return;
-        };
-        self.requests.remove(&request_id);
-        let Some(t) = self.orders.get(&client_id) else {
-            return;
-        };
-        let (symbol, venue_order_id) = (t.symbol, t.venue_order_id);
-        let name = self.symbols.name(symbol).unwrap_or_default().to_string();
-        let mut last = None;
-        for tr in trades {
-            last = Some(tr.trade_id);
-            if venue_order_id.is_some_and(|v| v != tr.venue_order_id) {
-                continue;
-            }
-            let known = self
-                .orders
-                .get(&client_id)
-                .is_some_and(|t| t.trade_ids.contains(&tr.trade_id));
-            if !known {
-                self.counters.reconciled_fills += 1;
-                self.fill(symbol, trade_fill(tr, client_id, &name));
-            }
-        }
-        match (trades.len() >= TRADES_PAGE as usize, last, venue_order_id) {
-            (true, Some(last), Some(v)) => {
-                self.query_trades(client_id, symbol, v, Some(last + 1), then)
-            }
-            _ => {
-                let executed = self.orders.get(&client_id).map_or(Qty::ZERO, |t| t.filled);
-                self.settle_by_status(client_id, then, executed);
-            }
-        }
-    }
-}
-
-/// The venue check of client ids ([`crate::orders::idcheck`]): the session's side of it.
-impl OrderSession {
-    /// The engine's first number of this start ([`crate::orders::idcheck::start_number`]): venue ids
-    /// below it are old and need no action.
-    pub fn set_next_client_number(&mut self, next: u64) {
-        self.ids.set_next(next);
-    }
-
-    /// The venue check's counters.
-    pub fn id_check(&self) -> &IdCheckCounters {
-        self.ids.counters()
-    }
-
-    /// True while the first venue check of client ids waits for its answers: the I/O loop holds
-    /// market data back until then, as it does until the order API's first connection attempt
-    /// has an outcome.
-    #[inline]
-    pub fn holds_market_data(&self) -> bool {
-        self.ids.holds_market_data()
-    }
-
-    /// The lowest engine number the session sends (0 until a check raised it).
-    pub fn client_number_floor(&self) -> u64 {
-        self.ids.floor()
-    }
-
-    /// Queues the check's queries (called when the connection opens, after the other requests).
-    #[cold]
-    fn begin_id_check(&mut self) {
-        let next = &mut self.next_request_id;
-        let now = (self.now)();
-        self.ids.begin(
-            &mut self.encoder,
-            &self.symbols,
-            || {
-                let id = *next;
-                *next += 1;
-                id
-            },
-            now,
-            wall_ms(self.wall),
-            &mut self.queued,
-        );
-    }
-
-    /// True when `payload` answered the check (and was handled).
-    #[cold]
-    fn id_check_frame(&mut self, payload: &[u8]) -> bool {
-        match self.ids.on_frame(payload) {
-            Outcome::NotMine => false,
-            o => {
-                self.id_check_done(o);
-                true
-            }
-        }
-    }
-
-    #[cold]
-    fn id_check_done(&mut self, o: Outcome) {
-        match o {
-            Outcome::NotMine | Outcome::Waiting | Outcome::Clear => {}
-            Outcome::Raise { floor, found } => {
-                self.counters.id_floor_raises += 1;
-                let at = |n| ClientOrderId::new(ClientOrderId::NS_ENGINE, n);
-                self.notices.push(format!(
-                    "order API: the venue knows client id {} at or beyond the next one (journal cut, moved aside or shared, or the clock went back); numbering moves to {}",
-                    at(found),
-                    at(floor)
-                ));
-                self.journal(&JournalRecord::NextClientId { next: floor });
-                self.push(
-                    engine::symbol::SymbolId::ALL,
-                    EventKind::OrderIdFloor(OrderIdFloor { next: floor }),
-                );
-            }
-            Outcome::Failed { code } => {
-                self.counters.id_check_failures += 1;
-                self.notices.push(format!(
-                "order API: the venue did not list its orders (code {code}); client ids rest on the start epoch alone on this connection"
-                ))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1443,6 +1013,7 @@ mod tests {
 
     use super::*;
     use crate::binance::api::{Credentials, Secret};
+    use engine::event::OrderIdFloor;
     use engine::event::Side;
     use engine::fixed::Price;
     use engine::ring::{event_ring, OnFull};
