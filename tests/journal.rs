@@ -1458,6 +1458,46 @@ fn hostile_positions() -> Vec<(&'static str, Position)> {
     ]
 }
 
+/// Writes `recs`, then swaps the payload of record `index` for `payload` (the same length) and
+/// recomputes its CRC: a record the writer refuses to write, built by hand for the reader's
+/// range checks. Returns the file's bytes.
+fn write_with_payload(
+    path: &Path,
+    recs: &[JournalRecord<'_>],
+    index: usize,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut bytes = write_journal(path, FsyncPolicy::Never, recs);
+    let start = boundaries_prefix(&bytes, index);
+    let end = boundaries_prefix(&bytes, index + 1);
+    assert_eq!(
+        end - start - RECORD_HEADER_LEN,
+        payload.len(),
+        "same length"
+    );
+    bytes[start + RECORD_HEADER_LEN..end].copy_from_slice(payload);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[start..start + 8]);
+    h.update(&bytes[start + 12..end]);
+    bytes[start + 8..start + 12].copy_from_slice(&h.finalize().to_le_bytes());
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// A Position record's payload, laid out as the journal format documents it.
+fn position_payload(symbol: &str, p: &Position) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&p.qty.to_le_bytes());
+    out.extend_from_slice(&p.avg_price.0.to_le_bytes());
+    out.extend_from_slice(&p.realized.to_le_bytes());
+    out.extend_from_slice(&p.fees.to_le_bytes());
+    out.extend_from_slice(&p.fills.to_le_bytes());
+    out.extend_from_slice(&p.volume.to_le_bytes());
+    out.extend_from_slice(&[symbol.len() as u8, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(symbol.as_bytes());
+    out
+}
+
 #[test]
 fn hostile_position_record_is_refused_not_overflowed() {
     let tmp = TempPath::new("hostile-position");
@@ -1471,10 +1511,20 @@ fn hostile_position_record_is_refused_not_overflowed() {
         volume: Position::MONEY_BOUND,
     };
     for (what, hostile) in hostile_positions() {
-        // A valid CRC around hostile values: the writer writes what it is given.
-        let bytes = write_journal(
+        // The writer refuses to write it (a journal never holds what its recovery refuses).
+        let _ = std::fs::remove_file(tmp.path());
+        let mut w = JournalWriter::open(tmp.path(), FsyncPolicy::Never).unwrap();
+        let e = w
+            .append(&JournalRecord::Position {
+                symbol: "BTCUSDT",
+                position: hostile,
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{what}: {e}");
+        drop(w);
+        // A valid CRC around hostile values, made by hand: the reader refuses it.
+        let bytes = write_with_payload(
             tmp.path(),
-            FsyncPolicy::Never,
             &[
                 JournalRecord::Position {
                     symbol: "ETHUSDT",
@@ -1482,10 +1532,12 @@ fn hostile_position_record_is_refused_not_overflowed() {
                 },
                 JournalRecord::Position {
                     symbol: "BTCUSDT",
-                    position: hostile,
+                    position: sane,
                 },
                 JournalRecord::NextClientId { next: 9 },
             ],
+            1,
+            &position_payload("BTCUSDT", &hostile),
         );
         let offset = boundaries_prefix(&bytes, 1) as u64;
         let rec = recover(tmp.path()).unwrap();
@@ -1665,15 +1717,25 @@ fn second_lock_on_a_journal_is_refused_with_the_holders_pid() {
 #[test]
 fn next_client_id_beyond_56_bits_is_refused_not_numbered_from() {
     let tmp = TempPath::new("next-id-range");
-    let bytes = write_journal(
+    // The writer refuses to write it.
+    let _ = std::fs::remove_file(tmp.path());
+    let mut w = JournalWriter::open(tmp.path(), FsyncPolicy::Never).unwrap();
+    let e = w
+        .append(&JournalRecord::NextClientId {
+            next: MAX_NEXT_CLIENT_ID + 1,
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    drop(w);
+    // Made by hand, with a valid CRC: the reader refuses it.
+    let bytes = write_with_payload(
         tmp.path(),
-        FsyncPolicy::Never,
         &[
             JournalRecord::NextClientId { next: 7 },
-            JournalRecord::NextClientId {
-                next: MAX_NEXT_CLIENT_ID + 1,
-            },
+            JournalRecord::NextClientId { next: 8 },
         ],
+        1,
+        &(MAX_NEXT_CLIENT_ID + 1).to_le_bytes(),
     );
     let offset = boundaries_prefix(&bytes, 1) as u64;
     let rec = recover(tmp.path()).unwrap();

@@ -61,7 +61,8 @@
 //!   or its payload does not decode, including values out of range: a position that no fills
 //!   can produce ([`Position::is_sane`]: money beyond 2^100 units, a negative average price or
 //!   volume), an open order with a negative quantity, a `NextClientId` beyond
-//!   [`MAX_NEXT_CLIENT_ID`]. This holds for the last record too: writing whole records
+//!   [`MAX_NEXT_CLIENT_ID`] (the writer refuses to append such a record, `InvalidInput`, so
+//!   only damage can put one on disk). This holds for the last record too: writing whole records
 //!   cannot leave a full-length record with wrong bytes, so such a record is damage (or a file
 //!   system that exposed unwritten blocks as zeros after a power cut), for an operator to judge.
 //!
@@ -804,6 +805,21 @@ pub(super) fn encode_record(rec: &JournalRecord<'_>, buf: &mut Vec<u8>) -> io::R
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("journal record payload of {len} bytes exceeds the {MAX_PAYLOAD}-byte limit"),
+        ));
+    }
+    // What the reader would refuse as out of range (a position no fills can reach, an open
+    // order with a negative quantity, a `NextClientId` beyond 56 bits) is refused here, so a
+    // journal never holds a record its own recovery calls corrupt. (Only these kinds carry range
+    // checks; the order path's intents, acks and fills are not decoded again.)
+    let checked = matches!(
+        rec.kind(),
+        KIND_NEXT_CLIENT_ID | KIND_POSITION | KIND_OPEN_ORDER
+    );
+    if checked && JournalRecord::decode(rec.kind(), &buf[RECORD_HEADER_LEN..]).is_none() {
+        buf.clear();
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "journal record with an out-of-range value (see the journal format's range checks); not written",
         ));
     }
     let len = len as u32;
