@@ -68,6 +68,23 @@ fn run(
     run_with(orders_url, name, updates, |_, _| {})
 }
 
+/// A live config trading BTCUSDT's trade stream on `sim` with live orders (its order API, the
+/// testkit's HMAC key, a journal in `dir`), unpinned and with the backoff idle mode.
+fn live_orders_config(sim: &VenueSim, dir: &std::path::Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.engine.io_cpu = -1;
+    cfg.engine.core_cpu = -1;
+    cfg.engine.idle = "backoff".into();
+    cfg.venue.ws_url = sim.ws_url();
+    cfg.venue.rest_url = sim.http_url();
+    cfg.venue.streams = vec!["trade".into()];
+    cfg.orders.enabled = true;
+    cfg.orders.url = format!("{}/ws-api/v3", sim.ws_url());
+    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir).display().to_string());
+    cfg.orders.journal = dir.join("orders.tlj").display().to_string();
+    cfg
+}
+
 fn run_with(
     orders_url: Option<String>,
     name: &str,
@@ -86,17 +103,10 @@ fn run_with(
         ..SimConfig::default()
     })
     .unwrap();
-    let mut cfg = Config::default();
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
-    cfg.engine.idle = "backoff".into();
-    cfg.venue.ws_url = sim.ws_url();
-    cfg.venue.rest_url = sim.http_url();
-    cfg.venue.streams = vec!["trade".into()];
-    cfg.orders.enabled = true;
-    cfg.orders.url = orders_url.unwrap_or_else(|| format!("{}/ws-api/v3", sim.ws_url()));
-    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
-    cfg.orders.journal = dir.path().join("orders.tlj").display().to_string();
+    let mut cfg = live_orders_config(&sim, dir.path());
+    if let Some(url) = orders_url {
+        cfg.orders.url = url;
+    }
     tweak(&mut cfg, dir.path());
     cfg.validate().unwrap();
     let log: Log = Arc::default();
@@ -295,17 +305,7 @@ fn a_refused_user_stream_is_reported_and_leaves_no_order_in_flight() {
     .unwrap();
     let dir = testkit::TempDir::new("refused-stream");
     let journal = dir.path().join("orders.tlj");
-    let mut cfg = Config::default();
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
-    cfg.engine.idle = "backoff".into();
-    cfg.venue.ws_url = sim.ws_url();
-    cfg.venue.rest_url = sim.http_url();
-    cfg.venue.streams = vec!["trade".into()];
-    cfg.orders.enabled = true;
-    cfg.orders.url = format!("{}/ws-api/v3", sim.ws_url());
-    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
-    cfg.orders.journal = journal.display().to_string();
+    let cfg = live_orders_config(&sim, dir.path());
     cfg.validate().unwrap();
     let log: Log = Arc::default();
     let (l, done_log) = (log.clone(), log.clone());
@@ -400,17 +400,7 @@ fn a_probe_run_matches_every_trade_with_one_order_and_settles_every_order() {
     .unwrap();
     let dir = testkit::TempDir::new("probe-run");
     let journal = dir.path().join("orders.tlj");
-    let mut cfg = Config::default();
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
-    cfg.engine.idle = "backoff".into();
-    cfg.venue.ws_url = sim.ws_url();
-    cfg.venue.rest_url = sim.http_url();
-    cfg.venue.streams = vec!["trade".into()];
-    cfg.orders.enabled = true;
-    cfg.orders.url = format!("{}/ws-api/v3", sim.ws_url());
-    cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
-    cfg.orders.journal = journal.display().to_string();
+    let mut cfg = live_orders_config(&sim, dir.path());
     cfg.risk.rate_per_sec = 1_000_000;
     cfg.risk.burst = 1_000_000;
     cfg.risk.max_open_orders = 1_000;
