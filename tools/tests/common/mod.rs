@@ -1,0 +1,3 @@
+//! Helpers shared by the tools integration tests.
+
+pub mod statsd_daemon;
