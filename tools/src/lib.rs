@@ -41,8 +41,9 @@
 //! `venue_sim` crate, which `tickline venue-sim` runs);
 //! [`clock`] the one monotonic clock, [`pin`] CPU pinning, [`alloc`] the counting allocator that
 //! checks the zero-allocation claim; [`shard_plan`] splits symbols across engine shards and
-//! writes their Kubernetes overlays (`tickline shard-plan`). Imports run one way: `live` and `pipeline` use `runtime`,
-//! `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`, never the reverse.
+//! writes their Kubernetes overlays (`tickline shard-plan`). Imports run one way: `live` and
+//! `pipeline` use `runtime`, `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`,
+//! never the reverse.
 //!
 //! A replay of a generated feed, as `tickline replay` runs a capture:
 //!

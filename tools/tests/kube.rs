@@ -598,10 +598,13 @@ fn line_capture_frames(path: &Path) -> u64 {
 
 #[test]
 fn shard_plan_weighs_symbols_by_their_messages_in_a_real_capture() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/binance-spot/btcusdt_20240808.gz");
+    let data = match std::env::var_os("TICKLINE_SHARED_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+    };
+    let path = data.join("binance-spot/btcusdt_20240808.gz");
     if !path.exists() {
-        eprintln!("NOTICE: ../shared/data/binance-spot/btcusdt_20240808.gz is not present; this check was skipped");
+        eprintln!("NOTICE: ../shared/data/binance-spot/btcusdt_20240808.gz is not present on this machine; this check was skipped");
         return;
     }
     let frames = line_capture_frames(&path);
