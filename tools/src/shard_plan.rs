@@ -415,6 +415,7 @@ pub fn write(opts: &PlanOptions, plan: &Plan) -> Result<Vec<PathBuf>> {
         Ok(())
     };
     let n = plan.shards.len();
+    remove_stale_shards(&opts.out, n)?;
     for (i, shard) in plan.shards.iter().enumerate() {
         let share = if total > 0.0 {
             shard.weight / total
@@ -566,6 +567,48 @@ spec:
     }
     put(opts.out.join("kustomization.yaml"), all)?;
     Ok(written)
+}
+
+/// The files a shard's directory holds.
+const SHARD_FILES: [&str; 3] = [
+    "kustomization.yaml",
+    "tickline.toml",
+    "statefulset-patch.yaml",
+];
+
+/// Removes `shard-<i>` directories for `i >= shards` left in `out` by an earlier plan with more
+/// shards, so the directory holds this plan only; one holding anything but a plan's files is an
+/// error (it is not ours to delete).
+fn remove_stale_shards(out: &Path, shards: usize) -> Result<()> {
+    let entries = std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?;
+    for e in entries {
+        let path = e?.path();
+        let Some(i) = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.strip_prefix("shard-"))
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if i < shards || !path.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&path)? {
+            let f = f?.file_name();
+            if !SHARD_FILES.iter().any(|g| f == *g) {
+                bail!(
+                    "{}: left by an earlier plan with more shards, and holds {:?}, which a plan does not write; move it away",
+                    path.display(),
+                    f
+                );
+            }
+        }
+        std::fs::remove_dir_all(&path)
+            .with_context(|| format!("removing the stale {}", path.display()))?;
+        eprintln!("removed {} (an earlier plan's shard)", path.display());
+    }
+    Ok(())
 }
 
 /// A weight as written in comments: an integer when it is one.

@@ -327,7 +327,6 @@ fn check_rendered(objs: &[Value]) -> BTreeMap<String, toml::Table> {
             Some(0o440),
             "{n}: the Secret readable by fsGroup only"
         );
-        let file = Path::new(key_file).file_name().unwrap().to_str().unwrap();
         let dest = Path::new(
             init["volumeMounts"]
                 .as_array()
@@ -338,15 +337,21 @@ fn check_rendered(objs: &[Value]) -> BTreeMap<String, toml::Table> {
                 .as_str()
                 .unwrap(),
         )
-        .join(file);
+        .to_path_buf();
+        assert_eq!(
+            Path::new(key_file).parent(),
+            Some(Path::new(key_mount["mountPath"].as_str().unwrap())),
+            "{n}: credentials_file is one of the copied files, not deeper"
+        );
         assert!(
-            script.contains(&format!("chmod 0400 {}", dest.display())),
-            "{n}: the key file is made 0400: {script}"
+            script.contains(&format!("chmod 0400 {}/*", dest.display())),
+            "{n}: the key files are made 0400: {script}"
         );
         assert!(
             script.contains(&format!(
-                "{}/{file}",
-                secret_mount["mountPath"].as_str().unwrap()
+                "cp {}/* {}/",
+                secret_mount["mountPath"].as_str().unwrap(),
+                dest.display()
             )),
             "{n}: copied from the Secret: {script}"
         );
@@ -822,6 +827,20 @@ fn shard_plan_refuses_bad_input_with_a_clear_error() {
             "--weights",
         ),
     ];
+    // A plan written again with fewer shards leaves no stale shard behind; a directory with
+    // foreign files in it is not deleted.
+    let plan = |n: &str| shard_plan(&["--symbols", "AAA,BBB,CCC", "--shards", n, "--out", o]);
+    assert!(plan("3").0);
+    assert!(out.join("shard-2/tickline.toml").exists());
+    let (ok, _, err) = plan("2");
+    assert!(ok, "{err}");
+    assert!(!out.join("shard-2").exists(), "{err}");
+    assert!(plan("3").0);
+    std::fs::write(out.join("shard-2/notes.txt"), "mine").unwrap();
+    let (ok, _, err) = plan("2");
+    assert!(!ok && err.contains("notes.txt"), "{err}");
+    assert!(out.join("shard-2/notes.txt").exists());
+    std::fs::remove_dir_all(&out).unwrap();
     for (args, needle) in cases {
         let (ok, _, err) = shard_plan(args);
         assert!(!ok, "{args:?} was accepted");
