@@ -283,11 +283,15 @@ fn check_rendered(objs: &[Value]) -> BTreeMap<String, toml::Table> {
             assert_eq!(p["path"], path, "{n}: {probe}");
             assert_eq!(p["port"], "health", "{n}: {probe}");
         }
+        // SIGTERM: the engine's whole graceful stop (default 10 s) ends well before the
+        // kubelet's SIGKILL.
+        let stop_ms = cfg["orders"]
+            .get("shutdown_timeout_ms")
+            .map_or(10_000, |v| v.as_integer().unwrap() as u64);
+        let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
         assert!(
-            spec["template"]["spec"]["terminationGracePeriodSeconds"]
-                .as_u64()
-                .is_some_and(|s| s >= 30),
-            "{n}: room for SIGTERM to cancel orders and flush the journal"
+            grace * 1000 >= stop_ms + 10_000,
+            "{n}: terminationGracePeriodSeconds {grace} leaves too little over orders.shutdown_timeout_ms {stop_ms}"
         );
 
         // The API key: a Secret, copied by the init container into memory as a 0400 file
@@ -412,34 +416,53 @@ fn check_rendered(objs: &[Value]) -> BTreeMap<String, toml::Table> {
     configs
 }
 
-/// The config parses with `tools::config::Config`. Sections this build does not know yet
-/// (`[health]`, `[orders] on_shutdown`, served by the health endpoint's work) are taken out
-/// first, with a NOTICE, so the rest is still checked.
+/// Keys the deployment sets that this build's config may not know yet (the health endpoint's
+/// and graceful stop's work): (table, key or "" for the whole table, a probe config with it).
+const NEWER_KEYS: [(&str, &str, &str); 5] = [
+    ("health", "", "[health]\n"),
+    (
+        "orders",
+        "on_shutdown",
+        "[orders]\non_shutdown = \"cancel\"\n",
+    ),
+    (
+        "orders",
+        "shutdown_timeout_ms",
+        "[orders]\nshutdown_timeout_ms = 20000\n",
+    ),
+    ("orders", "shard", "[orders]\nshard = 0\nshards = 2\n"),
+    ("orders", "shards", "[orders]\nshard = 0\nshards = 2\n"),
+];
+
+/// The config parses with `tools::config::Config`. Keys this build does not know yet
+/// ([`NEWER_KEYS`]) are taken out first, with a NOTICE, so the rest is still checked.
 fn config_is_valid(text: &str) {
-    if let Err(e) = tools::config::Config::parse(text) {
-        let mut t: toml::Table = toml::from_str(text).unwrap();
-        let mut dropped = Vec::new();
-        if tools::config::Config::parse("[health]\n").is_err() && t.remove("health").is_some() {
-            dropped.push("[health]");
+    if tools::config::Config::parse(text).is_ok() {
+        return;
+    }
+    let mut t: toml::Table = toml::from_str(text).unwrap();
+    let mut dropped = Vec::new();
+    for (table, key, probe) in NEWER_KEYS {
+        if tools::config::Config::parse(probe).is_ok() {
+            continue;
         }
-        if tools::config::Config::parse("[orders]\non_shutdown = \"cancel\"\n").is_err() {
-            if let Some(o) = t.get_mut("orders").and_then(|o| o.as_table_mut()) {
-                if o.remove("on_shutdown").is_some() {
-                    dropped.push("[orders] on_shutdown");
-                }
-            }
+        let gone = if key.is_empty() {
+            t.remove(table).is_some()
+        } else {
+            t.get_mut(table)
+                .and_then(|v| v.as_table_mut())
+                .is_some_and(|v| v.remove(key).is_some())
+        };
+        if gone {
+            dropped.push(format!("{table}.{key}").trim_end_matches('.').to_string());
         }
-        assert!(
-            !dropped.is_empty(),
-            "the engine refuses the config: {e:#}\n{text}"
-        );
-        eprintln!(
-            "NOTICE: this build does not know {} yet; the rest of the config was checked",
-            dropped.join(", ")
-        );
-        if let Err(e) = tools::config::Config::parse(&toml::to_string(&t).unwrap()) {
-            panic!("the engine refuses the config: {e:#}\n{text}");
-        }
+    }
+    eprintln!(
+        "NOTICE: this build does not know {} yet; the rest of the config was checked",
+        dropped.join(", ")
+    );
+    if let Err(e) = tools::config::Config::parse(&toml::to_string(&t).unwrap()) {
+        panic!("the engine refuses the config: {e:#}\n{text}");
     }
 }
 
@@ -497,6 +520,30 @@ fn committed_overlays_render_validate_and_hold_what_the_deployment_needs() {
         }
         let configs = check_rendered(&tools.objects(&yaml, &dir));
         eprintln!("{}: {} engine(s) checked", o.display(), configs.len());
+        if configs.len() > 1 {
+            // Shards of one account: each its own client-id shard, and its own symbols.
+            let mut shards: Vec<i64> = configs
+                .values()
+                .map(|c| c["orders"]["shard"].as_integer().unwrap())
+                .collect();
+            shards.sort();
+            assert_eq!(shards, (0..configs.len() as i64).collect::<Vec<_>>());
+            for c in configs.values() {
+                assert_eq!(
+                    c["orders"]["shards"].as_integer(),
+                    Some(configs.len() as i64)
+                );
+            }
+            let mut symbols: Vec<&str> = configs
+                .values()
+                .flat_map(|c| c["venue"]["symbols"].as_array().unwrap())
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let all = symbols.len();
+            symbols.sort();
+            symbols.dedup();
+            assert_eq!(symbols.len(), all, "a symbol on two shards");
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -715,6 +762,8 @@ fn shard_plan_overlays_from_a_weights_file_render_and_validate() {
             .map(|v| v.as_str().unwrap())
             .collect();
         assert_eq!(&got, syms);
+        assert_eq!(cfg["orders"]["shard"].as_integer(), Some(i as i64));
+        assert_eq!(cfg["orders"]["shards"].as_integer(), Some(3));
         let rate = cfg["risk"]["rate_per_sec"].as_integer().unwrap();
         let burst = cfg["risk"]["burst"].as_integer().unwrap();
         // 1 a symbol, then the shard's share by weight of the rest, over its symbols,
