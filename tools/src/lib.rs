@@ -40,8 +40,10 @@
 //! the control server and the `tickline ctl` client (the loopback venue simulator is the
 //! `venue_sim` crate, which `tickline venue-sim` runs);
 //! [`clock`] the one monotonic clock, [`pin`] CPU pinning, [`alloc`] the counting allocator that
-//! checks the zero-allocation claim. Imports run one way: `live` and `pipeline` use `runtime`,
-//! `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`, never the reverse.
+//! checks the zero-allocation claim; [`shard_plan`] splits symbols across engine shards and
+//! writes their Kubernetes overlays (`tickline shard-plan`). Imports run one way: `live` and
+//! `pipeline` use `runtime`, `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`,
+//! never the reverse.
 //!
 //! A replay of a generated feed, as `tickline replay` runs a capture:
 //!
@@ -94,4 +96,5 @@ pub mod pin;
 pub mod pipeline;
 pub mod report;
 pub mod runtime;
+pub mod shard_plan;
 pub mod summary;

@@ -120,6 +120,52 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Split symbols across engine shards (one pinned pod each), balanced by message rate from
+    /// a capture, by a weights file, or evenly; write a Kustomize overlay per shard (its
+    /// symbols, its share of the account's order rate, its CPUs and journal volume).
+    ShardPlan(ShardPlanArgs),
+}
+
+#[derive(Args, Debug)]
+struct ShardPlanArgs {
+    /// Comma-separated symbols.
+    #[arg(long, required = true, value_delimiter = ',')]
+    symbols: Vec<String>,
+    /// Number of shards.
+    #[arg(long)]
+    shards: usize,
+    /// Weights: `SYMBOL weight` lines.
+    #[arg(long, value_name = "FILE", conflicts_with = "capture")]
+    weights: Option<PathBuf>,
+    /// Weigh each symbol by its messages in this capture (line format or .tlc).
+    #[arg(long, value_name = "FILE")]
+    capture: Option<PathBuf>,
+    /// Output directory (a `shard-<i>` overlay each, and a kustomization of them all).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The Kustomize base the overlays build on.
+    #[arg(long, value_name = "DIR", default_value = "deploy/kubernetes/base")]
+    base: PathBuf,
+    /// The engine config each shard's starts from (default: `tickline.toml` in --base).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// CPUs per shard (whole CPUs; requests = limits).
+    #[arg(long, default_value_t = 4)]
+    cpus: u32,
+    /// Memory per shard (requests = limits).
+    #[arg(long, default_value = "1Gi")]
+    memory: String,
+    /// Size of each shard's journal volume.
+    #[arg(long, default_value = "1Gi")]
+    journal_size: String,
+    /// The account's order rate across every shard, orders/s (default: the config's per-symbol
+    /// `[risk] rate_per_sec` times the number of symbols).
+    #[arg(long, value_name = "N")]
+    account_rate_per_sec: Option<u64>,
+    /// The account's burst across every shard, orders (default: `[risk] burst` times the
+    /// number of symbols).
+    #[arg(long, value_name = "N")]
+    account_burst: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -372,6 +418,7 @@ fn real_main() -> Result<()> {
         }
         Cmd::VenueSim(args) => venue_sim::run_cli(args),
         Cmd::Ctl(args) => ctl(args),
+        Cmd::ShardPlan(args) => shard_plan(args),
         Cmd::Report { file, out } => {
             let dir = out.unwrap_or_else(|| {
                 file.parent()
@@ -386,6 +433,37 @@ fn real_main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tickline shard-plan`: plan, print the table and any warnings, write the overlays.
+fn shard_plan(a: ShardPlanArgs) -> Result<()> {
+    use tools::shard_plan::{PlanOptions, WeightSource};
+    let weights = match (a.weights, a.capture) {
+        (Some(f), _) => WeightSource::File(f),
+        (None, Some(c)) => WeightSource::Capture(c),
+        (None, None) => WeightSource::Even,
+    };
+    let opts = PlanOptions {
+        symbols: a.symbols,
+        shards: a.shards,
+        weights,
+        config: a.config.unwrap_or_else(|| a.base.join("tickline.toml")),
+        base: a.base,
+        out: a.out,
+        cpus: a.cpus,
+        memory: a.memory,
+        journal_size: a.journal_size,
+        account_rate_per_sec: a.account_rate_per_sec,
+        account_burst: a.account_burst,
+    };
+    let plan = tools::shard_plan::plan(&opts)?;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", tools::shard_plan::render(&plan));
+    let written = tools::shard_plan::write(&opts, &plan)?;
+    println!("wrote {} files under {}", written.len(), opts.out.display());
+    Ok(())
 }
 
 /// `tickline ctl`: one request, its reply printed; an error reply is an error.
