@@ -607,7 +607,9 @@ fn live(
     status_every: f64,
     json: bool,
 ) -> Result<()> {
-    let stop = stop_on_signals()?;
+    // SIGTERM and Ctrl-C: the graceful stop (`orders.on_shutdown`), not an immediate one.
+    let term = stop_on_signals()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // SIGUSR1: the kill switch, served without any socket.
     let kill = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, kill.clone())
@@ -624,7 +626,7 @@ fn live(
         stop,
         done: None,
     };
-    let report = tools::live::run_live_with_kill_switch(opts, kill)?;
+    let report = tools::live::run_live_with_signals(opts, kill, term)?;
     print_report(&report, &cfg, json)
 }
 
