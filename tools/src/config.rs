@@ -59,6 +59,8 @@
 //! journal_compact_mb = 64            # compact a larger journal at start-up (history kept)
 //! on_shutdown = "cancel"             # SIGTERM / Ctrl-C: cancel open orders first | "keep" them
 //! shutdown_timeout_ms = 10000        # the whole graceful stop, bounded (1000..=600000)
+//! # shard = 0                        # this engine's shard of `shards` on one account: client
+//! # shards = 1                       #   ids of different shards never meet
 //!
 //! [control]             # the runtime control socket of `tickline run` (`tickline ctl`)
 //! enabled = true
@@ -436,6 +438,12 @@ pub struct OrdersSection {
     /// The graceful stop after SIGTERM or Ctrl-C, cancels included, ends within this (ms; then
     /// the process exits non-zero). Keep it under Kubernetes' `terminationGracePeriodSeconds`.
     pub shutdown_timeout_ms: u64,
+    /// This engine's shard, `0..shards`, when `shards` engines trade one account (each its own
+    /// symbols and journal): each start numbers its client order ids in an epoch of its own
+    /// residue, so two shards never send the same id, even starting in the same second.
+    pub shard: u64,
+    /// How many shards trade the account (1: this engine alone).
+    pub shards: u64,
 }
 
 impl OrdersSection {
@@ -464,6 +472,8 @@ impl Default for OrdersSection {
             require_user_stream: true,
             on_shutdown: "cancel".into(),
             shutdown_timeout_ms: 10_000,
+            shard: 0,
+            shards: 1,
         }
     }
 }
@@ -1070,6 +1080,13 @@ impl Config {
             bail!(
                 "orders.on_shutdown = {:?}: expected \"cancel\" or \"keep\"",
                 self.orders.on_shutdown
+            );
+        }
+        if !(1..=1024).contains(&self.orders.shards) || self.orders.shard >= self.orders.shards {
+            bail!(
+                "orders.shard = {}, orders.shards = {}: shards must be in 1..=1024 and shard below it",
+                self.orders.shard,
+                self.orders.shards
             );
         }
         if !(1000..=600_000).contains(&self.orders.shutdown_timeout_ms) {

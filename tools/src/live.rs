@@ -234,7 +234,8 @@ fn order_session(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let journal_next = rec.as_ref().map_or(1, |r| r.next_client_id);
-    let first_id = feeds::orders::idcheck::start_number(now_s, journal_next);
+    let first_id =
+        feeds::orders::idcheck::shard_start_number(now_s, journal_next, o.shard, o.shards);
     journal
         .append(&JournalRecord::NextClientId { next: first_id })
         .and_then(|()| journal.sync())

@@ -56,6 +56,26 @@ pub fn start_number(now_unix_s: u64, journal_next: u64) -> u64 {
     ClientOrderId::engine_number(epoch, 1).max(journal_next)
 }
 
+/// [`start_number`] for shard `shard` of `shards` engines trading one account (the
+/// `[orders] shard` and `shards` of a scale-out): the start epoch is moved up to the next one
+/// that is `shard` modulo `shards`, so engines of different shards never number an order alike,
+/// even when they start in the same second. (A life that runs out of sequence, 2^26 orders,
+/// rolls into the next epoch, which another shard may be using: past that many orders in one
+/// life, restart the engine.) `shards` 0 or 1: [`start_number`] unchanged.
+pub fn shard_start_number(now_unix_s: u64, journal_next: u64, shard: u64, shards: u64) -> u64 {
+    let n = start_number(now_unix_s, journal_next);
+    if shards <= 1 {
+        return n;
+    }
+    let epoch = ClientOrderId::new(ClientOrderId::NS_ENGINE, n).epoch();
+    let up = (shard % shards + shards - epoch % shards) % shards;
+    let epoch = epoch.saturating_add(up);
+    if epoch > ClientOrderId::EPOCH_MAX {
+        return n;
+    }
+    ClientOrderId::engine_number(epoch, 1).max(n)
+}
+
 /// The first number of the epoch after the one holding `n` (or `n + 1` in the last epoch).
 pub fn next_epoch_after(n: u64) -> u64 {
     let epoch = ClientOrderId::new(ClientOrderId::NS_ENGINE, n).epoch();
@@ -357,6 +377,33 @@ mod tests {
         // A clock before 2024: still past the journal.
         assert!(start_number(0, 1) >= 1);
         assert_eq!(next_epoch_after(cid(5, 9).number()), cid(6, 1).number());
+    }
+
+    #[test]
+    fn shards_starting_in_the_same_second_get_epochs_of_their_own() {
+        let now_epoch = ClientOrderId::epoch_of_unix(DAY_2026);
+        let firsts: Vec<u64> = (0..3)
+            .map(|k| shard_start_number(DAY_2026, 1, k, 3))
+            .collect();
+        let epochs: Vec<u64> = firsts
+            .iter()
+            .map(|&n| ClientOrderId::new(ClientOrderId::NS_ENGINE, n).epoch())
+            .collect();
+        for (k, e) in epochs.iter().enumerate() {
+            assert_eq!(e % 3, k as u64, "{epochs:?}");
+            assert!((now_epoch..now_epoch + 3).contains(e), "{epochs:?}");
+        }
+        // A restart of shard 1 moves past its journal, to its next own epoch.
+        let again = shard_start_number(DAY_2026, firsts[1] + 1, 1, 3);
+        assert_eq!(
+            ClientOrderId::new(ClientOrderId::NS_ENGINE, again).epoch(),
+            epochs[1] + 3
+        );
+        // One shard: the plain start number.
+        assert_eq!(
+            shard_start_number(DAY_2026, 1, 0, 1),
+            start_number(DAY_2026, 1)
+        );
     }
 
     fn reply(id: u64, ids: &[&str]) -> Vec<u8> {
