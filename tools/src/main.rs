@@ -58,6 +58,8 @@ enum Cmd {
     /// Run the live engine on the venue in the config (`[venue]`, `[net]`) until Ctrl-C, SIGTERM
     /// or `--duration`, printing a status line; then the same summary as `replay`. It takes
     /// runtime commands (`tickline ctl`) on `[control] socket` (default `tickline.sock` here).
+    /// SIGTERM and Ctrl-C stop it gracefully (`[orders] on_shutdown`); `[health] listen` serves
+    /// liveness and readiness probes.
     Run {
         #[command(flatten)]
         run: RunArgs,
