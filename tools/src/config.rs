@@ -1456,6 +1456,39 @@ mod tests {
     }
 
     #[test]
+    fn health_shutdown_and_shard_settings_are_checked() {
+        let c = Config::parse("").unwrap();
+        assert!(
+            c.health.addr().unwrap().is_none(),
+            "health is off by default"
+        );
+        assert!(c.orders.cancel_on_shutdown());
+        let c = Config::parse(
+            "[health]\nlisten = \"127.0.0.1:8080\"\n[orders]\non_shutdown = \"keep\"\nshard = 2\nshards = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.health.addr().unwrap().unwrap().port(), 8080);
+        assert!(!c.orders.cancel_on_shutdown());
+        for (text, key) in [
+            ("[health]\nlisten = \"8080\"\n", "health.listen"),
+            ("[health]\nlive_max_ms = 10\n", "health.live_max_ms"),
+            (
+                "[orders]\non_shutdown = \"flatten\"\n",
+                "orders.on_shutdown",
+            ),
+            (
+                "[orders]\nshutdown_timeout_ms = 0\n",
+                "orders.shutdown_timeout_ms",
+            ),
+            ("[orders]\nshard = 3\nshards = 3\n", "orders.shard"),
+            ("[orders]\nshards = 0\n", "orders.shards"),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = format!(
             "{:#}",

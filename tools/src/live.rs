@@ -567,7 +567,8 @@ fn run_live_inner(
                 live_max_ns: cfg.health.live_max_ms * 1_000_000,
                 stopping: stopping.clone(),
             };
-            Some(server.spawn(sources, opts.stop.clone())?)
+            let stats = server.stats();
+            Some((server.spawn(sources, opts.stop.clone())?, stats))
         }
         None => None,
     };
@@ -597,8 +598,13 @@ fn run_live_inner(
     };
     wait_for_stop(&opts, &shared, &status, &io_done, started, ends);
     let report = finish(&opts, &symbols, io, core_thread, control_thread, start_ns);
-    if let Some(h) = health_thread {
+    if let Some((h, stats)) = health_thread {
         join(h, "health")?;
+        eprintln!(
+            "health: {} requests answered, {} refused",
+            stats.requests.load(Ordering::Relaxed),
+            stats.refused.load(Ordering::Relaxed)
+        );
     }
     report
 }
