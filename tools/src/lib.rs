@@ -32,6 +32,8 @@
 //!   bounded channel.
 //! - **health** (`health`, live with `[health] listen`): answers liveness and readiness probes
 //!   over HTTP ([`health`]) from the atomics the core and I/O threads publish.
+//! - **shutdown-watchdog** (`tickline run`, after SIGTERM or Ctrl-C): ends the process if the
+//!   graceful stop overruns `orders.shutdown_timeout_ms`.
 //!
 //! **Modules and how they fit.** `tickline run` calls [`live::run_live_with_signals`] (a
 //! library caller, [`live::run_live`]); `tickline replay` calls [`pipeline::load_capture`] and
@@ -97,4 +99,5 @@ pub mod pin;
 pub mod pipeline;
 pub mod report;
 pub mod runtime;
+mod shutdown;
 pub mod summary;
