@@ -263,6 +263,7 @@ fn order_session(
         feeds::orders::clock::system_wall_ns,
     );
     session.set_next_client_number(first_id);
+    session.set_client_id_shard(o.shard, o.shards);
     let first_id =
         engine::event::ClientOrderId::new(engine::event::ClientOrderId::NS_ENGINE, first_id);
     let mut traders = Vec::new();
