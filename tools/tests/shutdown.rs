@@ -2,8 +2,9 @@
 //! trades against the in-process venue simulator with GTC orders resting at the venue, gets a
 //! real SIGTERM, and stops by `[orders] on_shutdown`: with `cancel` its orders are gone from the
 //! venue's book, with `keep` they still rest there; either way it exits 0 with the journal
-//! flushed, and the next start recovers that journal cleanly. Loopback only; every wait is
-//! bounded.
+//! flushed, and the next start recovers that journal cleanly. A stop that cannot finish (a
+//! REST thread stuck on a venue that never answers) is cut at `shutdown_timeout_ms` with exit
+//! status 1. Loopback only; every wait is bounded.
 
 use feeds::orders::journal::{recover, TailState};
 use serde_json::{json, Value};
@@ -291,4 +292,71 @@ fn sigterm_with_keep_leaves_resting_orders_at_the_venue_for_the_next_start() {
     restart_reconciles(&dir, &sim, 3);
     // Reconciled as open, not canceled: they rest at the venue still.
     assert_eq!(open_at_venue(&sim), resting);
+}
+
+#[test]
+fn a_stop_that_overruns_shutdown_timeout_ms_ends_the_process_with_status_1() {
+    let dir = tmp_dir("watchdog");
+    let sim = sim(33);
+    // A REST endpoint that takes the depth-snapshot request and never answers: the REST thread
+    // sits in its read (10 s timeout), so joining it at stop would outlast the 1 s bound.
+    let rest = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rest_url = format!("http://{}", rest.local_addr().unwrap());
+    let (took, taken) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = rest.accept() {
+            held.push(s);
+            let _ = took.send(());
+        }
+    });
+    let cfg = dir.join("watchdog.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[engine]
+io_cpu = -1
+core_cpu = -1
+idle = "backoff"
+
+[venue]
+ws_url = "{ws}"
+rest_url = "{rest_url}"
+symbols = ["BTCUSDT"]
+streams = ["trade", "depth@100ms"]
+exchange_info = false
+
+[strategy]
+name = "none"
+
+[orders]
+shutdown_timeout_ms = 1000
+
+[control]
+enabled = false
+"#,
+            ws = sim.ws_url(),
+        ),
+    )
+    .unwrap();
+    let mut child = spawn(&dir, &cfg, &[]);
+    if taken.recv_timeout(T).is_err() {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "no snapshot request\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let (status, stderr) = wait_exit(child, "SIGTERM with a stuck REST thread");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("shutdown: not done within orders.shutdown_timeout_ms (1000 ms)"),
+        "{stderr}"
+    );
 }
