@@ -315,6 +315,12 @@ fn ready_when_up_a_dropped_feed_and_a_stalled_core_are_reported_then_clear() {
     engine.wait_for("/livez", "liveness after the stall", |c, _| c == 200);
     engine.wait_for("/readyz", "readiness after the stall", |c, _| c == 200);
 
+    // HEAD: the head alone.
+    let text = exchange(engine.addr, b"HEAD /livez HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\n"),
+        "{text:?}"
+    );
     // What is not a probe is refused, each with a JSON error; the server carries on.
     let refused = |req: &[u8], code: u16| {
         let (c, body) = parse_answer(&exchange(engine.addr, req).unwrap());
