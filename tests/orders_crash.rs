@@ -17,10 +17,11 @@
 use feeds::orders::journal::{recover, JournalReader, JournalRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::orders::{fixed, journal_fills, venue_fills};
 use tools::config::Config;
 use tools::live::{run_live, LiveOptions};
 use venue_sim::{LedgerEntry, SimConfig, SimPace, SimSource, VenueSim};
@@ -117,48 +118,15 @@ max_open_orders = 1000
 }
 
 fn spawn_engine(config: &Path, seconds: f64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["child_engine", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_CONFIG_ENV, config)
-        .env(CHILD_DURATION_ENV, seconds.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Fills the venue reported so far for our orders.
-fn venue_fills(sim: &VenueSim) -> usize {
-    sim.ledger()
-        .unwrap()
-        .iter()
-        .filter(|e| matches!(e, LedgerEntry::Fill { .. }))
-        .count()
-}
-
-/// Distinct fills in the journal: (client id, trade id) -> (price, qty), in the ledger's units.
-fn journal_fills(path: &Path) -> BTreeMap<(String, u64), (i64, i64)> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut out = BTreeMap::new();
-    for e in JournalReader::new(&bytes).unwrap() {
-        if let JournalRecord::Fill {
-            client_id,
-            trade_id,
-            price,
-            qty,
-            ..
-        } = e.record
-        {
-            out.entry((client_id.to_string(), trade_id))
-                .or_insert((price.0, qty.0));
-        }
-    }
-    out
-}
-
-fn fixed(s: &str) -> i64 {
-    engine::fixed::parse_fixed(s.as_bytes()).unwrap()
+    testkit::orders::test_child(
+        "child_engine",
+        &[
+            (CHILD_CONFIG_ENV, config.as_os_str()),
+            (CHILD_DURATION_ENV, seconds.to_string().as_ref()),
+        ],
+    )
+    .spawn()
+    .unwrap()
 }
 
 #[test]

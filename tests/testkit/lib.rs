@@ -7,6 +7,8 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
+pub mod orders;
+
 /// The Binance spot capture every test and benchmark uses.
 pub const BINANCE_SPOT: &str = "binance-spot/btcusdt_20240808.gz";
 

@@ -57,6 +57,10 @@
 //! journal = "orders.tlj"             # write-ahead journal; recovered at every start
 //! fsync = "never"                    # never | always | every:N | interval:MS
 //! journal_compact_mb = 64            # compact a larger journal at start-up (history kept)
+//! on_shutdown = "cancel"             # SIGTERM / Ctrl-C: cancel open orders first | "keep" them
+//! shutdown_timeout_ms = 10000        # the whole graceful stop, bounded (1000..=600000)
+//! # shard = 0                        # this engine's shard of `shards` on one account: client
+//! # shards = 1                       #   ids of different shards never meet
 //!
 //! [control]             # the runtime control socket of `tickline run` (`tickline ctl`)
 //! enabled = true
@@ -65,6 +69,10 @@
 //! # token_file = "control.token"     #   it needs a token: this file (mode 0600, nothing looser)
 //!                                    #   or else $TICKLINE_CONTROL_TOKEN (16 bytes at least)
 //! reply_timeout_ms = 5000            # how long a command waits for the core's answer
+//!
+//! [health]              # liveness and readiness over HTTP (`run`); off without `listen`
+//! listen = "0.0.0.0:8080"            # GET /livez (/healthz) and /readyz, JSON bodies
+//! live_max_ms = 1000                 # live while the core's last poll is this recent (100..=60000)
 //!
 //! [risk]                # pre-trade limits, every symbol (on whenever orders are)
 //! max_order_qty = "1"
@@ -109,6 +117,43 @@ pub struct Config {
     pub risk: RiskSection,
     /// The runtime control socket (`run`; `tickline ctl` talks to it).
     pub control: ControlSection,
+    /// Liveness and readiness over HTTP (`run`; off by default).
+    pub health: HealthSection,
+}
+
+/// `[health]`: `tickline run` answers liveness and readiness probes over HTTP/1.1 on `listen`
+/// (see [`crate::health`]); without `listen`, nothing is served.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    /// `ADDRESS:PORT` to serve on, e.g. `0.0.0.0:8080` (port 0: any free port).
+    pub listen: Option<String>,
+    /// Live while the core loop's last poll is at most this old, ms (100..=60000).
+    pub live_max_ms: u64,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            listen: None,
+            live_max_ms: 1000,
+        }
+    }
+}
+
+impl HealthSection {
+    /// The address to serve on, if any (checked by [`Config::validate`]).
+    pub fn addr(&self) -> Result<Option<SocketAddr>> {
+        let Some(l) = &self.listen else {
+            return Ok(None);
+        };
+        let a = l
+            .to_socket_addrs()
+            .with_context(|| format!("health.listen = {l:?}: expected ADDRESS:PORT"))?
+            .next()
+            .with_context(|| format!("health.listen = {l:?}: resolves to no address"))?;
+        Ok(Some(a))
+    }
 }
 
 /// The socket name `tickline run` serves control on when the config names none.
@@ -385,6 +430,27 @@ pub struct OrdersSection {
     /// Accept a `ws://` `url` to a host that is not loopback (the API key and signed orders
     /// then cross the network in clear; a warning is printed at start).
     pub allow_plaintext: bool,
+    /// On SIGTERM or Ctrl-C (`tickline run`): `cancel` (the default) halts trading and cancels
+    /// every open order, waiting for the venue's answers, before stopping; `keep` stops at once
+    /// and leaves resting orders at the venue (the journal has them; the next start reconciles).
+    /// A second signal stops at once either way.
+    pub on_shutdown: String,
+    /// The graceful stop after SIGTERM or Ctrl-C, cancels included, ends within this (ms; then
+    /// the process exits non-zero). Keep it under Kubernetes' `terminationGracePeriodSeconds`.
+    pub shutdown_timeout_ms: u64,
+    /// This engine's shard, `0..shards`, when `shards` engines trade one account (each its own
+    /// symbols and journal): each start numbers its client order ids in an epoch of its own
+    /// residue, so two shards never send the same id, even starting in the same second.
+    pub shard: u64,
+    /// How many shards trade the account (1: this engine alone).
+    pub shards: u64,
+}
+
+impl OrdersSection {
+    /// `on_shutdown = "cancel"`.
+    pub fn cancel_on_shutdown(&self) -> bool {
+        self.on_shutdown == "cancel"
+    }
 }
 
 impl Default for OrdersSection {
@@ -404,6 +470,10 @@ impl Default for OrdersSection {
             session_logon: false,
             allow_plaintext: false,
             require_user_stream: true,
+            on_shutdown: "cancel".into(),
+            shutdown_timeout_ms: 10_000,
+            shard: 0,
+            shards: 1,
         }
     }
 }
@@ -999,6 +1069,32 @@ impl Config {
     /// Checks every value (after command-line overrides, too).
     pub fn validate(&self) -> Result<()> {
         self.idle_mode().context("engine.idle")?;
+        self.health.addr()?;
+        if !(100..=60_000).contains(&self.health.live_max_ms) {
+            bail!(
+                "health.live_max_ms = {}: must be in 100..=60000",
+                self.health.live_max_ms
+            );
+        }
+        if !matches!(self.orders.on_shutdown.as_str(), "cancel" | "keep") {
+            bail!(
+                "orders.on_shutdown = {:?}: expected \"cancel\" or \"keep\"",
+                self.orders.on_shutdown
+            );
+        }
+        if !(1..=1024).contains(&self.orders.shards) || self.orders.shard >= self.orders.shards {
+            bail!(
+                "orders.shard = {}, orders.shards = {}: shards must be in 1..=1024 and shard below it",
+                self.orders.shard,
+                self.orders.shards
+            );
+        }
+        if !(1000..=600_000).contains(&self.orders.shutdown_timeout_ms) {
+            bail!(
+                "orders.shutdown_timeout_ms = {}: must be in 1000..=600000",
+                self.orders.shutdown_timeout_ms
+            );
+        }
         if self.engine.ring_capacity < 1024 || self.engine.ring_capacity > (1 << 26) {
             bail!(
                 "engine.ring_capacity = {}: must be in 1024..=67108864",
@@ -1357,6 +1453,39 @@ mod tests {
         let c = Config::parse("").unwrap();
         assert_eq!(c.engine.core_cpu, 1);
         assert_eq!(c.pace().unwrap(), Pace::Asap);
+    }
+
+    #[test]
+    fn health_shutdown_and_shard_settings_are_checked() {
+        let c = Config::parse("").unwrap();
+        assert!(
+            c.health.addr().unwrap().is_none(),
+            "health is off by default"
+        );
+        assert!(c.orders.cancel_on_shutdown());
+        let c = Config::parse(
+            "[health]\nlisten = \"127.0.0.1:8080\"\n[orders]\non_shutdown = \"keep\"\nshard = 2\nshards = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.health.addr().unwrap().unwrap().port(), 8080);
+        assert!(!c.orders.cancel_on_shutdown());
+        for (text, key) in [
+            ("[health]\nlisten = \"8080\"\n", "health.listen"),
+            ("[health]\nlive_max_ms = 10\n", "health.live_max_ms"),
+            (
+                "[orders]\non_shutdown = \"flatten\"\n",
+                "orders.on_shutdown",
+            ),
+            (
+                "[orders]\nshutdown_timeout_ms = 0\n",
+                "orders.shutdown_timeout_ms",
+            ),
+            ("[orders]\nshard = 3\nshards = 3\n", "orders.shard"),
+            ("[orders]\nshards = 0\n", "orders.shards"),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

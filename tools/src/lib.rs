@@ -30,8 +30,12 @@
 //! - **control** (`tickline-control`, and a `tickline-control-conn` thread per connection):
 //!   runtime commands ([`control`]) to the core on a crossbeam channel, to the I/O thread on a
 //!   bounded channel.
+//! - **health** (`health`, live with `[health] listen`): answers liveness and readiness probes
+//!   over HTTP ([`health`]) from the atomics the core and I/O threads publish.
+//! - **shutdown-watchdog** (`tickline run`, after SIGTERM or Ctrl-C): ends the process if the
+//!   graceful stop overruns `orders.shutdown_timeout_ms`.
 //!
-//! **Modules and how they fit.** `tickline run` calls [`live::run_live_with_kill_switch`] (a
+//! **Modules and how they fit.** `tickline run` calls [`live::run_live_with_signals`] (a
 //! library caller, [`live::run_live`]); `tickline replay` calls [`pipeline::load_capture`] and
 //! [`pipeline::replay_passes`]. Both run their core on [`runtime`] and end with a
 //! [`runtime::RunReport`] that [`summary`] prints (text or JSON) and whose latency [`report`]
@@ -90,6 +94,7 @@ pub mod alloc;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod health;
 pub mod live;
 pub mod metrics;
 pub mod pin;
@@ -97,4 +102,5 @@ pub mod pipeline;
 pub mod report;
 pub mod runtime;
 pub mod shard_plan;
+mod shutdown;
 pub mod summary;

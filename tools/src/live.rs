@@ -18,7 +18,18 @@
 //! `SIGUSR1` is the kill switch of `tickline run` ([`run_live_with_kill_switch`]): the same
 //! `kill` command the control socket sends, always served, needing no connection.
 //!
-//! Stopping (Ctrl-C, SIGTERM, `--duration`, or the caller's flag): the I/O and REST threads
+//! With `[health] listen`, a `health` thread answers liveness and readiness probes over HTTP
+//! ([`crate::health`]) until the run stops.
+//!
+//! SIGTERM and Ctrl-C in `tickline run` ([`run_live_with_signals`]) stop gracefully: readiness
+//! turns false at once; with live orders and `orders.on_shutdown = "cancel"` (the default) the
+//! core is sent `kill` (halt, cancel every open order) and the stop waits until the core tracks
+//! no open order; then the threads stop as below. The whole of it is bounded by
+//! `orders.shutdown_timeout_ms`: cancels still unanswered then are left to the journal, and a
+//! stop that has not ended by then exits the process with status 1. A second signal skips the
+//! wait for cancels.
+//!
+//! Stopping (after the above, `--duration`, or the caller's flag): the I/O and REST threads
 //! close their connections and drop their rings; the core drains what is left and ends; the
 //! writer flushes the capture; the control thread closes its connections and removes its
 //! socket file. The core runs on the runtime's one core runner ([`CoreRunner`], the same loop
@@ -28,11 +39,13 @@
 use crate::clock::MonoClock;
 use crate::config::{Config, Endpoint};
 use crate::control::{ControlServer, Controller, ControllerConfig};
+use crate::health::{HealthServer, HealthSources};
 use crate::pin::pin_current_thread;
 use crate::runtime::{
     install_strategy, join, CoreEnd, CoreRunner, CoreStatus, CoreSummary, LiveTime, RunReport,
     StatusPublisher,
 };
+use crate::shutdown::GracefulStop;
 use anyhow::{bail, Context, Result};
 use engine::control::Request;
 use engine::core::{Core, CoreBuilder};
@@ -222,7 +235,8 @@ fn order_session(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let journal_next = rec.as_ref().map_or(1, |r| r.next_client_id);
-    let first_id = feeds::orders::idcheck::start_number(now_s, journal_next);
+    let first_id =
+        feeds::orders::idcheck::shard_start_number(now_s, journal_next, o.shard, o.shards);
     journal
         .append(&JournalRecord::NextClientId { next: first_id })
         .and_then(|()| journal.sync())
@@ -249,6 +263,7 @@ fn order_session(
         feeds::orders::clock::system_wall_ns,
     );
     session.set_next_client_number(first_id);
+    session.set_client_id_shard(o.shard, o.shards);
     let first_id =
         engine::event::ClientOrderId::new(engine::event::ClientOrderId::NS_ENGINE, first_id);
     let mut traders = Vec::new();
@@ -325,14 +340,25 @@ fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
 
 /// Runs the live engine until stopped; returns the same summary as a replay.
 pub fn run_live(opts: LiveOptions) -> Result<RunReport> {
-    run_live_inner(opts, None)
+    run_live_inner(opts, None, None)
 }
 
 /// [`run_live`] with a kill switch that needs no socket: whenever `kill` is set (by a
 /// `SIGUSR1` handler, in `tickline run`), the core gets the control command `kill` (halt and
 /// cancel every open order; `tickline ctl resume` lifts it), and the flag is cleared.
 pub fn run_live_with_kill_switch(opts: LiveOptions, kill: Arc<AtomicBool>) -> Result<RunReport> {
-    run_live_inner(opts, Some(kill))
+    run_live_inner(opts, Some(kill), None)
+}
+
+/// [`run_live_with_kill_switch`], and a graceful stop when `term` is set (by the SIGTERM and
+/// SIGINT handlers of `tickline run`): see the [module docs](self). Meant for a process's main
+/// thread: a graceful stop that overruns `orders.shutdown_timeout_ms` ends the process.
+pub fn run_live_with_signals(
+    opts: LiveOptions,
+    kill: Arc<AtomicBool>,
+    term: Arc<AtomicBool>,
+) -> Result<RunReport> {
+    run_live_inner(opts, Some(kill), Some(term))
 }
 
 /// The kill switch's command on its way to the core.
@@ -378,10 +404,16 @@ impl KillSwitch {
     }
 }
 
-/// The live run, stage by stage: control, symbols, core, order session, strategies, threads, wait, finish.
-fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<RunReport> {
+/// The live run, stage by stage: control, symbols, core, order session, strategies, threads,
+/// health, wait, finish.
+fn run_live_inner(
+    opts: LiveOptions,
+    kill: Option<Arc<AtomicBool>>,
+    term: Option<Arc<AtomicBool>>,
+) -> Result<RunReport> {
     let cfg = &opts.cfg;
     let control = open_control(cfg)?;
+    let health = open_health(cfg)?;
     let (symbols, rest, rules) = load_symbols(cfg)?;
     let mut io_cfg = io_config(cfg)?;
     let BuiltCore {
@@ -389,7 +421,11 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Ru
         ends,
         order_ring,
         core_requests,
-    } = build_core(cfg, &symbols, control.is_some() || kill.is_some());
+    } = build_core(
+        cfg,
+        &symbols,
+        control.is_some() || kill.is_some() || term.is_some(),
+    );
     let (session, trader_states) =
         load_keys_and_journal(cfg, &symbols, &mut core, &mut io_cfg, order_ring)?;
     install_strategies(&opts, &symbols, &rules, &trader_states, &mut core)?;
@@ -403,13 +439,23 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Ru
         }),
         _ => None,
     };
+    let graceful = match (term, &core_requests) {
+        (Some(term), Some(core)) => Some(GracefulStop {
+            term,
+            cancel: cfg.orders.enabled && cfg.orders.cancel_on_shutdown(),
+            timeout: Duration::from_millis(cfg.orders.shutdown_timeout_ms),
+            core: core.clone(),
+        }),
+        _ => None,
+    };
     let feeds: Vec<(u32, String)> = io_cfg
         .feeds
         .iter()
         .map(|f| (f.conn_id, f.url.clone()))
         .collect();
     let shared = Arc::new(IoShared::new(io_cfg.feeds.len()));
-    let status = Arc::new(CoreStatus::default());
+    let status = Arc::new(CoreStatus::with_symbols(symbols.len()));
+    let stopping = Arc::new(AtomicBool::new(false));
     let io_done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let start_ns = MonoClock::now();
@@ -418,6 +464,22 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Ru
         &opts, io_cfg, &symbols, rest, ends, session, io_cmd_rx, &shared, &io_done,
     )?;
     let core_thread = spawn_core(cfg, core, &symbols, &shared, &status, idle)?;
+    let health_thread = match health {
+        Some(server) => {
+            let sources = HealthSources {
+                status: status.clone(),
+                shared: shared.clone(),
+                feeds: feeds.iter().map(|f| f.0).collect(),
+                symbols: symbols.iter().map(|(_, n)| n.to_string()).collect(),
+                orders: cfg.orders.enabled.then_some(cfg.orders.require_user_stream),
+                live_max_ns: cfg.health.live_max_ms * 1_000_000,
+                stopping: stopping.clone(),
+            };
+            let stats = server.stats();
+            Some((server.spawn(sources, opts.stop.clone())?, stats))
+        }
+        None => None,
+    };
     let control_thread = match (control, core_requests) {
         (Some(server), Some(core_tx)) => {
             let controller = Controller::new(ControllerConfig {
@@ -437,8 +499,35 @@ fn run_live_inner(opts: LiveOptions, kill: Option<Arc<AtomicBool>>) -> Result<Ru
         }
         _ => None,
     };
-    wait_for_stop(&opts, &shared, &status, &io_done, started, kill_switch);
-    finish(&opts, &symbols, io, core_thread, control_thread, start_ns)
+    let ends = Ends {
+        kill_switch,
+        graceful,
+        stopping,
+    };
+    wait_for_stop(&opts, &shared, &status, &io_done, started, ends);
+    let report = finish(&opts, &symbols, io, core_thread, control_thread, start_ns);
+    if let Some((h, stats)) = health_thread {
+        join(h, "health")?;
+        eprintln!(
+            "health: {} requests answered, {} refused",
+            stats.requests.load(Ordering::Relaxed),
+            stats.refused.load(Ordering::Relaxed)
+        );
+    }
+    report
+}
+
+/// Binds the health endpoint, if `[health] listen` names one.
+fn open_health(cfg: &Config) -> Result<Option<HealthServer>> {
+    let Some(addr) = cfg.health.addr()? else {
+        return Ok(None);
+    };
+    let server = HealthServer::bind(addr)?;
+    eprintln!(
+        "health: listening on http://{} (/livez, /readyz)",
+        server.local_addr()?
+    );
+    Ok(Some(server))
 }
 
 /// Checks the config and binds the control endpoint, if one is configured.
@@ -751,17 +840,30 @@ fn spawn_core(
     .spawn()
 }
 
-/// The main thread until the run ends (stop flag, `--duration`, the I/O thread done, or the
-/// caller's end condition): the status line and the kill switch every 50 ms; then sets the stop
-/// flag for every thread.
+/// How the main thread ends a run besides the stop flag: the kill switch, the graceful stop,
+/// and the flag that tells the health endpoint the run is stopping.
+struct Ends {
+    kill_switch: Option<KillSwitch>,
+    graceful: Option<GracefulStop>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// The main thread until the run ends (stop flag, a graceful stop's signal, `--duration`, the
+/// I/O thread done, or the caller's end condition): the status line and the kill switch every
+/// 50 ms; then sets the stop flag for every thread.
 fn wait_for_stop(
     opts: &LiveOptions,
     shared: &IoShared,
     status: &CoreStatus,
     io_done: &AtomicBool,
     started: Instant,
-    mut kill_switch: Option<KillSwitch>,
+    ends: Ends,
 ) {
+    let Ends {
+        mut kill_switch,
+        graceful,
+        stopping,
+    } = ends;
     let stop = &opts.stop;
     let mut next_status = started + opts.status_every.unwrap_or(Duration::from_secs(3600));
     let mut last_frames = 0u64;
@@ -769,6 +871,13 @@ fn wait_for_stop(
         std::thread::sleep(Duration::from_millis(50));
         if let Some(k) = kill_switch.as_mut() {
             k.check();
+        }
+        if let Some(g) = graceful.as_ref() {
+            if g.term.swap(false, Ordering::AcqRel) {
+                stopping.store(true, Ordering::Relaxed);
+                g.run();
+                break;
+            }
         }
         if opts.duration.is_some_and(|d| started.elapsed() >= d)
             || io_done.load(Ordering::Acquire)
@@ -799,6 +908,7 @@ fn wait_for_stop(
             }
         }
     }
+    stopping.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
 }
 

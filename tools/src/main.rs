@@ -58,6 +58,8 @@ enum Cmd {
     /// Run the live engine on the venue in the config (`[venue]`, `[net]`) until Ctrl-C, SIGTERM
     /// or `--duration`, printing a status line; then the same summary as `replay`. It takes
     /// runtime commands (`tickline ctl`) on `[control] socket` (default `tickline.sock` here).
+    /// SIGTERM and Ctrl-C stop it gracefully (`[orders] on_shutdown`); `[health] listen` serves
+    /// liveness and readiness probes.
     Run {
         #[command(flatten)]
         run: RunArgs,
@@ -685,7 +687,9 @@ fn live(
     status_every: f64,
     json: bool,
 ) -> Result<()> {
-    let stop = stop_on_signals()?;
+    // SIGTERM and Ctrl-C: the graceful stop (`orders.on_shutdown`), not an immediate one.
+    let term = stop_on_signals()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // SIGUSR1: the kill switch, served without any socket.
     let kill = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, kill.clone())
@@ -702,7 +706,7 @@ fn live(
         stop,
         done: None,
     };
-    let report = tools::live::run_live_with_kill_switch(opts, kill)?;
+    let report = tools::live::run_live_with_signals(opts, kill, term)?;
     print_report(&report, &cfg, json)
 }
 

@@ -35,7 +35,7 @@ use engine::ring::TxStats;
 use engine::strategy::Params;
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::market::DecodeStats;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 
@@ -214,6 +214,33 @@ pub struct CoreStatus {
     pub orders: AtomicU64,
     /// Fills.
     pub fills: AtomicU64,
+    /// Monotonic time of the loop's last publish, ns (0: not polling yet): the liveness
+    /// heartbeat ([`crate::health`]); stored with the counters, not per poll.
+    pub last_poll_ns: AtomicU64,
+    /// Each symbol's book, by table index, for readiness: [`BOOK_NOT_EXPECTED`],
+    /// [`BOOK_SYNCED`] or [`BOOK_NOT_SYNCED`] (see `Core::book_ready`). Empty unless made by
+    /// [`CoreStatus::with_symbols`].
+    pub books: Box<[AtomicU8]>,
+}
+
+/// [`CoreStatus::books`]: no book is expected to sync (the symbol does not trade, or no depth
+/// diffs feed it).
+pub const BOOK_NOT_EXPECTED: u8 = 0;
+/// [`CoreStatus::books`]: the book is synced.
+pub const BOOK_SYNCED: u8 = 1;
+/// [`CoreStatus::books`]: the symbol trades on a depth feed and its book is not synced.
+pub const BOOK_NOT_SYNCED: u8 = 2;
+
+impl CoreStatus {
+    /// Counters and a book cell for each of `symbols` symbols.
+    pub fn with_symbols(symbols: usize) -> CoreStatus {
+        CoreStatus {
+            books: (0..symbols)
+                .map(|_| AtomicU8::new(BOOK_NOT_EXPECTED))
+                .collect(),
+            ..CoreStatus::default()
+        }
+    }
 }
 
 /// Publishes the core's counters into a [`CoreStatus`] every 100 ms of the loop's (monotonic)
@@ -247,6 +274,15 @@ impl Publish for StatusPublisher {
                 .store(c.book_gaps + c.feed_gaps, Ordering::Relaxed);
             status.orders.store(c.orders_sent, Ordering::Relaxed);
             status.fills.store(c.fills, Ordering::Relaxed);
+            for (i, cell) in status.books.iter().enumerate() {
+                let b = match core.book_ready(i) {
+                    None => BOOK_NOT_EXPECTED,
+                    Some(true) => BOOK_SYNCED,
+                    Some(false) => BOOK_NOT_SYNCED,
+                };
+                cell.store(b, Ordering::Relaxed);
+            }
+            status.last_poll_ns.store(now, Ordering::Relaxed);
             self.next_pub = now + 100_000_000;
         }
     }

@@ -606,6 +606,15 @@ impl<C: Clock> Core<C> {
         self.st.symbols.get(symbol.index()).map(|s| &s.book)
     }
 
+    /// For a readiness check, the book of the symbol with table index `index`: `None` when it
+    /// is not expected to sync (no strategy trades it, or no depth diffs feed it: a trade-only or
+    /// `bookTicker` config, a symbol idle until `start-trading`), else whether it is synced.
+    pub fn book_ready(&self, index: usize) -> Option<bool> {
+        let s = self.st.symbols.get(index)?;
+        let fed = self.st.depth_fed.get(index).copied().unwrap_or(false);
+        (s.strategy.is_some() && fed).then(|| s.book.is_synced())
+    }
+
     /// `symbol`'s position.
     pub fn position(&self, symbol: SymbolId) -> Option<&Position> {
         self.st.symbols.get(symbol.index()).map(|s| &s.position)

@@ -56,6 +56,34 @@ pub fn start_number(now_unix_s: u64, journal_next: u64) -> u64 {
     ClientOrderId::engine_number(epoch, 1).max(journal_next)
 }
 
+/// [`start_number`] for shard `shard` of `shards` engines trading one account (the
+/// `[orders] shard` and `shards` of a scale-out): the start epoch is moved up to the next one
+/// that is `shard` modulo `shards`, so engines of different shards never number an order alike,
+/// even when they start in the same second. (A life that runs out of sequence, 2^26 orders,
+/// rolls into the next epoch, which another shard may be using: past that many orders in one
+/// life, restart the engine.) `shards` 0 or 1: [`start_number`] unchanged.
+pub fn shard_start_number(now_unix_s: u64, journal_next: u64, shard: u64, shards: u64) -> u64 {
+    shard_aligned(start_number(now_unix_s, journal_next), shard, shards)
+}
+
+/// `n` if its epoch is `shard` modulo `shards` (or `shards` is 0 or 1), else the first number of
+/// the next epoch that is.
+pub fn shard_aligned(n: u64, shard: u64, shards: u64) -> u64 {
+    if shards <= 1 {
+        return n;
+    }
+    let epoch = ClientOrderId::new(ClientOrderId::NS_ENGINE, n).epoch();
+    let up = (shard % shards + shards - epoch % shards) % shards;
+    if up == 0 {
+        return n;
+    }
+    let epoch = epoch.saturating_add(up);
+    if epoch > ClientOrderId::EPOCH_MAX {
+        return n;
+    }
+    ClientOrderId::engine_number(epoch, 1).max(n)
+}
+
 /// The first number of the epoch after the one holding `n` (or `n + 1` in the last epoch).
 pub fn next_epoch_after(n: u64) -> u64 {
     let epoch = ClientOrderId::new(ClientOrderId::NS_ENGINE, n).epoch();
@@ -121,6 +149,9 @@ pub struct IdCheck {
     floor: u64,
     /// A check has ended (answered, failed, timed out or cut by a disconnect) at least once.
     settled_once: bool,
+    /// This engine's shard and the number of shards ([`shard_start_number`]): a raised floor
+    /// stays in this shard's epochs.
+    shard: (u64, u64),
     counters: IdCheckCounters,
 }
 
@@ -137,6 +168,12 @@ impl IdCheck {
     /// The engine's next number (this start's first, [`start_number`]); lower values are ignored.
     pub fn set_next(&mut self, next: u64) {
         self.next = self.next.max(next);
+    }
+
+    /// This engine is shard `shard` of `shards` on its account: a floor raised by the check is
+    /// the next epoch of its own ([`shard_aligned`]).
+    pub fn set_shard(&mut self, shard: u64, shards: u64) {
+        self.shard = (shard, shards);
     }
 
     /// An order numbered `id` was sent: the engine's next number is past it.
@@ -277,7 +314,7 @@ impl IdCheck {
         self.settled_once = true;
         // What was found counts even when another query failed.
         if self.found > 0 && self.found >= self.next {
-            let floor = next_epoch_after(self.found);
+            let floor = shard_aligned(next_epoch_after(self.found), self.shard.0, self.shard.1);
             self.floor = self.floor.max(floor);
             self.next = self.next.max(floor);
             self.counters.raised += 1;
@@ -357,6 +394,40 @@ mod tests {
         // A clock before 2024: still past the journal.
         assert!(start_number(0, 1) >= 1);
         assert_eq!(next_epoch_after(cid(5, 9).number()), cid(6, 1).number());
+    }
+
+    #[test]
+    fn shards_starting_in_the_same_second_get_epochs_of_their_own() {
+        let now_epoch = ClientOrderId::epoch_of_unix(DAY_2026);
+        let firsts: Vec<u64> = (0..3)
+            .map(|k| shard_start_number(DAY_2026, 1, k, 3))
+            .collect();
+        let epochs: Vec<u64> = firsts
+            .iter()
+            .map(|&n| ClientOrderId::new(ClientOrderId::NS_ENGINE, n).epoch())
+            .collect();
+        for (k, e) in epochs.iter().enumerate() {
+            assert_eq!(e % 3, k as u64, "{epochs:?}");
+            assert!((now_epoch..now_epoch + 3).contains(e), "{epochs:?}");
+        }
+        // A restart of shard 1 moves past its journal, to its next own epoch.
+        let again = shard_start_number(DAY_2026, firsts[1] + 1, 1, 3);
+        assert_eq!(
+            ClientOrderId::new(ClientOrderId::NS_ENGINE, again).epoch(),
+            epochs[1] + 3
+        );
+        // Alignment: the next epoch of the shard's residue, or `n` itself if it is in one.
+        let aligned = shard_aligned(cid(9, 5).number(), 1, 3);
+        assert_eq!(aligned, cid(10, 1).number());
+        assert_eq!(
+            shard_aligned(cid(10, 5).number(), 1, 3),
+            cid(10, 5).number()
+        );
+        // One shard: the plain start number.
+        assert_eq!(
+            shard_start_number(DAY_2026, 1, 0, 1),
+            start_number(DAY_2026, 1)
+        );
     }
 
     fn reply(id: u64, ids: &[&str]) -> Vec<u8> {
@@ -439,6 +510,25 @@ mod tests {
         // A later check (a reconnect) holds orders, never market data.
         begun(&mut c);
         assert!(c.is_waiting() && !c.holds_market_data());
+    }
+
+    #[test]
+    fn a_shards_floor_raised_past_venue_ids_stays_in_its_own_epochs() {
+        let mut c = IdCheck::new();
+        c.set_shard(2, 3);
+        c.set_next(cid(50, 1).number()); // 50 = 2 (mod 3)
+        let ids = begun(&mut c);
+        assert_eq!(c.on_frame(&reply(ids[0], &[])), Outcome::Waiting);
+        let found = cid(50, 7);
+        // Epoch 51 belongs to shard 0, 52 to shard 1: the floor is shard 2's next, 53.
+        assert_eq!(
+            c.on_frame(&reply(ids[1], &[&found.to_string()])),
+            Outcome::Raise {
+                floor: cid(53, 1).number(),
+                found: found.number()
+            }
+        );
+        assert!(!c.admits(cid(51, 1)) && c.admits(cid(53, 1)));
     }
 
     #[test]

@@ -16,6 +16,13 @@ impl OrderSession {
         self.ids.set_next(next);
     }
 
+    /// This engine is shard `shard` of `shards` trading one account (`[orders] shard`): a floor
+    /// the venue check raises stays in this shard's epochs
+    /// ([`crate::orders::idcheck::shard_aligned`]).
+    pub fn set_client_id_shard(&mut self, shard: u64, shards: u64) {
+        self.ids.set_shard(shard, shards);
+    }
+
     /// The venue check's counters.
     pub fn id_check(&self) -> &IdCheckCounters {
         self.ids.counters()
