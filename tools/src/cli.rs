@@ -1,6 +1,33 @@
 //! The `tickline` command line as a library: [`main`] parses the arguments and runs `replay`,
 //! `gen-feed`, `run`, `record`, `demo`, `venue-sim`, `ctl` and `report` (the binary's
 //! `src/main.rs` only installs the counting allocator and calls it).
+//!
+//! **Your own strategies, the whole CLI.** A trader's own crate, depending on `tools`, `engine`
+//! and `strategies` by path or git, gets every subcommand and flag for its strategies by calling
+//! [`main_with`] with a [`strategies::Factory`]; `--strategy NAME` (and `[strategy] name`,
+//! `tickline ctl start-trading --strategy NAME`) then finds them before the built-in ones. The
+//! crate's binary is then:
+//!
+//! ```no_run
+//! use engine::strategy::{ParamError, Params, Strategy};
+//!
+//! // Counts allocations, so the summary's "allocations during the run" is measured.
+//! #[global_allocator]
+//! static ALLOC: tools::alloc::CountingAlloc = tools::alloc::CountingAlloc;
+//!
+//! fn my_strategies(name: &str, params: Params) -> Option<Result<Box<dyn Strategy>, ParamError>> {
+//!     match name {
+//!         // "mine" => Some(MyStrategy::from_params(params).map(|s| Box::new(s) as Box<dyn Strategy>)),
+//!         _ => None,
+//!     }
+//! }
+//!
+//! fn main() {
+//!     tools::cli::main_with(my_strategies)
+//! }
+//! ```
+//!
+//! `examples/own-strategy/` in the repository is such a crate, built and replayed by the tests.
 
 use crate::config::Config;
 use crate::pipeline::{load_capture, replay_passes, FrameArena, ReplayOptions};
@@ -296,8 +323,45 @@ fn run_replay(
         core,
         metrics: cfg.metrics_config(false),
     };
-    let report = replay_passes(arena, passes, opts)?;
-    print_report(&report, cfg, json)
+    match (&cfg.metrics.report_dir, opts.strategy.is_some()) {
+        // With a strategy, the report directory gets the backtest report too.
+        (Some(dir), true) => {
+            let (report, backtest) = crate::backtest::replay(arena, passes, opts)?;
+            print_report(&report, cfg, json)?;
+            let written = backtest
+                .write(
+                    std::path::Path::new(dir),
+                    &report,
+                    &cfg.strategy.name,
+                    passes,
+                )
+                .with_context(|| format!("writing the backtest report to {dir}"))?;
+            for p in written {
+                eprintln!("wrote {}", p.display());
+            }
+            if backtest.dropped > 0 {
+                eprintln!(
+                    "warning: the backtest report is incomplete: {} records dropped (the collector fell behind)",
+                    backtest.dropped
+                );
+            }
+            Ok(())
+        }
+        _ => {
+            let report = replay_passes(arena, passes, opts)?;
+            print_report(&report, cfg, json)
+        }
+    }
+}
+
+/// The `tickline` command line with `factory`'s strategies known by name before the built-in
+/// ones (see the [module docs](self) and [`strategies::register`]); otherwise exactly [`main`].
+pub fn main_with(factory: strategies::Factory) {
+    if strategies::register(factory).is_err() {
+        eprintln!("error: a strategy factory was already registered in this process");
+        std::process::exit(1);
+    }
+    main()
 }
 
 /// The `tickline` command line: parses `std::env::args`, runs the subcommand, and on an error
@@ -563,8 +627,11 @@ fn demo_live(
 /// if the config asks for them.
 fn print_report(report: &crate::runtime::RunReport, cfg: &Config, json: bool) -> Result<()> {
     if json {
-        println!("{}", report.to_json());
+        let mut v = report.to_json();
+        v["strategy"] = cfg.strategy.name.clone().into();
+        println!("{v}");
     } else {
+        println!("strategy        {:>12}", cfg.strategy.name);
         print!("{}", report.to_text());
     }
     if let Some(dir) = &cfg.metrics.report_dir {

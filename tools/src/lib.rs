@@ -85,6 +85,7 @@
 #![deny(missing_docs)]
 
 pub mod alloc;
+pub mod backtest;
 pub mod cli;
 pub mod clock;
 pub mod config;
