@@ -206,11 +206,20 @@ impl Taps {
     /// A tap for each of `symbols` symbols, marking positions every `mark_every_ns` of exchange
     /// time, and the collector that drains them (not started yet).
     pub fn new(symbols: usize, mark_every_ns: u64) -> (Taps, Collector) {
+        Taps::with_ring_capacity(symbols, mark_every_ns, RING_CAPACITY)
+    }
+
+    /// [`new`](Self::new) with rings of `capacity` records.
+    pub fn with_ring_capacity(
+        symbols: usize,
+        mark_every_ns: u64,
+        capacity: usize,
+    ) -> (Taps, Collector) {
         let mut txs = Vec::with_capacity(symbols);
         let mut rxs = Vec::with_capacity(symbols);
         let dropped = Arc::new(AtomicU64::new(0));
         for _ in 0..symbols {
-            let (tx, rx) = RingBuffer::new(RING_CAPACITY);
+            let (tx, rx) = RingBuffer::new(capacity);
             txs.push(Some(TapTx {
                 tx,
                 dropped: dropped.clone(),
@@ -304,5 +313,91 @@ impl Collector {
             .name("tickline-backtest".into())
             .spawn(move || self.run())
             .context("spawning the backtest collector thread")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::book::{BookConfig, OrderBook};
+    use engine::event::{OrderType, Side, Trade};
+    use engine::fixed::Qty;
+    use engine::strategy::{Outbox, SymbolRules, TimerQueue};
+
+    /// Buys one lot on every trade.
+    struct Buyer;
+
+    impl Strategy for Buyer {
+        fn name(&self) -> &'static str {
+            "buyer"
+        }
+        fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
+            let req = OrderRequest {
+                side: Side::Buy,
+                price: t.price,
+                qty: Qty(1_000),
+                order_type: OrderType::LimitIoc,
+            };
+            ctx.submit(req).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_tap_records_submissions_and_marks_and_counts_what_a_full_ring_drops() {
+        let (mut taps, collector) = Taps::with_ring_capacity(1, 1_000, 4);
+        let mut s = taps.wrap(SymbolId(0), Box::new(Buyer));
+        assert_eq!(s.name(), "buyer", "the wrapped strategy's name");
+        let (rules, book) = (
+            SymbolRules::default(),
+            OrderBook::new(BookConfig::default()),
+        );
+        let position = Position::default();
+        let mut outbox = Outbox::with_capacity(8);
+        let mut timers = TimerQueue::with_capacity(8);
+        let mut next = 1u64;
+        for i in 0..4u64 {
+            let trade = Trade {
+                exch_ns: 10 + i,
+                trade_id: i,
+                price: Price(100 * engine::fixed::SCALE),
+                qty: Qty(1_000),
+                buyer_maker: false,
+            };
+            let mut ctx = Ctx::new(
+                7,
+                10 + i,
+                SymbolId(0),
+                &rules,
+                &book,
+                None,
+                Some(&trade),
+                &position,
+                &mut outbox,
+                &mut timers,
+                &mut next,
+            );
+            s.on_trade(&mut ctx, &trade);
+            outbox.clear();
+        }
+        // The ring's end goes with the strategy; the collector then finishes.
+        drop(s);
+        drop(taps);
+        let got = collector.run();
+        // Trade 1: its order and the first mark; trades 2 and 3: their orders; trade 4's order
+        // finds the ring full.
+        let kinds: Vec<_> = got.records.iter().map(|r| r.kind).collect();
+        assert!(
+            matches!(kinds[0], TapKind::Submit(id, _) if id.seq() == 1),
+            "{kinds:?}"
+        );
+        assert_eq!(kinds[1], TapKind::Mark);
+        assert!(
+            matches!(kinds[3], TapKind::Submit(id, _) if id.seq() == 3),
+            "{kinds:?}"
+        );
+        assert_eq!(kinds.len(), 4);
+        assert_eq!(got.dropped, 1);
+        assert_eq!(got.records[2].exch_ns, 11);
+        assert_eq!(got.records[2].recv_ns, 7);
     }
 }
