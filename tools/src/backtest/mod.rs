@@ -425,3 +425,120 @@ pub fn replay(
         Backtest::from_collected(collected, &symbols, pass_len_ns),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::event::OrderRequest;
+    use engine::strategy::OrderUpdate;
+    use engine::symbol::SymbolId;
+    use tap::TapRecord;
+
+    fn rec(t: u64, kind: TapKind, qty: i64, realized: i128, fees: i128) -> TapRecord {
+        TapRecord {
+            exch_ns: t,
+            recv_ns: t + 1,
+            symbol: SymbolId(0),
+            kind,
+            pos: PosSnap {
+                qty,
+                avg_price: Price(100 * SCALE),
+                mark: Price(100 * SCALE),
+                realized,
+                fees,
+            },
+        }
+    }
+
+    fn update(id: ClientOrderId, kind: OrderUpdateKind, leaves: i64) -> TapKind {
+        TapKind::Update(OrderUpdate {
+            client_id: id,
+            side: Side::Buy,
+            price: Price(100 * SCALE),
+            kind,
+            leaves_qty: Qty(leaves),
+            filled_qty: Qty(0),
+        })
+    }
+
+    #[test]
+    fn records_join_into_orders_fills_passes_and_an_equity_curve() {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        let (a, b, c) = (ClientOrderId(1), ClientOrderId(2), ClientOrderId(3));
+        let req = OrderRequest {
+            side: Side::Buy,
+            price: Price(100 * SCALE),
+            qty: Qty(2 * SCALE),
+            order_type: OrderType::LimitGtc,
+        };
+        let fill = |qty: i64, fee: i64| OrderUpdateKind::Filled {
+            price: Price(100 * SCALE),
+            qty: Qty(qty),
+            fee,
+        };
+        let records = vec![
+            rec(1_000, TapKind::Mark, 0, 0, 0),
+            rec(1_000, TapKind::Submit(a, req), 0, 0, 0),
+            rec(
+                1_010,
+                update(a, OrderUpdateKind::Accepted, 2 * SCALE),
+                0,
+                0,
+                0,
+            ),
+            // Two partial fills of order a: the row sums them.
+            rec(1_020, update(a, fill(SCALE, 10), SCALE), SCALE, 0, 10),
+            rec(1_030, update(a, fill(SCALE, 10), 0), 2 * SCALE, 0, 20),
+            rec(1_040, TapKind::Submit(b, req), 2 * SCALE, 0, 20),
+            rec(
+                1_050,
+                update(b, OrderUpdateKind::Rejected(RejectReason::NoLiquidity), 0),
+                2 * SCALE,
+                0,
+                20,
+            ),
+            // The second pass (pass length 1000 ns): order c stays open.
+            rec(2_100, TapKind::Submit(c, req), 2 * SCALE, 0, 20),
+            // An update of an order never seen (its submission dropped).
+            rec(
+                2_200,
+                update(ClientOrderId(9), OrderUpdateKind::Canceled, 0),
+                2 * SCALE,
+                0,
+                20,
+            ),
+        ];
+        let collected = Collected {
+            records,
+            dropped: 0,
+            allocations: 0,
+        };
+        let bt = Backtest::from_collected(collected, &symbols, 1_000);
+        assert_eq!(bt.orders.len(), 3);
+        let o = &bt.orders[0];
+        assert_eq!(
+            (o.state().as_str(), o.filled, o.fee),
+            ("filled", Qty(2 * SCALE), 20)
+        );
+        assert_eq!(o.avg_fill_price(), Price(100 * SCALE));
+        assert_eq!(
+            (o.exch_ns, o.recv_ns, o.last_exch_ns),
+            (1_000, 1_001, 1_030)
+        );
+        assert_eq!(bt.orders[1].state(), "rejected:no_liquidity");
+        assert_eq!(
+            (bt.orders[2].state().as_str(), bt.orders[2].pass),
+            ("new", 1)
+        );
+        assert!(bt.orders[2].open);
+        assert_eq!(bt.orphan_updates, 1);
+        assert_eq!(bt.fills.len(), 2);
+        assert_eq!(bt.fills[1].pos.qty, 2 * SCALE);
+        assert_eq!(bt.fills[1].order_type, Some(OrderType::LimitGtc));
+        // The curve: the mark and the two fills.
+        assert_eq!(bt.equity.len(), 3);
+        assert_eq!(bt.equity[2].net(), -20);
+        assert_eq!(bt.equity[2].qty, vec![2 * SCALE]);
+    }
+}
