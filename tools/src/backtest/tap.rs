@@ -132,10 +132,9 @@ impl TapStrategy {
 
     /// After a callback: the orders it submitted, and a mark if one is due.
     #[inline]
-    fn after(&mut self, ctx: &mut Ctx<'_>, from: usize) {
-        let n = ctx.intents_len();
-        for i in from..n {
-            if let Some(&Intent::New(id, req)) = ctx.intents_since(i).first() {
+    fn after(&mut self, ctx: &Ctx<'_>, from: usize) {
+        for intent in ctx.intents_since(from) {
+            if let Intent::New(id, req) = *intent {
                 self.push(ctx, TapKind::Submit(id, req));
             }
         }
