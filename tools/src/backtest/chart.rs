@@ -35,11 +35,12 @@ pub fn utc(ns: u64) -> String {
     )
 }
 
-/// The range of `values` with a margin, never empty.
+/// The range of `values` (and 0) with a margin below and room above for the legend (which sits
+/// in the upper left corner), never empty.
 fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let pad = ((hi - lo) * 0.05).max(1e-6);
-    (lo - pad)..(hi + pad)
+    let span = (hi - lo).max(1e-6);
+    (lo - span * 0.05)..(hi + span * 0.3)
 }
 
 /// Draws `b`'s equity curve and positions into `path`.
