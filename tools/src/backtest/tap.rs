@@ -305,13 +305,21 @@ impl Collector {
         }
     }
 
-    /// Runs [`run`](Self::run) on a new thread (`tickline-backtest`).
+    /// Runs [`run`](Self::run) on a new thread (`tickline-backtest`), returning once that thread
+    /// is up: what starting a thread allocates on it happens before the run, not during it.
     pub fn spawn(self) -> anyhow::Result<std::thread::JoinHandle<Collected>> {
         use anyhow::Context;
-        std::thread::Builder::new()
+        let ready = Arc::new(std::sync::Barrier::new(2));
+        let started = ready.clone();
+        let handle = std::thread::Builder::new()
             .name("tickline-backtest".into())
-            .spawn(move || self.run())
-            .context("spawning the backtest collector thread")
+            .spawn(move || {
+                started.wait();
+                self.run()
+            })
+            .context("spawning the backtest collector thread")?;
+        ready.wait();
+        Ok(handle)
     }
 }
 
