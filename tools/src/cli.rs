@@ -223,7 +223,7 @@ struct RunArgs {
     /// Symbol of symbol-less frames (a line capture's REST snapshot). Default BTCUSDT.
     #[arg(long)]
     symbol: Option<String>,
-    /// Strategy: naive, sma_cross, probe, or none.
+    /// Strategy: naive, sma_cross, probe, or none (or one of your own crate's: `tools::cli::main_with`).
     #[arg(long)]
     strategy: Option<String>,
     /// Strategy parameter `key=value` (repeatable).
