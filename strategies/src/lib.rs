@@ -100,12 +100,37 @@ use engine::strategy::{ParamError, Params, Strategy};
 /// The strategies [`build`] knows, by name.
 pub const NAMES: &[&str] = &[naive::NAME, sma_cross::NAME, probe::NAME, chaos::NAME];
 
-/// Builds the strategy called `name` from `params`.
+/// A strategy builder from outside this crate (a trader's own crate): given a name and its
+/// parameters, `None` if the name is not one of its strategies, else the strategy or why the
+/// parameters were refused.
+pub type Factory = fn(&str, Params) -> Option<Result<Box<dyn Strategy>, ParamError>>;
+
+/// The one [`Factory`] [`register`] installed, asked by [`build`] before the built-in names.
+static EXTRA: std::sync::OnceLock<Factory> = std::sync::OnceLock::new();
+
+/// Installs `factory` for the rest of the process: from now on [`build`] asks it first, so every
+/// place that builds a strategy by name (the config check, a replay's or a live run's start,
+/// `tickline ctl start-trading`) knows its strategies. Once per process: a second call changes
+/// nothing and returns the factory it was given back.
+///
+/// Process-wide rather than threaded through: strategies are built by name on three threads
+/// (config validation on main, the run's start, the control thread), each far from the others,
+/// and the registry never changes once set. Reading it is one atomic load, at start-up and on
+/// control commands, never per event.
+pub fn register(factory: Factory) -> Result<(), Factory> {
+    EXTRA.set(factory)
+}
+
+/// Builds the strategy called `name` from `params`: a [`register`]ed factory's if it knows the
+/// name, else one of [`NAMES`].
 ///
 /// Fails with [`ParamError::UnknownStrategy`] for a name not in [`NAMES`], with
 /// [`ParamError::BadValue`] (naming the key) for a value that does not parse or is out of range,
 /// and with [`ParamError::Unknown`] for a parameter the strategy does not take.
 pub fn build(name: &str, mut params: Params) -> Result<Box<dyn Strategy>, ParamError> {
+    if let Some(built) = EXTRA.get().and_then(|f| f(name, params.clone())) {
+        return built;
+    }
     let strategy: Box<dyn Strategy> = match name {
         naive::NAME => {
             let cfg = naive::NaiveConfig::from_params(&mut params)?;

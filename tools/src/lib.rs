@@ -43,6 +43,9 @@
 //! endpoint and token it names); [`metrics`] the hand-off and the metrics thread; [`control`]
 //! the control server and the `tickline ctl` client (the loopback venue simulator is the
 //! `venue_sim` crate, which `tickline venue-sim` runs);
+//! [`backtest`] the trading view of a replay (orders, fills, PnL chart, statistics) recorded off
+//! the core; [`cli`] the `tickline` command line as a library ([`cli::main_with`]: the same CLI
+//! for a trader's own strategies);
 //! [`clock`] the one monotonic clock, [`pin`] CPU pinning, [`alloc`] the counting allocator that
 //! checks the zero-allocation claim; [`shard_plan`] splits symbols across engine shards and
 //! writes their Kubernetes overlays (`tickline shard-plan`). Imports run one way: `live` and
@@ -91,6 +94,8 @@
 #![deny(missing_docs)]
 
 pub mod alloc;
+pub mod backtest;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -30,13 +30,13 @@ use crate::alloc::allocations;
 use crate::clock::MonoClock;
 use crate::config::Pace;
 use crate::pin::pin_current_thread;
-use crate::runtime::{install_strategy, CoreRunner, CoreSummary, ReplayTime, RunReport};
+use crate::runtime::{build_strategy, CoreRunner, CoreSummary, ReplayTime, RunReport};
 use anyhow::{bail, Context, Result};
 use engine::core::{Core, CoreConfig};
 use engine::idle::IdleMode;
 use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull, TxStats};
-use engine::strategy::Params;
+use engine::strategy::{Params, Strategy};
 use engine::symbol::{SymbolId, SymbolTable};
 use feeds::binance::market::{BinanceDecoder, DecodeStats};
 use std::path::Path;
@@ -262,17 +262,26 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<RunReport> {
 /// the first a fresh session (see the [module docs](self)), and waits for it to finish. The
 /// arena is read in place by every pass, never copied.
 pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Result<RunReport> {
+    replay_passes_with(arena, passes, opts, &mut |_, s| s)
+}
+
+/// [`replay_passes`], with each symbol's strategy handed to `wrap` before it is installed (the
+/// backtest report's tap, [`crate::backtest::tap::Taps::wrap`], wraps it so).
+pub fn replay_passes_with(
+    arena: &FrameArena,
+    passes: u32,
+    opts: ReplayOptions,
+    wrap: &mut dyn FnMut(SymbolId, Box<dyn Strategy>) -> Box<dyn Strategy>,
+) -> Result<RunReport> {
     let passes = passes.max(1);
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
     for (id, _) in opts.symbols.iter() {
-        install_strategy(
-            &mut core,
-            id,
-            opts.custom_strategy.as_ref(),
-            opts.strategy.as_ref(),
-        )?;
+        if let Some(s) = build_strategy(opts.custom_strategy.as_ref(), opts.strategy.as_ref())? {
+            core.set_strategy(id, wrap(id, s))
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
+        }
     }
     let mut decoder = BinanceDecoder::new(opts.symbols.clone());
     decoder.set_default_symbol(Some(opts.default_symbol));

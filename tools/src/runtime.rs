@@ -57,15 +57,28 @@ pub fn install_strategy<C: Clock>(
     custom: Option<&StrategyFactory>,
     named: Option<&(String, Params)>,
 ) -> Result<()> {
-    let strategy = match (custom, named) {
-        (Some(factory), _) => (factory.0)(),
-        (None, Some((name, params))) => {
-            strategies::build(name, params.clone()).map_err(|e| anyhow::anyhow!("strategy: {e}"))?
-        }
-        (None, None) => return Ok(()),
-    };
-    core.set_strategy(id, strategy)
-        .map_err(|e| anyhow::anyhow!("strategy: {e}"))
+    match build_strategy(custom, named)? {
+        Some(strategy) => core
+            .set_strategy(id, strategy)
+            .map_err(|e| anyhow::anyhow!("strategy: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// The caller's strategy (`custom` first, else `named` from the `strategies` crate), or `None`
+/// with neither.
+pub fn build_strategy(
+    custom: Option<&StrategyFactory>,
+    named: Option<&(String, Params)>,
+) -> Result<Option<Box<dyn engine::strategy::Strategy>>> {
+    Ok(match (custom, named) {
+        (Some(factory), _) => Some((factory.0)()),
+        (None, Some((name, params))) => Some(
+            strategies::build(name, params.clone())
+                .map_err(|e| anyhow::anyhow!("strategy: {e}"))?,
+        ),
+        (None, None) => None,
+    })
 }
 
 /// What a run measured, live or replay; the `summary` module prints it (text or JSON).
