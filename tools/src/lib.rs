@@ -39,8 +39,9 @@
 //! endpoint and token it names); [`metrics`] the hand-off and the metrics thread; [`control`]
 //! the control server and the `tickline ctl` client (the loopback venue simulator is the
 //! `venue_sim` crate, which `tickline venue-sim` runs);
-//! [`clock`] the one monotonic clock, [`pin`] CPU pinning, [`alloc`] the counting allocator that
-//! checks the zero-allocation claim. Imports run one way: `live` and `pipeline` use `runtime`,
+//! [`clock`] the one monotonic clock, [`pin`] CPU placement, [`threads`] the one way threads are
+//! spawned (named, placed off the core's CPU, counted), [`hiccups`] the machine's own latency
+//! floor, [`alloc`] the counting allocator that checks the zero-allocation claim. Imports run one way: `live` and `pipeline` use `runtime`,
 //! `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`, never the reverse.
 //!
 //! A replay of a generated feed, as `tickline replay` runs a capture:
@@ -88,6 +89,7 @@ pub mod alloc;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod hiccups;
 pub mod live;
 pub mod metrics;
 pub mod pin;
@@ -95,3 +97,4 @@ pub mod pipeline;
 pub mod report;
 pub mod runtime;
 pub mod summary;
+pub mod threads;

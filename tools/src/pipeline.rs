@@ -29,8 +29,8 @@
 use crate::alloc::allocations;
 use crate::clock::MonoClock;
 use crate::config::Pace;
-use crate::pin::pin_current_thread;
 use crate::runtime::{install_strategy, CoreRunner, CoreSummary, ReplayTime, RunReport};
+use crate::threads::{register_current, Place};
 use anyhow::{bail, Context, Result};
 use engine::core::{Core, CoreConfig};
 use engine::idle::IdleMode;
@@ -263,6 +263,8 @@ pub fn replay(arena: &FrameArena, opts: ReplayOptions) -> Result<RunReport> {
 /// arena is read in place by every pass, never copied.
 pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Result<RunReport> {
     let passes = passes.max(1);
+    // The run's threads: the caller's (tickline's own), or a new run placed by the options.
+    let (run_threads, _entered) = crate::threads::current_or_new(opts.io_cpu, opts.core_cpu);
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
@@ -287,22 +289,23 @@ pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Re
     std::thread::scope(|scope| -> Result<RunReport> {
         let feed_barrier = barrier.clone();
         let io_cpu = opts.io_cpu;
-        let feed = std::thread::Builder::new()
-            .name("tickline-feed".into())
-            .spawn_scoped(scope, move || {
-                let pinned = pin_current_thread("feed", io_cpu);
-                feed_thread(
-                    arena,
-                    passes,
-                    decoder,
-                    tx,
-                    pace,
-                    &feed_barrier,
-                    replay_clock,
-                    pinned,
-                )
-            })
-            .context("spawning the feed thread")?;
+        let feed = crate::threads::spawn_scoped(scope, "tickline-feed", None, move || {
+            // Registered here, so that `pinned` is known; its end counters are read
+            // without allocating, after the feed's last push.
+            let registration = register_current("tickline-feed", Place::Io(io_cpu));
+            let pinned = registration.placed;
+            feed_thread(
+                arena,
+                passes,
+                decoder,
+                tx,
+                pace,
+                &feed_barrier,
+                replay_clock,
+                pinned,
+            )
+        })
+        .context("spawning the feed thread")?;
         let core_handle = CoreRunner {
             core,
             metrics,
@@ -324,6 +327,7 @@ pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Re
             core,
             latency,
             positions,
+            machine_hiccups,
         } = end.finish(&opts.symbols, &feed.decode_hist)?;
         Ok(RunReport {
             session: None,
@@ -344,6 +348,8 @@ pub fn replay_passes(arena: &FrameArena, passes: u32, opts: ReplayOptions) -> Re
                 Pace::Scaled(f) => Some(f),
                 Pace::Asap => None,
             },
+            threads: run_threads.report(),
+            machine_hiccups,
         })
     })
 }
