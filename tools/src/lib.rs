@@ -31,6 +31,11 @@
 //!   runtime commands ([`control`]) to the core on a crossbeam channel, to the I/O thread on a
 //!   bounded channel.
 //!
+//! Every thread is spawned through [`threads`]: named, placed (the I/O and core threads on
+//! their own CPUs, every other one on the housekeeping CPUs, never the core's; [`pin`] chooses
+//! the CPUs from those the process is allowed) and counted (context switches and page faults,
+//! read at each thread's start and end, listed in the run's summary).
+//!
 //! **Modules and how they fit.** `tickline run` calls [`live::run_live_with_kill_switch`] (a
 //! library caller, [`live::run_live`]); `tickline replay` calls [`pipeline::load_capture`] and
 //! [`pipeline::replay_passes`]. Both run their core on [`runtime`] and end with a

@@ -227,7 +227,15 @@ impl Placement {
         }
         let housekeeping = match housekeeping {
             Some(list) => {
-                let list: Vec<usize> = list.to_vec();
+                let mut list: Vec<usize> = list.to_vec();
+                if !allowed.is_empty() && list.iter().any(|c| !allowed.contains(c)) {
+                    warnings.push(format!(
+                        "engine.housekeeping_cpus {}: only CPUs {} are allowed here; using those of them that are",
+                        format_cpu_list(&list),
+                        format_cpu_list(allowed)
+                    ));
+                    list.retain(|c| allowed.contains(c));
+                }
                 if core.is_some_and(|c| list.contains(&c)) {
                     warnings.push(format!(
                         "engine.housekeeping_cpus {} includes the core's CPU {}: housekeeping threads may preempt the core",
@@ -238,7 +246,10 @@ impl Placement {
                 list
             }
             None => match (io, core) {
-                (Some(i), _) => vec![i],
+                // An I/O CPU that is not there (it warns when pinned): the other allowed CPUs.
+                (Some(i), _) if allowed.is_empty() || allowed.contains(&i) => vec![i],
+                (Some(_), Some(c)) => allowed.iter().copied().filter(|&x| x != c).collect(),
+                (Some(_), None) => Vec::new(),
                 (None, Some(c)) => allowed.iter().copied().filter(|&x| x != c).collect(),
                 (None, None) => Vec::new(),
             },
@@ -349,6 +360,13 @@ mod tests {
         let (p, _) = Placement::choose(&allowed, None, Some(2), None);
         assert_eq!((p.io, p.core), (Some(3), Some(2)));
         // An explicit housekeeping set is kept; one with the core's CPU is warned about.
+        // A housekeeping set outside the allowed CPUs is cut to them; a missing I/O CPU
+        // does not become the housekeeping set.
+        let (p, w) = Placement::choose(&allowed, None, None, Some(&[6, 4000]));
+        assert_eq!(p.housekeeping, vec![6]);
+        assert!(w[0].contains("4000"), "{w:?}");
+        let (p, _) = Placement::choose(&allowed, Some(4000), Some(4001), None);
+        assert_eq!(p.housekeeping, vec![2, 3, 6]);
         let (p, w) = Placement::choose(&allowed, None, None, Some(&[6]));
         assert_eq!(p.housekeeping, vec![6]);
         assert!(w.is_empty());

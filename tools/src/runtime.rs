@@ -326,6 +326,9 @@ impl<T: CoreTime, P: Publish> CoreRunner<T, P> {
         let pinned = registration.placed;
         crate::threads::prefault_stack();
         let mut jitter = IdleJitter::new();
+        // The core's switches and faults count from its first poll (well, from here), not
+        // from its start-up.
+        registration.restart_count();
         if let Some(b) = start {
             b.wait();
         }

@@ -227,6 +227,21 @@ pub struct Registered {
     pub placed: bool,
 }
 
+impl Registered {
+    /// Starts the thread's count again from now: for a thread whose start-up work (pinning,
+    /// pre-faulting) should not count as the run's.
+    pub fn restart_count(&self) {
+        if let Some((run, i)) = &self.run {
+            let now = Usage::this_thread();
+            if let Ok(mut e) = run.entries.lock() {
+                if let Some(e) = e.get_mut(*i) {
+                    e.start = now;
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some((run, i)) = self.run.take() {
@@ -382,10 +397,15 @@ pub fn register_current(name: &str, place: Place) -> Registered {
 }
 
 fn register_in(run: Option<Arc<RunThreads>>, name: &str, place: Place) -> Registered {
+    // Warnings name the thread as users know it: `feed`, `I/O`, `core`, `metrics`, ...
+    let label = match name.strip_prefix("tickline-").unwrap_or(name) {
+        "io" => "I/O",
+        other => other,
+    };
     let placed = match (place, &run) {
-        (Place::Io(cpu) | Place::Core(cpu), _) => pin_current_thread(name, cpu),
+        (Place::Io(cpu) | Place::Core(cpu), _) => pin_current_thread(label, cpu),
         (Place::Housekeeping, Some(r)) => {
-            pin_current_thread_to_set(name, &r.placement.housekeeping)
+            pin_current_thread_to_set(label, &r.placement.housekeeping)
         }
         (Place::Housekeeping, None) => false,
     };
