@@ -116,8 +116,8 @@ enum Cmd {
     /// for --duration seconds and reports the gaps between readings (p50, p99, p99.9, max, and
     /// how many were over 10 µs and 100 µs), like sysjitter or jHiccup.
     Hiccups {
-        /// CPU to measure (-1: unpinned). Default: the core's CPU (`engine.core_cpu`, else the
-        /// second CPU the process is allowed).
+        /// CPU to measure (-1: unpinned). Default: the core's default CPU, the second CPU the
+        /// process is allowed.
         #[arg(long, allow_hyphen_values = true)]
         cpu: Option<i64>,
         /// Seconds to measure.
