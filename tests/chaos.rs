@@ -220,8 +220,8 @@ fn hundred_disconnects_every_one_reconnects_and_resyncs() {
     let mut cfg = Config::default(); // trade, bookTicker and depth@100ms on one combined URL
     cfg.venue.ws_url = venue.ws_url();
     cfg.venue.rest_url = venue.http_url();
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
+    cfg.engine.io_cpu = Some(-1);
+    cfg.engine.core_cpu = Some(-1);
     cfg.engine.idle = "backoff".into();
     cfg.net.idle_timeout_ms = 400;
     cfg.net.heartbeat_ms = 250;

@@ -121,8 +121,8 @@ fn engine_reads_binance_frames_from_python_websockets() {
     cfg.venue.ws_url = format!("ws://127.0.0.1:{}", server.ws_port);
     cfg.venue.rest_url = format!("http://127.0.0.1:{}", server.http_port);
     cfg.venue.exchange_info = false;
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
+    cfg.engine.io_cpu = Some(-1);
+    cfg.engine.core_cpu = Some(-1);
     cfg.engine.idle = "backoff".into();
     cfg.validate().unwrap();
 

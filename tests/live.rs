@@ -35,8 +35,8 @@ fn engine_cfg(sim: &VenueSim) -> Config {
     cfg.venue.ws_url = sim.ws_url();
     cfg.venue.rest_url = sim.http_url();
     cfg.venue.ca_file = sim.cert_path().map(|p| p.display().to_string());
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
+    cfg.engine.io_cpu = Some(-1);
+    cfg.engine.core_cpu = Some(-1);
     cfg.engine.idle = "backoff".into();
     cfg.net.reconnect_initial_ms = 50;
     cfg.net.reconnect_max_ms = 400;

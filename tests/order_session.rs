@@ -72,8 +72,8 @@ fn run(
 /// testkit's HMAC key, a journal in `dir`), unpinned and with the backoff idle mode.
 fn live_orders_config(sim: &VenueSim, dir: &std::path::Path) -> Config {
     let mut cfg = Config::default();
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
+    cfg.engine.io_cpu = Some(-1);
+    cfg.engine.core_cpu = Some(-1);
     cfg.engine.idle = "backoff".into();
     cfg.venue.ws_url = sim.ws_url();
     cfg.venue.rest_url = sim.http_url();
@@ -210,8 +210,8 @@ fn session_logon_takes_signing_off_the_order_path_and_orders_still_flow() {
     cfg.orders.session_logon = true;
     cfg.orders.credentials_file = Some(testkit::venue_key_file(dir.path()).display().to_string());
     cfg.orders.journal = dir.path().join("orders.tlj").display().to_string();
-    cfg.engine.io_cpu = -1;
-    cfg.engine.core_cpu = -1;
+    cfg.engine.io_cpu = Some(-1);
+    cfg.engine.core_cpu = Some(-1);
     cfg.venue.exchange_info = false;
     let e = run_live(LiveOptions {
         cfg,

@@ -139,6 +139,21 @@ enum Cmd {
     /// stop trading a symbol, change strategy parameters, halt, resume, kill. Exits non-zero
     /// when the engine refuses (the reason on stderr) or cannot be reached.
     Ctl(CtlArgs),
+    /// The machine's own latency floor: a thread pinned to --cpu reads the clock in a busy loop
+    /// for --duration seconds and reports the gaps between readings (p50, p99, p99.9, max, and
+    /// how many were over 10 µs and 100 µs), like sysjitter or jHiccup.
+    Hiccups {
+        /// CPU to measure (-1: unpinned). Default: the core's default CPU, the second CPU the
+        /// process is allowed.
+        #[arg(long, allow_hyphen_values = true)]
+        cpu: Option<i64>,
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Regenerate the `.hgrm` files and the SVG chart from a `latency.hlog` (HdrHistogram V2 log).
     Report {
         /// The log (written by `--report-dir`, or any HdrHistogram V2 log with tags).
@@ -280,10 +295,10 @@ struct RunArgs {
     /// asap, recorded, or xN (x10 = ten times faster than recorded).
     #[arg(long)]
     pace: Option<String>,
-    /// CPU for the feed thread (-1: unpinned). Default 0.
+    /// CPU for the feed thread (-1: unpinned). Default: the first CPU the process is allowed.
     #[arg(long, allow_hyphen_values = true)]
     io_cpu: Option<i64>,
-    /// CPU for the core thread (-1: unpinned). Default 1.
+    /// CPU for the core thread (-1: unpinned). Default: the second CPU the process is allowed.
     #[arg(long, allow_hyphen_values = true)]
     core_cpu: Option<i64>,
     /// Core idle mode: spin, spin-yield, backoff. Default spin.
@@ -325,10 +340,10 @@ impl RunArgs {
             cfg.replay.pace = p.clone();
         }
         if let Some(c) = self.io_cpu {
-            cfg.engine.io_cpu = c;
+            cfg.engine.io_cpu = Some(c);
         }
         if let Some(c) = self.core_cpu {
-            cfg.engine.core_cpu = c;
+            cfg.engine.core_cpu = Some(c);
         }
         if let Some(i) = &self.idle {
             cfg.engine.idle = i.clone();
@@ -358,14 +373,17 @@ fn run_replay(
     let strategy =
         (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
     let core = cfg.core_config(symbols.len());
+    // The run's threads, placed off the core's CPU (this thread too: see `crate::threads`).
+    let (run_threads, _entered) = enter_run(cfg, false);
+    let placement = run_threads.placement().clone();
     let opts = ReplayOptions {
         symbols,
         default_symbol,
         strategy,
         custom_strategy: None,
         pace: cfg.pace()?,
-        io_cpu: Config::cpu(cfg.engine.io_cpu),
-        core_cpu: Config::cpu(cfg.engine.core_cpu),
+        io_cpu: placement.io,
+        core_cpu: placement.core,
         idle: cfg.idle_mode()?,
         ring_capacity: cfg.engine.ring_capacity,
         core,
@@ -481,6 +499,26 @@ fn real_main() -> Result<()> {
             } else {
                 demo_live(gen, cfg, rate, tls, run.json)
             }
+        }
+        Cmd::Hiccups {
+            cpu,
+            duration,
+            json,
+        } => {
+            let cpu = match cpu {
+                Some(c) if !(-1..=4095).contains(&c) => {
+                    anyhow::bail!("--cpu {c}: must be a CPU number, or -1 for unpinned")
+                }
+                Some(c) => Config::cpu(c),
+                None => Config::default().placement().core,
+            };
+            let run = crate::hiccups::measure(cpu, seconds("--duration", duration)?)?;
+            if json {
+                println!("{}", run.to_json());
+            } else {
+                print!("{}", run.to_text());
+            }
+            Ok(())
         }
         Cmd::VenueSim(args) => venue_sim::run_cli(args),
         Cmd::Ctl(args) => ctl(args),
@@ -660,6 +698,8 @@ fn demo_live(
     json: bool,
 ) -> Result<()> {
     use venue_sim::{SimConfig, SimPace, SimSource, VenueSim};
+    // Before the simulator starts, so its threads inherit the housekeeping CPUs.
+    let (_run_threads, _entered) = enter_run(&cfg, true);
     let events = gen.events;
     let symbols = gen.symbols.clone();
     let sim = VenueSim::start(SimConfig {
@@ -732,6 +772,24 @@ fn print_report(report: &crate::runtime::RunReport, cfg: &Config, json: bool) ->
     Ok(())
 }
 
+/// Makes this thread the main thread of a run placed by the config (it moves to the
+/// housekeeping CPUs, so threads spawned by libraries inherit them) and locks memory when
+/// `engine.mlockall` says (unset: `lock_by_default`).
+fn enter_run(
+    cfg: &Config,
+    lock_by_default: bool,
+) -> (
+    std::sync::Arc<crate::threads::RunThreads>,
+    (crate::threads::Entered, crate::threads::Registered),
+) {
+    let run_threads = crate::threads::RunThreads::new(cfg.placement());
+    let entered = run_threads.enter(true);
+    if cfg.engine.mlockall.unwrap_or(lock_by_default) {
+        run_threads.set_memory_lock(crate::threads::lock_memory());
+    }
+    (run_threads, entered)
+}
+
 /// A stop flag that Ctrl-C and SIGTERM set.
 fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -754,6 +812,7 @@ fn live(
     status_every: f64,
     json: bool,
 ) -> Result<()> {
+    let (_run_threads, _entered) = enter_run(&cfg, true);
     // SIGTERM and Ctrl-C: the graceful stop (`orders.on_shutdown`), not an immediate one.
     let term = stop_on_signals()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -14,8 +14,14 @@
 //!
 //! ```toml
 //! [engine]
-//! io_cpu = 0            # CPU of the feed (I/O) thread; -1 = do not pin
-//! core_cpu = 1          # CPU of the core thread; -1 = do not pin
+//! # io_cpu = 0          # CPU of the feed (I/O) thread; -1 = do not pin. Unset: the first
+//! #                     #   CPU the process is allowed (affinity mask and cgroup cpuset)
+//! # core_cpu = 1        # CPU of the core thread; -1 = do not pin. Unset: the second allowed
+//! #                     #   CPU (with only one allowed, both run unpinned, with a warning)
+//! # housekeeping_cpus = [0] # every other thread (metrics, REST, control, recorder, the
+//! #                     #   simulator in demo). Unset: the I/O CPU; never the core's
+//! # mlockall = true     # lock memory (where permitted; else one warning). Unset: on for
+//! #                     #   run and the live demo, off for replay
 //! idle = "spin"         # spin | spin-yield | backoff
 //! ring_capacity = 65536 # events per SPSC ring
 //!
@@ -767,10 +773,20 @@ impl Default for NetSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
-    /// CPU of the I/O thread (-1: unpinned).
-    pub io_cpu: i64,
-    /// CPU of the core thread (-1: unpinned).
-    pub core_cpu: i64,
+    /// CPU of the I/O thread (-1: unpinned). Unset: the first CPU the process is allowed
+    /// (its affinity mask and cgroup cpuset; see [`crate::pin`]).
+    pub io_cpu: Option<i64>,
+    /// CPU of the core thread (-1: unpinned). Unset: the second CPU the process is allowed
+    /// (with only one, the I/O and core threads run unpinned, with a warning).
+    pub core_cpu: Option<i64>,
+    /// CPUs of every other thread (metrics, REST, control, recorder, the simulator in `demo`;
+    /// `tickline` itself places its main thread there too, so threads spawned by libraries
+    /// inherit them). Unset: the I/O CPU. Never the core's CPU, or a warning says so.
+    pub housekeeping_cpus: Option<Vec<usize>>,
+    /// `mlockall(MCL_CURRENT | MCL_FUTURE)` at start-up, where permitted (`CAP_IPC_LOCK` or an
+    /// unlimited `RLIMIT_MEMLOCK`; otherwise one warning line, never a failure). Unset: on for
+    /// `run` (and the live `demo`), off for `replay`.
+    pub mlockall: Option<bool>,
     /// Idle policy name.
     pub idle: String,
     /// Ring capacity in events.
@@ -780,8 +796,10 @@ pub struct EngineSection {
 impl Default for EngineSection {
     fn default() -> Self {
         EngineSection {
-            io_cpu: 0,
-            core_cpu: 1,
+            io_cpu: None,
+            core_cpu: None,
+            housekeeping_cpus: None,
+            mlockall: None,
             idle: "spin".into(),
             ring_capacity: 65_536,
         }
@@ -1105,9 +1123,18 @@ impl Config {
             ("engine.io_cpu", self.engine.io_cpu),
             ("engine.core_cpu", self.engine.core_cpu),
         ] {
-            if !(-1..=4095).contains(&v) {
+            if let Some(v) = v.filter(|v| !(-1..=4095).contains(v)) {
                 bail!("{key} = {v}: must be a CPU number, or -1 for unpinned");
             }
+        }
+        if let Some(c) = self
+            .engine
+            .housekeeping_cpus
+            .iter()
+            .flatten()
+            .find(|&&c| c > 4095)
+        {
+            bail!("engine.housekeeping_cpus: {c} is not a CPU number");
         }
         for (key, v) in [
             ("paper.maker_fee", &self.paper.maker_fee),
@@ -1397,6 +1424,17 @@ impl Config {
         usize::try_from(v).ok()
     }
 
+    /// Where the run's threads go: `engine.io_cpu`, `engine.core_cpu` and
+    /// `engine.housekeeping_cpus`, the unset ones chosen from the CPUs this process is allowed
+    /// ([`crate::pin::Placement::detect`], which prints its warnings).
+    pub fn placement(&self) -> crate::pin::Placement {
+        crate::pin::Placement::detect(
+            self.engine.io_cpu,
+            self.engine.core_cpu,
+            self.engine.housekeeping_cpus.as_deref(),
+        )
+    }
+
     /// The metrics hand-off settings: shipping to `metrics.statsd` when set; `always` runs the
     /// metrics thread even without StatsD (it still logs slow callbacks; live runs use it).
     pub fn metrics_config(&self, always: bool) -> Option<crate::metrics::MetricsConfig> {
@@ -1451,7 +1489,18 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.engine.core_cpu, 1);
+        assert_eq!(c.engine.core_cpu, None);
+        let c = Config::parse(
+            "[engine]\ncore_cpu = -1\nhousekeeping_cpus = [0, 2]\nmlockall = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine.core_cpu, Some(-1));
+        assert_eq!(c.engine.housekeeping_cpus, Some(vec![0, 2]));
+        assert_eq!(c.engine.mlockall, Some(false));
+        assert!(Config::parse("[engine]\nhousekeeping_cpus = [5000]\n")
+            .unwrap_err()
+            .to_string()
+            .contains("housekeeping_cpus"));
         assert_eq!(c.pace().unwrap(), Pace::Asap);
     }
 

@@ -168,9 +168,7 @@ impl HealthServer {
 
     /// Serves on a thread named `health` until `stop` is set.
     pub fn spawn(self, sources: HealthSources, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("health".into())
-            .spawn(move || self.serve(&sources, &stop))
+        crate::threads::spawn_housekeeping("health", move || self.serve(&sources, &stop))
             .context("spawning the health thread")
     }
 

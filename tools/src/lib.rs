@@ -35,6 +35,11 @@
 //! - **shutdown-watchdog** (`tickline run`, after SIGTERM or Ctrl-C): ends the process if the
 //!   graceful stop overruns `orders.shutdown_timeout_ms`.
 //!
+//! Every thread is spawned through [`threads`]: named, placed (the I/O and core threads on
+//! their own CPUs, every other one on the housekeeping CPUs, never the core's; [`pin`] chooses
+//! the CPUs from those the process is allowed) and counted (context switches and page faults,
+//! read at each thread's start and end, listed in the run's summary).
+//!
 //! **Modules and how they fit.** `tickline run` calls [`live::run_live_with_signals`] (a
 //! library caller, [`live::run_live`]); `tickline replay` calls [`pipeline::load_capture`] and
 //! [`pipeline::replay_passes`]. Both run their core on [`runtime`] and end with a
@@ -46,7 +51,9 @@
 //! [`backtest`] the trading view of a replay (orders, fills, PnL chart, statistics) recorded off
 //! the core; [`cli`] the `tickline` command line as a library ([`cli::main_with`]: the same CLI
 //! for a trader's own strategies);
-//! [`clock`] the one monotonic clock, [`pin`] CPU pinning, [`alloc`] the counting allocator that
+//! [`clock`] the one monotonic clock, [`pin`] CPU placement, [`threads`] the one way threads are
+//! spawned (named, placed off the core's CPU, counted), [`hiccups`] the machine's own latency
+//! floor, [`alloc`] the counting allocator that
 //! checks the zero-allocation claim; [`shard_plan`] splits symbols across engine shards and
 //! writes their Kubernetes overlays (`tickline shard-plan`). Imports run one way: `live` and
 //! `pipeline` use `runtime`, `runtime` uses `config`, `metrics`, `clock`, `pin` and `alloc`,
@@ -100,6 +107,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod health;
+pub mod hiccups;
 pub mod live;
 pub mod metrics;
 pub mod pin;
@@ -109,3 +117,4 @@ pub mod runtime;
 pub mod shard_plan;
 mod shutdown;
 pub mod summary;
+pub mod threads;

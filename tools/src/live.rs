@@ -40,12 +40,12 @@ use crate::clock::MonoClock;
 use crate::config::{Config, Endpoint};
 use crate::control::{ControlServer, Controller, ControllerConfig};
 use crate::health::{HealthServer, HealthSources};
-use crate::pin::pin_current_thread;
 use crate::runtime::{
     install_strategy, join, CoreEnd, CoreRunner, CoreStatus, CoreSummary, LiveTime, RunReport,
     StatusPublisher,
 };
 use crate::shutdown::GracefulStop;
+use crate::threads::{register_current, spawn_housekeeping, Place};
 use anyhow::{bail, Context, Result};
 use engine::control::Request;
 use engine::core::{Core, CoreBuilder};
@@ -414,6 +414,16 @@ fn run_live_inner(
     let cfg = &opts.cfg;
     let control = open_control(cfg)?;
     let health = open_health(cfg)?;
+    // The run's threads: the caller's run (`tickline` makes one), or one placed by the config.
+    let (run_threads, _entered) = match crate::threads::current() {
+        Some(r) => (r, None),
+        None => {
+            let r = crate::threads::RunThreads::new(cfg.placement());
+            let g = r.enter(false);
+            (r, Some(g))
+        }
+    };
+    let placement = run_threads.placement().clone();
     let (symbols, rest, rules) = load_symbols(cfg)?;
     let mut io_cfg = io_config(cfg)?;
     let BuiltCore {
@@ -461,9 +471,18 @@ fn run_live_inner(
     let start_ns = MonoClock::now();
     let idle = cfg.idle_mode()?;
     let io = spawn_io(
-        &opts, io_cfg, &symbols, rest, ends, session, io_cmd_rx, &shared, &io_done,
+        &opts,
+        io_cfg,
+        &symbols,
+        rest,
+        ends,
+        session,
+        io_cmd_rx,
+        &shared,
+        &io_done,
+        placement.io,
     )?;
-    let core_thread = spawn_core(cfg, core, &symbols, &shared, &status, idle)?;
+    let core_thread = spawn_core(cfg, core, &symbols, &shared, &status, idle, placement.core)?;
     let health_thread = match health {
         Some(server) => {
             let sources = HealthSources {
@@ -514,7 +533,9 @@ fn run_live_inner(
             stats.refused.load(Ordering::Relaxed)
         );
     }
-    report
+    let mut report = report?;
+    report.threads = run_threads.report();
+    Ok(report)
 }
 
 /// Binds the health endpoint, if `[health] listen` names one.
@@ -737,6 +758,7 @@ fn spawn_io(
     io_cmd_rx: IoCommandRx,
     shared: &Arc<IoShared>,
     io_done: &Arc<AtomicBool>,
+    io_cpu: Option<usize>,
 ) -> Result<IoThreads> {
     let cfg = &opts.cfg;
     let FeedEnds {
@@ -758,9 +780,7 @@ fn spawn_io(
         (Some(path), false) => {
             let path = path.clone();
             Some(
-                std::thread::Builder::new()
-                    .name("tickline-recorder".into())
-                    .spawn(move || write_capture(&path, rec_rings))
+                spawn_housekeeping("tickline-recorder", move || write_capture(&path, rec_rings))
                     .context("spawning the recorder thread")?,
             )
         }
@@ -768,21 +788,19 @@ fn spawn_io(
     };
     let io = {
         let (shared, stop, io_done) = (shared.clone(), opts.stop.clone(), io_done.clone());
-        let cpu = Config::cpu(cfg.engine.io_cpu);
-        std::thread::Builder::new()
-            .name("tickline-io".into())
-            .spawn(move || {
-                let pinned = pin_current_thread("I/O", cpu);
-                let mut notice = |n: IoNotice| eprintln!("{n}");
-                let r = IoLoop::new(io_cfg, decoder, io_tx, MonoClock::now)
-                    .recorder(io_rec)
-                    .commands(io_cmd_rx)
-                    .session(session)
-                    .run(&shared, &stop, &mut notice);
-                io_done.store(true, Ordering::Release);
-                (r, pinned)
-            })
-            .context("spawning the I/O thread")?
+        crate::threads::spawn("tickline-io", None, move || {
+            let registration = register_current("tickline-io", Place::Io(io_cpu));
+            let pinned = registration.placed;
+            let mut notice = |n: IoNotice| eprintln!("{n}");
+            let r = IoLoop::new(io_cfg, decoder, io_tx, MonoClock::now)
+                .recorder(io_rec)
+                .commands(io_cmd_rx)
+                .session(session)
+                .run(&shared, &stop, &mut notice);
+            io_done.store(true, Ordering::Release);
+            (r, pinned)
+        })
+        .context("spawning the I/O thread")?
     };
     let rest = {
         let stop = opts.stop.clone();
@@ -791,23 +809,21 @@ fn spawn_io(
             limit: cfg.venue.snapshot_limit,
             ..SnapshotWorkerConfig::default()
         };
-        std::thread::Builder::new()
-            .name("tickline-rest".into())
-            .spawn(move || {
-                let mut report = |m: &str| eprintln!("rest: {m}");
-                run_snapshot_worker(
-                    &rest,
-                    &wcfg,
-                    &symbols,
-                    resync_rx,
-                    snap_tx,
-                    snap_rec,
-                    &stop,
-                    MonoClock::now,
-                    &mut report,
-                )
-            })
-            .context("spawning the REST thread")?
+        spawn_housekeeping("tickline-rest", move || {
+            let mut report = |m: &str| eprintln!("rest: {m}");
+            run_snapshot_worker(
+                &rest,
+                &wcfg,
+                &symbols,
+                resync_rx,
+                snap_tx,
+                snap_rec,
+                &stop,
+                MonoClock::now,
+                &mut report,
+            )
+        })
+        .context("spawning the REST thread")?
     };
     Ok(IoThreads { io, rest, writer })
 }
@@ -820,6 +836,7 @@ fn spawn_core(
     shared: &Arc<IoShared>,
     status: &Arc<CoreStatus>,
     idle: IdleMode,
+    core_cpu: Option<usize>,
 ) -> Result<JoinHandle<CoreEnd>> {
     let metrics = crate::metrics::start(
         cfg.metrics_config(true),
@@ -831,7 +848,7 @@ fn spawn_core(
     CoreRunner {
         core,
         metrics,
-        cpu: Config::cpu(cfg.engine.core_cpu),
+        cpu: core_cpu,
         idle,
         time: LiveTime,
         publish: StatusPublisher::new(status.clone()),
@@ -946,6 +963,7 @@ fn finish(
         core,
         mut latency,
         positions,
+        machine_hiccups,
     } = end.finish(symbols, &io_report.decode_latency)?;
     if let Some(s) = &io_report.session {
         latency.record_hist(engine::latency::Stage::TickToWire, &s.tick_to_wire);
@@ -972,5 +990,7 @@ fn finish(
         first_errors: Vec::new(),
         io: Some(io_report.totals),
         paced: None,
+        threads: Default::default(),
+        machine_hiccups,
     })
 }

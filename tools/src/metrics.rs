@@ -731,9 +731,9 @@ pub fn spawn_metrics_thread(
     symbols: SymbolTable,
     io: Option<Arc<IoShared>>,
 ) -> std::io::Result<JoinHandle<MetricsTotals>> {
-    std::thread::Builder::new()
-        .name("tickline-metrics".into())
-        .spawn(move || run_metrics(cfg, link, symbols, io))
+    crate::threads::spawn_housekeeping("tickline-metrics", move || {
+        run_metrics(cfg, link, symbols, io)
+    })
 }
 
 fn run_metrics(

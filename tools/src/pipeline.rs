@@ -29,8 +29,8 @@
 use crate::alloc::allocations;
 use crate::clock::MonoClock;
 use crate::config::Pace;
-use crate::pin::pin_current_thread;
 use crate::runtime::{build_strategy, CoreRunner, CoreSummary, ReplayTime, RunReport};
+use crate::threads::{register_current, Place};
 use anyhow::{bail, Context, Result};
 use engine::core::{Core, CoreConfig};
 use engine::idle::IdleMode;
@@ -274,6 +274,8 @@ pub fn replay_passes_with(
     wrap: &mut dyn FnMut(SymbolId, Box<dyn Strategy>) -> Box<dyn Strategy>,
 ) -> Result<RunReport> {
     let passes = passes.max(1);
+    // The run's threads: the caller's (tickline's own), or a new run placed by the options.
+    let (run_threads, _entered) = crate::threads::current_or_new(opts.io_cpu, opts.core_cpu);
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
@@ -296,22 +298,23 @@ pub fn replay_passes_with(
     std::thread::scope(|scope| -> Result<RunReport> {
         let feed_barrier = barrier.clone();
         let io_cpu = opts.io_cpu;
-        let feed = std::thread::Builder::new()
-            .name("tickline-feed".into())
-            .spawn_scoped(scope, move || {
-                let pinned = pin_current_thread("feed", io_cpu);
-                feed_thread(
-                    arena,
-                    passes,
-                    decoder,
-                    tx,
-                    pace,
-                    &feed_barrier,
-                    replay_clock,
-                    pinned,
-                )
-            })
-            .context("spawning the feed thread")?;
+        let feed = crate::threads::spawn_scoped(scope, "tickline-feed", None, move || {
+            // Registered here, so that `pinned` is known; its end counters are read
+            // without allocating, after the feed's last push.
+            let registration = register_current("tickline-feed", Place::Io(io_cpu));
+            let pinned = registration.placed;
+            feed_thread(
+                arena,
+                passes,
+                decoder,
+                tx,
+                pace,
+                &feed_barrier,
+                replay_clock,
+                pinned,
+            )
+        })
+        .context("spawning the feed thread")?;
         let core_handle = CoreRunner {
             core,
             metrics,
@@ -333,6 +336,7 @@ pub fn replay_passes_with(
             core,
             latency,
             positions,
+            machine_hiccups,
         } = end.finish(&opts.symbols, &feed.decode_hist)?;
         Ok(RunReport {
             session: None,
@@ -353,6 +357,8 @@ pub fn replay_passes_with(
                 Pace::Scaled(f) => Some(f),
                 Pace::Asap => None,
             },
+            threads: run_threads.report(),
+            machine_hiccups,
         })
     })
 }

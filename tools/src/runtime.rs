@@ -24,10 +24,10 @@ use crate::alloc::allocations;
 use crate::clock::MonoClock;
 use crate::config::Pace;
 use crate::metrics::MetricsRun;
-use crate::pin::pin_current_thread;
+use crate::threads::{register_current, Place};
 use anyhow::{Context, Result};
 use engine::core::{Clock, Core};
-use engine::idle::{IdleMode, Idler};
+use engine::idle::{IdleJitter, IdleMode, Idler};
 use engine::latency::{LatencyHist, Stage, StageLatency};
 use engine::metrics::CoreCounters;
 use engine::portfolio::Position;
@@ -116,6 +116,12 @@ pub struct RunReport {
     pub paced: Option<f64>,
     /// The order session of a live run with `orders.enabled`.
     pub session: Option<feeds::orders::session::SessionCounters>,
+    /// Every thread of the run with its CPUs, context switches and page faults, and the
+    /// process's page faults ([`crate::threads`]).
+    pub threads: crate::threads::ThreadsReport,
+    /// The machine's hiccups on the core's CPU, measured in the core's idle polls
+    /// ([`crate::hiccups`]).
+    pub machine_hiccups: crate::hiccups::Hiccups,
 }
 
 /// Where the core loop's time comes from: the monotonic clock live, the capture's time in
@@ -333,6 +339,8 @@ pub struct CoreEnd {
     pub pinned: bool,
     /// The metrics hand-off, to finish.
     pub metrics: Option<MetricsRun>,
+    /// The gaps between the core's empty, spinning polls: the machine's hiccups on its CPU.
+    pub idle_jitter: IdleJitter,
 }
 
 /// The core's side of a [`RunReport`], from [`CoreEnd::finish`].
@@ -344,6 +352,8 @@ pub struct CoreSummary {
     pub latency: StageLatency,
     /// Positions by symbol name.
     pub positions: Vec<(String, Position)>,
+    /// The machine's hiccups on the core's CPU during the run ([`CoreEnd::idle_jitter`]).
+    pub machine_hiccups: crate::hiccups::Hiccups,
 }
 
 impl<T: CoreTime, P: Publish> CoreRunner<T, P> {
@@ -358,7 +368,16 @@ impl<T: CoreTime, P: Publish> CoreRunner<T, P> {
             mut publish,
             start,
         } = self;
-        let pinned = pin_current_thread("core", cpu);
+        // Placed and registered here, not by the spawner, so a caller running the loop on its
+        // own thread is counted too; the counters are read now and when `registration` drops,
+        // never in the loop.
+        let registration = register_current("tickline-core", Place::Core(cpu));
+        let pinned = registration.placed;
+        crate::threads::prefault_stack();
+        let mut jitter = IdleJitter::new();
+        // The core's switches and faults count from its first poll (well, from here), not
+        // from its start-up.
+        registration.restart_count();
         if let Some(b) = start {
             b.wait();
         }
@@ -377,28 +396,32 @@ impl<T: CoreTime, P: Publish> CoreRunner<T, P> {
                 break;
             }
             idler.after_poll(n > 0);
+            // The machine's hiccups, timed only between empty polls (see `crate::hiccups`).
+            if n == 0 {
+                jitter.idle(MonoClock::now(), idler.spun());
+            } else {
+                jitter.busy();
+            }
         }
         let end_ns = MonoClock::now();
         let end_allocs = allocations();
+        drop(registration);
         CoreEnd {
             core,
             end_ns,
             end_allocs,
             pinned,
             metrics,
+            idle_jitter: jitter,
         }
-    }
-
-    fn builder() -> std::thread::Builder {
-        std::thread::Builder::new().name("tickline-core".into())
     }
 }
 
 impl<T: CoreTime + 'static, P: Publish + 'static> CoreRunner<T, P> {
     /// Runs the loop on a new core thread.
     pub fn spawn(self) -> Result<JoinHandle<CoreEnd>> {
-        Self::builder()
-            .spawn(move || self.run())
+        // Placed by `run` itself (`Place::Core`), registered with the caller's run.
+        crate::threads::spawn("tickline-core", None, move || self.run())
             .context("spawning the core thread")
     }
 }
@@ -409,8 +432,7 @@ impl<'scope, T: CoreTime + 'scope, P: Publish + 'scope> CoreRunner<T, P> {
         self,
         scope: &'scope Scope<'scope, 'env>,
     ) -> Result<ScopedJoinHandle<'scope, CoreEnd>> {
-        Self::builder()
-            .spawn_scoped(scope, move || self.run())
+        crate::threads::spawn_scoped(scope, "tickline-core", None, move || self.run())
             .context("spawning the core thread")
     }
 }
@@ -420,7 +442,10 @@ impl CoreEnd {
     /// core's last interval, and the feed side's `decode` histogram) and positions.
     pub fn finish(self, symbols: &SymbolTable, decode: &LatencyHist) -> Result<CoreSummary> {
         let CoreEnd {
-            mut core, metrics, ..
+            mut core,
+            metrics,
+            idle_jitter,
+            ..
         } = self;
         let mut latency = StageLatency::new();
         if let Some(m) = metrics {
@@ -440,6 +465,7 @@ impl CoreEnd {
             core,
             latency,
             positions,
+            machine_hiccups: crate::hiccups::Hiccups::from_hist(idle_jitter.hist()),
         })
     }
 }

@@ -45,16 +45,14 @@ impl GracefulStop {
         let started = Instant::now();
         let end = started + self.timeout;
         let timeout = self.timeout;
-        let armed = std::thread::Builder::new()
-            .name("shutdown-watchdog".into())
-            .spawn(move || {
+        let armed = crate::threads::spawn_housekeeping("shutdown-watchdog", move || {
                 std::thread::sleep(timeout);
                 eprintln!(
                     "shutdown: not done within orders.shutdown_timeout_ms ({} ms); exiting (the journal recovers as after a kill)",
                     timeout.as_millis()
                 );
                 std::process::exit(1);
-            });
+        });
         if let Err(e) = armed {
             eprintln!("shutdown: no watchdog ({e}); the stop is not bounded");
         }

@@ -87,7 +87,7 @@ impl RunReport {
                 "id_check_failures": o.id_check_failures,
             })
         });
-        json!({
+        let mut v = json!({
             "io": io,
             "order_session": session,
             "messages": self.frames,
@@ -126,7 +126,130 @@ impl RunReport {
             "pinned": {"feed": self.pinned.0, "core": self.pinned.1},
             "latency_ns": lat,
             "latency_co_corrected": self.paced.is_some(),
-        })
+        });
+        self.add_threads_json(&mut v);
+        v
+    }
+
+    /// `machine_hiccups`, `threads`, `page_faults` and `memory_locked`.
+    fn add_threads_json(&self, v: &mut Value) {
+        let t = &self.threads;
+        v["machine_hiccups"] = self.machine_hiccups.to_json();
+        v["threads"] = self.threads_json();
+        v["page_faults"] =
+            json!({"minor": t.process.minor_faults, "major": t.process.major_faults});
+        v["memory_locked"] = json!(t
+            .memory_lock
+            .as_ref()
+            .map(|m| matches!(m, crate::threads::MemoryLock::Locked)));
+    }
+
+    fn threads_json(&self) -> Value {
+        self.threads
+            .threads
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name, "tid": t.tid, "role": t.role, "cpus": t.cpus,
+                    "voluntary_switches": t.usage.voluntary,
+                    "involuntary_switches": t.usage.involuntary,
+                    "minor_faults": t.usage.minor_faults,
+                    "major_faults": t.usage.major_faults,
+                    "running": t.running,
+                })
+            })
+            .collect()
+    }
+
+    /// The threads table, the page faults and the machine's hiccups (text).
+    fn threads_text(&self, s: &mut String) {
+        use std::fmt::Write;
+        let h = &self.machine_hiccups;
+        if h.count > 0 {
+            let _ = writeln!(
+                s,
+                "\nmachine hiccups on the core's CPU (gaps between the core's empty polls, ns): {}",
+                h.to_line()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "\nmachine hiccups: not measured (the core never polled empty twice in a row while spinning)"
+            );
+        }
+        let t = &self.threads;
+        if t.threads.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\nthreads                   tid  cpus      switches vol/invol   faults minor/major"
+        );
+        for th in &t.threads {
+            let cpus = if th.cpus.is_empty() {
+                "?".to_string()
+            } else {
+                crate::pin::format_cpu_list(&th.cpus)
+            };
+            let _ = writeln!(
+                s,
+                "  {:<22}{:>7}  {:<8}{:>10}/{:<10}{:>8}/{}{}",
+                th.name,
+                th.tid,
+                cpus,
+                th.usage.voluntary,
+                th.usage.involuntary,
+                th.usage.minor_faults,
+                th.usage.major_faults,
+                if th.role == "other" {
+                    "  (not spawned by the run; counts since it started)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "page faults     {:>12}   minor, {} major, whole process during the run{}",
+            t.process.minor_faults,
+            t.process.major_faults,
+            match &t.memory_lock {
+                Some(crate::threads::MemoryLock::Locked) => "; memory locked (mlockall)",
+                Some(crate::threads::MemoryLock::Refused(_)) => "; memory not locked",
+                None => "",
+            }
+        );
+    }
+
+    /// The slow-callback line: the count beside the core's involuntary switches, and the
+    /// threads that may run on the core's CPU and were switched during the run (what may have
+    /// preempted a slow callback).
+    fn slow_text(&self, s: &mut String) {
+        use std::fmt::Write;
+        let c = &self.core;
+        let core = self.threads.core();
+        if c.slow_callbacks == 0 && core.is_none() {
+            return;
+        }
+        let invol = core.map_or("n/a".to_string(), |t| t.usage.involuntary.to_string());
+        let sharing: Vec<String> = self
+            .threads
+            .sharing_core_cpu()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} ({} switches)",
+                    t.name,
+                    t.usage.voluntary + t.usage.involuntary
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "slow callbacks  {:>12}   (core thread: {invol} involuntary context switches in the run; other threads allowed on the core's CPU that ran: {})",
+            c.slow_callbacks,
+            if sharing.is_empty() { "none".to_string() } else { sharing.join(", ") }
+        );
     }
 
     /// The summary as a human-readable table.
@@ -199,6 +322,7 @@ impl RunReport {
             "pinned          feed {} core {}",
             self.pinned.0, self.pinned.1
         );
+        self.slow_text(&mut s);
         if let Some(f) = self.paced {
             let _ = writeln!(s, "\npaced x{f}: latencies are measured from each frame's intended send time (coordinated-omission corrected)");
         }
@@ -246,6 +370,7 @@ impl RunReport {
                 );
             }
         }
+        self.threads_text(&mut s);
         for (i, e) in &self.first_errors {
             let _ = writeln!(s, "decode error at frame {i}: {e}");
         }

@@ -169,10 +169,10 @@ impl ControlServer {
     /// Serves `controller` on a thread named `tickline-control` until `stop` is set; the
     /// socket file is removed when the thread ends.
     pub fn spawn(self, controller: Controller, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("tickline-control".into())
-            .spawn(move || self.serve(controller, &stop))
-            .context("spawning the control thread")
+        crate::threads::spawn_housekeeping("tickline-control", move || {
+            self.serve(controller, &stop)
+        })
+        .context("spawning the control thread")
     }
 
     fn accept(&self) -> std::io::Result<Stream> {
@@ -232,9 +232,8 @@ impl ControlServer {
                     };
                     count.fetch_add(1, Ordering::Relaxed);
                     let (c, st, prio) = (ctx.clone(), stop.clone(), priority_open.clone());
-                    let spawned = std::thread::Builder::new()
-                        .name("tickline-control-conn".into())
-                        .spawn(move || {
+                    let spawned =
+                        crate::threads::spawn_housekeeping("tickline-control-conn", move || {
                             serve_connection(s, slot, &c, &st);
                             match slot {
                                 Slot::Regular => c.stats.open.fetch_sub(1, Ordering::Relaxed),

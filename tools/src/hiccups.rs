@@ -1,0 +1,198 @@
+//! The machine's own latency floor: how long a thread that never blocks is kept from running.
+//!
+//! **`tickline hiccups --cpu N --duration S`** ([`measure`]) is a sysjitter/jHiccup-style probe:
+//! one thread pinned to CPU N reads the engine's clock ([`MonoClock`], `CLOCK_MONOTONIC`
+//! through the vDSO) in a tight loop and records every gap between two consecutive readings in a
+//! histogram. A gap is normally the cost of one clock read (tens of ns); anything longer is time
+//! the thread did not run or ran slowly: an interrupt, a preemption by another thread or the
+//! hypervisor, an SMI, a page fault. Nothing the engine does can beat this floor on that CPU.
+//!
+//! **In a run** (`machine_hiccups` in the `replay`/`run` summaries) the same gaps are measured
+//! by the core itself, on the core's CPU, during its idle polls
+//! ([`engine::idle::IdleJitter`]): after each poll that found nothing and spun, the core reads
+//! the clock, and the gap since the previous such reading is recorded when the poll before
+//! found nothing too. The gap is therefore one empty iteration of the core loop (the empty
+//! poll, the metrics tick, the spin hint, one clock read), so its p50 is that iteration's cost
+//! rather than one clock read, and its tail is what the machine took from the core while it
+//! was idle, in the same run as the engine's stages. Polls that did work are never timed, and
+//! yields and sleeps (the `spin-yield` and `backoff` idle modes) end a chain rather than count
+//! as a gap, so the figure is the machine's, not the engine's. The measurement costs one clock
+//! read per idle poll and nothing per event.
+
+use crate::clock::MonoClock;
+use crate::threads::{spawn, Place};
+use anyhow::{Context, Result};
+use engine::latency::LatencyHist;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A gap histogram's summary, ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hiccups {
+    /// Gaps measured.
+    pub count: u64,
+    /// Median gap.
+    pub p50: u64,
+    /// 99th percentile gap.
+    pub p99: u64,
+    /// 99.9th percentile gap.
+    pub p999: u64,
+    /// Longest gap.
+    pub max: u64,
+    /// Gaps over 10 µs.
+    pub over_10us: u64,
+    /// Gaps over 100 µs.
+    pub over_100us: u64,
+    /// Time measured, ns (the sum of the gaps).
+    pub measured_ns: u64,
+}
+
+impl Hiccups {
+    /// The summary of a histogram of gaps.
+    pub fn from_hist(h: &LatencyHist) -> Hiccups {
+        let p = h.percentiles();
+        let hist = h.histogram();
+        let under = |ns: u64| hist.count_between(0, ns);
+        let total = hist.len();
+        let measured = hist
+            .iter_recorded()
+            .map(|v| v.value_iterated_to().saturating_mul(v.count_at_value()))
+            .fold(0u64, u64::saturating_add);
+        Hiccups {
+            count: p.count,
+            p50: p.p50,
+            p99: p.p99,
+            p999: p.p999,
+            max: p.max,
+            over_10us: total.saturating_sub(under(10_000)),
+            over_100us: total.saturating_sub(under(100_000)),
+            measured_ns: measured,
+        }
+    }
+
+    /// As JSON (ns).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "count": self.count, "p50": self.p50, "p99": self.p99, "p999": self.p999,
+            "max": self.max, "over_10us": self.over_10us, "over_100us": self.over_100us,
+            "measured_ns": self.measured_ns,
+        })
+    }
+
+    /// One line: `p50 .. p99 .. p99.9 .. max ..`, with the counts over 10 and 100 µs.
+    pub fn to_line(&self) -> String {
+        format!(
+            "p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns over {} gaps ({} over 10 µs, {} over 100 µs)",
+            self.p50, self.p99, self.p999, self.max, self.count, self.over_10us, self.over_100us
+        )
+    }
+}
+
+/// What [`measure`] found.
+#[derive(Clone, Debug)]
+pub struct HiccupRun {
+    /// The CPU asked for.
+    pub cpu: Option<usize>,
+    /// Whether the probe thread got it.
+    pub pinned: bool,
+    /// The gaps.
+    pub hiccups: Hiccups,
+    /// The histogram itself (for a report).
+    pub hist: LatencyHist,
+}
+
+/// Busy-reads the clock for `duration` on a thread pinned to `cpu` (`None`: unpinned) and
+/// returns the histogram of the gaps between consecutive readings.
+pub fn measure(cpu: Option<usize>, duration: Duration) -> Result<HiccupRun> {
+    let handle = spawn("tickline-hiccups", Some(Place::Core(cpu)), move || {
+        let pinned = crate::pin::thread_cpus(None) == cpu.into_iter().collect::<Vec<_>>();
+        let mut hist = LatencyHist::new();
+        // Write every bucket once, so the loop below takes no page fault of its own.
+        hist.reset();
+        let end = MonoClock::now().saturating_add(duration.as_nanos() as u64);
+        let mut last = MonoClock::now();
+        loop {
+            let now = MonoClock::now();
+            hist.record(now - last);
+            last = now;
+            if now >= end {
+                break;
+            }
+        }
+        (pinned, hist)
+    })
+    .context("spawning the hiccup probe thread")?;
+    let (pinned, hist) = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the hiccup probe thread panicked"))?;
+    Ok(HiccupRun {
+        cpu,
+        pinned,
+        hiccups: Hiccups::from_hist(&hist),
+        hist,
+    })
+}
+
+impl HiccupRun {
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        let mut v = self.hiccups.to_json();
+        v["cpu"] = json!(self.cpu);
+        v["pinned"] = json!(self.pinned);
+        v
+    }
+
+    /// As text.
+    pub fn to_text(&self) -> String {
+        let cpu = match self.cpu {
+            Some(c) if self.pinned => format!("CPU {c}"),
+            Some(c) => format!("CPU {c} (not pinned)"),
+            None => "unpinned".into(),
+        };
+        let h = &self.hiccups;
+        format!(
+            "clock-read gaps on {cpu} over {:.3} s: {} gaps\n  p50 {:>9} ns\n  p99 {:>9} ns\n  p99.9 {:>7} ns\n  max {:>9} ns\n  over 10 µs  {:>6}\n  over 100 µs {:>6}\n",
+            h.measured_ns as f64 / 1e9,
+            h.count,
+            h.p50,
+            h.p99,
+            h.p999,
+            h.max,
+            h.over_10us,
+            h.over_100us
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_known_gaps() {
+        let mut h = LatencyHist::new();
+        for _ in 0..98 {
+            h.record(20);
+        }
+        h.record(50_000);
+        h.record(200_000);
+        let s = Hiccups::from_hist(&h);
+        assert_eq!(s.count, 100);
+        assert_eq!(s.p50, 20);
+        assert_eq!((s.over_10us, s.over_100us), (2, 1));
+        assert!(s.max >= 200_000 && s.max < 200_300, "{s:?}");
+        assert!(s.measured_ns >= 250_000, "{s:?}");
+    }
+
+    #[test]
+    fn a_short_probe_is_ordered() {
+        let r = measure(None, Duration::from_millis(20)).unwrap();
+        let h = r.hiccups;
+        assert!(h.count > 0);
+        assert!(
+            h.p50 <= h.p99 && h.p99 <= h.p999 && h.p999 <= h.max,
+            "{h:?}"
+        );
+        assert!(!r.pinned);
+    }
+}
