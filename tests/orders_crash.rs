@@ -211,7 +211,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
             );
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        if let Some(line) = stderr.lines().find(|l| l.starts_with("journal:")) {
+        if let Some(line) = stderr.lines().find(|l| l.contains("tickline::journal:")) {
             eprintln!("round {round}: {line}");
         }
     }
@@ -223,7 +223,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
     assert!(out.status.success(), "settling run failed:\n{stderr}");
     for line in stderr
         .lines()
-        .filter(|l| l.starts_with("journal:") || l.starts_with("order session"))
+        .filter(|l| l.contains("tickline::journal:") || l.contains("tickline::orders:"))
     {
         eprintln!("settling run: {line}");
     }
@@ -386,7 +386,8 @@ fn supervised_traders_resume_from_the_journal_after_sigkill() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("journal: 3 of 3 trader states restored"),
+        stderr.contains("tickline::journal: trader states restored")
+            && stderr.contains("restored=3 total=3"),
         "{stderr}"
     );
     // And nothing was lost or sent twice on the way.

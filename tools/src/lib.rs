@@ -89,6 +89,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod live;
+pub mod logging;
 pub mod metrics;
 pub mod pin;
 pub mod pipeline;

@@ -20,6 +20,13 @@ static ALLOC: tools::alloc::CountingAlloc = tools::alloc::CountingAlloc;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log line format on stderr: `text`, or `json` (one object a line).
+    #[arg(long, global = true, value_enum, default_value_t = tools::logging::LogFormat::Text)]
+    log_format: tools::logging::LogFormat,
+    /// Log filter, `RUST_LOG` syntax (`warn`, `info,tickline::io=debug`); default: `RUST_LOG`,
+    /// else `info`.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -311,6 +318,10 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
+    let _log = tools::logging::init(&tools::logging::LogOptions {
+        format: cli.log_format,
+        level: cli.log_level,
+    })?;
     match cli.cmd {
         Cmd::Replay { file, run, repeat } => {
             let cfg = run.config()?;
@@ -579,7 +590,7 @@ fn print_report(report: &tools::runtime::RunReport, cfg: &Config, json: bool) ->
             tools::report::write_report_dir(std::path::Path::new(dir), &report.latency, &note)
                 .with_context(|| format!("writing the latency report to {dir}"))?;
         for p in written {
-            eprintln!("wrote {}", p.display());
+            tracing::info!(target: "tickline::report", "wrote {}", p.display());
         }
     }
     Ok(())
@@ -651,7 +662,8 @@ fn gen_feed(out: PathBuf, symbols: Vec<String>, events: u64, seed: u64) -> Resul
     }
     w.flush()
         .with_context(|| format!("writing {}", out.display()))?;
-    eprintln!(
+    tracing::info!(
+        target: "tickline::gen_feed",
         "wrote {} ({} frames after snapshots, seed {seed})",
         out.display(),
         events

@@ -9,8 +9,9 @@ pub fn pin_current_thread(role: &str, cpu: Option<usize>) -> bool {
     let ids = core_affinity::get_core_ids().unwrap_or_default();
     let Some(id) = ids.iter().find(|c| c.id == cpu).copied() else {
         let have: Vec<String> = ids.iter().map(|c| c.id.to_string()).collect();
-        eprintln!(
-            "warning: {role} thread not pinned: CPU {cpu} is not available here (CPUs: {}); running unpinned",
+        tracing::warn!(
+            target: "tickline::pin",
+            "{role} thread not pinned: CPU {cpu} is not available here (CPUs: {}); running unpinned",
             if have.is_empty() { "unknown".to_string() } else { have.join(",") }
         );
         return false;
@@ -18,7 +19,7 @@ pub fn pin_current_thread(role: &str, cpu: Option<usize>) -> bool {
     if core_affinity::set_for_current(id) {
         true
     } else {
-        eprintln!("warning: {role} thread not pinned: the OS refused affinity to CPU {cpu}; running unpinned");
+        tracing::warn!(target: "tickline::pin", "{role} thread not pinned: the OS refused affinity to CPU {cpu}; running unpinned");
         false
     }
 }
