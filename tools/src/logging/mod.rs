@@ -253,7 +253,8 @@ fn drain(
     sink: Box<dyn Write + Send>,
 ) -> io::Result<()> {
     let mut sink = io::BufWriter::with_capacity(64 * 1024, sink);
-    let mut rings: Vec<rtrb::Consumer<u8>> = Vec::new();
+    // Sized for every thread of a run, so a thread's first line does not grow it mid-run.
+    let mut rings: Vec<rtrb::Consumer<u8>> = Vec::with_capacity(64);
     let mut failed: Option<io::Error> = None;
     loop {
         // Read before draining: a stop seen here means every line taken before it is in a ring.
@@ -273,6 +274,11 @@ fn drain(
                 if let Err(e) = sink.write_all(a).and_then(|()| sink.write_all(b)) {
                     failed = Some(e);
                 }
+            }
+            if failed.is_some() {
+                // The sink is gone (stderr closed): these lines are lost, so they are counted.
+                let lines = a.iter().chain(b).filter(|&&c| c == b'\n').count();
+                s.stats.dropped.fetch_add(lines as u64, Ordering::Relaxed);
             }
             chunk.commit_all();
             wrote = true;
