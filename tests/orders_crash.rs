@@ -470,10 +470,7 @@ fn a_large_journal_is_compacted_at_start_and_its_history_kept() {
     let out = spawn_engine(&cfg, 0.5).wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("tickline::journal: compacted"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("tickline::journal: compacted"), "{stderr}");
     let after = recover(&journal).unwrap();
     assert_eq!(after.positions, before.positions);
     // Past every compacted id; the start journaled its own epoch after it.

@@ -27,6 +27,8 @@
 //!   to disk.
 //! - **metrics** (`tickline-metrics`): turns the core's interval snapshots into StatsD
 //!   datagrams.
+//! - **log** (`tickline-log`): writes every thread's log lines to stderr ([`logging`]); no other
+//!   thread writes to a file descriptor to log.
 //! - **control** (`tickline-control`, and a `tickline-control-conn` thread per connection):
 //!   runtime commands ([`control`]) to the core on a crossbeam channel, to the I/O thread on a
 //!   bounded channel.

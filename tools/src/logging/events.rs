@@ -131,7 +131,7 @@ impl IntervalEvents {
                 target: T,
                 resync_requests = c.resync_requests - p.resync_requests,
                 book_gaps = c.book_gaps.saturating_sub(p.book_gaps),
-                "book resyncs requested"
+                "book snapshots requested (first syncs and resyncs)"
             );
         }
         self.prev = snap.counters;
