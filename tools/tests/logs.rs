@@ -1,6 +1,7 @@
 //! Logging: the line formats (text and JSON, read back), the `tickline` flags on real runs, and
 //! a flood of events from one thread against a stalled writer (it neither blocks nor allocates
-//! per event on that thread; every event is either written or counted as dropped).
+//! per event on that thread; every event is either written or counted as dropped), and a
+//! replay in which the core thread raises no event while the metrics thread logs its reports.
 
 use engine::metrics::{MetricsSnapshot, SlowCallback, SymbolGauges};
 use engine::symbol::{SymbolId, SymbolTable};
@@ -459,4 +460,93 @@ fn the_summary_counts_dropped_log_lines() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["log_dropped"], 0, "{v}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The core raises no events
+// ---------------------------------------------------------------------------------------------
+
+/// Records, for every event, the name of the thread that raised it and its message.
+#[derive(Default)]
+struct ByThread(Mutex<Vec<(String, String)>>);
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for ByThread {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let name = std::thread::current().name().unwrap_or("?").to_string();
+        self.0.lock().unwrap().push((name, m.0));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A replay whose every strategy callback is "slow": the core reports them, the metrics thread
+/// logs them, and no event comes from the core thread.
+#[test]
+fn the_core_thread_raises_no_events_the_metrics_thread_logs_its_reports() {
+    use engine::core::CoreConfig;
+    use engine::idle::IdleMode;
+    use tools::config::Pace;
+    use tools::pipeline::{replay, FrameArena, ReplayOptions};
+    use venue_sim::gen::GenConfig;
+
+    let seen = Arc::new(ByThread::default());
+    // The replay's threads are new threads: they log to the global default (this test's).
+    tracing::subscriber::set_global_default(seen.clone()).unwrap();
+    let mut symbols = SymbolTable::new();
+    let gen = GenConfig {
+        symbols: vec!["BTCUSDT".into()],
+        events: 5_000,
+        seed: 7,
+        start_ns: 1,
+    };
+    let arena = FrameArena::generated(gen, &mut symbols).unwrap();
+    let default_symbol = symbols.lookup(b"BTCUSDT").unwrap();
+    let report = replay(
+        &arena,
+        ReplayOptions {
+            symbols,
+            default_symbol,
+            strategy: Some(("naive".into(), engine::strategy::Params::default())),
+            custom_strategy: None,
+            pace: Pace::Asap,
+            io_cpu: None,
+            core_cpu: None,
+            idle: IdleMode::SpinYield { spins: 100 },
+            ring_capacity: 4096,
+            core: CoreConfig {
+                slow_callback_ns: 1,
+                ..CoreConfig::default()
+            },
+            metrics: Some(tools::metrics::MetricsConfig::default()),
+        },
+    )
+    .unwrap();
+    assert!(report.core.slow_callbacks > 0);
+    let seen = seen.0.lock().unwrap();
+    assert!(
+        seen.iter()
+            .any(|(t, m)| t == "tickline-metrics" && m == "slow callback"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().all(|(t, _)| t != "tickline-core"), "{seen:?}");
 }
