@@ -228,7 +228,10 @@ impl Logger {
     }
 
     /// Stops the writer thread once it has written every line taken so far; later lines are
-    /// dropped and counted. Idempotent (dropping the logger does it too).
+    /// dropped and counted. Call it once the threads that log are done (`tickline` drops its
+    /// [`LogGuard`] when the command returns, its run threads joined): a line another thread is
+    /// copying in at that very moment can be missed. Idempotent (dropping the logger does it
+    /// too).
     pub fn stop(&mut self) -> io::Result<()> {
         self.writer.shared.stopped.store(true, Ordering::Relaxed);
         match self.thread.take() {
