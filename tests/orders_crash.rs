@@ -45,6 +45,8 @@ fn child_engine() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20.0);
+    // The engine's log lines on stderr, as `tickline run` writes them.
+    let _log = tools::logging::init(&tools::logging::LogOptions::default()).unwrap();
     let cfg = Config::load(Path::new(&path)).unwrap();
     let strategy =
         (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
@@ -179,7 +181,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
             );
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        if let Some(line) = stderr.lines().find(|l| l.starts_with("journal:")) {
+        if let Some(line) = stderr.lines().find(|l| l.contains("tickline::journal:")) {
             eprintln!("round {round}: {line}");
         }
     }
@@ -191,7 +193,7 @@ fn sigkill_while_trading_loses_no_fill_and_sends_no_order_twice() {
     assert!(out.status.success(), "settling run failed:\n{stderr}");
     for line in stderr
         .lines()
-        .filter(|l| l.starts_with("journal:") || l.starts_with("order session"))
+        .filter(|l| l.contains("tickline::journal:") || l.contains("tickline::orders:"))
     {
         eprintln!("settling run: {line}");
     }
@@ -354,7 +356,8 @@ fn supervised_traders_resume_from_the_journal_after_sigkill() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("journal: 3 of 3 trader states restored"),
+        stderr.contains("tickline::journal: trader states restored")
+            && stderr.contains("restored=3 total=3"),
         "{stderr}"
     );
     // And nothing was lost or sent twice on the way.
@@ -435,7 +438,7 @@ fn a_large_journal_is_compacted_at_start_and_its_history_kept() {
     let out = spawn_engine(&cfg, 0.5).wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("compacted from"), "{stderr}");
+    assert!(stderr.contains("tickline::journal: compacted"), "{stderr}");
     let after = recover(&journal).unwrap();
     assert_eq!(after.positions, before.positions);
     // Past every compacted id; the start journaled its own epoch after it.

@@ -45,6 +45,13 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log line format on stderr: `text`, or `json` (one object a line).
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    log_format: crate::logging::LogFormat,
+    /// Log filter, `RUST_LOG` syntax (`warn`, `info,tickline::io=debug`); default: `RUST_LOG`,
+    /// else `info`.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -403,11 +410,12 @@ fn run_replay(
                 )
                 .with_context(|| format!("writing the backtest report to {dir}"))?;
             for p in written {
-                eprintln!("wrote {}", p.display());
+                tracing::info!(target: "tickline::report", "wrote {}", p.display());
             }
             if backtest.dropped > 0 {
-                eprintln!(
-                    "warning: the backtest report is incomplete: {} records dropped (the collector fell behind)",
+                tracing::warn!(
+                    target: "tickline::report",
+                    "the backtest report is incomplete: {} records dropped (the collector fell behind)",
                     backtest.dropped
                 );
             }
@@ -441,6 +449,10 @@ pub fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
+    let _log = crate::logging::init(&crate::logging::LogOptions {
+        format: cli.log_format,
+        level: cli.log_level,
+    })?;
     match cli.cmd {
         Cmd::Replay { file, run, repeat } => {
             let cfg = run.config()?;
@@ -562,7 +574,7 @@ fn shard_plan(a: ShardPlanArgs) -> Result<()> {
     };
     let plan = crate::shard_plan::plan(&opts)?;
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        tracing::warn!(target: "tickline::shard_plan", "{w}");
     }
     print!("{}", crate::shard_plan::render(&plan));
     let written = crate::shard_plan::write(&opts, &plan)?;
@@ -766,7 +778,7 @@ fn print_report(report: &crate::runtime::RunReport, cfg: &Config, json: bool) ->
             crate::report::write_report_dir(std::path::Path::new(dir), &report.latency, &note)
                 .with_context(|| format!("writing the latency report to {dir}"))?;
         for p in written {
-            eprintln!("wrote {}", p.display());
+            tracing::info!(target: "tickline::report", "wrote {}", p.display());
         }
     }
     Ok(())
@@ -859,7 +871,8 @@ fn gen_feed(out: PathBuf, symbols: Vec<String>, events: u64, seed: u64) -> Resul
     }
     w.flush()
         .with_context(|| format!("writing {}", out.display()))?;
-    eprintln!(
+    tracing::info!(
+        target: "tickline::gen_feed",
         "wrote {} ({} frames after snapshots, seed {seed})",
         out.display(),
         events

@@ -186,7 +186,7 @@ impl HealthServer {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and the like: counted, and the loop carries on after a pause.
-                    eprintln!("health: accept failed: {e}");
+                    tracing::warn!(target: "tickline::health", "accept failed: {e}");
                     self.stats.refused.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(100));
                 }

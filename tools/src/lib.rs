@@ -27,6 +27,8 @@
 //!   to disk.
 //! - **metrics** (`tickline-metrics`): turns the core's interval snapshots into StatsD
 //!   datagrams.
+//! - **log** (`tickline-log`): writes every thread's log lines to stderr ([`logging`]); no other
+//!   thread writes to a file descriptor to log.
 //! - **control** (`tickline-control`, and a `tickline-control-conn` thread per connection):
 //!   runtime commands ([`control`]) to the core on a crossbeam channel, to the I/O thread on a
 //!   bounded channel.
@@ -109,6 +111,7 @@ pub mod control;
 pub mod health;
 pub mod hiccups;
 pub mod live;
+pub mod logging;
 pub mod metrics;
 pub mod pin;
 pub mod pipeline;

@@ -171,13 +171,14 @@ fn open_journal(
         let archive = PathBuf::from(format!("{}.{secs}", path.display()));
         let c = feeds::orders::journal::compact(&path, Some(&archive))
             .with_context(|| format!("compacting the order journal {}", path.display()))?;
-        eprintln!(
-            "journal: {} compacted from {} to {} bytes ({} records); the full history is in {}",
-            path.display(),
-            c.before,
-            c.after,
-            c.records,
-            archive.display()
+        tracing::info!(
+            target: "tickline::journal",
+            file = %path.display(),
+            before = c.before,
+            after = c.after,
+            records = c.records,
+            archive = %archive.display(),
+            "compacted; the full history is in the archive"
         );
     }
     let rec = if path.exists() {
@@ -185,9 +186,12 @@ fn open_journal(
             .with_context(|| format!("recovering the order journal {}", path.display()))?;
         match rec.tail {
             TailState::Clean => {}
-            TailState::Torn { offset, bytes } => eprintln!(
-                "journal: {}: torn record at byte {offset} ({bytes} bytes) from the last run; it never completed, so that order was not sent; cutting it off",
-                path.display()
+            TailState::Torn { offset, bytes } => tracing::warn!(
+                target: "tickline::journal",
+                file = %path.display(),
+                offset,
+                bytes,
+                "torn record from the last run; it never completed, so that order was not sent; cutting it off"
             ),
             TailState::Corrupt { offset } => bail!(
                 "journal {} is corrupt at byte {offset}: refusing to trade on it (records after the damage would be lost); move it aside and reconcile by hand",
@@ -272,32 +276,37 @@ fn order_session(
         for (name, pos) in &rec.positions {
             match symbols.lookup(name.as_bytes()) {
                 Some(id) => core.restore_position(id, *pos),
-                None => eprintln!(
-                    "journal: a position on {name} ({}) is not traded by this run",
-                    pos.qty as f64 / engine::fixed::SCALE as f64
+                None => tracing::warn!(
+                    target: "tickline::journal",
+                    symbol = %name,
+                    qty = pos.qty as f64 / engine::fixed::SCALE as f64,
+                    "a position on a symbol this run does not trade"
                 ),
             }
         }
         for ord in &rec.open_orders {
             if let Some(id) = symbols.lookup(ord.symbol.as_bytes()) {
                 if !core.restore_order(id, ord.client_id, ord.req, ord.filled, ord.acked) {
-                    eprintln!(
-                        "journal: order table full; {} is reconciled but not tracked by the core",
-                        ord.client_id
+                    tracing::warn!(
+                        target: "tickline::journal",
+                        client_id = %ord.client_id,
+                        "order table full; the order is reconciled but not tracked by the core"
                     );
                 }
             }
         }
         session.restore(&rec.open_orders);
-        eprintln!(
-            "journal: {} records, {} fills ({} duplicates ignored); next client id {first_id}; {} open orders to reconcile with the venue",
-            rec.records,
-            rec.fills,
-            rec.duplicate_fills,
-            rec.open_orders.len()
+        tracing::info!(
+            target: "tickline::journal",
+            records = rec.records,
+            fills = rec.fills,
+            duplicate_fills = rec.duplicate_fills,
+            next_client_id = %first_id,
+            open_orders = rec.open_orders.len(),
+            "recovered; open orders to reconcile with the venue"
         );
     } else {
-        eprintln!("journal: new file {}; next client id {first_id}", o.journal);
+        tracing::info!(target: "tickline::journal", file = %o.journal, next_client_id = %first_id, "new file");
     }
     Ok((session, traders))
 }
@@ -375,12 +384,16 @@ impl KillSwitch {
         use engine::control::{Command, Reply, Request};
         if let Some(rx) = &self.pending {
             match rx.try_recv() {
-                Ok(Reply::Done(m)) => eprintln!("kill switch (SIGUSR1): {m}"),
-                Ok(Reply::Refused(m)) => eprintln!("kill switch (SIGUSR1): refused: {m}"),
+                Ok(Reply::Done(m)) => {
+                    tracing::warn!(target: "tickline::control", "kill switch (SIGUSR1): {m}")
+                }
+                Ok(Reply::Refused(m)) => {
+                    tracing::error!(target: "tickline::control", "kill switch (SIGUSR1): refused: {m}")
+                }
                 Ok(Reply::Status(_)) => {}
                 Err(crossbeam_channel::TryRecvError::Empty) => return,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    eprintln!("kill switch (SIGUSR1): the core stopped before answering")
+                    tracing::error!(target: "tickline::control", "kill switch (SIGUSR1): the core stopped before answering")
                 }
             }
             self.pending = None;
@@ -398,7 +411,7 @@ impl KillSwitch {
                 self.flag.store(true, Ordering::Release)
             }
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
-                eprintln!("kill switch (SIGUSR1): the core has stopped")
+                tracing::error!(target: "tickline::control", "kill switch (SIGUSR1): the core has stopped")
             }
         }
     }
@@ -527,8 +540,9 @@ fn run_live_inner(
     let report = finish(&opts, &symbols, io, core_thread, control_thread, start_ns);
     if let Some((h, stats)) = health_thread {
         join(h, "health")?;
-        eprintln!(
-            "health: {} requests answered, {} refused",
+        tracing::info!(
+            target: "tickline::health",
+            "{} requests answered, {} refused",
             stats.requests.load(Ordering::Relaxed),
             stats.refused.load(Ordering::Relaxed)
         );
@@ -544,8 +558,9 @@ fn open_health(cfg: &Config) -> Result<Option<HealthServer>> {
         return Ok(None);
     };
     let server = HealthServer::bind(addr)?;
-    eprintln!(
-        "health: listening on http://{} (/livez, /readyz)",
+    tracing::info!(
+        target: "tickline::health",
+        "listening on http://{} (/livez, /readyz)",
         server.local_addr()?
     );
     Ok(Some(server))
@@ -555,7 +570,7 @@ fn open_health(cfg: &Config) -> Result<Option<HealthServer>> {
 fn open_control(cfg: &Config) -> Result<Option<ControlServer>> {
     cfg.validate()?;
     for w in cfg.plaintext_warnings() {
-        eprintln!("{w}");
+        tracing::warn!(target: "tickline::config", "{}", w.trim_start_matches("warning: "));
     }
     // First, so a second engine on the same control socket stops before it touches the venue.
     let Some(ep) = cfg.control.configured_endpoint()? else {
@@ -567,7 +582,7 @@ fn open_control(cfg: &Config) -> Result<Option<ControlServer>> {
         Endpoint::Unix(_) => None,
     };
     let server = ControlServer::bind(&ep, token)?;
-    eprintln!("control: listening on {}", server.endpoint());
+    tracing::info!(target: "tickline::control", "listening on {}", server.endpoint());
     Ok(Some(server))
 }
 
@@ -591,8 +606,10 @@ fn load_symbols(cfg: &Config) -> Result<(SymbolTable, RestClient, Vec<SymbolRule
                     }
                 }
             }
-            Err(e) => eprintln!(
-                "warning: exchangeInfo failed ({e}); using the default filters (tick 0.01, lot 0.00001, min notional 5); set venue.exchange_info = false to skip it"
+            Err(e) => tracing::warn!(
+                target: "tickline::rest",
+                error = %e,
+                "exchangeInfo failed; using the default filters (tick 0.01, lot 0.00001, min notional 5); set venue.exchange_info = false to skip it"
             ),
         }
     }
@@ -728,9 +745,11 @@ fn install_strategies(
                 .is_some_and(|id| core.restore_trader(id, *trader as u16, state));
             restored += usize::from(ok);
         }
-        eprintln!(
-            "journal: {restored} of {} trader states restored (the others' symbols do not trade now, or their strategy changed)",
-            trader_states.len()
+        tracing::info!(
+            target: "tickline::journal",
+            restored,
+            total = trader_states.len(),
+            "trader states restored (the others' symbols do not trade now, or their strategy changed)"
         );
     }
     Ok(())
@@ -791,7 +810,7 @@ fn spawn_io(
         crate::threads::spawn("tickline-io", None, move || {
             let registration = register_current("tickline-io", Place::Io(io_cpu));
             let pinned = registration.placed;
-            let mut notice = |n: IoNotice| eprintln!("{n}");
+            let mut notice = |n: IoNotice| crate::logging::events::io_notice(&n);
             let r = IoLoop::new(io_cfg, decoder, io_tx, MonoClock::now)
                 .recorder(io_rec)
                 .commands(io_cmd_rx)
@@ -810,7 +829,7 @@ fn spawn_io(
             ..SnapshotWorkerConfig::default()
         };
         spawn_housekeeping("tickline-rest", move || {
-            let mut report = |m: &str| eprintln!("rest: {m}");
+            let mut report = |m: &str| tracing::warn!(target: "tickline::rest", "{m}");
             run_snapshot_worker(
                 &rest,
                 &wcfg,
@@ -905,20 +924,21 @@ fn wait_for_stop(
         if let Some(every) = opts.status_every {
             if Instant::now() >= next_status {
                 let t = shared.totals();
-                eprintln!(
-                    "[{:>6.1}s] frames {} (+{}/s) events {} connected {} reconnects {} syncs {} gaps {} ring drops {} orders {} fills {} decode errors {}",
-                    started.elapsed().as_secs_f64(),
-                    t.frames,
-                    (t.frames - last_frames) as f64 / every.as_secs_f64(),
-                    status.events.load(Ordering::Relaxed),
-                    (0..shared.len()).filter(|&i| shared.state(i) == Some(feeds::io::LinkState::Open)).count(),
-                    t.reconnect_attempts,
-                    status.syncs.load(Ordering::Relaxed),
-                    status.gaps.load(Ordering::Relaxed),
-                    shared.ring_dropped(),
-                    status.orders.load(Ordering::Relaxed),
-                    status.fills.load(Ordering::Relaxed),
-                    t.decode_errors,
+                tracing::info!(
+                    target: "tickline::status",
+                    elapsed_s = started.elapsed().as_secs_f64(),
+                    frames = t.frames,
+                    frames_per_s = (t.frames - last_frames) as f64 / every.as_secs_f64(),
+                    events = status.events.load(Ordering::Relaxed),
+                    connected = (0..shared.len()).filter(|&i| shared.state(i) == Some(feeds::io::LinkState::Open)).count(),
+                    reconnects = t.reconnect_attempts,
+                    syncs = status.syncs.load(Ordering::Relaxed),
+                    gaps = status.gaps.load(Ordering::Relaxed),
+                    ring_drops = shared.ring_dropped(),
+                    orders = status.orders.load(Ordering::Relaxed),
+                    fills = status.fills.load(Ordering::Relaxed),
+                    decode_errors = t.decode_errors,
+                    "status"
                 );
                 last_frames = t.frames;
                 next_status += every;
@@ -948,12 +968,11 @@ fn finish(
     }
     if let Some(w) = io.writer {
         let n = join(w, "recorder")??;
-        eprintln!(
-            "recorded {n} records to {}",
-            opts.record
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
+        tracing::info!(
+            target: "tickline::record",
+            records = n,
+            file = %opts.record.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            "recorded"
         );
     }
     if let feeds::io::IoEnd::PollError(e) = &io_report.end {
@@ -968,9 +987,10 @@ fn finish(
     if let Some(s) = &io_report.session {
         latency.record_hist(engine::latency::Stage::TickToWire, &s.tick_to_wire);
         if s.in_flight > 0 {
-            eprintln!(
-                "orders: {} still in flight at stop; the journal has them, the next start settles them with the venue",
-                s.in_flight
+            tracing::warn!(
+                target: "tickline::orders",
+                in_flight = s.in_flight,
+                "orders still in flight at stop; the journal has them, the next start settles them with the venue"
             );
         }
     }

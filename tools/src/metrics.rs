@@ -21,8 +21,9 @@
 //! **The metrics thread** ([`spawn_metrics_thread`]) builds the lines ([`statsd_lines`], a pure
 //! function), merges the interval's histograms into [`MetricsTotals::latency`] (the run's whole
 //! distribution, since the core only ever holds one interval), clears the snapshot and returns
-//! it, then sends the datagrams ([`batch_datagrams`]). It logs slow strategy callbacks to stderr
-//! (at most [`SLOW_LOG_PER_INTERVAL`] lines per interval, then a count).
+//! it, then sends the datagrams ([`batch_datagrams`]). It logs what each snapshot tells
+//! ([`IntervalEvents`](crate::logging::events::IntervalEvents): slow strategy callbacks, at most
+//! [`SLOW_LOG_PER_INTERVAL`] per interval, then a count; risk denials; trader restarts).
 //!
 //! **StatsD down changes nothing for the engine.** The UDP socket is connected (so an ICMP "port
 //! unreachable" comes back as `ECONNREFUSED` on a later send and is counted) and non-blocking (a
@@ -66,6 +67,7 @@
 //! | `trader_restarts` | `c` | supervised traders restarted after a panic |
 //! | `symbol_halts` | `c` | symbols halted by their supervisor (restart intensity) |
 //! | `metrics_skipped` | `c` | interval boundaries at which no snapshot had come back (the interval was extended) |
+//! | `log.dropped` | `c` | log lines dropped because the log writer fell behind ([`crate::logging`]) |
 //! | `book.<SYMBOL>.bid_levels`, `.ask_levels` | `g` | levels in the book (0 while not synced) |
 //! | `book.<SYMBOL>.synced` | `g` | 1 if the book is synced, else 0 |
 //! | `position.<SYMBOL>` | `g` | signed position, base units as a decimal (`-0.5`) |
@@ -297,15 +299,16 @@ impl Handoff {
                 core.swap_metrics(&mut s);
                 if let Err(e) = tx.send_timeout(s, FLUSH_WAIT) {
                     self.spare = Some(e.into_inner());
-                    eprintln!("warning: metrics: the last interval could not be handed over");
+                    tracing::warn!(target: "tickline::metrics", "the last interval could not be handed over");
                 }
             }
             None => {
                 self.skipped += 1;
                 self.shared_skipped.store(self.skipped, Ordering::Relaxed);
-                eprintln!(
-                    "warning: metrics: no snapshot came back within {} ms; the last interval is not reported",
-                    FLUSH_WAIT.as_millis()
+                tracing::warn!(
+                    target: "tickline::metrics",
+                    wait_ms = FLUSH_WAIT.as_millis() as u64,
+                    "no snapshot came back in time; the last interval is not reported"
                 );
             }
         }
@@ -347,6 +350,8 @@ pub struct SideCounters {
     pub io: Option<IoSample>,
     /// [`Handoff::skipped`] so far.
     pub metrics_skipped: u64,
+    /// Log lines dropped so far ([`crate::logging::dropped`]).
+    pub log_dropped: u64,
 }
 
 /// Every cumulative counter as of one snapshot: what the next snapshot's deltas are taken from.
@@ -462,6 +467,13 @@ pub fn statsd_lines(
         side.metrics_skipped,
         prev.side.metrics_skipped,
     );
+    counter(
+        out,
+        prefix,
+        "log.dropped",
+        side.log_dropped,
+        prev.side.log_dropped,
+    );
 
     for g in &snap.symbols {
         let Some(sym) = symbols.name(g.symbol) else {
@@ -554,28 +566,6 @@ pub fn batch_datagrams(lines: &[String], max: usize) -> Vec<Vec<u8>> {
     out
 }
 
-/// The stderr lines for `snap`'s slow callbacks: one per callback (strategy, symbol, duration),
-/// at most [`SLOW_LOG_PER_INTERVAL`], then one line counting the rest (those the core kept but
-/// are not printed, and those it only counted).
-pub fn slow_callback_log(snap: &MetricsSnapshot, symbols: &SymbolTable) -> Vec<String> {
-    let mut out = Vec::new();
-    for s in snap.slow.iter().take(SLOW_LOG_PER_INTERVAL) {
-        out.push(format!(
-            "slow callback: strategy {} on {} took {:.1} us",
-            s.strategy,
-            symbols.name(s.symbol).unwrap_or("?"),
-            s.duration_ns as f64 / 1_000.0
-        ));
-    }
-    let more = snap.slow.len().saturating_sub(SLOW_LOG_PER_INTERVAL) as u64 + snap.slow_unreported;
-    if more > 0 {
-        out.push(format!(
-            "slow callbacks: {more} more this interval (not logged)"
-        ));
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // The metrics thread
 // ---------------------------------------------------------------------------------------------
@@ -648,14 +638,12 @@ impl UdpSink {
 
     fn warn(&mut self, what: &str) {
         if let Some(held) = self.log.allow(Instant::now(), ERROR_LOG_EVERY) {
-            let more = if held > 0 {
-                format!(" ({held} more errors since the last report)")
-            } else {
-                String::new()
-            };
-            eprintln!(
-                "warning: statsd {}: {what}; metrics are dropped, the engine runs on{more}",
-                self.target
+            tracing::warn!(
+                target: "tickline::metrics",
+                statsd = %self.target,
+                error = %what,
+                errors_since_last_report = held,
+                "StatsD failing; metrics are dropped, the engine runs on"
             );
         }
     }
@@ -754,23 +742,22 @@ fn run_metrics(
     let mut totals = MetricsTotals::default();
     let mut prev = Cumulative::default();
     let mut lines = Vec::with_capacity(256);
+    let mut events = crate::logging::events::IntervalEvents::default();
     while let Ok(mut snap) = link.rx.recv() {
         let side = SideCounters {
             io: io.as_deref().map(IoSample::read),
             metrics_skipped: link.skipped.load(Ordering::Relaxed),
+            log_dropped: crate::logging::dropped(),
         };
         lines.clear();
         statsd_lines(&snap, &side, &prev, &symbols, &prefix, &mut lines);
         prev = Cumulative::of(&snap, &side);
-        let log = slow_callback_log(&snap, &symbols);
+        events.log(&snap, &symbols);
         totals.latency.merge(&snap.latency);
         totals.intervals += 1;
         snap.clear_interval();
         // Back to the core first; the sends and the logging can take their time. Never full.
         let _ = link.back.try_send(snap);
-        for l in &log {
-            eprintln!("{l}");
-        }
         totals.lines += lines
             .iter()
             .map(|l| 1 + l.bytes().filter(|&b| b == b'\n').count() as u64)
@@ -794,7 +781,7 @@ mod tests {
     use super::*;
     use engine::core::CoreConfig;
     use engine::fixed::{Price, Qty};
-    use engine::metrics::{SlowCallback, SymbolGauges};
+    use engine::metrics::SymbolGauges;
     use engine::portfolio::Position;
     use engine::symbol::SymbolId;
 
@@ -916,6 +903,7 @@ mod tests {
         let side = SideCounters {
             io: Some(io(500, 2, 0)),
             metrics_skipped: 1,
+            log_dropped: 3,
         };
         let first = lines_of(&snap, &side, &Cumulative::default());
         assert!(has(&first, "tickline.fills:3|c"));
@@ -924,6 +912,7 @@ mod tests {
         assert!(has(&first, "tickline.ring_drops:0|c"));
         assert!(has(&first, "tickline.user_stream_refused:0|c"));
         assert!(has(&first, "tickline.metrics_skipped:1|c"));
+        assert!(has(&first, "tickline.log.dropped:3|c"));
         let prev = Cumulative::of(&snap, &side);
 
         snap.counters.fills = 10;
@@ -931,6 +920,7 @@ mod tests {
         let side = SideCounters {
             io: Some(io(800, 2, 40)),
             metrics_skipped: 1,
+            log_dropped: 5,
         };
         let second = lines_of(&snap, &side, &prev);
         for want in [
@@ -941,6 +931,7 @@ mod tests {
             "tickline.ring_drops:40|c",
             "tickline.user_stream_refused:1|c",
             "tickline.metrics_skipped:0|c",
+            "tickline.log.dropped:2|c",
         ] {
             assert!(has(&second, want), "{want} missing from {second:#?}");
         }
@@ -1004,37 +995,6 @@ mod tests {
             vec![b"x:1|c".to_vec(), long.into_bytes(), b"y:2|c".to_vec()]
         );
         assert!(batch_datagrams(&[], 1432).is_empty());
-    }
-
-    #[test]
-    fn slow_callbacks_are_logged_at_most_ten_per_interval_then_counted() {
-        let mut snap = MetricsSnapshot::new(2, 1);
-        for i in 0..16 {
-            snap.slow.push(SlowCallback {
-                strategy: "naive",
-                symbol: SymbolId(i % 2),
-                duration_ns: 75_000 + i as u64,
-                at_ns: 0,
-            });
-        }
-        snap.slow_unreported = 30;
-        let log = slow_callback_log(&snap, &table());
-        assert_eq!(log.len(), SLOW_LOG_PER_INTERVAL + 1);
-        assert_eq!(
-            log[0],
-            "slow callback: strategy naive on BTCUSDT took 75.0 us"
-        );
-        assert_eq!(
-            log[1],
-            "slow callback: strategy naive on ETHUSDT took 75.0 us"
-        );
-        assert_eq!(
-            log[SLOW_LOG_PER_INTERVAL],
-            "slow callbacks: 36 more this interval (not logged)"
-        );
-        snap.slow.truncate(2);
-        snap.slow_unreported = 0;
-        assert_eq!(slow_callback_log(&snap, &table()).len(), 2);
     }
 
     #[test]

@@ -26,8 +26,9 @@ pub fn pin_current_thread(role: &str, cpu: Option<usize>) -> bool {
     // CPUs inherits that narrower mask, and may still move to the core's CPU.
     let have = process_cpus();
     if cpu >= CpuSet::MAX_CPU || !(have.is_empty() || have.contains(&cpu)) {
-        eprintln!(
-            "warning: {role} thread not pinned: CPU {cpu} is not available here (CPUs: {}); running unpinned",
+        tracing::warn!(
+            target: "tickline::pin",
+            "{role} thread not pinned: CPU {cpu} is not available here (CPUs: {}); running unpinned",
             if have.is_empty() { "unknown".to_string() } else { format_cpu_list(&have) }
         );
         return false;
@@ -37,7 +38,7 @@ pub fn pin_current_thread(role: &str, cpu: Option<usize>) -> bool {
     match sched_setaffinity(None, &set) {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("warning: {role} thread not pinned: the OS refused affinity to CPU {cpu} ({e}); running unpinned");
+            tracing::warn!(target: "tickline::pin", "{role} thread not pinned: the OS refused affinity to CPU {cpu} ({e}); running unpinned");
             false
         }
     }
@@ -58,8 +59,9 @@ pub fn pin_current_thread_to_set(role: &str, cpus: &[usize]) -> bool {
     match sched_setaffinity(None, &set) {
         Ok(()) => true,
         Err(e) => {
-            eprintln!(
-                "warning: {role} thread not placed on CPUs {}: {e}; running where it was",
+            tracing::warn!(
+                target: "tickline::pin",
+                "{role} thread not placed on CPUs {}: {e}; running where it was",
                 format_cpu_list(cpus)
             );
             false
@@ -270,7 +272,7 @@ impl Placement {
         let allowed = process_cpus();
         let (p, warnings) = Placement::choose(&allowed, io, core, housekeeping);
         for w in warnings {
-            eprintln!("warning: {w}");
+            tracing::warn!(target: "tickline::pin", "{w}");
         }
         p
     }

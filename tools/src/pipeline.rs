@@ -204,7 +204,7 @@ pub fn load_capture(
             Err(e) => {
                 arena.unreadable += 1;
                 if arena.unreadable <= 5 {
-                    eprintln!("warning: {}: {e}", path.display());
+                    tracing::warn!(target: "tickline::replay", file = %path.display(), "unreadable record: {e}");
                 }
             }
         }

@@ -46,18 +46,20 @@ impl GracefulStop {
         let end = started + self.timeout;
         let timeout = self.timeout;
         let armed = crate::threads::spawn_housekeeping("shutdown-watchdog", move || {
-                std::thread::sleep(timeout);
-                eprintln!(
+            std::thread::sleep(timeout);
+            // Straight to stderr: the process exits next, before the log writer could drain.
+            eprintln!(
                     "shutdown: not done within orders.shutdown_timeout_ms ({} ms); exiting (the journal recovers as after a kill)",
                     timeout.as_millis()
                 );
-                std::process::exit(1);
+            std::process::exit(1);
         });
         if let Err(e) = armed {
-            eprintln!("shutdown: no watchdog ({e}); the stop is not bounded");
+            tracing::warn!(target: "tickline::shutdown", "shutdown: no watchdog ({e}); the stop is not bounded");
         }
         if !self.cancel {
-            eprintln!(
+            tracing::warn!(
+                    target: "tickline::shutdown",
                 "shutdown: stopping; open orders stay at the venue (orders.on_shutdown = \"keep\")"
             );
             return;
@@ -65,18 +67,20 @@ impl GracefulStop {
         // Leave time to close the connections and flush after the cancels.
         let reserve = (self.timeout / 2).min(Duration::from_secs(3));
         let cancel_end = end - reserve;
-        eprintln!("shutdown: canceling every open order (orders.on_shutdown = \"cancel\")");
+        tracing::info!(target: "tickline::shutdown", "shutdown: canceling every open order (orders.on_shutdown = \"cancel\")");
         match self.ask(Command::Kill, cancel_end) {
-            Some(Reply::Done(m)) => eprintln!("shutdown: {m}"),
-            Some(Reply::Refused(m)) => eprintln!("shutdown: kill refused: {m}"),
+            Some(Reply::Done(m)) => tracing::info!(target: "tickline::shutdown", "shutdown: {m}"),
+            Some(Reply::Refused(m)) => {
+                tracing::warn!(target: "tickline::shutdown", "shutdown: kill refused: {m}")
+            }
             _ => {
-                eprintln!("shutdown: the core did not answer the kill; stopping");
+                tracing::warn!(target: "tickline::shutdown", "shutdown: the core did not answer the kill; stopping");
                 return;
             }
         }
         loop {
             if self.term.swap(false, Ordering::AcqRel) {
-                eprintln!("shutdown: second signal: stopping now");
+                tracing::warn!(target: "tickline::shutdown", "shutdown: second signal: stopping now");
                 return;
             }
             let open = match self.ask(Command::Status, cancel_end) {
@@ -84,7 +88,8 @@ impl GracefulStop {
                 _ => usize::MAX,
             };
             if open == 0 {
-                eprintln!(
+                tracing::warn!(
+                    target: "tickline::shutdown",
                     "shutdown: no open orders left ({:.0} ms)",
                     started.elapsed().as_secs_f64() * 1e3
                 );
@@ -92,9 +97,10 @@ impl GracefulStop {
             }
             if Instant::now() + Duration::from_millis(20) >= cancel_end {
                 if open == usize::MAX {
-                    eprintln!("shutdown: the core did not answer in time; stopping");
+                    tracing::warn!(target: "tickline::shutdown", "shutdown: the core did not answer in time; stopping");
                 } else {
-                    eprintln!(
+                    tracing::warn!(
+                    target: "tickline::shutdown",
                         "shutdown: {open} order(s) still open at the deadline; the journal has them, the next start settles them with the venue"
                     );
                 }

@@ -123,6 +123,7 @@ impl RunReport {
             "feed_elapsed_ns": self.feed_elapsed_ns,
             "msgs_per_sec": self.msgs_per_sec(),
             "allocations_during_run": self.allocations,
+            "log_dropped": crate::logging::dropped(),
             "pinned": {"feed": self.pinned.0, "core": self.pinned.1},
             "latency_ns": lat,
             "latency_co_corrected": self.paced.is_some(),
@@ -317,6 +318,11 @@ impl RunReport {
                 );
             }
         }
+        let _ = writeln!(
+            s,
+            "log dropped     {:>12}   lines (the log writer fell behind)",
+            crate::logging::dropped()
+        );
         let _ = writeln!(
             s,
             "pinned          feed {} core {}",

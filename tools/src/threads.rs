@@ -522,7 +522,7 @@ pub fn lock_memory() -> MemoryLock {
         ))
     };
     if let MemoryLock::Refused(why) = &r {
-        eprintln!("warning: memory not locked ({why}); page faults may add to the latency tail (engine.mlockall = false hides this)");
+        tracing::warn!(target: "tickline::threads", "memory not locked ({why}); page faults may add to the latency tail (engine.mlockall = false hides this)");
     }
     r
 }

@@ -331,7 +331,10 @@ fn a_torn_capture_is_reported_and_the_rest_replayed() {
     args.extend(UNPINNED);
     let (v, stderr) = ok_json(&args);
     assert_eq!(v["messages"], 1_000, "all complete records replayed");
-    assert!(stderr.contains("warning"), "{stderr}");
+    assert!(
+        stderr.contains(" WARN tickline::replay: unreadable record"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -372,11 +375,12 @@ fn a_missing_cpu_warns_once_per_thread_and_the_run_goes_on() {
         assert_eq!(v["decode_errors"], 0);
         assert_eq!(v["pinned"]["feed"], false);
         assert_eq!(v["pinned"]["core"], false);
-        let io_warning = format!("warning: {io_role} thread not pinned: CPU 4000 is not available");
+        let io_warning =
+            format!("WARN tickline::pin: {io_role} thread not pinned: CPU 4000 is not available");
         assert_eq!(stderr.matches(&io_warning).count(), 1, "{stderr}");
         assert_eq!(
             stderr
-                .matches("warning: core thread not pinned: CPU 4001")
+                .matches("WARN tickline::pin: core thread not pinned: CPU 4001")
                 .count(),
             1,
             "{stderr}"
@@ -475,7 +479,7 @@ fn run_stops_cleanly_on_sigterm_with_the_summary() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("frames") && stderr.contains("connected 1"),
+        stderr.contains("INFO tickline::status: status") && stderr.contains("connected=1"),
         "status line: {stderr}"
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("the JSON summary");

@@ -882,7 +882,7 @@ fn venue_sim_prints_probe_percentiles_when_it_stops() {
         stderr.contains("probe wire-to-wire") && stderr.contains("0 samples, p50 0 ns"),
         "{stderr}"
     );
-    assert!(stderr.contains("venue-sim: orders: 0 requests"), "{stderr}");
+    assert!(stderr.contains("venue_sim: orders: 0 requests"), "{stderr}");
     let (stdout, _) = run(&["--json"]);
     let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["probe_latency_ns"]["count"], 0, "{v}");

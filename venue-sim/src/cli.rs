@@ -183,15 +183,16 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         }
         out.flush()?;
     }
-    eprintln!(
-        "venue-sim: serving; paths /stream?streams=<a>/<b>, /ws, /ws/<stream>; orders (order.place, \
+    tracing::info!(
+        target: "venue_sim",
+        "serving; paths /stream?streams=<a>/<b>, /ws, /ws/<stream>; orders (order.place, \
          order.cancel, openOrders.status, order.status, myTrades) on any of them or /ws-api/v3; \
          REST /api/v3/depth, /api/v3/exchangeInfo; the feed starts after {} subscriber(s); \
          Ctrl-C stops",
         args.wait_for
     );
     if let Some(p) = &args.ledger {
-        eprintln!("venue-sim: ledger {}", p.display());
+        tracing::info!(target: "venue_sim", "ledger {}", p.display());
     }
     let mut done_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -211,8 +212,9 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         println!("{v}");
     } else {
         let f = &stats.faults;
-        eprintln!(
-            "venue-sim: {} frames published, {} sent ({} bytes) over {} connections; \
+        tracing::info!(
+            target: "venue_sim",
+            "{} frames published, {} sent ({} bytes) over {} connections; \
              {} subscriptions, {} requests ({} errors); {} REST requests ({} errors); \
              {} slow clients cut off; faults: {} drops, {} stalls, {} closes, {} resets, \
              {} torn, {} garbage, {} oversized, {} fragmented, {} invalid UTF-8, {} TLS refused",
@@ -238,13 +240,15 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
             f.tls_refused
         );
         let o = &stats.orders;
-        eprintln!(
-            "venue-sim: orders: {} requests ({} errors), {} placed, {} canceled, {} fills, \
+        tracing::info!(
+            target: "venue_sim",
+            "orders: {} requests ({} errors), {} placed, {} canceled, {} fills, \
              {} events dropped, {} probes",
             o.requests, o.errors, o.placed, o.canceled, o.fills, o.events_dropped, o.probes
         );
-        eprintln!(
-            "venue-sim: probe wire-to-wire (trade frame written -> probe order read, \
+        tracing::info!(
+            target: "venue_sim",
+            "probe wire-to-wire (trade frame written -> probe order read, \
              CLOCK_MONOTONIC): {probes}"
         );
     }

@@ -157,9 +157,10 @@ impl Ledger {
         self.line.push_str(&e.to_json());
         self.line.push('\n');
         if let Err(err) = f.write_all(self.line.as_bytes()) {
-            eprintln!(
-                "venue-sim: writing the ledger {} failed ({err}); the ledger stops here",
-                self.path.display()
+            tracing::error!(
+                target: "venue_sim",
+                file = %self.path.display(),
+                "writing the ledger failed ({err}); the ledger stops here"
             );
             self.file = None;
         }

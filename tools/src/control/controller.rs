@@ -192,10 +192,11 @@ impl Controller {
                         .is_ok()
                     {
                         self.subscribed[i] = false;
-                        eprintln!(
-                            "control: {}: its last open order is gone; unsubscribed {}",
-                            s.symbol,
-                            streams.join(", ")
+                        tracing::info!(
+                            target: "tickline::control",
+                            symbol = %s.symbol,
+                            streams = %streams.join(", "),
+                            "its last open order is gone; unsubscribed"
                         );
                     }
                 }

@@ -244,13 +244,13 @@ impl ControlServer {
                         Ok(h) => handlers.push(h),
                         Err(e) => {
                             count.fetch_sub(1, Ordering::Relaxed);
-                            eprintln!("control: cannot serve a connection: {e}");
+                            tracing::warn!(target: "tickline::control", "cannot serve a connection: {e}");
                         }
                     }
                 }
                 Err(e) if is_timeout(&e) => std::thread::sleep(STOP_CHECK / 2),
                 Err(e) => {
-                    eprintln!("control: accept failed: {e}");
+                    tracing::warn!(target: "tickline::control", "accept failed: {e}");
                     std::thread::sleep(STOP_CHECK);
                 }
             }
@@ -281,8 +281,10 @@ fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile)> {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                 std::fs::remove_file(path)
                     .with_context(|| format!("removing the stale control socket {shown}"))?;
-                eprintln!(
-                    "control: removed the stale socket {shown} (left by an engine that did not stop cleanly)"
+                tracing::warn!(
+                    target: "tickline::control",
+                    socket = %shown,
+                    "removed the stale socket (left by an engine that did not stop cleanly)"
                 );
             }
             Err(e) => bail!(
