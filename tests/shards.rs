@@ -43,6 +43,8 @@ fn child_shard() {
     let Ok(path) = std::env::var(CHILD_CONFIG_ENV) else {
         return;
     };
+    // The engine's log lines on stderr, as `tickline run` writes them.
+    let _log = tools::logging::init(&tools::logging::LogOptions::default()).unwrap();
     let cfg = Config::load(Path::new(&path)).unwrap();
     let strategy = Some((cfg.strategy.name.clone(), cfg.strategy_params()));
     let term = Arc::new(AtomicBool::new(false));
@@ -370,7 +372,7 @@ fn three_shards_one_killed_and_restarted_lose_no_fill_and_repeat_no_client_id() 
         .collect();
     for line in logs[VICTIM]
         .lines()
-        .filter(|l| l.starts_with("journal:") || l.starts_with("shutdown:"))
+        .filter(|l| l.contains("tickline::journal") || l.contains("shutdown:"))
     {
         eprintln!("shard {VICTIM}: {line}");
     }
