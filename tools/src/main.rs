@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use engine::symbol::SymbolTable;
 use std::path::PathBuf;
 use tools::config::Config;
-use tools::pipeline::{load_capture, replay_passes, FrameArena, ReplayOptions};
+use tools::pipeline::{
+    load_capture, open_stream, replay_passes, replay_stream, FrameArena, ReplayOptions,
+};
 
 #[global_allocator]
 static ALLOC: tools::alloc::CountingAlloc = tools::alloc::CountingAlloc;
@@ -38,6 +40,17 @@ enum Cmd {
         /// same work and a capture replayed N times allocates as little as one pass.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
+        /// Stream the capture from disk through a reader thread (bounded memory, any size)
+        /// instead of loading it first. Default: stream files larger than 64 MiB.
+        #[arg(long, conflicts_with = "in_memory")]
+        stream: bool,
+        /// Load the whole capture into memory before the clock starts (the figures then
+        /// measure no gzip and no disk). Default for files up to 64 MiB.
+        #[arg(long)]
+        in_memory: bool,
+        /// Show the streaming reader's progress line on stderr even when it is not a terminal.
+        #[arg(long)]
+        progress: bool,
     },
     /// Write a deterministic synthetic Binance-format capture.
     GenFeed {
@@ -198,7 +211,7 @@ struct RunArgs {
     /// Symbol of symbol-less frames (a line capture's REST snapshot). Default BTCUSDT.
     #[arg(long)]
     symbol: Option<String>,
-    /// Strategy: naive, sma_cross, probe, or none.
+    /// Strategy: naive, sma_cross, ema_cross, probe, or none.
     #[arg(long)]
     strategy: Option<String>,
     /// Strategy parameter `key=value` (repeatable).
@@ -275,10 +288,16 @@ impl RunArgs {
 fn run_replay(
     arena: &FrameArena,
     passes: u32,
-    mut symbols: SymbolTable,
+    symbols: SymbolTable,
     cfg: &Config,
     json: bool,
 ) -> Result<()> {
+    let opts = replay_options(symbols, cfg)?;
+    let report = replay_passes(arena, passes, opts)?;
+    print_report(&report, cfg, json)
+}
+
+fn replay_options(mut symbols: SymbolTable, cfg: &Config) -> Result<ReplayOptions> {
     let default_symbol = symbols
         .intern(&cfg.replay.symbol)
         .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
@@ -298,8 +317,7 @@ fn run_replay(
         core,
         metrics: cfg.metrics_config(false),
     };
-    let report = replay_passes(arena, passes, opts)?;
-    print_report(&report, cfg, json)
+    Ok(opts)
 }
 
 fn main() {
@@ -312,14 +330,35 @@ fn main() {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Replay { file, run, repeat } => {
+        Cmd::Replay {
+            file,
+            run,
+            repeat,
+            stream,
+            in_memory,
+            progress,
+        } => {
             let cfg = run.config()?;
             let mut symbols = SymbolTable::new();
             let default_symbol = symbols
                 .intern(&cfg.replay.symbol)
                 .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
-            let arena = load_capture(&file, &mut symbols, default_symbol)?;
-            run_replay(&arena, repeat, symbols, &cfg, run.json)
+            let stream = stream
+                || (!in_memory
+                    && std::fs::metadata(&file)
+                        .map(|m| m.len() > tools::pipeline::IN_MEMORY_MAX_FILE_BYTES)
+                        .unwrap_or(false));
+            if stream {
+                use std::io::IsTerminal;
+                let progress = progress || std::io::stderr().is_terminal();
+                let capture = open_stream(&file, repeat, &mut symbols, progress)?;
+                let opts = replay_options(symbols, &cfg)?;
+                let report = replay_stream(capture, opts)?;
+                print_report(&report, &cfg, run.json)
+            } else {
+                let arena = load_capture(&file, &mut symbols, default_symbol)?;
+                run_replay(&arena, repeat, symbols, &cfg, run.json)
+            }
         }
         Cmd::GenFeed {
             out,

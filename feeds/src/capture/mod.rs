@@ -298,10 +298,12 @@ impl From<io::Error> for CaptureError {
 
 mod line;
 mod replay;
+mod stream;
 mod tlc;
 
 pub use line::*;
 pub use replay::*;
+pub use stream::*;
 pub use tlc::*;
 
 #[cfg(test)]
