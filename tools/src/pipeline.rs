@@ -256,13 +256,22 @@ pub fn open_stream(
     symbols: &mut SymbolTable,
     progress: bool,
 ) -> Result<StreamedCapture> {
-    use feeds::capture::{CaptureStream, RecordKind, StreamConfig};
-    let passes = passes.max(1);
-    let cfg = StreamConfig {
+    let cfg = feeds::capture::StreamConfig {
         passes,
         progress: progress.then(progress_line),
-        ..StreamConfig::default()
+        ..Default::default()
     };
+    open_stream_with(path, cfg, symbols)
+}
+
+/// [`open_stream`] with the stream's chunk sizes, passes and progress callback spelled out.
+pub fn open_stream_with(
+    path: &Path,
+    cfg: feeds::capture::StreamConfig,
+    symbols: &mut SymbolTable,
+) -> Result<StreamedCapture> {
+    use feeds::capture::{CaptureStream, RecordKind};
+    let passes = cfg.passes.max(1);
     let mut stream =
         CaptureStream::open(path, cfg).with_context(|| format!("opening {}", path.display()))?;
     let mut errors = Vec::new();
@@ -289,9 +298,8 @@ pub fn open_stream(
     }
     let Some(first_capture_ns) = first_capture_ns else {
         bail!(
-            "{}: no market data frames in its first {} MiB",
-            path.display(),
-            feeds::capture::DEFAULT_CHUNK_BYTES >> 20
+            "{}: no market data frames in its first chunk",
+            path.display()
         );
     };
     Ok(StreamedCapture {

@@ -641,3 +641,249 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{CaptureWriter, LineFault};
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// A file in the temp dir, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, bytes: &[u8]) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("tickline-stream-{}-{name}", std::process::id()));
+            std::fs::write(&path, bytes).unwrap();
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn small(passes: u32) -> StreamConfig {
+        StreamConfig {
+            chunk_bytes: 4096,
+            chunks: 2,
+            passes,
+            progress: None,
+        }
+    }
+
+    type Seen = (u32, u64, u32, RecordKind, Option<Vec<u8>>, Vec<u8>);
+
+    /// Every record and error of a stream, owned.
+    fn drain(s: &mut CaptureStream) -> (Vec<Seen>, Vec<String>) {
+        let (mut recs, mut errs) = (Vec::new(), Vec::new());
+        loop {
+            match s.next() {
+                Ok(Some(r)) => recs.push((
+                    r.pass,
+                    r.record.recv_ns,
+                    r.record.conn_id,
+                    r.record.kind,
+                    r.record.symbol.map(<[u8]>::to_vec),
+                    r.record.payload.to_vec(),
+                )),
+                Ok(None) => break,
+                Err(e) => errs.push(e.to_string()),
+            }
+        }
+        (recs, errs)
+    }
+
+    /// What `ReplayReader` gives for the same file, one pass.
+    fn reference(path: &Path) -> (Vec<Seen>, Vec<String>) {
+        let mut r = ReplayReader::open(path).unwrap();
+        let (mut recs, mut errs) = (Vec::new(), Vec::new());
+        loop {
+            match r.next() {
+                Ok(Some(rec)) => recs.push((
+                    0,
+                    rec.recv_ns,
+                    rec.conn_id,
+                    rec.kind,
+                    rec.symbol.map(<[u8]>::to_vec),
+                    rec.payload.to_vec(),
+                )),
+                Ok(None) => break,
+                Err(e) => errs.push(e.to_string()),
+            }
+        }
+        (recs, errs)
+    }
+
+    fn tlc_file(records: u64) -> TempFile {
+        let mut w = CaptureWriter::with_header(Vec::new(), 1, 0).unwrap();
+        w.append(1, 7, RecordKind::Connect, b"wss://x").unwrap();
+        w.append_snapshot(2, 7, b"ETHUSDT", b"{\"lastUpdateId\":9}")
+            .unwrap();
+        for i in 0..records {
+            let payload = format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}",
+                "x".repeat((i % 300) as usize)
+            );
+            w.append(10 + i, 7, RecordKind::TextFrame, payload.as_bytes())
+                .unwrap();
+        }
+        TempFile::new(&format!("{records}.tlc"), &w.into_inner())
+    }
+
+    #[test]
+    fn tlc_streams_every_record_through_recycled_chunks() {
+        // ~2 000 records of up to 320 bytes through 2 chunks of 4 KiB: hundreds of hand-overs.
+        let f = tlc_file(2_000);
+        let want = reference(&f.0);
+        let mut s = CaptureStream::open(&f.0, small(1)).unwrap();
+        assert_eq!(s.format(), CaptureFormat::Tickline);
+        let got = drain(&mut s);
+        assert_eq!(got.0.len(), 2_002);
+        assert_eq!(got, want);
+        assert_eq!(got.0[1].4.as_deref(), Some(&b"ETHUSDT"[..]));
+        let stats = s.finish();
+        assert_eq!((stats.records, stats.errors, stats.passes), (2_002, 0, 1));
+        assert_eq!(stats.bytes_read, std::fs::metadata(&f.0).unwrap().len());
+    }
+
+    #[test]
+    fn passes_read_the_file_again_and_say_which_pass() {
+        let f = tlc_file(500);
+        let one = reference(&f.0).0;
+        let mut s = CaptureStream::open(&f.0, small(3)).unwrap();
+        let (got, errs) = drain(&mut s);
+        assert!(errs.is_empty());
+        assert_eq!(got.len(), 3 * one.len());
+        for (pass, part) in got.chunks(one.len()).enumerate() {
+            for (g, w) in part.iter().zip(&one) {
+                assert_eq!(g.0, pass as u32);
+                assert_eq!((g.1, g.2, g.3), (w.1, w.2, w.3));
+                assert_eq!((&g.4, &g.5), (&w.4, &w.5));
+            }
+        }
+        assert_eq!(s.finish().passes, 3);
+    }
+
+    #[test]
+    fn gzip_lines_with_bad_lines_report_errors_in_order() {
+        let mut text = Vec::new();
+        for i in 0..3_000u64 {
+            if i % 1_000 == 500 {
+                text.extend_from_slice(b"garbage\n");
+            }
+            writeln!(text, "{} {{\"i\":{i}}}", 1_000 + i).unwrap();
+        }
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&text).unwrap();
+        let f = TempFile::new("lines.gz", &e.finish().unwrap());
+        let want = reference(&f.0);
+        assert_eq!(want.1.len(), 3);
+        let mut s = CaptureStream::open(&f.0, small(2)).unwrap();
+        // Errors come back between the records they were found between.
+        let mut seen = Vec::new();
+        loop {
+            match s.next() {
+                Ok(Some(r)) => seen.push(Ok(r.record.recv_ns)),
+                Ok(None) => break,
+                Err(e) => {
+                    assert!(matches!(
+                        e,
+                        CaptureError::BadLine {
+                            fault: LineFault::NoSpace,
+                            ..
+                        }
+                    ));
+                    seen.push(Err(()));
+                }
+            }
+        }
+        assert_eq!(seen.len(), 2 * 3_003);
+        let bad: Vec<_> = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(bad, [500, 1_501, 2_502, 3_503, 4_504, 5_505]);
+        assert_eq!(s.finish().errors, 6);
+    }
+
+    #[test]
+    fn a_record_larger_than_a_chunk_is_carried_whole() {
+        let big = vec![b'z'; 20_000];
+        let mut w = CaptureWriter::with_header(Vec::new(), 1, 0).unwrap();
+        w.append(1, 0, RecordKind::TextFrame, b"a").unwrap();
+        w.append(2, 0, RecordKind::BinaryFrame, &big).unwrap();
+        w.append(3, 0, RecordKind::TextFrame, b"c").unwrap();
+        let f = TempFile::new("big.tlc", &w.into_inner());
+        let mut s = CaptureStream::open(&f.0, small(1)).unwrap();
+        let (got, errs) = drain(&mut s);
+        assert!(errs.is_empty());
+        let lens: Vec<_> = got.iter().map(|r| r.5.len()).collect();
+        assert_eq!(lens, [1, 20_000, 1]);
+        assert_eq!(got[1].5, big);
+    }
+
+    #[test]
+    fn head_shows_the_first_chunk_without_consuming_it() {
+        let f = tlc_file(100);
+        let mut s = CaptureStream::open(&f.0, small(1)).unwrap();
+        let mut errors = Vec::new();
+        let head: Vec<_> = s.head(&mut errors).map(|r| (r.kind, r.recv_ns)).collect();
+        assert!(errors.is_empty());
+        assert_eq!(
+            head[..2],
+            [(RecordKind::Connect, 1), (RecordKind::Snapshot, 2)]
+        );
+        assert!(head.len() < 100, "one chunk of 4 KiB: {}", head.len());
+        assert_eq!(drain(&mut s).0.len(), 102);
+    }
+
+    #[test]
+    fn dropping_the_stream_early_stops_the_reader() {
+        let f = tlc_file(5_000);
+        let mut s = CaptureStream::open(&f.0, small(1_000)).unwrap();
+        for _ in 0..10 {
+            assert!(s.next().unwrap().is_some());
+        }
+        // The reader is blocked on a full buffer; finishing must not wait for 1 000 passes.
+        let stats = s.finish();
+        assert!(stats.passes < 1_000, "{stats:?}");
+    }
+
+    #[test]
+    fn progress_is_reported_and_ends_done() {
+        let f = tlc_file(3_000);
+        let len = std::fs::metadata(&f.0).unwrap().len();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let sink = calls.clone();
+        let cfg = StreamConfig {
+            progress: Some(Box::new(move |p: &StreamProgress| {
+                sink.lock().unwrap().push(*p)
+            })),
+            ..small(2)
+        };
+        let mut s = CaptureStream::open(&f.0, cfg).unwrap();
+        drain(&mut s);
+        drop(s);
+        let calls = calls.lock().unwrap();
+        let last = calls.last().copied().unwrap();
+        assert!(last.done);
+        assert_eq!(last.bytes_total, Some(2 * len));
+        assert_eq!(last.bytes_read, 2 * len);
+        assert_eq!(last.percent(), Some(100.0));
+        assert_eq!(last.records, 2 * 3_002);
+        assert_eq!(calls.iter().filter(|p| p.done).count(), 1);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_at_open() {
+        let err = CaptureStream::open("/nonexistent/tickline.tlc", small(1)).unwrap_err();
+        assert!(matches!(err, CaptureError::Io { .. }), "{err}");
+    }
+}
