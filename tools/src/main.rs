@@ -33,7 +33,8 @@ enum Cmd {
         file: PathBuf,
         #[command(flatten)]
         run: RunArgs,
-        /// Replay the capture this many times back to back, from the one copy in memory. Each
+        /// Replay the capture this many times back to back, from the one copy in memory (or,
+        /// streamed, reading the file again). Each
         /// pass after the first is a fresh session, as after a reconnect (the book is reset and
         /// synced again from that pass's snapshot), running `capture span + 1 s` after the one
         /// before on the replay clock and in the exchange timestamps; so every pass does the

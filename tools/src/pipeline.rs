@@ -1,14 +1,20 @@
 //! The replay pipeline: a feed thread decodes frames into a ring, the core thread consumes.
 //!
 //! ```text
-//!  FrameArena (capture loaded in memory) ─▶ feed thread (pinned, io_cpu): stamp, decode, push
+//!  FrameArena (capture loaded in memory) ─┐
+//!  or CaptureStream (capture-reader thread)┴▶ feed thread (pinned, io_cpu): stamp, decode, push
 //!                                              │ rtrb SPSC ring of Event
 //!                                              ▼
 //!                                          core thread (pinned, core_cpu): Core::poll loop
 //! ```
 //!
 //! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
-//! figures measure decode, ring, book and strategy, not gzip or the disk. The allocation counter
+//! figures measure decode, ring, book and strategy, not gzip or the disk. A capture too large
+//! for that is streamed instead ([`open_stream`], [`replay_stream`]): a `capture-reader` thread
+//! reads, decompresses and parses ahead into a bounded set of recycled chunks
+//! ([`feeds::capture::CaptureStream`]) that the feed thread reads in place, so memory stays
+//! bounded whatever the capture's size; the feed thread does the same work on the same frames
+//! and the counters come out the same. The allocation counter
 //! is read when both threads are ready and again when the core has drained the ring. The core
 //! thread is the runtime's one core runner ([`CoreRunner`], the same loop as a live run's) on
 //! replay time ([`ReplayTime`]).
@@ -16,7 +22,7 @@
 //! # Repeated passes (`--repeat N`)
 //!
 //! [`replay_passes`] replays the one arena N times; nothing is copied, so memory stays that of
-//! one pass. Each pass after the first is a fresh session, as after a reconnect: the feed thread
+//! one pass (a streamed replay reads the file again for each pass). Each pass after the first is a fresh session, as after a reconnect: the feed thread
 //! pushes `ConnectionDown` then `ConnectionUp` (what the I/O thread pushes when a connection
 //! drops and comes back), so the core marks every book stale and asks for a resync, and the
 //! pass's own snapshot syncs the book again (without it, the venue's update ids would start over

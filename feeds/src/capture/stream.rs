@@ -97,7 +97,7 @@ pub type ProgressFn = Box<dyn FnMut(&StreamProgress) + Send>;
 
 /// How to stream a capture.
 pub struct StreamConfig {
-    /// Record bytes per chunk (default [`DEFAULT_CHUNK_BYTES`]; at least 4 KiB).
+    /// Record bytes per chunk (default [`DEFAULT_CHUNK_BYTES`]; 4 KiB to 1 GiB).
     pub chunk_bytes: usize,
     /// Chunks (default [`DEFAULT_CHUNKS`]; at least 2).
     pub chunks: usize,
@@ -273,7 +273,11 @@ pub struct StreamStats {
     pub passes: u32,
 }
 
-/// A capture streamed by a reader thread through a bounded set of recycled chunks.
+/// A capture streamed by a reader thread (`capture-reader`) through a bounded set of recycled
+/// chunks: [`StreamConfig::chunks`] of [`StreamConfig::chunk_bytes`] each, allocated at
+/// [`open`](Self::open); after that neither side allocates per record or per chunk (a record
+/// larger than a chunk grows the chunk that takes it, once). With [`StreamConfig::passes`] > 1
+/// the file is read again for each pass, and every record says its pass.
 ///
 /// Dropping it stops the reader thread and waits for it.
 pub struct CaptureStream {
@@ -329,7 +333,8 @@ impl CaptureStream {
             },
         )?;
         let chunks = cfg.chunks.max(2);
-        let chunk_bytes = cfg.chunk_bytes.max(4096);
+        // Offsets in a chunk are `u32`: at most 1 GiB a chunk.
+        let chunk_bytes = cfg.chunk_bytes.clamp(4096, 1 << 30);
         let (mut empty_tx, empty_rx) = RingBuffer::new(chunks);
         for _ in 0..chunks {
             // The ring holds exactly `chunks`: never full here.
@@ -398,8 +403,10 @@ impl CaptureStream {
         (0..chunk.map_or(0, |c| c.entries.len())).filter_map(move |i| chunk?.get(i))
     }
 
-    /// The next record; `Ok(None)` once every pass has been read. Errors as in the
-    /// [module docs](self).
+    /// The next record; `Ok(None)` once every pass has been read. Errors come in order with the
+    /// records, as [`ReplayReader`] reports them: after a malformed line the stream goes on;
+    /// an error that is not [recoverable](CaptureError::is_recoverable) ends that pass (the next
+    /// pass, if any, starts from the top); a file that cannot be reopened ends the stream.
     #[allow(clippy::should_implement_trait)] // lending: the record borrows the current chunk
     pub fn next(&mut self) -> Result<Option<StreamRecord<'_>>, CaptureError> {
         loop {
