@@ -43,6 +43,22 @@
 //! | `slow` | `100` | slow window, trades, `2..=100_000` |
 //! | `qty` | `0.001` | long position size, base units (positive) |
 //!
+//! # `ema_cross`: exponential-moving-average crossover ([`ema_cross`])
+//!
+//! The textbook EMA cross other engines ship as their first example (NautilusTrader's `EMACross`,
+//! `nautilus_trader/examples/strategies/ema_cross.py`): a fast and a slow exponential moving
+//! average (`alpha = 2 / (period + 1)`, seeded by the first input, initialised after `period`
+//! inputs, as NautilusTrader's `ExponentialMovingAverage`), fed by every bookTicker mid and every
+//! trade price. Every cross sends a market order of `qty`: a buy when the fast average crosses
+//! above the slow one, a sell when it crosses below. Fixed point (`i128`, `alpha` a 2^32 fraction),
+//! no division per input.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `fast` | `10` | fast period, inputs, `1..=999_999`, less than `slow` |
+//! | `slow` | `40` | slow period, inputs, `2..=1_000_000` |
+//! | `qty` | `0.001` | order size, base units (positive; rounded down to the lot size) |
+//!
 //! # `probe`: latency probe ([`probe`])
 //!
 //! Answers every trade with exactly one IOC limit buy whose client id is
@@ -87,6 +103,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod chaos;
+pub mod ema_cross;
 pub mod naive;
 pub mod probe;
 pub mod sma_cross;
@@ -98,7 +115,13 @@ use engine::fixed::{Price, Qty, SCALE};
 use engine::strategy::{ParamError, Params, Strategy};
 
 /// The strategies [`build`] knows, by name.
-pub const NAMES: &[&str] = &[naive::NAME, sma_cross::NAME, probe::NAME, chaos::NAME];
+pub const NAMES: &[&str] = &[
+    naive::NAME,
+    sma_cross::NAME,
+    ema_cross::NAME,
+    probe::NAME,
+    chaos::NAME,
+];
 
 /// A strategy builder from outside this crate (a trader's own crate): given a name and its
 /// parameters, `None` if the name is not one of its strategies, else the strategy or why the
@@ -139,6 +162,9 @@ pub fn build(name: &str, mut params: Params) -> Result<Box<dyn Strategy>, ParamE
         }
         sma_cross::NAME => Box::new(sma_cross::SmaCross::new(
             sma_cross::SmaCrossConfig::from_params(&mut params)?,
+        )),
+        ema_cross::NAME => Box::new(ema_cross::EmaCross::new(
+            ema_cross::EmaCrossConfig::from_params(&mut params)?,
         )),
         probe::NAME => Box::new(probe::Probe::new(probe::ProbeConfig::from_params(
             &mut params,
@@ -233,7 +259,7 @@ mod tests {
             // An unknown key is refused by name, with a good one beside it: nothing changes.
             let good = match name {
                 "naive" => ("budget", "50"),
-                "sma_cross" | "probe" => ("qty", "0.002"),
+                "sma_cross" | "ema_cross" | "probe" => ("qty", "0.002"),
                 "chaos" => ("panic_every", "7"),
                 other => panic!("no runtime parameter listed for {other}"),
             };

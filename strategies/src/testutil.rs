@@ -77,6 +77,28 @@ impl Harness {
         self.take()
     }
 
+    /// Delivers a bookTicker (and keeps it as the best bid and offer) and returns the intents it
+    /// produced.
+    pub fn book_ticker(&mut self, s: &mut dyn Strategy, b: &BookTicker) -> Vec<Intent> {
+        self.now_ns += 1_000;
+        self.bbo = Some(*b);
+        let mut ctx = Ctx::new(
+            self.now_ns,
+            0,
+            SymbolId(0),
+            &self.rules,
+            &self.book,
+            self.bbo.as_ref(),
+            None,
+            &self.position,
+            &mut self.outbox,
+            &mut self.timers,
+            &mut self.next_order_no,
+        );
+        s.on_book_ticker(&mut ctx, b);
+        self.take()
+    }
+
     /// Delivers an order update and returns the intents it produced.
     pub fn order(&mut self, s: &mut dyn Strategy, u: &OrderUpdate) -> Vec<Intent> {
         self.now_ns += 1_000;

@@ -30,8 +30,10 @@
 //! `examples/own-strategy/` in the repository is such a crate, built and replayed by the tests.
 
 use crate::config::Config;
-use crate::pipeline::{load_capture, replay_passes, FrameArena, ReplayOptions};
-use anyhow::{Context, Result};
+use crate::pipeline::{
+    load_capture, open_stream, replay_passes, replay_stream, FrameArena, ReplayOptions,
+};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use engine::symbol::SymbolTable;
 use std::path::PathBuf;
@@ -63,13 +65,25 @@ enum Cmd {
         file: PathBuf,
         #[command(flatten)]
         run: RunArgs,
-        /// Replay the capture this many times back to back, from the one copy in memory. Each
+        /// Replay the capture this many times back to back, from the one copy in memory (or,
+        /// streamed, reading the file again). Each
         /// pass after the first is a fresh session, as after a reconnect (the book is reset and
         /// synced again from that pass's snapshot), running `capture span + 1 s` after the one
         /// before on the replay clock and in the exchange timestamps; so every pass does the
         /// same work and a capture replayed N times allocates as little as one pass.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
+        /// Stream the capture from disk through a reader thread (bounded memory, any size)
+        /// instead of loading it first. Default: stream files larger than 64 MiB.
+        #[arg(long, conflicts_with = "in_memory")]
+        stream: bool,
+        /// Load the whole capture into memory before the clock starts (the figures then
+        /// measure no gzip and no disk). Default for files up to 64 MiB.
+        #[arg(long)]
+        in_memory: bool,
+        /// Show the streaming reader's progress line on stderr even when it is not a terminal.
+        #[arg(long)]
+        progress: bool,
     },
     /// Write a deterministic synthetic Binance-format capture.
     GenFeed {
@@ -293,7 +307,7 @@ struct RunArgs {
     /// Symbol of symbol-less frames (a line capture's REST snapshot). Default BTCUSDT.
     #[arg(long)]
     symbol: Option<String>,
-    /// Strategy: naive, sma_cross, probe, or none (or one of your own crate's: `tools::cli::main_with`).
+    /// Strategy: naive, sma_cross, ema_cross, probe, or none (or one of your own crate's: `tools::cli::main_with`).
     #[arg(long)]
     strategy: Option<String>,
     /// Strategy parameter `key=value` (repeatable).
@@ -367,23 +381,76 @@ impl RunArgs {
     }
 }
 
+/// Where `tickline replay` reads its frames: a capture loaded whole (and how many passes), or one
+/// streamed from disk (its passes opened with it).
+enum ReplaySource<'a> {
+    Memory(&'a FrameArena, u32),
+    Stream(crate::pipeline::StreamedCapture),
+}
+
+/// Replays `source` with the config's options on a run whose threads are placed off the core's
+/// CPU, and prints the summary; with a strategy and `--report-dir`, writes the backtest report
+/// too (in-memory replays only: its equity curve needs the capture's span before the run).
 fn run_replay(
-    arena: &FrameArena,
-    passes: u32,
-    mut symbols: SymbolTable,
+    source: ReplaySource<'_>,
+    symbols: SymbolTable,
     cfg: &Config,
     json: bool,
 ) -> Result<()> {
+    // The run's threads, placed off the core's CPU (this thread too: see `crate::threads`).
+    let (run_threads, _entered) = enter_run(cfg, false);
+    let opts = replay_options(symbols, cfg, run_threads.placement())?;
+    let (arena, passes, dir) = match (source, &cfg.metrics.report_dir, opts.strategy.is_some()) {
+        (ReplaySource::Memory(arena, passes), Some(dir), true) => (arena, passes, dir.as_str()),
+        (ReplaySource::Stream(_), Some(_), true) => bail!(
+            "the backtest report (--report-dir with a strategy) needs the capture in memory: add \
+             --in-memory, or drop --report-dir for a streamed replay"
+        ),
+        (ReplaySource::Memory(arena, passes), _, _) => {
+            let report = replay_passes(arena, passes, opts)?;
+            return print_report(&report, cfg, json);
+        }
+        (ReplaySource::Stream(capture), _, _) => {
+            let report = replay_stream(capture, opts)?;
+            return print_report(&report, cfg, json);
+        }
+    };
+    let (report, backtest) = crate::backtest::replay(arena, passes, opts)?;
+    print_report(&report, cfg, json)?;
+    let written = backtest
+        .write(
+            std::path::Path::new(dir),
+            &report,
+            &cfg.strategy.name,
+            passes,
+        )
+        .with_context(|| format!("writing the backtest report to {dir}"))?;
+    for p in written {
+        tracing::info!(target: "tickline::report", "wrote {}", p.display());
+    }
+    if backtest.dropped > 0 {
+        tracing::warn!(
+            target: "tickline::report",
+            "the backtest report is incomplete: {} records dropped (the collector fell behind)",
+            backtest.dropped
+        );
+    }
+    Ok(())
+}
+
+/// The replay's options from the config, with the run's CPU placement.
+fn replay_options(
+    mut symbols: SymbolTable,
+    cfg: &Config,
+    placement: &crate::pin::Placement,
+) -> Result<ReplayOptions> {
     let default_symbol = symbols
         .intern(&cfg.replay.symbol)
         .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
     let strategy =
         (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
     let core = cfg.core_config(symbols.len());
-    // The run's threads, placed off the core's CPU (this thread too: see `crate::threads`).
-    let (run_threads, _entered) = enter_run(cfg, false);
-    let placement = run_threads.placement().clone();
-    let opts = ReplayOptions {
+    Ok(ReplayOptions {
         symbols,
         default_symbol,
         strategy,
@@ -395,37 +462,7 @@ fn run_replay(
         ring_capacity: cfg.engine.ring_capacity,
         core,
         metrics: cfg.metrics_config(false),
-    };
-    match (&cfg.metrics.report_dir, opts.strategy.is_some()) {
-        // With a strategy, the report directory gets the backtest report too.
-        (Some(dir), true) => {
-            let (report, backtest) = crate::backtest::replay(arena, passes, opts)?;
-            print_report(&report, cfg, json)?;
-            let written = backtest
-                .write(
-                    std::path::Path::new(dir),
-                    &report,
-                    &cfg.strategy.name,
-                    passes,
-                )
-                .with_context(|| format!("writing the backtest report to {dir}"))?;
-            for p in written {
-                tracing::info!(target: "tickline::report", "wrote {}", p.display());
-            }
-            if backtest.dropped > 0 {
-                tracing::warn!(
-                    target: "tickline::report",
-                    "the backtest report is incomplete: {} records dropped (the collector fell behind)",
-                    backtest.dropped
-                );
-            }
-            Ok(())
-        }
-        _ => {
-            let report = replay_passes(arena, passes, opts)?;
-            print_report(&report, cfg, json)
-        }
-    }
+    })
 }
 
 /// The `tickline` command line with `factory`'s strategies known by name before the built-in
@@ -454,14 +491,38 @@ fn real_main() -> Result<()> {
         level: cli.log_level,
     })?;
     match cli.cmd {
-        Cmd::Replay { file, run, repeat } => {
+        Cmd::Replay {
+            file,
+            run,
+            repeat,
+            stream,
+            in_memory,
+            progress,
+        } => {
             let cfg = run.config()?;
             let mut symbols = SymbolTable::new();
             let default_symbol = symbols
                 .intern(&cfg.replay.symbol)
                 .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
-            let arena = load_capture(&file, &mut symbols, default_symbol)?;
-            run_replay(&arena, repeat, symbols, &cfg, run.json)
+            let stream = stream
+                || (!in_memory
+                    && std::fs::metadata(&file)
+                        .map(|m| m.len() > crate::pipeline::IN_MEMORY_MAX_FILE_BYTES)
+                        .unwrap_or(false));
+            if stream {
+                use std::io::IsTerminal;
+                let progress = progress || std::io::stderr().is_terminal();
+                let capture = open_stream(&file, repeat, &mut symbols, progress)?;
+                run_replay(ReplaySource::Stream(capture), symbols, &cfg, run.json)
+            } else {
+                let arena = load_capture(&file, &mut symbols, default_symbol)?;
+                run_replay(
+                    ReplaySource::Memory(&arena, repeat),
+                    symbols,
+                    &cfg,
+                    run.json,
+                )
+            }
         }
         Cmd::GenFeed {
             out,
@@ -699,7 +760,7 @@ fn demo_replay(gen: venue_sim::gen::GenConfig, cfg: &Config, json: bool) -> Resu
             cfg.strategy.name
         );
     }
-    run_replay(&arena, 1, symbols, cfg, json)
+    run_replay(ReplaySource::Memory(&arena, 1), symbols, cfg, json)
 }
 
 fn demo_live(
@@ -796,6 +857,8 @@ fn enter_run(
 ) {
     let run_threads = crate::threads::RunThreads::new(cfg.placement());
     let entered = run_threads.enter(true);
+    // The log writer started before the config was read: it moves to the housekeeping CPUs too.
+    crate::logging::place_writer(&run_threads.placement().housekeeping);
     if cfg.engine.mlockall.unwrap_or(lock_by_default) {
         run_threads.set_memory_lock(crate::threads::lock_memory());
     }

@@ -1,14 +1,20 @@
 //! The replay pipeline: a feed thread decodes frames into a ring, the core thread consumes.
 //!
 //! ```text
-//!  FrameArena (capture loaded in memory) ─▶ feed thread (pinned, io_cpu): stamp, decode, push
+//!  FrameArena (capture loaded in memory) ─┐
+//!  or CaptureStream (capture-reader thread)┴▶ feed thread (pinned, io_cpu): stamp, decode, push
 //!                                              │ rtrb SPSC ring of Event
 //!                                              ▼
 //!                                          core thread (pinned, core_cpu): Core::poll loop
 //! ```
 //!
 //! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
-//! figures measure decode, ring, book and strategy, not gzip or the disk. The allocation counter
+//! figures measure decode, ring, book and strategy, not gzip or the disk. A capture too large
+//! for that is streamed instead ([`open_stream`], [`replay_stream`]): a `capture-reader` thread
+//! reads, decompresses and parses ahead into a bounded set of recycled chunks
+//! ([`feeds::capture::CaptureStream`]) that the feed thread reads in place, so memory stays
+//! bounded whatever the capture's size; the feed thread does the same work on the same frames
+//! and the counters come out the same. The allocation counter
 //! is read when both threads are ready and again when the core has drained the ring. The core
 //! thread is the runtime's one core runner ([`CoreRunner`], the same loop as a live run's) on
 //! replay time ([`ReplayTime`]).
@@ -16,7 +22,7 @@
 //! # Repeated passes (`--repeat N`)
 //!
 //! [`replay_passes`] replays the one arena N times; nothing is copied, so memory stays that of
-//! one pass. Each pass after the first is a fresh session, as after a reconnect: the feed thread
+//! one pass (a streamed replay reads the file again for each pass). Each pass after the first is a fresh session, as after a reconnect: the feed thread
 //! pushes `ConnectionDown` then `ConnectionUp` (what the I/O thread pushes when a connection
 //! drops and comes back), so the core marks every book stale and asks for a resync, and the
 //! pass's own snapshot syncs the book again (without it, the venue's update ids would start over
@@ -215,6 +221,127 @@ pub fn load_capture(
     Ok(arena)
 }
 
+/// Captures up to this size on disk (64 MiB) are loaded into memory by `tickline replay`;
+/// larger ones are streamed ([`open_stream`]). A gzip capture of 64 MiB decompresses to roughly
+/// half a gigabyte (the spot capture's ratio is about 8:1), which is what loading it costs.
+pub const IN_MEMORY_MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// A capture opened for a streamed replay: its reader thread is already reading ahead.
+#[derive(Debug)]
+pub struct StreamedCapture {
+    stream: feeds::capture::CaptureStream,
+    path: std::path::PathBuf,
+    passes: u32,
+    /// Receive time of the first market-data frame.
+    first_capture_ns: u64,
+    /// Unreadable records before the first chunk (already reported).
+    head_errors: u64,
+}
+
+/// Reports the first five unreadable records of a capture on stderr (the rest are counted).
+#[cold]
+fn report_unreadable(path: &Path, count: u64, e: &feeds::capture::CaptureError) {
+    if count <= 5 {
+        eprintln!("warning: {}: {e}", path.display());
+    }
+}
+
+/// Opens a capture (either format) for a streamed replay of `passes` passes: a reader thread
+/// (`capture-reader`) reads, decompresses and parses ahead into a bounded set of recycled
+/// chunks (16 of 1 MiB; see [`feeds::capture::CaptureStream`]), so memory does not grow with
+/// the capture. With `progress`, a progress line is kept up to date on stderr.
+///
+/// Symbols: the core is built before the replay starts, so the symbols of `.tlc` snapshot
+/// records are taken from the capture's first chunk (where `tickline record` and
+/// `tickline gen-feed` write them); a snapshot for a symbol first named later is reported as an
+/// error of that frame and skipped (load such a capture with `--in-memory`). A line capture's
+/// snapshots belong to `default_symbol`, as in [`load_capture`].
+pub fn open_stream(
+    path: &Path,
+    passes: u32,
+    symbols: &mut SymbolTable,
+    progress: bool,
+) -> Result<StreamedCapture> {
+    let cfg = feeds::capture::StreamConfig {
+        passes,
+        progress: progress.then(progress_line),
+        ..Default::default()
+    };
+    open_stream_with(path, cfg, symbols)
+}
+
+/// [`open_stream`] with the stream's chunk sizes, passes and progress callback spelled out.
+pub fn open_stream_with(
+    path: &Path,
+    cfg: feeds::capture::StreamConfig,
+    symbols: &mut SymbolTable,
+) -> Result<StreamedCapture> {
+    use feeds::capture::{CaptureStream, RecordKind};
+    let passes = cfg.passes.max(1);
+    let mut stream =
+        CaptureStream::open(path, cfg).with_context(|| format!("opening {}", path.display()))?;
+    let mut errors = Vec::new();
+    let mut first_capture_ns = None;
+    let mut names = Vec::new();
+    for r in stream.head(&mut errors) {
+        match r.kind {
+            RecordKind::TextFrame | RecordKind::Snapshot => {
+                first_capture_ns.get_or_insert(r.recv_ns);
+                if let Some(name) = r.symbol {
+                    names.push(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    for (i, e) in errors.iter().enumerate() {
+        report_unreadable(path, i as u64 + 1, e);
+    }
+    for name in names {
+        symbols
+            .intern(&name)
+            .map_err(|e| anyhow::anyhow!("snapshot record in {}: {e}", path.display()))?;
+    }
+    let Some(first_capture_ns) = first_capture_ns else {
+        bail!(
+            "{}: no market data frames in its first chunk",
+            path.display()
+        );
+    };
+    Ok(StreamedCapture {
+        stream,
+        path: path.to_path_buf(),
+        passes,
+        first_capture_ns,
+        head_errors: errors.len() as u64,
+    })
+}
+
+/// The progress line: bytes and records read, % of the file where its size is known; redrawn
+/// in place (`\r`), ended with a newline when reading is done.
+fn progress_line() -> feeds::capture::ProgressFn {
+    Box::new(|p: &feeds::capture::StreamProgress| {
+        use std::io::Write;
+        let mib = p.bytes_read as f64 / f64::from(1 << 20);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\rcapture: {mib:.0} MiB read");
+        if let Some(pct) = p.percent() {
+            let _ = write!(err, " ({pct:.1} %)");
+        }
+        let _ = write!(
+            err,
+            ", {:.2} M records, pass {}",
+            p.records as f64 / 1e6,
+            p.pass + 1
+        );
+        let _ = if p.done {
+            writeln!(err, ", done")
+        } else {
+            write!(err, "   ")
+        };
+    })
+}
+
 /// How to run a replay.
 #[derive(Debug)]
 pub struct ReplayOptions {
@@ -243,6 +370,7 @@ pub struct ReplayOptions {
 }
 
 struct FeedResult {
+    frames: u64,
     decode: DecodeStats,
     ring: TxStats,
     decode_hist: LatencyHist,
@@ -273,9 +401,46 @@ pub fn replay_passes_with(
     opts: ReplayOptions,
     wrap: &mut dyn FnMut(SymbolId, Box<dyn Strategy>) -> Box<dyn Strategy>,
 ) -> Result<RunReport> {
+    run_pipeline(Source::Memory(arena), passes, opts, wrap)
+}
+
+/// Runs the pipeline over a streamed capture (every pass it was opened with; see
+/// [`open_stream`]) and waits for it to finish. The same work as [`replay_passes`] on the same
+/// capture loaded into memory, with the same counters; memory stays bounded by the stream's
+/// chunks whatever the capture's size.
+pub fn replay_stream(stream: StreamedCapture, opts: ReplayOptions) -> Result<RunReport> {
+    replay_stream_with(stream, opts, &mut |_, s| s)
+}
+
+/// [`replay_stream`], with each symbol's strategy handed to `wrap` (as [`replay_passes_with`]).
+pub fn replay_stream_with(
+    stream: StreamedCapture,
+    opts: ReplayOptions,
+    wrap: &mut dyn FnMut(SymbolId, Box<dyn Strategy>) -> Box<dyn Strategy>,
+) -> Result<RunReport> {
+    let passes = stream.passes;
+    run_pipeline(Source::Stream(Box::new(stream)), passes, opts, wrap)
+}
+
+/// Where a replay's frames come from.
+enum Source<'a> {
+    Memory(&'a FrameArena),
+    Stream(Box<StreamedCapture>),
+}
+
+fn run_pipeline(
+    source: Source<'_>,
+    passes: u32,
+    opts: ReplayOptions,
+    wrap: &mut dyn FnMut(SymbolId, Box<dyn Strategy>) -> Box<dyn Strategy>,
+) -> Result<RunReport> {
     let passes = passes.max(1);
     // The run's threads: the caller's (tickline's own), or a new run placed by the options.
     let (run_threads, _entered) = crate::threads::current_or_new(opts.io_cpu, opts.core_cpu);
+    let first_capture_ns = match &source {
+        Source::Memory(arena) => arena.get(0).map(|f| f.0).unwrap_or(0),
+        Source::Stream(s) => s.first_capture_ns,
+    };
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
@@ -292,8 +457,9 @@ pub fn replay_passes_with(
     let pace = opts.pace;
     // The replay clock the core's timers run on: the capture's time, advanced by the feed thread
     // frame by frame (asap) or by the monotonic clock scaled by the pace factor.
-    let replay_clock = &AtomicU64::new(arena.get(0).map(|f| f.0).unwrap_or(0));
-    let first_capture_ns = arena.get(0).map(|f| f.0).unwrap_or(0);
+    let replay_clock = &AtomicU64::new(first_capture_ns);
+    let lookup = opts.symbols.clone();
+    let default_symbol = opts.default_symbol;
 
     std::thread::scope(|scope| -> Result<RunReport> {
         let feed_barrier = barrier.clone();
@@ -303,16 +469,13 @@ pub fn replay_passes_with(
             // without allocating, after the feed's last push.
             let registration = register_current("tickline-feed", Place::Io(io_cpu));
             let pinned = registration.placed;
-            feed_thread(
-                arena,
-                passes,
-                decoder,
-                tx,
-                pace,
-                &feed_barrier,
-                replay_clock,
-                pinned,
-            )
+            let feed = Feed::new(decoder, tx, pace, first_capture_ns, replay_clock);
+            match source {
+                Source::Memory(arena) => feed.run_memory(arena, passes, &feed_barrier, pinned),
+                Source::Stream(stream) => {
+                    feed.run_stream(*stream, &lookup, default_symbol, &feed_barrier, pinned)
+                }
+            }
         })
         .context("spawning the feed thread")?;
         let core_handle = CoreRunner {
@@ -340,7 +503,7 @@ pub fn replay_passes_with(
         } = end.finish(&opts.symbols, &feed.decode_hist)?;
         Ok(RunReport {
             session: None,
-            frames: arena.len() as u64 * u64::from(passes),
+            frames: feed.frames,
             decode: feed.decode,
             ring: feed.ring,
             core: *core.counters(),
@@ -363,91 +526,225 @@ pub fn replay_passes_with(
     })
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; the thread's inputs, spelled out
-fn feed_thread(
-    arena: &FrameArena,
-    passes: u32,
-    mut decoder: BinanceDecoder,
-    mut tx: engine::ring::EventTx,
+/// The feed thread's work, whatever the source: stamp, decode, push.
+struct Feed<'a> {
+    decoder: BinanceDecoder,
+    tx: engine::ring::EventTx,
     pace: Pace,
-    barrier: &Barrier,
-    replay_clock: &AtomicU64,
-    pinned: bool,
-) -> FeedResult {
-    const MAX_REPORTED_ERRORS: usize = 5;
-    let mut out = Vec::with_capacity(16_384);
-    let mut hist = LatencyHist::new();
-    let mut first_errors = Vec::with_capacity(MAX_REPORTED_ERRORS);
-    let first_capture_ns = arena.get(0).map(|f| f.0).unwrap_or(0);
-    barrier.wait();
-    let start_allocs = allocations();
-    let start_ns = MonoClock::now();
-    'passes: for pass in 0..passes {
-        let offset = pass_offset_ns(arena, pass);
-        if pass > 0 && !session_reset(&mut tx, MonoClock::now()) {
-            break;
-        }
-        for i in 0..arena.len() {
-            let Some((recorded_ns, kind, payload)) = arena.get(i) else {
-                break;
-            };
-            let capture_ns = recorded_ns.saturating_add(offset);
-            // The receive stamp: now, or in a paced replay the frame's intended send time, so
-            // every stage measured from it counts the time the feed fell behind its schedule too
-            // (coordinated-omission correction).
-            let taken = match pace {
-                Pace::Scaled(factor) => {
-                    let due = start_ns
-                        + (capture_ns.saturating_sub(first_capture_ns) as f64 / factor) as u64;
-                    wait_until(due);
-                    let now = MonoClock::now();
-                    (due, now)
-                }
-                Pace::Asap => {
-                    let now = MonoClock::now();
-                    (now, now)
-                }
-            };
-            let (recv_ns, decode_start) = taken;
-            replay_clock.store(capture_ns, Ordering::Relaxed);
-            out.clear();
-            let r = match kind {
-                FrameKind::Stream => decoder.decode(payload, recv_ns, &mut out),
-                FrameKind::Snapshot(sym) => {
-                    decoder.decode_snapshot(payload, sym, recv_ns, &mut out)
-                }
-            };
-            if offset > 0 {
-                for ev in out.iter_mut() {
-                    shift_exchange_time(ev, offset);
-                }
-            }
-            hist.record(MonoClock::now().saturating_sub(decode_start));
-            match r {
-                Ok(_) => {
-                    if tx.push_all(&out).is_err() {
-                        break 'passes;
-                    }
-                }
-                Err(e) => {
-                    if first_errors.len() < MAX_REPORTED_ERRORS {
-                        let frame = pass as usize * arena.len() + i;
-                        first_errors.push((frame, e.to_string()));
-                    }
-                }
-            }
+    out: Vec<engine::event::Event>,
+    hist: LatencyHist,
+    first_errors: Vec<(usize, String)>,
+    first_capture_ns: u64,
+    replay_clock: &'a AtomicU64,
+    start_ns: u64,
+    start_allocs: u64,
+    frames: u64,
+}
+
+const MAX_REPORTED_ERRORS: usize = 5;
+
+impl<'a> Feed<'a> {
+    fn new(
+        decoder: BinanceDecoder,
+        tx: engine::ring::EventTx,
+        pace: Pace,
+        first_capture_ns: u64,
+        replay_clock: &'a AtomicU64,
+    ) -> Self {
+        Self {
+            decoder,
+            tx,
+            pace,
+            out: Vec::with_capacity(16_384),
+            hist: LatencyHist::new(),
+            first_errors: Vec::with_capacity(MAX_REPORTED_ERRORS),
+            first_capture_ns,
+            replay_clock,
+            start_ns: 0,
+            start_allocs: 0,
+            frames: 0,
         }
     }
-    let end_ns = MonoClock::now();
-    FeedResult {
-        end_ns,
-        decode: *decoder.stats(),
-        ring: tx.stats(),
-        decode_hist: hist,
-        start_ns,
-        start_allocs,
-        pinned,
-        first_errors,
+
+    /// Waits for the core, then starts the clock and the allocation count.
+    fn start(&mut self, barrier: &Barrier) {
+        barrier.wait();
+        self.start_allocs = allocations();
+        self.start_ns = MonoClock::now();
+    }
+
+    fn finish(self, pinned: bool) -> FeedResult {
+        let end_ns = MonoClock::now();
+        FeedResult {
+            frames: self.frames,
+            end_ns,
+            decode: *self.decoder.stats(),
+            ring: self.tx.stats(),
+            decode_hist: self.hist,
+            start_ns: self.start_ns,
+            start_allocs: self.start_allocs,
+            pinned,
+            first_errors: self.first_errors,
+        }
+    }
+
+    /// Every pass over the arena in memory.
+    fn run_memory(
+        mut self,
+        arena: &FrameArena,
+        passes: u32,
+        barrier: &Barrier,
+        pinned: bool,
+    ) -> FeedResult {
+        self.start(barrier);
+        'passes: for pass in 0..passes {
+            let offset = pass_offset_ns(arena, pass);
+            if pass > 0 && !session_reset(&mut self.tx, MonoClock::now()) {
+                break;
+            }
+            for i in 0..arena.len() {
+                let Some((recorded_ns, kind, payload)) = arena.get(i) else {
+                    break;
+                };
+                let frame = pass as usize * arena.len() + i;
+                if !self.frame(frame, recorded_ns, offset, kind, payload) {
+                    break 'passes;
+                }
+            }
+        }
+        self.finish(pinned)
+    }
+
+    /// Every pass of a streamed capture, as [`Feed::run_memory`] does them: the same frames, the
+    /// same session reset before each pass after the first, the same time offsets (pass `k`
+    /// runs `k * (span of pass 0 + 1 s)` later; the span is known once pass 0 has been read).
+    fn run_stream(
+        mut self,
+        mut capture: StreamedCapture,
+        symbols: &SymbolTable,
+        default_symbol: SymbolId,
+        barrier: &Barrier,
+        pinned: bool,
+    ) -> FeedResult {
+        use feeds::capture::RecordKind;
+        let mut unreadable = capture.head_errors;
+        let (mut pass, mut offset) = (0u32, 0u64);
+        let (mut first_ns, mut last_ns) = (None::<u64>, 0u64);
+        self.start(barrier);
+        loop {
+            let r = match capture.stream.next() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    unreadable += 1;
+                    report_unreadable(&capture.path, unreadable, &e);
+                    continue;
+                }
+            };
+            let rec = r.record;
+            let kind = match (rec.kind, rec.symbol) {
+                (RecordKind::TextFrame, _) => FrameKind::Stream,
+                (RecordKind::Snapshot, None) => FrameKind::Snapshot(default_symbol),
+                (RecordKind::Snapshot, Some(name)) => match symbols.lookup(name) {
+                    Some(id) => FrameKind::Snapshot(id),
+                    None => {
+                        self.late_symbol(name);
+                        continue;
+                    }
+                },
+                // Connection and subscription records carry no market data.
+                _ => continue,
+            };
+            if r.pass != pass {
+                pass = r.pass;
+                let span = last_ns.saturating_sub(first_ns.unwrap_or(last_ns)) + 1;
+                offset = (span + PASS_GAP_NS).saturating_mul(u64::from(pass));
+                if !session_reset(&mut self.tx, MonoClock::now()) {
+                    break;
+                }
+            }
+            if pass == 0 {
+                first_ns.get_or_insert(rec.recv_ns);
+                last_ns = rec.recv_ns;
+            }
+            let frame = self.frames as usize;
+            if !self.frame(frame, rec.recv_ns, offset, kind, rec.payload) {
+                break;
+            }
+        }
+        self.finish(pinned)
+    }
+
+    /// A `.tlc` snapshot for a symbol the stream's head did not name (see [`open_stream`]).
+    #[cold]
+    fn late_symbol(&mut self, name: &[u8]) {
+        self.frames += 1;
+        if self.first_errors.len() < MAX_REPORTED_ERRORS {
+            self.first_errors.push((
+                self.frames as usize - 1,
+                format!(
+                    "snapshot for {}, a symbol not seen in the capture's first chunk: a streamed \
+                     replay trades the symbols named there (use --in-memory)",
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
+    }
+
+    /// One frame: stamp, decode, shift, push. False if the core has gone.
+    #[inline]
+    fn frame(
+        &mut self,
+        frame: usize,
+        recorded_ns: u64,
+        offset: u64,
+        kind: FrameKind,
+        payload: &[u8],
+    ) -> bool {
+        self.frames += 1;
+        let capture_ns = recorded_ns.saturating_add(offset);
+        // The receive stamp: now, or in a paced replay the frame's intended send time, so
+        // every stage measured from it counts the time the feed fell behind its schedule too
+        // (coordinated-omission correction).
+        let taken = match self.pace {
+            Pace::Scaled(factor) => {
+                let due = self.start_ns
+                    + (capture_ns.saturating_sub(self.first_capture_ns) as f64 / factor) as u64;
+                wait_until(due);
+                let now = MonoClock::now();
+                (due, now)
+            }
+            Pace::Asap => {
+                let now = MonoClock::now();
+                (now, now)
+            }
+        };
+        let (recv_ns, decode_start) = taken;
+        self.replay_clock.store(capture_ns, Ordering::Relaxed);
+        self.out.clear();
+        let r = match kind {
+            FrameKind::Stream => self.decoder.decode(payload, recv_ns, &mut self.out),
+            FrameKind::Snapshot(sym) => {
+                self.decoder
+                    .decode_snapshot(payload, sym, recv_ns, &mut self.out)
+            }
+        };
+        if offset > 0 {
+            for ev in self.out.iter_mut() {
+                shift_exchange_time(ev, offset);
+            }
+        }
+        self.hist
+            .record(MonoClock::now().saturating_sub(decode_start));
+        match r {
+            Ok(_) => self.tx.push_all(&self.out).is_ok(),
+            Err(e) => {
+                if self.first_errors.len() < MAX_REPORTED_ERRORS {
+                    self.first_errors.push((frame, e.to_string()));
+                }
+                true
+            }
+        }
     }
 }
 

@@ -532,3 +532,74 @@ fn record_writes_a_capture_that_replay_reads() {
     );
     assert_eq!(v["book_gaps"], 0);
 }
+
+/// `--stream` reads the capture through the reader thread and does exactly what `--in-memory`
+/// does: the same counters, also over repeated passes and with a torn last record.
+#[test]
+fn streamed_and_in_memory_replays_agree() {
+    let tlc = tmp("stream.tlc");
+    assert!(tickline(&[
+        "gen-feed",
+        "--out",
+        tlc.to_str().unwrap(),
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+        "--events",
+        "6000",
+        "--seed",
+        "9",
+    ])
+    .status
+    .success());
+    let len = std::fs::metadata(&tlc).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&tlc).unwrap();
+    f.set_len(len - 5).unwrap();
+    let run = |mode: &str| {
+        let mut args = vec![
+            "replay",
+            tlc.to_str().unwrap(),
+            mode,
+            "--progress",
+            "--json",
+            "--idle",
+            "backoff",
+            "--strategy",
+            "ema_cross",
+            "--repeat",
+            "3",
+        ];
+        args.extend(UNPINNED);
+        ok_json(&args)
+    };
+    let (memory, _) = run("--in-memory");
+    let (streamed, stderr) = run("--stream");
+    for key in [
+        "messages",
+        "events",
+        "book_syncs",
+        "book_gaps",
+        "resync_requests",
+        "orders_sent",
+        "fills",
+        "rejects",
+        "decode_errors",
+    ] {
+        assert_eq!(streamed[key], memory[key], "{key}: {streamed} vs {memory}");
+    }
+    assert_eq!(streamed["messages"], 3 * 6_001, "{streamed}");
+    assert_eq!(streamed["book_syncs"], 6);
+    assert!(streamed["orders_sent"].as_u64().unwrap() > 0, "{streamed}");
+    assert_eq!(
+        streamed["allocations_during_run"].as_u64().map(|a| a < 20),
+        Some(true)
+    );
+    assert!(stderr.contains("warning"), "the torn record: {stderr}");
+    assert!(
+        stderr.contains("% ") || stderr.contains("%)"),
+        "progress: {stderr}"
+    );
+    assert!(stderr.contains("pass 3, done"), "progress: {stderr}");
+
+    let e = err_text(&["replay", tlc.to_str().unwrap(), "--stream", "--in-memory"]);
+    assert!(e.contains("--in-memory"), "{e}");
+}

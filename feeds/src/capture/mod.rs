@@ -67,7 +67,9 @@
 //! resynchronisation); [`ReplayReader`] reports it once and ends.
 //!
 //! [`CaptureFormat::detect`] tells the two formats apart by their first bytes, never by the file
-//! extension; [`ReplayReader`] (streaming) and [`LoadedCapture`] (in memory) read either.
+//! extension; [`ReplayReader`] (streaming) and [`LoadedCapture`] (in memory) read either, and
+//! [`CaptureStream`] reads either on a reader thread of its own, ahead into a bounded set of
+//! recycled chunks (a replay of a capture larger than memory).
 //!
 //! # Sizes read from a file are claims, never capacities
 //!
@@ -298,10 +300,12 @@ impl From<io::Error> for CaptureError {
 
 mod line;
 mod replay;
+mod stream;
 mod tlc;
 
 pub use line::*;
 pub use replay::*;
+pub use stream::*;
 pub use tlc::*;
 
 #[cfg(test)]

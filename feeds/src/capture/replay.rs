@@ -99,9 +99,9 @@ impl<'a> ReplayRecord<'a> {
     }
 }
 
-enum ReplayInner {
-    Line(Box<LineReader<File>>),
-    Tickline(CaptureReader<File>),
+enum ReplayInner<R: Read> {
+    Line(Box<LineReader<R>>),
+    Tickline(CaptureReader<R>),
 }
 
 /// Streams a finished capture of either format for replay.
@@ -110,12 +110,12 @@ enum ReplayInner {
 /// torn last record is reported once as [`CaptureError::Truncated`] after every complete record.
 /// After any error that is not [recoverable](CaptureError::is_recoverable) the reader has ended
 /// and returns `Ok(None)`, so a loop that counts errors and calls `next` again always finishes.
-pub struct ReplayReader {
-    inner: ReplayInner,
+pub struct ReplayReader<R: Read = File> {
+    inner: ReplayInner<R>,
     done: bool,
 }
 
-impl fmt::Debug for ReplayReader {
+impl<R: Read> fmt::Debug for ReplayReader<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplayReader")
             .field("format", &self.format())
@@ -123,13 +123,20 @@ impl fmt::Debug for ReplayReader {
     }
 }
 
-impl ReplayReader {
+impl ReplayReader<File> {
     /// Opens a capture, detecting its format by magic.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, CaptureError> {
         let path = path.as_ref();
-        let inner = match CaptureFormat::detect(path)? {
-            CaptureFormat::Line => ReplayInner::Line(Box::new(LineReader::open(path)?)),
-            CaptureFormat::Tickline => ReplayInner::Tickline(CaptureReader::open(path)?),
+        Self::with_source(CaptureFormat::detect(path)?, File::open(path)?)
+    }
+}
+
+impl<R: Read> ReplayReader<R> {
+    /// Reads a capture of a known format (see [`CaptureFormat::detect`]) from any source.
+    pub fn with_source(format: CaptureFormat, src: R) -> Result<Self, CaptureError> {
+        let inner = match format {
+            CaptureFormat::Line => ReplayInner::Line(Box::new(LineReader::new(src)?)),
+            CaptureFormat::Tickline => ReplayInner::Tickline(CaptureReader::new(src)?),
         };
         Ok(Self { inner, done: false })
     }

@@ -107,6 +107,19 @@ struct Shared {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// CPUs the writer thread is asked to move to ([`place_writer`]), taken by the writer itself on
+/// its next round (it is started before a run's placement is known).
+static PLACE_WRITER: std::sync::Mutex<Option<Vec<usize>>> = std::sync::Mutex::new(None);
+/// Set when [`PLACE_WRITER`] holds a request not yet taken.
+static PLACE_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Asks the writer thread (`tickline-log`) to restrict itself to `cpus` (the run's
+/// housekeeping set, off the core's CPU); it does so within one round of its loop (a few ms).
+pub fn place_writer(cpus: &[usize]) {
+    *PLACE_WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(cpus.to_vec());
+    PLACE_PENDING.store(true, Ordering::Release);
+}
 /// The counters of the logger [`init`] installed, for [`dropped`].
 static INSTALLED: OnceLock<Arc<Shared>> = OnceLock::new();
 
@@ -260,6 +273,15 @@ fn drain(
     let mut rings: Vec<rtrb::Consumer<u8>> = Vec::with_capacity(64);
     let mut failed: Option<io::Error> = None;
     loop {
+        if PLACE_PENDING.swap(false, Ordering::AcqRel) {
+            let want = PLACE_WRITER
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(cpus) = want {
+                crate::pin::pin_current_thread_to_set("log writer", &cpus);
+            }
+        }
         // Read before draining: a stop seen here means every line taken before it is in a ring.
         let stopping = s.stopped.load(Ordering::Relaxed);
         rings.extend(rx.try_iter());
