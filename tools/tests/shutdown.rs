@@ -243,7 +243,8 @@ fn restart_reconciles(dir: &Path, sim: &VenueSim, open: usize) {
     let (status, stderr) = wait_exit(spawn(dir, &cfg, &["--duration", "1"]), "restart");
     assert!(status.success(), "restart failed:\n{stderr}");
     assert!(
-        stderr.contains(&format!("{open} open orders to reconcile")),
+        stderr.contains("open orders to reconcile")
+            && stderr.contains(&format!("open_orders={open}")),
         "the restart recovered the journal:\n{stderr}"
     );
 }
