@@ -121,7 +121,7 @@ else
         out="$OUT/${name}_c.wasm"
         if stale "$out" "$src" "${C_SDK[@]}" "$0"; then
             say "C    $name -> $out"
-            clang --target=wasm32 -nostdlib -O2 -std=c11 -Wall -Wextra -Werror \
+            clang --target=wasm32 -nostdlib -O2 -mbulk-memory -std=c11 -Wall -Wextra -Werror \
                 -I "$HERE/include" -I "$HERE/sdk/c" \
                 -Wl,--no-entry -Wl,--allow-undefined -Wl,--strip-all \
                 -o "$out.tmp" "$src" "$HERE/sdk/c/tickline_sdk.c"

@@ -17,38 +17,18 @@ TL_EXPORT(tl_buffer) int32_t tl_buffer(void) {
 }
 
 /* ---- libc pieces the compiler may call ------------------------------------------------------ */
-/* no_builtin: the loops must not be recognised as calls to themselves. */
+/* Built with -mbulk-memory (build.sh), these are single memory.copy / memory.fill instructions. */
 
-__attribute__((no_builtin)) void *memcpy(void *dst, const void *src, size_t n) {
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    while (n--) {
-        *d++ = *s++;
-    }
-    return dst;
+void *memcpy(void *dst, const void *src, size_t n) {
+    return __builtin_memcpy(dst, src, n);
 }
 
-__attribute__((no_builtin)) void *memmove(void *dst, const void *src, size_t n) {
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    if (d < s) {
-        while (n--) {
-            *d++ = *s++;
-        }
-    } else {
-        while (n--) {
-            d[n] = s[n];
-        }
-    }
-    return dst;
+void *memmove(void *dst, const void *src, size_t n) {
+    return __builtin_memmove(dst, src, n);
 }
 
-__attribute__((no_builtin)) void *memset(void *dst, int c, size_t n) {
-    uint8_t *d = dst;
-    while (n--) {
-        *d++ = (uint8_t)c;
-    }
-    return dst;
+void *memset(void *dst, int c, size_t n) {
+    return __builtin_memset(dst, c, n);
 }
 
 static uint32_t tl_strlen(const char *s) {

@@ -2,11 +2,15 @@
  * tickline_sdk.h: small helpers for C strategies built against tickline.h (ABI version 1).
  *
  * Everything here is freestanding (no libc): build with
- *   clang --target=wasm32 -nostdlib -O2 -I strategies/wasm/include -I strategies/wasm/sdk/c \
- *     -Wl,--no-entry -Wl,--export-dynamic -Wl,--allow-undefined \
+ *   clang --target=wasm32 -nostdlib -O2 -mbulk-memory \
+ *     -I strategies/wasm/include -I strategies/wasm/sdk/c \
+ *     -Wl,--no-entry -Wl,--allow-undefined -Wl,--strip-all \
  *     -o out.wasm your_strategy.c strategies/wasm/sdk/c/tickline_sdk.c
  * (strategies/wasm/build.sh does exactly that and checks that the module imports nothing but
- * "tickline" functions).
+ * "tickline" functions). The exports are the functions marked TL_EXPORT (export_name), plus
+ * memory; --allow-undefined turns the TL_IMPORT declarations into "tickline" imports (any other
+ * undefined symbol would become an "env" import, which the host refuses and build.sh reports).
+ * -mbulk-memory makes memcpy/memset single memory.copy/memory.fill instructions.
  *
  * What it gives you:
  *   - reading the context block and the event record at their ABI offsets (tl_i64, tl_u32, ...);
