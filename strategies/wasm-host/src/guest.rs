@@ -16,8 +16,9 @@ use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, T
 
 /// Highest `orders_per_callback` a deployment may set.
 pub const MAX_ORDERS_PER_CALLBACK: usize = 64;
-/// Open orders an instance may own at once (a submit beyond it is refused with `TL_ERR_FULL`).
-pub const MAX_OPEN_ORDERS: usize = 256;
+/// Open orders an instance may own at once (a submit beyond it is refused with `TL_ERR_FULL`):
+/// more than the core's largest order table, so the core's own limit is the one that bites.
+pub const MAX_OPEN_ORDERS: usize = crate::idset::CAPACITY;
 /// Timers a callback may set.
 pub const TIMERS_PER_CALLBACK: usize = 8;
 /// `tl_log` lines kept per second of engine time (more are dropped and counted).
@@ -32,8 +33,8 @@ pub struct HostState {
     now_ns: u64,
     orders_this_call: u32,
     order_cap: u32,
-    /// Open orders the instance owns (0: free slot).
-    owned: Box<[u64]>,
+    /// Open orders the instance owns.
+    owned: crate::idset::IdSet,
     /// Timers asked for in this callback, set when it completes.
     timers: [(u64, u64); TIMERS_PER_CALLBACK],
     timers_len: usize,
@@ -68,7 +69,7 @@ impl HostState {
             now_ns: 0,
             orders_this_call: 0,
             order_cap: cfg.orders_per_callback,
-            owned: vec![0; MAX_OPEN_ORDERS].into_boxed_slice(),
+            owned: crate::idset::IdSet::new(),
             timers: [(0, 0); TIMERS_PER_CALLBACK],
             timers_len: 0,
             pending_state: vec![0; abi::STATE_MAX].into_boxed_slice(),
@@ -95,14 +96,12 @@ impl HostState {
 
     /// True if the instance owns open order `id`.
     pub(crate) fn owns(&self, id: u64) -> bool {
-        id != 0 && self.owned.contains(&id)
+        self.owned.contains(id)
     }
 
     /// Forgets order `id` (done, or never sent).
     pub(crate) fn forget(&mut self, id: u64) {
-        if let Some(s) = self.owned.iter_mut().find(|s| **s == id) {
-            *s = 0;
-        }
+        self.owned.remove(id);
     }
 
     /// Takes the state saved by the callback that just completed.
@@ -187,9 +186,9 @@ fn submit(st: &mut HostState, side: i32, ty: i32, price: i64, qty: i64) -> i64 {
             "tl_submit: over the orders-per-callback cap",
         ) as i64;
     }
-    let Some(slot) = st.owned.iter().position(|s| *s == 0) else {
+    if st.owned.len() >= MAX_OPEN_ORDERS {
         return st.refuse(err::FULL, "tl_submit: too many open orders") as i64;
-    };
+    }
     let req = OrderRequest {
         side,
         price: Price(price),
@@ -200,7 +199,7 @@ fn submit(st: &mut HostState, side: i32, ty: i32, price: i64, qty: i64) -> i64 {
     match r {
         Some(Ok(id)) => {
             st.orders_this_call += 1;
-            st.owned[slot] = id.0;
+            st.owned.insert(id.0);
             WasmStats::bump(&st.stats.orders);
             id.0 as i64
         }

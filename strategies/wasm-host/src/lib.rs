@@ -65,6 +65,7 @@
 
 pub mod abi;
 mod guest;
+mod idset;
 pub mod module;
 pub mod stats;
 mod strategy;
