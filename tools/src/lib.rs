@@ -95,3 +95,4 @@ pub mod pipeline;
 pub mod report;
 pub mod runtime;
 pub mod summary;
+pub mod wasm;

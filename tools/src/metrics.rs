@@ -754,6 +754,7 @@ fn run_metrics(
     let mut totals = MetricsTotals::default();
     let mut prev = Cumulative::default();
     let mut lines = Vec::with_capacity(256);
+    let mut wasm_prev = Vec::new();
     while let Ok(mut snap) = link.rx.recv() {
         let side = SideCounters {
             io: io.as_deref().map(IoSample::read),
@@ -761,6 +762,7 @@ fn run_metrics(
         };
         lines.clear();
         statsd_lines(&snap, &side, &prev, &symbols, &prefix, &mut lines);
+        crate::wasm::statsd_lines(&prefix, &mut wasm_prev, &mut lines);
         prev = Cumulative::of(&snap, &side);
         let log = slow_callback_log(&snap, &symbols);
         totals.latency.merge(&snap.latency);
