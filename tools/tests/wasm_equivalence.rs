@@ -129,7 +129,8 @@ fn replay(capture: &Path, strategy: [&str; 2], params: &[&str]) -> Value {
 }
 
 /// What two runs of the same strategy logic must agree on: every order, fill and cancel count
-/// and the PnL to the last 1e-8 (fees, realized, unrealized, per symbol).
+/// and the PnL to the last 1e-8 (fees, realized, unrealized, per symbol); and, as native, no
+/// restart (a trapped or out-of-fuel guest is restarted), no halt, no allocation while running.
 fn trading(v: &Value) -> Value {
     let mut t = serde_json::Map::new();
     for key in [
@@ -140,6 +141,9 @@ fn trading(v: &Value) -> Value {
         "rejects",
         "order_timeouts",
         "duplicate_fills",
+        "trader_restarts",
+        "symbol_halts",
+        "allocations_during_run",
         "pnl",
         "positions",
     ] {
