@@ -297,6 +297,34 @@ enum CtlCmd {
     Resume,
     /// The kill switch: halt and cancel every open order.
     Kill,
+    /// Deploy a WebAssembly strategy on SYMBOL: FILE.wasm is read here and sent, validated,
+    /// compiled and started by the engine's control thread (never its core), then trades like
+    /// `start-trading`. A symbol already trading is refused unless --replace (its orders are
+    /// canceled, then the module swapped in). A bad module is refused with the reason; nothing
+    /// changes.
+    Deploy {
+        /// The symbol.
+        symbol: String,
+        /// The module (a WebAssembly binary, at most 16 MiB).
+        file: PathBuf,
+        /// Guest parameter `KEY=VALUE`, handed to its tl_init (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Fuel per callback, the CPU budget (default 100000, about one unit per instruction).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Linear-memory cap, MiB (default 16).
+        #[arg(long)]
+        memory_mb: Option<u64>,
+        /// Replace the symbol's running strategy (its orders canceled first).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Stop SYMBOL's WebAssembly strategy (as stop-trading: its orders canceled).
+    Undeploy {
+        /// The symbol.
+        symbol: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -313,6 +341,10 @@ struct RunArgs {
     /// Strategy parameter `key=value` (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
+    /// Run this WebAssembly module as the strategy (instead of --strategy); --param goes to
+    /// its tl_init, and `fuel`, `memory_mb` set its limits.
+    #[arg(long, value_name = "FILE.wasm")]
+    strategy_wasm: Option<PathBuf>,
     /// asap, recorded, or xN (x10 = ten times faster than recorded).
     #[arg(long)]
     pace: Option<String>,
@@ -347,6 +379,9 @@ impl RunArgs {
         }
         if let Some(s) = &self.strategy {
             cfg.strategy.name = s.clone();
+        }
+        if let Some(w) = &self.strategy_wasm {
+            cfg.strategy.wasm = Some(w.display().to_string());
         }
         for kv in &self.params {
             let (k, v) = kv
@@ -454,7 +489,7 @@ fn replay_options(
         symbols,
         default_symbol,
         strategy,
-        custom_strategy: None,
+        custom_strategy: cfg.wasm_strategy()?,
         pace: cfg.pace()?,
         io_cpu: placement.io,
         core_cpu: placement.core,
@@ -707,6 +742,40 @@ fn ctl(args: CtlArgs) -> Result<()> {
         CtlCmd::Halt => CtlRequest::Halt,
         CtlCmd::Resume => CtlRequest::Resume,
         CtlCmd::Kill => CtlRequest::Kill,
+        CtlCmd::Deploy {
+            symbol,
+            file,
+            params,
+            fuel,
+            memory_mb,
+            replace,
+        } => {
+            let max = wasm_host::module::MAX_MODULE_BYTES as u64;
+            let size = std::fs::metadata(file)
+                .with_context(|| format!("{}", file.display()))?
+                .len();
+            if size > max {
+                anyhow::bail!(
+                    "{}: {size} bytes, more than the {max}-byte limit",
+                    file.display()
+                );
+            }
+            CtlRequest::Deploy(crate::control::DeployRequest {
+                symbol: symbol.clone(),
+                name: file.file_name().map_or_else(
+                    || "module.wasm".into(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                wasm: std::fs::read(file).with_context(|| format!("{}", file.display()))?,
+                params: kvs(params).context("--param")?,
+                fuel: *fuel,
+                memory_mb: *memory_mb,
+                replace: *replace,
+            })
+        }
+        CtlCmd::Undeploy { symbol } => CtlRequest::Undeploy {
+            symbol: symbol.clone(),
+        },
     };
     let timeout = seconds("--timeout", args.timeout)?;
     let deadline = std::time::Instant::now() + timeout;
@@ -898,7 +967,7 @@ fn live(
     let opts = crate::live::LiveOptions {
         cfg: cfg.clone(),
         strategy,
-        custom_strategy: None,
+        custom_strategy: cfg.wasm_strategy()?,
         record,
         duration: duration.map(|d| seconds("--duration", d)).transpose()?,
         status_every: (status_every > 0.0)

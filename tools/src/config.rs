@@ -32,6 +32,7 @@
 //!
 //! [strategy]
 //! name = "naive"        # naive | sma_cross | probe | none
+//! # wasm = "sma_cross.wasm"  # instead of `name`: a WebAssembly strategy (params go to its tl_init)
 //! [strategy.params]
 //! chunks = 2
 //! profit_interval = "0.0005"
@@ -834,6 +835,9 @@ impl Default for PaperSection {
 pub struct StrategySection {
     /// Strategy name, or `none`.
     pub name: String,
+    /// A WebAssembly module to run instead of `name` (its parameters are `params`, with the
+    /// host's `fuel`, `memory_mb`, `orders_per_callback`, `max_restarts`, `restart_window_ms`).
+    pub wasm: Option<String>,
     /// Parameters (strings, integers, floats or booleans; handed to the strategy as text).
     pub params: BTreeMap<String, toml::Value>,
 }
@@ -842,6 +846,7 @@ impl Default for StrategySection {
     fn default() -> Self {
         StrategySection {
             name: "naive".into(),
+            wasm: None,
             params: BTreeMap::new(),
         }
     }
@@ -1272,7 +1277,7 @@ impl Config {
         symbols
             .intern(&self.replay.symbol)
             .map_err(|e| anyhow::anyhow!("replay.symbol: {e}"))?;
-        if self.strategy.name != "none" {
+        if self.strategy.name != "none" && self.strategy.wasm.is_none() {
             strategies::build(&self.strategy.name, self.strategy_params())
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         }
@@ -1417,6 +1422,20 @@ impl Config {
             };
             (k.clone(), text)
         }))
+    }
+
+    /// The `[strategy] wasm` module as a strategy factory (compiled and deployed once now, so a
+    /// bad module fails here), or `None` without one.
+    pub fn wasm_strategy(&self) -> Result<Option<crate::runtime::StrategyFactory>> {
+        let Some(path) = &self.strategy.wasm else {
+            return Ok(None);
+        };
+        let pairs: Vec<(String, String)> = self
+            .strategy_params()
+            .pairs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::wasm::factory(std::path::Path::new(path), &pairs).map(Some)
     }
 
     /// CPU option: -1 means unpinned.

@@ -121,3 +121,4 @@ pub mod shard_plan;
 mod shutdown;
 pub mod summary;
 pub mod threads;
+pub mod wasm;

@@ -743,6 +743,7 @@ fn run_metrics(
     let mut prev = Cumulative::default();
     let mut lines = Vec::with_capacity(256);
     let mut events = crate::logging::events::IntervalEvents::default();
+    let mut wasm_prev = Vec::new();
     while let Ok(mut snap) = link.rx.recv() {
         let side = SideCounters {
             io: io.as_deref().map(IoSample::read),
@@ -751,6 +752,7 @@ fn run_metrics(
         };
         lines.clear();
         statsd_lines(&snap, &side, &prev, &symbols, &prefix, &mut lines);
+        crate::wasm::statsd_lines(&prefix, &mut wasm_prev, &mut lines);
         prev = Cumulative::of(&snap, &side);
         events.log(&snap, &symbols);
         totals.latency.merge(&snap.latency);

@@ -107,7 +107,7 @@
 #define TL_ORD_SIDE 140          /* u32  TL_SIDE_* */
 #define TL_ORD_PRICE 144         /* i64  the order's limit price */
 #define TL_ORD_LEAVES 152        /* i64  quantity still open */
-#define TL_ORD_FILLED 160        /* i64  cumulative filled quantity */
+#define TL_ORD_CUM_QTY 160       /* i64  cumulative filled quantity */
 #define TL_ORD_FILL_PX 168       /* i64  this fill's price (TL_ORD_FILLED kind only) */
 #define TL_ORD_FILL_QTY 176      /* i64  this fill's quantity */
 #define TL_ORD_FEE 184           /* i64  this fill's fee, 1e-8 quote */

@@ -227,6 +227,8 @@ impl Controller {
             CtlRequest::Halt => self.simple(Command::Halt),
             CtlRequest::Resume => self.simple(Command::Resume),
             CtlRequest::Kill => self.simple(Command::Kill),
+            CtlRequest::Deploy(d) => self.deploy(d),
+            CtlRequest::Undeploy { symbol } => self.undeploy(symbol),
         };
         r.unwrap_or_else(|why| error_reply(&why, None))
     }
@@ -264,7 +266,7 @@ impl Controller {
     ) -> Result<Value, String> {
         let id = self.symbol(symbol)?;
         let name = self.cfg.symbols.name(id).unwrap_or(symbol).to_string();
-        let mut warnings = Vec::new();
+        let warnings = Vec::new();
         // 1. The strategy, whole, before anything changes.
         let (strategy_name, base) = match (strategy, &self.cfg.default_strategy) {
             (Some(s), Some((d, p))) if s == d => (s.to_string(), p.clone()),
@@ -286,6 +288,19 @@ impl Controller {
         let built = strategies::build(&strategy_name, all).map_err(|e| {
             format!("start-trading {name}: strategy `{strategy_name}`: {e}; nothing changed")
         })?;
+        self.install(id, &name, built, warnings)
+    }
+
+    /// Steps 2 to 4 of `start-trading` (and `deploy`): the symbol's filters, its streams, and
+    /// the built strategy handed to the core (the subscription undone if the core refuses).
+    fn install(
+        &mut self,
+        id: SymbolId,
+        name: &str,
+        built: Box<dyn engine::strategy::Strategy>,
+        mut warnings: Vec<String>,
+    ) -> Result<Value, String> {
+        let name = name.to_string();
         // 2. The symbol's filters.
         let rules: Option<SymbolRules> = match &self.rest {
             None => None,
@@ -357,11 +372,97 @@ impl Controller {
         }
     }
 
+    /// `deploy`: validate, compile and start the module here (never on the core), then trade it
+    /// like `start-trading`; on a trading symbol only with `replace` (its strategy is stopped
+    /// first, its orders canceled). A refusal changes nothing.
+    fn deploy(&mut self, d: &super::protocol::DeployRequest) -> Result<Value, String> {
+        let id = self.symbol(&d.symbol)?;
+        let name = self.cfg.symbols.name(id).unwrap_or(&d.symbol).to_string();
+        let refuse = |why: String| format!("deploy {name}: {why}; nothing changed");
+        let mut pairs = d.params.clone();
+        for (k, v) in [("fuel", d.fuel), ("memory_mb", d.memory_mb)] {
+            if let Some(v) = v {
+                pairs.retain(|(key, _)| key != k);
+                pairs.push((k.to_string(), v.to_string()));
+            }
+        }
+        let cfg = wasm_host::DeployConfig::from_pairs(&pairs).map_err(|e| refuse(e.to_string()))?;
+        let started = Instant::now();
+        let module = wasm_host::WasmModule::compile(&d.name, &d.wasm).map_err(refuse)?;
+        let compiled = started.elapsed();
+        let strategy = wasm_host::WasmStrategy::deploy(module, cfg).map_err(refuse)?;
+        let ready = started.elapsed();
+        let current = match self.ask(Command::Status)? {
+            Reply::Status(core) => core
+                .symbols
+                .get(id.index())
+                .and_then(|s| s.strategy.clone()),
+            Reply::Done(m) | Reply::Refused(m) => return Err(m),
+        };
+        let mut replaced = None;
+        if let Some(old) = current {
+            if !d.replace {
+                return Err(refuse(format!(
+                    "{name} already trades `{old}`: pass --replace to cancel its orders and swap the module in"
+                )));
+            }
+            replaced = match self.ask(Command::StopTrading { symbol: id })? {
+                Reply::Done(m) => Some(m),
+                Reply::Refused(why) => return Err(refuse(why)),
+                Reply::Status(_) => return Err("the core answered with a status".into()),
+            };
+        }
+        let stats = strategy.stats();
+        let (fuel, mem) = (strategy.config().fuel, strategy.config().memory_bytes >> 20);
+        let bytes = d.wasm.len();
+        let mut reply = self.install(id, &name, Box::new(strategy), Vec::new())?;
+        crate::wasm::register(&name, stats);
+        let mut what = format!(
+            "; module {} ({bytes} bytes) validated and compiled in {:.1} ms, started in {:.1} ms; fuel {fuel} per callback, memory cap {mem} MiB",
+            d.name,
+            compiled.as_secs_f64() * 1e3,
+            (ready - compiled).as_secs_f64() * 1e3,
+        );
+        if let Some(r) = replaced {
+            what.push_str(&format!("; replaced: {r}"));
+        }
+        if let Some(m) = reply["message"].as_str() {
+            reply["message"] = Value::String(format!("{m}{what}"));
+        }
+        Ok(reply)
+    }
+
+    /// `undeploy`: `stop-trading` for a symbol whose strategy is a WebAssembly one.
+    fn undeploy(&mut self, symbol: &str) -> Result<Value, String> {
+        let id = self.symbol(symbol)?;
+        let name = self.cfg.symbols.name(id).unwrap_or(symbol).to_string();
+        let current = match self.ask(Command::Status)? {
+            Reply::Status(core) => core
+                .symbols
+                .get(id.index())
+                .and_then(|s| s.strategy.clone()),
+            Reply::Done(m) | Reply::Refused(m) => return Err(m),
+        };
+        match current.as_deref() {
+            Some("wasm") => {}
+            Some(other) => {
+                return Err(format!(
+                    "undeploy {name}: it trades the native `{other}`, not a wasm module: use stop-trading"
+                ))
+            }
+            None => return Err(format!("undeploy {name}: {name} is not trading")),
+        }
+        self.stop_trading(symbol)
+    }
+
     fn stop_trading(&mut self, symbol: &str) -> Result<Value, String> {
         let id = self.symbol(symbol)?;
         let name = self.cfg.symbols.name(id).unwrap_or(symbol).to_string();
         let mut message = match self.ask(Command::StopTrading { symbol: id })? {
-            Reply::Done(m) => m,
+            Reply::Done(m) => {
+                crate::wasm::unregister(&name);
+                m
+            }
             Reply::Refused(why) => return Err(why),
             Reply::Status(_) => return Err("the core answered with a status".into()),
         };

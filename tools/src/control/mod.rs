@@ -130,12 +130,16 @@ use std::time::Duration;
 
 pub use client::{request, request_with_token};
 pub use controller::{Controller, ControllerConfig};
-pub use protocol::{looks_like_http, parse_kv, CtlRequest, COMMANDS};
+pub use protocol::{looks_like_http, parse_kv, CtlRequest, DeployRequest, COMMANDS};
 pub use server::{ControlServer, ControlStats};
 pub use status::render_status;
 
 /// Longest request or reply line, bytes.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// Longest `deploy` request line, bytes: a module of at most
+/// [`wasm_host::module::MAX_MODULE_BYTES`] in base64, and its parameters.
+pub const MAX_DEPLOY_LINE: usize = wasm_host::module::MAX_MODULE_BYTES / 3 * 4 + 64 * 1024;
 
 /// Control connections served at once; beyond them only `kill` and `halt` are served, on
 /// [`PRIORITY_SLOTS`].
@@ -184,6 +188,18 @@ mod tests {
             CtlRequest::Halt,
             CtlRequest::Resume,
             CtlRequest::Kill,
+            CtlRequest::Deploy(DeployRequest {
+                symbol: "ETHUSDT".into(),
+                name: "sma.wasm".into(),
+                wasm: b"\0asm\x01\0\0\0".to_vec(),
+                params: vec![("fast".into(), "5".into())],
+                fuel: Some(50_000),
+                memory_mb: Some(4),
+                replace: true,
+            }),
+            CtlRequest::Undeploy {
+                symbol: "ETHUSDT".into(),
+            },
         ];
         for r in reqs {
             assert_eq!(CtlRequest::from_json(&r.to_json()), Ok(r));
@@ -243,10 +259,12 @@ mod tests {
         r.buf = vec![b'x'; MAX_LINE + 1];
         assert!(r.next_line().is_err());
         // A newline that comes too late does not make a long line acceptable.
+        let mut r = LineReader::default();
         r.buf = vec![b'x'; MAX_LINE + 5];
         r.buf.push(b'\n');
         assert!(r.next_line().is_err());
         // A line of exactly MAX_LINE bytes is fine.
+        let mut r = LineReader::default();
         r.buf = vec![b'x'; MAX_LINE];
         r.buf.push(b'\n');
         assert_eq!(r.next_line().unwrap().unwrap().len(), MAX_LINE);

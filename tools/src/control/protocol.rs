@@ -65,6 +65,33 @@ pub enum CtlRequest {
     Resume,
     /// The kill switch.
     Kill,
+    /// Deploy a WebAssembly strategy on a symbol.
+    Deploy(DeployRequest),
+    /// Stop a symbol's WebAssembly strategy.
+    Undeploy {
+        /// The symbol.
+        symbol: String,
+    },
+}
+
+/// `deploy`: the module travels in the request (base64 in the JSON line), so `ctl` works from
+/// another host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployRequest {
+    /// The symbol.
+    pub symbol: String,
+    /// The module's name (its file name), for status.
+    pub name: String,
+    /// The module (a WebAssembly binary).
+    pub wasm: Vec<u8>,
+    /// The guest's `key = value` parameters (and the host's `fuel`, `memory_mb`, …).
+    pub params: Vec<(String, String)>,
+    /// Fuel per callback.
+    pub fuel: Option<u64>,
+    /// Linear-memory cap, MiB.
+    pub memory_mb: Option<u64>,
+    /// Replace a strategy already trading the symbol (its orders are canceled first).
+    pub replace: bool,
 }
 
 /// The command names, as the protocol spells them.
@@ -76,6 +103,8 @@ pub const COMMANDS: &[&str] = &[
     "halt",
     "resume",
     "kill",
+    "deploy",
+    "undeploy",
 ];
 
 fn params_json(params: &[(String, String)]) -> Value {
@@ -121,6 +150,30 @@ impl CtlRequest {
             CtlRequest::Halt => json!({"cmd": "halt"}),
             CtlRequest::Resume => json!({"cmd": "resume"}),
             CtlRequest::Kill => json!({"cmd": "kill"}),
+            CtlRequest::Deploy(d) => {
+                use base64::Engine as _;
+                let mut m = Map::new();
+                // `cmd` first: the line reader allows a deploy line its larger limit by its start.
+                m.insert("cmd".into(), "deploy".into());
+                m.insert("symbol".into(), d.symbol.as_str().into());
+                m.insert("name".into(), d.name.as_str().into());
+                if !d.params.is_empty() {
+                    m.insert("params".into(), params_json(&d.params));
+                }
+                if let Some(f) = d.fuel {
+                    m.insert("fuel".into(), f.into());
+                }
+                if let Some(mb) = d.memory_mb {
+                    m.insert("memory_mb".into(), mb.into());
+                }
+                if d.replace {
+                    m.insert("replace".into(), true.into());
+                }
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&d.wasm);
+                m.insert("wasm".into(), b64.into());
+                Value::Object(m)
+            }
+            CtlRequest::Undeploy { symbol } => json!({"cmd": "undeploy", "symbol": symbol}),
         }
     }
 
@@ -139,6 +192,16 @@ impl CtlRequest {
             "start-trading" => &["symbol", "strategy", "chunks", "params"],
             "stop-trading" => &["symbol"],
             "set" => &["symbol", "params"],
+            "deploy" => &[
+                "symbol",
+                "name",
+                "wasm",
+                "params",
+                "fuel",
+                "memory_mb",
+                "replace",
+            ],
+            "undeploy" => &["symbol"],
             other => {
                 return Err(format!(
                     "unknown command `{other}`: expected one of {}",
@@ -199,6 +262,45 @@ impl CtlRequest {
             "resume" => CtlRequest::Resume,
             "kill" => CtlRequest::Kill,
             "stop-trading" => CtlRequest::StopTrading { symbol: symbol()? },
+            "undeploy" => CtlRequest::Undeploy { symbol: symbol()? },
+            "deploy" => {
+                use base64::Engine as _;
+                let wasm =
+                    match obj.get("wasm") {
+                        Some(Value::String(b)) => base64::engine::general_purpose::STANDARD
+                            .decode(b)
+                            .map_err(|e| format!("deploy: `wasm` is not base64: {e}"))?,
+                        Some(_) => return Err("deploy: `wasm` must be a base64 string".into()),
+                        None => return Err("deploy: missing `wasm` (the module, base64)".into()),
+                    };
+                let num = |k: &str| -> Result<Option<u64>, String> {
+                    match obj.get(k) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                            format!("deploy: `{k}` = {v}: expected an unsigned integer")
+                        }),
+                    }
+                };
+                CtlRequest::Deploy(DeployRequest {
+                    symbol: symbol()?,
+                    name: match obj.get("name") {
+                        None | Some(Value::Null) => "module.wasm".into(),
+                        Some(Value::String(n)) if !n.is_empty() && n.len() <= 256 => n.clone(),
+                        Some(_) => {
+                            return Err("deploy: `name` must be a string of 1 to 256 bytes".into())
+                        }
+                    },
+                    wasm,
+                    params: params()?,
+                    fuel: num("fuel")?,
+                    memory_mb: num("memory_mb")?,
+                    replace: match obj.get("replace") {
+                        None | Some(Value::Null) => false,
+                        Some(Value::Bool(b)) => *b,
+                        Some(_) => return Err("deploy: `replace` must be true or false".into()),
+                    },
+                })
+            }
             "set" => {
                 let params = params()?;
                 if params.is_empty() {

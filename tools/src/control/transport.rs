@@ -1,7 +1,7 @@
 //! A connected control socket of either kind (Unix or TCP) and the bounded line reader both
 //! sides use.
 
-use super::MAX_LINE;
+use super::{MAX_DEPLOY_LINE, MAX_LINE};
 use anyhow::Result;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -69,34 +69,50 @@ impl Write for Stream {
     }
 }
 
-/// Splits a byte stream into lines of at most [`MAX_LINE`] bytes; survives read timeouts
-/// (what was read stays buffered).
+/// Splits a byte stream into lines of at most [`MAX_LINE`] bytes ([`MAX_DEPLOY_LINE`] for a
+/// line that starts `{"cmd":"deploy"`: it carries a module); survives read timeouts (what was
+/// read stays buffered).
 #[derive(Default)]
 pub(super) struct LineReader {
     pub(super) buf: Vec<u8>,
+    /// Bytes of `buf` already searched for a newline.
+    scanned: usize,
 }
 
 impl LineReader {
+    /// The longest line the buffered one may become.
+    fn limit(&self) -> usize {
+        if self.buf.starts_with(br#"{"cmd":"deploy""#) {
+            MAX_DEPLOY_LINE
+        } else {
+            MAX_LINE
+        }
+    }
+
     /// The next complete line (without its `\n`), if buffered; an error if a line is too long.
     pub(super) fn next_line(&mut self) -> Result<Option<Vec<u8>>, String> {
-        // A newline past MAX_LINE ends a line that is already too long.
-        let scan = &self.buf[..self.buf.len().min(MAX_LINE + 1)];
-        if let Some(i) = scan.iter().position(|&b| b == b'\n') {
-            let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+        let limit = self.limit();
+        // A newline past the limit ends a line that is already too long.
+        let end = self.buf.len().min(limit + 1);
+        let from = self.scanned.min(end);
+        if let Some(i) = self.buf[from..end].iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = self.buf.drain(..=from + i).collect();
+            self.scanned = 0;
             line.pop();
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
             return Ok(Some(line));
         }
-        if self.buf.len() > MAX_LINE {
-            return Err(format!("a line longer than {MAX_LINE} bytes"));
+        self.scanned = end;
+        if self.buf.len() > limit {
+            return Err(format!("a line longer than {limit} bytes"));
         }
         Ok(None)
     }
 
     pub(super) fn fill(&mut self, r: &mut impl Read) -> std::io::Result<usize> {
-        let mut chunk = [0u8; 4096];
+        let mut chunk = [0u8; 65536];
         let n = r.read(&mut chunk)?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
