@@ -81,21 +81,27 @@ fn wasm(name: &str, text: &str) -> Box<dyn Strategy> {
 fn core_per_event(c: &mut Criterion) {
     let mut symbols = SymbolTable::new();
     let btc = symbols.intern("BTCUSDT").unwrap();
-    let events: Vec<Event> = (0..BATCH)
-        .map(|i| {
-            Event::new(
-                1,
-                btc,
-                EventKind::Trade(Trade {
-                    exch_ns: i,
-                    trade_id: i,
-                    price: Price((60_000 + (i % 7) as i64) * SCALE),
-                    qty: Qty(100_000),
-                    buyer_maker: i % 2 == 0,
-                }),
-            )
-        })
-        .collect();
+    // Trades 1 ms apart on the venue clock, continuing from batch to batch, so the paper venue
+    // answers each IOC (after its 1 ms latency) and open orders stay few.
+    let mut next = 0u64;
+    let mut batch = move || -> Vec<Event> {
+        (0..BATCH)
+            .map(|_| {
+                next += 1;
+                Event::new(
+                    1,
+                    btc,
+                    EventKind::Trade(Trade {
+                        exch_ns: next * 1_000_000,
+                        trade_id: next,
+                        price: Price((60_000 + (next % 7) as i64) * SCALE),
+                        qty: Qty(100_000),
+                        buyer_maker: next.is_multiple_of(2),
+                    }),
+                )
+            })
+            .collect()
+    };
     let mut g = c.benchmark_group("wasm");
     g.throughput(Throughput::Elements(BATCH));
     let cases: [(&str, Box<dyn Strategy>); 4] = [
@@ -114,7 +120,7 @@ fn core_per_event(c: &mut Criterion) {
         core.set_strategy(btc, strategy).unwrap();
         g.bench_function(name, |b| {
             b.iter_batched(
-                || tx.push_all(&events).unwrap(),
+                || tx.push_all(&batch()).unwrap(),
                 |()| {
                     let mut n = 0;
                     while n < BATCH as usize {
