@@ -277,6 +277,7 @@ fn wire_to_core(label: &str, pace: SimPace, events: u64, io_spin: bool) {
         p.p999 as f64 / 1e3,
         p.max as f64 / 1e3
     );
+    println!("  {}", hiccups_line(&r));
 }
 
 fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
@@ -379,6 +380,20 @@ fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
         us(t2o.p50),
         us(t2o.p99),
     );
+    println!("  {}", hiccups_line(&r));
+}
+
+/// The machine's hiccups on the core's CPU in the same run (its idle polls; `tools::hiccups`).
+fn hiccups_line(r: &tools::runtime::RunReport) -> String {
+    let h = &r.machine_hiccups;
+    format!(
+        "machine hiccups on the core's CPU, same run: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.1} us, {} gaps over 100 us",
+        h.p50 as f64 / 1e3,
+        h.p99 as f64 / 1e3,
+        h.p999 as f64 / 1e3,
+        h.max as f64 / 1e3,
+        h.over_100us
+    )
 }
 
 fn main() {
