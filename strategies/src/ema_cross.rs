@@ -304,20 +304,15 @@ impl Strategy for EmaCross {
     /// `qty`, checked like at start-up; the periods are fixed while trading (the averages would
     /// have to start over), so `fast` or `slow` is refused by name. All or none.
     fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {
-        for key in ["fast", "slow"] {
-            if params.keys().any(|k| k == key) {
-                return Err(bad_value(
-                    key,
-                    "the periods are fixed while trading; stop-trading and start-trading with the new period".into(),
-                ));
-            }
-        }
-        let current = Params::new([
-            ("fast", self.cfg.fast.to_string()),
-            ("slow", self.cfg.slow.to_string()),
-            ("qty", self.cfg.qty.to_string()),
-        ]);
-        let mut merged = current.merged(params);
+        let mut merged = crate::crossover_update(
+            params,
+            [
+                ("fast", self.cfg.fast.to_string()),
+                ("slow", self.cfg.slow.to_string()),
+                ("qty", self.cfg.qty.to_string()),
+            ],
+            "the periods are fixed while trading; stop-trading and start-trading with the new period",
+        )?;
         let cfg = EmaCrossConfig::from_params(&mut merged)?;
         merged.finish()?;
         let what = format!("qty {} -> {}", self.cfg.qty, cfg.qty);

@@ -181,6 +181,22 @@ pub fn build(name: &str, mut params: Params) -> Result<Box<dyn Strategy>, ParamE
 }
 
 /// A [`ParamError::BadValue`] for `key`.
+/// For a crossover strategy's `set_params` (`sma_cross`, `ema_cross`): refuses `fast` and `slow`
+/// by name (`fixed` says why they cannot change while trading), and returns `params` merged over
+/// the current `fast`, `slow` and `qty`, to be checked like at start-up. All or none.
+pub(crate) fn crossover_update(
+    params: &Params,
+    current: [(&str, String); 3],
+    fixed: &str,
+) -> Result<Params, ParamError> {
+    for key in ["fast", "slow"] {
+        if params.keys().any(|k| k == key) {
+            return Err(bad_value(key, fixed.to_string()));
+        }
+    }
+    Ok(Params::new(current).merged(params))
+}
+
 pub(crate) fn bad_value(key: &str, why: String) -> ParamError {
     ParamError::BadValue {
         key: key.to_string(),

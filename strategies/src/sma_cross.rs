@@ -300,20 +300,15 @@ impl Strategy for SmaCross {
     /// `qty`, checked like at start-up; the windows are fixed while trading (the price ring is
     /// sized by `slow`), so `fast` or `slow` is refused by name. All or none.
     fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {
-        for key in ["fast", "slow"] {
-            if params.keys().any(|k| k == key) {
-                return Err(bad_value(
-                    key,
-                    "the averaging windows are fixed while trading; stop-trading and start-trading with the new window".into(),
-                ));
-            }
-        }
-        let current = Params::new([
-            ("fast", self.cfg.fast.to_string()),
-            ("slow", self.cfg.slow.to_string()),
-            ("qty", self.cfg.qty.to_string()),
-        ]);
-        let mut merged = current.merged(params);
+        let mut merged = crate::crossover_update(
+            params,
+            [
+                ("fast", self.cfg.fast.to_string()),
+                ("slow", self.cfg.slow.to_string()),
+                ("qty", self.cfg.qty.to_string()),
+            ],
+            "the averaging windows are fixed while trading; stop-trading and start-trading with the new window",
+        )?;
         let cfg = SmaCrossConfig::from_params(&mut merged)?;
         merged.finish()?;
         let what = format!("qty {} -> {}", self.cfg.qty, cfg.qty);
