@@ -73,3 +73,4 @@ pub mod status;
 pub mod strategy;
 pub mod supervisor;
 pub mod symbol;
+pub mod venue;

@@ -2,7 +2,11 @@
 //!
 //! A strategy declares the channels it wants ([`Strategy::channels`](crate::strategy::Strategy::channels))
 //! as `<kind>.<venue>.<symbol>` patterns, where any part may be `*` (the seeds' pub/sub hub with
-//! namespaced keys: `trade.binance.BTCUSDT`, `book.binance.*`, `*.binance.ETHUSDT`). Kinds:
+//! namespaced keys: `trade.binance.BTCUSDT`, `book.binance.*`, `*.binance.ETHUSDT`). The venue is
+//! one of [`Venue`]'s names (`binance`, `binance-usdm`, `coinbase`, `okx`, `bybit-spot`,
+//! `bybit-linear`) or `*`; the symbol is a name, `*`, or a prefix ending in `*` (`BTC*` matches
+//! `BTCUSDT` on Binance and `BTC-USDT` on OKX: `book.*.BTC*` hears every venue's BTC books).
+//! Kinds:
 //!
 //! | kind | callback |
 //! |---|---|
@@ -13,7 +17,7 @@
 //!
 //! A strategy that declares nothing hears every kind of its own symbol (the default). Its own
 //! orders, its timers and connection changes always reach it, whatever it declares. Symbols are
-//! matched case-insensitively; the venue is [`VENUE`].
+//! matched case-insensitively.
 //!
 //! When a strategy hears another symbol's event, its [`Ctx`](crate::strategy::Ctx) shows that
 //! symbol's market (book, best bid/ask, last trade; [`Ctx::event_symbol`](crate::strategy::Ctx::event_symbol))
@@ -23,10 +27,8 @@
 //! the hot path a lookup is one index into a table of `kind x symbol` lists; no string is
 //! compared.
 
+use crate::venue::{self, Venue};
 use core::fmt;
-
-/// The venue name channels use.
-pub const VENUE: &str = "binance";
 
 /// A kind of market event a strategy can subscribe to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,12 +79,23 @@ impl fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
+/// The symbol part of a pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SymbolPat {
+    /// `*`.
+    Any,
+    /// A name (upper case).
+    Exact(String),
+    /// `BTC*`: names starting with this (upper case).
+    Prefix(String),
+}
+
 /// One parsed pattern (`None`: `*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
     kind: Option<Kind>,
-    venue: Option<String>,
-    symbol: Option<String>,
+    venue: Option<Venue>,
+    symbol: SymbolPat,
 }
 
 impl Pattern {
@@ -109,13 +122,23 @@ impl Pattern {
         };
         let venue = match venue {
             "*" => None,
-            v if v == VENUE => Some(v.to_string()),
-            _ => return Err(err("unknown venue (expected binance or *)")),
+            v => Some(Venue::parse(v).ok_or_else(|| {
+                err(&format!(
+                    "unknown venue (expected one of {}, or *)",
+                    venue::names()
+                ))
+            })?),
         };
-        let symbol = match symbol {
-            "*" => None,
-            x if x.bytes().all(|b| b.is_ascii_alphanumeric()) => Some(x.to_ascii_uppercase()),
-            _ => return Err(err("a symbol is ASCII letters and digits, or *")),
+        let name_ok = |x: &str| x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let symbol = match symbol.strip_suffix('*') {
+            Some("") => SymbolPat::Any,
+            Some(prefix) if name_ok(prefix) => SymbolPat::Prefix(prefix.to_ascii_uppercase()),
+            None if name_ok(symbol) => SymbolPat::Exact(symbol.to_ascii_uppercase()),
+            _ => {
+                return Err(err(
+                    "a symbol is ASCII letters, digits and `-`, a prefix ending in *, or *",
+                ))
+            }
         };
         Ok(Pattern {
             kind,
@@ -124,11 +147,15 @@ impl Pattern {
         })
     }
 
-    /// True if `kind` events of `symbol` (upper case) on [`VENUE`] match.
-    pub fn matches(&self, kind: Kind, symbol: &str) -> bool {
+    /// True if `kind` events of `symbol` (upper case) on `venue` match.
+    pub fn matches(&self, kind: Kind, venue: Venue, symbol: &str) -> bool {
         self.kind.is_none_or(|k| k == kind)
-            && self.venue.as_deref().is_none_or(|v| v == VENUE)
-            && self.symbol.as_deref().is_none_or(|s| s == symbol)
+            && self.venue.is_none_or(|v| v == venue)
+            && match &self.symbol {
+                SymbolPat::Any => true,
+                SymbolPat::Exact(s) => s == symbol,
+                SymbolPat::Prefix(p) => symbol.starts_with(p.as_str()),
+            }
     }
 }
 
@@ -155,8 +182,8 @@ impl Routes {
 
     /// Rebuilds the table: `subs[i]` is `None` where symbol `i` has no strategy, else its
     /// patterns (empty: the default, everything of its own symbol). `names[i]` is symbol `i`'s
-    /// name (upper case).
-    pub fn rebuild(&mut self, subs: &[Option<&[Pattern]>], names: &[String]) {
+    /// venue and name (upper case).
+    pub fn rebuild(&mut self, subs: &[Option<&[Pattern]>], names: &[(Venue, String)]) {
         self.n = names.len();
         self.table = vec![Vec::new(); self.n * Kind::ALL.len()];
         for (home, sub) in subs.iter().enumerate() {
@@ -164,11 +191,11 @@ impl Routes {
                 continue;
             };
             for kind in Kind::ALL {
-                for (sym, name) in names.iter().enumerate() {
+                for (sym, (venue, name)) in names.iter().enumerate() {
                     let hears = if patterns.is_empty() {
                         sym == home
                     } else {
-                        patterns.iter().any(|p| p.matches(kind, name))
+                        patterns.iter().any(|p| p.matches(kind, *venue, name))
                     };
                     if hears {
                         self.table[kind as usize * self.n + sym].push(home as u32);
@@ -191,10 +218,10 @@ impl Routes {
 mod tests {
     use super::*;
 
-    fn names() -> Vec<String> {
+    fn names() -> Vec<(Venue, String)> {
         ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
             .iter()
-            .map(|s| s.to_string())
+            .map(|s| (Venue::Binance, s.to_string()))
             .collect()
     }
 
@@ -207,7 +234,8 @@ mod tests {
             ("trade.binance", "expected"),
             ("trades.binance.BTCUSDT", "unknown kind"),
             ("trade.kraken.BTCUSDT", "unknown venue"),
-            ("trade.binance.BTC-USDT", "letters and digits"),
+            ("trade.binance.BTC_USDT", "letters, digits"),
+            ("trade.binance.B*C", "letters, digits"),
             ("trade..BTCUSDT", "empty"),
         ] {
             let e = Pattern::parse(bad).unwrap_err();
@@ -241,5 +269,31 @@ mod tests {
         r.rebuild(&[Some(&own), None, None], &names);
         assert_eq!(r.targets(Kind::Book, 2), &[] as &[u32]);
         assert_eq!(r.targets(Kind::Trade, 0), &[0]);
+    }
+
+    #[test]
+    fn venues_and_prefixes_select_across_venues() {
+        let names: Vec<(Venue, String)> = [
+            (Venue::Binance, "BTCUSDT"),
+            (Venue::Okx, "BTC-USDT"),
+            (Venue::Coinbase, "ETH-USD"),
+            (Venue::BinanceUsdm, "BTCUSDT"),
+        ]
+        .iter()
+        .map(|(v, s)| (*v, s.to_string()))
+        .collect();
+        let cross = parse_all(&["book.*.BTC*".into()]).unwrap();
+        let okx_only =
+            parse_all(&["trade.okx.*".into(), "book.binance-usdm.btcusdt".into()]).unwrap();
+        let mut r = Routes::new(4);
+        r.rebuild(&[Some(&cross), Some(&okx_only), None, None], &names);
+        assert_eq!(r.targets(Kind::Book, 0), &[0]);
+        assert_eq!(r.targets(Kind::Book, 1), &[0]);
+        assert_eq!(r.targets(Kind::Book, 2), &[] as &[u32]);
+        assert_eq!(r.targets(Kind::Book, 3), &[0, 1]);
+        assert_eq!(r.targets(Kind::Trade, 1), &[1]);
+        assert_eq!(r.targets(Kind::Trade, 0), &[] as &[u32]);
+        assert!(Pattern::parse("book.okx.BTC-USDT-SWAP").is_ok());
+        assert!(Pattern::parse("book.bybit-linear.*").is_ok());
     }
 }

@@ -20,6 +20,8 @@
 //! **Modules, by stage.**
 //! - Connect: [`net`] (TCP, TLS, WebSocket on non-blocking mio sockets), [`io`] (the loop:
 //!   links, reconnects, heartbeats, the frame path, counters).
+//! - Venues: [`venue`] (the adapter model: [`venue::Adapter`], [`venue::MarketDecoder`],
+//!   [`venue::AnyDecoder`]), one folder per venue.
 //! - Decode: [`binance::market`] ([`binance::market::BinanceDecoder`]: market frames and REST
 //!   snapshots to events) over [`json`]; `reference` (serde_json and simd-json decoders, feature
 //!   `reference-decoders`, for benchmarks and differential tests).
@@ -43,3 +45,4 @@ pub mod recorder;
 #[cfg(feature = "reference-decoders")]
 pub mod reference;
 pub mod rest;
+pub mod venue;

@@ -31,7 +31,7 @@ impl State {
     }
 
     pub(super) fn symbol_name(&self, sym: SymbolId) -> &str {
-        self.names.get(sym.index()).map_or("?", |n| n.as_str())
+        self.names.get(sym.index()).map_or("?", |n| n.1.as_str())
     }
 
     /// The kill switch: halts (creating permissive risk if the run had none) and cancels every
@@ -182,7 +182,7 @@ impl State {
             .iter()
             .enumerate()
             .map(|(i, slot)| SymbolStatus {
-                symbol: self.names.get(i).cloned().unwrap_or_default(),
+                symbol: self.names.get(i).map(|n| n.1.clone()).unwrap_or_default(),
                 trading: slot.strategy.is_some(),
                 strategy: slot.strategy.as_ref().map(|s| s.name().to_string()),
                 book_synced: slot.book.is_synced(),

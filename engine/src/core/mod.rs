@@ -161,7 +161,7 @@ struct State {
     order_notify: Option<OrderNotify>,
     control: Option<crossbeam_channel::Receiver<Request>>,
     next_control_ns: u64,
-    names: Vec<String>,
+    names: Vec<(crate::venue::Venue, String)>,
     routes: crate::route::Routes,
     risk: Option<Risk>,
     ack_timeout_ns: u64,
@@ -329,7 +329,10 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
                 order_notify: order_notify.map(OrderNotify),
                 control,
                 next_control_ns: 0,
-                names: symbols.iter().map(|(_, n)| n.to_string()).collect(),
+                names: symbols
+                    .iter_venues()
+                    .map(|(_, v, n)| (v, n.to_string()))
+                    .collect(),
                 routes: crate::route::Routes::new(symbols.len()),
                 risk: cfg.risk.map(|l| Risk::new(symbols.len(), l)),
                 ack_timeout_ns: cfg.ack_timeout_ns,

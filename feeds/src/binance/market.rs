@@ -63,164 +63,18 @@
 //! bookTicker about 80 ns, a 12-level depth diff about 370 ns, the general path about 220 ns
 //! for a pretty-printed aggTrade.
 
-use crate::json::{self, JsonError, JsonErrorKind, JsonStr, NumError, Scanner, ValueKind};
-use core::fmt;
+use crate::json::{self, JsonStr, NumError, Scanner, ValueKind};
+
 use engine::event::{
     AggTrade, BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
 };
-use engine::fixed::{parse_fixed, FixedError, Price, Qty};
+use engine::fixed::{parse_fixed, Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
 
 /// Nanoseconds per Binance millisecond timestamp.
 const NS_PER_MS: u64 = 1_000_000;
 
-/// Counters kept by a [`BinanceDecoder`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DecodeStats {
-    /// Frames (and snapshot bodies) passed in.
-    pub messages: u64,
-    /// Events appended.
-    pub events: u64,
-    /// Calls that returned an error.
-    pub decode_errors: u64,
-    /// Calls that returned [`Decoded::Ignored`], whatever the reason.
-    pub ignored: u64,
-    /// Of `ignored`, those for a symbol not in the table.
-    pub unknown_symbol: u64,
-}
-
-/// Why a well-formed frame produced no events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum IgnoreReason {
-    /// A stream or event type this decoder does not handle (kline, ticker, ...).
-    UnknownStream,
-    /// The message is for a symbol that is not in the table.
-    UnknownSymbol,
-    /// A reply to a request (`{"result":null,"id":1}`) or an error reply (`{"code":..}`).
-    Response,
-}
-
-/// What one call did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Decoded {
-    /// This many events were appended.
-    Events(usize),
-    /// Nothing was appended, for this reason.
-    Ignored(IgnoreReason),
-}
-
-/// Why a frame could not be decoded. Nothing is allocated to report it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// Not JSON: a syntax error at this byte offset.
-    Syntax {
-        /// Byte offset in the frame.
-        offset: usize,
-        /// What was wrong.
-        kind: JsonErrorKind,
-    },
-    /// The frame ended inside a value (a cut-off frame, or an empty one).
-    Truncated {
-        /// Byte offset in the frame (its length).
-        offset: usize,
-    },
-    /// A string holds bytes that are not UTF-8.
-    InvalidUtf8 {
-        /// Byte offset in the frame of the first bad byte.
-        offset: usize,
-    },
-    /// Objects and arrays nested deeper than [`json::MAX_DEPTH`].
-    TooDeep {
-        /// Byte offset in the frame.
-        offset: usize,
-    },
-    /// The frame is valid JSON but not an object or array.
-    NotAnObject,
-    /// A field the message kind needs is absent.
-    MissingField(&'static str),
-    /// A known key appears twice in one object.
-    DuplicateField(&'static str),
-    /// A field has the wrong JSON type (a number where a string belongs, a fraction where an
-    /// integer belongs, a level that is not a pair of strings, ...).
-    WrongType {
-        /// The field (for depth levels: the side's key).
-        field: &'static str,
-    },
-    /// A price or quantity string that is not a fixed-point decimal in range.
-    BadDecimal {
-        /// The field (for depth levels: the side's key).
-        field: &'static str,
-        /// Why.
-        err: FixedError,
-    },
-    /// An integer above `u64::MAX`, or a millisecond time too large for nanoseconds.
-    IntOverflow {
-        /// The field.
-        field: &'static str,
-    },
-    /// Two ids contradict each other: `U > u`, `u - U > u32::MAX`, or `f > l`.
-    BadRange {
-        /// The field that is out of line (`U` or `l`).
-        field: &'static str,
-    },
-    /// A string field with escapes too long to decode on the stack (never sent by Binance).
-    StringTooLong {
-        /// The field.
-        field: &'static str,
-    },
-    /// A snapshot without a symbol: no stream name and no default symbol set.
-    MissingSymbol,
-    /// A frame of 4 GiB or more.
-    FrameTooLarge,
-}
-
-impl From<JsonError> for DecodeError {
-    #[cold]
-    fn from(e: JsonError) -> Self {
-        match e.kind {
-            JsonErrorKind::Eof => DecodeError::Truncated { offset: e.offset },
-            JsonErrorKind::InvalidUtf8 => DecodeError::InvalidUtf8 { offset: e.offset },
-            JsonErrorKind::TooDeep => DecodeError::TooDeep { offset: e.offset },
-            kind => DecodeError::Syntax {
-                offset: e.offset,
-                kind,
-            },
-        }
-    }
-}
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            DecodeError::Syntax { offset, kind } => {
-                write!(f, "{}", JsonError { kind, offset })
-            }
-            DecodeError::Truncated { offset } => write!(f, "frame truncated at byte {offset}"),
-            DecodeError::InvalidUtf8 { offset } => write!(f, "invalid UTF-8 at byte {offset}"),
-            DecodeError::TooDeep { offset } => {
-                write!(f, "JSON nested too deep at byte {offset}")
-            }
-            DecodeError::NotAnObject => f.write_str("frame is not a JSON object"),
-            DecodeError::MissingField(k) => write!(f, "missing field `{k}`"),
-            DecodeError::DuplicateField(k) => write!(f, "duplicate field `{k}`"),
-            DecodeError::WrongType { field } => write!(f, "field `{field}` has the wrong type"),
-            DecodeError::BadDecimal { field, err } => write!(f, "field `{field}`: {err}"),
-            DecodeError::IntOverflow { field } => write!(f, "field `{field}` is out of range"),
-            DecodeError::BadRange { field } => {
-                write!(f, "field `{field}` contradicts its counterpart")
-            }
-            DecodeError::StringTooLong { field } => {
-                write!(f, "escaped string in field `{field}` is too long")
-            }
-            DecodeError::MissingSymbol => {
-                f.write_str("snapshot without a symbol (no stream name, no default symbol)")
-            }
-            DecodeError::FrameTooLarge => f.write_str("frame of 4 GiB or more"),
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
+pub use crate::venue::decode::{DecodeError, DecodeStats, Decoded, IgnoreReason};
 
 // ---------------------------------------------------------------------------------------------
 // Known keys.
@@ -1474,7 +1328,7 @@ mod tests {
             d.decode(f, 0, &mut out),
             Err(DecodeError::BadDecimal {
                 field: "a",
-                err: FixedError::InvalidByte(0)
+                err: engine::fixed::FixedError::InvalidByte(0)
             })
         );
         assert!(out.is_empty());

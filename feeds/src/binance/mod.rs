@@ -2,6 +2,7 @@
 //!
 //! | module | stage | direction |
 //! |---|---|---|
+//! | [`adapter`] | the [`Adapter`](crate::venue::Adapter): URLs, subscriptions, heartbeat, book sync | |
 //! | [`market`] | market data: WebSocket frames and REST depth snapshots to [`Event`](engine::event::Event)s | in |
 //! | [`api`] | the WebSocket API: credentials, signing, order requests, replies and `executionReport`s | out and in |
 //!
@@ -10,5 +11,6 @@
 //! [`api`]; the I/O loop drives [`market`]. A second venue gets a sibling folder of the same
 //! shape.
 
+pub mod adapter;
 pub mod api;
 pub mod market;
