@@ -11,6 +11,7 @@ use crate::event::{
 use crate::fixed::{Price, Qty};
 use crate::portfolio::Position;
 use crate::symbol::SymbolId;
+use crate::venue::Venue;
 use core::fmt;
 
 /// What a strategy is told about one of its orders.
@@ -246,6 +247,32 @@ impl Default for SymbolRules {
     }
 }
 
+/// One instrument's market as the core keeps it: what [`Ctx::market`] shows.
+#[derive(Clone, Copy, Debug)]
+pub struct Market<'a> {
+    /// The instrument.
+    pub symbol: SymbolId,
+    /// Its venue.
+    pub venue: Venue,
+    /// Its name on the venue (upper case).
+    pub name: &'a str,
+    /// Its L2 book (check [`OrderBook::is_synced`]).
+    pub book: &'a OrderBook,
+    /// Its latest best bid/ask from the bookTicker stream, if any arrived.
+    pub bbo: Option<&'a BookTicker>,
+    /// Its latest trade, if any arrived.
+    pub last_trade: Option<&'a Trade>,
+}
+
+/// Every instrument's market during a callback (the core implements it; a strategy calls
+/// [`Ctx::market`] and [`Ctx::find_symbol`]).
+pub trait Markets: fmt::Debug {
+    /// The market of `id`, if it is one of the engine's symbols.
+    fn market(&self, id: SymbolId) -> Option<Market<'_>>;
+    /// The id of `name` on `venue` (ASCII case ignored). No allocation.
+    fn find(&self, venue: Venue, name: &str) -> Option<SymbolId>;
+}
+
 /// What a strategy sees and can do during one callback.
 #[derive(Debug)]
 pub struct Ctx<'a> {
@@ -261,6 +288,7 @@ pub struct Ctx<'a> {
     pub(crate) timers: &'a mut TimerQueue,
     pub(crate) next_order_no: &'a mut u64,
     pub(crate) event_symbol: SymbolId,
+    pub(crate) markets: Option<&'a dyn Markets>,
 }
 
 impl<'a> Ctx<'a> {
@@ -292,7 +320,33 @@ impl<'a> Ctx<'a> {
             timers,
             next_order_no,
             event_symbol: symbol,
+            markets: None,
         }
+    }
+
+    /// Gives the context every instrument's market (the core does this; strategy unit tests
+    /// that exercise [`market`](Self::market) call it with their own [`Markets`]).
+    pub fn with_markets(mut self, markets: &'a dyn Markets) -> Self {
+        self.markets = Some(markets);
+        self
+    }
+
+    /// Any instrument's market, on any venue: a cross-venue strategy reads each leg's book here
+    /// whichever event it is handling. `None` for an id that is not the engine's (or a context
+    /// built without markets, in a unit test).
+    pub fn market(&self, id: SymbolId) -> Option<Market<'a>> {
+        self.markets.and_then(|m| m.market(id))
+    }
+
+    /// The id of `name` on `venue`, to find a strategy's other legs once (no allocation; a
+    /// linear scan over the engine's symbols, so call it once and keep the id).
+    pub fn find_symbol(&self, venue: Venue, name: &str) -> Option<SymbolId> {
+        self.markets.and_then(|m| m.find(venue, name))
+    }
+
+    /// The venue of the symbol whose event this callback is about.
+    pub fn event_venue(&self) -> Option<Venue> {
+        self.market(self.event_symbol).map(|m| m.venue)
     }
 
     /// The symbol whose event this callback is about: this strategy's own symbol, or another one
@@ -574,6 +628,16 @@ impl Params {
                 why: format!("{why} (got {v:?})"),
             }),
         }
+    }
+
+    /// A string, checked by `check` (which says what is wrong, or returns the value to keep).
+    pub fn text<T>(
+        &mut self,
+        key: &str,
+        default: T,
+        check: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ParamError> {
+        self.parsed(key, default, check)
     }
 
     /// An unsigned integer in `min..=max`.

@@ -70,6 +70,21 @@
 //! | `offset_bps` | `-1000` | price = trade price x (1 + this / 10 000), rounded down to tick; whole bps in `-9999..=10000` |
 //! | `qty` | `0.0001` | order quantity, base units (positive) |
 //!
+//! # `xvenue_spread`: the spread between two venues' books ([`xvenue_spread`])
+//!
+//! Listens to both legs' books (`book.*.BTC*` by default), reads both through
+//! [`Ctx::market`](engine::strategy::Ctx::market) whichever changed, and trades its home leg when
+//! the spread (basis points of the home mid over the other leg's) leaves its moving average by
+//! `threshold_bps`: long `qty` when the home leg is cheap, flat when it is rich.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `other` | `binance-usdm:BTCUSDT` | the reference leg, `<venue>:<symbol>` |
+//! | `listen` | `book.*.BTC*` | channels heard, comma-separated |
+//! | `window` | `1000` | EMA period of the spread, book updates |
+//! | `threshold_bps` | `2` | signal distance from the average, basis points |
+//! | `qty` | `0.001` | long position size, base units |
+//!
 //! # `chaos`: fault injection for supervision drills ([`chaos`])
 //!
 //! Places no orders. `chunks` traders count trades; every `panic_every`-th trade of the symbol,
@@ -107,6 +122,7 @@ pub mod ema_cross;
 pub mod naive;
 pub mod probe;
 pub mod sma_cross;
+pub mod xvenue_spread;
 
 #[cfg(test)]
 mod testutil;
@@ -121,6 +137,7 @@ pub const NAMES: &[&str] = &[
     ema_cross::NAME,
     probe::NAME,
     chaos::NAME,
+    xvenue_spread::NAME,
 ];
 
 /// A strategy builder from outside this crate (a trader's own crate): given a name and its
@@ -174,6 +191,9 @@ pub fn build(name: &str, mut params: Params) -> Result<Box<dyn Strategy>, ParamE
             let policy = engine::supervisor::RestartPolicy::from_params(&mut params)?;
             chaos::build(cfg, policy)
         }
+        xvenue_spread::NAME => Box::new(xvenue_spread::XvenueSpread::new(
+            xvenue_spread::XvenueSpreadConfig::from_params(&mut params)?,
+        )),
         _ => return Err(ParamError::UnknownStrategy(name.to_string())),
     };
     params.finish()?;
@@ -277,6 +297,7 @@ mod tests {
                 "naive" => ("budget", "50"),
                 "sma_cross" | "ema_cross" | "probe" => ("qty", "0.002"),
                 "chaos" => ("panic_every", "7"),
+                "xvenue_spread" => ("qty", "0.002"),
                 other => panic!("no runtime parameter listed for {other}"),
             };
             let e = s

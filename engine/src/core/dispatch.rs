@@ -363,32 +363,35 @@ impl State {
         clock: &C,
         f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>),
     ) {
-        let (strategy, rules, position, market) = if home == view {
-            let Some(SymbolSlot {
-                strategy: Some(strategy),
-                rules,
-                position,
-                book,
-                bbo,
-                last_trade,
-                ..
-            }) = self.symbols.get_mut(home.index())
-            else {
-                return;
-            };
-            let market = (&*book, bbo.as_ref(), last_trade.as_ref());
-            (strategy, &*rules, &*position, market)
-        } else {
-            let Ok([h, v]) = self.symbols.get_disjoint_mut([home.index(), view.index()]) else {
-                return;
-            };
-            let Some(strategy) = h.strategy.as_mut() else {
-                return;
-            };
-            let market = (&v.book, v.bbo.as_ref(), v.last_trade.as_ref());
-            (strategy, &h.rules, &h.position, market)
+        // Split the slots around `home` so its strategy can be borrowed mutably while every
+        // market (its own included) stays readable through `Ctx::market`.
+        let Some((before, rest)) = split_at_checked_mut(&mut self.symbols, home.index()) else {
+            return;
         };
-        let (book, bbo, last_trade) = market;
+        let Some((h, after)) = rest.split_first_mut() else {
+            return;
+        };
+        let SymbolSlot {
+            strategy: Some(strategy),
+            rules,
+            position,
+            book,
+            bbo,
+            last_trade,
+            ..
+        } = h
+        else {
+            return;
+        };
+        let markets = MarketsView {
+            before,
+            home: (&*book, bbo.as_ref(), last_trade.as_ref()),
+            after,
+            names: &self.names,
+        };
+        let Some(market) = crate::strategy::Markets::market(&markets, view) else {
+            return;
+        };
         let t0 = clock.now_ns();
         {
             let mut ctx = Ctx::new(
@@ -396,15 +399,16 @@ impl State {
                 self.market_ns,
                 home,
                 rules,
-                book,
-                bbo,
-                last_trade,
+                market.book,
+                market.bbo,
+                market.last_trade,
                 position,
                 &mut self.outbox,
                 &mut self.timers,
                 &mut self.next_order_no,
             );
             ctx.event_symbol = view;
+            ctx.markets = Some(&markets);
             f(strategy.as_mut(), &mut ctx);
         }
         self.after_callback(home, recv_ns, t0, clock);
@@ -442,5 +446,59 @@ impl State {
                 self.drain_order_updates(clock);
             }
         }
+    }
+}
+
+/// `slice.split_at_mut(mid)` when `mid <= len`.
+#[inline(always)]
+fn split_at_checked_mut<T>(slice: &mut [T], mid: usize) -> Option<(&mut [T], &mut [T])> {
+    (mid <= slice.len()).then(|| slice.split_at_mut(mid))
+}
+
+/// Every symbol's market during one callback, while the home symbol's strategy is borrowed:
+/// the slots before it, its own market, the slots after it.
+#[derive(Debug)]
+struct MarketsView<'a> {
+    before: &'a [SymbolSlot],
+    home: (
+        &'a crate::book::OrderBook,
+        Option<&'a crate::event::BookTicker>,
+        Option<&'a crate::event::Trade>,
+    ),
+    after: &'a [SymbolSlot],
+    names: &'a [(crate::venue::Venue, String)],
+}
+
+impl crate::strategy::Markets for MarketsView<'_> {
+    #[inline]
+    fn market(&self, id: SymbolId) -> Option<crate::strategy::Market<'_>> {
+        let i = id.index();
+        let (venue, name) = self.names.get(i).map(|(v, n)| (*v, n.as_str()))?;
+        let (book, bbo, last_trade) = match i.checked_sub(self.before.len()) {
+            None => {
+                let s = self.before.get(i)?;
+                (&s.book, s.bbo.as_ref(), s.last_trade.as_ref())
+            }
+            Some(0) => self.home,
+            Some(k) => {
+                let s = self.after.get(k - 1)?;
+                (&s.book, s.bbo.as_ref(), s.last_trade.as_ref())
+            }
+        };
+        Some(crate::strategy::Market {
+            symbol: id,
+            venue,
+            name,
+            book,
+            bbo,
+            last_trade,
+        })
+    }
+
+    fn find(&self, venue: crate::venue::Venue, name: &str) -> Option<SymbolId> {
+        self.names
+            .iter()
+            .position(|(v, n)| *v == venue && n.eq_ignore_ascii_case(name))
+            .map(|i| SymbolId(i as u32))
     }
 }

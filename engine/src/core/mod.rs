@@ -1415,4 +1415,93 @@ mod tests {
         assert_eq!(core.counters().control_commands, 32);
         assert_eq!(replies.iter().filter(|r| r.try_recv().is_ok()).count(), 32);
     }
+
+    /// A strategy in the middle of the symbol list reads every market (before it, its own, after
+    /// it) by id, finds symbols by venue and name, and knows the event's venue.
+    #[test]
+    fn a_strategy_reads_every_venue_s_market() {
+        use crate::venue::Venue;
+        #[derive(Default)]
+        struct Seen(Vec<String>);
+        struct Reader(std::sync::Arc<std::sync::Mutex<Seen>>);
+        impl Strategy for Reader {
+            fn name(&self) -> &'static str {
+                "reader"
+            }
+            fn channels(&self) -> Vec<String> {
+                vec!["trade.*.*".into()]
+            }
+            fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
+                let mut seen = self.0.lock().unwrap();
+                for id in 0..4 {
+                    let m = ctx.market(SymbolId(id));
+                    seen.0.push(match m {
+                        Some(m) => format!(
+                            "{}:{}:{}",
+                            m.venue,
+                            m.name,
+                            m.last_trade.map_or(0, |t| t.trade_id)
+                        ),
+                        None => "none".into(),
+                    });
+                }
+                let okx = ctx.find_symbol(Venue::Okx, "btc-usdt");
+                seen.0.push(format!(
+                    "event {:?} {:?} okx {:?} trade {}",
+                    ctx.event_venue(),
+                    ctx.event_symbol(),
+                    okx,
+                    t.trade_id
+                ));
+            }
+        }
+        let mut symbols = SymbolTable::new();
+        let a = symbols.intern("BTCUSDT").unwrap();
+        let b = symbols.intern_on(Venue::BinanceUsdm, "BTCUSDT").unwrap();
+        let c = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
+        let clock = StepClock {
+            t: Cell::new(1),
+            step: 1,
+        };
+        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
+        let (mut tx, rx) = event_ring(64, OnFull::Drop);
+        core.add_input(rx);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        core.set_strategy(b, Box::new(Reader(seen.clone())))
+            .unwrap();
+        for (sym, id) in [(a, 7), (c, 9), (b, 8)] {
+            let t = Trade {
+                exch_ns: 1,
+                trade_id: id,
+                price: Price(100),
+                qty: crate::fixed::Qty(1),
+                buyer_maker: false,
+            };
+            tx.push(Event::new(1, sym, EventKind::Trade(t))).unwrap();
+        }
+        core.poll(10);
+        let seen = seen.lock().unwrap();
+        // Three trades, each showing all three markets (as far as they traded yet) and no
+        // fourth symbol.
+        assert_eq!(
+            seen.0,
+            [
+                "binance:BTCUSDT:7",
+                "binance-usdm:BTCUSDT:0",
+                "okx:BTC-USDT:0",
+                "none",
+                "event Some(Binance) SymbolId(0) okx Some(SymbolId(2)) trade 7",
+                "binance:BTCUSDT:7",
+                "binance-usdm:BTCUSDT:0",
+                "okx:BTC-USDT:9",
+                "none",
+                "event Some(Okx) SymbolId(2) okx Some(SymbolId(2)) trade 9",
+                "binance:BTCUSDT:7",
+                "binance-usdm:BTCUSDT:8",
+                "okx:BTC-USDT:9",
+                "none",
+                "event Some(BinanceUsdm) SymbolId(1) okx Some(SymbolId(2)) trade 8",
+            ]
+        );
+    }
 }
