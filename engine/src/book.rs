@@ -403,6 +403,15 @@ impl OrderBook {
         self.complete_snapshot()
     }
 
+    /// Maps every page of the book's sides and diff buffer (see [`crate::prefault`]); contents
+    /// unchanged.
+    #[cold]
+    pub fn prefault(&mut self) {
+        crate::prefault::vec_spare(&mut self.bids);
+        crate::prefault::vec_spare(&mut self.asks);
+        crate::prefault::vec_spare(&mut self.buffer);
+    }
+
     /// Marks the book stale because the core learned of lost data (ring overflow, disconnect).
     ///
     /// Clears the buffer. Because the loss may have cut a message or a snapshot in two, the diff

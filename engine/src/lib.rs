@@ -66,6 +66,7 @@ pub mod latency;
 pub mod metrics;
 pub mod paper;
 pub mod portfolio;
+pub mod prefault;
 pub mod ring;
 pub mod risk;
 pub mod route;

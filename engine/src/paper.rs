@@ -74,6 +74,12 @@ pub struct PaperExchange {
 }
 
 impl PaperExchange {
+    /// Maps every page of the order table (see [`crate::prefault`]).
+    #[cold]
+    pub fn prefault(&mut self) {
+        crate::prefault::vec_spare(&mut self.orders);
+    }
+
     /// A venue with room for `cfg.max_orders` open orders.
     pub fn new(cfg: PaperConfig) -> Self {
         PaperExchange {

@@ -119,6 +119,12 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Maps every page of the buffer (see [`crate::prefault`]).
+    #[cold]
+    pub fn prefault(&mut self) {
+        crate::prefault::vec_spare(&mut self.items);
+    }
+
     /// A buffer for at most `cap` intents per dispatch (allocated now, never grown).
     pub fn with_capacity(cap: usize) -> Self {
         Outbox {
@@ -188,6 +194,12 @@ pub struct TimerQueue {
 }
 
 impl TimerQueue {
+    /// Maps every page of the queue (see [`crate::prefault`]).
+    #[cold]
+    pub fn prefault(&mut self) {
+        crate::prefault::heap_spare(&mut self.heap);
+    }
+
     /// A queue for at most `cap` pending timers.
     pub fn with_capacity(cap: usize) -> Self {
         TimerQueue {

@@ -374,6 +374,10 @@ impl<T: CoreTime, P: Publish> CoreRunner<T, P> {
         let registration = register_current("tickline-core", Place::Core(cpu));
         let pinned = registration.placed;
         crate::threads::prefault_stack();
+        // Every buffer the core writes, and the clock's first call (vDSO set-up), fault in
+        // here rather than in the run.
+        core.prefault();
+        std::hint::black_box(crate::clock::MonoClock::now());
         let mut jitter = IdleJitter::new();
         // The core's switches and faults count from its first poll (well, from here), not
         // from its start-up.

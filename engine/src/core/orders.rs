@@ -85,6 +85,12 @@ impl RecentFills {
     const SLOTS: usize = 8192;
     const EMPTY: (u64, u64) = (0, 0);
 
+    /// Maps both tables' pages (see [`crate::prefault`]).
+    pub(super) fn prefault(&mut self) {
+        crate::prefault::slice_touch(&mut self.current);
+        crate::prefault::slice_touch(&mut self.previous);
+    }
+
     pub(super) fn new() -> Self {
         RecentFills {
             current: vec![Self::EMPTY; Self::SLOTS],
