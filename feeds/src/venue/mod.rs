@@ -5,7 +5,7 @@
 //! | piece | what it is | hot path? |
 //! |---|---|---|
 //! | [`Adapter`] | a venue's protocol facts and request builders (`&'static`, one per [`Venue`]: [`adapter`]) | no: connect, subscribe, heartbeat timers |
-//! | [`MarketDecoder`] | frames to [`Event`](engine::event::Event)s, per venue | yes |
+//! | [`MarketDecoder`] | frames to `Event`s, per venue | yes |
 //! | [`AnyDecoder`] | every venue's decoder behind one `enum` (static dispatch, no `dyn` on the frame path) | yes |
 //! | [`BookSync`] | how a venue's book starts and stays in sync, and how its ids map onto the book's `(first, final)` update ids | documentation and the snapshot fetcher |
 //!
