@@ -41,9 +41,9 @@
 //! **`match`/`last_match` and `ticker` carry the product's `sequence`.** Coinbase numbers every
 //! message of a product's full channel (received, open, done, match, ...) with one sequence, so a
 //! subscriber of `matches` or `ticker` alone sees jumps between consecutive messages as a matter
-//! of course (the capture's matches jump by 2 to thousands): a jump is **not** a gap and is not
-//! reported. What the docs do say is that a sequence lower than the previous one is a message
-//! arriving out of order. The decoder keeps the last sequence per product and channel (matches
+//! of course (consecutive matches of a product in the capture are 2 to 2,152 apart, never 1): a
+//! jump is **not** a gap and is not reported. What the docs do say is that a sequence lower than
+//! the previous one is a message arriving out of order. The decoder keeps the last sequence per product and channel (matches
 //! and ticker separately: the ticker sent on subscribing repeats the `last_match`'s sequence),
 //! and a message whose sequence is not above it is a duplicate or out of order: it produces no
 //! event, is `Ignored(Duplicate)` and is counted in [`SequenceStats`]. Those last sequences are
