@@ -109,6 +109,7 @@ pub trait Adapter: Sync {
 pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
     match venue {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
+        Venue::Coinbase => Some(&crate::coinbase::adapter::COINBASE),
         _ => None,
     }
 }
@@ -118,6 +119,8 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
 pub enum AnyDecoder {
     /// Binance spot.
     Binance(BinanceDecoder),
+    /// Coinbase Exchange.
+    Coinbase(crate::coinbase::market::CoinbaseDecoder),
 }
 
 impl AnyDecoder {
@@ -126,6 +129,7 @@ impl AnyDecoder {
     fn get(&self) -> &dyn MarketDecoder {
         match self {
             AnyDecoder::Binance(d) => d,
+            AnyDecoder::Coinbase(d) => d,
         }
     }
 }
@@ -150,6 +154,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode(frame, recv_ns, out),
+            AnyDecoder::Coinbase(d) => MarketDecoder::decode(d, frame, recv_ns, out),
         }
     }
 
@@ -162,6 +167,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Coinbase(d) => d.decode_snapshot(body, symbol, recv_ns, out),
         }
     }
 
@@ -176,6 +182,7 @@ impl MarketDecoder for AnyDecoder {
     fn reset(&mut self) {
         match self {
             AnyDecoder::Binance(d) => MarketDecoder::reset(d),
+            AnyDecoder::Coinbase(d) => MarketDecoder::reset(d),
         }
     }
 }
