@@ -109,6 +109,7 @@ pub trait Adapter: Sync {
 pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
     match venue {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
+        Venue::BinanceUsdm => Some(&crate::binance::usdm::BINANCE_USDM),
         _ => None,
     }
 }
@@ -116,7 +117,8 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
 /// Every venue's decoder in one type: a `match` per frame instead of a virtual call.
 #[derive(Debug)]
 pub enum AnyDecoder {
-    /// Binance spot.
+    /// Binance spot, and Binance USD-M futures ([`BinanceDecoder::usdm`]; its `venue()` says
+    /// which).
     Binance(BinanceDecoder),
 }
 
