@@ -553,8 +553,9 @@ impl BinanceDecoder {
         self.account(r, len0, out)
     }
 
-    /// Decodes a REST `GET /api/v3/depth` (USD-M: `GET /fapi/v1/depth`) body for `symbol`, appending one [`SnapshotLevel`] per
-    /// level (bids first) to `out`. On error `out` is left as it was.
+    /// Decodes a REST `GET /api/v3/depth` (USD-M: `GET /fapi/v1/depth`) body for `symbol`,
+    /// appending one [`SnapshotLevel`] per level (bids first) to `out`. On error `out` is left
+    /// as it was.
     pub fn decode_snapshot(
         &mut self,
         body: &[u8],
