@@ -110,6 +110,7 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
     match venue {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
         Venue::Coinbase => Some(&crate::coinbase::adapter::COINBASE),
+        Venue::BinanceUsdm => Some(&crate::binance::usdm::BINANCE_USDM),
         _ => None,
     }
 }
@@ -117,7 +118,8 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
 /// Every venue's decoder in one type: a `match` per frame instead of a virtual call.
 #[derive(Debug)]
 pub enum AnyDecoder {
-    /// Binance spot.
+    /// Binance spot, and Binance USD-M futures ([`BinanceDecoder::usdm`]; its `venue()` says
+    /// which).
     Binance(BinanceDecoder),
     /// Coinbase Exchange.
     Coinbase(crate::coinbase::market::CoinbaseDecoder),
