@@ -28,6 +28,7 @@ pub mod decode;
 pub use decode::{DecodeError, DecodeStats, Decoded, IgnoreReason, MarketDecoder};
 
 use crate::binance::market::BinanceDecoder;
+use crate::bybit::market::BybitDecoder;
 use engine::event::Event;
 use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
@@ -109,6 +110,8 @@ pub trait Adapter: Sync {
 pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
     match venue {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
+        Venue::BybitSpot => Some(&crate::bybit::adapter::BYBIT_SPOT),
+        Venue::BybitLinear => Some(&crate::bybit::adapter::BYBIT_LINEAR),
         _ => None,
     }
 }
@@ -118,6 +121,8 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
 pub enum AnyDecoder {
     /// Binance spot.
     Binance(BinanceDecoder),
+    /// Bybit v5 spot or linear (the decoder knows which).
+    Bybit(BybitDecoder),
 }
 
 impl AnyDecoder {
@@ -126,6 +131,7 @@ impl AnyDecoder {
     fn get(&self) -> &dyn MarketDecoder {
         match self {
             AnyDecoder::Binance(d) => d,
+            AnyDecoder::Bybit(d) => d,
         }
     }
 }
@@ -150,6 +156,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode(frame, recv_ns, out),
+            AnyDecoder::Bybit(d) => d.decode(frame, recv_ns, out),
         }
     }
 
@@ -162,6 +169,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Bybit(d) => d.decode_snapshot(body, symbol, recv_ns, out),
         }
     }
 
@@ -176,6 +184,7 @@ impl MarketDecoder for AnyDecoder {
     fn reset(&mut self) {
         match self {
             AnyDecoder::Binance(d) => MarketDecoder::reset(d),
+            AnyDecoder::Bybit(d) => MarketDecoder::reset(d),
         }
     }
 }
