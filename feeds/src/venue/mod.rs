@@ -24,8 +24,10 @@
 //! each snapshot.
 
 pub mod decode;
+pub mod url;
 
 pub use decode::{DecodeError, DecodeStats, Decoded, IgnoreReason, MarketDecoder};
+pub use url::{rest_snapshot_symbol, venue_of_url};
 
 use crate::binance::market::BinanceDecoder;
 use engine::event::Event;
