@@ -24,11 +24,14 @@
 //! each snapshot.
 
 pub mod decode;
+pub mod url;
 
 pub use decode::{DecodeError, DecodeStats, Decoded, IgnoreReason, MarketDecoder};
+pub use url::{rest_snapshot_symbol, venue_of_url};
 
 use crate::binance::market::BinanceDecoder;
 use crate::bybit::market::BybitDecoder;
+use crate::okx::market::OkxDecoder;
 use engine::event::Event;
 use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
@@ -110,6 +113,7 @@ pub trait Adapter: Sync {
 pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
     match venue {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
+        Venue::Okx => Some(&crate::okx::adapter::OKX),
         Venue::BybitSpot => Some(&crate::bybit::adapter::BYBIT_SPOT),
         Venue::BybitLinear => Some(&crate::bybit::adapter::BYBIT_LINEAR),
         _ => None,
@@ -121,6 +125,8 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
 pub enum AnyDecoder {
     /// Binance spot.
     Binance(BinanceDecoder),
+    /// OKX v5.
+    Okx(OkxDecoder),
     /// Bybit v5 spot or linear (the decoder knows which).
     Bybit(BybitDecoder),
 }
@@ -131,6 +137,7 @@ impl AnyDecoder {
     fn get(&self) -> &dyn MarketDecoder {
         match self {
             AnyDecoder::Binance(d) => d,
+            AnyDecoder::Okx(d) => d,
             AnyDecoder::Bybit(d) => d,
         }
     }
@@ -156,6 +163,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode(frame, recv_ns, out),
+            AnyDecoder::Okx(d) => d.decode(frame, recv_ns, out),
             AnyDecoder::Bybit(d) => d.decode(frame, recv_ns, out),
         }
     }
@@ -169,6 +177,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Okx(d) => d.decode_snapshot(body, symbol, recv_ns, out),
             AnyDecoder::Bybit(d) => d.decode_snapshot(body, symbol, recv_ns, out),
         }
     }
@@ -184,6 +193,7 @@ impl MarketDecoder for AnyDecoder {
     fn reset(&mut self) {
         match self {
             AnyDecoder::Binance(d) => MarketDecoder::reset(d),
+            AnyDecoder::Okx(d) => MarketDecoder::reset(d),
             AnyDecoder::Bybit(d) => MarketDecoder::reset(d),
         }
     }
