@@ -117,47 +117,19 @@ impl RefBook {
 
 #[test]
 fn bybit_capture_decodes_and_every_book_rebuilds() {
-    if std::fs::metadata(CAPTURE).is_err() {
-        println!("NOTICE: {CAPTURE} absent: Bybit capture test skipped");
+    let Some((frames, symbols)) = load_frames() else {
         return;
-    }
-    let capture = CryptofeedCapture::open(CAPTURE).expect("capture reads");
-
-    // Each connection's venue from its connect record's URL; the received frames in order.
-    let mut conn_venue: HashMap<u32, Venue> = HashMap::new();
-    let mut frames: Vec<Frame> = Vec::new();
-    for rec in capture.iter() {
-        let rec = rec.expect("every capture line parses");
-        match rec.kind {
-            RecordKind::Connect => {
-                let url = std::str::from_utf8(rec.payload).unwrap();
-                let venue = venue_of_url(url).unwrap_or_else(|| panic!("venue of {url}"));
-                conn_venue.insert(rec.conn_id, venue);
-            }
-            RecordKind::TextFrame => frames.push(Frame {
-                venue: conn_venue[&rec.conn_id],
-                recv_ns: rec.recv_ns,
-                bytes: rec.payload.to_vec(),
-            }),
-            _ => {}
-        }
-    }
-    let mut venues: Vec<Venue> = conn_venue.values().copied().collect();
+    };
+    // One spot and one linear connection, each frame on its connection's venue.
+    let mut venues: Vec<Venue> = frames.iter().map(|f| f.venue).collect();
     venues.sort();
+    venues.dedup();
     assert_eq!(venues, [Venue::BybitSpot, Venue::BybitLinear]);
     assert!(frames.len() > 3000, "{} frames", frames.len());
-
-    // The symbols of every topic, interned on their connection's venue.
     let parsed: Vec<Value> = frames
         .iter()
         .map(|f| serde_json::from_slice(&f.bytes).expect("every frame is JSON"))
         .collect();
-    let mut symbols = SymbolTable::new();
-    for (f, v) in frames.iter().zip(&parsed) {
-        if let Some(t) = v.get("topic").and_then(Value::as_str) {
-            symbols.intern_on(f.venue, topic_symbol(t)).unwrap();
-        }
-    }
 
     // The `u` chain of each book topic, checked independently: breaks (a delta whose `u` is not
     // the previous message's `u` + 1) and the deltas counted per (venue, topic).
@@ -373,4 +345,104 @@ fn bybit_capture_decodes_and_every_book_rebuilds() {
             asks.len()
         );
     }
+}
+
+/// The received frames of the capture, each on its connection's venue, and a table of the
+/// topics' symbols; `None` (after a NOTICE) when the capture is absent.
+fn load_frames() -> Option<(Vec<Frame>, SymbolTable)> {
+    if std::fs::metadata(CAPTURE).is_err() {
+        println!("NOTICE: {CAPTURE} absent: Bybit capture test skipped");
+        return None;
+    }
+    let capture = CryptofeedCapture::open(CAPTURE).expect("capture reads");
+    let mut conn_venue: HashMap<u32, Venue> = HashMap::new();
+    let mut frames = Vec::new();
+    let mut symbols = SymbolTable::new();
+    for rec in capture.iter() {
+        let rec = rec.expect("every capture line parses");
+        match rec.kind {
+            RecordKind::Connect => {
+                let url = std::str::from_utf8(rec.payload).unwrap();
+                conn_venue.insert(rec.conn_id, venue_of_url(url).unwrap());
+            }
+            RecordKind::TextFrame => {
+                let venue = conn_venue[&rec.conn_id];
+                let v: Value = serde_json::from_slice(rec.payload).unwrap();
+                if let Some(t) = v.get("topic").and_then(Value::as_str) {
+                    symbols.intern_on(venue, topic_symbol(t)).unwrap();
+                }
+                frames.push(Frame {
+                    venue,
+                    recv_ns: rec.recv_ns,
+                    bytes: rec.payload.to_vec(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Some((frames, symbols))
+}
+
+#[test]
+fn a_dropped_delta_is_one_gap_on_its_book_only() {
+    let Some((frames, symbols)) = load_frames() else {
+        return;
+    };
+    // Drop the 100th delta of every book topic.
+    let mut seen: HashMap<(Venue, String), u32> = HashMap::new();
+    let mut dropped = 0;
+    let kept: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| {
+            let v: Value = serde_json::from_slice(&f.bytes).unwrap();
+            let (Some(t), Some("delta")) = (
+                v.get("topic").and_then(Value::as_str),
+                v.get("type").and_then(Value::as_str),
+            ) else {
+                return true;
+            };
+            if !t.starts_with("orderbook.") {
+                return true;
+            }
+            let n = seen.entry((f.venue, t.to_string())).or_default();
+            *n += 1;
+            let drop = *n == 100;
+            dropped += u32::from(drop);
+            !drop
+        })
+        .collect();
+    assert_eq!(dropped as usize, seen.len());
+    let mut decoders: HashMap<Venue, BybitDecoder> = [Venue::BybitSpot, Venue::BybitLinear]
+        .into_iter()
+        .map(|v| (v, BybitDecoder::new(v, symbols.clone())))
+        .collect();
+    let mut books: HashMap<SymbolId, OrderBook> = HashMap::new();
+    let mut gaps: HashMap<SymbolId, u32> = HashMap::new();
+    let mut out = Vec::with_capacity(4096);
+    for f in kept {
+        out.clear();
+        decoders
+            .get_mut(&f.venue)
+            .unwrap()
+            .decode(&f.bytes, f.recv_ns, &mut out)
+            .unwrap();
+        for ev in &out {
+            let book = books
+                .entry(ev.symbol)
+                .or_insert_with(|| OrderBook::new(BookConfig::default()));
+            let r = match &ev.kind {
+                EventKind::Snapshot(s) => book.apply_snapshot(s),
+                EventKind::Depth(d) => book.apply_depth(d),
+                _ => continue,
+            };
+            if let BookUpdate::Gap { expected, got } = r {
+                assert_eq!(got, expected + 1, "exactly one update id lost");
+                *gaps.entry(ev.symbol).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(gaps.len(), seen.len(), "every book saw its gap: {gaps:?}");
+    assert!(gaps.values().all(|&n| n == 1), "{gaps:?}");
+    // Without a new snapshot the books stay stale (the live path resubscribes for one).
+    assert!(books.values().all(|b| !b.is_synced()));
 }
