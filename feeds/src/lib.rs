@@ -35,12 +35,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 pub mod binance;
+pub mod bybit;
 pub mod capture;
 pub mod coinbase;
 mod framing;
 pub mod io;
 pub mod json;
 pub mod net;
+pub mod okx;
 pub mod orders;
 pub mod recorder;
 #[cfg(feature = "reference-decoders")]

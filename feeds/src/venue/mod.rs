@@ -24,10 +24,14 @@
 //! each snapshot.
 
 pub mod decode;
+pub mod url;
 
 pub use decode::{DecodeError, DecodeStats, Decoded, IgnoreReason, MarketDecoder};
+pub use url::{rest_snapshot_symbol, venue_of_url};
 
 use crate::binance::market::BinanceDecoder;
+use crate::bybit::market::BybitDecoder;
+use crate::okx::market::OkxDecoder;
 use engine::event::Event;
 use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
@@ -111,7 +115,9 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
         Venue::Coinbase => Some(&crate::coinbase::adapter::COINBASE),
         Venue::BinanceUsdm => Some(&crate::binance::usdm::BINANCE_USDM),
-        _ => None,
+        Venue::Okx => Some(&crate::okx::adapter::OKX),
+        Venue::BybitSpot => Some(&crate::bybit::adapter::BYBIT_SPOT),
+        Venue::BybitLinear => Some(&crate::bybit::adapter::BYBIT_LINEAR),
     }
 }
 
@@ -123,6 +129,10 @@ pub enum AnyDecoder {
     Binance(BinanceDecoder),
     /// Coinbase Exchange.
     Coinbase(crate::coinbase::market::CoinbaseDecoder),
+    /// OKX v5.
+    Okx(OkxDecoder),
+    /// Bybit v5 spot or linear (the decoder knows which).
+    Bybit(BybitDecoder),
 }
 
 impl AnyDecoder {
@@ -132,6 +142,8 @@ impl AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => d,
             AnyDecoder::Coinbase(d) => d,
+            AnyDecoder::Okx(d) => d,
+            AnyDecoder::Bybit(d) => d,
         }
     }
 }
@@ -157,6 +169,8 @@ impl MarketDecoder for AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => d.decode(frame, recv_ns, out),
             AnyDecoder::Coinbase(d) => MarketDecoder::decode(d, frame, recv_ns, out),
+            AnyDecoder::Okx(d) => d.decode(frame, recv_ns, out),
+            AnyDecoder::Bybit(d) => d.decode(frame, recv_ns, out),
         }
     }
 
@@ -170,6 +184,8 @@ impl MarketDecoder for AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => d.decode_snapshot(body, symbol, recv_ns, out),
             AnyDecoder::Coinbase(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Okx(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Bybit(d) => d.decode_snapshot(body, symbol, recv_ns, out),
         }
     }
 
@@ -185,6 +201,8 @@ impl MarketDecoder for AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => MarketDecoder::reset(d),
             AnyDecoder::Coinbase(d) => MarketDecoder::reset(d),
+            AnyDecoder::Okx(d) => MarketDecoder::reset(d),
+            AnyDecoder::Bybit(d) => MarketDecoder::reset(d),
         }
     }
 }
