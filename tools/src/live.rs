@@ -65,7 +65,9 @@ use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
 use feeds::orders::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::orders::session::{OrderSession, OrderWake, SessionConfig};
 use feeds::recorder::{recorder, RecorderRx};
-use feeds::rest::{run_snapshot_worker, RestClient, SnapshotStats, SnapshotWorkerConfig};
+use feeds::rest::{
+    run_snapshot_worker, RestClient, ResyncRoutes, SnapshotStats, SnapshotWorkerConfig,
+};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -488,7 +490,7 @@ fn run_live_inner(
         &opts,
         io_cfg,
         &symbols,
-        rest,
+        ResyncRoutes::binance(rest).io(io_cmd_tx.clone()),
         ends,
         session,
         io_cmd_rx,
@@ -772,7 +774,7 @@ fn spawn_io(
     opts: &LiveOptions,
     io_cfg: IoConfig,
     symbols: &SymbolTable,
-    rest: RestClient,
+    routes: ResyncRoutes,
     ends: FeedEnds,
     session: Option<OrderSession>,
     io_cmd_rx: IoCommandRx,
@@ -832,7 +834,7 @@ fn spawn_io(
         spawn_housekeeping("tickline-rest", move || {
             let mut report = |m: &str| tracing::warn!(target: "tickline::rest", "{m}");
             run_snapshot_worker(
-                &rest,
+                &routes,
                 &wcfg,
                 &symbols,
                 resync_rx,
