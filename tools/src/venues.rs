@@ -184,7 +184,7 @@ pub fn validate(cfg: &Config) -> Result<()> {
         }
         ids.push((id, key));
     }
-    Ok(())
+    FeedPlan::new(cfg).map(|_| ())
 }
 
 /// Warnings for the `[[feeds]]` URLs that are plaintext to a remote host (allowed).
@@ -275,7 +275,13 @@ impl FeedPlan {
                 venue: Venue::Binance,
             });
         }
-        let mut rest = Vec::new();
+        // One REST URL per venue: [venue]'s for Binance spot, else the first table's (or the
+        // adapter's); a table naming another one is refused.
+        let mut rest: Vec<(Venue, String)> = Vec::new();
+        let preset = !v.symbols.is_empty();
+        if preset {
+            rest.push((Venue::Binance, v.rest_url.trim_end_matches('/').to_string()));
+        }
         for (i, f) in cfg.feeds.iter().enumerate() {
             let key = format!("feeds[{i}]");
             let a = f.adapter(&key)?;
@@ -304,8 +310,21 @@ impl FeedPlan {
                 });
             }
             if a.book_sync() == BookSync::RestSnapshot {
-                if let Some(url) = f.rest_url.as_deref().or(a.rest_url()) {
-                    rest.push((venue, url.to_string()));
+                let known = rest
+                    .iter()
+                    .find(|(x, _)| *x == venue)
+                    .map(|(_, u)| u.as_str());
+                match (f.rest_url.as_deref().map(|u| u.trim_end_matches('/')), known) {
+                    (Some(u), Some(k)) if u != k => bail!(
+                        "{key}.rest_url = {u:?}: {venue} already takes its snapshots from {k:?} (one REST URL per venue)"
+                    ),
+                    (_, Some(_)) => {}
+                    (Some(u), None) => rest.push((venue, u.to_string())),
+                    (None, None) => {
+                        if let Some(u) = a.rest_url() {
+                            rest.push((venue, u.to_string()));
+                        }
+                    }
                 }
             }
             feeds.push(FeedSpec {
@@ -314,6 +333,9 @@ impl FeedPlan {
                 subscribe,
                 venue,
             });
+        }
+        if preset {
+            rest.remove(0); // [venue]'s own client serves Binance spot
         }
         Ok(FeedPlan {
             symbols,
@@ -441,6 +463,14 @@ mod tests {
         let sf = p.feed_of(bnb).unwrap();
         assert!(!sf.at_start && sf.depth && sf.conn_id == 2);
         assert_eq!(p.rest, [(Venue::Binance, "http://127.0.0.1:8".to_string())]);
+        // Beside [venue], a Binance table takes [venue]'s REST URL, and may not name another.
+        let two = "[venue]\nrest_url = \"http://127.0.0.1:8\"\n[[feeds]]\nvenue = \"binance\"\nsymbols = [\"ETHUSDT\"]\n";
+        assert!(FeedPlan::new(&Config::parse(two).unwrap())
+            .unwrap()
+            .rest
+            .is_empty());
+        let e = Config::parse(&format!("{two}rest_url = \"http://127.0.0.1:9\"\n")).unwrap_err();
+        assert!(format!("{e:#}").contains("one REST URL per venue"), "{e:#}");
     }
 
     #[test]
