@@ -543,17 +543,12 @@ impl Controller {
     }
 
     fn status_tree(&self, core: &CoreStatus) -> Value {
+        // The core lists its symbols in id order.
         let symbols: Vec<Value> = core
             .symbols
             .iter()
-            .map(|s| {
-                let subscribed = self
-                    .cfg
-                    .symbols
-                    .lookup(s.symbol.as_bytes())
-                    .is_some_and(|id| self.subscribed[id.index()]);
-                symbol_json(s, subscribed)
-            })
+            .enumerate()
+            .map(|(i, s)| symbol_json(s, self.subscribed.get(i).copied().unwrap_or(false)))
             .collect();
         let connections: Vec<Value> = self
             .cfg
@@ -580,8 +575,20 @@ impl Controller {
                     "disconnects": c.disconnects,
                     "reconnect_attempts": c.reconnect_attempts,
                 });
-                if *conn_id == self.cfg.feed_conn_id {
-                    v["symbols"] = Value::Array(symbols.clone());
+                // Each symbol under the connection of its venue that carries it.
+                let mine: Vec<Value> = symbols
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        self.cfg
+                            .symbol_feeds
+                            .get(*i)
+                            .map_or(*conn_id == self.cfg.feed_conn_id, |f| f.conn_id == *conn_id)
+                    })
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                if !mine.is_empty() || *conn_id == self.cfg.feed_conn_id {
+                    v["symbols"] = Value::Array(mine);
                 }
                 v
             })
