@@ -31,9 +31,13 @@ use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
 use feeds::io::FeedSpec;
 use feeds::rest::{RestClient, ResyncRoutes};
-use feeds::venue::{adapter, Adapter, BookSync, StreamKind};
+use feeds::venue::{adapter, Adapter, BookSync, Heartbeat, StreamKind};
 use serde::Deserialize;
 use std::time::Duration;
+
+/// Longest `net.heartbeat_ms` for a venue whose heartbeat is a text ping (Bybit drops a
+/// connection without one for 20 s, OKX for 30 s).
+pub const MAX_TEXT_HEARTBEAT_MS: u64 = 15_000;
 
 /// One `[[feeds]]` table: a connection to one venue.
 #[derive(Clone, Debug, Deserialize)]
@@ -158,6 +162,14 @@ pub fn validate(cfg: &Config) -> Result<()> {
         for k in f.kinds(&key)? {
             if a.stream(k, &f.symbols[0]).is_none() {
                 bail!("{key}.streams: {venue} has no {k:?} stream");
+            }
+        }
+        if let Heartbeat::Text(ping) = a.heartbeat() {
+            let ms = cfg.net.heartbeat_ms;
+            if !(1..=MAX_TEXT_HEARTBEAT_MS).contains(&ms) {
+                bail!(
+                    "net.heartbeat_ms = {ms}: {key} ({venue}) keeps its connection with a text {ping:?} the venue wants within 20 s (Bybit) to 30 s (OKX); use 1..={MAX_TEXT_HEARTBEAT_MS}"
+                );
             }
         }
         let ws = f.ws_url.as_deref().unwrap_or(a.ws_url());
@@ -515,6 +527,33 @@ mod tests {
             let toml = format!("[[feeds]]\nvenue = \"{v}\"\nsymbols = [\"BTC\"]\n");
             let e = format!("{:#}", Config::parse(&toml).unwrap_err());
             assert!(e.contains(&format!("no adapter for {v}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_text_heartbeat_venue_needs_a_heartbeat_within_its_limit() {
+        let Some(a) = Venue::ALL
+            .into_iter()
+            .filter_map(adapter)
+            .find(|a| matches!(a.heartbeat(), Heartbeat::Text(_)))
+        else {
+            println!("NOTICE: no venue with a text heartbeat in this build; skipped");
+            return;
+        };
+        let sym = if a.venue().symbol_byte_ok(b'-') {
+            "BTC-USDT"
+        } else {
+            "BTCUSDT"
+        };
+        let feed = format!(
+            "[[feeds]]\nvenue = \"{}\"\nsymbols = [\"{sym}\"]\n",
+            a.venue()
+        );
+        Config::parse(&feed).unwrap();
+        for ms in [0, MAX_TEXT_HEARTBEAT_MS + 1] {
+            let toml = format!("[net]\nheartbeat_ms = {ms}\nidle_timeout_ms = 60000\n{feed}");
+            let e = format!("{:#}", Config::parse(&toml).unwrap_err());
+            assert!(e.contains("net.heartbeat_ms"), "{e}");
         }
     }
 
