@@ -120,6 +120,7 @@ fn a_flipped_quantity_fails_the_checksum_and_the_book_goes_stale() {
     assert_eq!(book.stats().gaps, 0);
     assert_eq!(core.counters().checksums_verified, 1);
     assert_eq!(core.counters().checksum_failures, 1);
+    assert_eq!(core.book_stats().checksum_failures, 1);
     assert_eq!(resyncs.pop(), Ok(btc), "resync asked");
 
     // A new snapshot brings the book back; its checksum matches again.
