@@ -37,4 +37,10 @@ lines "$spot" 1,2000p | grep -o '"p":"[0-9.]*","q":"[0-9.]*"' | sort -u | sed -n
 # Short slices of the line capture, plain and gzip, for the capture readers.
 lines "$spot" 1,20p > corpus/capture/spot-head.txt
 lines "$spot" 1000,1010p | gzip -c > corpus/capture/spot-slice.gz
+# OKX: every received frame of cryptofeed's v1 text capture, without the `<ts>: ` prefix.
+okx="$data/cryptofeed/OKX.ws.1.0"
+mkdir -p corpus/okx_decode
+if [[ -r $okx ]]; then
+    grep -v '^wss://' "$okx" | awk '{ f = sprintf("corpus/okx_decode/okx-%04d.json", NR); sub(/^[0-9.]+: /, ""); printf "%s", $0 > f; close(f) }'
+fi
 echo "corpora: $(for t in "${targets[@]}"; do printf '%s=%s ' "$t" "$(ls "corpus/$t" | wc -l)"; done)"

@@ -23,6 +23,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Cursor;
 
+#[path = "okx.rs"] // relative to this file, also when it is included with `#[path]`
+mod okx;
+pub use okx::okx_decode;
+
 thread_local! {
     // Const-initialised, no destructor: touching them from the allocator never allocates.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -98,6 +102,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("journal_torn", journal_torn),
     ("config", config),
     ("control", control),
+    ("okx_decode", okx_decode),
 ];
 
 /// The body of the target called `name`.
