@@ -1,20 +1,12 @@
 //! The body of the `okx_decode` target (OKX v5 market data, `feeds::okx`).
 
-use super::{check_round_trips, counting, events_room};
+use super::{check_output, check_round_trips, counting, events_room};
 use engine::book::{BookConfig, OrderBook};
 use engine::checksum::okx_book_checksum;
 use engine::event::EventKind;
 use engine::symbol::SymbolTable;
 use engine::venue::Venue;
 use feeds::okx::market::OkxDecoder;
-use feeds::venue::{DecodeError, Decoded};
-
-fn check_output(r: &Result<Decoded, DecodeError>, out: &[engine::event::Event]) {
-    match r {
-        Ok(Decoded::Events(n)) => assert_eq!(*n, out.len(), "event count"),
-        Ok(Decoded::Ignored(_)) | Err(_) => assert!(out.is_empty(), "events left by {r:?}"),
-    }
-}
 
 /// `OkxDecoder::decode` and `decode_snapshot` on any bytes: no panic, no allocation inside the
 /// call, no output on error or when ignored, the returned count equals the events appended,
