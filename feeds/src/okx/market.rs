@@ -3,9 +3,10 @@
 //! See the [module overview](super) for what is decoded and how OKX's ids map onto the book.
 //! A frame is one object `{"arg":{"channel":..,"instId":..},"action":..,"data":[{..},..]}`
 //! (keys in any order) or an event reply `{"event":..}`, or the bare text `pong`. The frame is
-//! read in two passes over the same bytes, both borrowing: the first validates the whole frame
-//! and notes where `arg`, `action` and `data` are; the second reads `arg`, then each element of
-//! `data`. Nothing is allocated; a frame that fails appends nothing.
+//! read in one pass when `arg` (and, for books, `action`) come before `data`, as OKX sends
+//! them; in any other order the pass notes where `data` is and a second one reads it. Nothing is
+//! allocated; a frame that fails (or is ignored) appends nothing and leaves the decoder's
+//! per-instrument ids as they were.
 
 use crate::json::{self, JsonStr, Scanner, ValueKind};
 use crate::venue::decode::{DecodeError, DecodeStats, Decoded, IgnoreReason};
@@ -378,6 +379,23 @@ fn channel_of(name: &[u8]) -> Option<Channel> {
     }
 }
 
+/// Where a frame's `data` goes.
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    channel: Channel,
+    symbol: SymbolId,
+    snapshot: bool,
+}
+
+/// What to do with a frame's `data`.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    Decode(Target),
+    Ignore(IgnoreReason),
+    /// Not known yet (a key `data` depends on comes after it).
+    Later,
+}
+
 // ---------------------------------------------------------------------------------------------
 // The decoder.
 
@@ -391,6 +409,11 @@ pub struct OkxDecoder {
     last_id: Vec<u64>,
     /// `books` updates with `seqId < prevSeqId` (OKX's sequence reset after maintenance).
     sequence_resets: u64,
+    /// The `last_id` entry changed by the call in progress and its value before, so a frame
+    /// that fails or turns out to be ignored leaves no trace.
+    touched: Option<(usize, u64)>,
+    /// `sequence_resets` before the call in progress.
+    resets_before: u64,
 }
 
 impl OkxDecoder {
@@ -402,6 +425,8 @@ impl OkxDecoder {
             stats: DecodeStats::default(),
             last_id: vec![0; n],
             sequence_resets: 0,
+            touched: None,
+            resets_before: 0,
         }
     }
 
@@ -430,6 +455,7 @@ impl OkxDecoder {
         out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let len0 = out.len();
+        self.resets_before = self.sequence_resets;
         let r = self.decode_frame(frame, recv_ns, out);
         self.account(r, len0, out)
     }
@@ -446,6 +472,7 @@ impl OkxDecoder {
         out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let len0 = out.len();
+        self.resets_before = self.sequence_resets;
         let r = self.decode_rest(body, symbol, recv_ns, out);
         self.account(r, len0, out)
     }
@@ -457,6 +484,11 @@ impl OkxDecoder {
         len0: usize,
         out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
+        if let Some((i, old)) = self.touched.take() {
+            if !matches!(r, Ok(Decoded::Events(_))) {
+                self.undo(i, old);
+            }
+        }
         self.stats.messages += 1;
         match r {
             Ok(Decoded::Events(n)) => self.stats.events += n as u64,
@@ -492,36 +524,101 @@ impl OkxDecoder {
             sc.finish()?;
             return Err(DecodeError::NotAnObject);
         }
+        let start = out.len();
         let mut top = [Slot::default(); TOP.len()];
-        scan_object(&mut sc, &TOP, &mut top)?;
+        // One pass when `arg` (and for books `action`) come before `data`, as OKX sends them:
+        // `data` is decoded where it is found. Otherwise it is decoded after the pass.
+        let mut inline = false;
+        sc.begin_object()?;
+        while let Some(k) = sc.next_key()? {
+            let Some(i) = key_index(&k, &TOP) else {
+                sc.skip_value()?;
+                continue;
+            };
+            if top.get(i).is_some_and(Slot::present) {
+                return Err(DecodeError::DuplicateField(
+                    TOP.get(i).copied().unwrap_or("?"),
+                ));
+            }
+            let slot = if i == T_DATA && sc.peek()? == ValueKind::Array {
+                match self.route(frame, &top, false)? {
+                    Route::Decode(target) => {
+                        let at = sc.pos();
+                        self.data(&mut sc, frame, target, recv_ns, out)?;
+                        inline = true;
+                        Slot {
+                            kind: Kind::Array,
+                            start: at as u32,
+                            end: sc.pos() as u32,
+                        }
+                    }
+                    _ => read_slot(&mut sc)?,
+                }
+            } else {
+                read_slot(&mut sc)?
+            };
+            if let Some(s) = top.get_mut(i) {
+                *s = slot;
+            }
+        }
         sc.finish()?;
+        if inline {
+            // Only an `event` after `data` can still turn the frame into a reply.
+            if top[T_EVENT].present() {
+                out.truncate(start);
+                return Ok(Decoded::Ignored(IgnoreReason::Response));
+            }
+            return Ok(Decoded::Events(out.len() - start));
+        }
+        match self.route(frame, &top, true)? {
+            Route::Decode(target) => {
+                let data = array(top[T_DATA], "data")?;
+                let mut sc = Scanner::at(frame, data.start as usize);
+                self.data(&mut sc, frame, target, recv_ns, out)?;
+                Ok(Decoded::Events(out.len() - start))
+            }
+            Route::Ignore(why) => Ok(Decoded::Ignored(why)),
+            Route::Later => Err(DecodeError::MissingField("action")),
+        }
+    }
 
+    /// What the top-level fields say to do with `data`. `last`: all of the frame has been
+    /// read (else a books frame whose `action` has not been seen yet is [`Route::Later`]).
+    fn route(
+        &self,
+        frame: &[u8],
+        top: &[Slot; TOP.len()],
+        last: bool,
+    ) -> Result<Route, DecodeError> {
         if top[T_EVENT].present() {
             // subscribe / unsubscribe / error / notice / channel-conn-count ...
-            return Ok(Decoded::Ignored(IgnoreReason::Response));
+            return Ok(Route::Ignore(IgnoreReason::Response));
         }
         let arg = top[T_ARG];
         match arg.kind {
             Kind::Object => {}
+            _ if !last => return Ok(Route::Later),
             Kind::Absent if top[T_CODE].present() => {
-                return Ok(Decoded::Ignored(IgnoreReason::Response))
+                return Ok(Route::Ignore(IgnoreReason::Response))
             }
-            Kind::Absent => return Ok(Decoded::Ignored(IgnoreReason::UnknownStream)),
+            Kind::Absent => return Ok(Route::Ignore(IgnoreReason::UnknownStream)),
             _ => return Err(DecodeError::WrongType { field: "arg" }),
         }
         let mut a = [Slot::default(); ARG.len()];
         scan_object(&mut Scanner::at(frame, arg.start as usize), &ARG, &mut a)?;
         let Some(channel) = str_field(frame, a[A_CHANNEL], "channel", channel_of)? else {
-            return Ok(Decoded::Ignored(IgnoreReason::UnknownStream));
+            return Ok(Route::Ignore(IgnoreReason::UnknownStream));
         };
-        let data = array(top[T_DATA], "data")?;
         let symbol = str_field(frame, a[A_INST], "instId", |s| {
             self.symbols.lookup_on(Venue::Okx, s)
         })?;
         let Some(symbol) = symbol else {
-            return Ok(Decoded::Ignored(IgnoreReason::UnknownSymbol));
+            return Ok(Route::Ignore(IgnoreReason::UnknownSymbol));
         };
         let snapshot = if channel == Channel::Books {
+            if !last && !top[T_ACTION].present() {
+                return Ok(Route::Later);
+            }
             str_field(frame, top[T_ACTION], "action", |s| match s {
                 b"snapshot" => Ok(true),
                 b"update" => Ok(false),
@@ -530,38 +627,49 @@ impl OkxDecoder {
         } else {
             false
         };
+        Ok(Route::Decode(Target {
+            channel,
+            symbol,
+            snapshot,
+        }))
+    }
 
-        let start = out.len();
-        let mut sc = Scanner::at(frame, data.start as usize);
+    /// Decodes the `data` array at the scanner.
+    fn data(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        frame: &[u8],
+        t: Target,
+        recv_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
+        let symbol = t.symbol;
         sc.begin_array()?;
         while sc.next_element()? {
             if sc.peek()? != ValueKind::Object {
                 return Err(DecodeError::WrongType { field: "data" });
             }
-            match channel {
+            match t.channel {
                 Channel::Books => {
                     let mut f = [Slot::default(); BOOK.len()];
-                    scan_object(&mut sc, &BOOK, &mut f)?;
-                    self.book_message(frame, &f, symbol, snapshot, false, recv_ns, out)?;
+                    scan_object(sc, &BOOK, &mut f)?;
+                    self.book_message(frame, &f, symbol, t.snapshot, false, recv_ns, out)?;
                 }
                 Channel::Trades => {
                     let mut f = [Slot::default(); TRADE.len()];
-                    scan_object(&mut sc, &TRADE, &mut f)?;
-                    out.push(Event::new(
-                        recv_ns,
-                        symbol,
-                        EventKind::Trade(trade(frame, &f)?),
-                    ));
+                    scan_object(sc, &TRADE, &mut f)?;
+                    let ev = trade(frame, &f)?;
+                    out.push(Event::new(recv_ns, symbol, EventKind::Trade(ev)));
                 }
                 Channel::Tickers => {
                     let mut f = [Slot::default(); TICKER.len()];
-                    scan_object(&mut sc, &TICKER, &mut f)?;
-                    let t = ticker(frame, &f)?;
-                    out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(t)));
+                    scan_object(sc, &TICKER, &mut f)?;
+                    let ev = ticker(frame, &f)?;
+                    out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(ev)));
                 }
             }
         }
-        Ok(Decoded::Events(out.len() - start))
+        Ok(())
     }
 
     fn decode_rest(
@@ -732,8 +840,20 @@ impl OkxDecoder {
     #[inline(always)]
     fn set_last(&mut self, symbol: SymbolId, id: u64) {
         if let Some(l) = self.last_id.get_mut(symbol.index()) {
+            if self.touched.is_none() {
+                self.touched = Some((symbol.index(), *l));
+            }
             *l = id;
         }
+    }
+
+    /// Puts back the id a failed frame changed (and its reset count, if it counted one).
+    #[cold]
+    fn undo(&mut self, i: usize, old: u64) {
+        if let Some(l) = self.last_id.get_mut(i) {
+            *l = old;
+        }
+        self.sequence_resets = self.resets_before;
     }
 }
 
@@ -784,4 +904,411 @@ fn ticker(buf: &[u8], f: &[Slot; TICKER.len()]) -> Result<BookTicker, DecodeErro
         ask_px: Price(decimal_or_empty(buf, f[TK_ASK_PX], "askPx")?),
         ask_qty: Qty(decimal_or_empty(buf, f[TK_ASK_SZ], "askSz")?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::book::{BookConfig, BookUpdate, OrderBook};
+
+    fn decoder() -> (OkxDecoder, SymbolId) {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap(); // another venue's symbol: index 0
+        let btc = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
+        (OkxDecoder::new(symbols), btc)
+    }
+
+    fn decode(d: &mut OkxDecoder, frame: &str) -> (Result<Decoded, DecodeError>, Vec<Event>) {
+        let mut out = Vec::new();
+        let r = d.decode(frame.as_bytes(), 7, &mut out);
+        (r, out)
+    }
+
+    fn book_frame(action: &str, ids: &str, bids: &str, asks: &str, checksum: i64) -> String {
+        format!(
+            r#"{{"arg":{{"channel":"books","instId":"BTC-USDT"}},"action":"{action}","data":[{{"asks":[{asks}],"bids":[{bids}],"ts":"1597026383085","checksum":{checksum}{ids}}}]}}"#
+        )
+    }
+
+    fn apply(book: &mut OrderBook, evs: &[Event]) -> Vec<BookUpdate> {
+        evs.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Depth(d) => Some(book.apply_depth(d)),
+                EventKind::Snapshot(s) => Some(book.apply_snapshot(s)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The documented trades and tickers pushes (OKX v5 API docs, "Trades channel" and
+    /// "Tickers channel" examples).
+    #[test]
+    fn documented_trade_and_ticker() {
+        let (mut d, btc) = decoder();
+        let (r, out) = decode(
+            &mut d,
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]}"#,
+        );
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert_eq!(
+            out[0],
+            Event::new(
+                7,
+                btc,
+                EventKind::Trade(Trade {
+                    exch_ns: 1_630_048_897_897_000_000,
+                    trade_id: 130_639_474,
+                    price: Price(4_221_990_000_000),
+                    qty: Qty(12_060_306),
+                    buyer_maker: false,
+                })
+            )
+        );
+        let (r, out) = decode(
+            &mut d,
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5","open24h":"9000","high24h":"10000","low24h":"8888.88","volCcy24h":"2222","vol24h":"2222","sodUtc0":"2222","sodUtc8":"2222","ts":"1597026383085"}]}"#,
+        );
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert_eq!(
+            out[0].kind,
+            EventKind::BookTicker(BookTicker {
+                update_id: 1_597_026_383_085,
+                bid_px: Price(888_888_000_000),
+                bid_qty: Qty(500_000_000),
+                ask_px: Price(999_999_000_000),
+                ask_qty: Qty(1_100_000_000),
+            })
+        );
+        // A sell-side taker: the buyer was the maker.
+        let (_, out) = decode(
+            &mut d,
+            r#"{"data":[{"tradeId":"1","px":"1","sz":"2","side":"sell","ts":"3"},{"tradeId":"2","px":"1","sz":"2","side":"buy","ts":"3"}],"arg":{"instId":"BTC-USDT","channel":"trades"}}"#,
+        );
+        assert!(matches!(out[0].kind, EventKind::Trade(t) if t.buyer_maker && t.trade_id == 1));
+        assert!(matches!(out[1].kind, EventKind::Trade(t) if !t.buyer_maker && t.trade_id == 2));
+    }
+
+    /// `seqId`/`prevSeqId`: snapshot, chained update, no-change update, reset.
+    #[test]
+    fn seq_ids_map_onto_the_book() {
+        let (mut d, btc) = decoder();
+        let mut book = OrderBook::new(BookConfig::default());
+        let ids = |prev: i64, seq: i64| format!(r#","prevSeqId":{prev},"seqId":{seq}"#);
+        let (r, out) = decode(
+            &mut d,
+            &book_frame(
+                "snapshot",
+                &ids(-1, 10),
+                r#"["8476.97","256","0","12"],["8475.55","101","0","1"]"#,
+                r#"["8476.98","415","0","13"]"#,
+                -855_196_043,
+            ),
+        );
+        assert_eq!(r, Ok(Decoded::Events(4)));
+        assert!(
+            matches!(out[2].kind, EventKind::Snapshot(s) if s.last_update_id == 10 && s.flags == LevelFlags::LAST)
+        );
+        assert_eq!(
+            out[3],
+            Event::new(
+                7,
+                btc,
+                EventKind::BookChecksum(BookChecksum {
+                    update_id: 10,
+                    checksum: (-855_196_043i32) as u32
+                })
+            )
+        );
+        assert_eq!(
+            apply(&mut book, &out),
+            vec![BookUpdate::None, BookUpdate::None, BookUpdate::Synced]
+        );
+
+        // prevSeqId = the last seqId: continues the chain (span = 15 - 10 - 1).
+        let (_, out) = decode(
+            &mut d,
+            &book_frame("update", &ids(10, 15), r#"["8476.97","0","0","0"]"#, "", 0),
+        );
+        assert_eq!(out.len(), 1, "no checksum event for 0");
+        let EventKind::Depth(l) = out[0].kind else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (l.final_update_id, l.update_span, l.first_update_id()),
+            (15, 4, 11)
+        );
+        assert_eq!(l.exch_ns, 1_597_026_383_085_000_000);
+        assert_eq!(apply(&mut book, &out), vec![BookUpdate::Changed]);
+
+        // seqId == prevSeqId: no change; the checksum still refers to 15.
+        let (r, out) = decode(&mut d, &book_frame("update", &ids(15, 15), "", "", 5));
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert!(matches!(out[0].kind, EventKind::BookChecksum(c) if c.update_id == 15));
+        let (r, _) = decode(
+            &mut d,
+            &book_frame("update", &ids(15, 15), r#"["1","1","0","1"]"#, "", 5),
+        );
+        assert_eq!(r, Err(DecodeError::BadRange { field: "seqId" }));
+
+        // A skipped message is a gap for the book.
+        let (_, out) = decode(&mut d, &book_frame("update", &ids(16, 18), "", "", 0));
+        assert!(matches!(
+            apply(&mut book, &out)[..],
+            [BookUpdate::Gap {
+                expected: 16,
+                got: 17
+            }]
+        ));
+
+        // seqId < prevSeqId (reset after maintenance): a sequence gap, never levels.
+        let (r, out) = decode(
+            &mut d,
+            &book_frame("update", &ids(18, 3), r#"["1","1","0","1"]"#, "", 0),
+        );
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert_eq!(
+            out[0].kind,
+            EventKind::Gap(Gap {
+                lost: 0,
+                reason: GapReason::Sequence
+            })
+        );
+        assert_eq!(d.sequence_resets(), 1);
+
+        // Half the pair is an error.
+        let (r, _) = decode(&mut d, &book_frame("update", r#","seqId":4"#, "", "", 0));
+        assert_eq!(r, Err(DecodeError::MissingField("prevSeqId")));
+    }
+
+    /// From a REST snapshot with id S, the first applied update has `prevSeqId <= S < seqId`.
+    #[test]
+    fn rest_snapshot_bridges_by_prev_seq_id() {
+        for (prev, seq, bridges) in [(98, 103, true), (100, 101, true), (101, 104, false)] {
+            let (mut d, btc) = decoder();
+            let mut book = OrderBook::new(BookConfig::default());
+            let mut out = Vec::new();
+            let body = r#"{"code":"0","msg":"","data":[{"asks":[["41006.8","0.60038921","0","1"]],"bids":[["41006.3","0.30178218","0","2"]],"ts":"1629966436396","seqId":100}]}"#;
+            d.decode_snapshot(body.as_bytes(), btc, 1, &mut out)
+                .unwrap();
+            let (_, upd) = decode(
+                &mut d,
+                &book_frame(
+                    "update",
+                    &format!(r#","prevSeqId":{prev},"seqId":{seq}"#),
+                    r#"["41006.2","1","0","1"]"#,
+                    "",
+                    0,
+                ),
+            );
+            // The update arrives first (buffered), the snapshot completes the sync.
+            apply(&mut book, &upd);
+            let r = apply(&mut book, &out);
+            let want = if bridges {
+                BookUpdate::Synced
+            } else {
+                BookUpdate::SnapshotRejected
+            };
+            assert_eq!(r.last(), Some(&want), "prev {prev} seq {seq}");
+        }
+        let (mut d, btc) = decoder();
+        let mut out = Vec::new();
+        let no_seq = r#"{"code":"0","data":[{"asks":[],"bids":[],"ts":"1"}]}"#;
+        assert_eq!(
+            d.decode_snapshot(no_seq.as_bytes(), btc, 1, &mut out),
+            Err(DecodeError::MissingField("seqId"))
+        );
+        let refused = r#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#;
+        assert_eq!(
+            d.decode_snapshot(refused.as_bytes(), btc, 1, &mut out),
+            Ok(Decoded::Ignored(IgnoreReason::Response))
+        );
+        assert!(out.is_empty());
+    }
+
+    /// Frames without `seqId` (the 2022 capture): the decoder numbers them per instrument.
+    #[test]
+    fn frames_without_seq_ids_are_numbered() {
+        let (mut d, _) = decoder();
+        let (_, out) = decode(&mut d, &book_frame("snapshot", "", r#"["1","1"]"#, "", 9));
+        assert!(matches!(out[0].kind, EventKind::Snapshot(s) if s.last_update_id == 1));
+        assert!(
+            matches!(out[1].kind, EventKind::BookChecksum(c) if c.update_id == 1 && c.checksum == 9)
+        );
+        let (_, out) = decode(&mut d, &book_frame("update", "", "", "", 0));
+        let EventKind::Depth(l) = out[0].kind else {
+            panic!("{out:?}")
+        };
+        assert_eq!((l.final_update_id, l.update_span), (2, 0));
+        assert_eq!(l.flags, LevelFlags::LAST.with(LevelFlags::EMPTY));
+        let (_, out) = decode(&mut d, &book_frame("snapshot", "", "", "", 0));
+        assert!(matches!(out[0].kind, EventKind::Snapshot(s) if s.last_update_id == 3));
+    }
+
+    /// Any key order decodes the same; a frame that fails or is ignored leaves the
+    /// per-instrument numbering as it was.
+    #[test]
+    fn key_order_does_not_matter_and_failures_leave_no_trace() {
+        let (mut d, _) = decoder();
+        let (_, a) = decode(&mut d, &book_frame("snapshot", "", r#"["1","1"]"#, "", 9));
+        let reordered = r#"{"data":[{"bids":[["1","1"]],"checksum":9,"asks":[],"ts":"1597026383085"}],"action":"snapshot","arg":{"instId":"BTC-USDT","channel":"books"}}"#;
+        let (mut d2, _) = decoder();
+        let (r, b) = decode(&mut d2, reordered);
+        assert_eq!(r, Ok(Decoded::Events(2)));
+        assert_eq!(a, b);
+        // `action` after `data`: decoded after the pass.
+        let late_action = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"data":[{"asks":[],"bids":[],"ts":"1"}],"action":"update"}"#;
+        let (r, out) = decode(&mut d2, late_action);
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert!(matches!(out[0].kind, EventKind::Depth(l) if l.final_update_id == 2));
+        // An `event` after an inline-decoded `data` makes it a reply, with nothing appended.
+        let late_event = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1"}],"event":"x"}"#;
+        assert_eq!(
+            decode(&mut d2, late_event),
+            (Ok(Decoded::Ignored(IgnoreReason::Response)), vec![])
+        );
+        // Two messages, the second bad: nothing appended, the numbering unchanged.
+        let two = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1"},{"asks":[],"bids":[],"ts":"x"}]}"#;
+        let (r, out) = decode(&mut d2, two);
+        assert!(r.is_err() && out.is_empty());
+        let trailing = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1"}]}]"#;
+        assert!(decode(&mut d2, trailing).0.is_err());
+        let (_, out) = decode(&mut d2, late_action);
+        assert!(
+            matches!(out[0].kind, EventKind::Depth(l) if l.final_update_id == 3),
+            "{out:?}"
+        );
+        // A reset inside a failing frame is not counted.
+        let reset_then_bad = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1","prevSeqId":9,"seqId":2},{}]}"#;
+        assert!(decode(&mut d2, reset_then_bad).0.is_err());
+        assert_eq!(d2.sequence_resets(), 0);
+    }
+
+    #[test]
+    fn replies_heartbeats_and_unknowns_are_ignored_with_a_reason() {
+        let (mut d, _) = decoder();
+        for (frame, why) in [
+            ("pong", IgnoreReason::Heartbeat),
+            (
+                r#"{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}"#,
+                IgnoreReason::Response,
+            ),
+            (
+                r#"{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}"#,
+                IgnoreReason::Response,
+            ),
+            (
+                r#"{"arg":{"channel":"books5","instId":"BTC-USDT"},"data":[{"asks":[],"bids":[],"ts":"1"}]}"#,
+                IgnoreReason::UnknownStream,
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"ETH-USDT"},"data":[]}"#,
+                IgnoreReason::UnknownSymbol,
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTCUSDT"},"data":[]}"#,
+                IgnoreReason::UnknownSymbol,
+            ),
+        ] {
+            assert_eq!(
+                decode(&mut d, frame).0,
+                Ok(Decoded::Ignored(why)),
+                "{frame}"
+            );
+        }
+        assert_eq!(d.stats().ignored, 6);
+        assert_eq!(d.stats().unknown_symbol, 2);
+    }
+
+    #[test]
+    fn bad_frames_are_errors_and_append_nothing() {
+        let (mut d, _) = decoder();
+        let good_lvl = r#"["1","1","0","1"]"#;
+        for (frame, want) in [
+            ("ping".to_string(), None),
+            ("[1]".to_string(), Some(DecodeError::NotAnObject)),
+            (
+                book_frame("update", "", &format!(r#"{good_lvl},["1","1","0","1","5"]"#), "", 0),
+                Some(DecodeError::WrongType { field: "bids" }),
+            ),
+            (
+                book_frame("update", "", r#"[1,"1"]"#, "", 0),
+                Some(DecodeError::WrongType { field: "bids" }),
+            ),
+            (
+                book_frame("update", "", good_lvl, r#"["1"]"#, 0),
+                Some(DecodeError::WrongType { field: "asks" }),
+            ),
+            (
+                book_frame("update", "", good_lvl, "", 4_294_967_296),
+                Some(DecodeError::IntOverflow { field: "checksum" }),
+            ),
+            (
+                book_frame("refresh", "", good_lvl, "", 0),
+                Some(DecodeError::WrongType { field: "action" }),
+            ),
+            (
+                r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"data":[]}"#.to_string(),
+                Some(DecodeError::MissingField("action")),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"tradeId":"1","px":"1","sz":"1","side":"up","ts":"1"}]}"#.to_string(),
+                Some(DecodeError::WrongType { field: "side" }),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"},{"tradeId":"x","px":"1","sz":"1","side":"buy","ts":"1"}]}"#.to_string(),
+                Some(DecodeError::WrongType { field: "tradeId" }),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"arg":{},"data":[]}"#.to_string(),
+                Some(DecodeError::DuplicateField("arg")),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[]} x"#.to_string(),
+                None,
+            ),
+        ] {
+            let mut out = Vec::new();
+            let r = d.decode(frame.as_bytes(), 1, &mut out);
+            assert!(r.is_err(), "{frame}: {r:?}");
+            if let Some(want) = want {
+                assert_eq!(r, Err(want), "{frame}");
+            }
+            assert!(out.is_empty(), "{frame}");
+        }
+        assert_eq!(d.stats().decode_errors, 12);
+        assert_eq!(d.stats().events, 0);
+    }
+
+    /// Every prefix and a sample of byte flips of a real frame: no panic, and an error leaves
+    /// the output as it was.
+    #[test]
+    fn cut_and_flipped_frames_never_panic() {
+        let frame = book_frame(
+            "snapshot",
+            r#","prevSeqId":-1,"seqId":7"#,
+            r#"["30237.2","0.5","0","1"],["30236.1","0.05452","0","1"]"#,
+            r#"["30243.5","1.2112","0","4"]"#,
+            -652_563_973,
+        );
+        let (mut d, _) = decoder();
+        let mut out = Vec::new();
+        for n in 0..frame.len() {
+            out.clear();
+            if d.decode(&frame.as_bytes()[..n], 1, &mut out).is_err() {
+                assert!(out.is_empty());
+            }
+        }
+        let mut bytes = frame.into_bytes();
+        for i in (0..bytes.len()).step_by(3) {
+            let old = bytes[i];
+            for b in [b'"', b'-', b'9', b'[', 0xff] {
+                bytes[i] = b;
+                out.clear();
+                if d.decode(&bytes, 1, &mut out).is_err() {
+                    assert!(out.is_empty());
+                }
+            }
+            bytes[i] = old;
+        }
+    }
 }
