@@ -321,13 +321,17 @@ impl From<io::Error> for CaptureError {
 
 mod cryptofeed;
 mod line;
+mod merge;
 mod replay;
+mod route;
 mod stream;
 mod tlc;
 
 pub use cryptofeed::*;
 pub use line::*;
+pub use merge::*;
 pub use replay::*;
+pub use route::*;
 pub use stream::*;
 pub use tlc::*;
 
