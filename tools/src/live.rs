@@ -1012,5 +1012,6 @@ fn finish(
         paced: None,
         threads: Default::default(),
         machine_hiccups,
+        venues: Vec::new(),
     })
 }
