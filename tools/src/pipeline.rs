@@ -8,6 +8,12 @@
 //!                                          core thread (pinned, core_cpu): Core::poll loop
 //! ```
 //!
+//! Frames are decoded per venue: every frame carries its venue (its connection's, see
+//! [`crate::replay_input`], which also reads several captures merged by receive time), and the
+//! feed thread holds one decoder per venue of the replay ([`AnyDecoder`], built by each venue's
+//! adapter; a venue this build has no adapter for is refused by name before the run). The
+//! report counts per venue too ([`VenueCounts`]: frames, decoder counters, the venue's books).
+//!
 //! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
 //! figures measure decode, ring, book and strategy, not gzip or the disk. A capture too large
 //! for that is streamed instead ([`open_stream`], [`replay_stream`]): a `capture-reader` thread
