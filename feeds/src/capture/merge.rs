@@ -93,7 +93,11 @@ impl ConnIds {
     }
 }
 
-/// Captures merged in receive-time order (see the [module docs](self)).
+/// Captures merged in receive-time order: a k-way merge over one [`CaptureStream`] per input
+/// (bounded memory). Equal times come out in input order; a record stamped earlier than the one
+/// before it in its own file is merged, and stamped, at that earlier record's time (with two or
+/// more inputs); connection ids are renumbered 1, 2, ... per `(input, id)` in order of first
+/// appearance; an input's errors come out as soon as it reports them ([`MergeError`]).
 #[derive(Debug)]
 pub struct MergedStream {
     inputs: Vec<Input>,

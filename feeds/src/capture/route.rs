@@ -18,8 +18,10 @@ use crate::venue::{rest_snapshot_symbol, venue_of_url};
 use engine::venue::Venue;
 use std::collections::HashMap;
 
-/// Follows one capture's connections to tell each record's venue (see the
-/// [module docs](self)).
+/// Follows one capture's connections to tell each record's venue: a connect's URL names its
+/// connection's venue ([`venue_of_url`]); connections whose URL names none, or never announced
+/// (a line capture's), belong to the default venue; a REST response belongs to its own URL's
+/// venue.
 #[derive(Clone, Debug)]
 pub struct VenueRouter {
     default: Venue,
