@@ -137,6 +137,7 @@ mod publisher;
 mod rest;
 mod streams;
 mod tls;
+pub mod venues;
 mod wsapi;
 
 pub use auth::{
@@ -499,6 +500,12 @@ impl VenueSim {
     /// Loads or prepares the source, makes the certificate (TLS), binds both ports and starts
     /// serving. Fails on a bad configuration, an unreadable capture, or a port in use.
     pub fn start(cfg: SimConfig) -> Result<VenueSim> {
+        Self::start_with(cfg, false)
+    }
+
+    /// [`VenueSim::start`], as Binance spot (`futures` false) or USD-M futures (a generated
+    /// feed in futures' frame layout: [`venues::binance_usdm`]).
+    pub(crate) fn start_with(cfg: SimConfig, futures: bool) -> Result<VenueSim> {
         match cfg.pace {
             SimPace::Recorded(s) if !(s.is_finite() && s > 0.0) => {
                 bail!("pace: the speed factor must be a positive number, not {s}")
@@ -612,7 +619,10 @@ impl VenueSim {
         let i = hub.clone();
         sim.threads.push(spawn(
             "sim-publisher",
-            Box::new(move || publisher::run(i, reg_rx, feed, decoder, default_symbol)),
+            Box::new(move || {
+                let fut = futures.then(venues::binance_usdm::Futurize::default);
+                publisher::run(i, reg_rx, feed, decoder, default_symbol, fut)
+            }),
         )?);
         let i = hub.clone();
         sim.threads.push(spawn(
