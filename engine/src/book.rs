@@ -136,6 +136,8 @@ pub struct BookStats {
     /// Diff level events lost to a full buffer: the buffered ones cleared, the one that did not
     /// fit and the rest of its message.
     pub buffer_overflows: u64,
+    /// Venue checksums that did not match the book ([`OrderBook::checksum_mismatch`]).
+    pub checksum_failures: u64,
 }
 
 /// Identity of a diff message, shared by all its level events: `(u, u - U)`.
@@ -428,6 +430,17 @@ impl OrderBook {
     /// sequence gap and a second snapshot). A snapshot that was loading is dropped.
     #[cold]
     pub fn mark_disconnected(&mut self) {
+        self.mark_stale();
+        self.resync_skip = false;
+    }
+
+    /// Marks the book stale because the venue's checksum of it did not match ours (see
+    /// [`crate::checksum`]) and counts it in [`BookStats::checksum_failures`]. The checksum
+    /// follows a whole message, so no message was cut in two: the buffer is cleared and the
+    /// next message is kept (as for [`OrderBook::mark_disconnected`]).
+    #[cold]
+    pub fn checksum_mismatch(&mut self) {
+        self.stats.checksum_failures += 1;
         self.mark_stale();
         self.resync_skip = false;
     }

@@ -9,7 +9,8 @@
 //! A depth-diff message becomes one [`DepthLevel`] event per price level; the last level of a
 //! message has [`LevelFlags::LAST`], and a message with no levels becomes a single event with
 //! [`LevelFlags::EMPTY`] so sequence numbers are never lost. A REST depth snapshot becomes one
-//! [`SnapshotLevel`] per level in the same way.
+//! [`SnapshotLevel`] per level in the same way. A venue that checksums its book (OKX) adds one
+//! [`BookChecksum`] after the last level of a message that carries a checksum.
 
 use crate::fixed::{Price, Qty};
 use crate::symbol::SymbolId;
@@ -172,6 +173,18 @@ pub struct SnapshotLevel {
     pub side: BookSide,
     /// [`LevelFlags::LAST`] on the snapshot's last level; [`LevelFlags::EMPTY`] for an empty snapshot.
     pub flags: LevelFlags,
+}
+
+/// The venue's checksum of its book after a depth message (OKX `books`: CRC32 over the top 25
+/// levels, see [`crate::checksum`]). Follows the message's last [`DepthLevel`] or
+/// [`SnapshotLevel`]; sent only when the message carries a non-zero checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookChecksum {
+    /// The update id of the message it belongs to (its `final_update_id` or `last_update_id`):
+    /// the core checks only a synced book whose last update id is this one.
+    pub update_id: u64,
+    /// The checksum as the venue sent it (OKX's signed 32-bit value, bit for bit).
+    pub checksum: u32,
 }
 
 /// Why data was lost; the core marks the affected books stale and asks for a resync.
@@ -519,6 +532,8 @@ pub enum EventKind {
     Depth(DepthLevel),
     /// One level of a REST depth snapshot.
     Snapshot(SnapshotLevel),
+    /// The venue's checksum of the book after the message just received.
+    BookChecksum(BookChecksum),
     /// Data was lost; resync.
     Gap(Gap),
     /// A connection came up (or back).

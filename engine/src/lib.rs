@@ -57,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 pub mod book;
+pub mod checksum;
 pub mod control;
 pub mod core;
 pub mod event;

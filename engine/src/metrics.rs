@@ -33,6 +33,10 @@ pub struct CoreCounters {
     pub book_crossed: u64,
     /// Snapshots that did not bridge the buffered diffs.
     pub snapshots_rejected: u64,
+    /// Venue book checksums compared with a synced book and found equal.
+    pub checksums_verified: u64,
+    /// Venue book checksums that did not match the book (book stale, resync asked).
+    pub checksum_failures: u64,
     /// Books that became synced (first sync and every resync).
     pub book_syncs: u64,
     /// Resyncs asked for (gap, crossed, rejected snapshot, lost data, reconnect).

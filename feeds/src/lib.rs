@@ -40,6 +40,7 @@ mod framing;
 pub mod io;
 pub mod json;
 pub mod net;
+pub mod okx;
 pub mod orders;
 pub mod recorder;
 #[cfg(feature = "reference-decoders")]

@@ -1,7 +1,7 @@
 //! Dispatch: one event from a ring to the book, the paper venue, the portfolio and the strategies
 //! routed to it, and the timers due. Every strategy callback goes through
 //! [`State::dispatch_to`], the one place a strategy's [`Ctx`] is built (for the symbol's own
-//! events and for another symbol's events it subscribed to). Book trouble (gap, crossed book,
+//! events and for another symbol's events it subscribed to). Book trouble (gap, crossed book, checksum mismatch,
 //! rejected snapshot, lost data, disconnect) becomes a resync request here.
 //!
 //! Hot path: nothing here allocates; the cold paths (installing a strategy, a gap, a
@@ -124,6 +124,10 @@ impl State {
                     self.on_book_update(sym, r, ev.recv_ns, clock);
                 }
             }
+            EventKind::BookChecksum(c) => {
+                let venue = self.names.get(sym.index()).map(|n| n.0);
+                self.check_book(sym, venue, c.update_id, c.checksum);
+            }
             EventKind::OrderAck(_)
             | EventKind::OrderReject(_)
             | EventKind::Fill(_)
@@ -179,6 +183,45 @@ impl State {
                 self.request_resync(sym, true);
             }
         }
+    }
+
+    /// Compares a venue's checksum of `sym`'s book (after the message `update_id`) with the
+    /// book's own: only a synced book that has applied exactly that message can be checked (a
+    /// buffering or stale book has nothing to compare; a later id cannot happen since the
+    /// checksum follows its message's last level). A mismatch makes the book stale and asks
+    /// for a resync. Venues without a checksum algorithm here are not checked.
+    #[inline]
+    fn check_book(
+        &mut self,
+        sym: SymbolId,
+        venue: Option<crate::venue::Venue>,
+        update_id: u64,
+        checksum: u32,
+    ) {
+        let Some(slot) = self.symbols.get_mut(sym.index()) else {
+            return;
+        };
+        if !slot.book.is_synced() || slot.book.last_update_id() != update_id {
+            return;
+        }
+        let ours = match venue {
+            Some(crate::venue::Venue::Okx) => crate::checksum::okx_book_checksum(&slot.book),
+            _ => return,
+        };
+        if ours == checksum {
+            self.counters.checksums_verified += 1;
+        } else {
+            self.on_checksum_mismatch(sym);
+        }
+    }
+
+    #[cold]
+    fn on_checksum_mismatch(&mut self, sym: SymbolId) {
+        if let Some(slot) = self.symbols.get_mut(sym.index()) {
+            slot.book.checksum_mismatch();
+        }
+        self.counters.checksum_failures += 1;
+        self.request_resync(sym, true);
     }
 
     /// Asks the snapshot side for a fresh REST snapshot of `sym` (once until it syncs, unless

@@ -1,8 +1,10 @@
-//! Capture formats: the hftbacktest line format we read, and Tickline's own framed format (`.tlc`).
+//! Capture formats: the hftbacktest line format and cryptofeed's formats we read, and Tickline's
+//! own framed format (`.tlc`).
 //!
-//! The formats live in `line` (the line format, plain or gzip), `tlc` (the `.tlc` codec, writer
-//! and readers) and `replay` (either format behind one reader); this module holds their shared
-//! limits, positions and errors, and re-exports their types.
+//! The formats live in `line` (the line format, plain or gzip), `cryptofeed` (cryptofeed's v1
+//! text and v3 JSONL envelopes, plain or zstd: see [`CryptofeedReader`]), `tlc` (the `.tlc`
+//! codec, writer and readers) and `replay` (every format behind one reader); this module holds
+//! their shared limits, positions and errors, and re-exports their types.
 //!
 //! # Line format (read only)
 //!
@@ -55,6 +57,8 @@
 //! | 4 | [`RecordKind::Disconnect`] | a reason in text (may be empty) |
 //! | 5 | [`RecordKind::Subscribe`] | the subscribe request as sent |
 //! | 6 | [`RecordKind::Snapshot`] | `<SYMBOL> <REST JSON body>`: the symbol (no spaces), one space, then the REST response body verbatim (Binance's REST depth body carries no symbol) |
+//! | 7 | [`RecordKind::Rest`] | `<URL> <REST body>`: the request URL (no spaces), one space, then the response body verbatim (an imported capture's REST responses; the URL says whose snapshot it is) |
+//! | 8 | [`RecordKind::Meta`] | capture metadata as JSON (an imported cryptofeed v3 header line) |
 //! | other | [`RecordKind::Other`] | unknown to this version; readers pass it through |
 //!
 //! A record is written with two `write_all` calls (header, payload); wrap the writer in a
@@ -66,10 +70,12 @@
 //! corruption: after [`CaptureError::Corrupt`] the same error is returned again (there is no
 //! resynchronisation); [`ReplayReader`] reports it once and ends.
 //!
-//! [`CaptureFormat::detect`] tells the two formats apart by their first bytes, never by the file
-//! extension; [`ReplayReader`] (streaming) and [`LoadedCapture`] (in memory) read either, and
-//! [`CaptureStream`] reads either on a reader thread of its own, ahead into a bounded set of
-//! recycled chunks (a replay of a capture larger than memory).
+//! [`CaptureFormat::detect`] tells the formats apart by their first bytes, never by the file
+//! extension (`.tlc` magic; zstd magic `28 b5 2f fd` or a `{"t":` first line: cryptofeed v3; a
+//! first line shaped `<secs>.<frac>: ` or `<url> <-> <secs>`: cryptofeed v1; anything else: the
+//! line format); [`ReplayReader`] (streaming) and [`LoadedCapture`] (in memory) read any of
+//! them, and [`CaptureStream`] reads any on a reader thread of its own, ahead into a bounded
+//! set of recycled chunks (a replay of a capture larger than memory).
 //!
 //! # Sizes read from a file are claims, never capacities
 //!
@@ -89,6 +95,9 @@
 //! - **`.tlc` header length**: a `u16`, at least [`HEADER_LEN`]; read the same way.
 //! - **Lines**: read with a reused buffer capped at [`MAX_LINE_LEN`], which grows only with the
 //!   bytes of the line.
+//! - **zstd window** (cryptofeed v3): the decoder reserves the window a frame header claims, so
+//!   a claim over [`MAX_ZSTD_WINDOW`] is refused (an I/O error), not allocated; the frame's
+//!   content-size field is never used to reserve anything.
 
 use core::fmt;
 use std::io;
@@ -144,14 +153,25 @@ pub enum LineFault {
     BadTimestamp,
     /// Nothing after the space.
     EmptyPayload,
+    /// A cryptofeed v1 line of no known shape (neither `<ts>: `, `<url> <-> `, `<url> <- ` nor
+    /// `<url> -> `).
+    Unrecognised,
+    /// A cryptofeed v3 envelope that is not what the format says: what is wrong.
+    Envelope(&'static str),
 }
 
 impl fmt::Display for LineFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             LineFault::NoSpace => "no space between receive time and payload",
-            LineFault::BadTimestamp => "receive time is not a u64 of decimal digits",
+            LineFault::BadTimestamp => {
+                "receive time is not a u64 of decimal digits (cryptofeed: decimal seconds)"
+            }
             LineFault::EmptyPayload => "empty payload",
+            LineFault::Unrecognised => {
+                "not a cryptofeed line (`<ts>: `, `<url> <-> `, `<- ` or `-> `)"
+            }
+            LineFault::Envelope(what) => return write!(f, "bad cryptofeed envelope: {what}"),
         })
     }
 }
@@ -205,7 +225,8 @@ pub enum CaptureError {
         /// The limit.
         max: usize,
     },
-    /// A snapshot symbol that is empty or contains whitespace; nothing was written.
+    /// A snapshot symbol (or a REST record's URL) that is empty or contains whitespace; nothing
+    /// was written.
     BadSnapshotSymbol,
     /// A gzip capture read into memory that does not decompress: corrupt deflate data, or a
     /// member trailer (CRC32, ISIZE) that does not match what its data decompresses to.
@@ -266,7 +287,7 @@ impl fmt::Display for CaptureError {
                 write!(f, "payload of {len} bytes exceeds the {max}-byte limit")
             }
             CaptureError::BadSnapshotSymbol => {
-                f.write_str("snapshot symbol must be non-empty and contain no whitespace")
+                f.write_str("snapshot symbol (or REST URL) must be non-empty and contain no whitespace")
             }
             CaptureError::BadGzip {
                 compressed,
@@ -298,13 +319,19 @@ impl From<io::Error> for CaptureError {
     }
 }
 
+mod cryptofeed;
 mod line;
+mod merge;
 mod replay;
+mod route;
 mod stream;
 mod tlc;
 
+pub use cryptofeed::*;
 pub use line::*;
+pub use merge::*;
 pub use replay::*;
+pub use route::*;
 pub use stream::*;
 pub use tlc::*;
 

@@ -1,6 +1,9 @@
-//! Either format behind one reader: which format a file is in, and the records a replay
-//! reads from it.
+//! Every format behind one reader: which format a file is in, and the records a replay reads
+//! from it.
 
+use super::cryptofeed::{
+    self, CryptofeedCapture, CryptofeedIter, CryptofeedReader, CryptofeedRecord, CryptofeedVersion,
+};
 use super::line::{LineCapture, LineIter, LineReader, LineRecord};
 use super::tlc::{CaptureReader, ReadOutcome, Record, RecordIter, RecordKind, TicklineCapture};
 use super::{CaptureError, Position, MAGIC};
@@ -20,13 +23,21 @@ pub enum CaptureFormat {
     Line,
     /// Tickline's framed format.
     Tickline,
+    /// cryptofeed's v1 text format (`<ts>: <json>`, `<url> <-> <ts>`, ...).
+    CryptofeedV1,
+    /// cryptofeed's v3 JSONL envelopes, zstd or plain.
+    CryptofeedV3,
 }
+
+/// Bytes [`CaptureFormat::detect`] reads to decide: enough for a cryptofeed v1 first line's
+/// URL and time.
+pub const DETECT_BYTES: usize = 4096;
 
 impl CaptureFormat {
     /// Detects the format from a file's first bytes (never its extension).
     pub fn detect(path: impl AsRef<Path>) -> Result<Self, CaptureError> {
         let mut f = File::open(path)?;
-        let mut head = [0u8; MAGIC.len()];
+        let mut head = [0u8; DETECT_BYTES];
         let mut n = 0;
         while n < head.len() {
             match f.read(&mut head[n..]) {
@@ -39,13 +50,24 @@ impl CaptureFormat {
         Ok(Self::detect_bytes(&head[..n]))
     }
 
-    /// Detects the format from the first bytes of a capture (at least 8 for certainty).
+    /// Detects the format from the first bytes of a capture (at least 8 for certainty, a few
+    /// hundred for a cryptofeed v1 file whose first line is a long URL): the `.tlc` magic, then
+    /// cryptofeed's shapes ([`cryptofeed::detect`]), else the line format (plain or gzip).
     pub fn detect_bytes(head: &[u8]) -> Self {
         if head.starts_with(&MAGIC) {
-            CaptureFormat::Tickline
-        } else {
-            CaptureFormat::Line
+            return CaptureFormat::Tickline;
         }
+        match cryptofeed::detect(head) {
+            Some(CryptofeedVersion::V1) => CaptureFormat::CryptofeedV1,
+            Some(CryptofeedVersion::V3) => CaptureFormat::CryptofeedV3,
+            None => CaptureFormat::Line,
+        }
+    }
+
+    /// True for the formats whose records name their connections' URLs (`.tlc` and
+    /// cryptofeed); the line format names none.
+    pub fn names_urls(self) -> bool {
+        !matches!(self, CaptureFormat::Line)
     }
 }
 
@@ -54,15 +76,17 @@ impl CaptureFormat {
 pub struct ReplayRecord<'a> {
     /// Receive time, nanoseconds.
     pub recv_ns: u64,
-    /// Connection id (0 for line captures).
+    /// Connection id (0 for line captures; cryptofeed: see [`CryptofeedReader`]).
     pub conn_id: u32,
     /// The kind. In a line capture a line whose JSON starts with `{"lastUpdateId"` is a
-    /// [`RecordKind::Snapshot`] and every other line a [`RecordKind::TextFrame`].
+    /// [`RecordKind::Snapshot`] and every other line a [`RecordKind::TextFrame`]. A
+    /// [`RecordKind::Connect`]'s payload is the URL.
     pub kind: RecordKind,
-    /// For a `.tlc` snapshot, its symbol; `None` otherwise (a line capture's REST snapshot belongs
-    /// to the file's one symbol).
+    /// For a `.tlc` snapshot, its symbol; for a [`RecordKind::Rest`] record, the request URL;
+    /// `None` otherwise (a line capture's REST snapshot belongs to the file's one symbol).
     pub symbol: Option<&'a [u8]>,
-    /// The venue's bytes: for snapshots the REST body alone (symbol split off).
+    /// The venue's bytes: for snapshots and REST responses the body alone (symbol or URL split
+    /// off).
     pub payload: &'a [u8],
 }
 
@@ -84,8 +108,26 @@ impl<'a> ReplayRecord<'a> {
         }
     }
 
+    /// The request URL of a [`RecordKind::Rest`] record.
+    pub fn url(&self) -> Option<&'a [u8]> {
+        match self.kind {
+            RecordKind::Rest => self.symbol,
+            _ => None,
+        }
+    }
+
+    fn from_cryptofeed(r: CryptofeedRecord<'a>) -> Self {
+        Self {
+            recv_ns: r.recv_ns,
+            conn_id: r.conn_id,
+            kind: r.kind,
+            symbol: r.url,
+            payload: r.payload,
+        }
+    }
+
     fn from_record(r: Record<'a>) -> Self {
-        let (symbol, payload) = match r.snapshot() {
+        let (symbol, payload) = match r.snapshot().or_else(|| r.rest()) {
             Some((s, body)) => (Some(s), body),
             None => (None, r.payload),
         };
@@ -102,6 +144,7 @@ impl<'a> ReplayRecord<'a> {
 enum ReplayInner<R: Read> {
     Line(Box<LineReader<R>>),
     Tickline(CaptureReader<R>),
+    Cryptofeed(Box<CryptofeedReader<R>>),
 }
 
 /// Streams a finished capture of either format for replay.
@@ -137,15 +180,22 @@ impl<R: Read> ReplayReader<R> {
         let inner = match format {
             CaptureFormat::Line => ReplayInner::Line(Box::new(LineReader::new(src)?)),
             CaptureFormat::Tickline => ReplayInner::Tickline(CaptureReader::new(src)?),
+            CaptureFormat::CryptofeedV1 | CaptureFormat::CryptofeedV3 => {
+                ReplayInner::Cryptofeed(Box::new(CryptofeedReader::new(src)?))
+            }
         };
         Ok(Self { inner, done: false })
     }
 
     /// The detected format.
     pub fn format(&self) -> CaptureFormat {
-        match self.inner {
+        match &self.inner {
             ReplayInner::Line(_) => CaptureFormat::Line,
             ReplayInner::Tickline(_) => CaptureFormat::Tickline,
+            ReplayInner::Cryptofeed(r) => match r.version() {
+                CryptofeedVersion::V1 => CaptureFormat::CryptofeedV1,
+                CryptofeedVersion::V3 => CaptureFormat::CryptofeedV3,
+            },
         }
     }
 
@@ -157,6 +207,7 @@ impl<R: Read> ReplayReader<R> {
         }
         let res = match &mut self.inner {
             ReplayInner::Line(r) => r.next().map(|o| o.map(ReplayRecord::from_line)),
+            ReplayInner::Cryptofeed(r) => r.next().map(|o| o.map(ReplayRecord::from_cryptofeed)),
             ReplayInner::Tickline(r) => {
                 let offset = r.offset();
                 match r.next() {
@@ -183,6 +234,8 @@ pub enum LoadedCapture {
     Line(LineCapture),
     /// A `.tlc` capture.
     Tickline(TicklineCapture),
+    /// A cryptofeed capture (v1 or v3), parsed.
+    Cryptofeed(CryptofeedCapture),
 }
 
 impl LoadedCapture {
@@ -196,6 +249,9 @@ impl LoadedCapture {
         Ok(match CaptureFormat::detect_bytes(&bytes) {
             CaptureFormat::Line => LoadedCapture::Line(LineCapture::from_bytes(bytes)?),
             CaptureFormat::Tickline => LoadedCapture::Tickline(TicklineCapture::from_bytes(bytes)?),
+            CaptureFormat::CryptofeedV1 | CaptureFormat::CryptofeedV3 => {
+                LoadedCapture::Cryptofeed(CryptofeedCapture::from_bytes(&bytes)?)
+            }
         })
     }
 
@@ -204,6 +260,10 @@ impl LoadedCapture {
         match self {
             LoadedCapture::Line(_) => CaptureFormat::Line,
             LoadedCapture::Tickline(_) => CaptureFormat::Tickline,
+            LoadedCapture::Cryptofeed(c) => match c.version() {
+                CryptofeedVersion::V1 => CaptureFormat::CryptofeedV1,
+                CryptofeedVersion::V3 => CaptureFormat::CryptofeedV3,
+            },
         }
     }
 
@@ -213,6 +273,7 @@ impl LoadedCapture {
         match self {
             LoadedCapture::Line(c) => ReplayIter::Line(c.iter()),
             LoadedCapture::Tickline(c) => ReplayIter::Tickline(c.iter()),
+            LoadedCapture::Cryptofeed(c) => ReplayIter::Cryptofeed(c.iter()),
         }
     }
 }
@@ -224,6 +285,8 @@ pub enum ReplayIter<'a> {
     Line(LineIter<'a>),
     /// Over a `.tlc` capture.
     Tickline(RecordIter<'a>),
+    /// Over a cryptofeed capture.
+    Cryptofeed(CryptofeedIter<'a>),
 }
 
 impl<'a> Iterator for ReplayIter<'a> {
@@ -233,6 +296,7 @@ impl<'a> Iterator for ReplayIter<'a> {
         match self {
             ReplayIter::Line(it) => it.next().map(|r| r.map(ReplayRecord::from_line)),
             ReplayIter::Tickline(it) => it.next().map(|r| r.map(ReplayRecord::from_record)),
+            ReplayIter::Cryptofeed(it) => it.next().map(|r| r.map(ReplayRecord::from_cryptofeed)),
         }
     }
 }

@@ -409,29 +409,8 @@ impl CaptureStream {
     /// pass, if any, starts from the top); a file that cannot be reopened ends the stream.
     #[allow(clippy::should_implement_trait)] // lending: the record borrows the current chunk
     pub fn next(&mut self) -> Result<Option<StreamRecord<'_>>, CaptureError> {
-        loop {
-            if let Some(c) = &self.current {
-                if self.pos < c.entries.len() {
-                    break;
-                }
-            }
-            if let Some(mut c) = self.current.take() {
-                c.clear();
-                // There are exactly as many chunks as the ring holds: never full.
-                let _ = self.empty.push(c);
-                self.shared.wake_reader();
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            match self.recv() {
-                Msg::Chunk(c) => {
-                    self.current = Some(c);
-                    self.pos = 0;
-                }
-                Msg::Error(e) => return Err(e),
-                Msg::End => self.ended = true,
-            }
+        if !self.fill()? {
+            return Ok(None);
         }
         let i = self.pos;
         self.pos += 1;
@@ -442,6 +421,49 @@ impl CaptureStream {
             pass: c.pass,
             record,
         }))
+    }
+
+    /// The receive time of the record [`next`](Self::next) will return, without consuming it;
+    /// `Ok(None)` at the end. An error that comes first is returned (and consumed) instead, as
+    /// `next` would have returned it. For merging several streams by receive time.
+    pub fn peek_ns(&mut self) -> Result<Option<u64>, CaptureError> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        Ok(self
+            .current
+            .as_deref()
+            .and_then(|c| c.entries.get(self.pos))
+            .map(|e| e.recv_ns))
+    }
+
+    /// Makes the current chunk hold the next record: false at the end; an error that came
+    /// first is returned.
+    fn fill(&mut self) -> Result<bool, CaptureError> {
+        loop {
+            if let Some(c) = &self.current {
+                if self.pos < c.entries.len() {
+                    return Ok(true);
+                }
+            }
+            if let Some(mut c) = self.current.take() {
+                c.clear();
+                // There are exactly as many chunks as the ring holds: never full.
+                let _ = self.empty.push(c);
+                self.shared.wake_reader();
+            }
+            if self.ended {
+                return Ok(false);
+            }
+            match self.recv() {
+                Msg::Chunk(c) => {
+                    self.current = Some(c);
+                    self.pos = 0;
+                }
+                Msg::Error(e) => return Err(e),
+                Msg::End => self.ended = true,
+            }
+        }
     }
 
     /// Waits for the reader's next message.

@@ -30,6 +30,11 @@ pub enum RecordKind {
     Subscribe,
     /// A REST snapshot: `<SYMBOL> <REST JSON body>` (code 6).
     Snapshot,
+    /// A REST response of an imported capture: `<URL> <body>` (code 7). The URL tells whose
+    /// snapshot it is ([`crate::venue::rest_snapshot_symbol`]).
+    Rest,
+    /// Capture metadata, JSON (code 8): a cryptofeed v3 header line.
+    Meta,
     /// A code this version does not know, kept for forward compatibility. Only produced for
     /// codes without a named kind; writing `Other(1)` writes code 1, which reads back as
     /// [`RecordKind::TextFrame`].
@@ -46,6 +51,8 @@ impl RecordKind {
             4 => RecordKind::Disconnect,
             5 => RecordKind::Subscribe,
             6 => RecordKind::Snapshot,
+            7 => RecordKind::Rest,
+            8 => RecordKind::Meta,
             c => RecordKind::Other(c),
         }
     }
@@ -59,6 +66,8 @@ impl RecordKind {
             RecordKind::Disconnect => 4,
             RecordKind::Subscribe => 5,
             RecordKind::Snapshot => 6,
+            RecordKind::Rest => 7,
+            RecordKind::Meta => 8,
             RecordKind::Other(c) => c,
         }
     }
@@ -156,6 +165,15 @@ impl<'a> Record<'a> {
     pub fn snapshot(&self) -> Option<(&'a [u8], &'a [u8])> {
         match self.kind {
             RecordKind::Snapshot => split_snapshot_payload(self.payload),
+            _ => None,
+        }
+    }
+
+    /// For a [`RecordKind::Rest`] record, its `(URL, body)`; `None` for other kinds or a
+    /// payload without the separating space.
+    pub fn rest(&self) -> Option<(&'a [u8], &'a [u8])> {
+        match self.kind {
+            RecordKind::Rest => split_snapshot_payload(self.payload),
             _ => None,
         }
     }
@@ -284,6 +302,20 @@ impl<W: Write> CaptureWriter<W> {
             RecordKind::Snapshot,
             &[symbol, b" ", body],
         )
+    }
+
+    /// Appends a [`RecordKind::Rest`] record `<url> <body>` without concatenating first.
+    pub fn append_rest(
+        &mut self,
+        recv_ns: u64,
+        conn_id: u32,
+        url: &[u8],
+        body: &[u8],
+    ) -> Result<(), CaptureError> {
+        if url.is_empty() || url.iter().any(|b| b.is_ascii_whitespace()) {
+            return Err(CaptureError::BadSnapshotSymbol);
+        }
+        self.append_parts(recv_ns, conn_id, RecordKind::Rest, &[url, b" ", body])
     }
 
     fn append_parts(

@@ -24,10 +24,13 @@
 //! each snapshot.
 
 pub mod decode;
+pub mod url;
 
 pub use decode::{DecodeError, DecodeStats, Decoded, IgnoreReason, MarketDecoder};
+pub use url::{rest_snapshot_symbol, venue_of_url};
 
 use crate::binance::market::BinanceDecoder;
+use crate::okx::market::OkxDecoder;
 use engine::event::Event;
 use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
@@ -109,6 +112,7 @@ pub trait Adapter: Sync {
 pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
     match venue {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
+        Venue::Okx => Some(&crate::okx::adapter::OKX),
         _ => None,
     }
 }
@@ -118,6 +122,8 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
 pub enum AnyDecoder {
     /// Binance spot.
     Binance(BinanceDecoder),
+    /// OKX v5.
+    Okx(OkxDecoder),
 }
 
 impl AnyDecoder {
@@ -126,6 +132,7 @@ impl AnyDecoder {
     fn get(&self) -> &dyn MarketDecoder {
         match self {
             AnyDecoder::Binance(d) => d,
+            AnyDecoder::Okx(d) => d,
         }
     }
 }
@@ -150,6 +157,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode(frame, recv_ns, out),
+            AnyDecoder::Okx(d) => d.decode(frame, recv_ns, out),
         }
     }
 
@@ -162,6 +170,7 @@ impl MarketDecoder for AnyDecoder {
     ) -> Result<Decoded, DecodeError> {
         match self {
             AnyDecoder::Binance(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Okx(d) => d.decode_snapshot(body, symbol, recv_ns, out),
         }
     }
 
@@ -176,6 +185,7 @@ impl MarketDecoder for AnyDecoder {
     fn reset(&mut self) {
         match self {
             AnyDecoder::Binance(d) => MarketDecoder::reset(d),
+            AnyDecoder::Okx(d) => MarketDecoder::reset(d),
         }
     }
 }
