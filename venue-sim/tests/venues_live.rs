@@ -529,3 +529,168 @@ fn binance_usdm_real_capture_replays_with_pu_continuity() {
     assert!(snap["lastUpdateId"].as_u64().unwrap() >= prev.unwrap());
     assert_eq!(sim.stats().decode_errors, 0);
 }
+
+/// A venue's own real capture (`../shared/data/cryptofeed/..`), replayed as fast as the client
+/// reads, or `None` (with a NOTICE) when the data is absent.
+fn native_sim(file: &str, venue: Venue) -> Option<MdSim> {
+    let path = format!(
+        "{}/../../shared/data/cryptofeed/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    if !std::path::Path::new(&path).exists() {
+        eprintln!("NOTICE: {path} absent; its replay test skipped");
+        return None;
+    }
+    let cfg = SimConfig {
+        source: SimSource::Capture(path.into()),
+        pace: SimPace::Asap,
+        ..SimConfig::default()
+    };
+    Some(MdSim::start(cfg, VenueOptions::new(venue)).unwrap())
+}
+
+/// Reads until the feed is over (a 1 s silence once the simulator says it is done).
+fn read_all(sim: &MdSim, ws: &mut Ws) -> Vec<Value> {
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    }
+    let start = Instant::now();
+    let mut out = Vec::new();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => out.push(serde_json::from_str(&t).unwrap()),
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(_) if sim.stats().feed_done => break,
+            Err(_) => assert!(start.elapsed() < DEADLINE, "the feed never ended"),
+        }
+    }
+    out
+}
+
+#[test]
+fn okx_real_capture_replays_with_chained_ids_and_matching_checksums() {
+    let Some(sim) = native_sim("OKX.ws.1.0", Venue::Okx) else {
+        return;
+    };
+    assert_eq!(
+        sim.symbols(),
+        ["BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT"]
+    );
+    let mut ws = connect(&format!("{}/ws/v5/public", sim.ws_url()));
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"},{"channel":"trades","instId":"BTC-USDT"}]}"#,
+    );
+    let (mut book, mut seq, mut updates, mut trades) = (Book::default(), None, 0, 0);
+    for v in read_all(&sim, &mut ws) {
+        if v["event"].is_string() {
+            continue;
+        }
+        let d = &v["data"][0];
+        if v["arg"]["channel"] == "trades" {
+            trades += 1;
+            continue;
+        }
+        if v["action"] == "snapshot" {
+            book = Book::default();
+        } else {
+            assert_eq!(d["prevSeqId"].as_i64(), seq, "{v}");
+            updates += 1;
+        }
+        seq = d["seqId"].as_i64();
+        book.levels(true, &d["bids"]);
+        book.levels(false, &d["asks"]);
+        assert_eq!(book.okx_checksum(), d["checksum"].as_i64().unwrap());
+    }
+    assert!(updates > 50, "{updates} updates");
+    assert!(trades > 0);
+    let st = sim.stats();
+    assert_eq!((st.decode_errors, st.source_errors), (0, 0));
+}
+
+#[test]
+fn coinbase_real_capture_replays_level2_and_matches() {
+    let Some(sim) = native_sim("COINBASE.ws.28.0", Venue::Coinbase) else {
+        return;
+    };
+    let names = sim.symbols();
+    assert_eq!(names.len(), 10, "{names:?}");
+    let mut ws = connect(&format!("{}/", sim.ws_url()));
+    let ids = serde_json::to_string(&names).unwrap();
+    send(
+        &mut ws,
+        &format!(r#"{{"type":"subscribe","product_ids":{ids},"channels":["level2","matches"]}}"#),
+    );
+    let mut books: std::collections::HashMap<String, Book> = Default::default();
+    let (mut updates, mut matches) = (0, 0);
+    for v in read_all(&sim, &mut ws) {
+        let p = v["product_id"].as_str().unwrap_or("").to_string();
+        match v["type"].as_str().unwrap() {
+            "subscriptions" => {}
+            "snapshot" => {
+                let mut b = Book::default();
+                b.levels(true, &v["bids"]);
+                b.levels(false, &v["asks"]);
+                books.insert(p, b);
+            }
+            "l2update" => {
+                let b = books.get_mut(&p).expect("an l2update before its snapshot");
+                for c in v["changes"].as_array().unwrap() {
+                    b.set(
+                        c[0] == "buy",
+                        c[1].as_str().unwrap(),
+                        c[2].as_str().unwrap(),
+                    );
+                }
+                updates += 1;
+            }
+            "match" | "last_match" => matches += 1,
+            t => panic!("{t}"),
+        }
+    }
+    assert_eq!(books.len(), 10);
+    assert!(updates > 5_000 && matches > 50, "{updates} {matches}");
+    assert_eq!(sim.stats().decode_errors, 0);
+}
+
+#[test]
+fn bybit_real_capture_replays_spot_and_linear_books() {
+    for venue in [Venue::BybitSpot, Venue::BybitLinear] {
+        let Some(sim) = native_sim("BYBIT.jsonl.zst", venue) else {
+            return;
+        };
+        let path = if venue == Venue::BybitSpot {
+            "spot"
+        } else {
+            "linear"
+        };
+        let mut ws = connect(&format!("{}/v5/public/{path}", sim.ws_url()));
+        send(
+            &mut ws,
+            r#"{"op":"subscribe","args":["orderbook.200.BTCUSDT","publicTrade.BTCUSDT"]}"#,
+        );
+        let (mut u, mut deltas, mut trades) = (None, 0, 0);
+        for v in read_all(&sim, &mut ws) {
+            if v["op"].is_string() {
+                assert_eq!(v["success"], true, "{v}");
+                continue;
+            }
+            if v["topic"] == "publicTrade.BTCUSDT" {
+                trades += 1;
+                continue;
+            }
+            let nu = v["data"]["u"].as_u64();
+            if v["type"] == "delta" {
+                assert_eq!(nu, u.map(|u: u64| u + 1));
+                deltas += 1;
+            }
+            u = nu;
+        }
+        assert!(
+            deltas > 10 && trades > 0,
+            "{venue}: {deltas} deltas {trades} trades"
+        );
+        assert_eq!(sim.stats().decode_errors, 0, "{venue}");
+    }
+}

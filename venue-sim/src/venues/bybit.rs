@@ -7,7 +7,8 @@
 //!   (spot says `"ret_msg":"subscribe"`); an unknown topic or instrument, or one subscribed
 //!   already, makes it `"success":false` with `"ret_msg":"error:handler not found,topic:.."`
 //!   or `"error:already subscribed,topic:.."` (the valid topics of the request still count).
-//! - `orderbook.{50,200,500}.{symbol}`: a `snapshot` of the top N levels on subscribe, then
+//! - `orderbook.{50,200,500}.{symbol}`: a `snapshot` of the top N levels on subscribe (and
+//!   whenever a replayed capture's own snapshot replaces the book), then
 //!   `delta`s; `data.u` rises by exactly 1 per message and `data.seq` (the cross sequence) rises
 //!   too, shared with the trades. A delta carries every change of the book, also those beyond
 //!   the top N (harmless to a client: they never reach its top N).
@@ -280,7 +281,18 @@ impl Protocol for Bybit {
                     out.push((t, f));
                 }
             }
-            MdEvent::Snapshot { .. } => {}
+            MdEvent::Snapshot { .. } => {
+                s.book_id += 1;
+                s.seq += 1;
+                for depth in DEPTHS {
+                    let t = Topic::new(TopicKind::Book, sym, depth);
+                    let n = usize::from(depth);
+                    out.push((
+                        t,
+                        book_frame(t, s, "snapshot", s.top_bids(n), s.top_asks(n)),
+                    ));
+                }
+            }
         }
     }
 

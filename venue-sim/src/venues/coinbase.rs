@@ -5,7 +5,8 @@
 //!   (and `unsubscribe`) -> `{"type":"subscriptions","channels":[{"name":..,"product_ids":[..]},..]}`
 //!   listing everything the connection is subscribed to afterwards; an unknown product or channel
 //!   -> `{"type":"error","message":"Failed to subscribe","reason":..}` (nothing subscribed).
-//! - `level2` (or `level2_batch`): a `snapshot` of the whole book on subscribe, then an
+//! - `level2` (or `level2_batch`): a `snapshot` of the whole book on subscribe (and whenever a
+//!   replayed capture's own snapshot replaces the book), then an
 //!   `l2update` per change, `changes` as `[side, price, size]` with absolute sizes (`"0"`
 //!   removes). Like the real channel it carries no sequence number (the decoder numbers them).
 //! - `matches`: a `last_match` on subscribe, then a `match` per trade, `side` the maker's.
@@ -100,6 +101,18 @@ fn push_levels(out: &mut String, levels: impl Iterator<Item = (i64, i64)>) {
         let _ = write!(out, "[\"{}\",\"{}\"]", fmt_dec(p), fmt_dec(q));
     }
     out.push(']');
+}
+
+fn snapshot_frame(s: &SymState) -> String {
+    let mut f = format!(
+        "{{\"type\":\"snapshot\",\"product_id\":{},\"bids\":",
+        json(&s.name)
+    );
+    push_levels(&mut f, s.top_bids(usize::MAX));
+    f.push_str(",\"asks\":");
+    push_levels(&mut f, s.top_asks(usize::MAX));
+    f.push('}');
+    f
 }
 
 impl Coinbase {
@@ -268,7 +281,12 @@ impl Protocol for Coinbase {
                     out.push((Topic::new(TopicKind::Ticker, sym, 0), f));
                 }
             }
-            MdEvent::Ticker { .. } | MdEvent::Snapshot { .. } => {}
+            MdEvent::Snapshot { .. } => {
+                let f = snapshot_frame(s);
+                out.push((Topic::new(TopicKind::Book, sym, 1), f.clone()));
+                out.push((Topic::new(TopicKind::Book, sym, 0), f));
+            }
+            MdEvent::Ticker { .. } => {}
         }
     }
 
@@ -278,17 +296,7 @@ impl Protocol for Coinbase {
             return;
         };
         match topic.kind {
-            TopicKind::Book if s.has_book => {
-                let mut f = format!(
-                    "{{\"type\":\"snapshot\",\"product_id\":{},\"bids\":",
-                    json(&s.name)
-                );
-                push_levels(&mut f, s.top_bids(usize::MAX));
-                f.push_str(",\"asks\":");
-                push_levels(&mut f, s.top_asks(usize::MAX));
-                f.push('}');
-                out.push(f);
-            }
+            TopicKind::Book if s.has_book => out.push(snapshot_frame(s)),
             TopicKind::Trades => out.extend(match_frame(s, sym, "last_match")),
             TopicKind::Ticker => out.extend(ticker_frame(s)),
             _ => {}

@@ -13,8 +13,10 @@
 //! TLS WebSocket, the same self-signed certificate as the Binance simulator), one publisher
 //! thread and one thread per connection. The feed is venue-neutral (`model::MdEvent`:
 //! snapshot, depth change, trade, top-of-book change), read from the Binance-format generator
-//! ([`crate::gen`], translated) or from a Binance-format capture (line format or `.tlc`,
-//! translated the same way), and kept in one book per instrument (`model::Market`). A
+//! ([`crate::gen`], translated), from a Binance-format capture (line format or `.tlc`,
+//! translated the same way) or from the venue's own capture in cryptofeed's formats (the real
+//! ones in `../shared/data/cryptofeed`, read by `feeds::capture` and translated by
+//! `native.rs`), and kept in one book per instrument (`model::Market`). A
 //! `Protocol` turns it into its venue's frames:
 //!
 //! - `Protocol::on_text`: a client's text message becomes replies (acks, errors, pongs) and
@@ -44,6 +46,7 @@ pub mod binance_usdm;
 mod bybit;
 mod coinbase;
 pub(crate) mod model;
+mod native;
 mod okx;
 mod server;
 

@@ -159,8 +159,11 @@ impl Market {
             MdEvent::Snapshot { bids, asks, .. } => {
                 s.bids = bids.iter().copied().filter(|l| l.1 > 0).collect();
                 s.asks = asks.iter().copied().filter(|l| l.1 > 0).collect();
+                // Book subscribers get it: the first one seeds the book (a client that
+                // subscribed before has had no snapshot yet), a later one (a venue's own
+                // capture) replaces it mid-stream.
                 s.has_book = true;
-                false
+                true
             }
             MdEvent::Depth {
                 changes, exch_ms, ..
@@ -420,7 +423,7 @@ mod tests {
             )
             .unwrap();
         let mut m = Market::new(&["BTC-USDT".into()]);
-        assert!(!m.apply(&snap));
+        assert!(m.apply(&snap));
         assert_eq!(
             m.syms[0].best(),
             (

@@ -6,7 +6,7 @@
 //!   arg; an unknown channel or instrument -> `{"event":"error","code":"60018","msg":..}`, a
 //!   request that is not JSON -> code `60012`.
 //! - `books`: on subscribe a `snapshot` (up to 400 levels a side, `prevSeqId` -1, `seqId` the
-//!   book's current id), then `update`s whose `prevSeqId` is the previous `seqId` and whose
+//!   book's current id; again whenever a replayed capture's own snapshot replaces the book), then `update`s whose `prevSeqId` is the previous `seqId` and whose
 //!   `seqId` rises by 1 to 3 (OKX's ids jump); each carries the CRC32 `checksum` of the top 25
 //!   levels after it (`bidPx:bidSz:askPx:askSz:..`, interleaved, as a signed 32-bit integer),
 //!   over the prices and sizes exactly as sent. Levels are `[px, sz, "0", orders]`.
@@ -260,7 +260,18 @@ impl Protocol for Okx {
                     out.push((Topic::new(TopicKind::Ticker, sym, 0), f));
                 }
             }
-            MdEvent::Snapshot { .. } => {}
+            MdEvent::Snapshot { .. } => {
+                let prev = s.book_id;
+                s.book_id += 1 + prev % 3;
+                let f = book_frame(
+                    s,
+                    "snapshot",
+                    s.top_bids(SNAPSHOT_LEVELS),
+                    s.top_asks(SNAPSHOT_LEVELS),
+                    -1,
+                );
+                out.push((Topic::new(TopicKind::Book, sym, 0), f));
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! venue (frames wait at most that long).
 
 use super::model::{Market, MdEvent, Translator};
+use super::native::NativeTranslator;
 use super::{protocol, ConnInfo, Protocol, Topic, TopicKind, VenueOptions};
 use crate::gen::{FeedGenerator, GenKind};
 use crate::hub::C;
@@ -16,7 +17,7 @@ use crate::publisher::Pacer;
 use crate::{tls, FaultStats, SimConfig, SimPace, SimSource, SimStats};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
-use feeds::capture::{LoadedCapture, RecordKind};
+use feeds::capture::{CaptureFormat, LoadedCapture, RecordKind};
 use rustls::{ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -143,7 +144,31 @@ impl std::fmt::Debug for MdSim {
 /// Where the publisher's events come from.
 enum Feed {
     Generated(Box<FeedGenerator>),
+    /// A Binance-format capture (translated), with the instrument of its symbol-less snapshots.
     Capture(Box<LoadedCapture>, Option<usize>),
+    /// The venue's own capture (cryptofeed's formats).
+    Native(Box<LoadedCapture>, NativeTranslator),
+}
+
+/// The instruments of a venue's own capture, in order of first appearance (Bybit: on the
+/// connections of the venue's category only).
+fn scan_native(cap: &LoadedCapture, venue: engine::venue::Venue) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut probe = NativeTranslator::new(venue, &[]);
+    for r in cap.records().flatten() {
+        match r.kind {
+            RecordKind::Connect => probe.connect(r.conn_id, r.payload),
+            RecordKind::TextFrame if probe.is_ours(r.conn_id) => {
+                if let Some(n) = NativeTranslator::instrument(venue, r.payload) {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 impl MdSim {
@@ -177,6 +202,23 @@ impl MdSim {
             SimSource::Capture(path) => {
                 let cap = LoadedCapture::open(path)
                     .with_context(|| format!("loading capture {}", path.display()))?;
+                if matches!(
+                    cap.format(),
+                    CaptureFormat::CryptofeedV1 | CaptureFormat::CryptofeedV3
+                ) && NativeTranslator::serves(opts.venue)
+                {
+                    let names = scan_native(&cap, opts.venue);
+                    if names.is_empty() {
+                        bail!(
+                            "capture {}: no {} frames in it",
+                            path.display(),
+                            opts.venue.name()
+                        );
+                    }
+                    let tr = NativeTranslator::new(opts.venue, &names);
+                    let feed = Feed::Native(Box::new(cap), tr);
+                    return Self::serve(cfg, opts, proto, feed, names.clone(), names);
+                }
                 let scan = crate::scan_capture(&cap);
                 let mut names: Vec<String> =
                     cfg.symbols.iter().map(|s| s.replace('-', "")).collect();
@@ -208,6 +250,19 @@ impl MdSim {
                 })
                 .collect(),
         };
+        Self::serve(cfg, opts, proto, feed, source_names, venue_names)
+    }
+
+    /// Binds the port and starts the threads: `source_names` are the instruments as the feed
+    /// names them, `venue_names` as the wire does (same order).
+    fn serve(
+        cfg: SimConfig,
+        opts: VenueOptions,
+        proto: Box<dyn Protocol>,
+        feed: Feed,
+        source_names: Vec<String>,
+        venue_names: Vec<String>,
+    ) -> Result<MdSim> {
         let identity = if cfg.tls {
             Some(tls::make_identity(cfg.cert_out.as_deref())?)
         } else {
@@ -429,6 +484,38 @@ fn run_publisher(sh: Arc<Shared>, feed: Feed, mut tr: Translator) {
                 }
             }
         }
+        Feed::Native(cap, mut native) => {
+            let mut evs = Vec::new();
+            'records: for rec in cap.records() {
+                let r = match rec {
+                    Ok(r) => r,
+                    Err(e) => {
+                        p.sh.count(C::SourceErrors, 1);
+                        if !e.is_recoverable() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                match r.kind {
+                    RecordKind::Connect => native.connect(r.conn_id, r.payload),
+                    RecordKind::TextFrame => {
+                        if native
+                            .frame(r.conn_id, r.recv_ns, r.payload, &mut evs)
+                            .is_err()
+                        {
+                            p.sh.count(C::DecodeErrors, 1);
+                        }
+                        for ev in evs.drain(..) {
+                            if p.on_event(r.recv_ns, ev).is_break() {
+                                break 'records;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         Feed::Capture(cap, default) => {
             for rec in cap.records() {
                 let r = match rec {
@@ -479,10 +566,18 @@ impl Publisher {
         if self.sh.stopping() {
             return ControlFlow::Break(());
         }
-        if matches!(ev, MdEvent::Snapshot { .. }) {
-            self.sh.lock().market.apply(&ev);
-            return ControlFlow::Continue(());
+        // A snapshot is neither waited for nor paced: it seeds or replaces a book, and goes
+        // to that book's subscribers at once.
+        let snapshot = matches!(ev, MdEvent::Snapshot { .. });
+        if !snapshot {
+            self.wait_and_pace(recv_ns)?;
         }
+        self.publish(&ev)
+    }
+
+    /// Starts the timeline once enough connections subscribed, then waits until the event at
+    /// `recv_ns` is due.
+    fn wait_and_pace(&mut self, recv_ns: u64) -> ControlFlow<()> {
         if !self.started {
             while self.sh.subscribed.load(Ordering::SeqCst) < self.sh.cfg.wait_for_subscribers {
                 if self.sh.stopping() {
@@ -505,13 +600,19 @@ impl Publisher {
                 std::thread::sleep((t - now).min(Duration::from_millis(50)));
             }
         }
+        ControlFlow::Continue(())
+    }
+
+    /// Applies `ev`, renders its frames and queues them for their subscribers, under the
+    /// market's lock.
+    fn publish(&mut self, ev: &MdEvent) -> ControlFlow<()> {
         let sh = self.sh.clone();
         let mut g = sh.lock();
         let inner = &mut *g;
-        if !inner.market.apply(&ev) {
+        if !inner.market.apply(ev) {
             return ControlFlow::Continue(());
         }
-        sh.proto.publish(&ev, &mut inner.market, &mut self.frames);
+        sh.proto.publish(ev, &mut inner.market, &mut self.frames);
         let asap = matches!(sh.cfg.pace, SimPace::Asap);
         for (topic, text) in self.frames.drain(..) {
             inner.seq += 1;
