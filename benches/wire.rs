@@ -125,6 +125,7 @@ fn io_throughput(total: usize) {
                     conn_id: 1,
                     url: format!("ws://127.0.0.1:{port}/stream"),
                     subscribe: Vec::new(),
+                    ..FeedSpec::default()
                 }],
                 spin: true,
                 heartbeat: Duration::ZERO,

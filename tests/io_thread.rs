@@ -311,6 +311,7 @@ fn config(url: &str, subscribe: &[&str]) -> IoConfig {
             conn_id: 7,
             url: url.to_string(),
             subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
+            ..FeedSpec::default()
         }],
         reconnect: ReconnectPolicy {
             initial: Duration::from_millis(100),

@@ -65,6 +65,7 @@ fn streams_are_subscribed_and_unsubscribed_at_run_time() {
                 conn_id: 1,
                 url: format!("{}/ws", sim.ws_url()),
                 subscribe: vec!["btcusdt@trade".into(), "btcusdt@bookTicker".into()],
+                ..FeedSpec::default()
             }],
             ..IoConfig::default()
         };

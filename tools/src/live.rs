@@ -128,6 +128,7 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
             conn_id: crate::config::MARKET_CONN_ID,
             url,
             subscribe,
+            ..FeedSpec::default()
         }],
         conn: ConnOptions {
             max_frame_size: n.max_frame_size,

@@ -6,9 +6,10 @@
 //! ([`IoCommandError::Full`]) instead of growing.
 
 use super::frame::Ctx;
-use super::link::{send_request, stream_request, Link, Phase};
+use super::link::{send_streams, Link, Phase, StreamOp};
 use super::notice::IoNotice;
 use core::fmt;
+use engine::venue::Venue;
 
 /// Room in the command queue the engine makes: subscription changes come from an operator, a
 /// handful at a time.
@@ -17,19 +18,31 @@ pub const COMMAND_QUEUE: usize = 64;
 /// A change of subscriptions while the loop runs (from the control side, off the hot path).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IoCommand {
-    /// Send Binance's `SUBSCRIBE` for `streams` on connection `conn_id` now (if it is open) and
-    /// after every reconnect.
+    /// Subscribe to `streams` on connection `conn_id` (its venue adapter's frames: Binance
+    /// `SUBSCRIBE`, OKX `{"op":"subscribe",..}`, ...) now, if it is open, and after every
+    /// reconnect.
     Subscribe {
         /// The connection.
         conn_id: u32,
         /// Stream names (`btcusdt@trade`).
         streams: Vec<String>,
     },
-    /// Send `UNSUBSCRIBE` for `streams` now (if open) and stop re-subscribing them.
+    /// Unsubscribe from `streams` now (if open) and stop re-subscribing them.
     Unsubscribe {
         /// The connection.
         conn_id: u32,
         /// Stream names.
+        streams: Vec<String>,
+    },
+    /// Unsubscribe and subscribe again `streams` of `venue`, on each open connection of the
+    /// venue that holds them: a venue whose book starts from a WebSocket snapshot
+    /// ([`BookSync::WsSnapshot`](crate::venue::BookSync::WsSnapshot)) then sends a fresh one,
+    /// which is how such a book resyncs. A connection not open re-subscribes (and gets its
+    /// snapshot) when it reconnects anyway.
+    Resubscribe {
+        /// The venue.
+        venue: Venue,
+        /// Stream names (the symbol's depth stream).
         streams: Vec<String>,
     },
 }
@@ -105,41 +118,89 @@ impl fmt::Display for IoCommandError {
 impl std::error::Error for IoCommandError {}
 
 /// Applies a subscription change: the stream list a reconnect re-sends, and, if the connection is
-/// open, the `SUBSCRIBE`/`UNSUBSCRIBE` request now (recorded like the opening subscription).
+/// open, the venue adapter's (un)subscription frames now (recorded like the opening
+/// subscription). Streams the adapter refuses change nothing (said as
+/// [`IoNotice::CommandRejected`]).
 #[cold]
 pub(super) fn apply_command(links: &mut [Link], cmd: IoCommand, ctx: &mut Ctx<'_>) {
-    let (conn_id, streams, method) = match cmd {
-        IoCommand::Subscribe { conn_id, streams } => (conn_id, streams, "SUBSCRIBE"),
-        IoCommand::Unsubscribe { conn_id, streams } => (conn_id, streams, "UNSUBSCRIBE"),
+    let (conn_id, streams, op) = match cmd {
+        IoCommand::Subscribe { conn_id, streams } => (conn_id, streams, StreamOp::Subscribe),
+        IoCommand::Unsubscribe { conn_id, streams } => (conn_id, streams, StreamOp::Unsubscribe),
+        IoCommand::Resubscribe { venue, streams } => {
+            return resubscribe(links, venue, &streams, ctx)
+        }
     };
-    let Some(link) = links.iter_mut().find(|l| l.spec.conn_id == conn_id) else {
-        (ctx.notices)(IoNotice::CommandRejected {
-            conn_id,
-            reason: format!("no connection {conn_id}"),
-        });
-        return;
+    let reject = |ctx: &mut Ctx<'_>, reason: String| {
+        (ctx.notices)(IoNotice::CommandRejected { conn_id, reason });
+    };
+    let Some(link) = links
+        .iter_mut()
+        .find(|l| l.spec.conn_id == conn_id && !l.rx.orders)
+    else {
+        return reject(ctx, format!("no connection {conn_id}"));
+    };
+    let what = match op {
+        StreamOp::Subscribe => "subscribe",
+        StreamOp::Unsubscribe => "unsubscribe",
     };
     if streams.is_empty() {
-        (ctx.notices)(IoNotice::CommandRejected {
-            conn_id,
-            reason: format!("{method} without streams"),
-        });
-        return;
+        return reject(ctx, format!("{what} without streams"));
     }
-    if method == "SUBSCRIBE" {
-        for s in &streams {
-            if !link.spec.subscribe.contains(s) {
-                link.spec.subscribe.push(s.clone());
+    let Some(adapter) = link.adapter else {
+        return reject(ctx, format!("venue {} has no adapter", link.spec.venue));
+    };
+    // Refused names (a stream the venue cannot take) change nothing.
+    let check = match op {
+        StreamOp::Subscribe => adapter.0.subscribe(&streams, 0),
+        StreamOp::Unsubscribe => adapter.0.unsubscribe(&streams, 0),
+    };
+    if let Err(e) = check {
+        return reject(ctx, format!("{what}: {e}"));
+    }
+    match op {
+        StreamOp::Subscribe => {
+            for s in &streams {
+                if !link.spec.subscribe.contains(s) {
+                    link.spec.subscribe.push(s.clone());
+                }
             }
         }
-    } else {
-        link.spec.subscribe.retain(|s| !streams.contains(s));
+        StreamOp::Unsubscribe => link.spec.subscribe.retain(|s| !streams.contains(s)),
     }
     if !matches!(link.phase, Phase::Open { .. }) {
         return; // applied at the next (re)connect
     }
-    let text = stream_request(method, &streams, ctx.take_request_id());
-    send_request(link, ctx, &text);
+    if let Err(e) = send_streams(link, ctx, op, Some(&streams)) {
+        reject(ctx, format!("{what}: {e}"));
+    }
+}
+
+/// [`IoCommand::Resubscribe`]: on every open link of `venue`, unsubscribe and subscribe again
+/// those of `streams` it holds.
+#[cold]
+fn resubscribe(links: &mut [Link], venue: Venue, streams: &[String], ctx: &mut Ctx<'_>) {
+    for link in links.iter_mut() {
+        if link.rx.orders || link.spec.venue != venue || !matches!(link.phase, Phase::Open { .. }) {
+            continue;
+        }
+        let held: Vec<String> = streams
+            .iter()
+            .filter(|s| link.spec.subscribe.contains(s))
+            .cloned()
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        for op in [StreamOp::Unsubscribe, StreamOp::Subscribe] {
+            if let Err(e) = send_streams(link, ctx, op, Some(&held)) {
+                (ctx.notices)(IoNotice::CommandRejected {
+                    conn_id: link.spec.conn_id,
+                    reason: format!("resubscribing {}: {e}", held.join(", ")),
+                });
+                break;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,26 @@
 //! What an I/O loop is told: its feeds, reconnect backoff, timeouts.
 
 use crate::net::ConnOptions;
+use engine::venue::Venue;
 use std::time::Duration;
 
-/// One feed connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One feed connection. `FeedSpec { conn_id, url, subscribe, ..Default::default() }` is a
+/// Binance spot feed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FeedSpec {
     /// Id of the connection in events, records and notices.
     pub conn_id: u32,
     /// `ws://` or `wss://` URL (a combined-stream URL such as
     /// `wss://stream.binance.com:9443/stream?streams=btcusdt@trade` needs no subscription).
     pub url: String,
-    /// Streams sent as a Binance `SUBSCRIBE` after the connection opens, and again after every
-    /// reconnect; may be empty.
+    /// Venue-native stream names (`btcusdt@trade`, OKX `trades:BTC-USDT`: see
+    /// [`Adapter::stream`](crate::venue::Adapter::stream)) subscribed with the venue's
+    /// [`Adapter::subscribe`](crate::venue::Adapter::subscribe) frames after the connection
+    /// opens, and again after every reconnect; may be empty.
     pub subscribe: Vec<String>,
+    /// The venue the connection speaks to: its adapter subscribes and heartbeats, its decoder
+    /// decodes the frames. Default Binance spot.
+    pub venue: Venue,
 }
 
 /// Reconnect backoff: `initial * factor^(n-1)` for the n-th consecutive attempt, capped at
@@ -61,7 +68,9 @@ pub struct IoConfig {
     /// An open connection that delivers no frame (of any kind, pongs included) for this long is
     /// dead and is reconnected. Zero disables it. Default 10 s.
     pub idle_timeout: Duration,
-    /// A WebSocket ping is sent this often on an open connection. Zero disables it. Default 5 s.
+    /// A heartbeat is sent this often on an open connection: a WebSocket ping, or the venue's
+    /// text ping ([`Heartbeat`](crate::venue::Heartbeat): OKX wants one within 30 s, Bybit
+    /// every 20 s). Zero disables it. Default 5 s.
     pub heartbeat: Duration,
     /// A connection not open (TCP, TLS and WebSocket handshakes) after this long has failed.
     /// Zero disables it. Default 10 s.

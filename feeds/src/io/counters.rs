@@ -86,9 +86,11 @@ io_counters! {
     PeerHangups => peer_hangups,
     /// Attempts abandoned after `connect_timeout`.
     ConnectTimeouts => connect_timeouts,
-    /// Heartbeat pings sent.
+    /// Heartbeats sent (WebSocket pings, or the venue's text pings).
     HeartbeatsSent => heartbeats_sent,
-    /// Pongs received.
+    /// Heartbeat replies received: WebSocket pongs, and the venue's text pongs (frames its
+    /// decoder ignores as [`IgnoreReason::Heartbeat`](crate::venue::IgnoreReason::Heartbeat),
+    /// also counted in `ignored`).
     Pongs => pongs,
     /// Sends (subscribe, ping) that failed.
     SendErrors => send_errors,

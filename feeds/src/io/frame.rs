@@ -1,28 +1,125 @@
-//! The frame path: a data frame is stamped, recorded, decoded and pushed into the core's ring
-//! ([`Ctx::on_frame`]), with no allocation; plus the loop-wide state it needs ([`Ctx`]) and what
-//! a link's frames update ([`LinkRx`]).
+//! The frame path: a data frame is stamped, recorded, decoded by its venue's decoder and pushed
+//! into the core's ring ([`Ctx::on_frame`]), with no allocation; plus the loop-wide state it
+//! needs ([`Ctx`], [`Decoders`]) and what a link's frames update ([`LinkRx`]).
 
 use super::backoff::Backoff;
 use super::counters::IoCounters;
 use super::notice::{IoNotice, DECODE_ERROR_NOTICES, ERROR_RESPONSE_NOTICES};
-use crate::binance::market::{BinanceDecoder, DecodeError, Decoded, IgnoreReason};
 use crate::capture::RecordKind;
 use crate::orders::session::OrderSession;
 use crate::recorder::RecorderTx;
+use crate::venue::{AnyDecoder, DecodeError, DecodeStats, Decoded, IgnoreReason, MarketDecoder};
 use engine::event::{Connection as ConnRef, Event, EventKind};
 use engine::latency::LatencyHist;
 use engine::ring::EventTx;
 use engine::symbol::SymbolId;
+use engine::venue::Venue;
 
 /// Events one frame may decode to before the reused buffer has to grow (a 1000-level snapshot
 /// is 2000 events; depth diffs are far smaller).
 pub(super) const EVENTS_CAPACITY: usize = 4096;
+
+/// One decoder per venue the loop serves, indexed by [`Venue::index`]: a frame goes to its
+/// link's venue's decoder (an array index, then [`AnyDecoder`]'s one `match`).
+#[derive(Debug)]
+pub(super) struct Decoders {
+    by_venue: [Option<AnyDecoder>; Venue::COUNT],
+    /// Open market links per venue: a venue's decoder forgets its per-connection state when
+    /// the last of them goes down.
+    open: [u32; Venue::COUNT],
+}
+
+impl Decoders {
+    /// No decoder.
+    pub(super) fn new() -> Self {
+        Decoders {
+            by_venue: std::array::from_fn(|_| None),
+            open: [0; Venue::COUNT],
+        }
+    }
+
+    /// Serves `d`'s venue with `d` (replacing an earlier decoder of that venue).
+    pub(super) fn set(&mut self, d: AnyDecoder) {
+        let i = d.venue().index();
+        self.by_venue[i] = Some(d);
+    }
+
+    /// Whether `venue` has a decoder.
+    pub(super) fn serves(&self, venue: Venue) -> bool {
+        self.by_venue[venue.index()].is_some()
+    }
+
+    /// `venue`'s decoder.
+    #[inline]
+    pub(super) fn get_mut(&mut self, venue: Venue) -> Option<&mut AnyDecoder> {
+        self.by_venue[venue.index()].as_mut()
+    }
+
+    /// A market link of `venue` opened.
+    pub(super) fn link_up(&mut self, venue: Venue) {
+        self.open[venue.index()] += 1;
+    }
+
+    /// A market link of `venue` went down: with no other link of the venue open, its decoder
+    /// forgets the per-connection state ([`MarketDecoder::reset`]), so the next connection's
+    /// frames start fresh chains instead of reporting false gaps.
+    pub(super) fn link_down(&mut self, venue: Venue) {
+        let n = &mut self.open[venue.index()];
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            if let Some(d) = self.get_mut(venue) {
+                d.reset();
+            }
+        }
+    }
+
+    /// Each venue's counters, in [`Venue::index`] order.
+    pub(super) fn per_venue(&self) -> Vec<(Venue, DecodeStats)> {
+        self.by_venue
+            .iter()
+            .flatten()
+            .map(|d| (d.venue(), *d.stats()))
+            .collect()
+    }
+
+    /// The counters summed over the venues.
+    pub(super) fn total(&self) -> DecodeStats {
+        let mut t = DecodeStats::default();
+        for d in self.by_venue.iter().flatten() {
+            let s = d.stats();
+            t.messages += s.messages;
+            t.events += s.events;
+            t.decode_errors += s.decode_errors;
+            t.ignored += s.ignored;
+            t.unknown_symbol += s.unknown_symbol;
+        }
+        t
+    }
+}
+
+/// Counts a frame its decoder ignored; true for a reply to a request (to be checked for an
+/// error). A venue's text pong (OKX `pong`, Bybit `{"op":"pong",..}`) is a heartbeat reply like
+/// a WebSocket pong (the frame has already proved the link alive).
+#[inline]
+fn count_ignored(c: &mut IoCounters, why: IgnoreReason) -> bool {
+    c.ignored += 1;
+    match why {
+        IgnoreReason::Response => true,
+        IgnoreReason::Heartbeat => {
+            c.pongs += 1;
+            false
+        }
+        IgnoreReason::UnknownStream | IgnoreReason::UnknownSymbol => false,
+    }
+}
 
 /// What the frame path touches of a link (split from the `Connection`, which `handle_ready`
 /// borrows while it calls back).
 #[derive(Debug)]
 pub(super) struct LinkRx {
     pub(super) conn_id: u32,
+    /// Whose decoder its frames go to.
+    pub(super) venue: Venue,
     pub(super) c: IoCounters,
     pub(super) last_rx_ns: u64,
     /// A data frame arrived since the connection opened.
@@ -37,7 +134,7 @@ pub(super) struct LinkRx {
 
 /// The loop-wide things the frame path needs.
 pub(super) struct Ctx<'a> {
-    pub(super) decoder: BinanceDecoder,
+    pub(super) decoders: Decoders,
     pub(super) tx: EventTx,
     pub(super) recorder: Option<RecorderTx>,
     pub(super) out: Vec<Event>,
@@ -78,7 +175,10 @@ impl Ctx<'_> {
             }
         }
         self.out.clear();
-        let decoded = self.decoder.decode(payload, recv_ns, &mut self.out);
+        let Some(decoder) = self.decoders.get_mut(rx.venue) else {
+            return; // never: a link whose venue has no decoder does not connect
+        };
+        let decoded = decoder.decode(payload, recv_ns, &mut self.out);
         self.decode_latency
             .record((self.now)().saturating_sub(recv_ns));
         match decoded {
@@ -90,8 +190,7 @@ impl Ctx<'_> {
                 self.frame_delivered = true;
             }
             Ok(Decoded::Ignored(why)) => {
-                rx.c.ignored += 1;
-                if why == IgnoreReason::Response {
+                if count_ignored(&mut rx.c, why) {
                     self.response(rx, payload);
                 }
             }
@@ -195,5 +294,47 @@ impl Ctx<'_> {
                 rx.c.recorder_dropped += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binance::market::BinanceDecoder;
+    use engine::symbol::SymbolTable;
+
+    #[test]
+    fn a_text_pong_counts_as_a_heartbeat_reply_and_a_response_is_checked() {
+        let mut c = IoCounters::default();
+        assert!(!count_ignored(&mut c, IgnoreReason::Heartbeat));
+        assert_eq!((c.ignored, c.pongs), (1, 1));
+        assert!(count_ignored(&mut c, IgnoreReason::Response));
+        assert!(!count_ignored(&mut c, IgnoreReason::UnknownSymbol));
+        assert!(!count_ignored(&mut c, IgnoreReason::UnknownStream));
+        assert_eq!((c.ignored, c.pongs), (4, 1));
+    }
+
+    #[test]
+    fn decoders_are_found_by_venue_and_their_counters_summed() {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        let mut d = Decoders::new();
+        assert!(!d.serves(Venue::Binance));
+        d.set(BinanceDecoder::new(symbols).into());
+        assert!(d.serves(Venue::Binance) && !d.serves(Venue::Okx));
+        assert!(d.get_mut(Venue::Okx).is_none());
+        let mut out = Vec::new();
+        let trade = br#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"1.00","q":"2.0","T":1,"m":true,"M":true}}"#;
+        let dec = d.get_mut(Venue::Binance).unwrap();
+        assert_eq!(dec.decode(trade, 5, &mut out), Ok(Decoded::Events(1)));
+        assert!(dec.decode(b"pong", 6, &mut out).is_err());
+        d.link_up(Venue::Binance);
+        d.link_down(Venue::Binance);
+        d.link_down(Venue::Binance); // never below zero
+        let per = d.per_venue();
+        assert_eq!(per.len(), 1);
+        assert_eq!(per[0].0, Venue::Binance);
+        assert_eq!((per[0].1.messages, per[0].1.events), (2, 1));
+        assert_eq!(d.total(), per[0].1);
     }
 }

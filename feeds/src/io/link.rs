@@ -7,8 +7,9 @@
 //!      └───────────────────┴────────────────── backoff (or Dead after max_attempts) ◀─────┘
 //! ```
 //!
-//! - On open: a `ConnectionUp` event goes into the ring before any of the connection's data, a
-//!   Binance `SUBSCRIBE` for the feed's streams is sent (again after every reconnect), and
+//! - On open: a `ConnectionUp` event goes into the ring before any of the connection's data, the
+//!   venue adapter's subscription frames for the feed's streams are sent (again after every
+//!   reconnect: Binance `SUBSCRIBE`, OKX and Bybit `{"op":"subscribe",..}`, ...), and
 //!   `IoNotice::Connected` is raised (the place to request REST snapshots).
 //! - On loss (close by the peer, an error, no frame for `idle_timeout`): `ConnectionDown` (the
 //!   core marks the books stale), `IoNotice::Disconnected`, and a reconnect after an
@@ -17,7 +18,14 @@
 //!   lasted `IoConfig::stable_after`. Failures to connect (refused, TLS such as an untrusted
 //!   certificate, handshake, `IoConfig::connect_timeout`) are `IoNotice::ConnectFailed` and
 //!   retried the same way; the loop never panics and never ends because of a venue.
-//! - A WebSocket ping goes out every `heartbeat`; any frame, pong included, proves liveness.
+//! - The venue's heartbeat goes out every `heartbeat`: a WebSocket ping, or the adapter's text
+//!   ping (OKX `ping`, Bybit `{"op":"ping"}`); any frame, a pong or a text pong included, proves
+//!   liveness. On loss the venue's decoder forgets its per-connection sequence state
+//!   ([`MarketDecoder::reset`](crate::venue::MarketDecoder::reset)) once no other link of the
+//!   venue is open.
+//! - A link whose venue has no adapter in this build, or no decoder in the loop, or whose
+//!   streams its adapter refuses, never connects: it is `Dead` at start, said as
+//!   `IoNotice::GaveUp`.
 //! - A host name is resolved once and its addresses reused by every reconnect; only after a TCP
 //!   connect failure is it resolved again (a blocking lookup on this thread: hosts given as IP
 //!   literals never block).
@@ -32,6 +40,8 @@ use super::notice::IoNotice;
 use crate::capture::RecordKind;
 use crate::net::{CloseReason, ConnEvent, ConnOptions, ConnState, Connection, Endpoint, NetError};
 use crate::orders::session::UserStream;
+use crate::venue::{Adapter, Heartbeat};
+use engine::venue::Venue;
 use mio::{Poll, Token};
 use std::net::SocketAddr;
 
@@ -84,11 +94,28 @@ pub(super) enum Phase {
     Dead,
 }
 
+/// Where a loop finds each venue's adapter ([`crate::venue::adapter`] unless a test or a
+/// simulator passes its own: [`IoLoop::adapters`](crate::io::IoLoop::adapters)).
+pub type AdapterOf = fn(Venue) -> Option<&'static dyn Adapter>;
+
+/// A link's venue adapter (`Debug` shows its venue).
+#[derive(Clone, Copy)]
+pub(super) struct VenueAdapter(pub(super) &'static dyn Adapter);
+
+impl std::fmt::Debug for VenueAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Adapter({})", self.0.venue())
+    }
+}
+
 /// One connection of the loop, in its slot: the feed, the socket if there is one, and where
 /// it is in its life.
 #[derive(Debug)]
 pub(super) struct Link {
     pub(super) spec: FeedSpec,
+    /// The venue's adapter (subscriptions, heartbeat); `None` for the order API connection.
+    pub(super) adapter: Option<VenueAdapter>,
+    heartbeat: Heartbeat,
     endpoint: Option<Endpoint>,
     pub(super) conn: Option<Connection>,
     pub(super) phase: Phase,
@@ -115,6 +142,8 @@ impl Link {
     ) -> Link {
         let mut link = Link {
             spec: spec.clone(),
+            adapter: None,
+            heartbeat: Heartbeat::WsPing,
             endpoint: None,
             conn: None,
             phase: Phase::Waiting { at_ns: t0 },
@@ -124,6 +153,7 @@ impl Link {
             addrs: Vec::new(),
             rx: LinkRx {
                 conn_id: spec.conn_id,
+                venue: spec.venue,
                 c: IoCounters::default(),
                 last_rx_ns: t0,
                 got_frame: false,
@@ -144,6 +174,41 @@ impl Link {
             }
         }
         link
+    }
+
+    /// Makes this a market link of its venue: the venue's adapter subscribes and heartbeats,
+    /// `decoded` says whether the loop has the venue's decoder. A venue without either, or
+    /// streams the adapter refuses, leave the link `Dead` (said as [`IoNotice::GaveUp`]).
+    #[cold]
+    pub(super) fn bind_venue(
+        &mut self,
+        adapter_of: AdapterOf,
+        decoded: bool,
+        notices: &mut dyn FnMut(IoNotice),
+    ) {
+        let venue = self.spec.venue;
+        let problem = match adapter_of(venue) {
+            None => Some(format!("venue {venue} has no adapter in this build")),
+            Some(_) if !decoded => Some(format!(
+                "venue {venue} has no decoder in this I/O loop (IoLoop::decoder)"
+            )),
+            Some(a) => {
+                self.adapter = Some(VenueAdapter(a));
+                self.heartbeat = a.heartbeat();
+                a.subscribe(&self.spec.subscribe, 0)
+                    .err()
+                    .map(|e| format!("{venue} refuses the subscription: {e}"))
+            }
+        };
+        if let Some(reason) = problem {
+            if self.phase != Phase::Dead {
+                self.phase = Phase::Dead;
+                notices(IoNotice::GaveUp {
+                    conn_id: self.spec.conn_id,
+                    reason,
+                });
+            }
+        }
     }
 
     /// Its endpoint needs TLS.
@@ -280,7 +345,11 @@ pub(super) fn on_timers(
             }
             if t.heartbeat_ns > 0 {
                 if now_ns >= next_ping_ns {
-                    let sent = link.conn.as_mut().map(|c| c.send_ping(PING_PAYLOAD));
+                    let hb = link.heartbeat;
+                    let sent = link.conn.as_mut().map(|c| match hb {
+                        Heartbeat::WsPing => c.send_ping(PING_PAYLOAD),
+                        Heartbeat::Text(text) => c.send_text(text),
+                    });
                     match sent {
                         Some(Ok(())) => link.rx.c.heartbeats_sent += 1,
                         Some(Err(e)) => {
@@ -439,9 +508,16 @@ fn on_opened(link: &mut Link, now_ns: u64, t: &Timing, ctx: &mut Ctx<'_>, closin
             }
         }
     }
+    if !link.rx.orders {
+        ctx.decoders.link_up(link.spec.venue);
+    }
     if !link.spec.subscribe.is_empty() && !closing {
-        let text = subscribe_request(&link.spec.subscribe, ctx.take_request_id());
-        send_request(link, ctx, &text);
+        if let Err(reason) = send_streams(link, ctx, StreamOp::Subscribe, None) {
+            (ctx.notices)(IoNotice::CommandRejected {
+                conn_id: link.rx.conn_id,
+                reason: format!("subscribing after the connect: {reason}"),
+            });
+        }
     }
     (ctx.notices)(IoNotice::Connected {
         conn_id: link.rx.conn_id,
@@ -471,6 +547,7 @@ fn lose(link: &mut Link, now_ns: u64, ctx: &mut Ctx<'_>, poll: &Poll, reason: St
             } else {
                 ctx.push_conn(at, conn_id, false);
                 ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
+                ctx.decoders.link_down(link.spec.venue);
             }
             (ctx.notices)(IoNotice::Disconnected { conn_id, reason });
         }
@@ -528,31 +605,49 @@ pub(super) fn send_request(link: &mut Link, ctx: &mut Ctx<'_>, text: &str) {
     }
 }
 
-/// Binance's `{"method":"SUBSCRIBE","params":[...],"id":N}`.
-fn subscribe_request(streams: &[String], id: u64) -> String {
-    stream_request("SUBSCRIBE", streams, id)
+/// Subscribe or unsubscribe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StreamOp {
+    /// [`Adapter::subscribe`].
+    Subscribe,
+    /// [`Adapter::unsubscribe`].
+    Unsubscribe,
 }
 
-/// Binance's `{"method":"<METHOD>","params":[...],"id":N}` for `SUBSCRIBE` and `UNSUBSCRIBE`.
-pub(super) fn stream_request(method: &str, streams: &[String], id: u64) -> String {
-    let mut s = format!(r#"{{"method":"{method}","params":["#);
-    for (i, stream) in streams.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push('"');
-        for ch in stream.chars() {
-            match ch {
-                '"' => s.push_str("\\\""),
-                '\\' => s.push_str("\\\\"),
-                c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
-                c => s.push(c),
-            }
-        }
-        s.push('"');
+/// The frames of the venue's adapter that (un)subscribe `streams` (the link's own list when
+/// `None`), with the next request id, or the adapter's refusal.
+#[cold]
+pub(super) fn stream_frames(
+    link: &Link,
+    ctx: &mut Ctx<'_>,
+    op: StreamOp,
+    streams: Option<&[String]>,
+) -> Result<Vec<String>, String> {
+    let Some(VenueAdapter(a)) = link.adapter else {
+        return Err(format!("venue {} has no adapter", link.spec.venue));
+    };
+    let streams = streams.unwrap_or(&link.spec.subscribe);
+    let id = ctx.take_request_id();
+    match op {
+        StreamOp::Subscribe => a.subscribe(streams, id),
+        StreamOp::Unsubscribe => a.unsubscribe(streams, id),
     }
-    s.push_str(&format!(r#"],"id":{id}}}"#));
-    s
+}
+
+/// Sends the venue's (un)subscription frames for `streams` (the link's own list when `None`);
+/// returns the adapter's refusal, if it refused (nothing is sent then).
+#[cold]
+pub(super) fn send_streams(
+    link: &mut Link,
+    ctx: &mut Ctx<'_>,
+    op: StreamOp,
+    streams: Option<&[String]>,
+) -> Result<(), String> {
+    let frames = stream_frames(link, ctx, op, streams)?;
+    for text in &frames {
+        send_request(link, ctx, text);
+    }
+    Ok(())
 }
 
 fn close_reason_text(r: CloseReason) -> String {
@@ -577,22 +672,4 @@ fn count_error(c: &mut IoCounters, e: &NetError) {
         NetError::Closed => return,
     };
     c[k] += 1;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subscribe_request_is_binance_json() {
-        let s = subscribe_request(&["btcusdt@trade".into(), "btcusdt@depth@100ms".into()], 3);
-        assert_eq!(
-            s,
-            r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@depth@100ms"],"id":3}"#
-        );
-        assert_eq!(
-            subscribe_request(&["a\"b\\c\n".into()], 1),
-            r#"{"method":"SUBSCRIBE","params":["a\"b\\c\u000a"],"id":1}"#
-        );
-    }
 }

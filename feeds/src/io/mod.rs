@@ -10,11 +10,19 @@
 //! politely, bounded by [`IoConfig::close_timeout`], and an [`IoReport`] is returned.
 //!
 //! **What allocates.** After start-up the frame path allocates nothing: a frame is stamped once (`recv_ns = now()`), optionally copied into the
-//! recorder's byte ring ([`crate::recorder`]), decoded by the [`BinanceDecoder`] into one reused
+//! recorder's byte ring ([`crate::recorder`]), decoded by its venue's decoder (one
+//! [`AnyDecoder`](crate::venue::AnyDecoder) per venue, picked by an array index and one
+//! `match`, no virtual call; a [`BinanceDecoder`] for Binance spot) into one reused
 //! `Vec<Event>`, and pushed with [`EventTx::push_all`]. The ring's
 //! [`OnFull::Drop`](engine::ring::OnFull::Drop) policy counts what a slow core costs and follows
 //! it with a `Gap` event; the socket is always drained. Cold paths (connects, notices, error
 //! text, commands) may allocate.
+//!
+//! **Venues.** Each [`FeedSpec`] names its venue; the venue's
+//! [`Adapter`](crate::venue::Adapter) writes the subscription frames (after every connect, and
+//! for [`IoCommand`]s) and says the heartbeat (a WebSocket ping, or a text ping such as OKX's
+//! `ping`, whose text `pong` the decoder ignores as a heartbeat and the loop counts as one).
+//! The loop, its reconnects and its recording know nothing else of a venue.
 //!
 //! **Which thread sees what.** The loop takes no lock and runs no async runtime. Other threads
 //! see its progress only through [`IoShared`] (relaxed atomics) and the [`IoNotice`] callback
@@ -43,6 +51,7 @@
 //!         conn_id: 1,
 //!         url: "wss://stream.binance.com:9443/stream".into(),
 //!         subscribe: vec!["btcusdt@trade".into(), "btcusdt@depth@100ms".into()],
+//!         venue: engine::venue::Venue::Binance,
 //!     }],
 //!     ..IoConfig::default()
 //! };
@@ -73,7 +82,7 @@ pub use command::{
 };
 pub use config::{FeedSpec, IoConfig, ReconnectPolicy};
 pub use counters::{IoCounter, IoCounters};
-pub use link::LinkState;
+pub use link::{AdapterOf, LinkState};
 pub use notice::{IoNotice, DECODE_ERROR_NOTICES, ERROR_RESPONSE_NOTICES};
 pub use report::{ConnReport, IoEnd, IoReport, SessionReport};
 pub use run::{IoLoop, MAX_POLL_WAIT};

@@ -2,11 +2,12 @@
 
 use super::counters::IoCounters;
 use super::link::LinkState;
-use crate::binance::market::DecodeStats;
 use crate::orders::session::SessionCounters;
 use crate::recorder::RecorderStats;
+use crate::venue::DecodeStats;
 use engine::latency::LatencyHist;
 use engine::ring::TxStats;
+use engine::venue::Venue;
 
 /// Why [`IoLoop::run`](crate::io::IoLoop::run) returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +44,10 @@ pub struct IoReport {
     pub totals: IoCounters,
     /// The core ring's producer counters (drops and gap markers).
     pub ring: TxStats,
-    /// The decoder's counters.
+    /// The decoders' counters, summed over the venues.
     pub decode: DecodeStats,
+    /// Each venue's decoder's counters (the venues the loop had a decoder for).
+    pub decode_venues: Vec<(Venue, DecodeStats)>,
     /// The recorder's producer counters, if there was one.
     pub recorder: Option<RecorderStats>,
     /// Frame receive stamp to decoded (the `decode` stage), ns.

@@ -4,16 +4,16 @@
 use super::command::{apply_command, IoCommandRx};
 use super::config::{ns, FeedSpec, IoConfig};
 use super::counters::IoCounters;
-use super::frame::{Ctx, EVENTS_CAPACITY};
-use super::link::{on_ready, on_timers, Link, LinkState, Phase, Timing, Tokens};
+use super::frame::{Ctx, Decoders, EVENTS_CAPACITY};
+use super::link::{on_ready, on_timers, AdapterOf, Link, LinkState, Phase, Timing, Tokens};
 use super::notice::IoNotice;
 use super::report::{ConnReport, IoEnd, IoReport, SessionReport};
 use super::shared::IoShared;
-use crate::binance::market::BinanceDecoder;
 use crate::capture::RecordKind;
 use crate::net::{client_tls_config, TlsOptions};
 use crate::orders::session::{OrderSession, UserStream};
 use crate::recorder::RecorderTx;
+use crate::venue::AnyDecoder;
 use engine::latency::LatencyHist;
 use engine::ring::EventTx;
 use mio::{Events, Poll};
@@ -32,10 +32,11 @@ const PUBLISH_EVERY_NS: u64 = 1_000_000;
 /// # use std::sync::atomic::AtomicBool;
 /// # fn go(cfg: IoConfig, decoder: feeds::binance::market::BinanceDecoder, tx: engine::ring::EventTx,
 /// #       recorder: Option<feeds::recorder::RecorderTx>, session: Option<feeds::orders::session::OrderSession>,
-/// #       now: fn() -> u64, shared: &IoShared, stop: &AtomicBool) {
+/// #       now: fn() -> u64, shared: &IoShared, stop: &AtomicBool, okx: feeds::venue::AnyDecoder) {
 /// let (commands, command_rx) = command_channel(feeds::io::COMMAND_QUEUE); // `commands` to the control side
 /// let report = IoLoop::new(cfg, decoder, tx, now)
-///     .recorder(recorder) // optional, like the next two
+///     .decoder(okx) // another venue's decoder, for the feeds of that venue
+///     .recorder(recorder) // optional, like the next three
 ///     .commands(command_rx)
 ///     .session(session)
 ///     .run(shared, stop, &mut |n| eprintln!("{n}"));
@@ -45,7 +46,8 @@ const PUBLISH_EVERY_NS: u64 = 1_000_000;
 #[must_use = "an IoLoop does nothing until it is run"]
 pub struct IoLoop {
     cfg: IoConfig,
-    decoder: BinanceDecoder,
+    decoders: Decoders,
+    adapter_of: AdapterOf,
     tx: EventTx,
     now: fn() -> u64,
     recorder: Option<RecorderTx>,
@@ -54,19 +56,44 @@ pub struct IoLoop {
 }
 
 impl IoLoop {
-    /// A loop over `cfg.feeds`, decoding with `decoder` into the core's ring `tx`. `now` is the
-    /// engine's monotonic clock in ns (`tools::clock::MonoClock::now`); every receive stamp and
-    /// every deadline comes from it.
-    pub fn new(cfg: IoConfig, decoder: BinanceDecoder, tx: EventTx, now: fn() -> u64) -> Self {
+    /// A loop over `cfg.feeds`, decoding with `decoder` (a
+    /// [`BinanceDecoder`](crate::binance::market::BinanceDecoder) or any venue's
+    /// [`AnyDecoder`]) into the core's ring `tx`; feeds of other venues need their decoders too
+    /// ([`IoLoop::decoder`]). `now` is the engine's monotonic clock in ns
+    /// (`tools::clock::MonoClock::now`); every receive stamp and every deadline comes from it.
+    pub fn new(
+        cfg: IoConfig,
+        decoder: impl Into<AnyDecoder>,
+        tx: EventTx,
+        now: fn() -> u64,
+    ) -> Self {
+        let mut decoders = Decoders::new();
+        decoders.set(decoder.into());
         IoLoop {
             cfg,
-            decoder,
+            decoders,
+            adapter_of: crate::venue::adapter,
             tx,
             now,
             recorder: None,
             commands: None,
             session: None,
         }
+    }
+
+    /// Decodes the frames of `decoder`'s venue with it (replacing the decoder that venue had):
+    /// one decoder per venue, shared by that venue's feeds.
+    pub fn decoder(mut self, decoder: impl Into<AnyDecoder>) -> Self {
+        self.decoders.set(decoder.into());
+        self
+    }
+
+    /// Finds each feed's venue adapter (URLs aside: subscription frames, heartbeat) with
+    /// `adapter_of` instead of [`crate::venue::adapter`]: for tests and simulators that speak a
+    /// variant of a venue's protocol.
+    pub fn adapters(mut self, adapter_of: AdapterOf) -> Self {
+        self.adapter_of = adapter_of;
+        self
     }
 
     /// Copies every frame (and connect, subscribe, disconnect records) into the recorder's ring.
@@ -114,7 +141,8 @@ fn run(
 ) -> IoReport {
     let IoLoop {
         cfg,
-        decoder,
+        decoders,
+        adapter_of,
         tx,
         now,
         recorder,
@@ -127,10 +155,10 @@ fn run(
     let order_spec = session.as_ref().map(|s| FeedSpec {
         conn_id: s.config().conn_id,
         url: s.config().url.clone(),
-        subscribe: Vec::new(),
+        ..FeedSpec::default()
     });
     let mut ctx = Ctx {
-        decoder,
+        decoders,
         tx,
         recorder,
         out: Vec::with_capacity(EVENTS_CAPACITY),
@@ -157,6 +185,10 @@ fn run(
         .collect();
     if let Some(i) = order_link {
         links[i].rx.orders = true;
+    }
+    for link in links.iter_mut().filter(|l| !l.rx.orders) {
+        let decoded = ctx.decoders.serves(link.spec.venue);
+        link.bind_venue(adapter_of, decoded, ctx.notices);
     }
     if order_link.is_some_and(|i| links[i].phase == Phase::Dead) {
         ctx.orders_gate = false;
@@ -393,6 +425,7 @@ fn shutdown(
                     ctx.push_conn(at, link.rx.conn_id, false);
                 }
                 ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
+                ctx.decoders.link_down(link.spec.venue);
             }
             (ctx.notices)(IoNotice::Disconnected {
                 conn_id: link.rx.conn_id,
@@ -447,7 +480,8 @@ fn report(
         connections,
         totals,
         ring: ctx.tx.stats(),
-        decode: *ctx.decoder.stats(),
+        decode: ctx.decoders.total(),
+        decode_venues: ctx.decoders.per_venue(),
         recorder: ctx.recorder.as_ref().map(RecorderTx::stats),
         iterations,
         decode_latency: ctx.decode_latency,
