@@ -636,6 +636,7 @@ impl<C: Clock> Core<C> {
             t.snapshots_rejected += b.snapshots_rejected;
             t.levels_truncated += b.levels_truncated;
             t.buffer_overflows += b.buffer_overflows;
+            t.checksum_failures += b.checksum_failures;
         }
         t
     }

@@ -785,3 +785,371 @@ fn ticker(buf: &[u8], f: &[Slot; TICKER.len()]) -> Result<BookTicker, DecodeErro
         ask_qty: Qty(decimal_or_empty(buf, f[TK_ASK_SZ], "askSz")?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::book::{BookConfig, BookUpdate, OrderBook};
+
+    fn decoder() -> (OkxDecoder, SymbolId) {
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap(); // another venue's symbol: index 0
+        let btc = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
+        (OkxDecoder::new(symbols), btc)
+    }
+
+    fn decode(d: &mut OkxDecoder, frame: &str) -> (Result<Decoded, DecodeError>, Vec<Event>) {
+        let mut out = Vec::new();
+        let r = d.decode(frame.as_bytes(), 7, &mut out);
+        (r, out)
+    }
+
+    fn book_frame(action: &str, ids: &str, bids: &str, asks: &str, checksum: i64) -> String {
+        format!(
+            r#"{{"arg":{{"channel":"books","instId":"BTC-USDT"}},"action":"{action}","data":[{{"asks":[{asks}],"bids":[{bids}],"ts":"1597026383085","checksum":{checksum}{ids}}}]}}"#
+        )
+    }
+
+    fn apply(book: &mut OrderBook, evs: &[Event]) -> Vec<BookUpdate> {
+        evs.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Depth(d) => Some(book.apply_depth(d)),
+                EventKind::Snapshot(s) => Some(book.apply_snapshot(s)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The documented trades and tickers pushes (OKX v5 API docs, "Trades channel" and
+    /// "Tickers channel" examples).
+    #[test]
+    fn documented_trade_and_ticker() {
+        let (mut d, btc) = decoder();
+        let (r, out) = decode(
+            &mut d,
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]}"#,
+        );
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert_eq!(
+            out[0],
+            Event::new(
+                7,
+                btc,
+                EventKind::Trade(Trade {
+                    exch_ns: 1_630_048_897_897_000_000,
+                    trade_id: 130_639_474,
+                    price: Price(4_221_990_000_000),
+                    qty: Qty(12_060_306),
+                    buyer_maker: false,
+                })
+            )
+        );
+        let (r, out) = decode(
+            &mut d,
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5","open24h":"9000","high24h":"10000","low24h":"8888.88","volCcy24h":"2222","vol24h":"2222","sodUtc0":"2222","sodUtc8":"2222","ts":"1597026383085"}]}"#,
+        );
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert_eq!(
+            out[0].kind,
+            EventKind::BookTicker(BookTicker {
+                update_id: 1_597_026_383_085,
+                bid_px: Price(888_888_000_000),
+                bid_qty: Qty(500_000_000),
+                ask_px: Price(999_999_000_000),
+                ask_qty: Qty(1_100_000_000),
+            })
+        );
+        // A sell-side taker: the buyer was the maker.
+        let (_, out) = decode(
+            &mut d,
+            r#"{"data":[{"tradeId":"1","px":"1","sz":"2","side":"sell","ts":"3"},{"tradeId":"2","px":"1","sz":"2","side":"buy","ts":"3"}],"arg":{"instId":"BTC-USDT","channel":"trades"}}"#,
+        );
+        assert!(matches!(out[0].kind, EventKind::Trade(t) if t.buyer_maker && t.trade_id == 1));
+        assert!(matches!(out[1].kind, EventKind::Trade(t) if !t.buyer_maker && t.trade_id == 2));
+    }
+
+    /// `seqId`/`prevSeqId`: snapshot, chained update, no-change update, reset.
+    #[test]
+    fn seq_ids_map_onto_the_book() {
+        let (mut d, btc) = decoder();
+        let mut book = OrderBook::new(BookConfig::default());
+        let ids = |prev: i64, seq: i64| format!(r#","prevSeqId":{prev},"seqId":{seq}"#);
+        let (r, out) = decode(
+            &mut d,
+            &book_frame(
+                "snapshot",
+                &ids(-1, 10),
+                r#"["8476.97","256","0","12"],["8475.55","101","0","1"]"#,
+                r#"["8476.98","415","0","13"]"#,
+                -855_196_043,
+            ),
+        );
+        assert_eq!(r, Ok(Decoded::Events(4)));
+        assert!(
+            matches!(out[2].kind, EventKind::Snapshot(s) if s.last_update_id == 10 && s.flags == LevelFlags::LAST)
+        );
+        assert_eq!(
+            out[3],
+            Event::new(
+                7,
+                btc,
+                EventKind::BookChecksum(BookChecksum {
+                    update_id: 10,
+                    checksum: (-855_196_043i32) as u32
+                })
+            )
+        );
+        assert_eq!(
+            apply(&mut book, &out),
+            vec![BookUpdate::None, BookUpdate::None, BookUpdate::Synced]
+        );
+
+        // prevSeqId = the last seqId: continues the chain (span = 15 - 10 - 1).
+        let (_, out) = decode(
+            &mut d,
+            &book_frame("update", &ids(10, 15), r#"["8476.97","0","0","0"]"#, "", 0),
+        );
+        assert_eq!(out.len(), 1, "no checksum event for 0");
+        let EventKind::Depth(l) = out[0].kind else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (l.final_update_id, l.update_span, l.first_update_id()),
+            (15, 4, 11)
+        );
+        assert_eq!(l.exch_ns, 1_597_026_383_085_000_000);
+        assert_eq!(apply(&mut book, &out), vec![BookUpdate::Changed]);
+
+        // seqId == prevSeqId: no change; the checksum still refers to 15.
+        let (r, out) = decode(&mut d, &book_frame("update", &ids(15, 15), "", "", 5));
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert!(matches!(out[0].kind, EventKind::BookChecksum(c) if c.update_id == 15));
+        let (r, _) = decode(
+            &mut d,
+            &book_frame("update", &ids(15, 15), r#"["1","1","0","1"]"#, "", 5),
+        );
+        assert_eq!(r, Err(DecodeError::BadRange { field: "seqId" }));
+
+        // A skipped message is a gap for the book.
+        let (_, out) = decode(&mut d, &book_frame("update", &ids(16, 18), "", "", 0));
+        assert!(matches!(
+            apply(&mut book, &out)[..],
+            [BookUpdate::Gap {
+                expected: 16,
+                got: 17
+            }]
+        ));
+
+        // seqId < prevSeqId (reset after maintenance): a sequence gap, never levels.
+        let (r, out) = decode(
+            &mut d,
+            &book_frame("update", &ids(18, 3), r#"["1","1","0","1"]"#, "", 0),
+        );
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert_eq!(
+            out[0].kind,
+            EventKind::Gap(Gap {
+                lost: 0,
+                reason: GapReason::Sequence
+            })
+        );
+        assert_eq!(d.sequence_resets(), 1);
+
+        // Half the pair is an error.
+        let (r, _) = decode(&mut d, &book_frame("update", r#","seqId":4"#, "", "", 0));
+        assert_eq!(r, Err(DecodeError::MissingField("prevSeqId")));
+    }
+
+    /// From a REST snapshot with id S, the first applied update has `prevSeqId <= S < seqId`.
+    #[test]
+    fn rest_snapshot_bridges_by_prev_seq_id() {
+        for (prev, seq, bridges) in [(98, 103, true), (100, 101, true), (101, 104, false)] {
+            let (mut d, btc) = decoder();
+            let mut book = OrderBook::new(BookConfig::default());
+            let mut out = Vec::new();
+            let body = r#"{"code":"0","msg":"","data":[{"asks":[["41006.8","0.60038921","0","1"]],"bids":[["41006.3","0.30178218","0","2"]],"ts":"1629966436396","seqId":100}]}"#;
+            d.decode_snapshot(body.as_bytes(), btc, 1, &mut out)
+                .unwrap();
+            let (_, upd) = decode(
+                &mut d,
+                &book_frame(
+                    "update",
+                    &format!(r#","prevSeqId":{prev},"seqId":{seq}"#),
+                    r#"["41006.2","1","0","1"]"#,
+                    "",
+                    0,
+                ),
+            );
+            // The update arrives first (buffered), the snapshot completes the sync.
+            apply(&mut book, &upd);
+            let r = apply(&mut book, &out);
+            let want = if bridges {
+                BookUpdate::Synced
+            } else {
+                BookUpdate::SnapshotRejected
+            };
+            assert_eq!(r.last(), Some(&want), "prev {prev} seq {seq}");
+        }
+        let (mut d, btc) = decoder();
+        let mut out = Vec::new();
+        let no_seq = r#"{"code":"0","data":[{"asks":[],"bids":[],"ts":"1"}]}"#;
+        assert_eq!(
+            d.decode_snapshot(no_seq.as_bytes(), btc, 1, &mut out),
+            Err(DecodeError::MissingField("seqId"))
+        );
+        let refused = r#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#;
+        assert_eq!(
+            d.decode_snapshot(refused.as_bytes(), btc, 1, &mut out),
+            Ok(Decoded::Ignored(IgnoreReason::Response))
+        );
+        assert!(out.is_empty());
+    }
+
+    /// Frames without `seqId` (the 2022 capture): the decoder numbers them per instrument.
+    #[test]
+    fn frames_without_seq_ids_are_numbered() {
+        let (mut d, _) = decoder();
+        let (_, out) = decode(&mut d, &book_frame("snapshot", "", r#"["1","1"]"#, "", 9));
+        assert!(matches!(out[0].kind, EventKind::Snapshot(s) if s.last_update_id == 1));
+        assert!(
+            matches!(out[1].kind, EventKind::BookChecksum(c) if c.update_id == 1 && c.checksum == 9)
+        );
+        let (_, out) = decode(&mut d, &book_frame("update", "", "", "", 0));
+        let EventKind::Depth(l) = out[0].kind else {
+            panic!("{out:?}")
+        };
+        assert_eq!((l.final_update_id, l.update_span), (2, 0));
+        assert_eq!(l.flags, LevelFlags::LAST.with(LevelFlags::EMPTY));
+        let (_, out) = decode(&mut d, &book_frame("snapshot", "", "", "", 0));
+        assert!(matches!(out[0].kind, EventKind::Snapshot(s) if s.last_update_id == 3));
+    }
+
+    #[test]
+    fn replies_heartbeats_and_unknowns_are_ignored_with_a_reason() {
+        let (mut d, _) = decoder();
+        for (frame, why) in [
+            ("pong", IgnoreReason::Heartbeat),
+            (
+                r#"{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}"#,
+                IgnoreReason::Response,
+            ),
+            (
+                r#"{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}"#,
+                IgnoreReason::Response,
+            ),
+            (
+                r#"{"arg":{"channel":"books5","instId":"BTC-USDT"},"data":[{"asks":[],"bids":[],"ts":"1"}]}"#,
+                IgnoreReason::UnknownStream,
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"ETH-USDT"},"data":[]}"#,
+                IgnoreReason::UnknownSymbol,
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTCUSDT"},"data":[]}"#,
+                IgnoreReason::UnknownSymbol,
+            ),
+        ] {
+            assert_eq!(
+                decode(&mut d, frame).0,
+                Ok(Decoded::Ignored(why)),
+                "{frame}"
+            );
+        }
+        assert_eq!(d.stats().ignored, 6);
+        assert_eq!(d.stats().unknown_symbol, 2);
+    }
+
+    #[test]
+    fn bad_frames_are_errors_and_append_nothing() {
+        let (mut d, _) = decoder();
+        let good_lvl = r#"["1","1","0","1"]"#;
+        for (frame, want) in [
+            ("ping".to_string(), None),
+            ("[1]".to_string(), Some(DecodeError::NotAnObject)),
+            (
+                book_frame("update", "", &format!(r#"{good_lvl},["1","1","0","1","5"]"#), "", 0),
+                Some(DecodeError::WrongType { field: "bids" }),
+            ),
+            (
+                book_frame("update", "", r#"[1,"1"]"#, "", 0),
+                Some(DecodeError::WrongType { field: "bids" }),
+            ),
+            (
+                book_frame("update", "", good_lvl, r#"["1"]"#, 0),
+                Some(DecodeError::WrongType { field: "asks" }),
+            ),
+            (
+                book_frame("update", "", good_lvl, "", 4_294_967_296),
+                Some(DecodeError::IntOverflow { field: "checksum" }),
+            ),
+            (
+                book_frame("refresh", "", good_lvl, "", 0),
+                Some(DecodeError::WrongType { field: "action" }),
+            ),
+            (
+                r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"data":[]}"#.to_string(),
+                Some(DecodeError::MissingField("action")),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"tradeId":"1","px":"1","sz":"1","side":"up","ts":"1"}]}"#.to_string(),
+                Some(DecodeError::WrongType { field: "side" }),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"},{"tradeId":"x","px":"1","sz":"1","side":"buy","ts":"1"}]}"#.to_string(),
+                Some(DecodeError::WrongType { field: "tradeId" }),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"arg":{},"data":[]}"#.to_string(),
+                Some(DecodeError::DuplicateField("arg")),
+            ),
+            (
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[]} x"#.to_string(),
+                None,
+            ),
+        ] {
+            let mut out = Vec::new();
+            let r = d.decode(frame.as_bytes(), 1, &mut out);
+            assert!(r.is_err(), "{frame}: {r:?}");
+            if let Some(want) = want {
+                assert_eq!(r, Err(want), "{frame}");
+            }
+            assert!(out.is_empty(), "{frame}");
+        }
+        assert_eq!(d.stats().decode_errors, 12);
+        assert_eq!(d.stats().events, 0);
+    }
+
+    /// Every prefix and a sample of byte flips of a real frame: no panic, and an error leaves
+    /// the output as it was.
+    #[test]
+    fn cut_and_flipped_frames_never_panic() {
+        let frame = book_frame(
+            "snapshot",
+            r#","prevSeqId":-1,"seqId":7"#,
+            r#"["30237.2","0.5","0","1"],["30236.1","0.05452","0","1"]"#,
+            r#"["30243.5","1.2112","0","4"]"#,
+            -652_563_973,
+        );
+        let (mut d, _) = decoder();
+        let mut out = Vec::new();
+        for n in 0..frame.len() {
+            out.clear();
+            if d.decode(&frame.as_bytes()[..n], 1, &mut out).is_err() {
+                assert!(out.is_empty());
+            }
+        }
+        let mut bytes = frame.into_bytes();
+        for i in (0..bytes.len()).step_by(3) {
+            let old = bytes[i];
+            for b in [b'"', b'-', b'9', b'[', 0xff] {
+                bytes[i] = b;
+                out.clear();
+                if d.decode(&bytes, 1, &mut out).is_err() {
+                    assert!(out.is_empty());
+                }
+            }
+            bytes[i] = old;
+        }
+    }
+}
