@@ -37,4 +37,17 @@ lines "$spot" 1,2000p | grep -o '"p":"[0-9.]*","q":"[0-9.]*"' | sort -u | sed -n
 # Short slices of the line capture, plain and gzip, for the capture readers.
 lines "$spot" 1,20p > corpus/capture/spot-head.txt
 lines "$spot" 1000,1010p | gzip -c > corpus/capture/spot-slice.gz
+# Coinbase: every 20th received frame of the cryptofeed capture and all its snapshots, without
+# the `<ts>: ` prefix (connect and request lines skipped).
+coinbase="$data/cryptofeed/COINBASE.ws.28.0"
+mkdir -p corpus/coinbase_decode
+if [[ -r $coinbase ]]; then
+    awk '/^[0-9.]+: / && (NR % 20 == 1 || index($0, "\"type\":\"snapshot\"")) {
+            f = sprintf("corpus/coinbase_decode/cb-%05d.json", NR)
+            sub(/^[0-9.]+: /, ""); printf "%s", $0 > f; close(f)
+        }' "$coinbase"
+else
+    echo "NOTICE: $coinbase not found; coinbase_decode corpus skipped (seeds only)"
+fi
+echo "coinbase_decode=$(ls corpus/coinbase_decode | wc -l)"
 echo "corpora: $(for t in "${targets[@]}"; do printf '%s=%s ' "$t" "$(ls "corpus/$t" | wc -l)"; done)"

@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 pub mod binance;
 pub mod capture;
+pub mod coinbase;
 mod framing;
 pub mod io;
 pub mod json;

@@ -98,6 +98,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("journal_torn", journal_torn),
     ("config", config),
     ("control", control),
+    ("coinbase_decode", coinbase_decode),
 ];
 
 /// The body of the target called `name`.
@@ -782,4 +783,63 @@ pub fn control(data: &[u8]) {
             );
         }
     }
+}
+
+/// `feeds::coinbase::market::CoinbaseDecoder::decode` on any bytes, twice (the second pass meets
+/// the first one's sequence state: repeats are dropped): no panic, no allocation inside the
+/// call, no output on error or when ignored, the returned count equals the events appended,
+/// the counters add up, every price and quantity round-trips, and the levels of one message
+/// share one numbered id (`update_span` 0), `LAST` on the last only. The ISO-8601 parser gets
+/// the raw bytes too.
+pub fn coinbase_decode(data: &[u8]) {
+    use engine::venue::Venue;
+    use feeds::coinbase::market::CoinbaseDecoder;
+    use feeds::coinbase::time::parse_iso8601_ns;
+    use feeds::venue::MarketDecoder;
+
+    let _ = parse_iso8601_ns(data);
+    let mut t = SymbolTable::new();
+    for s in ["BTC-USD", "ETH-USD", "SKL-USD", "BAND-GBP"] {
+        if t.intern_on(Venue::Coinbase, s).is_err() {
+            unreachable!("a valid Coinbase product id");
+        }
+    }
+    let mut d = CoinbaseDecoder::new(t);
+    let mut errors = 0;
+    for pass in 0..2u64 {
+        let mut out = events_room(data);
+        let cap = out.capacity();
+        let (r, allocs) = counting(|| d.decode(data, 7 + pass, &mut out));
+        assert_eq!(allocs, 0, "decode allocated {allocs} times ({r:?})");
+        assert_eq!(out.capacity(), cap, "the events Vec grew");
+        check_output(&r, &out);
+        check_round_trips(&out);
+        errors += u64::from(r.is_err());
+        let levels =
+            |flags: engine::event::LevelFlags| flags.contains(engine::event::LevelFlags::LAST);
+        for (i, e) in out.iter().enumerate() {
+            assert_eq!(e.recv_ns, 7 + pass, "receive time not stamped");
+            let last = i + 1 == out.len();
+            match (e.kind, out[0].kind) {
+                (EventKind::Depth(l), EventKind::Depth(f)) => {
+                    assert_eq!((l.final_update_id, l.update_span), (f.final_update_id, 0));
+                    assert_eq!(levels(l.flags), last, "LAST misplaced");
+                }
+                (EventKind::Snapshot(l), EventKind::Snapshot(f)) => {
+                    assert_eq!(l.last_update_id, f.last_update_id);
+                    assert_eq!(levels(l.flags), last, "LAST misplaced");
+                }
+                (EventKind::Trade(_) | EventKind::BookTicker(_), _) => {
+                    assert_eq!(out.len(), 1)
+                }
+                (k, f) => panic!("unexpected events {k:?} after {f:?}"),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    assert!(d.decode_snapshot(data, SymbolId(0), 9, &mut out).is_err());
+    assert!(out.is_empty());
+    let st = *MarketDecoder::stats(&d);
+    assert_eq!(st.messages, 3);
+    assert_eq!(st.decode_errors, errors + 1);
 }

@@ -81,6 +81,9 @@ pub enum IgnoreReason {
     Response,
     /// A heartbeat: OKX's text `pong`, Bybit's `{"op":"pong"}` reply, Coinbase's `heartbeat`.
     Heartbeat,
+    /// A message already delivered, or older than one delivered: its sequence number is not
+    /// above the last one of its instrument and channel (Coinbase `match`/`ticker`).
+    Duplicate,
 }
 
 /// What one call did.

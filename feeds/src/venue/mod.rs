@@ -113,6 +113,7 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
     match venue {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
         Venue::Okx => Some(&crate::okx::adapter::OKX),
+        Venue::Coinbase => Some(&crate::coinbase::adapter::COINBASE),
         _ => None,
     }
 }
@@ -124,6 +125,8 @@ pub enum AnyDecoder {
     Binance(BinanceDecoder),
     /// OKX v5.
     Okx(OkxDecoder),
+    /// Coinbase Exchange.
+    Coinbase(crate::coinbase::market::CoinbaseDecoder),
 }
 
 impl AnyDecoder {
@@ -133,6 +136,7 @@ impl AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => d,
             AnyDecoder::Okx(d) => d,
+            AnyDecoder::Coinbase(d) => d,
         }
     }
 }
@@ -158,6 +162,7 @@ impl MarketDecoder for AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => d.decode(frame, recv_ns, out),
             AnyDecoder::Okx(d) => d.decode(frame, recv_ns, out),
+            AnyDecoder::Coinbase(d) => MarketDecoder::decode(d, frame, recv_ns, out),
         }
     }
 
@@ -171,6 +176,7 @@ impl MarketDecoder for AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => d.decode_snapshot(body, symbol, recv_ns, out),
             AnyDecoder::Okx(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Coinbase(d) => d.decode_snapshot(body, symbol, recv_ns, out),
         }
     }
 
@@ -186,6 +192,7 @@ impl MarketDecoder for AnyDecoder {
         match self {
             AnyDecoder::Binance(d) => MarketDecoder::reset(d),
             AnyDecoder::Okx(d) => MarketDecoder::reset(d),
+            AnyDecoder::Coinbase(d) => MarketDecoder::reset(d),
         }
     }
 }
