@@ -35,6 +35,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 pub mod binance;
+pub mod bybit;
 pub mod capture;
 pub mod coinbase;
 mod framing;

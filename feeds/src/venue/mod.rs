@@ -30,6 +30,7 @@ pub use decode::{DecodeError, DecodeStats, Decoded, IgnoreReason, MarketDecoder}
 pub use url::{rest_snapshot_symbol, venue_of_url};
 
 use crate::binance::market::BinanceDecoder;
+use crate::bybit::market::BybitDecoder;
 use crate::okx::market::OkxDecoder;
 use engine::event::Event;
 use engine::symbol::{SymbolId, SymbolTable};
@@ -114,6 +115,8 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
         Venue::Binance => Some(&crate::binance::adapter::BINANCE_SPOT),
         Venue::Okx => Some(&crate::okx::adapter::OKX),
         Venue::Coinbase => Some(&crate::coinbase::adapter::COINBASE),
+        Venue::BybitSpot => Some(&crate::bybit::adapter::BYBIT_SPOT),
+        Venue::BybitLinear => Some(&crate::bybit::adapter::BYBIT_LINEAR),
         _ => None,
     }
 }
@@ -127,6 +130,8 @@ pub enum AnyDecoder {
     Okx(OkxDecoder),
     /// Coinbase Exchange.
     Coinbase(crate::coinbase::market::CoinbaseDecoder),
+    /// Bybit v5 spot or linear (the decoder knows which).
+    Bybit(BybitDecoder),
 }
 
 impl AnyDecoder {
@@ -137,6 +142,7 @@ impl AnyDecoder {
             AnyDecoder::Binance(d) => d,
             AnyDecoder::Okx(d) => d,
             AnyDecoder::Coinbase(d) => d,
+            AnyDecoder::Bybit(d) => d,
         }
     }
 }
@@ -163,6 +169,7 @@ impl MarketDecoder for AnyDecoder {
             AnyDecoder::Binance(d) => d.decode(frame, recv_ns, out),
             AnyDecoder::Okx(d) => d.decode(frame, recv_ns, out),
             AnyDecoder::Coinbase(d) => MarketDecoder::decode(d, frame, recv_ns, out),
+            AnyDecoder::Bybit(d) => d.decode(frame, recv_ns, out),
         }
     }
 
@@ -177,6 +184,7 @@ impl MarketDecoder for AnyDecoder {
             AnyDecoder::Binance(d) => d.decode_snapshot(body, symbol, recv_ns, out),
             AnyDecoder::Okx(d) => d.decode_snapshot(body, symbol, recv_ns, out),
             AnyDecoder::Coinbase(d) => d.decode_snapshot(body, symbol, recv_ns, out),
+            AnyDecoder::Bybit(d) => d.decode_snapshot(body, symbol, recv_ns, out),
         }
     }
 
@@ -193,6 +201,7 @@ impl MarketDecoder for AnyDecoder {
             AnyDecoder::Binance(d) => MarketDecoder::reset(d),
             AnyDecoder::Okx(d) => MarketDecoder::reset(d),
             AnyDecoder::Coinbase(d) => MarketDecoder::reset(d),
+            AnyDecoder::Bybit(d) => MarketDecoder::reset(d),
         }
     }
 }
