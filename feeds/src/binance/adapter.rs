@@ -88,7 +88,7 @@ pub fn streams_request(method: &str, streams: &[String], id: u64) -> Option<Stri
 
 impl MarketDecoder for BinanceDecoder {
     fn venue(&self) -> Venue {
-        Venue::Binance
+        BinanceDecoder::venue(self)
     }
 
     #[inline]

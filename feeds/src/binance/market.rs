@@ -1,5 +1,9 @@
 //! Binance spot market data: WebSocket frames and REST depth snapshots to [`Event`]s.
 //!
+//! The same decoder serves Binance USD-M futures when built with [`BinanceDecoder::usdm`]: its
+//! symbols are looked up on [`Venue::BinanceUsdm`], `depthUpdate` must carry `pu` and its span
+//! comes from it, and the frames take USD-M's own fast path ([`super::usdm`] says what differs).
+//!
 //! [`BinanceDecoder::decode`] takes what the socket delivers: a combined-stream frame
 //! `{"stream":"btcusdt@trade","data":{..}}` (keys in any order) or a bare payload (raw streams, a
 //! REST snapshot in a line capture, a subscription response). One frame becomes zero or more
@@ -70,6 +74,7 @@ use engine::event::{
 };
 use engine::fixed::{parse_fixed, Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
+use engine::venue::Venue;
 
 /// Nanoseconds per Binance millisecond timestamp.
 const NS_PER_MS: u64 = 1_000_000;
@@ -237,6 +242,8 @@ impl Slot {
 #[derive(Clone, Copy, Debug)]
 struct Fields {
     slots: [Slot; key::COUNT],
+    /// USD-M's `pu` (known only to a USD-M decoder: see [`super::usdm`]).
+    pu: Slot,
 }
 
 impl Fields {
@@ -246,6 +253,11 @@ impl Fields {
             start: 0,
             end: 0,
         }; key::COUNT],
+        pu: Slot {
+            kind: SlotKind::Absent,
+            start: 0,
+            end: 0,
+        },
     };
 
     #[inline(always)]
@@ -255,17 +267,35 @@ impl Fields {
 }
 
 /// Reads one object's members into `f`. At the top level (`inner` given), a `data` object is
-/// read into `inner`.
+/// read into `inner`. `usdm`: `pu` is a known key.
 fn scan_object(
     sc: &mut Scanner<'_>,
     f: &mut Fields,
     mut inner: Option<&mut Fields>,
+    usdm: bool,
 ) -> Result<(), DecodeError> {
     sc.begin_object()?;
     let top = inner.is_some();
     while let Some(k) = sc.next_key()? {
         let Some(id) = resolve_key(&k, top) else {
-            sc.skip_value()?;
+            if usdm && super::usdm::is_pu_key(&k) {
+                if f.pu.present() {
+                    return Err(DecodeError::DuplicateField("pu"));
+                }
+                f.pu = match sc.peek()? {
+                    ValueKind::Number => {
+                        let n = sc.number()?;
+                        Slot::new(SlotKind::Num, n.offset(), n.offset() + n.raw().len())
+                    }
+                    _ => {
+                        // Present but not a number: only its type error is ever reported.
+                        let r = sc.skip_value()?;
+                        Slot::new(SlotKind::Null, r.start, r.end)
+                    }
+                };
+            } else {
+                sc.skip_value()?;
+            }
             continue;
         };
         let Some(slot) = f.slots.get_mut(id) else {
@@ -292,7 +322,7 @@ fn scan_object(
             ValueKind::Object if id == key::DATA => match inner.as_deref_mut() {
                 Some(inner) => {
                     let start = sc.pos();
-                    scan_object(sc, inner, None)?;
+                    scan_object(sc, inner, None, usdm)?;
                     Slot::new(SlotKind::Object, start, sc.pos())
                 }
                 None => {
@@ -451,6 +481,8 @@ fn stream_symbol(stream: &[u8]) -> &[u8] {
 /// Decodes Binance spot market-data frames; see the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct BinanceDecoder {
+    /// [`Venue::Binance`], or [`Venue::BinanceUsdm`] ([`BinanceDecoder::usdm`]).
+    venue: Venue,
     symbols: SymbolTable,
     default_symbol: Option<SymbolId>,
     stats: DecodeStats,
@@ -459,7 +491,13 @@ pub struct BinanceDecoder {
 impl BinanceDecoder {
     /// A decoder that knows the symbols of `symbols`.
     pub fn new(symbols: SymbolTable) -> Self {
+        Self::on(Venue::Binance, symbols)
+    }
+
+    /// A decoder for `venue` ([`Venue::Binance`] or [`Venue::BinanceUsdm`]).
+    pub(super) fn on(venue: Venue, symbols: SymbolTable) -> Self {
         BinanceDecoder {
+            venue,
             symbols,
             default_symbol: None,
             stats: DecodeStats::default(),
@@ -470,6 +508,17 @@ impl BinanceDecoder {
     /// belongs to the capture's symbol). `None` makes such payloads a [`DecodeError::MissingSymbol`].
     pub fn set_default_symbol(&mut self, s: Option<SymbolId>) {
         self.default_symbol = s;
+    }
+
+    /// The venue whose symbols this decoder looks up: [`Venue::Binance`] from
+    /// [`BinanceDecoder::new`], [`Venue::BinanceUsdm`] from [`BinanceDecoder::usdm`].
+    pub fn venue(&self) -> Venue {
+        self.venue
+    }
+
+    #[inline(always)]
+    fn is_usdm(&self) -> bool {
+        self.venue == Venue::BinanceUsdm
     }
 
     /// Counters since construction.
@@ -492,15 +541,21 @@ impl BinanceDecoder {
         out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let len0 = out.len();
-        let r = match fast::try_decode(self, frame, recv_ns, out) {
+        let fast = if self.is_usdm() {
+            super::usdm::try_decode(&self.symbols, self.default_symbol, frame, recv_ns, out)
+        } else {
+            fast::try_decode(self, frame, recv_ns, out)
+        };
+        let r = match fast {
             Some(r) => r,
             None => self.decode_general(frame, recv_ns, out),
         };
         self.account(r, len0, out)
     }
 
-    /// Decodes a REST `GET /api/v3/depth` body for `symbol`, appending one [`SnapshotLevel`] per
-    /// level (bids first) to `out`. On error `out` is left as it was.
+    /// Decodes a REST `GET /api/v3/depth` (USD-M: `GET /fapi/v1/depth`) body for `symbol`,
+    /// appending one [`SnapshotLevel`] per level (bids first) to `out`. On error `out` is left
+    /// as it was.
     pub fn decode_snapshot(
         &mut self,
         body: &[u8],
@@ -520,7 +575,7 @@ impl BinanceDecoder {
                 sc.finish()?;
                 return Err(DecodeError::NotAnObject);
             }
-            scan_object(&mut sc, &mut f, None)?;
+            scan_object(&mut sc, &mut f, None, self.is_usdm())?;
             sc.finish()?;
             snapshot(body, &f, symbol, recv_ns, out)
         })();
@@ -578,7 +633,7 @@ impl BinanceDecoder {
         }
         let mut top = Fields::EMPTY;
         let mut inner = Fields::EMPTY;
-        scan_object(&mut sc, &mut top, Some(&mut inner))?;
+        scan_object(&mut sc, &mut top, Some(&mut inner), self.is_usdm())?;
         sc.finish()?;
         self.interpret(frame, &top, &inner, recv_ns, out)
     }
@@ -627,13 +682,13 @@ impl BinanceDecoder {
         let symbol = if kind == Kind::Snapshot {
             if stream.present() {
                 str_field(buf, top, key::STREAM, |s| {
-                    self.symbols.lookup(stream_symbol(s))
+                    self.symbols.lookup_on(self.venue, stream_symbol(s))
                 })?
             } else {
                 Some(self.default_symbol.ok_or(DecodeError::MissingSymbol)?)
             }
         } else {
-            str_field(buf, p, key::SYM, |s| self.symbols.lookup(s))?
+            str_field(buf, p, key::SYM, |s| self.symbols.lookup_on(self.venue, s))?
         };
         let Some(symbol) = symbol else {
             return Ok(Decoded::Ignored(IgnoreReason::UnknownSymbol));
@@ -655,7 +710,7 @@ impl BinanceDecoder {
                 out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(ev)));
                 Ok(Decoded::Events(1))
             }
-            Kind::Depth => depth(buf, p, symbol, recv_ns, out),
+            Kind::Depth => depth(buf, p, symbol, recv_ns, out, self.is_usdm()),
             Kind::Snapshot => snapshot(buf, p, symbol, recv_ns, out),
         }
     }
@@ -691,7 +746,7 @@ fn agg_trade(buf: &[u8], p: &Fields) -> Result<AggTrade, DecodeError> {
 
 /// `l - f + 1`, saturated at `u32::MAX`.
 #[inline]
-fn trade_count(first: u64, last: u64) -> Result<u32, DecodeError> {
+pub(super) fn trade_count(first: u64, last: u64) -> Result<u32, DecodeError> {
     let n = last
         .checked_sub(first)
         .ok_or(DecodeError::BadRange { field: "l" })?
@@ -724,11 +779,16 @@ fn depth(
     symbol: SymbolId,
     recv_ns: u64,
     out: &mut Vec<Event>,
+    usdm: bool,
 ) -> Result<Decoded, DecodeError> {
     let exch_ns = ms_to_ns(u64_field(buf, p, key::EV_TIME)?, key::EV_TIME)?;
     let first = u64_field(buf, p, key::FIRST_UPD)?;
     let last = u64_field(buf, p, key::UPD)?;
-    let update_span = update_span(first, last)?;
+    let update_span = if usdm {
+        super::usdm::update_span(first, last, pu_field(buf, p)?)?
+    } else {
+        update_span(first, last)?
+    };
     let mk = |side, price, qty, flags| {
         Event::new(
             recv_ns,
@@ -797,6 +857,19 @@ fn snapshot(
     )))
 }
 
+/// USD-M's `pu`: an unsigned integer.
+fn pu_field(buf: &[u8], p: &Fields) -> Result<u64, DecodeError> {
+    let field = "pu";
+    match p.pu.kind {
+        SlotKind::Num => json::parse_u64(p.pu.bytes(buf)).map_err(|e| match e {
+            NumError::NotUnsigned => DecodeError::WrongType { field },
+            NumError::Overflow => DecodeError::IntOverflow { field },
+        }),
+        SlotKind::Absent => Err(DecodeError::MissingField(field)),
+        _ => Err(DecodeError::WrongType { field }),
+    }
+}
+
 fn array_slot(p: &Fields, id: usize) -> Result<Slot, DecodeError> {
     let s = p.get(id);
     match s.kind {
@@ -810,7 +883,7 @@ fn array_slot(p: &Fields, id: usize) -> Result<Slot, DecodeError> {
 
 /// Marks the last level event appended since `start` with `LAST`, or appends `empty()` if
 /// there is none; returns how many events were appended.
-fn finish_levels(out: &mut Vec<Event>, start: usize, mut empty_level: Event) -> usize {
+pub(super) fn finish_levels(out: &mut Vec<Event>, start: usize, mut empty_level: Event) -> usize {
     let has_levels = out.len() > start;
     match out.last_mut() {
         Some(ev) if has_levels => ev.add_level_flags(LevelFlags::LAST),
@@ -882,26 +955,26 @@ fn level_decimal(s: &JsonStr<'_>, field: &'static str) -> Result<i64, DecodeErro
 /// plain integers. Within that layout it checks everything the general path checks, so it either
 /// produces exactly what the general path would, or gives up (`None`, after undoing anything it
 /// appended) and the general path starts over and reports whatever is wrong.
-mod fast {
+pub(super) mod fast {
     use super::*;
 
     /// Consumes `lit` at `*pos`.
     #[inline(always)]
-    fn lit(buf: &[u8], pos: &mut usize, lit: &[u8]) -> Option<()> {
+    pub(in crate::binance) fn lit(buf: &[u8], pos: &mut usize, lit: &[u8]) -> Option<()> {
         let end = *pos + lit.len();
         (buf.get(*pos..end)? == lit).then(|| *pos = end)
     }
 
     /// A plain string value at `*pos` (its opening quote): no escapes, ASCII only.
     #[inline(always)]
-    fn string<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    pub(in crate::binance) fn string<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
         lit(buf, pos, b"\"")?;
         body(buf, pos)
     }
 
     /// A plain string body at `*pos` (just after its opening quote), through the closing quote.
     #[inline(always)]
-    fn body<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    pub(in crate::binance) fn body<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
         let start = *pos;
         let end = json::plain_string_end(buf, start)?;
         *pos = end + 1;
@@ -911,7 +984,7 @@ mod fast {
     /// A plain unsigned integer at `*pos` as JSON writes it (no leading zero, no fraction or
     /// exponent), of at most 19 digits.
     #[inline(always)]
-    fn uint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    pub(in crate::binance) fn uint(buf: &[u8], pos: &mut usize) -> Option<u64> {
         let start = *pos;
         let i = digits_end(buf, start);
         let digits = buf.get(start..i)?;
@@ -947,7 +1020,7 @@ mod fast {
     }
 
     #[inline(always)]
-    fn boolean(buf: &[u8], pos: &mut usize) -> Option<bool> {
+    pub(in crate::binance) fn boolean(buf: &[u8], pos: &mut usize) -> Option<bool> {
         match buf.get(*pos)? {
             b't' => lit(buf, pos, b"true").map(|()| true),
             b'f' => lit(buf, pos, b"false").map(|()| false),
@@ -961,12 +1034,12 @@ mod fast {
     }
 
     #[inline(always)]
-    fn decimal(s: &[u8]) -> Option<i64> {
+    pub(in crate::binance) fn decimal(s: &[u8]) -> Option<i64> {
         parse_fixed(s).ok()
     }
 
     #[inline(always)]
-    fn ms(ms: u64) -> Option<u64> {
+    pub(in crate::binance) fn ms(ms: u64) -> Option<u64> {
         ms.checked_mul(NS_PER_MS)
     }
 
@@ -1228,7 +1301,7 @@ mod fast {
 
     /// `[["price","qty"],...]` (or `[]`), pushing `mk(side, price, qty)` per level.
     #[inline(always)]
-    fn levels(
+    pub(in crate::binance) fn levels(
         buf: &[u8],
         pos: &mut usize,
         side: BookSide,

@@ -109,7 +109,9 @@ fn count_ignored(c: &mut IoCounters, why: IgnoreReason) -> bool {
             c.pongs += 1;
             false
         }
-        IgnoreReason::UnknownStream | IgnoreReason::UnknownSymbol => false,
+        IgnoreReason::UnknownStream | IgnoreReason::UnknownSymbol | IgnoreReason::Duplicate => {
+            false
+        }
     }
 }
 

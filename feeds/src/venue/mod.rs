@@ -117,14 +117,15 @@ pub fn adapter(venue: Venue) -> Option<&'static dyn Adapter> {
         Venue::Coinbase => Some(&crate::coinbase::adapter::COINBASE),
         Venue::BybitSpot => Some(&crate::bybit::adapter::BYBIT_SPOT),
         Venue::BybitLinear => Some(&crate::bybit::adapter::BYBIT_LINEAR),
-        _ => None,
+        Venue::BinanceUsdm => Some(&crate::binance::usdm::BINANCE_USDM),
     }
 }
 
 /// Every venue's decoder in one type: a `match` per frame instead of a virtual call.
 #[derive(Debug)]
 pub enum AnyDecoder {
-    /// Binance spot.
+    /// Binance spot, and Binance USD-M futures ([`BinanceDecoder::usdm`]; its `venue()` says
+    /// which).
     Binance(BinanceDecoder),
     /// OKX v5.
     Okx(OkxDecoder),
