@@ -210,8 +210,13 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         target: "venue_sim",
         "serving; paths /stream?streams=<a>/<b>, /ws, /ws/<stream>; orders (order.place, \
          order.cancel, openOrders.status, order.status, myTrades) on any of them or /ws-api/v3; \
-         REST /api/v3/depth, /api/v3/exchangeInfo; the feed starts after {} subscriber(s); \
+         REST {}, /api/v3/exchangeInfo; the feed starts after {} subscriber(s); \
          Ctrl-C stops",
+        if args.venue == Venue::BinanceUsdm {
+            "/fapi/v1/depth (USD-M futures frames), /api/v3/depth"
+        } else {
+            "/api/v3/depth"
+        },
         args.wait_for
     );
     if let Some(p) = &args.ledger {

@@ -109,7 +109,11 @@
 //! - `orders.rs` (the order venue and the matcher thread) over `matching.rs` (price-time
 //!   matching), `wsapi.rs` (the order API's requests and replies), `auth.rs` (signatures),
 //!   `history.rs` and `ledger.rs`;
-//! - [`gen`]: the deterministic synthetic feed; `cli.rs`: `tickline venue-sim`.
+//! - [`gen`]: the deterministic synthetic feed; `cli.rs`: `tickline venue-sim`;
+//! - [`venues`]: the other venues' market data (Binance USD-M futures in this simulator's
+//!   futures flavour, [`venues::binance_usdm::start`]; OKX, Coinbase and Bybit in
+//!   [`venues::MdSim`], one protocol per venue over shared sockets, feed and faults);
+//!   `tickline venue-sim --venue ..`.
 //!
 //! ```no_run
 //! use venue_sim::{SimConfig, VenueSim};
