@@ -45,6 +45,7 @@
 pub mod binance_usdm;
 mod bybit;
 mod coinbase;
+mod conn;
 pub(crate) mod model;
 mod native;
 mod okx;
