@@ -19,7 +19,7 @@ pub struct SimArgs {
     /// okx, BTC-USD on coinbase, BTCUSDT elsewhere).
     #[arg(long, default_value = "binance", value_parser = parse_venue)]
     pub venue: Venue,
-    /// Fault (okx, coinbase, bybit): hang up after every N data frames sent on a connection.
+    /// Fault: hang up after every N data frames sent on a connection.
     #[arg(long, value_name = "N")]
     pub drop_every_frames: Option<u64>,
     /// okx, coinbase, bybit: close a connection that sent nothing this long (default: the
@@ -153,6 +153,7 @@ impl SimArgs {
                 fragment: self.fragment,
                 invalid_utf8_every: self.invalid_utf8_every,
                 refuse_tls: self.refuse_tls,
+                drop_every_frames: self.drop_every_frames,
             },
             symbols: if self.capture.is_some() {
                 self.symbols.clone()
@@ -182,8 +183,8 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
     if !matches!(args.venue, Venue::Binance | Venue::BinanceUsdm) {
         return run_other_venue(args);
     }
-    if args.drop_every_frames.is_some() || args.idle_timeout.is_some() {
-        bail!("--drop-every-frames and --idle-timeout are for okx, coinbase and bybit");
+    if args.idle_timeout.is_some() {
+        bail!("--idle-timeout is for okx, coinbase and bybit");
     }
     let cfg = args.to_config()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -289,7 +290,6 @@ fn run_other_venue(args: SimArgs) -> Result<()> {
     let cfg = args.to_config()?;
     let opts = crate::venues::VenueOptions {
         venue: args.venue,
-        drop_every_frames: args.drop_every_frames,
         idle_timeout: args.idle_timeout,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -497,7 +497,10 @@ mod tests {
         assert_eq!(cfg.ledger, Some(PathBuf::from("/tmp/l.jsonl")));
         let c = Cmd::try_parse_from(["x", "--venue", "okx", "--drop-every-frames", "50"]).unwrap();
         assert_eq!(c.sim.venue, Venue::Okx);
-        assert_eq!(c.sim.drop_every_frames, Some(50));
+        assert_eq!(
+            c.sim.to_config().unwrap().faults.drop_every_frames,
+            Some(50)
+        );
         match c.sim.to_config().unwrap().source {
             SimSource::Generated(g) => assert_eq!(g.symbols, ["BTC-USDT"]),
             s => panic!("{s:?}"),

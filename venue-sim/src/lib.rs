@@ -209,6 +209,9 @@ pub struct Faults {
     pub invalid_utf8_every: Option<u64>,
     /// TLS mode: read the client's hello, then close the connection mid-handshake.
     pub refuse_tls: bool,
+    /// Hang up (no close frame) after every N data frames written to a connection: a
+    /// reconnect drill whose timing does not depend on the machine ([`FaultStats::drops`]).
+    pub drop_every_frames: Option<u64>,
 }
 
 /// One fault asked for on demand ([`VenueSim::inject`]), counted in [`FaultStats`] when a

@@ -218,9 +218,9 @@ fn check(venue: Venue, seen: &Seen, report: &IoReport) {
 }
 
 fn md_sim(venue: Venue, symbol: &str, drop_every_frames: u64) -> MdSim {
-    let mut opts = VenueOptions::new(venue);
-    opts.drop_every_frames = Some(drop_every_frames);
-    MdSim::start(sim_cfg(symbol), opts).unwrap()
+    let mut cfg = sim_cfg(symbol);
+    cfg.faults.drop_every_frames = Some(drop_every_frames);
+    MdSim::start(cfg, VenueOptions::new(venue)).unwrap()
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Every venue's simulator over real sockets on loopback, with a plain tungstenite client:
 //! subscribe, get the venue's ack, the book snapshot (WebSocket-snapshot venues) and updates
 //! whose ids chain from it, answer or get heartbeats, and come back after the simulator drops
-//! the connection (`drop_every_frames`, or `drop_every` for USD-M), resubscribing and
+//! the connection (`Faults::drop_every_frames`; `drop_every` for USD-M), resubscribing and
 //! resyncing. Every wait is bounded.
 
 use engine::venue::Venue;
@@ -181,10 +181,10 @@ fn okx_session(url: &str, sessions: u32) -> (u64, u64, u64, u64) {
 fn okx_books_chain_checksums_match_ping_pong_and_reconnect() {
     let faults = Faults {
         garbage_every: Some(97),
+        drop_every_frames: Some(400),
         ..Faults::default()
     };
-    let mut opts = VenueOptions::new(Venue::Okx);
-    opts.drop_every_frames = Some(400);
+    let opts = VenueOptions::new(Venue::Okx);
     let sim = MdSim::start(gen_cfg("BTC-USDT", 50_000, faults), opts).unwrap();
     let url = format!("{}/ws/v5/public", sim.ws_url());
     let start = Instant::now();
@@ -301,9 +301,12 @@ fn bybit_spot_and_linear_books_chain_ping_and_reconnect() {
         (Venue::BybitSpot, "/v5/public/spot", false),
         (Venue::BybitLinear, "/v5/public/linear", true),
     ] {
-        let mut opts = VenueOptions::new(venue);
-        opts.drop_every_frames = Some(300);
-        let sim = MdSim::start(gen_cfg("BTCUSDT", 50_000, Faults::default()), opts).unwrap();
+        let faults = Faults {
+            drop_every_frames: Some(300),
+            ..Faults::default()
+        };
+        let sim =
+            MdSim::start(gen_cfg("BTCUSDT", 50_000, faults), VenueOptions::new(venue)).unwrap();
         let url = format!("{}{path}", sim.ws_url());
         let (mut deltas, mut trades, mut pongs) = (0, 0, 0);
         for _ in 0..2 {
@@ -390,12 +393,14 @@ fn coinbase_session(url: &str) -> (u64, u64, u64) {
 
 #[test]
 fn coinbase_level2_matches_heartbeats_and_reconnect() {
-    let mut cfg = gen_cfg("BTC-USD", 50_000, Faults::default());
+    let faults = Faults {
+        drop_every_frames: Some(600),
+        ..Faults::default()
+    };
+    let mut cfg = gen_cfg("BTC-USD", 50_000, faults);
     // Slow enough that a connection lives through a heartbeat (one a second).
     cfg.pace = SimPace::Rate(300);
-    let mut opts = VenueOptions::new(Venue::Coinbase);
-    opts.drop_every_frames = Some(600);
-    let sim = MdSim::start(cfg, opts).unwrap();
+    let sim = MdSim::start(cfg, VenueOptions::new(Venue::Coinbase)).unwrap();
     let url = format!("{}/", sim.ws_url());
     let mut totals = (0, 0, 0);
     for _ in 0..2 {
@@ -693,4 +698,28 @@ fn bybit_real_capture_replays_spot_and_linear_books() {
         );
         assert_eq!(sim.stats().decode_errors, 0, "{venue}");
     }
+}
+
+#[test]
+fn binance_spot_drop_every_frames_hangs_up_after_exactly_n_frames() {
+    let faults = Faults {
+        drop_every_frames: Some(100),
+        ..Faults::default()
+    };
+    let mut cfg = gen_cfg("BTCUSDT", 50_000, faults);
+    cfg.order_api = false;
+    let sim = venue_sim::VenueSim::start(cfg).unwrap();
+    let url = format!(
+        "{}/stream?streams=btcusdt@trade/btcusdt@depth@100ms",
+        sim.ws_url()
+    );
+    for _ in 0..2 {
+        let mut ws = connect(&url);
+        let mut n = 0;
+        while next_text(&mut ws).is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 100);
+    }
+    assert_eq!(sim.stats().faults.drops, 2);
 }

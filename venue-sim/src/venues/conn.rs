@@ -410,7 +410,7 @@ impl Conn<'_> {
             sh.count(C::Oversized, 1);
             self.send_text(sh.oversized.clone())?;
         }
-        if every(sh.opts.drop_every_frames) {
+        if every(faults.drop_every_frames) {
             sh.count(C::Drops, 1);
             return Err(Over);
         }

@@ -36,11 +36,10 @@
 //! subscribe is exactly the book before the first update the connection receives for it: the
 //! update ids chain from the snapshot without gap or overlap, whatever the timing.
 //!
-//! **Faults** are the Binance simulator's ([`crate::Faults`]: `drop_every`, `stall_after`,
-//! `garbage_every`, `oversized_every`, `invalid_utf8_every`, `fragment`, `refuse_tls`) plus
-//! [`VenueOptions::drop_every_frames`] (hang up after every N data frames a connection was
-//! sent: a reconnect drill whose timing does not depend on the machine), each counted in
-//! [`crate::SimStats`]'s `faults`.
+//! **Faults** are the Binance simulator's ([`crate::Faults`]: `drop_every`,
+//! `drop_every_frames`, `stall_after`, `garbage_every`, `oversized_every`,
+//! `invalid_utf8_every`, `fragment`, `refuse_tls`), each counted in [`crate::SimStats`]'s
+//! `faults`.
 
 pub mod binance_usdm;
 mod bybit;
@@ -167,19 +166,16 @@ pub struct VenueOptions {
     /// [`Venue::BybitLinear`] (either Bybit serves both `/v5/public/spot` and
     /// `/v5/public/linear`; the venue names the default symbols).
     pub venue: Venue,
-    /// Hang up (no close frame) after every N data frames sent on a connection.
-    pub drop_every_frames: Option<u64>,
     /// Close a connection that sent nothing for this long; `None`: the venue's own limit
     /// (OKX 30 s, the others none).
     pub idle_timeout: Option<Duration>,
 }
 
 impl VenueOptions {
-    /// Options for `venue` with no extra faults and the venue's own idle limit.
+    /// Options for `venue` with the venue's own idle limit.
     pub fn new(venue: Venue) -> VenueOptions {
         VenueOptions {
             venue,
-            drop_every_frames: None,
             idle_timeout: None,
         }
     }
