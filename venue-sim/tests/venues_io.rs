@@ -13,6 +13,7 @@ use engine::ring::{event_ring, OnFull};
 use engine::symbol::SymbolTable;
 use engine::venue::Venue;
 use feeds::io::{FeedSpec, IoConfig, IoLoop, IoReport, IoShared, ReconnectPolicy};
+use feeds::net::{client_tls_config, TlsOptions};
 use feeds::venue::{adapter, MarketDecoder, StreamKind};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -135,6 +136,18 @@ fn run_io(
     rest: Option<&dyn Fn() -> Option<String>>,
     done: &dyn Fn(&Seen) -> bool,
 ) -> (Seen, IoReport) {
+    run_io_tls(venue, url, None, symbol, rest, done)
+}
+
+/// [`run_io`], trusting the certificate `ca` (a `wss://` URL).
+fn run_io_tls(
+    venue: Venue,
+    url: String,
+    ca: Option<&std::path::Path>,
+    symbol: &str,
+    rest: Option<&dyn Fn() -> Option<String>>,
+    done: &dyn Fn(&Seen) -> bool,
+) -> (Seen, IoReport) {
     let a = adapter(venue).expect("the venue's adapter");
     let mut symbols = SymbolTable::new();
     let sym = symbols.intern_on(venue, symbol).unwrap();
@@ -142,7 +155,7 @@ fn run_io(
         .into_iter()
         .filter_map(|k| a.stream(k, symbol))
         .collect();
-    let cfg = IoConfig {
+    let mut cfg = IoConfig {
         feeds: vec![FeedSpec {
             conn_id: 1,
             url,
@@ -158,6 +171,13 @@ fn run_io(
         idle_timeout: Duration::from_secs(5),
         ..IoConfig::default()
     };
+    if let Some(ca) = ca {
+        let opts = TlsOptions {
+            ca_file: Some(ca.to_path_buf()),
+            webpki_roots: false,
+        };
+        cfg.conn.tls = Some(client_tls_config(&opts).unwrap());
+    }
     let (tx, mut rx) = event_ring(1 << 16, OnFull::Block);
     let stop = Arc::new(AtomicBool::new(false));
     let io = {
@@ -273,4 +293,18 @@ fn binance_usdm_through_the_io_loop_syncs_from_rest_and_resyncs_after_a_drop() {
     let get = move || http_get(http, "/fapi/v1/depth?symbol=BTCUSDT&limit=1000");
     let (seen, report) = run_io(Venue::BinanceUsdm, url, "BTCUSDT", Some(&get), &resynced);
     check(Venue::BinanceUsdm, &seen, &report);
+}
+
+#[test]
+fn okx_over_tls_through_the_io_loop_syncs_and_resyncs_after_a_drop() {
+    let mut cfg = sim_cfg("BTC-USDT");
+    cfg.tls = true;
+    cfg.faults.drop_every_frames = Some(700);
+    let sim = MdSim::start(cfg, VenueOptions::new(Venue::Okx)).unwrap();
+    let url = format!("{}/ws/v5/public", sim.ws_url());
+    assert!(url.starts_with("wss://localhost:"), "{url}");
+    let ca = sim.cert_path().unwrap().to_path_buf();
+    let (seen, report) = run_io_tls(Venue::Okx, url, Some(&ca), "BTC-USDT", None, &resynced);
+    check(Venue::Okx, &seen, &report);
+    assert_eq!(seen.checksum_mismatches, 0, "{seen:?}");
 }

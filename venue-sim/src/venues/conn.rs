@@ -404,7 +404,7 @@ impl Conn<'_> {
         }
         if every(faults.invalid_utf8_every) {
             sh.count(C::InvalidUtf8, 1);
-            self.send_raw_text(Bytes::from_static(INVALID_UTF8))?;
+            self.send_text(Bytes::from_static(INVALID_UTF8))?;
         }
         if every(faults.oversized_every) {
             sh.count(C::Oversized, 1);
@@ -417,12 +417,8 @@ impl Conn<'_> {
         Ok(())
     }
 
-    fn send_text(&mut self, text: Bytes) -> Result<(), Over> {
-        self.send_raw_text(text)
-    }
-
-    /// One final text frame with whatever bytes (the invalid-UTF-8 fault needs this).
-    fn send_raw_text(&mut self, payload: Bytes) -> Result<(), Over> {
+    /// One final text frame of whatever bytes (the invalid-UTF-8 fault's included).
+    fn send_text(&mut self, payload: Bytes) -> Result<(), Over> {
         self.ws
             .send(Message::Frame(WsFrame::message(
                 payload,
