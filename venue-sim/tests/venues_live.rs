@@ -723,3 +723,41 @@ fn binance_spot_drop_every_frames_hangs_up_after_exactly_n_frames() {
     }
     assert_eq!(sim.stats().faults.drops, 2);
 }
+
+#[test]
+fn fragmented_frames_reassemble_and_a_stalled_connection_goes_silent() {
+    let faults = Faults {
+        fragment: true,
+        stall_after: Some(Duration::from_millis(400)),
+        ..Faults::default()
+    };
+    let sim = MdSim::start(
+        gen_cfg("BTCUSDT", 50_000, faults),
+        VenueOptions::new(Venue::BybitLinear),
+    )
+    .unwrap();
+    let mut ws = connect(&format!("{}/v5/public/linear", sim.ws_url()));
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    }
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","args":["orderbook.50.BTCUSDT"]}"#,
+    );
+    let mut frames = 0;
+    // Every message (three fragments each) reads as one JSON text until the stall; then
+    // nothing comes, and the socket stays open.
+    while let Ok(t) = next_text(&mut ws) {
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert!(
+            v["success"] == true || v["topic"] == "orderbook.50.BTCUSDT",
+            "{t}"
+        );
+        frames += 1;
+    }
+    assert!(frames > 10, "{frames}");
+    let st = sim.stats();
+    assert_eq!(st.faults.stalls, 1);
+    assert_eq!(st.connections_open, 1, "stalled, not closed");
+    assert!(st.faults.fragmented_messages >= frames - 1, "{st:?}");
+}
