@@ -158,14 +158,17 @@ impl Protocol for Bybit {
         let cid = conn.conn_id;
         let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let op = v.get("op").and_then(Value::as_str).unwrap_or("");
+        // The request's `req_id`, echoed; without one, linear answers `""` and spot leaves it
+        // out (as the real capture shows).
         let req_id = match v.get("req_id") {
-            Some(Value::String(s)) => json(s),
-            Some(Value::Number(n)) => json(&n.to_string()),
-            _ => "\"\"".into(),
+            Some(Value::String(s)) => format!(",\"req_id\":{}", json(s)),
+            Some(Value::Number(n)) => format!(",\"req_id\":{}", json(&n.to_string())),
+            _ if spot => String::new(),
+            _ => ",\"req_id\":\"\"".into(),
         };
         let answer = |ok: bool, msg: &str, op: &str| {
             format!(
-                "{{\"success\":{ok},\"ret_msg\":{},\"conn_id\":\"{cid}\",\"req_id\":{req_id},\"op\":\"{op}\"}}",
+                "{{\"success\":{ok},\"ret_msg\":{},\"conn_id\":\"{cid}\"{req_id},\"op\":\"{op}\"}}",
                 json(msg)
             )
         };
