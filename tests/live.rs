@@ -323,3 +323,42 @@ fn plaintext_orders_url_to_remote_host_is_refused_before_any_socket() {
         "nothing was started"
     );
 }
+
+#[test]
+fn a_second_feed_table_runs_its_own_connection_and_its_symbols_sync() {
+    // [venue] streams BTCUSDT (combined-stream URL), a [[feeds]] table ETHUSDT on a second
+    // connection (/ws + the adapter's SUBSCRIBE) to the same simulator: two connections in
+    // one I/O loop, each symbol's book synced from a REST snapshot.
+    let venue = sim(
+        SimSource::Generated(GenConfig {
+            symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+            events: 1_000_000,
+            seed: 5,
+            start_ns: 1_000_000_000,
+        }),
+        SimPace::Rate(5_000),
+        false,
+        Faults::default(),
+    );
+    let mut cfg = engine_cfg(&venue);
+    let toml = format!(
+        "[[feeds]]\nvenue = \"binance\"\nsymbols = [\"ETHUSDT\"]\nws_url = \"{}/ws\"\nconn_id = 5\n",
+        venue.ws_url()
+    );
+    cfg.feeds = Config::parse(&toml).unwrap().feeds;
+    let r = run(
+        cfg,
+        Duration::from_secs(30),
+        Some(Box::new(|t| t.frames >= 3_000)),
+    );
+    let io = r.io.unwrap();
+    assert_eq!((io.connects, io.disconnects), (2, 0), "{io:?}");
+    assert_eq!(r.decode.decode_errors, 0);
+    assert_eq!(r.core.book_syncs, 2, "both books synced: {:?}", r.core);
+    assert_eq!(r.core.book_gaps, 0);
+    let s = venue.stats();
+    assert!(
+        s.subscriptions >= 1,
+        "the second connection subscribed: {s:?}"
+    );
+}

@@ -1,20 +1,31 @@
-//! Binance spot REST, off the hot path: depth snapshots and `exchangeInfo` over a blocking HTTP
-//! client (ureq, rustls) on a side thread.
+//! REST, off the hot path: depth snapshots (every venue whose book starts from one) and Binance
+//! spot's `exchangeInfo` over a blocking HTTP client (ureq, rustls), and the book-resync side
+//! thread.
 //!
-//! The core asks for a snapshot by pushing a [`SymbolId`] into a small SPSC ring (see
-//! `engine::core::CoreBuilder::resync_sink`); [`run_snapshot_worker`] fetches
-//! `GET {base}/api/v3/depth?symbol=S&limit=N`, decodes it with the same [`BinanceDecoder`] the
-//! feeds use, and pushes the snapshot's level events into its own ring to the core, where the
-//! book bridges it with the diffs it buffered. A failed fetch is retried with backoff until it
-//! succeeds or the engine stops; nothing is dropped silently.
-
-use crate::binance::market::BinanceDecoder;
+//! The core asks for a resync by pushing a [`SymbolId`] into a small SPSC ring (see
+//! `engine::core::CoreBuilder::resync_sink`); [`run_snapshot_worker`] serves it by the symbol's
+//! venue ([`SymbolTable::venue`]) and that venue's [`BookSync`]:
+//!
+//! - [`BookSync::RestSnapshot`] (Binance spot, USD-M): `GET` the adapter's
+//!   [`snapshot_url`](crate::venue::Adapter::snapshot_url) on the venue's [`RestClient`],
+//!   decode it with the venue's decoder ([`MarketDecoder::decode_snapshot`]) and push the
+//!   snapshot's level events into its own ring to the core, where the book bridges it with the
+//!   diffs it buffered;
+//! - [`BookSync::WsSnapshot`] (OKX, Bybit, Coinbase): ask the I/O loop to unsubscribe and
+//!   subscribe the symbol's depth stream again ([`IoCommand::Resubscribe`]); the venue then
+//!   sends a fresh snapshot on the socket.
+//!
+//! A failed fetch (or a full command queue) is retried with backoff until it succeeds or the
+//! engine stops; nothing is dropped silently.
+use crate::io::{AdapterOf, IoCommand, IoCommandError, IoCommandTx};
 use crate::recorder::RecorderTx;
+use crate::venue::{Adapter, AnyDecoder, BookSync, MarketDecoder};
 use engine::event::Event;
 use engine::fixed::{parse_fixed, Price, Qty};
 use engine::ring::EventTx;
 use engine::strategy::SymbolRules;
 use engine::symbol::{SymbolId, SymbolTable};
+use engine::venue::Venue;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,7 +40,7 @@ pub enum RestError {
         /// What went wrong.
         error: String,
     },
-    /// The body was not what Binance documents.
+    /// The body was not what the venue documents.
     Body {
         /// The URL requested.
         url: String,
@@ -58,7 +69,7 @@ pub struct SymbolInfo {
     pub rules: SymbolRules,
 }
 
-/// A blocking Binance REST client with a timeout.
+/// A blocking REST client of one venue's base URL, with a timeout.
 #[derive(Debug, Clone)]
 pub struct RestClient {
     base: String,
@@ -82,8 +93,16 @@ impl RestClient {
         }
     }
 
+    /// The base URL (no trailing `/`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn get(&self, path_and_query: &str) -> Result<Vec<u8>, RestError> {
-        let url = format!("{}{}", self.base, path_and_query);
+        self.get_url(format!("{}{}", self.base, path_and_query))
+    }
+
+    fn get_url(&self, url: String) -> Result<Vec<u8>, RestError> {
         let mut resp = self.agent.get(&url).call().map_err(|e| RestError::Http {
             url: url.clone(),
             error: e.to_string(),
@@ -98,12 +117,26 @@ impl RestClient {
             })
     }
 
-    /// The REST depth snapshot body of `symbol` (`limit` levels a side).
+    /// The Binance spot REST depth snapshot body of `symbol` (`limit` levels a side).
     pub fn depth_snapshot(&self, symbol: &str, limit: u32) -> Result<Vec<u8>, RestError> {
-        self.get(&format!(
-            "/api/v3/depth?symbol={}&limit={limit}",
-            symbol.to_ascii_uppercase()
-        ))
+        self.venue_snapshot(&crate::binance::adapter::BINANCE_SPOT, symbol, limit)
+    }
+
+    /// The REST depth snapshot body of `symbol` on `adapter`'s venue (its
+    /// [`snapshot_url`](Adapter::snapshot_url) under this client's base URL).
+    pub fn venue_snapshot(
+        &self,
+        adapter: &dyn Adapter,
+        symbol: &str,
+        limit: u32,
+    ) -> Result<Vec<u8>, RestError> {
+        let url = adapter
+            .snapshot_url(&self.base, symbol, limit)
+            .ok_or_else(|| RestError::Http {
+                url: self.base.clone(),
+                error: format!("{} has no REST depth snapshot", adapter.venue()),
+            })?;
+        self.get_url(url)
     }
 
     /// Tick size, lot size and minimum notional of `symbols`.
@@ -183,8 +216,10 @@ pub fn parse_exchange_info(body: &[u8]) -> Result<Vec<SymbolInfo>, String> {
 pub struct SnapshotStats {
     /// Snapshots fetched, decoded and pushed.
     pub fetched: u64,
-    /// Fetches or decodes that failed (each retried).
+    /// Fetches, decodes or resubscriptions that failed (each retried).
     pub failures: u64,
+    /// Resyncs served by resubscribing the symbol's depth streams ([`BookSync::WsSnapshot`]).
+    pub resubscribed: u64,
     /// Requests received from the core.
     pub requests: u64,
 }
@@ -213,11 +248,98 @@ impl Default for SnapshotWorkerConfig {
 /// Connection id under which snapshots are recorded (the WebSocket feeds use their own ids).
 pub const REST_CONN_ID: u32 = 0;
 
-/// Serves the core's snapshot requests until `stop` is set. Each snapshot body is recorded
-/// first if a recorder is given; `report` hears every failure.
+/// Where [`run_snapshot_worker`] takes each venue's resyncs: a [`RestClient`] per
+/// [`BookSync::RestSnapshot`] venue, and for [`BookSync::WsSnapshot`] venues the I/O loop's
+/// command queue and each symbol's depth streams.
+#[derive(Clone, Debug)]
+pub struct ResyncRoutes {
+    rest: [Option<RestClient>; Venue::COUNT],
+    io: Option<IoCommandTx>,
+    depth_streams: Vec<Vec<String>>,
+    adapter_of: AdapterOf,
+    resubscribe_gap: Duration,
+}
+
+impl Default for ResyncRoutes {
+    fn default() -> Self {
+        ResyncRoutes {
+            rest: std::array::from_fn(|_| None),
+            io: None,
+            depth_streams: Vec::new(),
+            adapter_of: crate::venue::adapter,
+            resubscribe_gap: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ResyncRoutes {
+    /// No route yet: every request fails (and is retried) until one is given.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binance spot snapshots from `client` (today's single-venue engine).
+    pub fn binance(client: RestClient) -> Self {
+        Self::new().rest(Venue::Binance, client)
+    }
+
+    /// `venue`'s REST snapshots from `client`.
+    pub fn rest(mut self, venue: Venue, client: RestClient) -> Self {
+        self.rest[venue.index()] = Some(client);
+        self
+    }
+
+    /// Resubscriptions for the [`BookSync::WsSnapshot`] venues go to this I/O loop.
+    pub fn io(mut self, io: IoCommandTx) -> Self {
+        self.io = Some(io);
+        self
+    }
+
+    /// The depth streams of `symbol`, resubscribed when its (WebSocket-snapshot) book resyncs.
+    pub fn depth_streams(mut self, symbol: SymbolId, streams: Vec<String>) -> Self {
+        let i = symbol.index();
+        if self.depth_streams.len() <= i {
+            self.depth_streams.resize(i + 1, Vec::new());
+        }
+        self.depth_streams[i] = streams;
+        self
+    }
+
+    /// Finds the venues' adapters with `adapter_of` instead of [`crate::venue::adapter`].
+    pub fn adapters(mut self, adapter_of: AdapterOf) -> Self {
+        self.adapter_of = adapter_of;
+        self
+    }
+
+    /// A symbol is resubscribed at most once per `gap` (later requests wait for it; default
+    /// 1 s), so a venue that keeps breaking its sequence is not flooded with requests.
+    pub fn resubscribe_gap(mut self, gap: Duration) -> Self {
+        self.resubscribe_gap = gap;
+        self
+    }
+}
+
+/// What serving one resync request did.
+enum Served {
+    /// A snapshot was pushed to the core.
+    Fetched,
+    /// The symbol's depth streams were handed to the I/O loop to resubscribe.
+    Resubscribed,
+    /// The core (or the I/O loop) is gone: stop.
+    Gone,
+}
+
+/// The worker's per-venue decoders (made on first use from the venues' adapters).
+struct SnapshotDecoders {
+    by_venue: [Option<AnyDecoder>; Venue::COUNT],
+}
+
+/// Serves the core's resync requests until `stop` is set, each by its symbol's venue (see the
+/// [module docs](self)). Each snapshot body is recorded first if a recorder is given; `report`
+/// hears every failure.
 #[allow(clippy::too_many_arguments)]
 pub fn run_snapshot_worker(
-    client: &RestClient,
+    routes: &ResyncRoutes,
     cfg: &SnapshotWorkerConfig,
     symbols: &SymbolTable,
     mut requests: rtrb::Consumer<SymbolId>,
@@ -228,7 +350,9 @@ pub fn run_snapshot_worker(
     report: &mut dyn FnMut(&str),
 ) -> SnapshotStats {
     let mut stats = SnapshotStats::default();
-    let mut decoder = BinanceDecoder::new(symbols.clone());
+    let mut decoders = SnapshotDecoders {
+        by_venue: std::array::from_fn(|_| None),
+    };
     let mut pending = vec![false; symbols.len()];
     let mut next_try = vec![Instant::now(); symbols.len()];
     let mut failures_in_row = vec![0u32; symbols.len()];
@@ -247,28 +371,28 @@ pub fn run_snapshot_worker(
             }
             worked = true;
             let sym = SymbolId(i as u32);
-            let name = symbols.name(sym).unwrap_or("?").to_string();
-            let result = client
-                .depth_snapshot(&name, cfg.limit)
-                .map_err(|e| e.to_string())
-                .and_then(|body| {
-                    out.clear();
-                    let recv_ns = now();
-                    if let Some(r) = recorder.as_mut() {
-                        if !r.snapshot(recv_ns, REST_CONN_ID, &name, &body) {
-                            report(&format!("recorder full: snapshot of {name} not recorded"));
+            let mut job = Job {
+                routes,
+                cfg,
+                symbols,
+                decoders: &mut decoders,
+                out: &mut out,
+                recorder: &mut recorder,
+                now,
+                report,
+            };
+            match job.serve(sym) {
+                Ok(Served::Gone) => return stats,
+                Ok(served) => {
+                    if let Served::Fetched = served {
+                        if tx.push_all(&out).is_err() {
+                            return stats;
                         }
+                        stats.fetched += 1;
+                    } else {
+                        stats.resubscribed += 1;
+                        next_try[i] = Instant::now() + routes.resubscribe_gap;
                     }
-                    decoder
-                        .decode_snapshot(&body, sym, recv_ns, &mut out)
-                        .map_err(|e| format!("snapshot of {name}: {e}"))
-                });
-            match result {
-                Ok(_) => {
-                    if tx.push_all(&out).is_err() {
-                        return stats;
-                    }
-                    stats.fetched += 1;
                     pending[i] = false;
                     failures_in_row[i] = 0;
                 }
@@ -280,9 +404,7 @@ pub fn run_snapshot_worker(
                         .saturating_mul(1 << failures_in_row[i].min(16))
                         .min(cfg.max_retry);
                     next_try[i] = Instant::now() + wait;
-                    report(&format!(
-                        "snapshot fetch failed (retrying in {wait:?}): {e}"
-                    ));
+                    report(&format!("resync failed (retrying in {wait:?}): {e}"));
                 }
             }
         }
@@ -291,6 +413,84 @@ pub fn run_snapshot_worker(
         }
     }
     stats
+}
+
+/// One resync request being served, with what it needs of the worker.
+struct Job<'a, 'r> {
+    routes: &'a ResyncRoutes,
+    cfg: &'a SnapshotWorkerConfig,
+    symbols: &'a SymbolTable,
+    decoders: &'a mut SnapshotDecoders,
+    out: &'a mut Vec<Event>,
+    recorder: &'a mut Option<RecorderTx>,
+    now: fn() -> u64,
+    report: &'a mut (dyn FnMut(&str) + 'r),
+}
+
+impl Job<'_, '_> {
+    /// Serves `sym` by its venue's book-sync rule.
+    fn serve(&mut self, sym: SymbolId) -> Result<Served, String> {
+        let name = self.symbols.name(sym).unwrap_or("?");
+        let venue = self.symbols.venue(sym).unwrap_or_default();
+        let adapter = (self.routes.adapter_of)(venue)
+            .ok_or_else(|| format!("{name}: venue {venue} has no adapter in this build"))?;
+        match adapter.book_sync() {
+            BookSync::RestSnapshot => self.fetch(sym, name, adapter),
+            BookSync::WsSnapshot => self.resubscribe(sym, name, venue),
+        }
+    }
+
+    /// Fetches, records and decodes `sym`'s REST snapshot into `out`.
+    fn fetch(
+        &mut self,
+        sym: SymbolId,
+        name: &str,
+        adapter: &'static dyn Adapter,
+    ) -> Result<Served, String> {
+        let venue = adapter.venue();
+        let client = self.routes.rest[venue.index()]
+            .as_ref()
+            .ok_or_else(|| format!("{name}: no REST URL for venue {venue}"))?;
+        let body = client
+            .venue_snapshot(adapter, name, self.cfg.limit)
+            .map_err(|e| e.to_string())?;
+        self.out.clear();
+        let recv_ns = (self.now)();
+        if let Some(r) = self.recorder.as_mut() {
+            if !r.snapshot(recv_ns, REST_CONN_ID, name, &body) {
+                (self.report)(&format!("recorder full: snapshot of {name} not recorded"));
+            }
+        }
+        let decoder = self.decoders.by_venue[venue.index()]
+            .get_or_insert_with(|| adapter.decoder(self.symbols.clone()));
+        decoder
+            .decode_snapshot(&body, sym, recv_ns, self.out)
+            .map_err(|e| format!("snapshot of {name} ({venue}): {e}"))?;
+        Ok(Served::Fetched)
+    }
+
+    /// Asks the I/O loop to resubscribe `sym`'s depth streams.
+    fn resubscribe(&mut self, sym: SymbolId, name: &str, venue: Venue) -> Result<Served, String> {
+        let streams = self
+            .routes
+            .depth_streams
+            .get(sym.index())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("{name} ({venue}): no depth stream to resubscribe"))?;
+        let io = self
+            .routes
+            .io
+            .as_ref()
+            .ok_or_else(|| format!("{name} ({venue}): no I/O loop to resubscribe on"))?;
+        match io.send(IoCommand::Resubscribe {
+            venue,
+            streams: streams.clone(),
+        }) {
+            Ok(()) => Ok(Served::Resubscribed),
+            Err(IoCommandError::Stopped(_)) => Ok(Served::Gone),
+            Err(e) => Err(format!("resubscribing {name} ({venue}): {e}")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -330,6 +530,125 @@ mod tests {
         assert!(
             e.contains("127.0.0.1:9/api/v3/depth?symbol=BTCUSDT&limit=10"),
             "{e}"
+        );
+    }
+
+    /// A WebSocket-snapshot venue for the routing tests (OKX's book-sync rule).
+    struct WsBooks;
+
+    impl Adapter for WsBooks {
+        fn venue(&self) -> Venue {
+            Venue::Okx
+        }
+        fn ws_url(&self) -> &'static str {
+            "ws://127.0.0.1:1"
+        }
+        fn rest_url(&self) -> Option<&'static str> {
+            None
+        }
+        fn snapshot_url(&self, _: &str, _: &str, _: u32) -> Option<String> {
+            None
+        }
+        fn stream(&self, _: crate::venue::StreamKind, s: &str) -> Option<String> {
+            Some(format!("books:{s}"))
+        }
+        fn subscribe(&self, _: &[String], _: u64) -> Result<Vec<String>, String> {
+            Ok(Vec::new())
+        }
+        fn unsubscribe(&self, _: &[String], _: u64) -> Result<Vec<String>, String> {
+            Ok(Vec::new())
+        }
+        fn heartbeat(&self) -> crate::venue::Heartbeat {
+            crate::venue::Heartbeat::Text("ping")
+        }
+        fn book_sync(&self) -> BookSync {
+            BookSync::WsSnapshot
+        }
+        fn decoder(&self, symbols: SymbolTable) -> AnyDecoder {
+            crate::binance::market::BinanceDecoder::new(symbols).into()
+        }
+    }
+
+    static WS_BOOKS: WsBooks = WsBooks;
+
+    fn test_adapters(v: Venue) -> Option<&'static dyn Adapter> {
+        match v {
+            Venue::Okx => Some(&WS_BOOKS),
+            v => crate::venue::adapter(v),
+        }
+    }
+
+    fn mono() -> u64 {
+        1
+    }
+
+    #[test]
+    fn resyncs_go_by_venue_a_websocket_snapshot_venue_is_resubscribed() {
+        let mut symbols = SymbolTable::new();
+        let btc = symbols.intern("BTCUSDT").unwrap();
+        let okx = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
+        let (cmd_tx, cmd_rx) = crate::io::command_channel(4);
+        let routes = ResyncRoutes::new()
+            .io(cmd_tx)
+            .depth_streams(okx, vec!["books:BTC-USDT".into()])
+            .adapters(test_adapters)
+            .resubscribe_gap(Duration::from_secs(60));
+        let (mut req_tx, req_rx) = rtrb::RingBuffer::new(8);
+        let (ev_tx, _ev_rx) = engine::ring::event_ring(64, engine::ring::OnFull::Drop);
+        let stop = AtomicBool::new(false);
+        let cfg = SnapshotWorkerConfig {
+            retry: Duration::from_secs(60),
+            ..SnapshotWorkerConfig::default()
+        };
+        req_tx.push(okx).unwrap();
+        req_tx.push(btc).unwrap();
+        let mut failures = Vec::new();
+        let (stats, cmd) = std::thread::scope(|s| {
+            let worker = s.spawn(|| {
+                run_snapshot_worker(
+                    &routes,
+                    &cfg,
+                    &symbols,
+                    req_rx,
+                    ev_tx,
+                    None,
+                    &stop,
+                    mono,
+                    &mut |m| failures.push(m.to_string()),
+                )
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut cmd = None;
+            while cmd.is_none() && Instant::now() < deadline {
+                cmd = cmd_rx.try_recv();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // A second request within the gap waits (here past the test's end).
+            req_tx.push(okx).unwrap();
+            while req_tx.slots() < 8 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            stop.store(true, Ordering::Relaxed);
+            (worker.join().unwrap(), cmd)
+        });
+        assert_eq!(
+            cmd,
+            Some(IoCommand::Resubscribe {
+                venue: Venue::Okx,
+                streams: vec!["books:BTC-USDT".into()]
+            })
+        );
+        assert_eq!(cmd_rx.try_recv(), None, "one resubscription within the gap");
+        assert_eq!(
+            (stats.requests, stats.resubscribed, stats.fetched),
+            (3, 1, 0)
+        );
+        // Binance spot has no REST client in these routes: a failure naming what is missing.
+        assert_eq!(stats.failures, 1);
+        assert!(
+            failures[0].contains("no REST URL for venue binance"),
+            "{failures:?}"
         );
     }
 }

@@ -262,10 +262,11 @@ enum CtlCmd {
     /// The status tree: engine, connections, symbols, each symbol's leader and its traders
     /// (state, position, PnL, restarts).
     Status,
-    /// Start trading SYMBOL (one of `[venue] symbols`): subscribe its streams, fetch its
-    /// filters, build the strategy and hand it to the core.
+    /// Start trading SYMBOL (one of `[venue] symbols` or of a `[[feeds]]` table's): subscribe its
+    /// streams on its venue's connection, fetch its filters, build the strategy and hand it to
+    /// the core.
     StartTrading {
-        /// The symbol.
+        /// The symbol (`VENUE:NAME`, e.g. `okx:BTC-USDT`, where the name is on several venues).
         symbol: String,
         /// Strategy (default: the config's `[strategy]`, with its parameters).
         #[arg(long)]

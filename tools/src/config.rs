@@ -49,6 +49,12 @@
 //! snapshot_limit = 1000                # 1..=5000
 //! # allow_plaintext = true             # ws:// tcp:// http:// to a non-loopback host (warned)
 //!
+//! [[feeds]]             # more venues, one connection each (see crate::venues); [venue] stays
+//! venue = "okx"         #   Binance spot (`symbols = []` there: no Binance spot feed)
+//! symbols = ["BTC-USDT"]
+//! streams = ["trade", "book_ticker", "depth"]  # trade | agg_trade | book_ticker | depth
+//! # ws_url, rest_url: default the venue adapter's; trade, conn_id, allow_plaintext as above
+//!
 //! [net]
 //! heartbeat_ms = 5000                  # below idle_timeout_ms
 //! idle_timeout_ms = 10000
@@ -126,6 +132,8 @@ pub struct Config {
     pub control: ControlSection,
     /// Liveness and readiness over HTTP (`run`; off by default).
     pub health: HealthSection,
+    /// `[[feeds]]`: more venues' feeds besides `[venue]` ([`crate::venues`]).
+    pub feeds: Vec<crate::venues::FeedSection>,
 }
 
 /// `[health]`: `tickline run` answers liveness and readiness probes over HTTP/1.1 on `listen`
@@ -1053,7 +1061,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// The unencrypted scheme of `url` (`ws`, `http`, `tcp`) when it points at a host that is not
 /// loopback (or names no host at all).
-fn plaintext_to_remote(url: &str) -> Option<&'static str> {
+pub(crate) fn plaintext_to_remote(url: &str) -> Option<&'static str> {
     let scheme = url.trim().split_once("://")?.0.to_ascii_lowercase();
     let scheme = ["ws", "http", "tcp"]
         .into_iter()
@@ -1150,9 +1158,10 @@ impl Config {
         }
         self.pace().context("replay.pace")?;
         let mut venue_symbols = engine::symbol::SymbolTable::new();
-        if self.venue.symbols.is_empty() {
-            bail!("venue.symbols: at least one symbol");
+        if self.venue.symbols.is_empty() && self.feeds.is_empty() {
+            bail!("venue.symbols: at least one symbol (or a [[feeds]] table)");
         }
+        crate::venues::validate(self)?;
         for s in &self.venue.symbols {
             venue_symbols
                 .intern(s)

@@ -121,4 +121,5 @@ pub mod shard_plan;
 mod shutdown;
 pub mod summary;
 pub mod threads;
+pub mod venues;
 pub mod wasm;

@@ -46,6 +46,7 @@ use crate::runtime::{
 };
 use crate::shutdown::GracefulStop;
 use crate::threads::{register_current, spawn_housekeeping, Place};
+use crate::venues::FeedPlan;
 use anyhow::{bail, Context, Result};
 use engine::control::Request;
 use engine::core::{Core, CoreBuilder};
@@ -58,14 +59,16 @@ use feeds::binance::api::{Credentials, OrderEncoder};
 use feeds::binance::market::BinanceDecoder;
 use feeds::capture::CaptureWriter;
 use feeds::io::{
-    command_channel, FeedSpec, IoCommandRx, IoConfig, IoCounters, IoLoop, IoNotice, IoReport,
-    IoShared, ReconnectPolicy, COMMAND_QUEUE,
+    command_channel, IoCommandRx, IoConfig, IoCounters, IoLoop, IoNotice, IoReport, IoShared,
+    ReconnectPolicy, COMMAND_QUEUE,
 };
 use feeds::net::{client_tls_config, ConnOptions, TlsOptions};
 use feeds::orders::journal::{recover, JournalLock, JournalRecord, JournalWriter, TailState};
 use feeds::orders::session::{OrderSession, OrderWake, SessionConfig};
 use feeds::recorder::{recorder, RecorderRx};
-use feeds::rest::{run_snapshot_worker, RestClient, SnapshotStats, SnapshotWorkerConfig};
+use feeds::rest::{
+    run_snapshot_worker, RestClient, ResyncRoutes, SnapshotStats, SnapshotWorkerConfig,
+};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -111,9 +114,12 @@ impl std::fmt::Debug for LiveOptions {
     }
 }
 
-fn io_config(cfg: &Config) -> Result<IoConfig> {
-    let (url, subscribe) = cfg.venue.connect_target();
-    let tls = if url.starts_with("wss://") || url.starts_with("tls://") {
+fn io_config(cfg: &Config, plan: &FeedPlan) -> Result<IoConfig> {
+    let tls = if plan
+        .feeds
+        .iter()
+        .any(|f| f.url.starts_with("wss://") || f.url.starts_with("tls://"))
+    {
         let opts = TlsOptions {
             ca_file: cfg.venue.ca_file.as_ref().map(PathBuf::from),
             webpki_roots: true,
@@ -124,12 +130,7 @@ fn io_config(cfg: &Config) -> Result<IoConfig> {
     };
     let n = &cfg.net;
     Ok(IoConfig {
-        feeds: vec![FeedSpec {
-            conn_id: crate::config::MARKET_CONN_ID,
-            url,
-            subscribe,
-            ..FeedSpec::default()
-        }],
+        feeds: plan.feeds.clone(),
         conn: ConnOptions {
             max_frame_size: n.max_frame_size,
             max_message_size: n.max_message_size,
@@ -438,8 +439,9 @@ fn run_live_inner(
         }
     };
     let placement = run_threads.placement().clone();
-    let (symbols, rest, rules) = load_symbols(cfg)?;
-    let mut io_cfg = io_config(cfg)?;
+    let plan = FeedPlan::new(cfg)?;
+    let (symbols, rest, rules) = load_symbols(cfg, &plan)?;
+    let mut io_cfg = io_config(cfg, &plan)?;
     let BuiltCore {
         mut core,
         ends,
@@ -447,12 +449,12 @@ fn run_live_inner(
         core_requests,
     } = build_core(
         cfg,
-        &symbols,
+        &plan,
         control.is_some() || kill.is_some() || term.is_some(),
     );
     let (session, trader_states) =
         load_keys_and_journal(cfg, &symbols, &mut core, &mut io_cfg, order_ring)?;
-    install_strategies(&opts, &symbols, &rules, &trader_states, &mut core)?;
+    install_strategies(&opts, &plan, &rules, &trader_states, &mut core)?;
     // Runtime control: subscription changes for the I/O thread.
     let (io_cmd_tx, io_cmd_rx) = command_channel(COMMAND_QUEUE);
     let kill_switch = match (kill, &core_requests) {
@@ -487,8 +489,8 @@ fn run_live_inner(
     let io = spawn_io(
         &opts,
         io_cfg,
-        &symbols,
-        rest,
+        &plan,
+        plan.resync_routes(rest, io_cmd_tx.clone(), Duration::from_secs(10)),
         ends,
         session,
         io_cmd_rx,
@@ -522,7 +524,8 @@ fn run_live_inner(
                 core: core_tx,
                 io: io_cmd_tx,
                 shared: shared.clone(),
-                feed_conn_id: feeds.first().map_or(1, |f| f.0),
+                feed_conn_id: crate::config::MARKET_CONN_ID,
+                symbol_feeds: plan.symbol_feeds.clone(),
                 feeds,
                 live_orders: cfg.orders.enabled,
                 reply_timeout: Duration::from_millis(cfg.control.reply_timeout_ms),
@@ -570,7 +573,11 @@ fn open_health(cfg: &Config) -> Result<Option<HealthServer>> {
 /// Checks the config and binds the control endpoint, if one is configured.
 fn open_control(cfg: &Config) -> Result<Option<ControlServer>> {
     cfg.validate()?;
-    for w in cfg.plaintext_warnings() {
+    for w in cfg
+        .plaintext_warnings()
+        .into_iter()
+        .chain(crate::venues::plaintext_warnings(cfg))
+    {
         tracing::warn!(target: "tickline::config", "{}", w.trim_start_matches("warning: "));
     }
     // First, so a second engine on the same control socket stops before it touches the venue.
@@ -587,18 +594,17 @@ fn open_control(cfg: &Config) -> Result<Option<ControlServer>> {
     Ok(Some(server))
 }
 
-/// Interns `[venue] symbols` and fetches their trading rules (exchangeInfo) over REST.
-fn load_symbols(cfg: &Config) -> Result<(SymbolTable, RestClient, Vec<SymbolRules>)> {
-    let mut symbols = SymbolTable::new();
-    for s in &cfg.venue.symbols {
-        symbols
-            .intern(s)
-            .map_err(|e| anyhow::anyhow!("venue.symbols: {e}"))?;
-    }
+/// The symbols of every feed (`plan`), and the trading rules of `[venue] symbols` fetched
+/// from Binance's exchangeInfo over REST (the other venues' symbols keep the default rules).
+fn load_symbols(
+    cfg: &Config,
+    plan: &FeedPlan,
+) -> Result<(SymbolTable, RestClient, Vec<SymbolRules>)> {
+    let symbols = plan.symbols.clone();
     let rest = RestClient::new(&cfg.venue.rest_url, Duration::from_secs(10));
     let mut rules: Vec<SymbolRules> = vec![SymbolRules::default(); symbols.len()];
-    if cfg.venue.exchange_info {
-        let names: Vec<&str> = cfg.venue.symbols.iter().map(|s| s.as_str()).collect();
+    if cfg.venue.exchange_info && !plan.binance_symbols.is_empty() {
+        let names: Vec<&str> = plan.binance_symbols.iter().map(|s| s.as_str()).collect();
         match rest.exchange_info(&names) {
             Ok(info) => {
                 for i in info {
@@ -642,12 +648,13 @@ struct BuiltCore {
 
 /// Builds the core with its market-data rings, depth feeds and wall-clock offset, its order ring
 /// and waker (with `orders.enabled`) and its control channel (when `control` is wanted).
-fn build_core(cfg: &Config, symbols: &SymbolTable, control: bool) -> BuiltCore {
+fn build_core(cfg: &Config, plan: &FeedPlan, control: bool) -> BuiltCore {
+    let symbols = &plan.symbols;
     let (io_tx, io_rx) = event_ring(cfg.engine.ring_capacity, OnFull::Drop);
     let (snap_tx, snap_rx) = event_ring(16_384, OnFull::Block);
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
     let mut core_cfg = cfg.core_config(symbols.len());
-    core_cfg.depth_snapshots = cfg.venue.carries_depth();
+    core_cfg.depth_snapshots = plan.symbol_feeds.iter().any(|f| f.depth);
     let mut builder = CoreBuilder::new(symbols, core_cfg, MonoClock).resync_sink(resync_tx);
     let order_ring = if cfg.orders.enabled {
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
@@ -666,11 +673,11 @@ fn build_core(cfg: &Config, symbols: &SymbolTable, control: bool) -> BuiltCore {
         None
     };
     let mut core = builder.build();
-    // Symbols idle until `start-trading` are not subscribed: no depth for them yet.
-    for (id, name) in symbols.iter() {
-        if !cfg.venue.is_raw_feed() && !cfg.venue.trading_at_start(name) {
-            core.set_depth_feed(id, false);
-        }
+    // Symbols idle until `start-trading` are not subscribed: no depth for them yet; nor for
+    // a symbol whose feed has no depth stream.
+    for (id, _) in symbols.iter() {
+        let fed = plan.feed_of(id).is_some_and(|f| f.depth && f.at_start);
+        core.set_depth_feed(id, fed);
     }
     core.add_input(io_rx);
     core.add_input(snap_rx);
@@ -720,14 +727,15 @@ fn load_keys_and_journal(
 /// resumes the supervised traders the journal recorded.
 fn install_strategies(
     opts: &LiveOptions,
-    symbols: &SymbolTable,
+    plan: &FeedPlan,
     rules: &[SymbolRules],
     trader_states: &TraderStates,
     core: &mut Core<MonoClock>,
 ) -> Result<()> {
-    for (id, name) in symbols.iter() {
+    let symbols = &plan.symbols;
+    for (id, _) in symbols.iter() {
         core.set_rules(id, rules[id.index()]);
-        if !opts.cfg.venue.trading_at_start(name) {
+        if !plan.feed_of(id).is_some_and(|f| f.trading) {
             continue; // idle until `start-trading`
         }
         install_strategy(
@@ -771,8 +779,8 @@ struct IoThreads {
 fn spawn_io(
     opts: &LiveOptions,
     io_cfg: IoConfig,
-    symbols: &SymbolTable,
-    rest: RestClient,
+    plan: &FeedPlan,
+    routes: ResyncRoutes,
     ends: FeedEnds,
     session: Option<OrderSession>,
     io_cmd_rx: IoCommandRx,
@@ -794,8 +802,17 @@ fn spawn_io(
         }
         None => (None, None, Vec::new()),
     };
+    let symbols = &plan.symbols;
     let mut decoder = BinanceDecoder::new(symbols.clone());
     decoder.set_default_symbol(None);
+    // One decoder per venue the feeds speak to (Binance spot's above, configured for live).
+    let others: Vec<feeds::venue::AnyDecoder> = plan
+        .venues()
+        .into_iter()
+        .filter(|&v| v != engine::venue::Venue::Binance)
+        .filter_map(feeds::venue::adapter)
+        .map(|a| a.decoder(symbols.clone()))
+        .collect();
     let writer = match (&opts.record, rec_rings.is_empty()) {
         (Some(path), false) => {
             let path = path.clone();
@@ -812,7 +829,12 @@ fn spawn_io(
             let registration = register_current("tickline-io", Place::Io(io_cpu));
             let pinned = registration.placed;
             let mut notice = |n: IoNotice| crate::logging::events::io_notice(&n);
-            let r = IoLoop::new(io_cfg, decoder, io_tx, MonoClock::now)
+            let r = others
+                .into_iter()
+                .fold(
+                    IoLoop::new(io_cfg, decoder, io_tx, MonoClock::now),
+                    |l, d| l.decoder(d),
+                )
                 .recorder(io_rec)
                 .commands(io_cmd_rx)
                 .session(session)
@@ -832,7 +854,7 @@ fn spawn_io(
         spawn_housekeeping("tickline-rest", move || {
             let mut report = |m: &str| tracing::warn!(target: "tickline::rest", "{m}");
             run_snapshot_worker(
-                &rest,
+                &routes,
                 &wcfg,
                 &symbols,
                 resync_rx,

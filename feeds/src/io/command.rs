@@ -84,7 +84,7 @@ pub struct IoCommandRx {
 impl IoCommandRx {
     /// The next queued command, if any (never blocks).
     #[inline]
-    pub(super) fn try_recv(&self) -> Option<IoCommand> {
+    pub(crate) fn try_recv(&self) -> Option<IoCommand> {
         self.rx.try_recv().ok()
     }
 }

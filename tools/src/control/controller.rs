@@ -33,8 +33,11 @@ pub struct ControllerConfig {
     pub shared: Arc<IoShared>,
     /// `(conn_id, url)` of each market-data connection, in `shared`'s slot order.
     pub feeds: Vec<(u32, String)>,
-    /// The market-data connection that carries the subscriptions.
+    /// The `[venue]` market-data connection (its symbols are listed under it in `status`).
     pub feed_conn_id: u32,
+    /// Per symbol (by [`SymbolId`] index): the connection of its venue that carries its
+    /// streams, and those streams ([`crate::venues::FeedPlan::symbol_feeds`]).
+    pub symbol_feeds: Vec<crate::venues::SymbolFeed>,
     /// Whether orders go to the venue (`true`) or the paper venue.
     pub live_orders: bool,
     /// How long to wait for the core's answer.
@@ -143,7 +146,7 @@ impl Controller {
         let subscribed = cfg
             .symbols
             .iter()
-            .map(|(_, name)| cfg.venue.is_raw_feed() || cfg.venue.trading_at_start(name))
+            .map(|(id, _)| cfg.symbol_feeds.get(id.index()).is_some_and(|f| f.at_start))
             .collect();
         let rest = cfg
             .venue
@@ -183,10 +186,10 @@ impl Controller {
                     self.unsubscribe_later[i] = false;
                 } else if s.open_orders == 0 {
                     self.unsubscribe_later[i] = false;
-                    let streams = self.cfg.venue.streams_of(&s.symbol);
+                    let (conn_id, streams) = self.streams_of(SymbolId(i as u32));
                     if self
                         .io(IoCommand::Unsubscribe {
-                            conn_id: self.cfg.feed_conn_id,
+                            conn_id,
                             streams: streams.clone(),
                         })
                         .is_ok()
@@ -233,7 +236,24 @@ impl Controller {
         r.unwrap_or_else(|why| error_reply(&why, None))
     }
 
+    /// The connection of `id`'s venue that carries its streams, and those streams.
+    fn streams_of(&self, id: SymbolId) -> (u32, Vec<String>) {
+        match self.cfg.symbol_feeds.get(id.index()) {
+            Some(f) => (f.conn_id, f.streams.clone()),
+            None => (self.cfg.feed_conn_id, Vec::new()),
+        }
+    }
+
     fn symbol(&self, name: &str) -> Result<SymbolId, String> {
+        if name.contains(':')
+            || self
+                .cfg
+                .symbols
+                .iter_venues()
+                .any(|(_, v, _)| v != engine::venue::Venue::Binance)
+        {
+            return crate::venues::resolve(&self.cfg.symbols, name);
+        }
         self.cfg.symbols.lookup(name.as_bytes()).ok_or_else(|| {
             let known: Vec<&str> = self.cfg.symbols.iter().map(|(_, n)| n).collect();
             format!(
@@ -302,7 +322,10 @@ impl Controller {
     ) -> Result<Value, String> {
         let name = name.to_string();
         // 2. The symbol's filters.
+        // exchangeInfo is Binance spot's: other venues' symbols keep their rules.
+        let binance = self.cfg.symbols.venue(id) == Some(engine::venue::Venue::Binance);
         let rules: Option<SymbolRules> = match &self.rest {
+            _ if !binance => None,
             None => None,
             Some(rest) => match rest.exchange_info(&[name.as_str()]) {
                 Ok(info) => {
@@ -326,12 +349,12 @@ impl Controller {
             },
         };
         // 3. Its streams, unless already subscribed (an undo then removes only what this did).
-        let streams = self.cfg.venue.streams_of(&name);
+        let (conn_id, streams) = self.streams_of(id);
         let subscribed_now = !self.subscribed[id.index()];
         self.unsubscribe_later[id.index()] = false;
         if subscribed_now {
             self.io(IoCommand::Subscribe {
-                conn_id: self.cfg.feed_conn_id,
+                conn_id,
                 streams: streams.clone(),
             })?;
             self.subscribed[id.index()] = true;
@@ -340,7 +363,7 @@ impl Controller {
         let undo = |me: &mut Controller| {
             if subscribed_now {
                 let _ = me.io(IoCommand::Unsubscribe {
-                    conn_id: me.cfg.feed_conn_id,
+                    conn_id,
                     streams: streams.clone(),
                 });
                 me.subscribed[id.index()] = false;
@@ -467,7 +490,8 @@ impl Controller {
             Reply::Status(_) => return Err("the core answered with a status".into()),
         };
         let mut warnings = Vec::new();
-        if self.subscribed[id.index()] && !self.cfg.venue.is_raw_feed() {
+        let raw = self.cfg.symbol_feeds.get(id.index()).is_some_and(|f| f.raw);
+        if self.subscribed[id.index()] && !raw {
             // The cancels need answers first: the paper venue gives them on the symbol's next
             // market events, so its streams stay until no order is open.
             let deadline = Instant::now() + self.cfg.reply_timeout;
@@ -476,10 +500,10 @@ impl Controller {
                 std::thread::sleep(Duration::from_millis(10));
                 open = self.open_orders(id)?;
             }
-            let streams = self.cfg.venue.streams_of(&name);
+            let (conn_id, streams) = self.streams_of(id);
             if open == 0 {
                 self.io(IoCommand::Unsubscribe {
-                    conn_id: self.cfg.feed_conn_id,
+                    conn_id,
                     streams: streams.clone(),
                 })?;
                 self.subscribed[id.index()] = false;
@@ -519,17 +543,12 @@ impl Controller {
     }
 
     fn status_tree(&self, core: &CoreStatus) -> Value {
+        // The core lists its symbols in id order.
         let symbols: Vec<Value> = core
             .symbols
             .iter()
-            .map(|s| {
-                let subscribed = self
-                    .cfg
-                    .symbols
-                    .lookup(s.symbol.as_bytes())
-                    .is_some_and(|id| self.subscribed[id.index()]);
-                symbol_json(s, subscribed)
-            })
+            .enumerate()
+            .map(|(i, s)| symbol_json(s, self.subscribed.get(i).copied().unwrap_or(false)))
             .collect();
         let connections: Vec<Value> = self
             .cfg
@@ -556,8 +575,20 @@ impl Controller {
                     "disconnects": c.disconnects,
                     "reconnect_attempts": c.reconnect_attempts,
                 });
-                if *conn_id == self.cfg.feed_conn_id {
-                    v["symbols"] = Value::Array(symbols.clone());
+                // Each symbol under the connection of its venue that carries it.
+                let mine: Vec<Value> = symbols
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        self.cfg
+                            .symbol_feeds
+                            .get(*i)
+                            .map_or(*conn_id == self.cfg.feed_conn_id, |f| f.conn_id == *conn_id)
+                    })
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                if !mine.is_empty() || *conn_id == self.cfg.feed_conn_id {
+                    v["symbols"] = Value::Array(mine);
                 }
                 v
             })
