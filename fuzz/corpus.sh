@@ -50,4 +50,10 @@ else
     echo "NOTICE: $coinbase not found; coinbase_decode corpus skipped (seeds only)"
 fi
 echo "coinbase_decode=$(ls corpus/coinbase_decode | wc -l)"
+# OKX: every received frame of cryptofeed's v1 text capture, without the `<ts>: ` prefix.
+okx="$data/cryptofeed/OKX.ws.1.0"
+mkdir -p corpus/okx_decode
+if [[ -r $okx ]]; then
+    grep -v '^wss://' "$okx" | awk '{ f = sprintf("corpus/okx_decode/okx-%04d.json", NR); sub(/^[0-9.]+: /, ""); printf "%s", $0 > f; close(f) }'
+fi
 echo "corpora: $(for t in "${targets[@]}"; do printf '%s=%s ' "$t" "$(ls "corpus/$t" | wc -l)"; done)"

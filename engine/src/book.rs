@@ -38,6 +38,9 @@
 //!   the snapshot in flight. [`OrderBook::mark_disconnected`] (the feed disconnected, or a
 //!   replay starts a new session) does the same but keeps the next diff message: a disconnect
 //!   cuts no message in two, and that message may be the one to bridge the next snapshot.
+//! * [`OrderBook::checksum_mismatch`] (the venue's checksum of its book differs from ours, see
+//!   [`crate::checksum`]) does the same as `mark_disconnected` and counts it in
+//!   [`BookStats::checksum_failures`].
 //!
 //! # Allocation
 //!

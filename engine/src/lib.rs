@@ -16,6 +16,7 @@
 //!   one depth level, one snapshot level, gap, connection up/down, order ack/reject/fill/cancel).
 //! - [`fixed::Price`], [`fixed::Qty`]: integer 1e-8 units parsed straight from decimal strings.
 //! - [`book::OrderBook`]: L2 book with Binance spot's documented snapshot + diff sync.
+//! - [`checksum`]: venue book checksums (OKX's CRC32) recomputed over a book, no allocation.
 //! - [`strategy::Strategy`] and [`strategy::Ctx`]: callbacks in, orders and timers out.
 //! - [`paper::PaperExchange`]: fills against the following market data after a latency.
 //! - [`portfolio::Position`]: position, average price, realised/unrealised PnL, fees.

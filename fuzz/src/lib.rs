@@ -23,6 +23,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Cursor;
 
+#[path = "okx.rs"] // relative to this file, also when it is included with `#[path]`
+mod okx;
+pub use okx::okx_decode;
+
 thread_local! {
     // Const-initialised, no destructor: touching them from the allocator never allocates.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -99,6 +103,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("config", config),
     ("control", control),
     ("coinbase_decode", coinbase_decode),
+    ("okx_decode", okx_decode),
 ];
 
 /// The body of the target called `name`.

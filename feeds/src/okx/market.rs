@@ -3,9 +3,10 @@
 //! See the [module overview](super) for what is decoded and how OKX's ids map onto the book.
 //! A frame is one object `{"arg":{"channel":..,"instId":..},"action":..,"data":[{..},..]}`
 //! (keys in any order) or an event reply `{"event":..}`, or the bare text `pong`. The frame is
-//! read in two passes over the same bytes, both borrowing: the first validates the whole frame
-//! and notes where `arg`, `action` and `data` are; the second reads `arg`, then each element of
-//! `data`. Nothing is allocated; a frame that fails appends nothing.
+//! read in one pass when `arg` (and, for books, `action`) come before `data`, as OKX sends
+//! them; in any other order the pass notes where `data` is and a second one reads it. Nothing is
+//! allocated; a frame that fails (or is ignored) appends nothing and leaves the decoder's
+//! per-instrument ids as they were.
 
 use crate::json::{self, JsonStr, Scanner, ValueKind};
 use crate::venue::decode::{DecodeError, DecodeStats, Decoded, IgnoreReason};
@@ -378,6 +379,23 @@ fn channel_of(name: &[u8]) -> Option<Channel> {
     }
 }
 
+/// Where a frame's `data` goes.
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    channel: Channel,
+    symbol: SymbolId,
+    snapshot: bool,
+}
+
+/// What to do with a frame's `data`.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    Decode(Target),
+    Ignore(IgnoreReason),
+    /// Not known yet (a key `data` depends on comes after it).
+    Later,
+}
+
 // ---------------------------------------------------------------------------------------------
 // The decoder.
 
@@ -391,6 +409,11 @@ pub struct OkxDecoder {
     last_id: Vec<u64>,
     /// `books` updates with `seqId < prevSeqId` (OKX's sequence reset after maintenance).
     sequence_resets: u64,
+    /// The `last_id` entry changed by the call in progress and its value before, so a frame
+    /// that fails or turns out to be ignored leaves no trace.
+    touched: Option<(usize, u64)>,
+    /// `sequence_resets` before the call in progress.
+    resets_before: u64,
 }
 
 impl OkxDecoder {
@@ -402,6 +425,8 @@ impl OkxDecoder {
             stats: DecodeStats::default(),
             last_id: vec![0; n],
             sequence_resets: 0,
+            touched: None,
+            resets_before: 0,
         }
     }
 
@@ -430,6 +455,7 @@ impl OkxDecoder {
         out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let len0 = out.len();
+        self.resets_before = self.sequence_resets;
         let r = self.decode_frame(frame, recv_ns, out);
         self.account(r, len0, out)
     }
@@ -446,6 +472,7 @@ impl OkxDecoder {
         out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
         let len0 = out.len();
+        self.resets_before = self.sequence_resets;
         let r = self.decode_rest(body, symbol, recv_ns, out);
         self.account(r, len0, out)
     }
@@ -457,6 +484,11 @@ impl OkxDecoder {
         len0: usize,
         out: &mut Vec<Event>,
     ) -> Result<Decoded, DecodeError> {
+        if let Some((i, old)) = self.touched.take() {
+            if !matches!(r, Ok(Decoded::Events(_))) {
+                self.undo(i, old);
+            }
+        }
         self.stats.messages += 1;
         match r {
             Ok(Decoded::Events(n)) => self.stats.events += n as u64,
@@ -492,36 +524,101 @@ impl OkxDecoder {
             sc.finish()?;
             return Err(DecodeError::NotAnObject);
         }
+        let start = out.len();
         let mut top = [Slot::default(); TOP.len()];
-        scan_object(&mut sc, &TOP, &mut top)?;
+        // One pass when `arg` (and for books `action`) come before `data`, as OKX sends them:
+        // `data` is decoded where it is found. Otherwise it is decoded after the pass.
+        let mut inline = false;
+        sc.begin_object()?;
+        while let Some(k) = sc.next_key()? {
+            let Some(i) = key_index(&k, &TOP) else {
+                sc.skip_value()?;
+                continue;
+            };
+            if top.get(i).is_some_and(Slot::present) {
+                return Err(DecodeError::DuplicateField(
+                    TOP.get(i).copied().unwrap_or("?"),
+                ));
+            }
+            let slot = if i == T_DATA && sc.peek()? == ValueKind::Array {
+                match self.route(frame, &top, false)? {
+                    Route::Decode(target) => {
+                        let at = sc.pos();
+                        self.data(&mut sc, frame, target, recv_ns, out)?;
+                        inline = true;
+                        Slot {
+                            kind: Kind::Array,
+                            start: at as u32,
+                            end: sc.pos() as u32,
+                        }
+                    }
+                    _ => read_slot(&mut sc)?,
+                }
+            } else {
+                read_slot(&mut sc)?
+            };
+            if let Some(s) = top.get_mut(i) {
+                *s = slot;
+            }
+        }
         sc.finish()?;
+        if inline {
+            // Only an `event` after `data` can still turn the frame into a reply.
+            if top[T_EVENT].present() {
+                out.truncate(start);
+                return Ok(Decoded::Ignored(IgnoreReason::Response));
+            }
+            return Ok(Decoded::Events(out.len() - start));
+        }
+        match self.route(frame, &top, true)? {
+            Route::Decode(target) => {
+                let data = array(top[T_DATA], "data")?;
+                let mut sc = Scanner::at(frame, data.start as usize);
+                self.data(&mut sc, frame, target, recv_ns, out)?;
+                Ok(Decoded::Events(out.len() - start))
+            }
+            Route::Ignore(why) => Ok(Decoded::Ignored(why)),
+            Route::Later => Err(DecodeError::MissingField("action")),
+        }
+    }
 
+    /// What the top-level fields say to do with `data`. `last`: all of the frame has been
+    /// read (else a books frame whose `action` has not been seen yet is [`Route::Later`]).
+    fn route(
+        &self,
+        frame: &[u8],
+        top: &[Slot; TOP.len()],
+        last: bool,
+    ) -> Result<Route, DecodeError> {
         if top[T_EVENT].present() {
             // subscribe / unsubscribe / error / notice / channel-conn-count ...
-            return Ok(Decoded::Ignored(IgnoreReason::Response));
+            return Ok(Route::Ignore(IgnoreReason::Response));
         }
         let arg = top[T_ARG];
         match arg.kind {
             Kind::Object => {}
+            _ if !last => return Ok(Route::Later),
             Kind::Absent if top[T_CODE].present() => {
-                return Ok(Decoded::Ignored(IgnoreReason::Response))
+                return Ok(Route::Ignore(IgnoreReason::Response))
             }
-            Kind::Absent => return Ok(Decoded::Ignored(IgnoreReason::UnknownStream)),
+            Kind::Absent => return Ok(Route::Ignore(IgnoreReason::UnknownStream)),
             _ => return Err(DecodeError::WrongType { field: "arg" }),
         }
         let mut a = [Slot::default(); ARG.len()];
         scan_object(&mut Scanner::at(frame, arg.start as usize), &ARG, &mut a)?;
         let Some(channel) = str_field(frame, a[A_CHANNEL], "channel", channel_of)? else {
-            return Ok(Decoded::Ignored(IgnoreReason::UnknownStream));
+            return Ok(Route::Ignore(IgnoreReason::UnknownStream));
         };
-        let data = array(top[T_DATA], "data")?;
         let symbol = str_field(frame, a[A_INST], "instId", |s| {
             self.symbols.lookup_on(Venue::Okx, s)
         })?;
         let Some(symbol) = symbol else {
-            return Ok(Decoded::Ignored(IgnoreReason::UnknownSymbol));
+            return Ok(Route::Ignore(IgnoreReason::UnknownSymbol));
         };
         let snapshot = if channel == Channel::Books {
+            if !last && !top[T_ACTION].present() {
+                return Ok(Route::Later);
+            }
             str_field(frame, top[T_ACTION], "action", |s| match s {
                 b"snapshot" => Ok(true),
                 b"update" => Ok(false),
@@ -530,38 +627,49 @@ impl OkxDecoder {
         } else {
             false
         };
+        Ok(Route::Decode(Target {
+            channel,
+            symbol,
+            snapshot,
+        }))
+    }
 
-        let start = out.len();
-        let mut sc = Scanner::at(frame, data.start as usize);
+    /// Decodes the `data` array at the scanner.
+    fn data(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        frame: &[u8],
+        t: Target,
+        recv_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
+        let symbol = t.symbol;
         sc.begin_array()?;
         while sc.next_element()? {
             if sc.peek()? != ValueKind::Object {
                 return Err(DecodeError::WrongType { field: "data" });
             }
-            match channel {
+            match t.channel {
                 Channel::Books => {
                     let mut f = [Slot::default(); BOOK.len()];
-                    scan_object(&mut sc, &BOOK, &mut f)?;
-                    self.book_message(frame, &f, symbol, snapshot, false, recv_ns, out)?;
+                    scan_object(sc, &BOOK, &mut f)?;
+                    self.book_message(frame, &f, symbol, t.snapshot, false, recv_ns, out)?;
                 }
                 Channel::Trades => {
                     let mut f = [Slot::default(); TRADE.len()];
-                    scan_object(&mut sc, &TRADE, &mut f)?;
-                    out.push(Event::new(
-                        recv_ns,
-                        symbol,
-                        EventKind::Trade(trade(frame, &f)?),
-                    ));
+                    scan_object(sc, &TRADE, &mut f)?;
+                    let ev = trade(frame, &f)?;
+                    out.push(Event::new(recv_ns, symbol, EventKind::Trade(ev)));
                 }
                 Channel::Tickers => {
                     let mut f = [Slot::default(); TICKER.len()];
-                    scan_object(&mut sc, &TICKER, &mut f)?;
-                    let t = ticker(frame, &f)?;
-                    out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(t)));
+                    scan_object(sc, &TICKER, &mut f)?;
+                    let ev = ticker(frame, &f)?;
+                    out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(ev)));
                 }
             }
         }
-        Ok(Decoded::Events(out.len() - start))
+        Ok(())
     }
 
     fn decode_rest(
@@ -732,8 +840,20 @@ impl OkxDecoder {
     #[inline(always)]
     fn set_last(&mut self, symbol: SymbolId, id: u64) {
         if let Some(l) = self.last_id.get_mut(symbol.index()) {
+            if self.touched.is_none() {
+                self.touched = Some((symbol.index(), *l));
+            }
             *l = id;
         }
+    }
+
+    /// Puts back the id a failed frame changed (and its reset count, if it counted one).
+    #[cold]
+    fn undo(&mut self, i: usize, old: u64) {
+        if let Some(l) = self.last_id.get_mut(i) {
+            *l = old;
+        }
+        self.sequence_resets = self.resets_before;
     }
 }
 
@@ -1022,6 +1142,45 @@ mod tests {
         assert_eq!(l.flags, LevelFlags::LAST.with(LevelFlags::EMPTY));
         let (_, out) = decode(&mut d, &book_frame("snapshot", "", "", "", 0));
         assert!(matches!(out[0].kind, EventKind::Snapshot(s) if s.last_update_id == 3));
+    }
+
+    /// Any key order decodes the same; a frame that fails or is ignored leaves the
+    /// per-instrument numbering as it was.
+    #[test]
+    fn key_order_does_not_matter_and_failures_leave_no_trace() {
+        let (mut d, _) = decoder();
+        let (_, a) = decode(&mut d, &book_frame("snapshot", "", r#"["1","1"]"#, "", 9));
+        let reordered = r#"{"data":[{"bids":[["1","1"]],"checksum":9,"asks":[],"ts":"1597026383085"}],"action":"snapshot","arg":{"instId":"BTC-USDT","channel":"books"}}"#;
+        let (mut d2, _) = decoder();
+        let (r, b) = decode(&mut d2, reordered);
+        assert_eq!(r, Ok(Decoded::Events(2)));
+        assert_eq!(a, b);
+        // `action` after `data`: decoded after the pass.
+        let late_action = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"data":[{"asks":[],"bids":[],"ts":"1"}],"action":"update"}"#;
+        let (r, out) = decode(&mut d2, late_action);
+        assert_eq!(r, Ok(Decoded::Events(1)));
+        assert!(matches!(out[0].kind, EventKind::Depth(l) if l.final_update_id == 2));
+        // An `event` after an inline-decoded `data` makes it a reply, with nothing appended.
+        let late_event = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1"}],"event":"x"}"#;
+        assert_eq!(
+            decode(&mut d2, late_event),
+            (Ok(Decoded::Ignored(IgnoreReason::Response)), vec![])
+        );
+        // Two messages, the second bad: nothing appended, the numbering unchanged.
+        let two = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1"},{"asks":[],"bids":[],"ts":"x"}]}"#;
+        let (r, out) = decode(&mut d2, two);
+        assert!(r.is_err() && out.is_empty());
+        let trailing = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1"}]}]"#;
+        assert!(decode(&mut d2, trailing).0.is_err());
+        let (_, out) = decode(&mut d2, late_action);
+        assert!(
+            matches!(out[0].kind, EventKind::Depth(l) if l.final_update_id == 3),
+            "{out:?}"
+        );
+        // A reset inside a failing frame is not counted.
+        let reset_then_bad = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[],"bids":[],"ts":"1","prevSeqId":9,"seqId":2},{}]}"#;
+        assert!(decode(&mut d2, reset_then_bad).0.is_err());
+        assert_eq!(d2.sequence_resets(), 0);
     }
 
     #[test]
