@@ -104,6 +104,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("control", control),
     ("coinbase_decode", coinbase_decode),
     ("okx_decode", okx_decode),
+    ("bybit_decode", bybit_decode),
 ];
 
 /// The body of the target called `name`.
@@ -847,4 +848,56 @@ pub fn coinbase_decode(data: &[u8]) {
     let st = *MarketDecoder::stats(&d);
     assert_eq!(st.messages, 3);
     assert_eq!(st.decode_errors, errors + 1);
+}
+
+/// `BybitDecoder::decode` (spot and linear) and `decode_snapshot` on any bytes: no panic, no
+/// allocation inside the call, no output on error or when ignored, the returned count equals
+/// the events appended, every event is stamped and belongs to the decoder's venue, a delta
+/// level continues from `u - 1` (span 0, `u >= 1`), prices and quantities round-trip, and
+/// decoding the same frame again gives the same result (the ticker state only merges).
+pub fn bybit_decode(data: &[u8]) {
+    use engine::venue::Venue;
+    use feeds::bybit::market::BybitDecoder;
+    for venue in [Venue::BybitSpot, Venue::BybitLinear] {
+        let mut t = SymbolTable::new();
+        for s in ["BTCUSDT", "ETHUSDT"] {
+            // The other venues' namesakes first: an event of the wrong venue would show.
+            assert!(t.intern_on(Venue::Binance, s).is_ok());
+            assert!(t.intern_on(venue, s).is_ok());
+        }
+        let mut d = BybitDecoder::new(venue, t.clone());
+        let mut out = events_room(data);
+        let cap = out.capacity();
+        let (r, allocs) = counting(|| d.decode(data, 7, &mut out));
+        assert_eq!(allocs, 0, "decode allocated {allocs} times ({r:?})");
+        assert_eq!(out.capacity(), cap, "the events Vec grew");
+        check_output(&r, &out);
+        check_round_trips(&out);
+        for e in &out {
+            assert_eq!(e.recv_ns, 7, "receive time not stamped");
+            assert_eq!(t.venue(e.symbol), Some(venue), "event of another venue");
+            if let EventKind::Depth(l) = e.kind {
+                assert_eq!(l.update_span, 0, "a Bybit delta spans one update");
+                assert!(l.final_update_id >= 1, "a delta with u = 0");
+            }
+        }
+        let mut again = events_room(data);
+        let r2 = d.decode(data, 7, &mut again);
+        assert_eq!(r, r2, "a second decode differs");
+        assert_eq!(out, again, "a second decode differs");
+
+        let mut none = Vec::new();
+        let (s, allocs) = counting(|| d.decode_snapshot(data, SymbolId(1), 9, &mut none));
+        assert_eq!(
+            allocs, 0,
+            "decode_snapshot allocated {allocs} times ({s:?})"
+        );
+        assert!(
+            s.is_err() && none.is_empty(),
+            "a REST body was accepted: {s:?}"
+        );
+        let st = d.stats();
+        assert_eq!(st.messages, 3);
+        assert_eq!(st.decode_errors, 1 + 2 * u64::from(r.is_err()));
+    }
 }

@@ -57,8 +57,8 @@
 //!
 //! # Trade ids
 //!
-//! `i` is a string: a decimal number on spot (`"2290000001189048101"`), a UUID on linear
-//! (`"a9188a0a-82bc-50de-be60-03eedbe3cdd7"`, as in Bybit's documented example). A decimal that
+//! `i` is a string: a decimal number on spot (`"2290000000000000042"`), a UUID on linear
+//! (`"20f43950-d8dd-5b31-9112-a178eb6023af"` in Bybit's documented example). A decimal that
 //! fits a `u64` is the trade id as is; a UUID becomes the XOR of its two 64-bit halves (unique
 //! with overwhelming probability, but not ordered: linear trade ids carry no sequence). Any
 //! other shape is a [`DecodeError::WrongType`] on `i`. Block trades (`BT`) and RPI trades are
@@ -1070,13 +1070,13 @@ mod tests {
     #[test]
     fn empty_delta_keeps_its_id() {
         let mut d = decoder(Venue::BybitSpot);
-        let f = r#"{"topic":"orderbook.200.BTCUSDT","ts":1786310816816,"type":"delta","data":{"s":"BTCUSDT","b":[],"a":[],"u":62505426,"seq":112488545879},"cts":1786310816779}"#;
+        let f = r#"{"topic":"orderbook.200.BTCUSDT","ts":1700000000116,"type":"delta","data":{"s":"BTCUSDT","b":[],"a":[],"u":5000,"seq":9000},"cts":1700000000079}"#;
         let (r, out) = dec(&mut d, f);
         assert_eq!(r, Ok(Decoded::Events(1)));
         let EventKind::Depth(l) = out[0].kind else {
             panic!()
         };
-        assert_eq!(l.final_update_id, 62_505_426);
+        assert_eq!(l.final_update_id, 5000);
         assert!(l.flags.contains(LevelFlags::LAST.with(LevelFlags::EMPTY)));
         let snap = f.replace("\"delta\"", "\"snapshot\"");
         let (r, out) = dec(&mut d, &snap);
@@ -1121,13 +1121,13 @@ mod tests {
         assert_eq!(t.aggressor(), engine::event::Side::Buy);
         assert_eq!(t.trade_id, 0x20f4_3950_d8dd_5b31 ^ 0x9112_a178_eb60_23af);
         // Spot: a decimal id, several trades in one frame, the taker sold.
-        let f = r#"{"topic":"publicTrade.ETHUSDT","ts":1786310821917,"type":"snapshot","data":[{"i":"2280000001739247417","T":1786310821917,"p":"1923.28","v":"0.04537","S":"Sell","seq":178477362706,"s":"ETHUSDT","BT":false,"RPI":false},{"i":"2280000001739247418","T":1786310821918,"p":"1923.27","v":"1","S":"Sell","seq":178477362706,"s":"ETHUSDT","BT":true,"RPI":false}]}"#;
+        let f = r#"{"topic":"publicTrade.ETHUSDT","ts":1700000001917,"type":"snapshot","data":[{"i":"2280000000000000001","T":1700000001917,"p":"2000.50","v":"0.5","S":"Sell","seq":7700,"s":"ETHUSDT","BT":false,"RPI":false},{"i":"2280000000000000002","T":1700000001918,"p":"2000.25","v":"1","S":"Sell","seq":7700,"s":"ETHUSDT","BT":true,"RPI":false}]}"#;
         let (r, out) = dec(&mut d, f);
         assert_eq!(r, Ok(Decoded::Events(2)));
         let EventKind::Trade(t) = out[1].kind else {
             panic!()
         };
-        assert_eq!(t.trade_id, 2_280_000_001_739_247_418);
+        assert_eq!(t.trade_id, 2_280_000_000_000_000_002);
         assert!(t.buyer_maker);
         assert_eq!(out[1].symbol, SymbolId(2));
     }
@@ -1142,16 +1142,16 @@ mod tests {
             Some(1 ^ 2)
         );
         assert_eq!(
-            trade_id(b"A9188A0A-82BC-50DE-BE60-03EEDBE3CDD7"),
-            trade_id(b"a9188a0a-82bc-50de-be60-03eedbe3cdd7")
+            trade_id(b"20F43950-D8DD-5B31-9112-A178EB6023AF"),
+            trade_id(b"20f43950-d8dd-5b31-9112-a178eb6023af")
         );
         for bad in [
             &b""[..],
             b"12a",
             b"-1",
-            b"a9188a0a-82bc-50de-be60-03eedbe3cdd",
-            b"a9188a0a-82bc-50de-be60_03eedbe3cdd7",
-            b"g9188a0a-82bc-50de-be60-03eedbe3cdd7",
+            b"20f43950-d8dd-5b31-9112-a178eb6023a",
+            b"20f43950-d8dd-5b31-9112_a178eb6023af",
+            b"g0f43950-d8dd-5b31-9112-a178eb6023af",
         ] {
             assert_eq!(trade_id(bad), None, "{}", String::from_utf8_lossy(bad));
         }
@@ -1160,16 +1160,16 @@ mod tests {
     #[test]
     fn linear_tickers_merge_deltas() {
         let mut d = decoder(Venue::BybitLinear);
-        let snap = r#"{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","lastPrice":"65114.30","bid1Price":"65114.20","bid1Size":"5.954","ask1Price":"65114.30","ask1Size":"10.470","preOpenPrice":""},"cs":753843907683,"ts":1786310817800}"#;
+        let snap = r#"{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","lastPrice":"30000.50","bid1Price":"30000.40","bid1Size":"1.5","ask1Price":"30000.50","ask1Size":"2.5","preOpenPrice":""},"cs":800100,"ts":1700000001800}"#;
         let (r, out) = dec(&mut d, snap);
         assert_eq!(r, Ok(Decoded::Events(1)));
         let EventKind::BookTicker(b) = out[0].kind else {
             panic!()
         };
-        assert_eq!(b.update_id, 753_843_907_683);
-        assert_eq!(b.bid_qty, Qty::parse(b"5.954").unwrap());
+        assert_eq!(b.update_id, 800_100);
+        assert_eq!(b.bid_qty, Qty::parse(b"1.5").unwrap());
         // A delta of the ask only keeps the bid.
-        let delta = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"65117.43","ask1Price":"65114.40","ask1Size":"10.488"},"cs":753843915209,"ts":1786310818183}"#;
+        let delta = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"30001.00","ask1Price":"30000.60","ask1Size":"2.75"},"cs":800200,"ts":1700000002000}"#;
         let (r, out) = dec(&mut d, delta);
         assert_eq!(r, Ok(Decoded::Events(1)));
         let EventKind::BookTicker(b2) = out[0].kind else {
@@ -1177,10 +1177,10 @@ mod tests {
         };
         assert_eq!(b2.bid_px, b.bid_px);
         assert_eq!(b2.bid_qty, b.bid_qty);
-        assert_eq!(b2.ask_px, Price::parse(b"65114.40").unwrap());
-        assert_eq!(b2.update_id, 753_843_915_209);
+        assert_eq!(b2.ask_px, Price::parse(b"30000.60").unwrap());
+        assert_eq!(b2.update_id, 800_200);
         // A delta of other fields only: nothing.
-        let other = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"65117.43"},"cs":753843915210,"ts":1786310818283}"#;
+        let other = r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"30001.00"},"cs":800201,"ts":1700000002100}"#;
         assert_eq!(
             dec(&mut d, other).0,
             Ok(Decoded::Ignored(IgnoreReason::UnknownStream))
@@ -1193,7 +1193,7 @@ mod tests {
         );
         // An empty side makes the ticker unknown until it is seen again.
         assert_eq!(dec(&mut d, snap).0, Ok(Decoded::Events(1)));
-        let empty = delta.replace("\"65114.40\"", "\"\"");
+        let empty = delta.replace("\"30000.60\"", "\"\"");
         assert_eq!(
             dec(&mut d, &empty).0,
             Ok(Decoded::Ignored(IgnoreReason::UnknownStream))
@@ -1204,7 +1204,7 @@ mod tests {
     #[test]
     fn spot_tickers_have_no_best_bid_ask() {
         let mut d = decoder(Venue::BybitSpot);
-        let f = r#"{"topic":"tickers.BTCUSDT","ts":1786310819126,"type":"snapshot","cs":112488546160,"data":{"symbol":"BTCUSDT","lastPrice":"65140.5","highPrice24h":"65305.6","lowPrice24h":"64727.9","prevPrice24h":"65045.3","volume24h":"2953.835931","turnover24h":"191907024.69597728","price24hPcnt":"0.0015","usdIndexPrice":"65091.459221"}}"#;
+        let f = r#"{"topic":"tickers.BTCUSDT","ts":1700000003000,"type":"snapshot","cs":9100,"data":{"symbol":"BTCUSDT","lastPrice":"30010.5","highPrice24h":"30100.1","lowPrice24h":"29900.2","prevPrice24h":"29950.3","volume24h":"100.5","turnover24h":"3000000.25","price24hPcnt":"0.002","usdIndexPrice":"30005.125"}}"#;
         assert_eq!(
             dec(&mut d, f).0,
             Ok(Decoded::Ignored(IgnoreReason::UnknownStream))
@@ -1216,7 +1216,7 @@ mod tests {
         let mut d = decoder(Venue::BybitSpot);
         let cases = [
             (
-                r#"{"success":true,"ret_msg":"","conn_id":"d8bu1olkndm7crnfs1e0-j6akw","req_id":"","op":"subscribe"}"#,
+                r#"{"success":true,"ret_msg":"","conn_id":"conn-1","req_id":"","op":"subscribe"}"#,
                 IgnoreReason::Response,
             ),
             (
@@ -1232,7 +1232,7 @@ mod tests {
                 IgnoreReason::Heartbeat,
             ),
             (
-                r#"{"type":"snapshot","topic":"kline.1.BTCUSDT","data":[{"start":1786310760000,"end":1786310819999,"interval":"1","open":"65140.4","close":"65140.5","high":"65140.5","low":"65140.4","volume":"0.15318","turnover":"9978.2084389","confirm":false,"timestamp":1786310816562}],"ts":1786310816562}"#,
+                r#"{"type":"snapshot","topic":"kline.1.BTCUSDT","data":[{"start":1700000040000,"end":1700000099999,"interval":"1","open":"30010.4","close":"30010.5","high":"30010.5","low":"30010.4","volume":"0.25","turnover":"7502.6","confirm":false,"timestamp":1700000050000}],"ts":1700000050000}"#,
                 IgnoreReason::UnknownStream,
             ),
             (r#"{}"#, IgnoreReason::UnknownStream),
