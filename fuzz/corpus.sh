@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 data=${TICKLINE_SHARED_DATA:-../../shared/data}
 targets=(binance_decode binance_diff decimal_roundtrip rest_parsers binance_api capture
-         journal_bytes journal_torn config control)
+         journal_bytes journal_torn config control binance_usdm_decode)
 for t in "${targets[@]}"; do mkdir -p "corpus/$t"; done
 spot="$data/binance-spot/btcusdt_20240808.gz"
 usdm="$data/binance-usdm/btcusdt_20240808.gz"
@@ -27,7 +27,7 @@ split_frames() { # <gz> <prefix> <out dir>...
     done
 }
 split_frames "$spot" spot corpus/binance_decode corpus/binance_diff
-[[ -r $usdm ]] && split_frames "$usdm" usdm corpus/binance_decode corpus/binance_diff
+[[ -r $usdm ]] && split_frames "$usdm" usdm corpus/binance_decode corpus/binance_diff corpus/binance_usdm_decode
 # The REST snapshots (large: several thousand levels) for the snapshot parser.
 gzip -dc "$spot" | awk '/{"lastUpdateId"/ { sub(/^[0-9]+ /, ""); printf "%s", $0 > "corpus/rest_parsers/spot-snapshot.json" }'
 # Prices and quantities as the captures print them, for the decimal target.

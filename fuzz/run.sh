@@ -38,7 +38,7 @@ targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
 max_len() {
     case $1 in
         capture) echo 65536 ;;
-        rest_parsers | binance_decode | binance_diff) echo 70000 ;; # the real REST snapshot is 64 kB
+        rest_parsers | binance_decode | binance_diff | binance_usdm_decode) echo 70000 ;; # the real REST snapshot is 64 kB
         journal_bytes | journal_torn | config) echo 8192 ;;
         coinbase_decode) echo 65536 ;; # the capture's level2 snapshots reach 40 kB
         *) echo 4096 ;;

@@ -94,6 +94,7 @@ pub type Body = fn(&[u8]);
 pub const TARGETS: &[(&str, Body)] = &[
     ("binance_decode", binance_decode),
     ("binance_diff", binance_diff),
+    ("binance_usdm_decode", binance_usdm_decode),
     ("decimal_roundtrip", decimal_roundtrip),
     ("rest_parsers", rest_parsers),
     ("binance_api", binance_api),
@@ -900,4 +901,85 @@ pub fn bybit_decode(data: &[u8]) {
         assert_eq!(st.messages, 3);
         assert_eq!(st.decode_errors, 1 + 2 * u64::from(r.is_err()));
     }
+}
+
+/// `BinanceDecoder::usdm` on any bytes: what [`binance_decode`] checks, plus: every event's
+/// symbol is a USD-M one (the table also holds the same names on spot), the levels of one
+/// depth message share their ids with `first_update_id() <= final_update_id`, and the frame
+/// with a space after its opening `{` (same JSON, always the general path) decodes to the same
+/// result and events, so USD-M's fast path never decides differently from the general one.
+pub fn binance_usdm_decode(data: &[u8]) {
+    use engine::venue::Venue;
+    let (mut t, _) = table();
+    let mut btc = None;
+    for s in ["BTCUSDT", "ETHUSDT", "BNBUSDT"] {
+        let id = t.intern_on(Venue::BinanceUsdm, s).ok();
+        btc = btc.or(id);
+    }
+    let Some(btc) = btc else {
+        unreachable!("a fresh venue interns three symbols")
+    };
+    let mut d = BinanceDecoder::usdm(t.clone());
+    d.set_default_symbol(Some(btc));
+    let mut out = events_room(data);
+    let cap = out.capacity();
+    let (r, allocs) = counting(|| d.decode(data, 7, &mut out));
+    assert_eq!(allocs, 0, "decode allocated {allocs} times ({r:?})");
+    assert_eq!(out.capacity(), cap, "the events Vec grew");
+    check_output(&r, &out);
+    check_round_trips(&out);
+    for e in &out {
+        assert_eq!(e.recv_ns, 7, "receive time not stamped");
+        assert_eq!(
+            t.venue(e.symbol),
+            Some(Venue::BinanceUsdm),
+            "a symbol off USD-M"
+        );
+        if let EventKind::Depth(l) = e.kind {
+            assert!(l.first_update_id() <= l.final_update_id);
+            assert!(
+                out.iter().all(|o| match o.kind {
+                    EventKind::Depth(m) =>
+                        (m.final_update_id, m.update_span) == (l.final_update_id, l.update_span),
+                    _ => false,
+                }),
+                "one message, one id pair"
+            );
+        }
+    }
+
+    if let [b'{', rest @ ..] = data {
+        let mut spaced = Vec::with_capacity(data.len() + 1);
+        spaced.extend_from_slice(b"{ ");
+        spaced.extend_from_slice(rest);
+        let mut general = events_room(&spaced);
+        let g = d.decode(&spaced, 7, &mut general);
+        match (&r, &g) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b, "fast and general paths disagree");
+                assert_eq!(out, general, "fast and general paths give different events");
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!("fast and general paths disagree: {r:?} vs {g:?}"),
+        }
+    }
+
+    out.clear();
+    let (s, allocs) = counting(|| d.decode_snapshot(data, btc, 9, &mut out));
+    assert_eq!(
+        allocs, 0,
+        "decode_snapshot allocated {allocs} times ({s:?})"
+    );
+    check_output(&s, &out);
+    check_round_trips(&out);
+    if let Ok(Decoded::Events(_)) = s {
+        assert!(
+            out.iter()
+                .all(|e| matches!(e.kind, EventKind::Snapshot(_)) && e.symbol == btc),
+            "a snapshot produced something else than levels of its symbol"
+        );
+    }
+    let st = d.stats();
+    let errors = st.decode_errors;
+    assert!(st.messages >= 2 && errors <= st.messages);
 }

@@ -43,7 +43,7 @@
 //! | hostile shape | anywhere in the frame (used or skipped) |
 //! |---|---|
 //! | bytes that are not UTF-8 inside a string or key | **refused**: [`DecodeError::InvalidUtf8`] (outside strings, a [`DecodeError::Syntax`] error) |
-//! | a `\u` escape that is an unpaired UTF-16 surrogate | **refused**: [`DecodeError::Syntax`] ([`JsonErrorKind::LoneSurrogate`]) |
+//! | a `\u` escape that is an unpaired UTF-16 surrogate | **refused**: [`DecodeError::Syntax`] ([`JsonErrorKind::LoneSurrogate`](crate::json::JsonErrorKind::LoneSurrogate)) |
 //! | a number beyond `f64` range (`1e400`, 400 digits) in a field the message does not use | **accepted**: checked for JSON syntax only, never evaluated |
 //! | the same in a field the message uses | refused as that field's error: ids and times must be `u64` integers ([`DecodeError::IntOverflow`], [`DecodeError::WrongType`]) |
 //!

@@ -53,10 +53,11 @@
 //! futures-shaped messages, and `feeds/tests/usdm_capture.rs` on the real capture.
 //!
 //! **Ids that contradict each other.** `U > u` is [`DecodeError::BadRange`] on `U` (as for
-//! spot); `pu >= u` cannot be placed (it would continue from its own end) and is
-//! [`DecodeError::BadRange`] on `pu`. `U` is not otherwise compared with `pu`: step 6 checks
-//! `pu` only. A span above `u32::MAX` saturates: the book then sees a gap (safe) rather than a
-//! false bridge.
+//! spot). `pu >= U` is [`DecodeError::BadRange`] on `pu`: by the docs `pu` is the previous
+//! message's `u`, so such a message would repeat updates of the one before it (or, with
+//! `pu >= u`, continue from its own end); it cannot be placed, and the derivation above relies
+//! on `pu < U <= u` for every decoded message. The real capture has none. A span above
+//! `u32::MAX` saturates: the book then sees a gap (safe) rather than a false bridge.
 //!
 //! # Cost
 //!
@@ -182,13 +183,13 @@ fn is_pu_escaped(k: &JsonStr<'_>) -> bool {
 }
 
 /// The span of a USD-M depth message: `u - pu - 1`, saturated at `u32::MAX`, so that the book's
-/// `first_update_id()` is `pu + 1`. `U > u` and `pu >= u` are [`DecodeError::BadRange`].
+/// `first_update_id()` is `pu + 1`. `U > u` and `pu >= U` are [`DecodeError::BadRange`].
 #[inline]
 pub(super) fn update_span(first: u64, last: u64, pu: u64) -> Result<u32, DecodeError> {
     if first > last {
         return Err(DecodeError::BadRange { field: "U" });
     }
-    if pu >= last {
+    if pu >= first {
         return Err(DecodeError::BadRange { field: "pu" });
     }
     Ok(u32::try_from(last - pu - 1).unwrap_or(u32::MAX))
@@ -678,7 +679,7 @@ mod tests {
         assert_eq!(update_span(157, 160, 149), Ok(10));
         assert_eq!(update_span(160, 160, 159), Ok(0));
         assert_eq!(update_span(5, 1 << 40, 0), Ok(u32::MAX));
-        assert_eq!(update_span(0, u64::MAX, 0), Ok(u32::MAX));
+        assert_eq!(update_span(1, u64::MAX, 0), Ok(u32::MAX));
         assert_eq!(
             update_span(161, 160, 149),
             Err(DecodeError::BadRange { field: "U" })
@@ -691,6 +692,11 @@ mod tests {
             update_span(157, 160, 170),
             Err(DecodeError::BadRange { field: "pu" })
         );
+        assert_eq!(
+            update_span(157, 160, 157),
+            Err(DecodeError::BadRange { field: "pu" })
+        );
+        assert_eq!(update_span(157, 160, 156), Ok(3));
     }
 
     #[test]
