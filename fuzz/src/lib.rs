@@ -458,10 +458,11 @@ pub fn binance_api(data: &[u8]) {
 /// At most this many records are read from one input (a loop guard, far above what fits).
 const MAX_RECORDS: usize = 1 << 16;
 
-/// The capture readers on any bytes (line, gzip and `.tlc` are told apart by their first
-/// bytes): the in-memory readers (`LoadedCapture`, `TicklineCapture`, `LineCapture`) and the
-/// streaming ones (`CaptureReader`, `LineReader`) must not panic, must end, and must agree
-/// with each other on the records they read.
+/// The capture readers on any bytes (line, gzip, `.tlc` and cryptofeed's v1 text and v3
+/// JSONL, plain or zstd, are told apart by their first bytes): the in-memory readers
+/// (`LoadedCapture`, `TicklineCapture`, `LineCapture`, `CryptofeedCapture`) and the streaming
+/// ones (`CaptureReader`, `LineReader`, `CryptofeedReader`) must not panic, must end, and must
+/// agree with each other on the records they read.
 ///
 /// No reader may ask for more memory at once than the input could inflate to (a size read
 /// from the input, such as a gzip trailer or a record length, is never trusted as a capacity).
@@ -485,6 +486,9 @@ fn read_captures(data: &[u8]) {
             }
         }
     }
+    // cryptofeed (v1 text, v3 JSONL plain or zstd): streaming and in memory agree, errors
+    // included.
+    cryptofeed_agree(data);
     // .tlc: in memory and streaming agree record for record, up to the first error.
     let mut mem = Vec::new();
     if let Ok(c) = TicklineCapture::from_bytes(data.to_vec()) {
@@ -541,6 +545,63 @@ fn read_captures(data: &[u8]) {
                 "line records differ between LineCapture and LineReader"
             );
         }
+    }
+}
+
+type CryptofeedItem = Result<
+    (
+        u64,
+        u32,
+        feeds::capture::RecordKind,
+        Option<Vec<u8>>,
+        Vec<u8>,
+        u64,
+    ),
+    String,
+>;
+
+/// `CryptofeedReader` (streaming) and `CryptofeedCapture` (in memory) read the same records
+/// and the same errors, in the same order.
+fn cryptofeed_agree(data: &[u8]) {
+    use feeds::capture::{CryptofeedCapture, CryptofeedReader};
+    let own = |r: feeds::capture::CryptofeedRecord<'_>| {
+        (
+            r.recv_ns,
+            r.conn_id,
+            r.kind,
+            r.url.map(<[u8]>::to_vec),
+            r.payload.to_vec(),
+            r.line,
+        )
+    };
+    let mut streamed: Vec<CryptofeedItem> = Vec::new();
+    if let Ok(mut rd) = CryptofeedReader::new(Cursor::new(data)) {
+        for _ in 0..MAX_RECORDS {
+            match rd.next() {
+                Ok(Some(r)) => streamed.push(Ok(own(r))),
+                Ok(None) => break,
+                Err(e) => {
+                    let end = !e.is_recoverable();
+                    streamed.push(Err(e.to_string()));
+                    if end {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if streamed.len() >= MAX_RECORDS {
+        return;
+    }
+    if let Ok(c) = CryptofeedCapture::from_bytes(data) {
+        let mem: Vec<CryptofeedItem> = c
+            .iter()
+            .map(|r| r.map(own).map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(
+            mem, streamed,
+            "cryptofeed records differ between CryptofeedCapture and CryptofeedReader"
+        );
     }
 }
 

@@ -30,9 +30,7 @@
 //! `examples/own-strategy/` in the repository is such a crate, built and replayed by the tests.
 
 use crate::config::Config;
-use crate::pipeline::{
-    load_capture, open_stream, replay_passes, replay_stream, FrameArena, ReplayOptions,
-};
+use crate::pipeline::{replay_passes, replay_stream, FrameArena, ReplayOptions};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use engine::symbol::SymbolTable;
@@ -58,15 +56,25 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Replay a capture (line format `<recv_ns> <json>`, plain or gzip, or a .tlc capture)
-    /// through the feed thread, the ring and the core.
+    /// Replay one or more captures through the feed thread, the ring and the core. Formats
+    /// (detected by content): the line format `<recv_ns> <json>` (plain or gzip), .tlc, and
+    /// cryptofeed's v1 text and v3 `.jsonl.zst`. Several captures are merged by receive time.
+    /// Each connection's frames go to its venue's decoder (the venue of its URL, else
+    /// --venue, else binance); `--json` adds per-venue counts under `venues`.
     Replay {
-        /// Capture file.
-        file: PathBuf,
+        /// Capture files (several: merged by receive time, equal times in the order given).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Venue of connections whose URL names none (a line capture's): binance,
+        /// binance-usdm, coinbase, okx, bybit-spot, bybit-linear. One for every file, or one
+        /// per file in order (comma-separated or repeated).
+        #[arg(long = "venue", value_delimiter = ',')]
+        venues: Vec<String>,
         #[command(flatten)]
         run: RunArgs,
         /// Replay the capture this many times back to back, from the one copy in memory (or,
-        /// streamed, reading the file again). Each
+        /// streamed, reading the file again; several captures streamed cannot repeat: add
+        /// --in-memory). Each
         /// pass after the first is a fresh session, as after a reconnect (the book is reset and
         /// synced again from that pass's snapshot), running `capture span + 1 s` after the one
         /// before on the replay clock and in the exchange timestamps; so every pass does the
@@ -84,6 +92,22 @@ enum Cmd {
         /// Show the streaming reader's progress line on stderr even when it is not a terminal.
         #[arg(long)]
         progress: bool,
+    },
+    /// Convert any capture `replay` reads into a .tlc capture: connects (with their URLs, so
+    /// each connection's venue is kept), subscriptions, frames, snapshots and REST responses,
+    /// in the input's order. A line capture names no URL: with --venue, a connect record with
+    /// that venue's WebSocket URL is written first.
+    Convert {
+        /// Input capture (any supported format).
+        input: PathBuf,
+        /// Output `.tlc` file (overwritten).
+        output: PathBuf,
+        /// The venue of an input that names none (a line capture).
+        #[arg(long)]
+        venue: Option<String>,
+        /// The symbol of a line capture's REST snapshot (which names none).
+        #[arg(long, default_value = "BTCUSDT")]
+        symbol: String,
     },
     /// Write a deterministic synthetic Binance-format capture.
     GenFeed {
@@ -474,15 +498,57 @@ fn run_replay(
     Ok(())
 }
 
-/// The replay's options from the config, with the run's CPU placement.
+/// A venue name as `--venue` takes it.
+fn parse_venue(s: &str) -> Result<engine::venue::Venue> {
+    engine::venue::Venue::parse(s.trim())
+        .with_context(|| format!("--venue {s:?}: expected one of {}", engine::venue::names()))
+}
+
+/// The replay's inputs: each file with its `--venue` (none, one for all, or one per file).
+fn replay_inputs(
+    files: &[PathBuf],
+    venues: &[String],
+) -> Result<Vec<crate::replay_input::CaptureInput>> {
+    let venues = venues
+        .iter()
+        .map(|v| parse_venue(v))
+        .collect::<Result<Vec<_>>>()?;
+    if venues.len() > 1 && venues.len() != files.len() {
+        bail!(
+            "--venue: {} venues for {} captures (give one for all, or one per capture)",
+            venues.len(),
+            files.len()
+        );
+    }
+    Ok(files
+        .iter()
+        .enumerate()
+        .map(|(i, path)| crate::replay_input::CaptureInput {
+            path: path.clone(),
+            venue: venues.get(i).or(venues.first()).copied(),
+        })
+        .collect())
+}
+
+/// The replay's options from the config, with the run's CPU placement. The default symbol
+/// (`--symbol`) is the one interned under that name (on the first venue that has it), else the
+/// first symbol, else it is interned on Binance spot.
 fn replay_options(
     mut symbols: SymbolTable,
     cfg: &Config,
     placement: &crate::pin::Placement,
 ) -> Result<ReplayOptions> {
-    let default_symbol = symbols
-        .intern(&cfg.replay.symbol)
-        .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
+    let named = symbols
+        .iter()
+        .find(|(_, n)| *n == cfg.replay.symbol)
+        .or_else(|| symbols.iter().next())
+        .map(|(id, _)| id);
+    let default_symbol = match named {
+        Some(id) => id,
+        None => symbols
+            .intern(&cfg.replay.symbol)
+            .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?,
+    };
     let strategy =
         (cfg.strategy.name != "none").then(|| (cfg.strategy.name.clone(), cfg.strategy_params()));
     let core = cfg.core_config(symbols.len());
@@ -528,7 +594,8 @@ fn real_main() -> Result<()> {
     })?;
     match cli.cmd {
         Cmd::Replay {
-            file,
+            files,
+            venues,
             run,
             repeat,
             stream,
@@ -536,22 +603,28 @@ fn real_main() -> Result<()> {
             progress,
         } => {
             let cfg = run.config()?;
+            let inputs = replay_inputs(&files, &venues)?;
             let mut symbols = SymbolTable::new();
-            let default_symbol = symbols
-                .intern(&cfg.replay.symbol)
-                .map_err(|e| anyhow::anyhow!("--symbol: {e}"))?;
-            let stream = stream
-                || (!in_memory
-                    && std::fs::metadata(&file)
-                        .map(|m| m.len() > crate::pipeline::IN_MEMORY_MAX_FILE_BYTES)
-                        .unwrap_or(false));
+            let total: u64 = files
+                .iter()
+                .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+                .sum();
+            let stream =
+                stream || (!in_memory && total > crate::pipeline::IN_MEMORY_MAX_FILE_BYTES);
+            let default = Some(cfg.replay.symbol.as_str());
             if stream {
                 use std::io::IsTerminal;
                 let progress = progress || std::io::stderr().is_terminal();
-                let capture = open_stream(&file, repeat, &mut symbols, progress)?;
+                let capture = crate::replay_input::open_streams(
+                    &inputs,
+                    repeat,
+                    &mut symbols,
+                    default,
+                    progress,
+                )?;
                 run_replay(ReplaySource::Stream(capture), symbols, &cfg, run.json)
             } else {
-                let arena = load_capture(&file, &mut symbols, default_symbol)?;
+                let arena = crate::replay_input::load_captures(&inputs, &mut symbols, default)?;
                 run_replay(
                     ReplaySource::Memory(&arena, repeat),
                     symbols,
@@ -566,6 +639,22 @@ fn real_main() -> Result<()> {
             events,
             seed,
         } => gen_feed(out, symbols, events, seed),
+        Cmd::Convert {
+            input,
+            output,
+            venue,
+            symbol,
+        } => {
+            let venue = venue.as_deref().map(parse_venue).transpose()?;
+            let n = crate::convert::convert_with(&input, &output, venue, &symbol)?;
+            eprintln!(
+                "{}: {} records written ({} unreadable input records skipped)",
+                output.display(),
+                n.records,
+                n.unreadable
+            );
+            Ok(())
+        }
         Cmd::Run {
             run,
             duration,

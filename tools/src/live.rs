@@ -1035,5 +1035,6 @@ fn finish(
         paced: None,
         threads: Default::default(),
         machine_hiccups,
+        venues: Vec::new(),
     })
 }

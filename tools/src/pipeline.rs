@@ -8,6 +8,12 @@
 //!                                          core thread (pinned, core_cpu): Core::poll loop
 //! ```
 //!
+//! Frames are decoded per venue: every frame carries its venue (its connection's, see
+//! [`crate::replay_input`], which also reads several captures merged by receive time), and the
+//! feed thread holds one decoder per venue of the replay ([`AnyDecoder`], built by each venue's
+//! adapter; a venue this build has no adapter for is refused by name before the run). The
+//! report counts per venue too ([`VenueCounts`]: frames, decoder counters, the venue's books).
+//!
 //! The capture is read and decompressed into a [`FrameArena`] before the clock starts, so the
 //! figures measure decode, ring, book and strategy, not gzip or the disk. A capture too large
 //! for that is streamed instead ([`open_stream`], [`replay_stream`]): a `capture-reader` thread
@@ -44,7 +50,8 @@ use engine::latency::LatencyHist;
 use engine::ring::{event_ring, OnFull, TxStats};
 use engine::strategy::{Params, Strategy};
 use engine::symbol::{SymbolId, SymbolTable};
-use feeds::binance::market::{BinanceDecoder, DecodeStats};
+use engine::venue::Venue;
+use feeds::venue::{AnyDecoder, DecodeStats, MarketDecoder};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -65,6 +72,7 @@ struct FrameRef {
     start: usize,
     len: usize,
     kind: FrameKind,
+    venue: Venue,
 }
 
 /// Every frame of a capture, in one buffer, ready to be replayed without I/O.
@@ -72,20 +80,39 @@ struct FrameRef {
 pub struct FrameArena {
     bytes: Vec<u8>,
     frames: Vec<FrameRef>,
+    /// The venues of the frames held (bit [`Venue::index`]).
+    venues: u32,
     /// Input lines or records that could not be read (malformed capture lines).
     pub unreadable: u64,
 }
 
 impl FrameArena {
-    /// Appends a frame.
+    /// Appends a Binance spot frame.
     pub fn push(&mut self, capture_ns: u64, kind: FrameKind, payload: &[u8]) {
+        self.push_on(Venue::Binance, capture_ns, kind, payload);
+    }
+
+    /// Appends a frame of `venue` (decoded by that venue's decoder).
+    pub fn push_on(&mut self, venue: Venue, capture_ns: u64, kind: FrameKind, payload: &[u8]) {
         self.frames.push(FrameRef {
             capture_ns,
             start: self.bytes.len(),
             len: payload.len(),
             kind,
+            venue,
         });
+        self.venues |= 1 << venue.index();
         self.bytes.extend_from_slice(payload);
+    }
+
+    /// The venues of the frames held, in [`Venue::ALL`] order.
+    pub fn venues(&self) -> Vec<Venue> {
+        venues_of_mask(self.venues)
+    }
+
+    /// Frame `i`'s venue.
+    pub fn venue(&self, i: usize) -> Option<Venue> {
+        self.frames.get(i).map(|f| f.venue)
     }
 
     /// Frames held.
@@ -172,53 +199,31 @@ fn shift_exchange_time(ev: &mut engine::event::Event, by: u64) {
     }
 }
 
-/// Loads a capture file (line format, plain or gzip, or the project's `.tlc` format) into memory.
+/// Loads a capture file (any format `tickline replay` reads: the line format, plain or gzip;
+/// `.tlc`; cryptofeed v1 text or v3 JSONL, plain or zstd) into memory.
 ///
 /// Snapshot records name their symbol in `.tlc`; a line capture's REST snapshot names none and
-/// belongs to `default_symbol`. Unreadable lines and a torn last record are counted in
-/// [`FrameArena::unreadable`] and reported (the first five) on stderr; the rest is replayed.
+/// belongs to `default_symbol`, whose venue is also the venue of every connection the capture
+/// does not name by URL. The instruments the capture names (subscriptions, stream URLs, REST
+/// depth URLs, snapshot records) are interned into `symbols` on their venues. Unreadable lines
+/// and a torn last record are counted in [`FrameArena::unreadable`] and reported (the first
+/// five) on stderr; the rest is replayed. See [`crate::replay_input::load_captures`] for
+/// several captures merged.
 pub fn load_capture(
     path: &Path,
     symbols: &mut SymbolTable,
     default_symbol: SymbolId,
 ) -> Result<FrameArena> {
-    use feeds::capture::{RecordKind, ReplayReader};
-    let mut reader =
-        ReplayReader::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut arena = FrameArena::default();
-    loop {
-        match reader.next() {
-            Ok(Some(r)) => match r.kind {
-                RecordKind::TextFrame => arena.push(r.recv_ns, FrameKind::Stream, r.payload),
-                RecordKind::Snapshot => {
-                    let sym = match r.symbol {
-                        Some(name) => {
-                            symbols
-                                .intern(&String::from_utf8_lossy(name))
-                                .map_err(|e| {
-                                    anyhow::anyhow!("snapshot record in {}: {e}", path.display())
-                                })?
-                        }
-                        None => default_symbol,
-                    };
-                    arena.push(r.recv_ns, FrameKind::Snapshot(sym), r.payload);
-                }
-                // Connection and subscription records carry no market data.
-                _ => {}
-            },
-            Ok(None) => break,
-            Err(e) => {
-                arena.unreadable += 1;
-                if arena.unreadable <= 5 {
-                    tracing::warn!(target: "tickline::replay", file = %path.display(), "unreadable record: {e}");
-                }
-            }
-        }
-    }
-    if arena.is_empty() {
-        bail!("{}: no market data frames", path.display());
-    }
-    Ok(arena)
+    let venue = symbols.venue(default_symbol);
+    let name = symbols.name(default_symbol).map(str::to_string);
+    crate::replay_input::load_captures(
+        &[crate::replay_input::CaptureInput {
+            path: path.to_path_buf(),
+            venue,
+        }],
+        symbols,
+        name.as_deref(),
+    )
 }
 
 /// Captures up to this size on disk (64 MiB) are loaded into memory by `tickline replay`;
@@ -226,36 +231,44 @@ pub fn load_capture(
 /// half a gigabyte (the spot capture's ratio is about 8:1), which is what loading it costs.
 pub const IN_MEMORY_MAX_FILE_BYTES: u64 = 64 << 20;
 
-/// A capture opened for a streamed replay: its reader thread is already reading ahead.
+/// One or more captures opened for a streamed replay, merged by receive time
+/// ([`feeds::capture::MergedStream`]): their reader threads are already reading ahead.
 #[derive(Debug)]
 pub struct StreamedCapture {
-    stream: feeds::capture::CaptureStream,
-    path: std::path::PathBuf,
-    passes: u32,
+    pub(crate) merged: feeds::capture::MergedStream,
+    pub(crate) paths: Vec<std::path::PathBuf>,
+    pub(crate) passes: u32,
     /// Receive time of the first market-data frame.
-    first_capture_ns: u64,
+    pub(crate) first_capture_ns: u64,
     /// Unreadable records before the first chunk (already reported).
-    head_errors: u64,
+    pub(crate) head_errors: u64,
+    /// The venues found in the captures' first chunks (bit [`Venue::index`]).
+    pub(crate) venues: u32,
+    /// Each input's `--venue`, if given.
+    pub(crate) input_venues: Vec<Option<Venue>>,
+    /// Each input's symbol of symbol-less snapshots (line captures), if interned.
+    pub(crate) defaults: Vec<Option<SymbolId>>,
 }
 
 /// Reports the first five unreadable records of a capture on stderr (the rest are counted).
 #[cold]
-fn report_unreadable(path: &Path, count: u64, e: &feeds::capture::CaptureError) {
+pub(crate) fn report_unreadable(path: &Path, count: u64, e: &dyn std::fmt::Display) {
     if count <= 5 {
         eprintln!("warning: {}: {e}", path.display());
     }
 }
 
-/// Opens a capture (either format) for a streamed replay of `passes` passes: a reader thread
+/// Opens a capture (any format) for a streamed replay of `passes` passes: a reader thread
 /// (`capture-reader`) reads, decompresses and parses ahead into a bounded set of recycled
 /// chunks (16 of 1 MiB; see [`feeds::capture::CaptureStream`]), so memory does not grow with
 /// the capture. With `progress`, a progress line is kept up to date on stderr.
 ///
-/// Symbols: the core is built before the replay starts, so the symbols of `.tlc` snapshot
-/// records are taken from the capture's first chunk (where `tickline record` and
-/// `tickline gen-feed` write them); a snapshot for a symbol first named later is reported as an
-/// error of that frame and skipped (load such a capture with `--in-memory`). A line capture's
-/// snapshots belong to `default_symbol`, as in [`load_capture`].
+/// Symbols: the core is built before the replay starts, so the instruments the capture names
+/// are taken from its first chunk (where recorders write connects, subscriptions and `.tlc`
+/// snapshot records); a snapshot for a symbol first named later is reported as an error of
+/// that frame and skipped (load such a capture with `--in-memory`). A line capture's snapshots
+/// belong to the replay's default symbol, as in [`load_capture`]. See
+/// [`crate::replay_input::open_streams`] for several captures merged.
 pub fn open_stream(
     path: &Path,
     passes: u32,
@@ -276,50 +289,23 @@ pub fn open_stream_with(
     cfg: feeds::capture::StreamConfig,
     symbols: &mut SymbolTable,
 ) -> Result<StreamedCapture> {
-    use feeds::capture::{CaptureStream, RecordKind};
-    let passes = cfg.passes.max(1);
-    let mut stream =
-        CaptureStream::open(path, cfg).with_context(|| format!("opening {}", path.display()))?;
-    let mut errors = Vec::new();
-    let mut first_capture_ns = None;
-    let mut names = Vec::new();
-    for r in stream.head(&mut errors) {
-        match r.kind {
-            RecordKind::TextFrame | RecordKind::Snapshot => {
-                first_capture_ns.get_or_insert(r.recv_ns);
-                if let Some(name) = r.symbol {
-                    names.push(String::from_utf8_lossy(name).into_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    for (i, e) in errors.iter().enumerate() {
-        report_unreadable(path, i as u64 + 1, e);
-    }
-    for name in names {
-        symbols
-            .intern(&name)
-            .map_err(|e| anyhow::anyhow!("snapshot record in {}: {e}", path.display()))?;
-    }
-    let Some(first_capture_ns) = first_capture_ns else {
-        bail!(
-            "{}: no market data frames in its first chunk",
-            path.display()
-        );
-    };
-    Ok(StreamedCapture {
-        stream,
-        path: path.to_path_buf(),
+    let passes = cfg.passes;
+    let mut cfg = Some(cfg);
+    crate::replay_input::open_streams_with(
+        &[crate::replay_input::CaptureInput {
+            path: path.to_path_buf(),
+            venue: None,
+        }],
         passes,
-        first_capture_ns,
-        head_errors: errors.len() as u64,
-    })
+        &mut |_| cfg.take().unwrap_or_default(),
+        symbols,
+        None,
+    )
 }
 
 /// The progress line: bytes and records read, % of the file where its size is known; redrawn
 /// in place (`\r`), ended with a newline when reading is done.
-fn progress_line() -> feeds::capture::ProgressFn {
+pub(crate) fn progress_line() -> feeds::capture::ProgressFn {
     Box::new(|p: &feeds::capture::StreamProgress| {
         use std::io::Write;
         let mib = p.bytes_read as f64 / f64::from(1 << 20);
@@ -372,6 +358,8 @@ pub struct ReplayOptions {
 struct FeedResult {
     frames: u64,
     decode: DecodeStats,
+    /// Per venue with frames: frames fed to its decoder, its counters.
+    venues: Vec<(Venue, u64, DecodeStats)>,
     ring: TxStats,
     decode_hist: LatencyHist,
     start_ns: u64,
@@ -437,10 +425,11 @@ fn run_pipeline(
     let passes = passes.max(1);
     // The run's threads: the caller's (tickline's own), or a new run placed by the options.
     let (run_threads, _entered) = crate::threads::current_or_new(opts.io_cpu, opts.core_cpu);
-    let first_capture_ns = match &source {
-        Source::Memory(arena) => arena.get(0).map(|f| f.0).unwrap_or(0),
-        Source::Stream(s) => s.first_capture_ns,
+    let (first_capture_ns, venue_mask) = match &source {
+        Source::Memory(arena) => (arena.get(0).map(|f| f.0).unwrap_or(0), arena.venues),
+        Source::Stream(s) => (s.first_capture_ns, s.venues),
     };
+    let decoders = decoders_for(venue_mask, &opts.symbols, opts.default_symbol)?;
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
@@ -450,8 +439,6 @@ fn run_pipeline(
                 .map_err(|e| anyhow::anyhow!("strategy: {e}"))?;
         }
     }
-    let mut decoder = BinanceDecoder::new(opts.symbols.clone());
-    decoder.set_default_symbol(Some(opts.default_symbol));
     let metrics = crate::metrics::start(opts.metrics.clone(), &core, &opts.symbols, None)?;
     let barrier = Arc::new(Barrier::new(2));
     let pace = opts.pace;
@@ -469,7 +456,7 @@ fn run_pipeline(
             // without allocating, after the feed's last push.
             let registration = register_current("tickline-feed", Place::Io(io_cpu));
             let pinned = registration.placed;
-            let feed = Feed::new(decoder, tx, pace, first_capture_ns, replay_clock);
+            let feed = Feed::new(decoders, tx, pace, first_capture_ns, replay_clock);
             match source {
                 Source::Memory(arena) => feed.run_memory(arena, passes, &feed_barrier, pinned),
                 Source::Stream(stream) => {
@@ -501,7 +488,9 @@ fn run_pipeline(
             positions,
             machine_hiccups,
         } = end.finish(&opts.symbols, &feed.decode_hist)?;
+        let venues = venue_counts(&feed.venues, &core, &opts.symbols);
         Ok(RunReport {
+            venues,
             session: None,
             frames: feed.frames,
             decode: feed.decode,
@@ -526,9 +515,117 @@ fn run_pipeline(
     })
 }
 
+/// One decoder per venue of the replay (index [`Venue::index`]).
+type Decoders = [Option<AnyDecoder>; Venue::COUNT];
+
+/// The venues of a mask (bit [`Venue::index`]), in [`Venue::ALL`] order.
+pub(crate) fn venues_of_mask(mask: u32) -> Vec<Venue> {
+    Venue::ALL
+        .into_iter()
+        .filter(|v| mask & (1 << v.index()) != 0)
+        .collect()
+}
+
+/// A decoder for each venue in `mask` over `symbols`; a venue this build has no adapter for is
+/// an error naming it. Binance spot's decoder gets `default_symbol` for symbol-less snapshots
+/// if it is a Binance spot symbol.
+fn decoders_for(mask: u32, symbols: &SymbolTable, default_symbol: SymbolId) -> Result<Decoders> {
+    let mut out: Decoders = Default::default();
+    for v in venues_of_mask(mask) {
+        let Some(adapter) = feeds::venue::adapter(v) else {
+            bail!(
+                "venue {v} is not in this build: no decoder for it (this build decodes {})",
+                Venue::ALL
+                    .into_iter()
+                    .filter(|v| feeds::venue::adapter(*v).is_some())
+                    .map(Venue::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        let mut d = adapter.decoder(symbols.clone());
+        #[allow(irrefutable_let_patterns)] // one variant per venue: more come with the venues
+        if let AnyDecoder::Binance(b) = &mut d {
+            if symbols.venue(default_symbol) == Some(v) {
+                b.set_default_symbol(Some(default_symbol));
+            }
+        }
+        out[v.index()] = Some(d);
+    }
+    Ok(out)
+}
+
+/// Per-venue counts of a replay: frames and decoder counters from the feed, book counters
+/// summed over the venue's symbols.
+fn venue_counts(
+    feed: &[(Venue, u64, DecodeStats)],
+    core: &Core<MonoClock>,
+    symbols: &SymbolTable,
+) -> Vec<VenueCounts> {
+    feed.iter()
+        .map(|&(venue, messages, decode)| {
+            let mut book = engine::book::BookStats::default();
+            for (id, _) in symbols.iter() {
+                if symbols.venue(id) != Some(venue) {
+                    continue;
+                }
+                if let Some(b) = core.book(id) {
+                    add_book_stats(&mut book, &b.stats());
+                }
+            }
+            VenueCounts {
+                venue,
+                messages,
+                decode,
+                book,
+            }
+        })
+        .collect()
+}
+
+fn add_book_stats(t: &mut engine::book::BookStats, b: &engine::book::BookStats) {
+    t.messages_applied += b.messages_applied;
+    t.stale_levels_dropped += b.stale_levels_dropped;
+    t.gaps += b.gaps;
+    t.crossed += b.crossed;
+    t.snapshots += b.snapshots;
+    t.snapshots_rejected += b.snapshots_rejected;
+    t.levels_truncated += b.levels_truncated;
+    t.buffer_overflows += b.buffer_overflows;
+    t.checksum_failures += b.checksum_failures;
+}
+
+fn add_decode_stats(t: &mut DecodeStats, d: &DecodeStats) {
+    t.messages += d.messages;
+    t.events += d.events;
+    t.decode_errors += d.decode_errors;
+    t.ignored += d.ignored;
+    t.unknown_symbol += d.unknown_symbol;
+}
+
+/// One venue's counts in a replay (the `venues` object of `--json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VenueCounts {
+    /// The venue.
+    pub venue: Venue,
+    /// Frames fed to its decoder (snapshots included).
+    pub messages: u64,
+    /// Its decoder's counters.
+    pub decode: DecodeStats,
+    /// Its books' counters, summed over its symbols (`gaps`, `checksum_failures`, ...).
+    pub book: engine::book::BookStats,
+}
+
 /// The feed thread's work, whatever the source: stamp, decode, push.
 struct Feed<'a> {
-    decoder: BinanceDecoder,
+    decoders: Decoders,
+    /// Frames fed to each venue's decoder.
+    venue_frames: [u64; Venue::COUNT],
+    /// Frames of a venue without a decoder in this replay (a venue first seen after the
+    /// stream's first chunk).
+    no_decoder: u64,
+    /// Room for the per-venue results, allocated before the clock starts.
+    venue_results: Vec<(Venue, u64, DecodeStats)>,
     tx: engine::ring::EventTx,
     pace: Pace,
     out: Vec<engine::event::Event>,
@@ -545,14 +642,17 @@ const MAX_REPORTED_ERRORS: usize = 5;
 
 impl<'a> Feed<'a> {
     fn new(
-        decoder: BinanceDecoder,
+        decoders: Decoders,
         tx: engine::ring::EventTx,
         pace: Pace,
         first_capture_ns: u64,
         replay_clock: &'a AtomicU64,
     ) -> Self {
         Self {
-            decoder,
+            decoders,
+            venue_frames: [0; Venue::COUNT],
+            no_decoder: 0,
+            venue_results: Vec::with_capacity(Venue::COUNT),
             tx,
             pace,
             out: Vec::with_capacity(16_384),
@@ -573,12 +673,24 @@ impl<'a> Feed<'a> {
         self.start_ns = MonoClock::now();
     }
 
-    fn finish(self, pinned: bool) -> FeedResult {
+    fn finish(mut self, pinned: bool) -> FeedResult {
         let end_ns = MonoClock::now();
+        let mut decode = DecodeStats {
+            decode_errors: self.no_decoder,
+            ..Default::default()
+        };
+        let mut venues = core::mem::take(&mut self.venue_results);
+        for v in Venue::ALL {
+            if let Some(d) = &self.decoders[v.index()] {
+                add_decode_stats(&mut decode, d.stats());
+                venues.push((v, self.venue_frames[v.index()], *d.stats()));
+            }
+        }
         FeedResult {
             frames: self.frames,
             end_ns,
-            decode: *self.decoder.stats(),
+            decode,
+            venues,
             ring: self.tx.stats(),
             decode_hist: self.hist,
             start_ns: self.start_ns,
@@ -603,11 +715,13 @@ impl<'a> Feed<'a> {
                 break;
             }
             for i in 0..arena.len() {
-                let Some((recorded_ns, kind, payload)) = arena.get(i) else {
+                let (Some((recorded_ns, kind, payload)), Some(venue)) =
+                    (arena.get(i), arena.venue(i))
+                else {
                     break;
                 };
                 let frame = pass as usize * arena.len() + i;
-                if !self.frame(frame, recorded_ns, offset, kind, payload) {
+                if !self.frame(frame, recorded_ns, offset, venue, kind, payload) {
                     break 'passes;
                 }
             }
@@ -626,34 +740,31 @@ impl<'a> Feed<'a> {
         barrier: &Barrier,
         pinned: bool,
     ) -> FeedResult {
-        use feeds::capture::RecordKind;
+        use crate::replay_input::{Routed, Routes};
         let mut unreadable = capture.head_errors;
         let (mut pass, mut offset) = (0u32, 0u64);
         let (mut first_ns, mut last_ns) = (None::<u64>, 0u64);
+        let mut routes = Routes::new(&capture.input_venues, capture.defaults.clone());
         self.start(barrier);
         loop {
-            let r = match capture.stream.next() {
+            let r = match capture.merged.next() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => {
                     unreadable += 1;
-                    report_unreadable(&capture.path, unreadable, &e);
+                    let path = capture.paths.get(e.file).map_or(Path::new(""), |p| p);
+                    report_unreadable(path, unreadable, &e.error);
                     continue;
                 }
             };
             let rec = r.record;
-            let kind = match (rec.kind, rec.symbol) {
-                (RecordKind::TextFrame, _) => FrameKind::Stream,
-                (RecordKind::Snapshot, None) => FrameKind::Snapshot(default_symbol),
-                (RecordKind::Snapshot, Some(name)) => match symbols.lookup(name) {
-                    Some(id) => FrameKind::Snapshot(id),
-                    None => {
-                        self.late_symbol(name);
-                        continue;
-                    }
-                },
-                // Connection and subscription records carry no market data.
-                _ => continue,
+            let (venue, kind) = match routes.route(r.file, &rec, symbols, default_symbol) {
+                Routed::Frame(venue, kind) => (venue, kind),
+                Routed::Skip => continue,
+                Routed::Late(name) => {
+                    self.late_symbol(name);
+                    continue;
+                }
             };
             if r.pass != pass {
                 pass = r.pass;
@@ -668,7 +779,7 @@ impl<'a> Feed<'a> {
                 last_ns = rec.recv_ns;
             }
             let frame = self.frames as usize;
-            if !self.frame(frame, rec.recv_ns, offset, kind, rec.payload) {
+            if !self.frame(frame, rec.recv_ns, offset, venue, kind, rec.payload) {
                 break;
             }
         }
@@ -691,6 +802,21 @@ impl<'a> Feed<'a> {
         }
     }
 
+    /// A frame of a venue without a decoder in this replay: a decode error naming the venue.
+    #[cold]
+    fn missing_decoder(&mut self, frame: usize, venue: Venue) {
+        self.no_decoder += 1;
+        if self.first_errors.len() < MAX_REPORTED_ERRORS {
+            self.first_errors.push((
+                frame,
+                format!(
+                    "a frame of venue {venue}, first seen after the capture's first chunk or not \
+                     in this build: no decoder for it in this replay"
+                ),
+            ));
+        }
+    }
+
     /// One frame: stamp, decode, shift, push. False if the core has gone.
     #[inline]
     fn frame(
@@ -698,6 +824,7 @@ impl<'a> Feed<'a> {
         frame: usize,
         recorded_ns: u64,
         offset: u64,
+        venue: Venue,
         kind: FrameKind,
         payload: &[u8],
     ) -> bool {
@@ -722,11 +849,15 @@ impl<'a> Feed<'a> {
         let (recv_ns, decode_start) = taken;
         self.replay_clock.store(capture_ns, Ordering::Relaxed);
         self.out.clear();
+        let Some(decoder) = self.decoders[venue.index()].as_mut() else {
+            self.missing_decoder(frame, venue);
+            return true;
+        };
+        self.venue_frames[venue.index()] += 1;
         let r = match kind {
-            FrameKind::Stream => self.decoder.decode(payload, recv_ns, &mut self.out),
+            FrameKind::Stream => decoder.decode(payload, recv_ns, &mut self.out),
             FrameKind::Snapshot(sym) => {
-                self.decoder
-                    .decode_snapshot(payload, sym, recv_ns, &mut self.out)
+                decoder.decode_snapshot(payload, sym, recv_ns, &mut self.out)
             }
         };
         if offset > 0 {

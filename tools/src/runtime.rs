@@ -86,8 +86,10 @@ pub fn build_strategy(
 pub struct RunReport {
     /// Frames replayed.
     pub frames: u64,
-    /// Decoder counters.
+    /// Decoder counters (summed over venues).
     pub decode: DecodeStats,
+    /// Per-venue counts of a replay, one per venue with frames (empty for a live run).
+    pub venues: Vec<crate::pipeline::VenueCounts>,
     /// Ring producer counters.
     pub ring: TxStats,
     /// Core counters.

@@ -128,8 +128,35 @@ impl RunReport {
             "latency_ns": lat,
             "latency_co_corrected": self.paced.is_some(),
         });
+        if !self.venues.is_empty() {
+            v["venues"] = self.venues_json();
+        }
         self.add_threads_json(&mut v);
         v
+    }
+
+    /// `venues`: per venue, the top level's `messages`, `decode_errors`, `ignored`,
+    /// `unknown_symbol` and `book_gaps`, plus `checksum_failures` and `book_syncs`
+    /// (snapshots applied), from its decoder and its books.
+    fn venues_json(&self) -> Value {
+        let mut m = Map::new();
+        for c in &self.venues {
+            m.insert(
+                c.venue.name().to_string(),
+                json!({
+                    "messages": c.messages,
+                    "decode_errors": c.decode.decode_errors,
+                    "ignored": c.decode.ignored,
+                    "unknown_symbol": c.decode.unknown_symbol,
+                    "events": c.decode.events,
+                    "book_gaps": c.book.gaps,
+                    "checksum_failures": c.book.checksum_failures,
+                    "book_syncs": c.book.snapshots,
+                    "book_crossed": c.book.crossed,
+                }),
+            );
+        }
+        Value::Object(m)
     }
 
     /// `machine_hiccups`, `threads`, `page_faults` and `memory_locked`.

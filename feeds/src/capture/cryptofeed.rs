@@ -28,7 +28,8 @@
 //! zstd is decoded by [`ruzstd`] (pure Rust: fuzz and sanitizer builds need no C), frame after
 //! frame (concatenated frames are read too), with the window a frame may claim capped at
 //! [`MAX_ZSTD_WINDOW`]: the decoder reserves the window up front, so a larger claim is refused
-//! (an I/O error naming the line) rather than allocated.
+//! (an I/O error naming the line) rather than allocated; a stream that expands past
+//! [`MAX_ZSTD_RATIO`] is refused the same way.
 //!
 //! # Times
 //!
@@ -59,6 +60,13 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The largest zstd window a capture may claim (8 MiB: every standard compression level up
 /// to 19 fits; `--ultra`/`--long` archives must be recompressed).
 pub const MAX_ZSTD_WINDOW: u64 = 8 << 20;
+/// The most a zstd capture may expand: 512 bytes out per byte in (real JSON captures expand
+/// 10 to 30 times), after a first [`ZSTD_RATIO_SLACK`]. zstd can expand far more (a run-length
+/// block of a few bytes writes 128 KiB), so without this a few hundred bytes could make the
+/// reader hold a line of 16 MiB; past it the stream is refused as a decompression bomb.
+pub const MAX_ZSTD_RATIO: u64 = 512;
+/// Decompressed bytes allowed before [`MAX_ZSTD_RATIO`] applies (1 MiB).
+pub const ZSTD_RATIO_SLACK: u64 = 1 << 20;
 /// Distinct v3 connection names a capture may use.
 pub const MAX_CONNECTIONS: usize = 1 << 16;
 
@@ -156,18 +164,38 @@ pub fn parse_seconds(s: &[u8]) -> Option<u64> {
 // zstd, frame after frame
 // ---------------------------------------------------------------------------------------------
 
-type Frame<R> = ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>;
+type Frame<R> = ruzstd::decoding::StreamingDecoder<Counted<R>, ruzstd::decoding::FrameDecoder>;
 
-/// Concatenated zstd frames as one stream.
+/// A source whose bytes read are counted (for the expansion guard).
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Concatenated zstd frames as one stream, refused past [`MAX_ZSTD_RATIO`].
 struct MultiZstd<R: BufRead> {
     /// The current frame, or the source between frames.
-    state: Option<Result<Frame<R>, R>>,
+    state: Option<Result<Frame<R>, Counted<R>>>,
+    /// Bytes decompressed so far.
+    out: u64,
 }
 
 impl<R: BufRead> MultiZstd<R> {
     fn new(src: R) -> Self {
         Self {
-            state: Some(Err(src)),
+            state: Some(Err(Counted {
+                inner: src,
+                read: 0,
+            })),
+            out: 0,
         }
     }
 }
@@ -187,13 +215,23 @@ impl<R: BufRead> Read for MultiZstd<R> {
                 Some(Ok(mut frame)) => match frame.read(buf) {
                     Ok(0) => self.state = Some(Err(frame.into_inner())),
                     Ok(n) => {
+                        self.out += n as u64;
+                        let read = frame.get_ref().read;
+                        if self.out > read.saturating_mul(MAX_ZSTD_RATIO) + ZSTD_RATIO_SLACK {
+                            // state stays None: the stream has ended
+                            return Err(zstd_error(format_args!(
+                                "{} bytes from {read} expand more than {MAX_ZSTD_RATIO}:1 \
+                                 (refused as a decompression bomb)",
+                                self.out
+                            )));
+                        }
                         self.state = Some(Ok(frame));
                         return Ok(n);
                     }
                     Err(e) => return Err(e), // state stays None: the stream has ended
                 },
                 Some(Err(mut src)) => {
-                    if src.fill_buf()?.is_empty() {
+                    if src.inner.fill_buf()?.is_empty() {
                         return Ok(0);
                     }
                     match Frame::new_with_max_window_size(src, MAX_ZSTD_WINDOW) {
@@ -1174,6 +1212,25 @@ nospace\n\
         let (recs, errs) = read_all(&huge);
         assert!(recs.is_empty());
         assert_eq!(errs.len(), 1, "{errs:?}");
+    }
+
+    #[test]
+    fn a_zstd_bomb_is_refused() {
+        use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+        // 64 MiB of one byte compresses to a few KiB: far past 512:1.
+        let text = vec![b'x'; 64 << 20];
+        let z = compress_to_vec(&text[..], CompressionLevel::Fastest);
+        assert!((z.len() as u64) * MAX_ZSTD_RATIO + ZSTD_RATIO_SLACK < text.len() as u64);
+        let mut r = CryptofeedReader::new(&z[..]).unwrap();
+        let err = loop {
+            match r.next() {
+                Ok(Some(_)) => panic!("a record from a bomb"),
+                Ok(None) => panic!("no error"),
+                Err(e) if e.is_recoverable() => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains("decompression bomb"), "{err}");
     }
 
     #[test]

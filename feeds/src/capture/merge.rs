@@ -128,7 +128,11 @@ impl MergedStream {
                     floor: 0,
                 })
                 .collect(),
-            conns: ConnIds::default(),
+            // Room for every connection of ordinary captures: no allocation while merging.
+            conns: ConnIds {
+                map: HashMap::with_capacity(64),
+                last: None,
+            },
         }
     }
 

@@ -97,7 +97,9 @@
 //!   bytes of the line.
 //! - **zstd window** (cryptofeed v3): the decoder reserves the window a frame header claims, so
 //!   a claim over [`MAX_ZSTD_WINDOW`] is refused (an I/O error), not allocated; the frame's
-//!   content-size field is never used to reserve anything.
+//!   content-size field is never used to reserve anything; and since zstd, unlike deflate, can
+//!   expand without practical bound, a stream expanding past [`MAX_ZSTD_RATIO`] is refused as a
+//!   decompression bomb (so buffers grow at most in proportion to the input).
 
 use core::fmt;
 use std::io;

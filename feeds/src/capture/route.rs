@@ -36,7 +36,8 @@ impl VenueRouter {
         Self {
             default: default.unwrap_or(Venue::Binance),
             explicit: default.is_some(),
-            conns: HashMap::new(),
+            // Room for the connections of ordinary captures: none allocated while replaying.
+            conns: HashMap::with_capacity(32),
             last: None,
         }
     }
