@@ -761,3 +761,58 @@ fn fragmented_frames_reassemble_and_a_stalled_connection_goes_silent() {
     assert_eq!(st.connections_open, 1, "stalled, not closed");
     assert!(st.faults.fragmented_messages >= frames - 1, "{st:?}");
 }
+
+#[test]
+fn okx_resubscribe_resyncs_with_a_fresh_snapshot_and_no_stale_update() {
+    let sim = MdSim::start(
+        gen_cfg("BTC-USDT", 50_000, Faults::default()),
+        VenueOptions::new(Venue::Okx),
+    )
+    .unwrap();
+    let mut ws = connect(&format!("{}/ws/v5/public", sim.ws_url()));
+    let books = r#"[{"channel":"books","instId":"BTC-USDT"}]"#;
+    let trades = r#"[{"channel":"trades","instId":"BTC-USDT"}]"#;
+    send(&mut ws, &format!(r#"{{"op":"subscribe","args":{books}}}"#));
+    send(&mut ws, &format!(r#"{{"op":"subscribe","args":{trades}}}"#));
+    // Updates chain from the snapshot; after 30, unsubscribe and subscribe again at once (the
+    // venue's resync): updates already sent still chain, then a fresh snapshot comes and the
+    // updates chain from it, none from before it. Three times.
+    let (mut seq, mut book) = (None::<i64>, Book::default());
+    let (mut rounds, mut updates, mut resubscribed) = (0, 0, false);
+    while rounds < 3 {
+        let v: Value = serde_json::from_str(&next_text(&mut ws).unwrap()).unwrap();
+        if v["event"].is_string() || v["arg"]["channel"] != "books" {
+            continue;
+        }
+        let d = &v["data"][0];
+        if v["action"] == "snapshot" {
+            assert!(seq.is_none() || resubscribed, "an unasked snapshot: {v}");
+            book = Book::default();
+            if resubscribed {
+                (rounds, updates, resubscribed) = (rounds + 1, 0, false);
+            }
+        } else {
+            assert_eq!(
+                d["prevSeqId"].as_i64(),
+                seq,
+                "round {rounds}: a stale or lost update"
+            );
+            updates += 1;
+        }
+        seq = d["seqId"].as_i64();
+        book.levels(true, &d["bids"]);
+        book.levels(false, &d["asks"]);
+        assert_eq!(book.okx_checksum(), d["checksum"].as_i64().unwrap());
+        if updates == 30 && !resubscribed {
+            send(
+                &mut ws,
+                &format!(r#"{{"op":"unsubscribe","args":{books}}}"#),
+            );
+            send(&mut ws, &format!(r#"{{"op":"subscribe","args":{books}}}"#));
+            resubscribed = true;
+        }
+    }
+    let st = sim.stats();
+    assert_eq!(st.unsubscriptions, 3);
+    assert_eq!(st.subscriptions, 2 + 3);
+}
