@@ -3,6 +3,7 @@
 use super::{Faults, SimAuth, SimConfig, SimPace, SimSource, VenueSim};
 use crate::gen::GenConfig;
 use anyhow::{bail, Context, Result};
+use engine::venue::Venue;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,19 @@ use std::time::{Duration, Instant};
 /// Options of `tickline venue-sim`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SimArgs {
+    /// The venue's protocol to serve: binance (spot: market data, REST, orders), binance-usdm
+    /// (futures market data and REST /fapi/v1/depth), okx, coinbase, bybit-spot or bybit-linear
+    /// (market data; see venue_sim::venues). The default symbol follows the venue (BTC-USDT on
+    /// okx, BTC-USD on coinbase, BTCUSDT elsewhere).
+    #[arg(long, default_value = "binance", value_parser = parse_venue)]
+    pub venue: Venue,
+    /// Fault: hang up after every N data frames sent on a connection.
+    #[arg(long, value_name = "N")]
+    pub drop_every_frames: Option<u64>,
+    /// okx, coinbase, bybit: close a connection that sent nothing this long (default: the
+    /// venue's own limit, 30s on okx, none on the others).
+    #[arg(long, value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
     /// Capture to serve (line format `<recv_ns> <json>`, plain or gzip, or `.tlc`). Without it a
     /// synthetic feed is generated.
     #[arg(long)]
@@ -113,7 +127,7 @@ impl SimArgs {
             Some(p) => SimSource::Capture(p.clone()),
             None => SimSource::Generated(GenConfig {
                 symbols: if self.symbols.is_empty() {
-                    vec!["BTCUSDT".into()]
+                    vec![crate::venues::default_symbol(self.venue).into()]
                 } else {
                     self.symbols.clone()
                 },
@@ -139,6 +153,7 @@ impl SimArgs {
                 fragment: self.fragment,
                 invalid_utf8_every: self.invalid_utf8_every,
                 refuse_tls: self.refuse_tls,
+                drop_every_frames: self.drop_every_frames,
             },
             symbols: if self.capture.is_some() {
                 self.symbols.clone()
@@ -165,6 +180,12 @@ impl SimArgs {
 /// every connection (plus `--linger`). Prints the listening addresses first (stdout, one
 /// `name value` pair a line: `ws`, `http`, and `cert` in TLS mode), the counters last.
 pub fn run_cli(args: SimArgs) -> Result<()> {
+    if !matches!(args.venue, Venue::Binance | Venue::BinanceUsdm) {
+        return run_other_venue(args);
+    }
+    if args.idle_timeout.is_some() {
+        bail!("--idle-timeout is for okx, coinbase and bybit");
+    }
     let cfg = args.to_config()?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -173,7 +194,10 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
             .context("installing the signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
-    let sim = VenueSim::start(cfg)?;
+    let sim = match args.venue {
+        Venue::BinanceUsdm => crate::venues::binance_usdm::start(cfg)?,
+        _ => VenueSim::start(cfg)?,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ws {}", sim.ws_url())?;
@@ -187,8 +211,13 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         target: "venue_sim",
         "serving; paths /stream?streams=<a>/<b>, /ws, /ws/<stream>; orders (order.place, \
          order.cancel, openOrders.status, order.status, myTrades) on any of them or /ws-api/v3; \
-         REST /api/v3/depth, /api/v3/exchangeInfo; the feed starts after {} subscriber(s); \
+         REST {}, /api/v3/exchangeInfo; the feed starts after {} subscriber(s); \
          Ctrl-C stops",
+        if args.venue == Venue::BinanceUsdm {
+            "/fapi/v1/depth (USD-M futures frames), /api/v3/depth"
+        } else {
+            "/api/v3/depth"
+        },
         args.wait_for
     );
     if let Some(p) = &args.ledger {
@@ -253,6 +282,91 @@ pub fn run_cli(args: SimArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--venue okx|coinbase|bybit-spot|bybit-linear`: the market-data simulator
+/// ([`crate::venues::MdSim`]) until Ctrl-C, SIGTERM or the feed's end (plus `--linger`).
+fn run_other_venue(args: SimArgs) -> Result<()> {
+    let cfg = args.to_config()?;
+    let opts = crate::venues::VenueOptions {
+        venue: args.venue,
+        idle_timeout: args.idle_timeout,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    let sim = crate::venues::MdSim::start(cfg, opts)?;
+    {
+        let mut out = std::io::stdout().lock();
+        for path in sim.paths() {
+            writeln!(out, "ws {}{path}", sim.ws_url())?;
+        }
+        if let Some(p) = sim.cert_path() {
+            writeln!(out, "cert {}", p.display())?;
+        }
+        out.flush()?;
+    }
+    tracing::info!(
+        target: "venue_sim",
+        "serving {} market data for {}; the feed starts after {} subscriber(s); Ctrl-C stops",
+        args.venue,
+        sim.symbols().join(","),
+        args.wait_for
+    );
+    let mut done_at: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if sim.wait_until_done(Duration::from_millis(100)) {
+            let t = *done_at.get_or_insert_with(Instant::now);
+            if t.elapsed() >= args.linger {
+                break;
+            }
+        }
+    }
+    let stats = sim.stats();
+    sim.stop();
+    if args.json {
+        println!("{}", stats.to_json());
+    } else {
+        let f = &stats.faults;
+        tracing::info!(
+            target: "venue_sim",
+            "{} frames published, {} sent ({} bytes) over {} connections; {} subscriptions, \
+             {} requests ({} errors), {} client heartbeats, {} idle closes; {} slow clients cut \
+             off; faults: {} drops, {} stalls, {} garbage, {} oversized, {} fragmented, \
+             {} invalid UTF-8, {} TLS refused",
+            stats.frames_published,
+            stats.frames_sent,
+            stats.bytes_sent,
+            stats.connections_accepted,
+            stats.subscriptions,
+            stats.control_requests,
+            stats.control_errors,
+            stats.client_pings,
+            stats.pong_timeouts,
+            stats.slow_disconnects,
+            f.drops,
+            f.stalls,
+            f.garbage_frames,
+            f.oversized_frames,
+            f.fragmented_messages,
+            f.invalid_utf8_frames,
+            f.tls_refused
+        );
+    }
+    Ok(())
+}
+
+/// A venue name (`binance`, `binance-usdm`, `okx`, `coinbase`, `bybit-spot`, `bybit-linear`).
+fn parse_venue(s: &str) -> Result<Venue, String> {
+    Venue::parse(s.trim()).ok_or_else(|| {
+        format!(
+            "unknown venue {s:?}: expected one of {}",
+            engine::venue::names()
+        )
+    })
 }
 
 /// `asap`, `recorded`, `xN` or `rate:N`.
@@ -381,6 +495,19 @@ mod tests {
         assert_eq!(cfg.order_latency, Duration::from_millis(2));
         assert!(!cfg.order_api);
         assert_eq!(cfg.ledger, Some(PathBuf::from("/tmp/l.jsonl")));
+        let c = Cmd::try_parse_from(["x", "--venue", "okx", "--drop-every-frames", "50"]).unwrap();
+        assert_eq!(c.sim.venue, Venue::Okx);
+        assert_eq!(
+            c.sim.to_config().unwrap().faults.drop_every_frames,
+            Some(50)
+        );
+        match c.sim.to_config().unwrap().source {
+            SimSource::Generated(g) => assert_eq!(g.symbols, ["BTC-USDT"]),
+            s => panic!("{s:?}"),
+        }
+        assert!(Cmd::try_parse_from(["x", "--venue", "kraken"]).is_err());
+        let c = Cmd::try_parse_from(["x"]).unwrap();
+        assert_eq!(c.sim.venue, Venue::Binance);
         let c = Cmd::try_parse_from(["x", "--refuse-tls"]).unwrap();
         assert!(c.sim.to_config().is_err());
         assert!(Cmd::try_parse_from(["x", "--pace", "warp"]).is_err());

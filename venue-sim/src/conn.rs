@@ -685,6 +685,10 @@ impl Session<'_> {
             self.write_fault(big)?;
             self.hub.count(C::Oversized, 1);
         }
+        if every(faults.drop_every_frames) {
+            self.hub.count(C::Drops, 1);
+            return Err(Over);
+        }
         Ok(())
     }
 

@@ -109,7 +109,11 @@
 //! - `orders.rs` (the order venue and the matcher thread) over `matching.rs` (price-time
 //!   matching), `wsapi.rs` (the order API's requests and replies), `auth.rs` (signatures),
 //!   `history.rs` and `ledger.rs`;
-//! - [`gen`]: the deterministic synthetic feed; `cli.rs`: `tickline venue-sim`.
+//! - [`gen`]: the deterministic synthetic feed; `cli.rs`: `tickline venue-sim`;
+//! - [`venues`]: the other venues' market data (Binance USD-M futures in this simulator's
+//!   futures flavour, [`venues::binance_usdm::start`]; OKX, Coinbase and Bybit in
+//!   [`venues::MdSim`], one protocol per venue over shared sockets, feed and faults);
+//!   `tickline venue-sim --venue ..`.
 //!
 //! ```no_run
 //! use venue_sim::{SimConfig, VenueSim};
@@ -137,6 +141,7 @@ mod publisher;
 mod rest;
 mod streams;
 mod tls;
+pub mod venues;
 mod wsapi;
 
 pub use auth::{
@@ -204,6 +209,9 @@ pub struct Faults {
     pub invalid_utf8_every: Option<u64>,
     /// TLS mode: read the client's hello, then close the connection mid-handshake.
     pub refuse_tls: bool,
+    /// Hang up (no close frame) after every N data frames written to a connection: a
+    /// reconnect drill whose timing does not depend on the machine ([`FaultStats::drops`]).
+    pub drop_every_frames: Option<u64>,
 }
 
 /// One fault asked for on demand ([`VenueSim::inject`]), counted in [`FaultStats`] when a
@@ -499,6 +507,12 @@ impl VenueSim {
     /// Loads or prepares the source, makes the certificate (TLS), binds both ports and starts
     /// serving. Fails on a bad configuration, an unreadable capture, or a port in use.
     pub fn start(cfg: SimConfig) -> Result<VenueSim> {
+        Self::start_with(cfg, false)
+    }
+
+    /// [`VenueSim::start`], as Binance spot (`futures` false) or USD-M futures (a generated
+    /// feed in futures' frame layout: [`venues::binance_usdm`]).
+    pub(crate) fn start_with(cfg: SimConfig, futures: bool) -> Result<VenueSim> {
         match cfg.pace {
             SimPace::Recorded(s) if !(s.is_finite() && s > 0.0) => {
                 bail!("pace: the speed factor must be a positive number, not {s}")
@@ -612,7 +626,10 @@ impl VenueSim {
         let i = hub.clone();
         sim.threads.push(spawn(
             "sim-publisher",
-            Box::new(move || publisher::run(i, reg_rx, feed, decoder, default_symbol)),
+            Box::new(move || {
+                let fut = futures.then(venues::binance_usdm::Futurize::default);
+                publisher::run(i, reg_rx, feed, decoder, default_symbol, fut)
+            }),
         )?);
         let i = hub.clone();
         sim.threads.push(spawn(

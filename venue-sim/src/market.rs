@@ -125,6 +125,8 @@ struct Fields<'a> {
     #[serde(rename = "U")]
     first_update: Option<u64>,
     u: Option<u64>,
+    /// USD-M futures: the previous diff's `u` (the diff continues from it, whatever its `U`).
+    pu: Option<u64>,
     /// Bids of a diff (an array), or the best bid of a bookTicker (a string).
     #[serde(borrow)]
     b: Option<&'a RawValue>,
@@ -278,8 +280,11 @@ impl MarketDecoder {
             }
             Kind::Depth => {
                 let exch_ns = ms_to_ns(need(p.event_time, "E")?, "E")?;
-                let first = need(p.first_update, "U")?;
                 let last = need(p.u, "u")?;
+                let first = match p.pu {
+                    Some(pu) => pu.checked_add(1).ok_or(MarketError::Bad("pu"))?,
+                    None => need(p.first_update, "U")?,
+                };
                 let span = last.checked_sub(first).ok_or(MarketError::Bad("U"))?;
                 let update_span = u32::try_from(span).map_err(|_| MarketError::Bad("U"))?;
                 let bids = levels(p.b, "b")?;

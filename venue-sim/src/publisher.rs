@@ -50,20 +50,10 @@ pub(crate) fn run(
     feed: Feed,
     decoder: MarketDecoder,
     default_symbol: Option<SymbolId>,
+    futures: Option<crate::venues::binance_usdm::Futurize>,
 ) {
-    let pacer = match hub.cfg().pace {
-        SimPace::Asap => Pacer::Asap,
-        SimPace::Recorded(speed) => Pacer::Recorded {
-            speed,
-            base_recv: 0,
-            base: Instant::now(),
-        },
-        SimPace::Rate(rate) => Pacer::Rate {
-            rate,
-            n: 0,
-            base: Instant::now(),
-        },
-    };
+    let pacer = Pacer::new(hub.cfg().pace);
+    let mut futures = futures;
     let mut p = Publisher {
         asap: matches!(hub.cfg().pace, SimPace::Asap),
         hub,
@@ -85,6 +75,10 @@ pub(crate) fn run(
                 let flow = if f.kind == GenKind::Snapshot {
                     let name = g.symbol_name(f.symbol).map(str::as_bytes);
                     p.on_record(f.recv_ns, RecordKind::Snapshot, name, &buf)
+                } else if let Some(fut) = &mut futures {
+                    // Binance USD-M: the generator's spot frames in futures' layout.
+                    let frame = fut.frame(&buf);
+                    p.on_record(f.recv_ns, RecordKind::TextFrame, None, frame)
                 } else {
                     p.on_record(f.recv_ns, RecordKind::TextFrame, None, &buf)
                 };
@@ -144,7 +138,8 @@ impl Out {
     }
 }
 
-enum Pacer {
+/// When each frame is due, per [`SimPace`] (shared with the other venues' publisher).
+pub(crate) enum Pacer {
     Asap,
     Recorded {
         speed: f64,
@@ -159,7 +154,24 @@ enum Pacer {
 }
 
 impl Pacer {
-    fn start(&mut self, first_recv_ns: u64) {
+    pub(crate) fn new(pace: SimPace) -> Pacer {
+        match pace {
+            SimPace::Asap => Pacer::Asap,
+            SimPace::Recorded(speed) => Pacer::Recorded {
+                speed,
+                base_recv: 0,
+                base: Instant::now(),
+            },
+            SimPace::Rate(rate) => Pacer::Rate {
+                rate,
+                n: 0,
+                base: Instant::now(),
+            },
+        }
+    }
+
+    /// The timeline starts now, at the source's `first_recv_ns`.
+    pub(crate) fn start(&mut self, first_recv_ns: u64) {
         match self {
             Pacer::Asap => {}
             Pacer::Recorded {
@@ -175,7 +187,8 @@ impl Pacer {
         }
     }
 
-    fn target(&mut self, recv_ns: u64, is_frame: bool) -> Option<Instant> {
+    /// When the record received at `recv_ns` is due (`None`: at once).
+    pub(crate) fn target(&mut self, recv_ns: u64, is_frame: bool) -> Option<Instant> {
         match self {
             Pacer::Asap => None,
             Pacer::Recorded {

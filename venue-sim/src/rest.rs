@@ -194,6 +194,15 @@ fn error_body(code: i64, msg: &str) -> String {
 /// Answers one request: status and JSON body.
 pub(crate) fn route(hub: &Hub, method: &str, target: &str) -> (u16, String) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    // USD-M futures' endpoints (`/fapi/v1/..`) answer as spot's; their depth adds `E` and `T`.
+    let mapped: String;
+    let (path, futures) = match path.strip_prefix("/fapi/v1/") {
+        Some(rest) => {
+            mapped = format!("/api/v3/{rest}");
+            (mapped.as_str(), true)
+        }
+        None => (path, false),
+    };
     let known = matches!(
         path,
         "/api/v3/depth" | "/api/v3/exchangeInfo" | "/api/v3/ping" | "/api/v3/time"
@@ -212,12 +221,12 @@ pub(crate) fn route(hub: &Hub, method: &str, target: &str) -> (u16, String) {
     match path {
         "/api/v3/ping" => (200, "{}".into()),
         "/api/v3/time" => (200, format!("{{\"serverTime\":{}}}", now_ms())),
-        "/api/v3/depth" => depth(hub, param("symbol"), param("limit")),
+        "/api/v3/depth" => depth(hub, param("symbol"), param("limit"), futures),
         _ => exchange_info(hub, param("symbol"), param("symbols")),
     }
 }
 
-fn depth(hub: &Hub, symbol: Option<&str>, limit: Option<&str>) -> (u16, String) {
+fn depth(hub: &Hub, symbol: Option<&str>, limit: Option<&str>, futures: bool) -> (u16, String) {
     let Some(symbol) = symbol.filter(|s| !s.is_empty()) else {
         return (400, missing_param("symbol"));
     };
@@ -258,7 +267,12 @@ fn depth(hub: &Hub, symbol: Option<&str>, limit: Option<&str>) -> (u16, String) 
         (book.last_update_id(), bids, asks)
     };
     let mut out = String::with_capacity(64 + (bids.len() + asks.len()) * 36);
-    let _ = write!(out, "{{\"lastUpdateId\":{last_id},\"bids\":");
+    let _ = write!(out, "{{\"lastUpdateId\":{last_id},");
+    if futures {
+        let now = now_ms();
+        let _ = write!(out, "\"E\":{now},\"T\":{now},");
+    }
+    out.push_str("\"bids\":");
     push_levels(&mut out, &bids);
     out.push_str(",\"asks\":");
     push_levels(&mut out, &asks);
