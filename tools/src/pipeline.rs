@@ -407,7 +407,17 @@ pub fn replay_stream_with(
     wrap: &mut dyn FnMut(SymbolId, Box<dyn Strategy>) -> Box<dyn Strategy>,
 ) -> Result<RunReport> {
     let passes = stream.passes;
-    run_pipeline(Source::Stream(Box::new(stream)), passes, opts, wrap)
+    let report = run_pipeline(Source::Stream(Box::new(stream)), passes, opts, wrap)?;
+    if report.decode.unknown_symbol > 0 {
+        tracing::warn!(
+            target: "tickline::replay",
+            "{} frames named instruments this streamed replay did not learn from the first chunk \
+             of each capture (a connection that opens later, or a capture not in time order); \
+             they are counted as unknown_symbol. --in-memory reads the whole capture first",
+            report.decode.unknown_symbol
+        );
+    }
+    Ok(report)
 }
 
 /// Where a replay's frames come from.
@@ -425,9 +435,20 @@ fn run_pipeline(
     let passes = passes.max(1);
     // The run's threads: the caller's (tickline's own), or a new run placed by the options.
     let (run_threads, _entered) = crate::threads::current_or_new(opts.io_cpu, opts.core_cpu);
-    let (first_capture_ns, venue_mask) = match &source {
+    let (first_capture_ns, reported) = match &source {
         Source::Memory(arena) => (arena.get(0).map(|f| f.0).unwrap_or(0), arena.venues),
         Source::Stream(s) => (s.first_capture_ns, s.venues),
+    };
+    // A stream knows only the venues of its first chunk; a connection of another venue may
+    // open later (the Bybit capture's spot connection does), so every venue this build decodes
+    // gets a decoder. Only venues that delivered frames, or that the capture named, are
+    // reported.
+    let venue_mask = match &source {
+        Source::Memory(_) => reported,
+        Source::Stream(_) => Venue::ALL
+            .into_iter()
+            .filter(|v| feeds::venue::adapter(*v).is_some())
+            .fold(reported, |m, v| m | 1 << v.index()),
     };
     let decoders = decoders_for(venue_mask, &opts.symbols, opts.default_symbol)?;
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
@@ -456,7 +477,7 @@ fn run_pipeline(
             // without allocating, after the feed's last push.
             let registration = register_current("tickline-feed", Place::Io(io_cpu));
             let pinned = registration.placed;
-            let feed = Feed::new(decoders, tx, pace, first_capture_ns, replay_clock);
+            let feed = Feed::new(decoders, reported, tx, pace, first_capture_ns, replay_clock);
             match source {
                 Source::Memory(arena) => feed.run_memory(arena, passes, &feed_barrier, pinned),
                 Source::Stream(stream) => {
@@ -544,7 +565,6 @@ fn decoders_for(mask: u32, symbols: &SymbolTable, default_symbol: SymbolId) -> R
             );
         };
         let mut d = adapter.decoder(symbols.clone());
-        #[allow(irrefutable_let_patterns)] // one variant per venue: more come with the venues
         if let AnyDecoder::Binance(b) = &mut d {
             if symbols.venue(default_symbol) == Some(v) {
                 b.set_default_symbol(Some(default_symbol));
@@ -624,6 +644,8 @@ struct Feed<'a> {
     /// Frames of a venue without a decoder in this replay (a venue first seen after the
     /// stream's first chunk).
     no_decoder: u64,
+    /// Venues reported even without frames (the capture's own; a stream also decodes others).
+    reported: u32,
     /// Room for the per-venue results, allocated before the clock starts.
     venue_results: Vec<(Venue, u64, DecodeStats)>,
     tx: engine::ring::EventTx,
@@ -643,6 +665,7 @@ const MAX_REPORTED_ERRORS: usize = 5;
 impl<'a> Feed<'a> {
     fn new(
         decoders: Decoders,
+        reported: u32,
         tx: engine::ring::EventTx,
         pace: Pace,
         first_capture_ns: u64,
@@ -652,6 +675,7 @@ impl<'a> Feed<'a> {
             decoders,
             venue_frames: [0; Venue::COUNT],
             no_decoder: 0,
+            reported,
             venue_results: Vec::with_capacity(Venue::COUNT),
             tx,
             pace,
@@ -683,7 +707,9 @@ impl<'a> Feed<'a> {
         for v in Venue::ALL {
             if let Some(d) = &self.decoders[v.index()] {
                 add_decode_stats(&mut decode, d.stats());
-                venues.push((v, self.venue_frames[v.index()], *d.stats()));
+                if self.venue_frames[v.index()] > 0 || self.reported & (1 << v.index()) != 0 {
+                    venues.push((v, self.venue_frames[v.index()], *d.stats()));
+                }
             }
         }
         FeedResult {
