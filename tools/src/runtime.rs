@@ -96,7 +96,8 @@ pub struct RunReport {
     pub core: CoreCounters,
     /// Book counters (all symbols).
     pub book: engine::book::BookStats,
-    /// Positions by symbol name.
+    /// Positions by symbol name (`VENUE:NAME` off Binance spot, whose symbols keep their bare
+    /// names: [`crate::venues::qualified_name`]).
     pub positions: Vec<(String, Position)>,
     /// Every stage (decode from the feed thread, the rest from the core).
     pub latency: StageLatency,
@@ -352,7 +353,8 @@ pub struct CoreSummary {
     pub core: Core<MonoClock>,
     /// Every stage the core and the metrics thread measured, and the feed side's decode.
     pub latency: StageLatency,
-    /// Positions by symbol name.
+    /// Positions by symbol name (`VENUE:NAME` off Binance spot, whose symbols keep their bare
+    /// names: [`crate::venues::qualified_name`]).
     pub positions: Vec<(String, Position)>,
     /// The machine's hiccups on the core's CPU during the run ([`CoreEnd::idle_jitter`]).
     pub machine_hiccups: crate::hiccups::Hiccups,
@@ -464,8 +466,11 @@ impl CoreEnd {
         latency.merge(core.latency());
         latency.record_hist(Stage::Decode, decode);
         let positions = symbols
-            .iter()
-            .filter_map(|(id, name)| core.position(id).map(|p| (name.to_string(), *p)))
+            .iter_venues()
+            .filter_map(|(id, venue, name)| {
+                core.position(id)
+                    .map(|p| (crate::venues::qualified_name(venue, name), *p))
+            })
             .collect();
         Ok(CoreSummary {
             core,

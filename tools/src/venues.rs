@@ -436,6 +436,17 @@ pub fn resolve(symbols: &SymbolTable, name: &str) -> Result<SymbolId, String> {
     }
 }
 
+/// A symbol's name in reports: bare on Binance spot (`BTCUSDT`, as before venues), else
+/// `VENUE:NAME` (`binance-usdm:BTCUSDT`, `okx:BTC-USDT`), so two venues' same-named
+/// instruments never share a key.
+pub fn qualified_name(venue: Venue, name: &str) -> String {
+    if venue == Venue::Binance {
+        name.to_string()
+    } else {
+        format!("{venue}:{name}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
