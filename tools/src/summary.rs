@@ -103,6 +103,8 @@ impl RunReport {
             "book_syncs": c.book_syncs,
             "snapshots_rejected": c.snapshots_rejected,
             "resync_requests": c.resync_requests,
+            "checksums_verified": c.checksums_verified,
+            "checksum_failures": c.checksum_failures,
             "feed_gaps": c.feed_gaps,
             "ring_full_waits": self.ring.full,
             "ring_dropped": self.ring.dropped,
