@@ -54,7 +54,10 @@ fn ring_hop(c: &mut Criterion) {
     let ev = Event::new(
         1,
         SymbolId(0),
-        EventKind::ConnectionUp(Connection { conn_id: 1 }),
+        EventKind::ConnectionUp(Connection {
+            conn_id: 1,
+            venue: None,
+        }),
     );
     let mut g = c.benchmark_group("ring");
     g.throughput(Throughput::Elements(1));

@@ -298,11 +298,17 @@ fn trade_id(ev: &Event) -> Option<u64> {
 }
 
 fn up(conn_id: u32) -> EventKind {
-    EventKind::ConnectionUp(Connection { conn_id })
+    EventKind::ConnectionUp(Connection {
+        conn_id,
+        venue: None,
+    })
 }
 
 fn down(conn_id: u32) -> EventKind {
-    EventKind::ConnectionDown(Connection { conn_id })
+    EventKind::ConnectionDown(Connection {
+        conn_id,
+        venue: None,
+    })
 }
 
 fn config(url: &str, subscribe: &[&str]) -> IoConfig {

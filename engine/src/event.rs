@@ -212,6 +212,9 @@ pub struct Gap {
 pub struct Connection {
     /// The I/O thread's connection id.
     pub conn_id: u32,
+    /// The venue whose market the connection carries: only that venue's books are hidden and
+    /// resynced. `None`: every venue (a replay's session boundary).
+    pub venue: Option<crate::venue::Venue>,
 }
 
 /// A client order id: a namespace and a number, rendered on the wire as Binance's

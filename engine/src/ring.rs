@@ -64,7 +64,10 @@ pub fn event_ring(capacity: usize, policy: OnFull) -> (EventTx, Consumer<Event>)
     let filler = Event::new(
         0,
         SymbolId::ALL,
-        EventKind::ConnectionUp(crate::event::Connection { conn_id: 0 }),
+        EventKind::ConnectionUp(crate::event::Connection {
+            conn_id: 0,
+            venue: None,
+        }),
     );
     if let Ok(chunk) = prod.write_chunk_uninit(prod.slots()) {
         chunk.fill_from_iter(core::iter::repeat(filler));
@@ -209,7 +212,10 @@ mod tests {
         Event::new(
             n as u64,
             SymbolId(0),
-            EventKind::ConnectionUp(Connection { conn_id: n }),
+            EventKind::ConnectionUp(Connection {
+                conn_id: n,
+                venue: None,
+            }),
         )
     }
 

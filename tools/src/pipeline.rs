@@ -911,7 +911,10 @@ impl<'a> Feed<'a> {
 #[cold]
 fn session_reset(tx: &mut engine::ring::EventTx, now: u64) -> bool {
     use engine::event::{Connection, Event, EventKind};
-    let conn = Connection { conn_id: 0 };
+    let conn = Connection {
+        conn_id: 0,
+        venue: None,
+    };
     [
         EventKind::ConnectionDown(conn),
         EventKind::ConnectionUp(conn),

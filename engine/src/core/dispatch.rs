@@ -66,8 +66,12 @@ impl State {
         let sym = ev.symbol;
         match &ev.kind {
             EventKind::Gap(g) => return self.on_gap(sym, g.reason, g.lost),
-            EventKind::ConnectionUp(_) => return self.on_connection(true, ev.recv_ns, clock),
-            EventKind::ConnectionDown(_) => return self.on_connection(false, ev.recv_ns, clock),
+            EventKind::ConnectionUp(c) => {
+                return self.on_connection(true, c.venue, ev.recv_ns, clock)
+            }
+            EventKind::ConnectionDown(c) => {
+                return self.on_connection(false, c.venue, ev.recv_ns, clock)
+            }
             EventKind::OrderIdFloor(f) => {
                 self.next_order_no = self.next_order_no.max(f.next);
                 return;
@@ -117,7 +121,7 @@ impl State {
             }
             EventKind::Snapshot(s) => {
                 self.counters.snapshot_levels += 1;
-                if self.feed_down {
+                if self.feed_down[venue_index(&self.names, sym)] {
                     slot.book.discard_snapshot(s);
                 } else {
                     let r = slot.book.apply_snapshot(s);
@@ -231,7 +235,7 @@ impl State {
         if !self.depth_fed.get(sym.index()).copied().unwrap_or(false) {
             return; // no depth stream: nothing a snapshot could be bridged with
         }
-        if self.feed_down {
+        if self.feed_down[venue_index(&self.names, sym)] {
             return; // asked for when the feed is back (a snapshot now would be dropped)
         }
         let Some(pending) = self.resync_pending.get_mut(sym.index()) else {
@@ -266,10 +270,23 @@ impl State {
     }
 
     #[cold]
-    pub(super) fn on_connection<C: Clock>(&mut self, up: bool, recv_ns: u64, clock: &C) {
+    pub(super) fn on_connection<C: Clock>(
+        &mut self,
+        up: bool,
+        venue: Option<crate::venue::Venue>,
+        recv_ns: u64,
+        clock: &C,
+    ) {
         self.counters.connection_changes += 1;
-        self.feed_down = !up;
+        match venue {
+            Some(v) => self.feed_down[v.index()] = !up,
+            None => self.feed_down = [!up; crate::venue::Venue::COUNT],
+        }
         for i in 0..self.symbols.len() {
+            // Another venue's connection says nothing about this symbol's market.
+            if venue.is_some_and(|v| self.names.get(i).map(|n| n.0) != Some(v)) {
+                continue;
+            }
             if !up {
                 // Whatever happens until the feed is back is unknown: hide the book now and
                 // ask for a snapshot once the feed is up again (one taken now would predate the
@@ -544,4 +561,10 @@ impl crate::strategy::Markets for MarketsView<'_> {
             .position(|(v, n)| *v == venue && n.eq_ignore_ascii_case(name))
             .map(|i| SymbolId(i as u32))
     }
+}
+
+/// The index of `sym`'s venue (Binance spot for an id the table does not know).
+#[inline]
+fn venue_index(names: &[(crate::venue::Venue, String)], sym: SymbolId) -> usize {
+    names.get(sym.index()).map_or(0, |n| n.0.index())
 }

@@ -145,7 +145,7 @@ struct State {
     resync_pending: Vec<bool>,
     /// The market feed went down and has not come back: REST snapshots asked for before are
     /// dropped (they would show a book the strategies cannot see move).
-    feed_down: bool,
+    feed_down: [bool; crate::venue::Venue::COUNT],
     /// Per symbol: depth diffs arrive for it, so its book wants REST snapshots.
     depth_fed: Vec<bool>,
     depth_snapshots: bool,
@@ -314,7 +314,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
                 latency: StageLatency::new(),
                 resync_sink,
                 resync_pending: vec![false; symbols.len()],
-                feed_down: false,
+                feed_down: [false; crate::venue::Venue::COUNT],
                 depth_fed: vec![cfg.depth_snapshots; symbols.len()],
                 depth_snapshots: cfg.depth_snapshots,
                 wall_offset_ns: None,
@@ -954,13 +954,19 @@ mod tests {
         tx.push(Event::new(
             2,
             SymbolId::ALL,
-            EventKind::ConnectionDown(Connection { conn_id: 1 }),
+            EventKind::ConnectionDown(Connection {
+                conn_id: 1,
+                venue: None,
+            }),
         ))
         .unwrap();
         tx.push(Event::new(
             3,
             SymbolId::ALL,
-            EventKind::ConnectionUp(Connection { conn_id: 1 }),
+            EventKind::ConnectionUp(Connection {
+                conn_id: 1,
+                venue: None,
+            }),
         ))
         .unwrap();
         core.poll(0);
@@ -997,12 +1003,18 @@ mod tests {
         let up = Event::new(
             1,
             SymbolId::ALL,
-            EventKind::ConnectionUp(Connection { conn_id: 1 }),
+            EventKind::ConnectionUp(Connection {
+                conn_id: 1,
+                venue: None,
+            }),
         );
         let down = Event::new(
             1,
             SymbolId::ALL,
-            EventKind::ConnectionDown(Connection { conn_id: 1 }),
+            EventKind::ConnectionDown(Connection {
+                conn_id: 1,
+                venue: None,
+            }),
         );
         let gap = Event::new(
             1,
@@ -1045,7 +1057,10 @@ mod tests {
         let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
         let (mut core, mut tx, _rec) = setup_with(0, |b| b.resync_sink(rtx));
         let conn = |up: bool| {
-            let c = Connection { conn_id: 1 };
+            let c = Connection {
+                conn_id: 1,
+                venue: None,
+            };
             let kind = if up {
                 EventKind::ConnectionUp(c)
             } else {
@@ -1351,7 +1366,10 @@ mod tests {
         let (mut core, mut tx, _rec) = setup_with(0, |b| b.resync_sink(rtx));
         core.set_depth_feed(SymbolId(0), false);
         let conn = |up: bool| {
-            let c = Connection { conn_id: 1 };
+            let c = Connection {
+                conn_id: 1,
+                venue: None,
+            };
             let kind = if up {
                 EventKind::ConnectionUp(c)
             } else {
@@ -1525,5 +1543,82 @@ mod tests {
                 "event Some(BinanceUsdm) SymbolId(1) okx Some(SymbolId(2)) trade 8",
             ]
         );
+    }
+
+    /// A connection of one venue going down hides and resyncs only that venue's books; a
+    /// connection event without a venue (a replay's session boundary) touches every book.
+    #[test]
+    fn a_venue_s_disconnect_leaves_other_venues_books_alone() {
+        use crate::event::{BookSide, LevelFlags, SnapshotLevel};
+        use crate::venue::Venue;
+        let mut symbols = SymbolTable::new();
+        let spot = symbols.intern("BTCUSDT").unwrap();
+        let okx = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
+        let clock = StepClock {
+            t: Cell::new(1),
+            step: 1,
+        };
+        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
+        let (mut tx, rx) = event_ring(64, OnFull::Drop);
+        core.add_input(rx);
+        let snapshot = |sym, id| {
+            [
+                (BookSide::Bid, "100", LevelFlags::default()),
+                (BookSide::Ask, "101", LevelFlags::LAST),
+            ]
+            .map(|(side, px, flags)| {
+                Event::new(
+                    1,
+                    sym,
+                    EventKind::Snapshot(SnapshotLevel {
+                        last_update_id: id,
+                        price: Price::parse(px.as_bytes()).unwrap(),
+                        qty: crate::fixed::Qty(1),
+                        side,
+                        flags,
+                    }),
+                )
+            })
+        };
+        let conn = |venue, up| {
+            let c = Connection { conn_id: 7, venue };
+            let kind = if up {
+                EventKind::ConnectionUp(c)
+            } else {
+                EventKind::ConnectionDown(c)
+            };
+            Event::new(1, SymbolId::ALL, kind)
+        };
+        for ev in snapshot(spot, 5).into_iter().chain(snapshot(okx, 9)) {
+            tx.push(ev).unwrap();
+        }
+        core.poll(10);
+        assert!(core.book(spot).unwrap().is_synced() && core.book(okx).unwrap().is_synced());
+        // OKX's connection drops: its book is hidden, Binance's stays, and a snapshot that
+        // arrives for OKX while it is down is dropped; Binance's are still applied.
+        tx.push(conn(Some(Venue::Okx), false)).unwrap();
+        core.poll(20);
+        assert!(core.book(spot).unwrap().is_synced());
+        assert!(!core.book(okx).unwrap().is_synced());
+        for ev in snapshot(okx, 11).into_iter().chain(snapshot(spot, 6)) {
+            tx.push(ev).unwrap();
+        }
+        core.poll(30);
+        assert!(
+            !core.book(okx).unwrap().is_synced(),
+            "a snapshot while down is dropped"
+        );
+        assert_eq!(core.book(spot).unwrap().last_update_id(), 6);
+        // Back up: OKX's next snapshot syncs it.
+        tx.push(conn(Some(Venue::Okx), true)).unwrap();
+        for ev in snapshot(okx, 12) {
+            tx.push(ev).unwrap();
+        }
+        core.poll(40);
+        assert!(core.book(okx).unwrap().is_synced());
+        // A session boundary (no venue) hides every book.
+        tx.push(conn(None, false)).unwrap();
+        core.poll(50);
+        assert!(!core.book(spot).unwrap().is_synced() && !core.book(okx).unwrap().is_synced());
     }
 }

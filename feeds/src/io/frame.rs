@@ -259,8 +259,11 @@ impl Ctx<'_> {
     }
 
     /// A connection-level event into the ring.
-    pub(super) fn push_conn(&mut self, recv_ns: u64, conn_id: u32, up: bool) {
-        let c = ConnRef { conn_id };
+    pub(super) fn push_conn(&mut self, recv_ns: u64, conn_id: u32, venue: Venue, up: bool) {
+        let c = ConnRef {
+            conn_id,
+            venue: Some(venue),
+        };
         let kind = if up {
             EventKind::ConnectionUp(c)
         } else {

@@ -449,7 +449,7 @@ pub(super) fn on_ready(
             rx.opened_ns = at;
             rx.c.connects += 1;
             if !rx.orders {
-                ctx.push_conn(at, rx.conn_id, true);
+                ctx.push_conn(at, rx.conn_id, rx.venue, true);
                 ctx.record(at, rx, RecordKind::Connect, spec.url.as_bytes());
             }
         }
@@ -545,7 +545,7 @@ fn lose(link: &mut Link, now_ns: u64, ctx: &mut Ctx<'_>, poll: &Poll, reason: St
                     s.on_down();
                 }
             } else {
-                ctx.push_conn(at, conn_id, false);
+                ctx.push_conn(at, conn_id, link.spec.venue, false);
                 ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
                 ctx.decoders.link_down(link.spec.venue);
             }

@@ -422,7 +422,7 @@ fn shutdown(
                 }
             } else {
                 if !ctx.core_gone {
-                    ctx.push_conn(at, link.rx.conn_id, false);
+                    ctx.push_conn(at, link.rx.conn_id, link.spec.venue, false);
                 }
                 ctx.record(at, &mut link.rx, RecordKind::Disconnect, reason.as_bytes());
                 ctx.decoders.link_down(link.spec.venue);
