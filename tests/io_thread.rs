@@ -297,17 +297,18 @@ fn trade_id(ev: &Event) -> Option<u64> {
     }
 }
 
+/// What the I/O thread pushes when a (Binance spot) connection opens.
 fn up(conn_id: u32) -> EventKind {
     EventKind::ConnectionUp(Connection {
         conn_id,
-        venue: None,
+        venue: Some(engine::venue::Venue::Binance),
     })
 }
 
 fn down(conn_id: u32) -> EventKind {
     EventKind::ConnectionDown(Connection {
         conn_id,
-        venue: None,
+        venue: Some(engine::venue::Venue::Binance),
     })
 }
 
