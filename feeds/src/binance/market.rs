@@ -68,6 +68,7 @@
 //! for a pretty-printed aggTrade.
 
 use crate::json::{self, JsonStr, NumError, Scanner, ValueKind};
+use crate::venue::decode::{fixed_of, with_unescaped};
 
 use engine::event::{
     AggTrade, BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
@@ -357,9 +358,6 @@ fn scan_object(
 // ---------------------------------------------------------------------------------------------
 // Field readers.
 
-/// Longest escaped string decoded on the stack.
-const ESC_BUF: usize = 256;
-
 #[inline(always)]
 fn u64_field(buf: &[u8], f: &Fields, id: usize) -> Result<u64, DecodeError> {
     let s = f.get(id);
@@ -401,11 +399,6 @@ fn bool_field(f: &Fields, id: usize) -> Result<bool, DecodeError> {
 }
 
 #[inline(always)]
-fn fixed_of(bytes: &[u8], field: &'static str) -> Result<i64, DecodeError> {
-    parse_fixed(bytes).map_err(|err| DecodeError::BadDecimal { field, err })
-}
-
-#[inline(always)]
 fn decimal_field(buf: &[u8], f: &Fields, id: usize) -> Result<i64, DecodeError> {
     let s = f.get(id);
     let field = KEY_NAMES[id];
@@ -415,18 +408,6 @@ fn decimal_field(buf: &[u8], f: &Fields, id: usize) -> Result<i64, DecodeError> 
         SlotKind::Absent => Err(DecodeError::MissingField(field)),
         _ => Err(DecodeError::WrongType { field }),
     }
-}
-
-/// Runs `op` on the decoded content of an escaped string.
-#[cold]
-fn with_unescaped<R>(
-    raw: &[u8],
-    field: &'static str,
-    op: impl FnOnce(&[u8]) -> R,
-) -> Result<R, DecodeError> {
-    let mut tmp = [0u8; ESC_BUF];
-    let s = json::unescape(raw, &mut tmp).ok_or(DecodeError::StringTooLong { field })?;
-    Ok(op(s))
 }
 
 /// Runs `op` on a string field's content (decoded if it has escapes).

@@ -86,6 +86,7 @@
 //! construction.
 
 use crate::json::{self, JsonNum, JsonStr, NumError, Scanner, ValueKind};
+use crate::venue::decode::with_unescaped;
 use crate::venue::decode::{DecodeError, DecodeStats, Decoded, IgnoreReason};
 use engine::event::{
     BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
@@ -96,9 +97,6 @@ use engine::venue::Venue;
 
 /// Nanoseconds per Bybit millisecond timestamp.
 const NS_PER_MS: u64 = 1_000_000;
-
-/// Longest escaped string decoded on the stack.
-const ESC_BUF: usize = 256;
 
 // ---------------------------------------------------------------------------------------------
 // Small readers.
@@ -112,19 +110,8 @@ fn with_str<R>(
 ) -> Result<R, DecodeError> {
     match s.unescaped() {
         Some(b) => Ok(op(b)),
-        None => with_escaped(s.raw(), field, op),
+        None => with_unescaped(s.raw(), field, op),
     }
-}
-
-#[cold]
-fn with_escaped<R>(
-    raw: &[u8],
-    field: &'static str,
-    op: impl FnOnce(&[u8]) -> R,
-) -> Result<R, DecodeError> {
-    let mut tmp = [0u8; ESC_BUF];
-    let s = json::unescape(raw, &mut tmp).ok_or(DecodeError::StringTooLong { field })?;
-    Ok(op(s))
 }
 
 /// A key's id through `id_of` (escaped keys decoded first; a key too long is unknown).

@@ -69,6 +69,7 @@
 
 use super::time::parse_iso8601_ns;
 use crate::json::{self, JsonStr, NumError, Scanner, ValueKind};
+use crate::venue::decode::{fixed_of, with_unescaped};
 use crate::venue::decode::{DecodeError, DecodeStats, Decoded, IgnoreReason};
 use engine::event::{
     BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
@@ -257,9 +258,6 @@ fn scan_object(sc: &mut Scanner<'_>, f: &mut Fields) -> Result<(), DecodeError> 
 // ---------------------------------------------------------------------------------------------
 // Field readers.
 
-/// Longest escaped string decoded on the stack.
-const ESC_BUF: usize = 256;
-
 /// Runs `op` on the content of the string field `id` (decoded on the stack if escaped).
 #[inline(always)]
 fn str_field<R>(
@@ -276,22 +274,6 @@ fn str_field<R>(
         SlotKind::Absent => Err(DecodeError::MissingField(field)),
         _ => Err(DecodeError::WrongType { field }),
     }
-}
-
-#[cold]
-fn with_unescaped<R>(
-    raw: &[u8],
-    field: &'static str,
-    op: impl FnOnce(&[u8]) -> R,
-) -> Result<R, DecodeError> {
-    let mut tmp = [0u8; ESC_BUF];
-    let s = json::unescape(raw, &mut tmp).ok_or(DecodeError::StringTooLong { field })?;
-    Ok(op(s))
-}
-
-#[inline(always)]
-fn fixed_of(bytes: &[u8], field: &'static str) -> Result<i64, DecodeError> {
-    parse_fixed(bytes).map_err(|err| DecodeError::BadDecimal { field, err })
 }
 
 #[inline(always)]

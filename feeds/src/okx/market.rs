@@ -9,12 +9,13 @@
 //! per-instrument ids as they were.
 
 use crate::json::{self, JsonStr, Scanner, ValueKind};
+use crate::venue::decode::{fixed_of, with_unescaped};
 use crate::venue::decode::{DecodeError, DecodeStats, Decoded, IgnoreReason};
 use engine::event::{
     BookChecksum, BookSide, BookTicker, DepthLevel, Event, EventKind, Gap, GapReason, LevelFlags,
     SnapshotLevel, Trade,
 };
-use engine::fixed::{parse_fixed, Price, Qty};
+use engine::fixed::{Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
 
@@ -180,9 +181,6 @@ fn read_slot(sc: &mut Scanner<'_>) -> Result<Slot, DecodeError> {
 // ---------------------------------------------------------------------------------------------
 // Field readers.
 
-/// Longest escaped string decoded on the stack.
-const ESC_BUF: usize = 256;
-
 /// Runs `op` on a string field's content (decoded if it has escapes).
 #[inline(always)]
 fn str_field<R>(
@@ -197,22 +195,6 @@ fn str_field<R>(
         Kind::Absent => Err(DecodeError::MissingField(field)),
         _ => Err(DecodeError::WrongType { field }),
     }
-}
-
-#[cold]
-fn with_unescaped<R>(
-    raw: &[u8],
-    field: &'static str,
-    op: impl FnOnce(&[u8]) -> R,
-) -> Result<R, DecodeError> {
-    let mut tmp = [0u8; ESC_BUF];
-    let s = json::unescape(raw, &mut tmp).ok_or(DecodeError::StringTooLong { field })?;
-    Ok(op(s))
-}
-
-#[inline(always)]
-fn fixed_of(bytes: &[u8], field: &'static str) -> Result<i64, DecodeError> {
-    parse_fixed(bytes).map_err(|err| DecodeError::BadDecimal { field, err })
 }
 
 /// A decimal string field.

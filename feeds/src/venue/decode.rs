@@ -7,10 +7,10 @@
 //! (sized once, never grown on the hot path) or says why not. A frame that fails adds nothing.
 //! No decoder allocates, panics or evaluates an `f64` on a market frame.
 
-use crate::json::{JsonError, JsonErrorKind};
+use crate::json::{self, JsonError, JsonErrorKind};
 use core::fmt;
 use engine::event::Event;
-use engine::fixed::FixedError;
+use engine::fixed::{parse_fixed, FixedError};
 use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
 
@@ -208,3 +208,25 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// Longest escaped string a decoder decodes on the stack; longer is
+/// [`DecodeError::StringTooLong`] (no venue sends escapes in the fields decoders read).
+pub(crate) const ESC_BUF: usize = 256;
+
+/// Runs `op` on the decoded content of an escaped string field (on the stack, no allocation).
+#[cold]
+pub(crate) fn with_unescaped<R>(
+    raw: &[u8],
+    field: &'static str,
+    op: impl FnOnce(&[u8]) -> R,
+) -> Result<R, DecodeError> {
+    let mut tmp = [0u8; ESC_BUF];
+    let s = json::unescape(raw, &mut tmp).ok_or(DecodeError::StringTooLong { field })?;
+    Ok(op(s))
+}
+
+/// A decimal string as 1e-8 fixed point, or `field`'s [`DecodeError::BadDecimal`].
+#[inline(always)]
+pub(crate) fn fixed_of(bytes: &[u8], field: &'static str) -> Result<i64, DecodeError> {
+    parse_fixed(bytes).map_err(|err| DecodeError::BadDecimal { field, err })
+}
