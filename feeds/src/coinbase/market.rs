@@ -459,21 +459,7 @@ impl CoinbaseDecoder {
                 self.decode_general(frame, recv_ns, out)
             }
         };
-        self.stats.messages += 1;
-        match r {
-            Ok(Decoded::Events(n)) => self.stats.events += n as u64,
-            Ok(Decoded::Ignored(why)) => {
-                self.stats.ignored += 1;
-                if why == IgnoreReason::UnknownSymbol {
-                    self.stats.unknown_symbol += 1;
-                }
-                out.truncate(len0);
-            }
-            Err(_) => {
-                self.stats.decode_errors += 1;
-                out.truncate(len0);
-            }
-        }
+        self.stats.account(&r, out, len0);
         r
     }
 

@@ -69,6 +69,29 @@ pub struct DecodeStats {
     pub unknown_symbol: u64,
 }
 
+impl DecodeStats {
+    /// Counts one decode call's result `r`; for anything but events, drops what the call
+    /// appended to `out` past `len0`, so a frame that fails or is ignored adds nothing.
+    #[inline]
+    pub fn account(&mut self, r: &Result<Decoded, DecodeError>, out: &mut Vec<Event>, len0: usize) {
+        self.messages += 1;
+        match r {
+            Ok(Decoded::Events(n)) => self.events += *n as u64,
+            Ok(Decoded::Ignored(why)) => {
+                self.ignored += 1;
+                if *why == IgnoreReason::UnknownSymbol {
+                    self.unknown_symbol += 1;
+                }
+                out.truncate(len0);
+            }
+            Err(_) => {
+                self.decode_errors += 1;
+                out.truncate(len0);
+            }
+        }
+    }
+}
+
 /// Why a well-formed frame produced no events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IgnoreReason {
