@@ -388,12 +388,15 @@ fn wire_to_wire(label: &str, frames_per_sec: u64, events: u64) {
 fn hiccups_line(r: &tools::runtime::RunReport) -> String {
     let h = &r.machine_hiccups;
     format!(
-        "machine hiccups on the core's CPU, same run: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.1} us, {} gaps over 100 us",
+        "machine hiccups on the core's CPU, same run: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.1} us, {} gaps over 100 us; time-weighted delay p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us",
         h.p50 as f64 / 1e3,
         h.p99 as f64 / 1e3,
         h.p999 as f64 / 1e3,
         h.max as f64 / 1e3,
-        h.over_100us
+        h.over_100us,
+        h.delay.p50 as f64 / 1e3,
+        h.delay.p99 as f64 / 1e3,
+        h.delay.p999 as f64 / 1e3,
     )
 }
 

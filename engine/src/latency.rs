@@ -40,6 +40,12 @@ impl LatencyHist {
         self.h.saturating_record(ns);
     }
 
+    /// Records `count` samples of one value (clamped to the bounds).
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, count: u64) {
+        self.h.saturating_record_n(ns, count);
+    }
+
     /// Adds another histogram's samples (both have the same bounds, so this cannot fail).
     pub fn merge(&mut self, other: &LatencyHist) {
         let _ = self.h.add(&other.h);

@@ -16,12 +16,23 @@
 //! rather than one clock read, and its tail is what the machine took from the core while it
 //! was idle, in the same run as the engine's stages. Polls that did work are never timed, and
 //! yields and sleeps (the `spin-yield` and `backoff` idle modes) end a chain rather than count
-//! as a gap, so the figure is the machine's, not the engine's. The measurement costs one clock
-//! read per idle poll and nothing per event.
+//! as a gap, so the figure is the machine's, not the engine's. A gap that ends in a poll that
+//! found work is counted up to that poll's first clock reading: the hiccups during which
+//! events arrived are the ones that delayed them. The measurement costs one clock read per
+//! idle poll and nothing per event.
+//!
+//! **Two views.** The gap percentiles (`p50`, `p99`, ...) weigh every gap once, as sysjitter
+//! does: millions of ~100 ns gaps surround each long one, so their p99 stays at the cost of an
+//! empty iteration even on a machine that takes the CPU away for 4 ms a few times a second.
+//! `delay` weighs them by time instead ([`engine::idle::IdleJitter::delays`]): the wait for the
+//! CPU that an event due at a random instant would see if the engine cost nothing. That is the
+//! machine's share of a paced replay's `queue_wait` (which is measured from each frame's
+//! intended time), so it is the figure to compare the engine's stages with.
 
 use crate::clock::MonoClock;
 use crate::threads::{spawn, Place};
 use anyhow::{Context, Result};
+use engine::idle::{IdleJitter, DELAY_QUANTUM_NS};
 use engine::latency::LatencyHist;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -45,6 +56,33 @@ pub struct Hiccups {
     pub over_100us: u64,
     /// Time measured, ns (the sum of the gaps).
     pub measured_ns: u64,
+    /// The time-weighted view: the machine's delay at a random instant, ns.
+    pub delay: Delay,
+}
+
+/// Percentiles of the time-weighted remaining delay ([`engine::idle::IdleJitter::delays`]), ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delay {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Delay {
+    fn from_hist(h: &LatencyHist) -> Delay {
+        let p = h.percentiles();
+        Delay {
+            p50: p.p50,
+            p99: p.p99,
+            p999: p.p999,
+            max: p.max,
+        }
+    }
 }
 
 impl Hiccups {
@@ -67,6 +105,15 @@ impl Hiccups {
             over_10us: total.saturating_sub(under(10_000)),
             over_100us: total.saturating_sub(under(100_000)),
             measured_ns: measured,
+            delay: Delay::default(),
+        }
+    }
+
+    /// Both views of a measurement.
+    pub fn from_jitter(j: &IdleJitter) -> Hiccups {
+        Hiccups {
+            delay: Delay::from_hist(j.delays()),
+            ..Hiccups::from_hist(j.hist())
         }
     }
 
@@ -76,6 +123,10 @@ impl Hiccups {
             "count": self.count, "p50": self.p50, "p99": self.p99, "p999": self.p999,
             "max": self.max, "over_10us": self.over_10us, "over_100us": self.over_100us,
             "measured_ns": self.measured_ns,
+            "delay": {
+                "p50": self.delay.p50, "p99": self.delay.p99, "p999": self.delay.p999,
+                "max": self.delay.max, "quantum_ns": DELAY_QUANTUM_NS,
+            },
         })
     }
 
@@ -84,6 +135,15 @@ impl Hiccups {
         format!(
             "p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns over {} gaps ({} over 10 µs, {} over 100 µs)",
             self.p50, self.p99, self.p999, self.max, self.count, self.over_10us, self.over_100us
+        )
+    }
+
+    /// One line of the time-weighted view.
+    pub fn delay_line(&self) -> String {
+        let d = &self.delay;
+        format!(
+            "p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns",
+            d.p50, d.p99, d.p999, d.max
         )
     }
 }
@@ -97,8 +157,8 @@ pub struct HiccupRun {
     pub pinned: bool,
     /// The gaps.
     pub hiccups: Hiccups,
-    /// The histogram itself (for a report).
-    pub hist: LatencyHist,
+    /// The measurement itself (for a report).
+    pub jitter: IdleJitter,
 }
 
 /// Busy-reads the clock for `duration` on a thread pinned to `cpu` (`None`: unpinned) and
@@ -106,30 +166,29 @@ pub struct HiccupRun {
 pub fn measure(cpu: Option<usize>, duration: Duration) -> Result<HiccupRun> {
     let handle = spawn("tickline-hiccups", Some(Place::Core(cpu)), move || {
         let pinned = crate::pin::thread_cpus(None) == cpu.into_iter().collect::<Vec<_>>();
-        let mut hist = LatencyHist::new();
-        // Write every bucket once, so the loop below takes no page fault of its own.
-        hist.reset();
+        // Its histograms' pages are written at construction, so the loop takes no page fault.
+        let mut jitter = IdleJitter::new();
         let end = MonoClock::now().saturating_add(duration.as_nanos() as u64);
         let mut last = MonoClock::now();
         loop {
             let now = MonoClock::now();
-            hist.record(now - last);
+            jitter.gap(now - last);
             last = now;
             if now >= end {
                 break;
             }
         }
-        (pinned, hist)
+        (pinned, jitter)
     })
     .context("spawning the hiccup probe thread")?;
-    let (pinned, hist) = handle
+    let (pinned, jitter) = handle
         .join()
         .map_err(|_| anyhow::anyhow!("the hiccup probe thread panicked"))?;
     Ok(HiccupRun {
         cpu,
         pinned,
-        hiccups: Hiccups::from_hist(&hist),
-        hist,
+        hiccups: Hiccups::from_jitter(&jitter),
+        jitter,
     })
 }
 
@@ -151,7 +210,7 @@ impl HiccupRun {
         };
         let h = &self.hiccups;
         format!(
-            "clock-read gaps on {cpu} over {:.3} s: {} gaps\n  p50 {:>9} ns\n  p99 {:>9} ns\n  p99.9 {:>7} ns\n  max {:>9} ns\n  over 10 µs  {:>6}\n  over 100 µs {:>6}\n",
+            "clock-read gaps on {cpu} over {:.3} s: {} gaps\n  p50 {:>9} ns\n  p99 {:>9} ns\n  p99.9 {:>7} ns\n  max {:>9} ns\n  over 10 µs  {:>6}\n  over 100 µs {:>6}\ntime-weighted (the wait an event due at a random instant would see):\n  p50 {:>9} ns\n  p99 {:>9} ns\n  p99.9 {:>7} ns\n",
             h.measured_ns as f64 / 1e9,
             h.count,
             h.p50,
@@ -159,7 +218,10 @@ impl HiccupRun {
             h.p999,
             h.max,
             h.over_10us,
-            h.over_100us
+            h.over_100us,
+            h.delay.p50,
+            h.delay.p99,
+            h.delay.p999,
         )
     }
 }

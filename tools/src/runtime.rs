@@ -408,7 +408,7 @@ impl<T: CoreTime, P: Publish> CoreRunner<T, P> {
             if n == 0 {
                 jitter.idle(MonoClock::now(), idler.spun());
             } else {
-                jitter.busy();
+                jitter.busy(core.last_poll_start_ns());
             }
         }
         let end_ns = MonoClock::now();
@@ -476,7 +476,7 @@ impl CoreEnd {
             core,
             latency,
             positions,
-            machine_hiccups: crate::hiccups::Hiccups::from_hist(idle_jitter.hist()),
+            machine_hiccups: crate::hiccups::Hiccups::from_jitter(&idle_jitter),
         })
     }
 }

@@ -198,8 +198,9 @@ impl RunReport {
         if h.count > 0 {
             let _ = writeln!(
                 s,
-                "\nmachine hiccups on the core's CPU (gaps between the core's empty polls, ns): {}",
-                h.to_line()
+                "\nmachine hiccups on the core's CPU (gaps between the core's empty polls, ns): {}\n  time-weighted (the machine's delay at a random instant, to set beside queue_wait): {}",
+                h.to_line(),
+                h.delay_line()
             );
         } else {
             let _ = writeln!(

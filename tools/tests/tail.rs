@@ -36,6 +36,17 @@ fn assert_ordered(h: &Value) {
     assert!(u(h, "p99") <= u(h, "p999"), "{h}");
     assert!(u(h, "p999") <= u(h, "max"), "{h}");
     assert!(u(h, "over_100us") <= u(h, "over_10us"), "{h}");
+    // The time-weighted view: ordered, never above the longest gap (a gap's remaining delays
+    // are at most its length), and one sample per quantum of measured time.
+    let d = &h["delay"];
+    assert_eq!(u(d, "quantum_ns"), 1_000, "{h}");
+    assert!(u(d, "p50") <= u(d, "p99"), "{h}");
+    assert!(u(d, "p99") <= u(d, "p999"), "{h}");
+    assert!(u(d, "p999") <= u(d, "max"), "{h}");
+    assert!(u(d, "max") <= u(h, "max"), "{h}");
+    if u(h, "measured_ns") >= 1_000 {
+        assert!(u(d, "max") > 0, "{h}");
+    }
 }
 
 /// Every thread but the core is kept off the core's CPU (with two CPUs or more), and the core

@@ -563,6 +563,12 @@ impl<C: Clock> Core<C> {
         handled
     }
 
+    /// The clock reading the last [`Core::poll`] took before it touched a ring.
+    #[inline]
+    pub fn last_poll_start_ns(&self) -> u64 {
+        self.st.last_poll_ns
+    }
+
     /// Tells the core how to turn a receive stamp into wall-clock time (`wall = recv_ns +
     /// offset`), so it can record the cross-clock feed latency (receive minus venue time). Live
     /// runs set it; replays do not (their receive stamps are not when the venue's events happened).
