@@ -658,6 +658,12 @@ struct Feed<'a> {
     start_ns: u64,
     start_allocs: u64,
     frames: u64,
+    /// In an asap replay from memory, the clock reading that ended the previous frame's
+    /// decode, when the feed went straight on to this one (0: read the clock).
+    prev_end: u64,
+    /// Whether frames follow each other with nothing in between (a replay from memory; a
+    /// stream may wait for its reader between two frames).
+    back_to_back: bool,
 }
 
 const MAX_REPORTED_ERRORS: usize = 5;
@@ -687,6 +693,8 @@ impl<'a> Feed<'a> {
             start_ns: 0,
             start_allocs: 0,
             frames: 0,
+            prev_end: 0,
+            back_to_back: false,
         }
     }
 
@@ -735,8 +743,10 @@ impl<'a> Feed<'a> {
         pinned: bool,
     ) -> FeedResult {
         self.start(barrier);
+        self.back_to_back = true;
         'passes: for pass in 0..passes {
             let offset = pass_offset_ns(arena, pass);
+            self.prev_end = 0;
             if pass > 0 && !session_reset(&mut self.tx, MonoClock::now()) {
                 break;
             }
@@ -832,6 +842,7 @@ impl<'a> Feed<'a> {
     #[cold]
     fn missing_decoder(&mut self, frame: usize, venue: Venue) {
         self.no_decoder += 1;
+        self.prev_end = 0;
         if self.first_errors.len() < MAX_REPORTED_ERRORS {
             self.first_errors.push((
                 frame,
@@ -868,7 +879,13 @@ impl<'a> Feed<'a> {
                 (due, now)
             }
             Pace::Asap => {
-                let now = MonoClock::now();
+                // An asap replay's feed is never idle: a frame is received when the feed is
+                // done with the previous one, whose decode-end reading therefore stamps it (one
+                // clock read a frame instead of two). After a wait on a full ring, read anew.
+                let now = match self.prev_end {
+                    0 => MonoClock::now(),
+                    t => t,
+                };
                 (now, now)
             }
         };
@@ -891,10 +908,19 @@ impl<'a> Feed<'a> {
                 shift_exchange_time(ev, offset);
             }
         }
-        self.hist
-            .record(MonoClock::now().saturating_sub(decode_start));
+        let end = MonoClock::now();
+        self.hist.record(end.saturating_sub(decode_start));
+        let chain = self.back_to_back && matches!(self.pace, Pace::Asap);
+        self.prev_end = if chain { end } else { 0 };
         match r {
-            Ok(_) => self.tx.push_all(&self.out).is_ok(),
+            Ok(_) => {
+                let waits = self.tx.stats().full;
+                let pushed = self.tx.push_all(&self.out).is_ok();
+                if self.tx.stats().full != waits {
+                    self.prev_end = 0;
+                }
+                pushed
+            }
             Err(e) => {
                 if self.first_errors.len() < MAX_REPORTED_ERRORS {
                     self.first_errors.push((frame, e.to_string()));
