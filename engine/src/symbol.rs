@@ -62,6 +62,17 @@ impl Name {
     fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
+
+    /// Whether this is `venue`'s `name`, ignoring ASCII case. Names are kept upper-case and
+    /// most venues send them so, so an exact comparison comes before the case fold.
+    #[inline]
+    fn is(&self, venue: Venue, name: &[u8]) -> bool {
+        if self.venue != venue || self.len as usize != name.len() {
+            return false;
+        }
+        let mine = self.as_bytes();
+        mine == name || mine.eq_ignore_ascii_case(name)
+    }
 }
 
 /// The interned symbols of one engine.
@@ -123,7 +134,7 @@ impl SymbolTable {
     pub fn lookup_on(&self, venue: Venue, name: &[u8]) -> Option<SymbolId> {
         self.names
             .iter()
-            .position(|n| n.venue == venue && n.as_bytes().eq_ignore_ascii_case(name))
+            .position(|n| n.is(venue, name))
             .map(|i| SymbolId(i as u32))
     }
 
