@@ -2,9 +2,12 @@
 //!
 //! Every in-process latency is a difference of two readings of this clock. Raw
 //! `CLOCK_MONOTONIC` values are shared by every process on the machine, so a venue simulator in
-//! another process can stamp its send time on the same clock.
+//! another process can stamp its send time on the same clock. Short spans on one thread (a
+//! strategy callback) may be timed with the CPU's counter instead ([`tsc`]).
 
 use engine::core::Clock;
+
+pub mod tsc;
 
 /// Reads `CLOCK_MONOTONIC` (vDSO, no syscall on Linux).
 #[derive(Clone, Copy, Debug, Default)]
@@ -23,6 +26,16 @@ impl Clock for MonoClock {
     #[inline]
     fn now_ns(&self) -> u64 {
         MonoClock::now()
+    }
+
+    #[inline]
+    fn ticks(&self) -> u64 {
+        tsc::ticks()
+    }
+
+    #[inline]
+    fn span_ns(&self, from: u64, to: u64) -> u64 {
+        tsc::span_ns(from, to)
     }
 }
 

@@ -364,7 +364,8 @@ impl State {
         }
     }
 
-    /// Times the callback that started at `t0` and routes what it asked for.
+    /// Times the callback that started at `t0` (a [`Clock::ticks`] reading) and routes what it
+    /// asked for. The clock itself is read only when there is something to stamp.
     #[inline]
     pub(super) fn after_callback<C: Clock>(
         &mut self,
@@ -373,14 +374,13 @@ impl State {
         t0: u64,
         clock: &C,
     ) {
-        let t1 = clock.now_ns();
-        let took = t1.saturating_sub(t0);
+        let took = clock.span_ns(t0, clock.ticks());
         self.latency.record(Stage::Strategy, took);
         if took > self.slow_callback_ns {
-            self.slow_callback(sym, took, t1);
+            self.slow_callback(sym, took, clock.now_ns());
         }
         if !self.outbox.is_empty() {
-            self.route(sym, recv_ns, t1);
+            self.route(sym, recv_ns, clock.now_ns());
         }
     }
 
@@ -452,7 +452,7 @@ impl State {
         let Some(market) = crate::strategy::Markets::market(&markets, view) else {
             return;
         };
-        let t0 = clock.now_ns();
+        let t0 = clock.ticks();
         {
             let mut ctx = Ctx::new(
                 self.now_ns,
