@@ -8,10 +8,10 @@
 //! real capture, an insert or removal into one sorted `Vec` of the 5,000 best levels shifted a
 //! median of 55 and a mean of 195 levels, 40 % of them over 100), so the levels sit in small
 //! sorted blocks of 32 (a pool of blocks allocated with the book, an array listing the blocks
-//! in use in order with each one's best price, and a free list). A level is found by a binary
-//! search over the blocks' best prices and one inside its block; an insert or removal moves at
-//! most one block's levels, plus one entry of the block list when a full block splits or two
-//! small neighbours merge. Two neighbouring blocks always hold more than a block's worth, which
+//! in use in order with each one's best price, and a free list). A level is found by a search
+//! over the blocks' best prices that starts at the touch, then one inside its block; an insert
+//! or removal moves at most one block's levels, plus one entry of the block list when a full
+//! block splits or two small neighbours merge. Two neighbouring blocks always hold more than a block's worth, which
 //! bounds the blocks in use, so the pool sized at construction never runs out (the proof is in
 //! the `side` module's source). A side that is full keeps its best levels: a better level pushes
 //! out the worst, a level worse than all is dropped (counted in [`BookStats::levels_truncated`]);
