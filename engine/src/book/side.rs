@@ -181,8 +181,7 @@ impl<const ASK: bool> Side<ASK> {
     /// The block is the first whose key is not below `price`, found by galloping back from the
     /// best end of `keys` (1, 2, 4, ... blocks) and a binary search over the last stride: most
     /// updates land near the touch, where this reads two or three keys instead of a binary
-    /// search's log2(blocks) dependent reads (about 10 % less time per update in a synthetic
-    /// test with the capture's distances from the touch).
+    /// search's log2(blocks) dependent reads.
     #[inline(always)]
     fn locate(&self, price: Price) -> Option<(usize, Result<usize, usize>)> {
         let last = self.order.len().checked_sub(1)?;
