@@ -154,6 +154,21 @@ pub struct BookStats {
     pub checksum_failures: u64,
 }
 
+impl BookStats {
+    /// Adds `other`'s counts (totals over several books).
+    pub fn add(&mut self, other: &BookStats) {
+        self.messages_applied += other.messages_applied;
+        self.stale_levels_dropped += other.stale_levels_dropped;
+        self.gaps += other.gaps;
+        self.crossed += other.crossed;
+        self.snapshots += other.snapshots;
+        self.snapshots_rejected += other.snapshots_rejected;
+        self.levels_truncated += other.levels_truncated;
+        self.buffer_overflows += other.buffer_overflows;
+        self.checksum_failures += other.checksum_failures;
+    }
+}
+
 /// Identity of a diff message, shared by all its level events: `(u, u - U)`.
 type MsgId = (u64, u32);
 
@@ -675,6 +690,7 @@ impl OrderBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
     use std::collections::BTreeMap;
     use BookSide::{Ask, Bid};
 
@@ -1471,27 +1487,6 @@ mod tests {
         assert_eq!(b.buffer.len(), 2);
         let snap = snapshot(LID, &[("3.5", "1")], &[("4.2", "1")]);
         assert_eq!(load(&mut b, &snap), BookUpdate::SnapshotRejected);
-    }
-
-    /// splitmix64, for reproducible pseudo-random tests without dependencies.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
     }
 
     /// The obvious book: two `BTreeMap`s, with the same keep-the-best-`cap` rule.

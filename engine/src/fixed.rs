@@ -376,21 +376,10 @@ mod tests {
         assert_eq!(parse_fixed(b"100000000000"), Err(FixedError::Overflow));
     }
 
-    /// A splitmix64 generator from `seed`.
-    fn splitmix64(seed: u64) -> impl FnMut() -> u64 {
-        let mut x = seed;
-        move || {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-    }
-
     #[test]
     fn eight_decimals_agree_with_the_checked_parser() {
-        let mut next = splitmix64(0x1234_5678_9ABC_DEF0);
+        let mut rng = crate::test_rng::Rng(0x1234_5678_9ABC_DEF0);
+        let mut next = || rng.next();
         // `int.frac` with exactly 8 decimals, now and then a byte just outside the digits
         // (`/` and `:` border them), a sign or a point in the wrong place.
         let alphabet = b"01234567890123456789012345678901234567890123456789/:.-";
@@ -432,7 +421,8 @@ mod tests {
     #[test]
     fn fast_path_agrees_with_the_checked_parser() {
         // splitmix64-driven strings over the alphabet that matters, of every length to 22.
-        let mut next = splitmix64(0x9E37_79B9_7F4A_7C15);
+        let mut rng = crate::test_rng::Rng(0x9E37_79B9_7F4A_7C15);
+        let mut next = || rng.next();
         let alphabet = b"0123456789012345678901234567890123456789.-x";
         for _ in 0..200_000 {
             let len = (next() % 23) as usize;

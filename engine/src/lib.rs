@@ -76,4 +76,6 @@ pub mod status;
 pub mod strategy;
 pub mod supervisor;
 pub mod symbol;
+#[cfg(test)]
+mod test_rng;
 pub mod venue;

@@ -590,7 +590,7 @@ fn venue_counts(
                     continue;
                 }
                 if let Some(b) = core.book(id) {
-                    add_book_stats(&mut book, &b.stats());
+                    book.add(&b.stats());
                 }
             }
             VenueCounts {
@@ -601,18 +601,6 @@ fn venue_counts(
             }
         })
         .collect()
-}
-
-fn add_book_stats(t: &mut engine::book::BookStats, b: &engine::book::BookStats) {
-    t.messages_applied += b.messages_applied;
-    t.stale_levels_dropped += b.stale_levels_dropped;
-    t.gaps += b.gaps;
-    t.crossed += b.crossed;
-    t.snapshots += b.snapshots;
-    t.snapshots_rejected += b.snapshots_rejected;
-    t.levels_truncated += b.levels_truncated;
-    t.buffer_overflows += b.buffer_overflows;
-    t.checksum_failures += b.checksum_failures;
 }
 
 fn add_decode_stats(t: &mut DecodeStats, d: &DecodeStats) {

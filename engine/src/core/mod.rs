@@ -671,16 +671,7 @@ impl<C: Clock> Core<C> {
     pub fn book_stats(&self) -> BookStats {
         let mut t = BookStats::default();
         for s in &self.st.symbols {
-            let b = s.book.stats();
-            t.messages_applied += b.messages_applied;
-            t.stale_levels_dropped += b.stale_levels_dropped;
-            t.gaps += b.gaps;
-            t.crossed += b.crossed;
-            t.snapshots += b.snapshots;
-            t.snapshots_rejected += b.snapshots_rejected;
-            t.levels_truncated += b.levels_truncated;
-            t.buffer_overflows += b.buffer_overflows;
-            t.checksum_failures += b.checksum_failures;
+            t.add(&s.book.stats());
         }
         t
     }
