@@ -185,6 +185,12 @@ impl StageLatency {
         self.hists[stage as usize].record(ns);
     }
 
+    /// Records `count` samples of `ns` in `stage`.
+    #[inline]
+    pub fn record_n(&mut self, stage: Stage, ns: u64, count: u64) {
+        self.hists[stage as usize].record_n(ns, count);
+    }
+
     /// The histogram of `stage`.
     pub fn get(&self, stage: Stage) -> &LatencyHist {
         &self.hists[stage as usize]

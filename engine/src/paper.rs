@@ -91,6 +91,7 @@ impl PaperExchange {
     }
 
     /// Orders not yet finished.
+    #[inline]
     pub fn open_orders(&self) -> usize {
         self.orders.len()
     }

@@ -45,11 +45,20 @@ impl State {
         self.routes.rebuild(&subs, &self.names);
     }
 
+    /// Records the queue wait of `run.1` events received at `run.0` and dequeued at `dequeued`.
+    #[inline(always)]
+    pub(super) fn record_queue_wait(&mut self, dequeued: u64, run: (u64, u64)) {
+        if run.1 > 0 {
+            self.latency
+                .record_n(Stage::QueueWait, dequeued.saturating_sub(run.0), run.1);
+        }
+    }
+
+    /// One event from a ring (its queue wait is recorded by the caller, see
+    /// [`State::record_queue_wait`]).
     #[inline]
-    pub(super) fn handle<C: Clock>(&mut self, ev: &Event, dequeued: u64, clock: &C) {
+    pub(super) fn handle<C: Clock>(&mut self, ev: &Event, clock: &C) {
         self.counters.events += 1;
-        self.latency
-            .record(Stage::QueueWait, dequeued.saturating_sub(ev.recv_ns));
         let exch = ev.exch_ns();
         if exch > self.market_ns {
             self.market_ns = exch;
@@ -146,7 +155,8 @@ impl State {
         }
     }
 
-    #[inline]
+    /// What a book's update asks for (nothing, mostly: every level but a message's last).
+    #[inline(always)]
     pub(super) fn on_book_update<C: Clock>(
         &mut self,
         sym: SymbolId,
@@ -154,6 +164,13 @@ impl State {
         recv_ns: u64,
         clock: &C,
     ) {
+        if r != BookUpdate::None {
+            self.book_updated(sym, r, recv_ns, clock);
+        }
+    }
+
+    #[inline(never)]
+    fn book_updated<C: Clock>(&mut self, sym: SymbolId, r: BookUpdate, recv_ns: u64, clock: &C) {
         match r {
             BookUpdate::None => {}
             BookUpdate::Changed => {
@@ -306,7 +323,7 @@ impl State {
     }
 
     /// Lets the paper venue see the market move, then handles the order events it produced.
-    #[inline]
+    #[inline(always)]
     pub(super) fn match_paper<C: Clock>(
         &mut self,
         sym: SymbolId,
@@ -314,9 +331,19 @@ impl State {
         trade: Option<(Price, Qty)>,
         clock: &C,
     ) {
-        if self.paper.open_orders() == 0 {
-            return;
+        if self.paper.open_orders() != 0 {
+            self.match_open_orders(sym, recv_ns, trade, clock);
         }
+    }
+
+    #[inline(never)]
+    fn match_open_orders<C: Clock>(
+        &mut self,
+        sym: SymbolId,
+        recv_ns: u64,
+        trade: Option<(Price, Qty)>,
+        clock: &C,
+    ) {
         let Some(slot) = self.symbols.get(sym.index()) else {
             return;
         };

@@ -559,9 +559,18 @@ impl<C: Clock> Core<C> {
             };
             let dequeued = if i == 0 { start } else { self.clock.now_ns() };
             let (a, b) = chunk.as_slices();
+            // The events of one frame share a receive stamp, so their queue waits are equal:
+            // each run of equal stamps is one histogram record of `n` samples.
+            let mut run = (0u64, 0u64);
             for ev in a.iter().chain(b.iter()) {
-                self.st.handle(ev, dequeued, &self.clock);
+                if ev.recv_ns != run.0 {
+                    self.st.record_queue_wait(dequeued, run);
+                    run = (ev.recv_ns, 0);
+                }
+                run.1 += 1;
+                self.st.handle(ev, &self.clock);
             }
+            self.st.record_queue_wait(dequeued, run);
             chunk.commit_all();
             handled += avail;
         }
@@ -917,6 +926,26 @@ mod tests {
         assert_eq!((l.count, l.max), (1, 40));
         // No wall-clock offset set (a replay): no cross-clock feed latency.
         assert!(core.latency().get(Stage::FeedLatency).is_empty());
+    }
+
+    #[test]
+    fn queue_wait_counts_every_event_of_a_run_of_equal_stamps() {
+        let (mut core, mut tx, _rec) = setup(0);
+        // Two frames' events (stamps 900 and 990), the first frame's stamp again after them,
+        // and one event stamped 0: all dequeued by one poll whose clock reads 1010.
+        for (i, recv) in [900, 900, 990, 990, 990, 900, 0].into_iter().enumerate() {
+            tx.push(trade(recv, 1, i as u64 + 1, 101, 50)).unwrap();
+        }
+        core.poll(0);
+        let h = core.latency().get(Stage::QueueWait);
+        let q = h.percentiles();
+        assert_eq!(q.count, 7, "one sample per event");
+        assert_eq!(core.counters().events, 7);
+        assert_eq!(q.max, 1010);
+        // Three waits of 20 ns, three of 110 ns, one of 1010 ns.
+        assert_eq!(q.p50, 110);
+        assert_eq!(h.histogram().count_between(0, 20), 3);
+        assert_eq!(h.histogram().count_between(21, 110), 3);
     }
 
     #[test]
