@@ -34,6 +34,10 @@
 //!   [`BookUpdate::Synced`]. With nothing left in the buffer, the first live message must bridge
 //!   instead. If the snapshot completes while a diff message is half received, completion waits
 //!   for that message's last level so the buffer always holds whole messages.
+//! * A book of a venue that sends its snapshots in the stream
+//!   ([`OrderBook::with_snapshots_in_stream`]: OKX, Bybit, Coinbase) drops its buffer (counted in
+//!   [`BookStats::stale_levels_dropped`]) when a snapshot starts: the venue sent those diffs
+//!   before the snapshot that replaces the book, whatever their ids (Bybit restarts at `u = 1`).
 //! * Synced: a message with `u <=` the last applied `u` is a stale duplicate (dropped, counted);
 //!   otherwise `U` must be the last applied `u + 1`, else [`BookUpdate::Gap`]: the book goes stale,
 //!   earlier buffered data is cleared and the offending message and later ones are buffered for
@@ -220,6 +224,8 @@ pub struct OrderBook {
     mode: Mode,
     /// Drop diff levels up to and including the next `LAST` (after a loss).
     resync_skip: bool,
+    /// Snapshots come in the stream with the diffs ([`OrderBook::with_snapshots_in_stream`]).
+    in_stream: bool,
     stats: BookStats,
 }
 
@@ -253,8 +259,21 @@ impl OrderBook {
             open: None,
             mode: Mode::Buffer,
             resync_skip: false,
+            in_stream: false,
             stats: BookStats::default(),
         }
+    }
+
+    /// A book whose snapshots arrive in the stream with its diffs (a WebSocket-snapshot venue,
+    /// [`Venue::snapshots_in_stream`](crate::venue::Venue::snapshots_in_stream)): a snapshot
+    /// then drops every buffered diff when it starts, since the venue sent them before it and
+    /// it replaces the book ("If you receive a new snapshot message, you will have to reset
+    /// your local orderbook", Bybit). Without this, a snapshot whose id restarts lower (Bybit's
+    /// `u = 1` after a service restart) would meet the older, higher-numbered buffered diffs
+    /// and be rejected, and so would every later one until the buffer overflowed.
+    pub fn with_snapshots_in_stream(mut self, in_stream: bool) -> Self {
+        self.in_stream = in_stream;
+        self
     }
 
     /// Applies one diff level event.
@@ -594,6 +613,14 @@ impl OrderBook {
     #[cold]
     #[inline(never)]
     fn begin_snapshot(&mut self, id: u64) {
+        if self.in_stream {
+            self.stats.stale_levels_dropped += self.buffer.len() as u64;
+            self.buffer.clear();
+            if self.mode == Mode::Buffer {
+                // A diff message half received: its start was just dropped, so drop the rest.
+                self.mode = Mode::Skip;
+            }
+        }
         self.state = SyncState::LoadingSnapshot;
         self.snap_id = id;
         self.snap_pending = false;
@@ -1019,6 +1046,52 @@ mod tests {
         );
         assert_eq!(b.last_update_id(), LID + 20);
         assert_eq!(b.stats().snapshots, 1);
+    }
+
+    /// Bybit's service restart: a stale book holds buffered diffs numbered above the `u = 1`
+    /// snapshot that follows them. A REST-snapshot book rejects that snapshot (it is older than
+    /// the diffs by id); a book whose snapshots come in the stream drops the diffs the venue
+    /// sent before it and syncs, and then follows the restarted numbering.
+    #[test]
+    fn an_in_stream_snapshot_supersedes_buffered_diffs_even_with_a_lower_id() {
+        let restart = |in_stream: bool| {
+            let mut b = OrderBook::new(BookConfig::default()).with_snapshots_in_stream(in_stream);
+            let first = snapshot(LID, &[("4.00000000", "431")], &[("4.00000200", "12")]);
+            assert_eq!(load(&mut b, &first), BookUpdate::Synced);
+            // A lost diff: the book goes stale and buffers what follows.
+            let gap = diff(LID + 5, LID + 5, &[(Bid, "4.00000100", "1")]);
+            assert!(matches!(send(&mut b, &gap), BookUpdate::Gap { .. }));
+            send(&mut b, &diff(LID + 6, LID + 6, &[(Ask, "4.00000300", "2")]));
+            assert_eq!(b.state(), SyncState::Stale);
+            let fresh = snapshot(1, &[("3.00000000", "5")], &[("3.00000100", "6")]);
+            (load(&mut b, &fresh), b)
+        };
+        let (r, b) = restart(false);
+        assert_eq!(
+            r,
+            BookUpdate::SnapshotRejected,
+            "by id, the diffs are newer"
+        );
+        assert_eq!(b.state(), SyncState::Stale);
+
+        let (r, mut b) = restart(true);
+        assert_eq!(r, BookUpdate::Synced);
+        assert_eq!(bids(&b), vec![lv("3.00000000", "5")]);
+        assert_eq!(asks(&b), vec![lv("3.00000100", "6")]);
+        assert_eq!(b.last_update_id(), 1);
+        assert_eq!(
+            b.stats().stale_levels_dropped,
+            2,
+            "the two superseded diff levels"
+        );
+        assert_eq!(b.stats().snapshots_rejected, 0);
+        // The restarted numbering goes on from the snapshot.
+        assert_eq!(
+            send(&mut b, &diff(2, 2, &[(Bid, "2.90000000", "7")])),
+            BookUpdate::Changed
+        );
+        assert_eq!(bids(&b), vec![lv("3.00000000", "5"), lv("2.90000000", "7")]);
+        assert_eq!(b.last_update_id(), 2);
     }
 
     #[test]

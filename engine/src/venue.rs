@@ -51,6 +51,18 @@ impl Venue {
         self as usize
     }
 
+    /// True if the venue sends its book's snapshots on the socket, in the stream with the
+    /// deltas (OKX `books`, Bybit `orderbook.N`, Coinbase `level2`), so a snapshot supersedes
+    /// every delta that arrived before it, whatever their ids; false for a venue whose snapshot
+    /// is fetched over REST and bridged to buffered diffs by id (Binance spot and USD-M). The
+    /// venue adapters' book sync agrees (a test in `feeds` checks it).
+    pub const fn snapshots_in_stream(self) -> bool {
+        match self {
+            Venue::Binance | Venue::BinanceUsdm => false,
+            Venue::Coinbase | Venue::Okx | Venue::BybitSpot | Venue::BybitLinear => true,
+        }
+    }
+
     /// The stable name (channels, config, `--venue`, JSON keys).
     pub const fn name(self) -> &'static str {
         match self {

@@ -300,8 +300,12 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
         // not in the first timed callback.
         core::hint::black_box(clock.ticks());
         let slots = (0..symbols.len())
-            .map(|_| SymbolSlot {
-                book: OrderBook::new(cfg.book),
+            .map(|i| SymbolSlot {
+                book: OrderBook::new(cfg.book).with_snapshots_in_stream(
+                    symbols
+                        .venue(SymbolId(i as u32))
+                        .is_some_and(|v| v.snapshots_in_stream()),
+                ),
                 bbo: None,
                 last_trade: None,
                 position: Position::default(),
@@ -1664,5 +1668,61 @@ mod tests {
         tx.push(conn(None, false)).unwrap();
         core.poll(50);
         assert!(!core.book(spot).unwrap().is_synced() && !core.book(okx).unwrap().is_synced());
+    }
+
+    /// The core builds each book for its symbol's venue: a Bybit book takes the `u = 1`
+    /// snapshot of a service restart over its buffered, higher-numbered diffs; a Binance book
+    /// in the same position rejects it (its REST snapshot must bridge the diffs by id).
+    #[test]
+    fn books_of_in_stream_snapshot_venues_take_a_restart_snapshot() {
+        use crate::event::{BookSide, LevelFlags, SnapshotLevel};
+        use crate::venue::Venue;
+        let mut symbols = SymbolTable::new();
+        let spot = symbols.intern("BTCUSDT").unwrap();
+        let bybit = symbols.intern_on(Venue::BybitSpot, "BTCUSDT").unwrap();
+        let clock = StepClock {
+            t: Cell::new(1),
+            step: 1,
+        };
+        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
+        let (mut tx, rx) = event_ring(64, OnFull::Drop);
+        core.add_input(rx);
+        let snapshot = |sym, id| {
+            [
+                (BookSide::Bid, 100, LevelFlags::default()),
+                (BookSide::Ask, 101, LevelFlags::LAST),
+            ]
+            .map(|(side, px, flags)| {
+                Event::new(
+                    1,
+                    sym,
+                    EventKind::Snapshot(SnapshotLevel {
+                        last_update_id: id,
+                        price: Price(px),
+                        qty: Qty(1),
+                        side,
+                        flags,
+                    }),
+                )
+            })
+        };
+        for ev in snapshot(spot, 100).into_iter().chain(snapshot(bybit, 100)) {
+            tx.push(ev).unwrap();
+        }
+        // A diff after a lost one: both books go stale and buffer it.
+        tx.push(depth_level(spot, 105)).unwrap();
+        tx.push(depth_level(bybit, 105)).unwrap();
+        core.poll(10);
+        assert_eq!(core.counters().book_syncs, 2);
+        assert!(!core.book(spot).unwrap().is_synced() && !core.book(bybit).unwrap().is_synced());
+        for ev in snapshot(spot, 1).into_iter().chain(snapshot(bybit, 1)) {
+            tx.push(ev).unwrap();
+        }
+        core.poll(20);
+        assert!(core.book(bybit).unwrap().is_synced());
+        assert_eq!(core.book(bybit).unwrap().last_update_id(), 1);
+        assert!(!core.book(spot).unwrap().is_synced());
+        assert_eq!(core.counters().book_syncs, 3);
+        assert_eq!(core.counters().snapshots_rejected, 1);
     }
 }

@@ -223,3 +223,22 @@ pub fn json_string(s: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The core decides per book whether a snapshot supersedes the buffered diffs from
+    /// `Venue::snapshots_in_stream`; it must say what each adapter's book sync says.
+    #[test]
+    fn the_engine_s_in_stream_snapshot_rule_matches_every_adapter_s_book_sync() {
+        for venue in Venue::ALL {
+            let Some(a) = adapter(venue) else { continue };
+            assert_eq!(
+                venue.snapshots_in_stream(),
+                a.book_sync() == BookSync::WsSnapshot,
+                "{venue:?}"
+            );
+        }
+    }
+}
