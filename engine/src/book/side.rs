@@ -75,6 +75,10 @@ pub(super) struct Side<const ASK: bool> {
     cap: usize,
     /// `pool[..len]` holds a snapshot in arrival order; no block is in use yet.
     raw: bool,
+    /// The block index of the last level located: a search starts there when that block's
+    /// key is not below the price (a depth message lists its levels moving away from the
+    /// touch, so the next one is usually in that block or a few below it).
+    finger: usize,
 }
 
 impl<const ASK: bool> Side<ASK> {
@@ -96,6 +100,7 @@ impl<const ASK: bool> Side<ASK> {
             len: 0,
             cap,
             raw: false,
+            finger: 0,
         };
         s.clear();
         s
@@ -178,17 +183,22 @@ impl<const ASK: bool> Side<ASK> {
     /// Where `price` is or would go: `(j, Ok(i))` if block `order[j]` holds it at `i`,
     /// `(j, Err(i))` for the insertion point. `None` if the side holds no block.
     ///
-    /// The block is the first whose key is not below `price`, found by galloping back from the
-    /// best end of `keys` (1, 2, 4, ... blocks) and a binary search over the last stride: most
-    /// updates land near the touch, where this reads two or three keys instead of a binary
-    /// search's log2(blocks) dependent reads.
+    /// The block is the first whose key is not below `price`, found by galloping back (1, 2,
+    /// 4, ... blocks) and a binary search over the last stride, from the best end of `keys`,
+    /// or from the last block located ([`Side::finger`]) when `price` is not beyond it: most
+    /// updates land near the touch, and a depth message's next level near its previous one,
+    /// where this reads two or three keys instead of a binary search's log2(blocks) dependent
+    /// reads.
     #[inline(always)]
     fn locate(&self, price: Price) -> Option<(usize, Result<usize, usize>)> {
         let last = self.order.len().checked_sub(1)?;
         let keys = self.keys.as_slice();
         let below = |k: Price| storage_cmp::<ASK>(k, price) == Ordering::Less;
         // keys[hi..] are all >= price; the answer lies in lo..=hi.
-        let mut hi = keys.len();
+        let mut hi = match keys.get(self.finger) {
+            Some(&k) if !below(k) => self.finger,
+            _ => keys.len(),
+        };
         let mut stride = 1;
         let lo = loop {
             let Some(k) = hi.checked_sub(stride) else {
@@ -217,7 +227,11 @@ impl<const ASK: bool> Side<ASK> {
     /// `truncated`.
     #[inline]
     pub(super) fn upsert(&mut self, price: Price, qty: Qty, truncated: &mut u64) {
-        match self.locate(price) {
+        let found = self.locate(price);
+        if let Some((j, _)) = found {
+            self.finger = j;
+        }
+        match found {
             Some((j, Ok(i))) => {
                 if qty.0 > 0 {
                     if let Some(&b) = self.order.get(j) {
