@@ -104,9 +104,87 @@ fn paired_reading() -> (u64, u64) {
     (best.1, best.2)
 }
 
+/// `CLOCK_MONOTONIC` for a thread that reads it back to back, many times a microsecond (an asap
+/// replay's feed stamps every frame): a real clock reading, paired with a counter reading,
+/// every [`Extrapolated::EVERY`] calls or [`Extrapolated::MAX_SPAN_NS`], whichever comes first,
+/// and in between that reading plus the counter's advance since, in ns. A counter read costs
+/// about 10 ns on this project's VM against about 27 ns for the clock. The calibration's error,
+/// a few parts per million, stays within a few ns over at most 1 ms. Never goes backwards.
+/// Where the counter is not used, every call reads the clock.
+#[derive(Debug, Default)]
+pub struct Extrapolated {
+    base_ns: u64,
+    base_ticks: u64,
+    left: u32,
+    last: u64,
+}
+
+impl Extrapolated {
+    /// Calls per real clock reading.
+    pub const EVERY: u32 = 64;
+
+    /// The longest extrapolation: a reading further from the last real one reads the clock.
+    pub const MAX_SPAN_NS: u64 = 1_000_000;
+
+    /// A real clock reading, which the next calls to [`Extrapolated::now`] extrapolate from.
+    pub fn fresh(&mut self) -> u64 {
+        let n = if scale() == 0 {
+            MonoClock::now()
+        } else {
+            let a = read_counter();
+            let n = MonoClock::now();
+            let b = read_counter();
+            self.base_ticks = a + b.saturating_sub(a) / 2;
+            self.base_ns = n;
+            self.left = Self::EVERY - 1;
+            n
+        };
+        self.last = self.last.max(n);
+        self.last
+    }
+
+    /// Now, ns on `CLOCK_MONOTONIC`: extrapolated, or read every [`Extrapolated::EVERY`] calls.
+    #[inline]
+    pub fn now(&mut self) -> u64 {
+        if self.left == 0 {
+            return self.fresh();
+        }
+        self.left -= 1;
+        let span = span_ns(self.base_ticks, read_counter());
+        if span > Self::MAX_SPAN_NS {
+            return self.fresh();
+        }
+        self.last = self.last.max(self.base_ns + span);
+        self.last
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extrapolated_readings_track_the_clock_and_never_go_back() {
+        let mut x = Extrapolated::default();
+        let mut prev = 0;
+        let mut worst = 0u64;
+        for i in 0..20_000u32 {
+            let before = MonoClock::now();
+            let got = if i % 5_000 == 0 { x.fresh() } else { x.now() };
+            let after = MonoClock::now();
+            assert!(got >= prev, "went back: {prev} then {got}");
+            prev = got;
+            // Between the two clock reads around it, give or take the calibration's error
+            // (generous: a few ppm of the span since the last real reading is well under 1 µs).
+            let off = if got < before {
+                before - got
+            } else {
+                got.saturating_sub(after)
+            };
+            worst = worst.max(off);
+        }
+        assert!(worst < 1_000, "off the clock by {worst} ns");
+    }
 
     #[test]
     fn scale_is_ns_per_tick_in_fixed_point() {
