@@ -1035,6 +1035,7 @@ fn finish(
         paced: None,
         threads: Default::default(),
         machine_hiccups,
+        feed_hiccups: None,
         venues: Vec::new(),
     })
 }

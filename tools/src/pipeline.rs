@@ -362,6 +362,8 @@ struct FeedResult {
     venues: Vec<(Venue, u64, DecodeStats)>,
     ring: TxStats,
     decode_hist: LatencyHist,
+    /// The gaps between the clock readings of the feed's spin-waits (a paced replay's).
+    wait_jitter: Option<engine::idle::IdleJitter>,
     start_ns: u64,
     end_ns: u64,
     start_allocs: u64,
@@ -532,6 +534,10 @@ fn run_pipeline(
             },
             threads: run_threads.report(),
             machine_hiccups,
+            feed_hiccups: feed
+                .wait_jitter
+                .as_ref()
+                .map(crate::hiccups::Hiccups::from_jitter),
         })
     })
 }
@@ -655,6 +661,9 @@ struct Feed<'a> {
     /// The asap replay's clock: `CLOCK_MONOTONIC`, read once every 64 frames and extrapolated
     /// with the CPU's counter in between (about 17 ns a frame less on this VM).
     stamps: crate::clock::tsc::Extrapolated,
+    /// A paced replay's machine hiccups on the feed's CPU: the gaps between the clock
+    /// readings of its spin-waits for a frame's due time (allocated before the run).
+    wait_jitter: Option<engine::idle::IdleJitter>,
 }
 
 const MAX_REPORTED_ERRORS: usize = 5;
@@ -687,6 +696,10 @@ impl<'a> Feed<'a> {
             prev_end: 0,
             back_to_back: false,
             stamps: crate::clock::tsc::Extrapolated::default(),
+            wait_jitter: match pace {
+                Pace::Scaled(_) => Some(engine::idle::IdleJitter::new()),
+                Pace::Asap => None,
+            },
         }
     }
 
@@ -719,6 +732,7 @@ impl<'a> Feed<'a> {
             venues,
             ring: self.tx.stats(),
             decode_hist: self.hist,
+            wait_jitter: self.wait_jitter,
             start_ns: self.start_ns,
             start_allocs: self.start_allocs,
             pinned,
@@ -866,7 +880,7 @@ impl<'a> Feed<'a> {
             Pace::Scaled(factor) => {
                 let due = self.start_ns
                     + (capture_ns.saturating_sub(self.first_capture_ns) as f64 / factor) as u64;
-                wait_until(due);
+                wait_until(due, self.wait_jitter.as_mut());
                 let now = MonoClock::now();
                 (due, now)
             }
@@ -947,17 +961,31 @@ fn session_reset(tx: &mut engine::ring::EventTx, now: u64) -> bool {
 
 /// Waits until the monotonic clock reaches `due`: sleeps while more than 2 ms away, then spins
 /// (a sleep can overshoot by tens of microseconds on a VM; the feed thread has its own CPU).
-fn wait_until(due: u64) {
+/// Sleeps until 1 ms before `due`, then spins reading the clock. The gaps between two
+/// readings with only a spin between them go to `jitter`: the machine's hiccups on the feed's
+/// CPU, measured the way the core measures its own in its empty polls (a wait that ends at once
+/// records nothing, and time asleep never counts).
+fn wait_until(due: u64, mut jitter: Option<&mut engine::idle::IdleJitter>) {
+    let mut spun = false;
     loop {
         let now = MonoClock::now();
+        if let Some(j) = jitter.as_deref_mut() {
+            j.idle(now, spun);
+        }
         if now >= due {
+            if let Some(j) = jitter.as_deref_mut() {
+                // Ends the chain: the frame's work until the next wait is not a hiccup.
+                j.busy(now);
+            }
             return;
         }
         let left = due - now;
         if left > 2_000_000 {
             std::thread::sleep(std::time::Duration::from_nanos(left - 1_000_000));
+            spun = false;
         } else {
             core::hint::spin_loop();
+            spun = true;
         }
     }
 }

@@ -125,6 +125,9 @@ pub struct RunReport {
     /// The machine's hiccups on the core's CPU, measured in the core's idle polls
     /// ([`crate::hiccups`]).
     pub machine_hiccups: crate::hiccups::Hiccups,
+    /// The machine's hiccups on the feed's CPU, measured while a paced replay's feed spins
+    /// until a frame is due (None for an asap replay, whose feed never waits, and a live run).
+    pub feed_hiccups: Option<crate::hiccups::Hiccups>,
 }
 
 /// Where the core loop's time comes from: the monotonic clock live, the capture's time in

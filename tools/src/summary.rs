@@ -165,6 +165,10 @@ impl RunReport {
     fn add_threads_json(&self, v: &mut Value) {
         let t = &self.threads;
         v["machine_hiccups"] = self.machine_hiccups.to_json();
+        v["feed_hiccups"] = self
+            .feed_hiccups
+            .as_ref()
+            .map_or(Value::Null, |h| h.to_json());
         v["threads"] = self.threads_json();
         v["page_faults"] =
             json!({"minor": t.process.minor_faults, "major": t.process.major_faults});
@@ -206,6 +210,14 @@ impl RunReport {
             let _ = writeln!(
                 s,
                 "\nmachine hiccups: not measured (the core never polled empty twice in a row while spinning)"
+            );
+        }
+        if let Some(h) = self.feed_hiccups.as_ref().filter(|h| h.count > 0) {
+            let _ = writeln!(
+                s,
+                "machine hiccups on the feed's CPU (gaps between the paced feed's clock reads while it waits for a frame, ns): {}\n  time-weighted: {}",
+                h.to_line(),
+                h.delay_line()
             );
         }
         let t = &self.threads;

@@ -129,12 +129,13 @@ fn replay_summary_lists_threads_off_the_core_and_the_machine_hiccups() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Paced, so the core polls empty between frames and measures the machine's gaps.
+    // Paced (slowly enough for a debug build's feed to wait between frames), so the core polls
+    // empty between frames and measures the machine's gaps.
     let v = ok_json(&[
         "replay",
         cap.to_str().unwrap(),
         "--pace",
-        "x1000",
+        "x100",
         "--strategy",
         "probe",
         "--idle",
@@ -144,12 +145,22 @@ fn replay_summary_lists_threads_off_the_core_and_the_machine_hiccups() {
         "--json",
     ]);
     assert_ordered(&v["machine_hiccups"]);
+    // The feed spins until each frame is due, and measures its own CPU's gaps meanwhile.
+    assert_ordered(&v["feed_hiccups"]);
     assert_threads_off_core(
         &v,
         &["main", "tickline-feed", "tickline-core", "tickline-metrics"],
     );
     assert!(v["page_faults"]["minor"].is_u64(), "{}", v["page_faults"]);
     assert_eq!(v["memory_locked"], Value::Null);
+    // As fast as possible, the feed never waits: nothing measured on its CPU.
+    let asap = ok_json(&["replay", cap.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        asap["feed_hiccups"],
+        Value::Null,
+        "{}",
+        asap["feed_hiccups"]
+    );
     let _ = std::fs::remove_dir_all(cap.parent().unwrap());
 }
 

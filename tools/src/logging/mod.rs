@@ -12,8 +12,11 @@
 //! `write_all`. The writer copies it into the calling thread's own SPSC byte ring (`rtrb`,
 //! created and registered with the writer thread on that thread's first log line), all of it or
 //! none of it: a full ring drops the line and counts it ([`dropped`]). The writer thread
-//! (`tickline-log`) drains every ring to stderr, in whole lines, and sleeps a millisecond or two
-//! when they are all empty. So a thread that logs never blocks and, after its first line, never
+//! (`tickline-log`) drains every ring to stderr, in whole lines, and parks when they are all
+//! empty; the next line unparks it (and it looks again every 100 ms regardless). It used to
+//! poll every 2 ms: 500 wake-ups a second on the I/O thread's CPU, each one preempting the
+//! I/O thread (a paced replay's feed thread counted about 500 involuntary switches a second,
+//! one per wake-up). So a thread that logs never blocks and, after its first line, never
 //! allocates to log (`tools/tests/logs.rs` counts both); a stalled stderr costs lines, counted,
 //! never the engine's time. Lines of different threads may reach stderr slightly out of time
 //! order (each thread's own lines keep their order).
@@ -45,8 +48,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Bytes of each thread's ring (lines that do not fit while the writer is behind are dropped).
 pub const RING_BYTES: usize = 256 * 1024;
-/// How long the writer thread sleeps when every ring is empty.
-const IDLE_SLEEP: Duration = Duration::from_millis(2);
+/// The longest the writer thread stays parked with every ring empty (a line, a stop or a
+/// placement request unparks it sooner).
+const IDLE_PARK: Duration = Duration::from_millis(100);
 
 /// The line format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +108,26 @@ struct Shared {
     ring_bytes: usize,
     register: Sender<rtrb::Consumer<u8>>,
     stopped: AtomicBool,
+    /// The writer thread is parked, or about to park: a new line must unpark it.
+    idle: AtomicBool,
+    /// The longest park with every ring empty ([`IDLE_PARK`]).
+    park: Duration,
+    /// The writer thread, to unpark.
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Shared {
+    /// Unparks the writer thread if it is parked or about to park (the fence pairs with the
+    /// writer's between setting `idle` and its last look at the rings, so that either the
+    /// writer sees what was just written or this sees `idle`).
+    fn wake(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.idle.load(Ordering::Relaxed) {
+            if let Some(t) = self.writer.get() {
+                t.unpark();
+            }
+        }
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -119,6 +143,9 @@ static PLACE_PENDING: AtomicBool = AtomicBool::new(false);
 pub fn place_writer(cpus: &[usize]) {
     *PLACE_WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(cpus.to_vec());
     PLACE_PENDING.store(true, Ordering::Release);
+    if let Some(s) = INSTALLED.get() {
+        s.wake();
+    }
 }
 /// The counters of the logger [`init`] installed, for [`dropped`].
 static INSTALLED: OnceLock<Arc<Shared>> = OnceLock::new();
@@ -166,6 +193,7 @@ impl RingWriter {
             }
         });
         let counter = if pushed == Ok(true) {
+            s.wake();
             &s.stats.accepted
         } else {
             &s.stats.dropped
@@ -207,6 +235,14 @@ pub struct Logger {
 impl Logger {
     /// Starts the writer thread (`tickline-log`), draining every thread's ring into `sink`.
     pub fn start(sink: Box<dyn Write + Send>, ring_bytes: usize) -> io::Result<Logger> {
+        Self::start_parking(sink, ring_bytes, IDLE_PARK)
+    }
+
+    fn start_parking(
+        sink: Box<dyn Write + Send>,
+        ring_bytes: usize,
+        park: Duration,
+    ) -> io::Result<Logger> {
         let (register, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -214,11 +250,15 @@ impl Logger {
             ring_bytes: ring_bytes.max(1),
             register,
             stopped: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
+            park,
+            writer: OnceLock::new(),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tickline-log".into())
             .spawn(move || drain(&s, &rx, sink))?;
+        let _ = shared.writer.set(thread.thread().clone());
         Ok(Logger {
             writer: RingWriter { shared },
             thread: Some(thread),
@@ -247,6 +287,7 @@ impl Logger {
     /// too).
     pub fn stop(&mut self) -> io::Result<()> {
         self.writer.shared.stopped.store(true, Ordering::Relaxed);
+        self.writer.shared.wake();
         match self.thread.take() {
             Some(t) => t
                 .join()
@@ -316,7 +357,16 @@ fn drain(
         } else if stopping {
             break;
         } else {
-            std::thread::sleep(IDLE_SLEEP);
+            s.idle.store(true, Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            let quiet = rings.iter().all(|r| r.is_empty())
+                && rx.is_empty()
+                && !s.stopped.load(Ordering::Relaxed)
+                && !PLACE_PENDING.load(Ordering::Relaxed);
+            if quiet {
+                std::thread::park_timeout(s.park);
+            }
+            s.idle.store(false, Ordering::Relaxed);
         }
     }
     match failed {
@@ -508,6 +558,66 @@ mod tests {
         assert_eq!(s, "a\\\"b\\\\c\\nd\\u0001é");
         let back: String = serde_json::from_str(&format!("\"{s}\"")).unwrap();
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+
+    /// A sink that hands every write to a channel.
+    struct ToChannel(crossbeam_channel::Sender<Vec<u8>>);
+
+    impl Write for ToChannel {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(buf.to_vec());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The writer parks while every ring is empty (here for up to an hour), and a line or a
+    /// stop wakes it: both are seen long before the park would time out on its own.
+    #[test]
+    fn the_parked_writer_wakes_for_a_line_and_for_a_stop() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut logger =
+            Logger::start_parking(Box::new(ToChannel(tx)), 4096, Duration::from_secs(3600))
+                .unwrap();
+        let w = logger.writer();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for i in 0..3 {
+            // Let the writer find nothing and park.
+            while !logger.writer.shared.idle.load(Ordering::Relaxed) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the writer never parked"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let line = format!("line {i}\n");
+            w.make_writer().write_all(line.as_bytes()).unwrap();
+            let got = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the line, promptly");
+            assert_eq!(got, line.as_bytes());
+        }
+        while !logger.writer.shared.idle.load(Ordering::Relaxed) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never parked"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let stopper = std::thread::spawn(move || {
+            let r = logger.stop();
+            let _ = done_tx.send(());
+            r
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the stop wakes the writer");
+        stopper.join().unwrap().unwrap();
+        assert_eq!(w.shared.stats.accepted.load(Ordering::Relaxed), 3);
     }
 
     #[test]
