@@ -960,11 +960,10 @@ fn session_reset(tx: &mut engine::ring::EventTx, now: u64) -> bool {
 }
 
 /// Waits until the monotonic clock reaches `due`: sleeps while more than 2 ms away, then spins
-/// (a sleep can overshoot by tens of microseconds on a VM; the feed thread has its own CPU).
-/// Sleeps until 1 ms before `due`, then spins reading the clock. The gaps between two
-/// readings with only a spin between them go to `jitter`: the machine's hiccups on the feed's
-/// CPU, measured the way the core measures its own in its empty polls (a wait that ends at once
-/// records nothing, and time asleep never counts).
+/// reading the clock (a sleep can overshoot by tens of microseconds on a VM; the feed thread has
+/// its own CPU). The gaps between two readings with only a spin between them go to `jitter`:
+/// the machine's hiccups on the feed's CPU, measured the way the core measures its own in its
+/// empty polls (a wait that ends at once records nothing, and time asleep never counts).
 fn wait_until(due: u64, mut jitter: Option<&mut engine::idle::IdleJitter>) {
     let mut spun = false;
     loop {
