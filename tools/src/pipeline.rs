@@ -456,6 +456,17 @@ fn run_pipeline(
     let (tx, rx) = event_ring(opts.ring_capacity, OnFull::Block);
     let mut core = Core::new(&opts.symbols, opts.core, MonoClock);
     core.add_input(rx);
+    // An asap replay's core clocks each frame's events at the frame's capture time, sent beside
+    // them (engine `core/frames.rs`): the feed runs up to a ring ahead. Every frame time in
+    // flight has at least one event in the ring, or is the one frame the feed is pushing.
+    let frame_times = match opts.pace {
+        Pace::Asap => {
+            let (ftx, frx) = rtrb::RingBuffer::new(opts.ring_capacity + 1);
+            core.set_frame_times(frx, first_capture_ns);
+            Some(ftx)
+        }
+        Pace::Scaled(_) => None,
+    };
     for (id, _) in opts.symbols.iter() {
         if let Some(s) = build_strategy(opts.custom_strategy.as_ref(), opts.strategy.as_ref())? {
             core.set_strategy(id, wrap(id, s))
@@ -465,8 +476,8 @@ fn run_pipeline(
     let metrics = crate::metrics::start(opts.metrics.clone(), &core, &opts.symbols, None)?;
     let barrier = Arc::new(Barrier::new(2));
     let pace = opts.pace;
-    // The replay clock the core's timers run on: the capture's time, advanced by the feed thread
-    // frame by frame (asap) or by the monotonic clock scaled by the pace factor.
+    // The capture time of the latest frame the feed decoded (ReplayTime's asap clock, which the
+    // core does not use with frame times) or the monotonic clock scaled by the pace factor.
     let replay_clock = &AtomicU64::new(first_capture_ns);
     let lookup = opts.symbols.clone();
     let default_symbol = opts.default_symbol;
@@ -479,7 +490,8 @@ fn run_pipeline(
             // without allocating, after the feed's last push.
             let registration = register_current("tickline-feed", Place::Io(io_cpu));
             let pinned = registration.placed;
-            let feed = Feed::new(decoders, reported, tx, pace, first_capture_ns, replay_clock);
+            let mut feed = Feed::new(decoders, reported, tx, pace, first_capture_ns, replay_clock);
+            feed.frame_times = frame_times;
             match source {
                 Source::Memory(arena) => feed.run_memory(arena, passes, &feed_barrier, pinned),
                 Source::Stream(stream) => {
@@ -664,6 +676,8 @@ struct Feed<'a> {
     /// A paced replay's machine hiccups on the feed's CPU: the gaps between the clock
     /// readings of its spin-waits for a frame's due time (allocated before the run).
     wait_jitter: Option<engine::idle::IdleJitter>,
+    /// An asap replay's frame times for the core's clock: one per frame with events.
+    frame_times: Option<rtrb::Producer<engine::core::FrameTime>>,
 }
 
 const MAX_REPORTED_ERRORS: usize = 5;
@@ -700,6 +714,7 @@ impl<'a> Feed<'a> {
                 Pace::Scaled(_) => Some(engine::idle::IdleJitter::new()),
                 Pace::Asap => None,
             },
+            frame_times: None,
         }
     }
 
@@ -924,6 +939,9 @@ impl<'a> Feed<'a> {
         self.prev_end = if chain { end } else { 0 };
         match r {
             Ok(_) => {
+                if !self.out.is_empty() && !self.send_frame_time(capture_ns) {
+                    return false;
+                }
                 let waits = self.tx.stats().full;
                 let pushed = self.tx.push_all(&self.out).is_ok();
                 if self.tx.stats().full != waits {
@@ -936,6 +954,38 @@ impl<'a> Feed<'a> {
                     self.first_errors.push((frame, e.to_string()));
                 }
                 true
+            }
+        }
+    }
+}
+
+impl Feed<'_> {
+    /// Tells the core, ahead of a frame's events, where they start in the ring and the frame's
+    /// capture time (an asap replay; nothing otherwise). Waits if the core is a ring behind;
+    /// false if the core is gone.
+    #[inline]
+    fn send_frame_time(&mut self, at_ns: u64) -> bool {
+        let Some(times) = self.frame_times.as_mut() else {
+            return true;
+        };
+        let mut t = engine::core::FrameTime {
+            seq: self.tx.stats().pushed,
+            at_ns,
+        };
+        let mut spins = 0u32;
+        loop {
+            match times.push(t) {
+                Ok(()) => return true,
+                Err(rtrb::PushError::Full(back)) => t = back,
+            }
+            if times.is_abandoned() {
+                return false;
+            }
+            spins += 1;
+            if spins < 1_000 {
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
             }
         }
     }

@@ -162,7 +162,9 @@ impl CoreTime for LiveTime {
     }
 }
 
-/// Replay time: the capture's time, advanced by the feed thread frame by frame ([`Pace::Asap`])
+/// Replay time: the capture's time, advanced by the feed thread frame by frame ([`Pace::Asap`];
+/// the replay pipeline's core clocks its events by their own frames' times instead, sent beside
+/// them: `engine::core::Core::set_frame_times`)
 /// or the monotonic clock since the start scaled by the pace factor. The hand-off needs the
 /// monotonic clock; reading it every 16th poll keeps the cost off the per-poll path (an interval
 /// ends at most 16 polls late).

@@ -523,6 +523,16 @@ impl State {
         }
     }
 
+    /// An asap replay reached a frame whose time is `at`: the clock moves there (never back)
+    /// and the timers due by then run, before the frame's events.
+    #[inline]
+    pub(super) fn frame_reached<C: Clock>(&mut self, at: u64, clock: &C) {
+        if at > self.now_ns {
+            self.now_ns = at;
+            self.run_timers(at, clock);
+        }
+    }
+
     pub(super) fn run_timers<C: Clock>(&mut self, now: u64, clock: &C) {
         while let Some(t) = self.timers.pop_due(now) {
             self.counters.timers_fired += 1;

@@ -20,10 +20,15 @@
 //!   order ring or the paper venue, answers joined back to their orders, the ack timeout.
 //! - `command.rs`: control commands (start/stop trading, parameters, halt, resume, kill,
 //!   status), about once a millisecond.
+//! - `frames.rs`: an asap replay's clock, set from each frame's capture time as the core
+//!   reaches the frame's events ([`Core::set_frame_times`]).
 
 mod command;
 mod dispatch;
+mod frames;
 mod orders;
+
+pub use frames::FrameTime;
 
 use crate::book::{BookConfig, BookStats, OrderBook};
 use crate::control::Request;
@@ -316,6 +321,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
             .collect();
         let mut core = Core {
             inputs: Vec::new(),
+            frames: None,
             clock,
             batch: cfg.batch.max(1),
             st: State {
@@ -373,6 +379,8 @@ pub struct Core<C: Clock> {
     clock: C,
     batch: usize,
     st: State,
+    /// An asap replay's frame times for input 0 ([`Core::set_frame_times`]).
+    frames: Option<frames::FrameClock>,
 }
 
 impl<C: Clock> core::fmt::Debug for Core<C> {
@@ -394,6 +402,16 @@ impl<C: Clock> Core<C> {
     /// Adds an inbound ring (the consumer end of [`crate::ring::event_ring`]).
     pub fn add_input(&mut self, rx: Consumer<Event>) {
         self.inputs.push(rx);
+    }
+
+    /// Runs the core's clock on the frame times its first input's producer sends beside the
+    /// events (an asap replay; see `frames.rs`): from now on `now` passed to [`Core::poll`] is
+    /// not used as the clock. The clock reads `start_ns` until the first frame time is reached,
+    /// then each frame's time from its first event on, and the timers due by a frame's time
+    /// run before its events.
+    pub fn set_frame_times(&mut self, times: Consumer<FrameTime>, start_ns: u64) {
+        self.frames = Some(frames::FrameClock::new(times));
+        self.st.now_ns = start_ns;
     }
 
     /// Whether depth diffs arrive for `symbol` (default: [`CoreConfig::depth_snapshots`]). A
@@ -535,7 +553,9 @@ impl<C: Clock> Core<C> {
     /// Drains every ring, runs due timers, and returns the number of events handled.
     #[inline]
     pub fn poll(&mut self, now: u64) -> usize {
-        self.st.now_ns = now;
+        if self.frames.is_none() {
+            self.st.now_ns = now;
+        }
         // One clock read per poll: it stamps the loop (gap since the previous poll, and the
         // previous poll's duration if it was busy) and is the dequeue time of the first ring.
         let start = self.clock.now_ns();
@@ -566,7 +586,14 @@ impl<C: Clock> Core<C> {
             // The events of one frame share a receive stamp, so their queue waits are equal:
             // each run of equal stamps is one histogram record of `n` samples.
             let mut run = (0u64, 0u64);
+            let mut frames = self.frames.as_mut().filter(|_| i == 0);
             for ev in a.iter().chain(b.iter()) {
+                if let Some(f) = frames.as_deref_mut() {
+                    if let Some(at) = f.reach(f.seq) {
+                        self.st.frame_reached(at, &self.clock);
+                    }
+                    f.seq += 1;
+                }
                 if ev.recv_ns != run.0 {
                     self.st.record_queue_wait(dequeued, run);
                     run = (ev.recv_ns, 0);
@@ -578,7 +605,11 @@ impl<C: Clock> Core<C> {
             chunk.commit_all();
             handled += avail;
         }
-        self.st.run_timers(now, &self.clock);
+        let timers_at = match self.frames {
+            Some(_) => self.st.now_ns,
+            None => now,
+        };
+        self.st.run_timers(timers_at, &self.clock);
         if start >= self.st.next_control_ns {
             self.st.next_control_ns = start + 1_000_000;
             self.st.housekeeping(&self.clock);
@@ -1724,5 +1755,67 @@ mod tests {
         assert!(!core.book(spot).unwrap().is_synced());
         assert_eq!(core.counters().book_syncs, 3);
         assert_eq!(core.counters().snapshots_rejected, 1);
+    }
+
+    /// An asap replay's clock: each frame's events see that frame's time, not the `now` the
+    /// poll was given (the feed's, far ahead), and a timer due between two frames fires after
+    /// the first frame's events and before the second's.
+    #[test]
+    fn frame_times_clock_the_events_and_the_timers() {
+        type Log = std::sync::Arc<std::sync::Mutex<Vec<(&'static str, u64, u64)>>>;
+        struct Clocked(Log);
+        impl Strategy for Clocked {
+            fn name(&self) -> &'static str {
+                "clocked"
+            }
+            fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(("trade", t.trade_id, ctx.now_ns()));
+                if t.trade_id == 1 {
+                    ctx.set_timer(ctx.now_ns() + 150, 7).unwrap();
+                }
+            }
+            fn on_timer(&mut self, ctx: &mut Ctx<'_>, token: u64) {
+                self.0.lock().unwrap().push(("timer", token, ctx.now_ns()));
+            }
+        }
+        let mut symbols = SymbolTable::new();
+        symbols.intern("BTCUSDT").unwrap();
+        let clock = StepClock {
+            t: Cell::new(1),
+            step: 1,
+        };
+        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
+        let (mut tx, rx) = event_ring(64, OnFull::Drop);
+        core.add_input(rx);
+        let log = Log::default();
+        core.set_strategy(SymbolId(0), Box::new(Clocked(log.clone())))
+            .unwrap();
+        let (mut ftx, frx) = rtrb::RingBuffer::new(8);
+        core.set_frame_times(frx, 900);
+        // Frames at 1000 (trades 1 and 2), 1100 (trade 3) and 1300 (trade 4).
+        for (seq, at_ns) in [(0, 1000), (2, 1100), (3, 1300)] {
+            ftx.push(FrameTime { seq, at_ns }).unwrap();
+        }
+        for id in 1..=4 {
+            tx.push(trade(5, 1, id, 101, 50)).unwrap();
+        }
+        core.poll(99_999);
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![
+                ("trade", 1, 1000),
+                ("trade", 2, 1000),
+                ("trade", 3, 1100),
+                ("timer", 7, 1300),
+                ("trade", 4, 1300),
+            ]
+        );
+        // No frame time arrives: the clock stays at the last frame's.
+        core.poll(200_000);
+        assert_eq!(core.counters().timers_fired, 1);
+        assert_eq!(core.latency().get(Stage::TimerLag).percentiles().max, 150);
     }
 }

@@ -25,10 +25,9 @@
 //!
 //! **Times.** `exch_ns` is the newest exchange time the core had seen when the record was made:
 //! the exchange time of the market event being handled (the event that caused the order or the
-//! paper fill). `recv_ns` is the replay clock then: the capture's receive time, which in an
-//! as-fast-as-possible replay is that of the newest frame the feed thread had read, so it can run
-//! ahead of the core by what is queued in the ring (exact in a paced replay). The chart and the
-//! statistics use exchange time.
+//! paper fill). `recv_ns` is the replay clock then: the capture's receive time of the frame the
+//! core was handling (in an as-fast-as-possible replay too: the feed sends each frame's time
+//! beside its events). The chart and the statistics use exchange time.
 //!
 //! Files: [`tap`] (the wrapper and the collector), [`csv`] (the two tables), [`stats`] (the
 //! figures), [`chart`] (the SVG).
