@@ -19,7 +19,9 @@
 //! as a gap, so the figure is the machine's, not the engine's. A gap that ends in a poll that
 //! found work is counted up to that poll's first clock reading: the hiccups during which
 //! events arrived are the ones that delayed them. The measurement costs one clock read per
-//! idle poll and nothing per event.
+//! idle poll and nothing per event. A paced replay's feed measures its own CPU the same way
+//! (`feed_hiccups`), from the clock readings of its spin-waits for each frame's due time: a
+//! frame crosses both CPUs, and either can stall it.
 //!
 //! **Two views.** The gap percentiles (`p50`, `p99`, ...) weigh every gap once, as sysjitter
 //! does: millions of ~100 ns gaps surround each long one, so their p99 stays at the cost of an
