@@ -53,7 +53,6 @@ use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
 use feeds::venue::{AnyDecoder, DecodeStats, MarketDecoder};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
 /// What a frame is, for the decoder.
@@ -476,9 +475,6 @@ fn run_pipeline(
     let metrics = crate::metrics::start(opts.metrics.clone(), &core, &opts.symbols, None)?;
     let barrier = Arc::new(Barrier::new(2));
     let pace = opts.pace;
-    // The capture time of the latest frame the feed decoded (ReplayTime's asap clock, which the
-    // core does not use with frame times) or the monotonic clock scaled by the pace factor.
-    let replay_clock = &AtomicU64::new(first_capture_ns);
     let lookup = opts.symbols.clone();
     let default_symbol = opts.default_symbol;
 
@@ -490,7 +486,7 @@ fn run_pipeline(
             // without allocating, after the feed's last push.
             let registration = register_current("tickline-feed", Place::Io(io_cpu));
             let pinned = registration.placed;
-            let mut feed = Feed::new(decoders, reported, tx, pace, first_capture_ns, replay_clock);
+            let mut feed = Feed::new(decoders, reported, tx, pace, first_capture_ns);
             feed.frame_times = frame_times;
             match source {
                 Source::Memory(arena) => feed.run_memory(arena, passes, &feed_barrier, pinned),
@@ -505,7 +501,7 @@ fn run_pipeline(
             metrics,
             cpu: opts.core_cpu,
             idle: opts.idle,
-            time: ReplayTime::new(pace, replay_clock, first_capture_ns),
+            time: ReplayTime::new(pace, first_capture_ns),
             publish: (),
             start: Some(barrier.clone()),
         }
@@ -643,7 +639,7 @@ pub struct VenueCounts {
 }
 
 /// The feed thread's work, whatever the source: stamp, decode, push.
-struct Feed<'a> {
+struct Feed {
     decoders: Decoders,
     /// Frames fed to each venue's decoder.
     venue_frames: [u64; Venue::COUNT],
@@ -660,7 +656,6 @@ struct Feed<'a> {
     hist: LatencyHist,
     first_errors: Vec<(usize, String)>,
     first_capture_ns: u64,
-    replay_clock: &'a AtomicU64,
     start_ns: u64,
     start_allocs: u64,
     frames: u64,
@@ -682,14 +677,13 @@ struct Feed<'a> {
 
 const MAX_REPORTED_ERRORS: usize = 5;
 
-impl<'a> Feed<'a> {
+impl Feed {
     fn new(
         decoders: Decoders,
         reported: u32,
         tx: engine::ring::EventTx,
         pace: Pace,
         first_capture_ns: u64,
-        replay_clock: &'a AtomicU64,
     ) -> Self {
         Self {
             decoders,
@@ -703,7 +697,6 @@ impl<'a> Feed<'a> {
             hist: LatencyHist::new(),
             first_errors: Vec::with_capacity(MAX_REPORTED_ERRORS),
             first_capture_ns,
-            replay_clock,
             start_ns: 0,
             start_allocs: 0,
             frames: 0,
@@ -912,7 +905,6 @@ impl<'a> Feed<'a> {
             }
         };
         let (recv_ns, decode_start) = taken;
-        self.replay_clock.store(capture_ns, Ordering::Relaxed);
         self.out.clear();
         let Some(decoder) = self.decoders[venue.index()].as_mut() else {
             self.missing_decoder(frame, venue);
@@ -959,7 +951,7 @@ impl<'a> Feed<'a> {
     }
 }
 
-impl Feed<'_> {
+impl Feed {
     /// Tells the core, ahead of a frame's events, where they start in the ring and the frame's
     /// capture time (an asap replay; nothing otherwise). Waits if the core is a ring behind;
     /// false if the core is gone.

@@ -162,28 +162,25 @@ impl CoreTime for LiveTime {
     }
 }
 
-/// Replay time: the capture's time, advanced by the feed thread frame by frame ([`Pace::Asap`];
-/// the replay pipeline's core clocks its events by their own frames' times instead, sent beside
-/// them: `engine::core::Core::set_frame_times`)
-/// or the monotonic clock since the start scaled by the pace factor. The hand-off needs the
+/// Replay time: in a paced replay the monotonic clock since the start scaled by the pace factor,
+/// from the capture's first frame's time. An asap replay's core takes its clock from the frame
+/// times the feed sends beside the events (`engine::core::Core::set_frame_times`), so `now` is
+/// then only the capture's start, which the core does not read. The hand-off needs the
 /// monotonic clock; reading it every 16th poll keeps the cost off the per-poll path (an interval
 /// ends at most 16 polls late).
 #[derive(Debug)]
-pub struct ReplayTime<'a> {
+pub struct ReplayTime {
     pace: Pace,
-    clock: &'a AtomicU64,
     first_capture_ns: u64,
     start: u64,
     polls: u32,
 }
 
-impl<'a> ReplayTime<'a> {
-    /// Replay time for `pace`; `clock` is the capture time the feed thread stores frame by
-    /// frame, `first_capture_ns` the capture time of the first frame.
-    pub fn new(pace: Pace, clock: &'a AtomicU64, first_capture_ns: u64) -> ReplayTime<'a> {
+impl ReplayTime {
+    /// Replay time for `pace`; `first_capture_ns` is the capture time of the first frame.
+    pub fn new(pace: Pace, first_capture_ns: u64) -> ReplayTime {
         ReplayTime {
             pace,
-            clock,
             first_capture_ns,
             start: 0,
             polls: 0,
@@ -191,7 +188,7 @@ impl<'a> ReplayTime<'a> {
     }
 }
 
-impl CoreTime for ReplayTime<'_> {
+impl CoreTime for ReplayTime {
     #[inline]
     fn start(&mut self) {
         self.start = MonoClock::now();
@@ -200,7 +197,7 @@ impl CoreTime for ReplayTime<'_> {
     #[inline]
     fn now(&mut self) -> u64 {
         match self.pace {
-            Pace::Asap => self.clock.load(Ordering::Relaxed),
+            Pace::Asap => self.first_capture_ns,
             Pace::Scaled(f) => {
                 self.first_capture_ns + ((MonoClock::now() - self.start) as f64 * f) as u64
             }
