@@ -964,7 +964,7 @@ impl Feed {
             seq: self.tx.stats().pushed,
             at_ns,
         };
-        let mut spins = 0u32;
+        let mut idle = engine::idle::Idler::new(engine::idle::IdleMode::SpinYield { spins: 1_000 });
         loop {
             match times.push(t) {
                 Ok(()) => return true,
@@ -973,12 +973,7 @@ impl Feed {
             if times.is_abandoned() {
                 return false;
             }
-            spins += 1;
-            if spins < 1_000 {
-                core::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            idle.after_poll(false);
         }
     }
 }

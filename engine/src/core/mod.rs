@@ -1626,39 +1626,51 @@ mod tests {
 
     /// A connection of one venue going down hides and resyncs only that venue's books; a
     /// connection event without a venue (a replay's session boundary) touches every book.
-    #[test]
-    fn a_venue_s_disconnect_leaves_other_venues_books_alone() {
-        use crate::event::{BookSide, LevelFlags, SnapshotLevel};
-        use crate::venue::Venue;
+    /// A core over Binance spot's BTCUSDT and `other`'s `name`, its one input ring, and the two
+    /// symbols.
+    fn two_venues(
+        other: crate::venue::Venue,
+        name: &str,
+    ) -> (Core<StepClock>, crate::ring::EventTx, SymbolId, SymbolId) {
         let mut symbols = SymbolTable::new();
         let spot = symbols.intern("BTCUSDT").unwrap();
-        let okx = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
+        let second = symbols.intern_on(other, name).unwrap();
         let clock = StepClock {
             t: Cell::new(1),
             step: 1,
         };
         let mut core = Core::new(&symbols, CoreConfig::default(), clock);
-        let (mut tx, rx) = event_ring(64, OnFull::Drop);
+        let (tx, rx) = event_ring(64, OnFull::Drop);
         core.add_input(rx);
-        let snapshot = |sym, id| {
-            [
-                (BookSide::Bid, "100", LevelFlags::default()),
-                (BookSide::Ask, "101", LevelFlags::LAST),
-            ]
-            .map(|(side, px, flags)| {
-                Event::new(
-                    1,
-                    sym,
-                    EventKind::Snapshot(SnapshotLevel {
-                        last_update_id: id,
-                        price: Price::parse(px.as_bytes()).unwrap(),
-                        qty: crate::fixed::Qty(1),
-                        side,
-                        flags,
-                    }),
-                )
-            })
-        };
+        (core, tx, spot, second)
+    }
+
+    /// A two-level snapshot (bid 100, ask 101) of `sym` with id `id`.
+    fn snapshot_of(sym: SymbolId, id: u64) -> [Event; 2] {
+        use crate::event::{BookSide, LevelFlags, SnapshotLevel};
+        [
+            (BookSide::Bid, 100, LevelFlags::default()),
+            (BookSide::Ask, 101, LevelFlags::LAST),
+        ]
+        .map(|(side, px, flags)| {
+            Event::new(
+                1,
+                sym,
+                EventKind::Snapshot(SnapshotLevel {
+                    last_update_id: id,
+                    price: Price(px),
+                    qty: Qty(1),
+                    side,
+                    flags,
+                }),
+            )
+        })
+    }
+
+    #[test]
+    fn a_venue_s_disconnect_leaves_other_venues_books_alone() {
+        use crate::venue::Venue;
+        let (mut core, mut tx, spot, okx) = two_venues(Venue::Okx, "BTC-USDT");
         let conn = |venue, up| {
             let c = Connection { conn_id: 7, venue };
             let kind = if up {
@@ -1668,7 +1680,7 @@ mod tests {
             };
             Event::new(1, SymbolId::ALL, kind)
         };
-        for ev in snapshot(spot, 5).into_iter().chain(snapshot(okx, 9)) {
+        for ev in snapshot_of(spot, 5).into_iter().chain(snapshot_of(okx, 9)) {
             tx.push(ev).unwrap();
         }
         core.poll(10);
@@ -1679,7 +1691,7 @@ mod tests {
         core.poll(20);
         assert!(core.book(spot).unwrap().is_synced());
         assert!(!core.book(okx).unwrap().is_synced());
-        for ev in snapshot(okx, 11).into_iter().chain(snapshot(spot, 6)) {
+        for ev in snapshot_of(okx, 11).into_iter().chain(snapshot_of(spot, 6)) {
             tx.push(ev).unwrap();
         }
         core.poll(30);
@@ -1690,7 +1702,7 @@ mod tests {
         assert_eq!(core.book(spot).unwrap().last_update_id(), 6);
         // Back up: OKX's next snapshot syncs it.
         tx.push(conn(Some(Venue::Okx), true)).unwrap();
-        for ev in snapshot(okx, 12) {
+        for ev in snapshot_of(okx, 12) {
             tx.push(ev).unwrap();
         }
         core.poll(40);
@@ -1706,38 +1718,12 @@ mod tests {
     /// in the same position rejects it (its REST snapshot must bridge the diffs by id).
     #[test]
     fn books_of_in_stream_snapshot_venues_take_a_restart_snapshot() {
-        use crate::event::{BookSide, LevelFlags, SnapshotLevel};
         use crate::venue::Venue;
-        let mut symbols = SymbolTable::new();
-        let spot = symbols.intern("BTCUSDT").unwrap();
-        let bybit = symbols.intern_on(Venue::BybitSpot, "BTCUSDT").unwrap();
-        let clock = StepClock {
-            t: Cell::new(1),
-            step: 1,
-        };
-        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
-        let (mut tx, rx) = event_ring(64, OnFull::Drop);
-        core.add_input(rx);
-        let snapshot = |sym, id| {
-            [
-                (BookSide::Bid, 100, LevelFlags::default()),
-                (BookSide::Ask, 101, LevelFlags::LAST),
-            ]
-            .map(|(side, px, flags)| {
-                Event::new(
-                    1,
-                    sym,
-                    EventKind::Snapshot(SnapshotLevel {
-                        last_update_id: id,
-                        price: Price(px),
-                        qty: Qty(1),
-                        side,
-                        flags,
-                    }),
-                )
-            })
-        };
-        for ev in snapshot(spot, 100).into_iter().chain(snapshot(bybit, 100)) {
+        let (mut core, mut tx, spot, bybit) = two_venues(Venue::BybitSpot, "BTCUSDT");
+        for ev in snapshot_of(spot, 100)
+            .into_iter()
+            .chain(snapshot_of(bybit, 100))
+        {
             tx.push(ev).unwrap();
         }
         // A diff after a lost one: both books go stale and buffer it.
@@ -1746,7 +1732,10 @@ mod tests {
         core.poll(10);
         assert_eq!(core.counters().book_syncs, 2);
         assert!(!core.book(spot).unwrap().is_synced() && !core.book(bybit).unwrap().is_synced());
-        for ev in snapshot(spot, 1).into_iter().chain(snapshot(bybit, 1)) {
+        for ev in snapshot_of(spot, 1)
+            .into_iter()
+            .chain(snapshot_of(bybit, 1))
+        {
             tx.push(ev).unwrap();
         }
         core.poll(20);

@@ -93,15 +93,22 @@ fn scale_from(ticks: u64, ns: u64) -> u64 {
 fn paired_reading() -> (u64, u64) {
     let mut best = (u64::MAX, 0, 0);
     for _ in 0..5 {
-        let a = read_counter();
-        let n = MonoClock::now();
-        let b = read_counter();
-        let width = b.saturating_sub(a);
+        let (width, t, n) = paired_once();
         if width < best.0 {
-            best = (width, a + width / 2, n);
+            best = (width, t, n);
         }
     }
     (best.1, best.2)
+}
+
+/// One clock reading between two counter reads: (their distance, their midpoint, the clock).
+#[inline]
+fn paired_once() -> (u64, u64, u64) {
+    let a = read_counter();
+    let n = MonoClock::now();
+    let b = read_counter();
+    let width = b.saturating_sub(a);
+    (width, a + width / 2, n)
 }
 
 /// `CLOCK_MONOTONIC` for a thread that reads it back to back, many times a microsecond (an asap
@@ -131,10 +138,8 @@ impl Extrapolated {
         let n = if scale() == 0 {
             MonoClock::now()
         } else {
-            let a = read_counter();
-            let n = MonoClock::now();
-            let b = read_counter();
-            self.base_ticks = a + b.saturating_sub(a) / 2;
+            let (_, t, n) = paired_once();
+            self.base_ticks = t;
             self.base_ns = n;
             self.left = Self::EVERY - 1;
             n
