@@ -43,8 +43,11 @@ use std::time::{Duration, Instant};
 pub const MIN_CAPACITY: usize = 64;
 /// [`run_writer`] flushes the capture at least this often while records arrive.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-/// How long [`run_writer`] sleeps when the ring is empty.
-const IDLE_SLEEP: Duration = Duration::from_millis(1);
+/// How long a capture writer ([`run_writer`], the live runner's) sleeps when its rings are
+/// empty. It shares the I/O thread's CPU, so it batches: waking every millisecond it preempted
+/// that thread about a thousand times a second. Ten milliseconds of any feed is a small part of
+/// a recorder ring (tens of MiB).
+pub const IDLE_SLEEP: Duration = Duration::from_millis(10);
 /// Bytes of a record header in the ring.
 const RING_HEADER: usize = 17;
 

@@ -28,6 +28,7 @@ use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Why a REST call failed.
@@ -233,6 +234,13 @@ pub struct SnapshotWorkerConfig {
     pub retry: Duration,
     /// Longest wait between retries.
     pub max_retry: Duration,
+    /// With a wake the core calls after every request (`engine::core::CoreBuilder::
+    /// resync_notify`), the worker sleeps until a request, a retry or `idle_park` is due.
+    /// Without one it looks at its ring every millisecond.
+    pub wake: Option<SnapshotWake>,
+    /// The longest a worker with a wake sleeps before it looks at its ring and the stop flag
+    /// anyway (whoever sets the stop flag can [`SnapshotWake::wake`] it sooner).
+    pub idle_park: Duration,
 }
 
 impl Default for SnapshotWorkerConfig {
@@ -241,7 +249,37 @@ impl Default for SnapshotWorkerConfig {
             limit: 1000,
             retry: Duration::from_millis(100),
             max_retry: Duration::from_secs(5),
+            wake: None,
+            idle_park: Duration::from_millis(100),
         }
+    }
+}
+/// How often a worker without a [`SnapshotWake`] looks at its ring.
+const POLL: Duration = Duration::from_millis(1);
+
+/// Wakes a sleeping [`run_snapshot_worker`]: the core calls [`wake`](Self::wake) after pushing
+/// a request (`engine::core::CoreBuilder::resync_notify`). Waking a worker that is not asleep,
+/// or one not started yet, costs an atomic read and nothing else; the system call happens only
+/// when the worker is parked, that is at most once per request.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotWake(Arc<OnceLock<std::thread::Thread>>);
+
+impl SnapshotWake {
+    /// A wake with no worker yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wakes the worker if it is asleep.
+    pub fn wake(&self) {
+        if let Some(t) = self.0.get() {
+            t.unpark();
+        }
+    }
+
+    /// Makes the calling thread the one [`wake`](Self::wake) wakes (the first caller wins).
+    fn register_current(&self) {
+        let _ = self.0.set(std::thread::current());
     }
 }
 
@@ -357,6 +395,10 @@ pub fn run_snapshot_worker(
     let mut next_try = vec![Instant::now(); symbols.len()];
     let mut failures_in_row = vec![0u32; symbols.len()];
     let mut out: Vec<Event> = Vec::with_capacity(16_384);
+    if let Some(w) = &cfg.wake {
+        // Before the first look at the ring: a request pushed after that look wakes us.
+        w.register_current();
+    }
     while !stop.load(Ordering::Relaxed) {
         while let Ok(sym) = requests.pop() {
             stats.requests += 1;
@@ -409,10 +451,30 @@ pub fn run_snapshot_worker(
             }
         }
         if !worked {
-            std::thread::sleep(Duration::from_millis(1));
+            idle(cfg, &pending, &next_try);
         }
     }
     stats
+}
+
+/// Waits for the worker's next reason to look again: with a wake, until a request wakes it,
+/// the earliest pending retry is due, or `idle_park` has passed; without one, [`POLL`].
+fn idle(cfg: &SnapshotWorkerConfig, pending: &[bool], next_try: &[Instant]) {
+    if cfg.wake.is_none() {
+        std::thread::sleep(POLL);
+        return;
+    }
+    let now = Instant::now();
+    let due = pending
+        .iter()
+        .zip(next_try)
+        .filter(|(p, _)| **p)
+        .map(|(_, t)| t.saturating_duration_since(now))
+        .min()
+        .unwrap_or(cfg.idle_park);
+    // `park_timeout` returns at once if a wake came since the last park, so a request pushed
+    // between the look at the ring and here is not slept through.
+    std::thread::park_timeout(due.min(cfg.idle_park));
 }
 
 /// One resync request being served, with what it needs of the worker.
@@ -650,5 +712,81 @@ mod tests {
             failures[0].contains("no REST URL for venue binance"),
             "{failures:?}"
         );
+    }
+
+    #[test]
+    fn a_worker_with_a_wake_sleeps_until_a_request_or_the_stop_wakes_it() {
+        let mut symbols = SymbolTable::new();
+        let btc = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
+        let eth = symbols.intern_on(Venue::Okx, "ETH-USDT").unwrap();
+        let (cmd_tx, cmd_rx) = crate::io::command_channel(4);
+        let routes = ResyncRoutes::new()
+            .io(cmd_tx)
+            .depth_streams(btc, vec!["books:BTC-USDT".into()])
+            .depth_streams(eth, vec!["books:ETH-USDT".into()])
+            .adapters(test_adapters);
+        let (mut req_tx, req_rx) = rtrb::RingBuffer::new(8);
+        let (ev_tx, _ev_rx) = engine::ring::event_ring(64, engine::ring::OnFull::Drop);
+        let stop = AtomicBool::new(false);
+        let wake = SnapshotWake::new();
+        // Asleep for a minute unless woken: a step that finishes within the deadline was woken
+        // (and a broken wake fails the test within about a minute).
+        let cfg = SnapshotWorkerConfig {
+            wake: Some(wake.clone()),
+            idle_park: Duration::from_secs(60),
+            ..SnapshotWorkerConfig::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let next_cmd = || loop {
+            if let Some(c) = cmd_rx.try_recv() {
+                return Some(c);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let stats = std::thread::scope(|s| {
+            let worker = s.spawn(|| {
+                run_snapshot_worker(
+                    &routes,
+                    &cfg,
+                    &symbols,
+                    req_rx,
+                    ev_tx,
+                    None,
+                    &stop,
+                    mono,
+                    &mut |m| panic!("{m}"),
+                )
+            });
+            // Stops the worker however this closure ends (a failed assertion too), so the scope's
+            // join ends within one park.
+            struct StopOnDrop<'a>(&'a AtomicBool, &'a SnapshotWake);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                    self.1.wake();
+                }
+            }
+            let stopper = StopOnDrop(&stop, &wake);
+            for (sym, stream) in [(btc, "books:BTC-USDT"), (eth, "books:ETH-USDT")] {
+                // Let the worker fall asleep with nothing to do, then ask as the core does.
+                std::thread::sleep(Duration::from_millis(50));
+                req_tx.push(sym).unwrap();
+                wake.wake();
+                assert_eq!(
+                    next_cmd(),
+                    Some(IoCommand::Resubscribe {
+                        venue: Venue::Okx,
+                        streams: vec![stream.into()]
+                    })
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            drop(stopper);
+            worker.join().unwrap()
+        });
+        assert_eq!((stats.requests, stats.resubscribed), (2, 2));
     }
 }

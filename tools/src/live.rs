@@ -67,7 +67,8 @@ use feeds::orders::journal::{recover, JournalLock, JournalRecord, JournalWriter,
 use feeds::orders::session::{OrderSession, OrderWake, SessionConfig};
 use feeds::recorder::{recorder, RecorderRx};
 use feeds::rest::{
-    run_snapshot_worker, RestClient, ResyncRoutes, SnapshotStats, SnapshotWorkerConfig,
+    run_snapshot_worker, RestClient, ResyncRoutes, SnapshotStats, SnapshotWake,
+    SnapshotWorkerConfig,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -341,7 +342,7 @@ fn write_capture(path: &PathBuf, mut rings: Vec<RecorderRx>) -> Result<u64> {
             if rings.iter_mut().all(|r| r.is_abandoned() && r.is_empty()) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(feeds::recorder::IDLE_SLEEP);
         }
     }
     w.flush()
@@ -631,6 +632,8 @@ struct FeedEnds {
     snap_tx: EventTx,
     /// Core → REST thread: symbols to resync.
     resync_rx: rtrb::Consumer<SymbolId>,
+    /// The core wakes the REST thread with it after each resync request.
+    rest_wake: SnapshotWake,
 }
 
 /// The order session's ends of the core's order ring and its waker.
@@ -655,7 +658,11 @@ fn build_core(cfg: &Config, plan: &FeedPlan, control: bool) -> BuiltCore {
     let (resync_tx, resync_rx) = rtrb::RingBuffer::new(256);
     let mut core_cfg = cfg.core_config(symbols.len());
     core_cfg.depth_snapshots = plan.symbol_feeds.iter().any(|f| f.depth);
-    let mut builder = CoreBuilder::new(symbols, core_cfg, MonoClock).resync_sink(resync_tx);
+    let rest_wake = SnapshotWake::new();
+    let w = rest_wake.clone();
+    let mut builder = CoreBuilder::new(symbols, core_cfg, MonoClock)
+        .resync_sink(resync_tx)
+        .resync_notify(move || w.wake());
     let order_ring = if cfg.orders.enabled {
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(4096);
         let wake = OrderWake::new();
@@ -689,6 +696,7 @@ fn build_core(cfg: &Config, plan: &FeedPlan, control: bool) -> BuiltCore {
         io_tx,
         snap_tx,
         resync_rx,
+        rest_wake,
     };
     BuiltCore {
         core,
@@ -793,6 +801,7 @@ fn spawn_io(
         io_tx,
         snap_tx,
         resync_rx,
+        rest_wake,
     } = ends;
     let (io_rec, snap_rec, rec_rings) = match &opts.record {
         Some(_) => {
@@ -849,6 +858,7 @@ fn spawn_io(
         let symbols = symbols.clone();
         let wcfg = SnapshotWorkerConfig {
             limit: cfg.venue.snapshot_limit,
+            wake: Some(rest_wake),
             ..SnapshotWorkerConfig::default()
         };
         spawn_housekeeping("tickline-rest", move || {
@@ -983,6 +993,8 @@ fn finish(
     start_ns: u64,
 ) -> Result<RunReport> {
     let (io_report, io_pinned) = join(io.io, "I/O")?;
+    // The REST thread sleeps until a request or a retry is due: wake it to see the stop.
+    io.rest.thread().unpark();
     let _snap = join(io.rest, "REST")?;
     let end = join(core_thread, "core")?;
     let (end_ns, core_pinned) = (end.end_ns, end.pinned);

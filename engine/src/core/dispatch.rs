@@ -266,6 +266,9 @@ impl State {
             Some(tx) => {
                 if tx.push(sym).is_ok() {
                     *pending = true;
+                    if let Some(notify) = self.resync_notify.as_mut() {
+                        (notify.0)();
+                    }
                 } else {
                     self.counters.resync_requests_dropped += 1;
                 }

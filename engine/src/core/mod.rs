@@ -134,11 +134,12 @@ impl core::fmt::Debug for SymbolSlot {
 }
 
 /// The order ring's wake-up call.
-struct OrderNotify(Box<dyn FnMut() + Send>);
+/// A callback the core makes after pushing into a ring whose consumer may be asleep.
+struct Notify(Box<dyn FnMut() + Send>);
 
-impl core::fmt::Debug for OrderNotify {
+impl core::fmt::Debug for Notify {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("OrderNotify")
+        f.write_str("Notify")
     }
 }
 
@@ -161,6 +162,7 @@ struct State {
     counters: CoreCounters,
     latency: StageLatency,
     resync_sink: Option<Producer<SymbolId>>,
+    resync_notify: Option<Notify>,
     resync_pending: Vec<bool>,
     /// The market feed went down and has not come back: REST snapshots asked for before are
     /// dropped (they would show a book the strategies cannot see move).
@@ -177,7 +179,7 @@ struct State {
     last_poll_busy: bool,
     interval_start_ns: u64,
     order_sink: Option<Producer<OrderCommand>>,
-    order_notify: Option<OrderNotify>,
+    order_notify: Option<Notify>,
     control: Option<crossbeam_channel::Receiver<Request>>,
     next_control_ns: u64,
     names: Vec<(crate::venue::Venue, String)>,
@@ -196,6 +198,7 @@ struct State {
 /// | [`order_sink`](Self::order_sink) | orders and cancels go to a venue's order session | they go to the paper venue |
 /// | [`order_notify`](Self::order_notify) | called after every command pushed to the order ring | nothing is called |
 /// | [`resync_sink`](Self::resync_sink) | books ask it for REST snapshots | resync requests are only counted |
+/// | [`resync_notify`](Self::resync_notify) | called after every request pushed to the resync ring | nothing is called |
 /// | [`control`](Self::control) | runtime commands are taken from it | no runtime command arrives |
 ///
 /// ```
@@ -224,6 +227,7 @@ pub struct CoreBuilder<'a, C: Clock> {
     cfg: CoreConfig,
     clock: C,
     resync_sink: Option<Producer<SymbolId>>,
+    resync_notify: Option<Box<dyn FnMut() + Send>>,
     order_sink: Option<Producer<OrderCommand>>,
     order_notify: Option<Box<dyn FnMut() + Send>>,
     control: Option<crossbeam_channel::Receiver<Request>>,
@@ -235,6 +239,7 @@ impl<C: Clock> core::fmt::Debug for CoreBuilder<'_, C> {
             .field("symbols", &self.symbols.len())
             .field("cfg", &self.cfg)
             .field("resync_sink", &self.resync_sink.is_some())
+            .field("resync_notify", &self.resync_notify.is_some())
             .field("order_sink", &self.order_sink.is_some())
             .field("order_notify", &self.order_notify.is_some())
             .field("control", &self.control.is_some())
@@ -251,6 +256,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
             cfg,
             clock,
             resync_sink: None,
+            resync_notify: None,
             order_sink: None,
             order_notify: None,
             control: None,
@@ -263,6 +269,14 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
     /// stale and the next trigger asks again.
     pub fn resync_sink(mut self, tx: Producer<SymbolId>) -> Self {
         self.resync_sink = Some(tx);
+        self
+    }
+
+    /// Called right after every request pushed into the resync ring, so the snapshot thread
+    /// can sleep until there is one (a resync is rare: a gap, a reconnect, a rejected
+    /// snapshot, never per event).
+    pub fn resync_notify(mut self, notify: impl FnMut() + Send + 'static) -> Self {
+        self.resync_notify = Some(Box::new(notify));
         self
     }
 
@@ -297,6 +311,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
             cfg,
             clock,
             resync_sink,
+            resync_notify,
             order_sink,
             order_notify,
             control,
@@ -340,6 +355,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
                 counters: CoreCounters::default(),
                 latency: StageLatency::new(),
                 resync_sink,
+                resync_notify: resync_notify.map(Notify),
                 resync_pending: vec![false; symbols.len()],
                 feed_down: [false; crate::venue::Venue::COUNT],
                 depth_fed: vec![cfg.depth_snapshots; symbols.len()],
@@ -353,7 +369,7 @@ impl<'a, C: Clock> CoreBuilder<'a, C> {
                 last_poll_busy: false,
                 interval_start_ns: 0,
                 order_sink,
-                order_notify: order_notify.map(OrderNotify),
+                order_notify: order_notify.map(Notify),
                 control,
                 next_control_ns: 0,
                 names: symbols
@@ -1077,8 +1093,17 @@ mod tests {
 
     #[test]
     fn stale_books_ask_for_a_snapshot_once_until_they_sync() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
         let (rtx, mut rrx) = rtrb::RingBuffer::new(8);
-        let (mut core, mut tx, _rec) = setup_with(0, |b| b.resync_sink(rtx));
+        let notified = Arc::new(AtomicU32::new(0));
+        let n = notified.clone();
+        let (mut core, mut tx, _rec) = setup_with(0, |b| {
+            b.resync_sink(rtx).resync_notify(move || {
+                n.fetch_add(1, Ordering::Relaxed);
+            })
+        });
+        let notified = move || notified.load(Ordering::Relaxed);
         let up = Event::new(
             1,
             SymbolId::ALL,
@@ -1107,14 +1132,18 @@ mod tests {
         tx.push(up).unwrap();
         core.poll(0);
         assert!(rrx.pop().is_err());
+        assert_eq!(notified(), 0);
         tx.push(depth_level(SymbolId(0), 5)).unwrap();
         tx.push(depth_level(SymbolId(0), 6)).unwrap();
         core.poll(0);
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
-        // Lost data while that request is out: none added.
+        // The snapshot thread is woken once per request pushed.
+        assert_eq!(notified(), 1);
+        // Lost data while that request is out: none added, nobody woken.
         tx.push(gap).unwrap();
         core.poll(0);
         assert!(rrx.pop().is_err());
+        assert_eq!(notified(), 1);
         // Down, then lost data, then up again: a snapshot asked for before the down is dropped
         // if it comes while the feed is down, so the reconnect asks again, once.
         tx.push(down).unwrap();
@@ -1126,6 +1155,7 @@ mod tests {
         assert_eq!(rrx.pop(), Ok(SymbolId(0)));
         assert!(rrx.pop().is_err());
         assert_eq!(core.counters().resync_requests, 2);
+        assert_eq!(notified(), 2);
     }
 
     /// Regression (chaos drill): a snapshot asked for before a disconnect that arrives while
