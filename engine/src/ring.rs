@@ -133,7 +133,8 @@ impl EventTx {
                 Ok(())
             }
             OnFull::Block => {
-                let mut spins = 0u32;
+                let mut idle =
+                    crate::idle::Idler::new(crate::idle::IdleMode::SpinYield { spins: 1_000 });
                 let mut ev = ev;
                 loop {
                     if self.pending_lost > 0 && !self.flush_gap(ev.recv_ns) {
@@ -150,12 +151,7 @@ impl EventTx {
                     if self.prod.is_abandoned() {
                         return Err(Closed);
                     }
-                    spins += 1;
-                    if spins < 1_000 {
-                        core::hint::spin_loop();
-                    } else {
-                        std::thread::yield_now();
-                    }
+                    idle.after_poll(false);
                 }
             }
         }
