@@ -171,6 +171,40 @@ fn bench_decode(c: &mut Criterion) {
         }
         g.finish();
     }
+    bench_capture(c, &mut ours, &mut out);
+}
+
+/// Every frame of the spot capture decoded once per iteration, in the capture's order: the
+/// feed thread's decode work on its real mix (bookTicker, trades and 36-level depth messages on
+/// average). Throughput is in frames, so the time per element is the mean decode per message.
+fn bench_capture(c: &mut Criterion, ours: &mut BinanceDecoder, out: &mut Vec<Event>) {
+    let Some(path) = testkit::shared_data_or_notice(testkit::BINANCE_SPOT) else {
+        return;
+    };
+    let frames: Vec<Vec<u8>> = testkit::read_line_capture(&path)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    let decode_all = |ours: &mut BinanceDecoder, out: &mut Vec<Event>| {
+        let mut events = 0usize;
+        for f in &frames {
+            out.clear();
+            if let Ok(Decoded::Events(n)) = ours.decode(black_box(f), 1, out) {
+                events += n;
+            }
+        }
+        events
+    };
+    // The work is the whole capture: every frame decodes to events (none refused).
+    let events = decode_all(ours, out);
+    eprintln!("decode/capture: {} frames, {events} events", frames.len());
+    let mut g = c.benchmark_group("decode/capture");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function(BenchmarkId::from_parameter("tickline"), |b| {
+        b.iter(|| black_box(decode_all(ours, out)))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench_decode);

@@ -106,24 +106,39 @@ fn parse_short(s: &[u8]) -> Option<i64> {
 /// form. At most 10 integer digits keep the result below 10^18, so nothing can overflow.
 #[inline(always)]
 fn parse_eight_decimals(s: &[u8]) -> Option<i64> {
-    if !(10..=19).contains(&s.len()) {
-        return None;
+    match parse_eight_decimals_prefix(s)? {
+        (v, n) if n == s.len() => Some(v),
+        _ => None,
     }
-    let (int, rest) = s.split_at(s.len() - 9);
-    let (&dot, frac) = rest.split_first()?;
-    if dot != b'.' {
-        return None;
-    }
-    let frac = eight_digits(u64::from_le_bytes(frac.try_into().ok()?))?;
+}
+
+/// The form [`parse_fixed`]'s fast path takes, `digits.dddddddd` (1 to 10 integer digits,
+/// exactly 8 decimals), at the start of `s`, whatever follows it: the value in units of 1e-8
+/// and the bytes it took. For a decoder that reads a quoted decimal in the same pass that finds
+/// its end: the value is [`parse_fixed`]'s for those bytes; `None` for any other form (the
+/// decoder then finds the string's end and parses it the general way).
+#[inline(always)]
+pub fn parse_eight_decimals_prefix(s: &[u8]) -> Option<(i64, usize)> {
     let mut acc: u64 = 0;
-    for &b in int {
-        let d = b.wrapping_sub(b'0');
+    let mut i = 0;
+    // At most 10 integer digits keep the result below 10^18 (an 11th ends the loop and fails).
+    while i <= 10 {
+        let d = match s.get(i) {
+            Some(b) => b.wrapping_sub(b'0'),
+            None => break,
+        };
         if d > 9 {
-            return None;
+            break;
         }
         acc = acc * 10 + d as u64;
+        i += 1;
     }
-    Some((acc * SCALE as u64 + frac) as i64)
+    if i == 0 || i > 10 || s.get(i) != Some(&b'.') {
+        return None;
+    }
+    let frac = s.get(i + 1..i + 9)?;
+    let frac = eight_digits(u64::from_le_bytes(frac.try_into().ok()?))?;
+    Some(((acc * SCALE as u64 + frac) as i64, i + 9))
 }
 
 /// The value of 8 ASCII digits loaded little-endian (the first digit in the lowest byte), or
@@ -400,7 +415,30 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&s)
             );
+            // The prefix form, as a decoder meets it (the string, its closing quote, more) and
+            // takes it (only when the closing quote follows).
+            let mut quoted = s.clone();
+            quoted.extend_from_slice(b"\",\"");
+            match parse_eight_decimals_prefix(&quoted).filter(|&(_, n)| quoted[n] == b'"') {
+                Some((v, n)) => {
+                    assert_eq!(n, s.len(), "{:?}", String::from_utf8_lossy(&s));
+                    assert_eq!(
+                        parse_checked(&s),
+                        Ok(v),
+                        "{:?}",
+                        String::from_utf8_lossy(&s)
+                    );
+                }
+                None => assert_eq!(parse_eight_decimals(&s), None),
+            }
         }
+        assert_eq!(parse_eight_decimals_prefix(b"12345678901.00000000\""), None);
+        assert_eq!(parse_eight_decimals_prefix(b"1.0000000\""), None);
+        assert_eq!(
+            parse_eight_decimals_prefix(b"1.000000001\""),
+            Some((100_000_000, 10)),
+            "the prefix stops after 8 decimals: the decoder's quote check refuses the 9th"
+        );
         for (s, v) in [
             ("61837.63000000", 6_183_763_000_000),
             ("0.00000001", 1),

@@ -73,7 +73,7 @@ use crate::venue::decode::{fixed_of, with_unescaped};
 use engine::event::{
     AggTrade, BookSide, BookTicker, DepthLevel, Event, EventKind, LevelFlags, SnapshotLevel, Trade,
 };
-use engine::fixed::{parse_fixed, Price, Qty};
+use engine::fixed::{parse_eight_decimals_prefix, parse_fixed, Price, Qty};
 use engine::symbol::{SymbolId, SymbolTable};
 use engine::venue::Venue;
 
@@ -1006,6 +1006,53 @@ pub(super) mod fast {
         parse_fixed(s).ok()
     }
 
+    /// A quoted decimal read by [`decimal_body`]: its value when it had Binance's usual form,
+    /// else its body, parsed only when asked (so a frame is refused at the same step as before).
+    #[derive(Clone, Copy)]
+    pub(in crate::binance) enum Dec<'a> {
+        /// `digits.dddddddd`, parsed while its end was found.
+        Value(i64),
+        /// Any other plain string body, for [`decimal`].
+        Body(&'a [u8]),
+    }
+
+    impl Dec<'_> {
+        /// The value, as [`decimal`] of the body would give it.
+        #[inline(always)]
+        pub(in crate::binance) fn value(self) -> Option<i64> {
+            match self {
+                Dec::Value(v) => Some(v),
+                Dec::Body(b) => decimal(b),
+            }
+        }
+    }
+
+    /// A plain string body at `*pos` (just after its opening quote) that should hold a decimal,
+    /// through the closing quote. Binance writes every price and quantity as `digits.dddddddd`:
+    /// that form is parsed in the same pass that finds the closing quote (one scan instead of
+    /// [`body`]'s and then [`decimal`]'s); any other body is returned as [`body`] returns it.
+    #[inline(always)]
+    pub(in crate::binance) fn decimal_body<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Dec<'a>> {
+        if let Some((v, n)) = buf.get(*pos..).and_then(parse_eight_decimals_prefix) {
+            if buf.get(*pos + n) == Some(&b'"') {
+                *pos += n + 1;
+                return Some(Dec::Value(v));
+            }
+        }
+        body(buf, pos).map(Dec::Body)
+    }
+
+    /// A plain string value at `*pos` (its opening quote) that should hold a decimal: see
+    /// [`decimal_body`].
+    #[inline(always)]
+    pub(in crate::binance) fn decimal_string<'a>(
+        buf: &'a [u8],
+        pos: &mut usize,
+    ) -> Option<Dec<'a>> {
+        lit(buf, pos, b"\"")?;
+        decimal_body(buf, pos)
+    }
+
     #[inline(always)]
     pub(in crate::binance) fn ms(ms: u64) -> Option<u64> {
         ms.checked_mul(NS_PER_MS)
@@ -1084,9 +1131,9 @@ pub(super) mod fast {
         lit(buf, pos, b",\"t\":")?;
         let trade_id = uint(buf, pos)?;
         lit(buf, pos, b",\"p\":")?;
-        let p = string(buf, pos)?;
+        let p = decimal_string(buf, pos)?;
         lit(buf, pos, b",\"q\":")?;
-        let q = string(buf, pos)?;
+        let q = decimal_string(buf, pos)?;
         lit(buf, pos, b",\"T\":")?;
         uint(buf, pos)?;
         lit(buf, pos, b",\"m\":")?;
@@ -1100,8 +1147,8 @@ pub(super) mod fast {
         let ev = Trade {
             exch_ns: ms(e_ms)?,
             trade_id,
-            price: Price(decimal(p)?),
-            qty: Qty(decimal(q)?),
+            price: Price(p.value()?),
+            qty: Qty(q.value()?),
             buyer_maker,
         };
         out.push(Event::new(recv_ns, symbol, EventKind::Trade(ev)));
@@ -1124,9 +1171,9 @@ pub(super) mod fast {
         lit(buf, pos, b",\"a\":")?;
         let agg_id = uint(buf, pos)?;
         lit(buf, pos, b",\"p\":")?;
-        let p = string(buf, pos)?;
+        let p = decimal_string(buf, pos)?;
         lit(buf, pos, b",\"q\":")?;
-        let q = string(buf, pos)?;
+        let q = decimal_string(buf, pos)?;
         lit(buf, pos, b",\"f\":")?;
         let first = uint(buf, pos)?;
         lit(buf, pos, b",\"l\":")?;
@@ -1144,8 +1191,8 @@ pub(super) mod fast {
         let ev = AggTrade {
             exch_ns: ms(e_ms)?,
             agg_id,
-            price: Price(decimal(p)?),
-            qty: Qty(decimal(q)?),
+            price: Price(p.value()?),
+            qty: Qty(q.value()?),
             trade_count: trade_count(first, last).ok()?,
             buyer_maker,
         };
@@ -1167,23 +1214,23 @@ pub(super) mod fast {
         lit(buf, pos, b",\"s\":")?;
         let sym = string(buf, pos)?;
         lit(buf, pos, b",\"b\":")?;
-        let b = string(buf, pos)?;
+        let b = decimal_string(buf, pos)?;
         lit(buf, pos, b",\"B\":")?;
-        let bq = string(buf, pos)?;
+        let bq = decimal_string(buf, pos)?;
         lit(buf, pos, b",\"a\":")?;
-        let a = string(buf, pos)?;
+        let a = decimal_string(buf, pos)?;
         lit(buf, pos, b",\"A\":")?;
-        let aq = string(buf, pos)?;
+        let aq = decimal_string(buf, pos)?;
         lit(buf, pos, b"}")?;
         let Some(symbol) = syms.lookup(sym) else {
             return Some(Decoded::Ignored(IgnoreReason::UnknownSymbol));
         };
         let ev = BookTicker {
             update_id,
-            bid_px: Price(decimal(b)?),
-            bid_qty: Qty(decimal(bq)?),
-            ask_px: Price(decimal(a)?),
-            ask_qty: Qty(decimal(aq)?),
+            bid_px: Price(b.value()?),
+            bid_qty: Qty(bq.value()?),
+            ask_px: Price(a.value()?),
+            ask_qty: Qty(aq.value()?),
         };
         out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(ev)));
         Some(Decoded::Events(1))
@@ -1282,11 +1329,11 @@ pub(super) mod fast {
         }
         loop {
             lit(buf, pos, b"[\"")?;
-            let p = body(buf, pos)?;
+            let p = decimal_body(buf, pos)?;
             lit(buf, pos, b",\"")?;
-            let q = body(buf, pos)?;
+            let q = decimal_body(buf, pos)?;
             lit(buf, pos, b"]")?;
-            out.push(mk(side, Price(decimal(p)?), Qty(decimal(q)?)));
+            out.push(mk(side, Price(p.value()?), Qty(q.value()?)));
             match buf.get(*pos)? {
                 b',' => *pos += 1,
                 b']' => {

@@ -70,7 +70,7 @@
 //! decode_usdm` (per kind, real frames, beside `serde_json` on the same frames).
 
 use super::adapter::streams_request;
-use super::market::fast::{body, boolean, decimal, levels, lit, ms, string, uint};
+use super::market::fast::{body, boolean, decimal_string, levels, lit, ms, string, uint};
 use super::market::{finish_levels, trade_count, BinanceDecoder};
 use crate::json::JsonStr;
 use crate::venue::{
@@ -271,9 +271,9 @@ fn trade(
     lit(buf, pos, b",\"t\":")?;
     let trade_id = uint(buf, pos)?;
     lit(buf, pos, b",\"p\":")?;
-    let p = string(buf, pos)?;
+    let p = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"q\":")?;
-    let q = string(buf, pos)?;
+    let q = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"X\":")?;
     string(buf, pos)?;
     lit(buf, pos, b",\"m\":")?;
@@ -285,8 +285,8 @@ fn trade(
     let ev = Trade {
         exch_ns: ms(e_ms)?,
         trade_id,
-        price: Price(decimal(p)?),
-        qty: Qty(decimal(q)?),
+        price: Price(p.value()?),
+        qty: Qty(q.value()?),
         buyer_maker,
     };
     out.push(Event::new(recv_ns, symbol, EventKind::Trade(ev)));
@@ -316,9 +316,9 @@ fn agg_trade(
         (string(buf, pos)?, agg_id)
     };
     lit(buf, pos, b",\"p\":")?;
-    let p = string(buf, pos)?;
+    let p = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"q\":")?;
-    let q = string(buf, pos)?;
+    let q = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"f\":")?;
     let first = uint(buf, pos)?;
     lit(buf, pos, b",\"l\":")?;
@@ -334,8 +334,8 @@ fn agg_trade(
     let ev = AggTrade {
         exch_ns: ms(e_ms)?,
         agg_id,
-        price: Price(decimal(p)?),
-        qty: Qty(decimal(q)?),
+        price: Price(p.value()?),
+        qty: Qty(q.value()?),
         trade_count: trade_count(first, last).ok()?,
         buyer_maker,
     };
@@ -357,13 +357,13 @@ fn book_ticker(
     lit(buf, pos, b",\"s\":")?;
     let sym = string(buf, pos)?;
     lit(buf, pos, b",\"b\":")?;
-    let b = string(buf, pos)?;
+    let b = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"B\":")?;
-    let bq = string(buf, pos)?;
+    let bq = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"a\":")?;
-    let a = string(buf, pos)?;
+    let a = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"A\":")?;
-    let aq = string(buf, pos)?;
+    let aq = decimal_string(buf, pos)?;
     lit(buf, pos, b",\"T\":")?;
     uint(buf, pos)?;
     lit(buf, pos, b",\"E\":")?;
@@ -374,10 +374,10 @@ fn book_ticker(
     };
     let ev = BookTicker {
         update_id,
-        bid_px: Price(decimal(b)?),
-        bid_qty: Qty(decimal(bq)?),
-        ask_px: Price(decimal(a)?),
-        ask_qty: Qty(decimal(aq)?),
+        bid_px: Price(b.value()?),
+        bid_qty: Qty(bq.value()?),
+        ask_px: Price(a.value()?),
+        ask_qty: Qty(aq.value()?),
     };
     out.push(Event::new(recv_ns, symbol, EventKind::BookTicker(ev)));
     Some(Decoded::Events(1))
