@@ -254,13 +254,14 @@ impl Default for SnapshotWorkerConfig {
         }
     }
 }
+
 /// How often a worker without a [`SnapshotWake`] looks at its ring.
 const POLL: Duration = Duration::from_millis(1);
 
 /// Wakes a sleeping [`run_snapshot_worker`]: the core calls [`wake`](Self::wake) after pushing
 /// a request (`engine::core::CoreBuilder::resync_notify`). Waking a worker that is not asleep,
-/// or one not started yet, costs an atomic read and nothing else; the system call happens only
-/// when the worker is parked, that is at most once per request.
+/// or one not started yet, costs two atomic operations; the system call (a futex wake) happens
+/// only when the worker is parked, so at most once per request.
 #[derive(Clone, Debug, Default)]
 pub struct SnapshotWake(Arc<OnceLock<std::thread::Thread>>);
 

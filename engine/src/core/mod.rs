@@ -133,8 +133,8 @@ impl core::fmt::Debug for SymbolSlot {
     }
 }
 
-/// The order ring's wake-up call.
-/// A callback the core makes after pushing into a ring whose consumer may be asleep.
+/// A callback the core makes after pushing into a ring whose consumer may be asleep (the order
+/// ring's I/O thread, the resync ring's snapshot thread).
 struct Notify(Box<dyn FnMut() + Send>);
 
 impl core::fmt::Debug for Notify {
