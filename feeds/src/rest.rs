@@ -645,6 +645,20 @@ mod tests {
         1
     }
 
+    /// The next command the worker hands the I/O loop, looked for every millisecond until
+    /// `deadline`.
+    fn next_cmd(rx: &crate::io::IoCommandRx, deadline: Instant) -> Option<IoCommand> {
+        loop {
+            if let Some(c) = rx.try_recv() {
+                return Some(c);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn resyncs_go_by_venue_a_websocket_snapshot_venue_is_resubscribed() {
         let mut symbols = SymbolTable::new();
@@ -681,11 +695,7 @@ mod tests {
                 )
             });
             let deadline = Instant::now() + Duration::from_secs(10);
-            let mut cmd = None;
-            while cmd.is_none() && Instant::now() < deadline {
-                cmd = cmd_rx.try_recv();
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            let cmd = next_cmd(&cmd_rx, deadline);
             // A second request within the gap waits (here past the test's end).
             req_tx.push(okx).unwrap();
             while req_tx.slots() < 8 && Instant::now() < deadline {
@@ -738,15 +748,6 @@ mod tests {
             ..SnapshotWorkerConfig::default()
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        let next_cmd = || loop {
-            if let Some(c) = cmd_rx.try_recv() {
-                return Some(c);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
         let stats = std::thread::scope(|s| {
             let worker = s.spawn(|| {
                 run_snapshot_worker(
@@ -777,7 +778,7 @@ mod tests {
                 req_tx.push(sym).unwrap();
                 wake.wake();
                 assert_eq!(
-                    next_cmd(),
+                    next_cmd(&cmd_rx, deadline),
                     Some(IoCommand::Resubscribe {
                         venue: Venue::Okx,
                         streams: vec![stream.into()]

@@ -1608,13 +1608,7 @@ mod tests {
         let a = symbols.intern("BTCUSDT").unwrap();
         let b = symbols.intern_on(Venue::BinanceUsdm, "BTCUSDT").unwrap();
         let c = symbols.intern_on(Venue::Okx, "BTC-USDT").unwrap();
-        let clock = StepClock {
-            t: Cell::new(1),
-            step: 1,
-        };
-        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
-        let (mut tx, rx) = event_ring(64, OnFull::Drop);
-        core.add_input(rx);
+        let (mut core, mut tx) = stepped_core(&symbols);
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
         core.set_strategy(b, Box::new(Reader(seen.clone())))
             .unwrap();
@@ -1665,14 +1659,21 @@ mod tests {
         let mut symbols = SymbolTable::new();
         let spot = symbols.intern("BTCUSDT").unwrap();
         let second = symbols.intern_on(other, name).unwrap();
+        let (core, tx) = stepped_core(&symbols);
+        (core, tx, spot, second)
+    }
+
+    /// A core over `symbols` with default settings, a clock stepping 1 ns from 1, and one input
+    /// ring of 64 events.
+    fn stepped_core(symbols: &SymbolTable) -> (Core<StepClock>, crate::ring::EventTx) {
         let clock = StepClock {
             t: Cell::new(1),
             step: 1,
         };
-        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
+        let mut core = Core::new(symbols, CoreConfig::default(), clock);
         let (tx, rx) = event_ring(64, OnFull::Drop);
         core.add_input(rx);
-        (core, tx, spot, second)
+        (core, tx)
     }
 
     /// A two-level snapshot (bid 100, ask 101) of `sym` with id `id`.
@@ -1802,13 +1803,7 @@ mod tests {
         }
         let mut symbols = SymbolTable::new();
         symbols.intern("BTCUSDT").unwrap();
-        let clock = StepClock {
-            t: Cell::new(1),
-            step: 1,
-        };
-        let mut core = Core::new(&symbols, CoreConfig::default(), clock);
-        let (mut tx, rx) = event_ring(64, OnFull::Drop);
-        core.add_input(rx);
+        let (mut core, mut tx) = stepped_core(&symbols);
         let log = Log::default();
         core.set_strategy(SymbolId(0), Box::new(Clocked(log.clone())))
             .unwrap();
