@@ -89,6 +89,68 @@ impl LatencyHist {
     }
 }
 
+/// Samples a [`BatchedHist`] holds before it adds them to its histogram.
+pub const BATCH: usize = 256;
+
+/// A [`LatencyHist`] fed through a small buffer: samples are stored in order and added to the
+/// histogram [`BATCH`] at a time.
+///
+/// For a thread that records one sample per item while it streams through more memory than its
+/// caches hold (the replay feed: a decode time per frame, between megabytes of capture and
+/// ring). Recording straight into the histogram then misses the cache on most samples: `perf`
+/// put 9 % of the feed thread's time on that one load. A batch takes the misses once per
+/// counter line it touches, and the buffer's writes are sequential. Nothing is lost: read the
+/// histogram with [`BatchedHist::finish`], which adds what is still buffered.
+#[derive(Clone, Debug)]
+pub struct BatchedHist {
+    hist: LatencyHist,
+    buf: Box<[u64; BATCH]>,
+    len: usize,
+}
+
+impl Default for BatchedHist {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchedHist {
+    /// An empty histogram and buffer (all memory allocated now).
+    pub fn new() -> Self {
+        BatchedHist {
+            hist: LatencyHist::new(),
+            buf: Box::new([0; BATCH]),
+            len: 0,
+        }
+    }
+
+    /// Records one sample (clamped to the bounds, as [`LatencyHist::record`]).
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = ns;
+            self.len += 1;
+        }
+        if self.len == BATCH {
+            self.flush();
+        }
+    }
+
+    #[inline(never)]
+    fn flush(&mut self) {
+        for &ns in self.buf.get(..self.len).unwrap_or(&[]) {
+            self.hist.record(ns);
+        }
+        self.len = 0;
+    }
+
+    /// Every sample recorded, as a histogram.
+    pub fn finish(mut self) -> LatencyHist {
+        self.flush();
+        self.hist
+    }
+}
+
 #[cold]
 fn unreachable_hist() -> Histogram<u64> {
     // Only reachable if hdrhistogram rejects its own documented defaults.
@@ -235,6 +297,22 @@ mod tests {
             p.max >= HIGHEST_NS && p.max <= HIGHEST_NS + HIGHEST_NS / 1000,
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_batched_histogram_ends_with_every_sample_recorded() {
+        // Full batches and a partial one: the finished histogram equals direct recording.
+        let samples = (0..BATCH as u64 * 3 + 17).map(|i| (i * 7919) % 100_000 + 1);
+        let mut batched = BatchedHist::new();
+        let mut direct = LatencyHist::new();
+        for v in samples {
+            batched.record(v);
+            direct.record(v);
+        }
+        let batched = batched.finish();
+        assert_eq!(batched.len(), BATCH as u64 * 3 + 17);
+        assert_eq!(batched.histogram(), direct.histogram());
+        assert!(BatchedHist::new().finish().is_empty());
     }
 
     #[test]

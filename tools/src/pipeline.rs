@@ -46,7 +46,7 @@ use crate::threads::{register_current, Place};
 use anyhow::{bail, Context, Result};
 use engine::core::{Core, CoreConfig};
 use engine::idle::IdleMode;
-use engine::latency::LatencyHist;
+use engine::latency::{BatchedHist, LatencyHist};
 use engine::ring::{event_ring, OnFull, TxStats};
 use engine::strategy::{Params, Strategy};
 use engine::symbol::{SymbolId, SymbolTable};
@@ -653,7 +653,9 @@ struct Feed {
     tx: engine::ring::EventTx,
     pace: Pace,
     out: Vec<engine::event::Event>,
-    hist: LatencyHist,
+    /// Decode time per frame; recorded after the frame is pushed, so a batch's flush
+    /// ([`BatchedHist`]) never delays a frame already decoded.
+    hist: BatchedHist,
     first_errors: Vec<(usize, String)>,
     first_capture_ns: u64,
     start_ns: u64,
@@ -694,7 +696,7 @@ impl Feed {
             tx,
             pace,
             out: Vec::with_capacity(16_384),
-            hist: LatencyHist::new(),
+            hist: BatchedHist::new(),
             first_errors: Vec::with_capacity(MAX_REPORTED_ERRORS),
             first_capture_ns,
             start_ns: 0,
@@ -739,7 +741,7 @@ impl Feed {
             decode,
             venues,
             ring: self.tx.stats(),
-            decode_hist: self.hist,
+            decode_hist: self.hist.finish(),
             wait_jitter: self.wait_jitter,
             start_ns: self.start_ns,
             start_allocs: self.start_allocs,
@@ -926,14 +928,11 @@ impl Feed {
             Pace::Asap => self.stamps.now(),
             Pace::Scaled(_) => MonoClock::now(),
         };
-        self.hist.record(end.saturating_sub(decode_start));
         let chain = self.back_to_back && matches!(self.pace, Pace::Asap);
         self.prev_end = if chain { end } else { 0 };
-        match r {
+        let go_on = match r {
+            Ok(_) if !self.out.is_empty() && !self.send_frame_time(capture_ns) => false,
             Ok(_) => {
-                if !self.out.is_empty() && !self.send_frame_time(capture_ns) {
-                    return false;
-                }
                 let waits = self.tx.stats().full;
                 let pushed = self.tx.push_all(&self.out).is_ok();
                 if self.tx.stats().full != waits {
@@ -947,7 +946,9 @@ impl Feed {
                 }
                 true
             }
-        }
+        };
+        self.hist.record(end.saturating_sub(decode_start));
+        go_on
     }
 }
 
