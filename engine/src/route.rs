@@ -15,9 +15,12 @@
 //! | `bookTicker` | `on_book_ticker` |
 //! | `book` | `on_book` (the L2 book changed or synced) |
 //!
-//! A strategy that declares nothing hears every kind of its own symbol (the default). Its own
-//! orders, its timers and connection changes always reach it, whatever it declares. Symbols are
-//! matched case-insensitively.
+//! A channel that is only a kind (`trade`, `bookTicker`, or `*`) means that kind of the
+//! strategy's own symbol, whatever its venue and name: a strategy that reads only trades declares
+//! `["trade"]`, and the core then skips the callbacks it would ignore (a timed call per book
+//! message and per best bid/ask otherwise). A strategy that declares nothing hears every kind of
+//! its own symbol (the default). Its own orders, its timers and connection changes always reach
+//! it, whatever it declares. Symbols are matched case-insensitively.
 //!
 //! When a strategy hears another symbol's event, its [`Ctx`](crate::strategy::Ctx) shows that
 //! symbol's market (book, best bid/ask, last trade; [`Ctx::event_symbol`](crate::strategy::Ctx::event_symbol))
@@ -88,6 +91,8 @@ enum SymbolPat {
     Exact(String),
     /// `BTC*`: names starting with this (upper case).
     Prefix(String),
+    /// A channel of a kind alone: the strategy's own symbol.
+    Own,
 }
 
 /// One parsed pattern (`None`: `*`).
@@ -99,19 +104,27 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parses `<kind>.<venue>.<symbol>`.
+    /// Parses `<kind>.<venue>.<symbol>`, or `<kind>` alone for the strategy's own symbol.
     pub fn parse(s: &str) -> Result<Pattern, RouteError> {
         let err = |why: &str| RouteError {
             pattern: s.to_string(),
             why: why.to_string(),
         };
         let parts: Vec<&str> = s.split('.').collect();
-        let [kind, venue, symbol] = parts[..] else {
-            return Err(err(
-                "expected <kind>.<venue>.<symbol>, e.g. trade.binance.BTCUSDT",
-            ));
+        let (kind, venue, symbol) = match parts[..] {
+            [kind] => (kind, "*", None),
+            [kind, venue, symbol] => (kind, venue, Some(symbol)),
+            _ => {
+                return Err(err(
+                    "expected <kind>.<venue>.<symbol> (e.g. trade.binance.BTCUSDT), or a kind \
+                     alone for the strategy's own symbol",
+                ))
+            }
         };
-        if [kind, venue, symbol].iter().any(|p| p.is_empty()) {
+        if [kind, venue, symbol.unwrap_or("*")]
+            .iter()
+            .any(|p| p.is_empty())
+        {
             return Err(err("an empty part"));
         }
         let kind = match kind {
@@ -119,6 +132,13 @@ impl Pattern {
             k => Some(Kind::parse(k).ok_or_else(|| {
                 err("unknown kind (expected trade, aggTrade, bookTicker, book or *)")
             })?),
+        };
+        let Some(symbol) = symbol else {
+            return Ok(Pattern {
+                kind,
+                venue: None,
+                symbol: SymbolPat::Own,
+            });
         };
         let venue = match venue {
             "*" => None,
@@ -147,14 +167,16 @@ impl Pattern {
         })
     }
 
-    /// True if `kind` events of `symbol` (upper case) on `venue` match.
-    pub fn matches(&self, kind: Kind, venue: Venue, symbol: &str) -> bool {
+    /// True if `kind` events of `symbol` (upper case) on `venue` match; `own` says whether
+    /// that symbol is the strategy's own.
+    pub fn matches(&self, kind: Kind, venue: Venue, symbol: &str, own: bool) -> bool {
         self.kind.is_none_or(|k| k == kind)
             && self.venue.is_none_or(|v| v == venue)
             && match &self.symbol {
                 SymbolPat::Any => true,
                 SymbolPat::Exact(s) => s == symbol,
                 SymbolPat::Prefix(p) => symbol.starts_with(p.as_str()),
+                SymbolPat::Own => own,
             }
     }
 }
@@ -195,7 +217,9 @@ impl Routes {
                     let hears = if patterns.is_empty() {
                         sym == home
                     } else {
-                        patterns.iter().any(|p| p.matches(kind, *venue, name))
+                        patterns
+                            .iter()
+                            .any(|p| p.matches(kind, *venue, name, sym == home))
                     };
                     if hears {
                         self.table[kind as usize * self.n + sym].push(home as u32);
@@ -269,6 +293,33 @@ mod tests {
         r.rebuild(&[Some(&own), None, None], &names);
         assert_eq!(r.targets(Kind::Book, 2), &[] as &[u32]);
         assert_eq!(r.targets(Kind::Trade, 0), &[0]);
+    }
+
+    #[test]
+    fn a_kind_alone_is_that_kind_of_the_strategy_s_own_symbol() {
+        let names = names();
+        let trades = parse_all(&["trade".into()]).unwrap();
+        let own_and_eth_books = parse_all(&["*".into(), "book.binance.ETHUSDT".into()]).unwrap();
+        let mut r = Routes::new(3);
+        r.rebuild(
+            &[Some(&trades), Some(&trades), Some(&own_and_eth_books)],
+            &names,
+        );
+        // BTCUSDT's and ETHUSDT's strategies hear their own trades and nothing else.
+        assert_eq!(r.targets(Kind::Trade, 0), &[0]);
+        assert_eq!(r.targets(Kind::Trade, 1), &[1]);
+        for kind in [Kind::AggTrade, Kind::BookTicker] {
+            assert_eq!(r.targets(kind, 0), &[] as &[u32], "{kind:?}");
+        }
+        assert_eq!(r.targets(Kind::Book, 0), &[] as &[u32]);
+        // BNBUSDT's: every kind of its own, and ETHUSDT's books.
+        for kind in Kind::ALL {
+            assert_eq!(r.targets(kind, 2), &[2], "{kind:?}");
+        }
+        assert_eq!(r.targets(Kind::Book, 1), &[2]);
+        for bad in ["", "trades", "trade.binance", "."] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -516,9 +516,11 @@ pub trait Strategy: Send {
     /// The feed went down (`up == false`) or came back (`up == true`).
     fn on_connection(&mut self, _ctx: &mut Ctx<'_>, _up: bool) {}
     /// The channels this strategy wants, as patterns `<kind>.<venue>.<symbol>` where any part may
-    /// be `*` (`trade.binance.BTCUSDT`, `book.binance.*`); kinds are listed in
-    /// [`crate::route`]. Asked once, when the strategy is installed; routing is then resolved to
-    /// indexes. Empty (the default): everything of its own symbol.
+    /// be `*` (`trade.binance.BTCUSDT`, `book.binance.*`), or a kind alone (`trade`) for that kind
+    /// of its own symbol; kinds are listed in [`crate::route`]. Asked once, when the strategy is
+    /// installed; routing is then resolved to indexes. Empty (the default): everything of its own
+    /// symbol. A strategy that reads only some kinds should name them: every event routed to it
+    /// is a timed call, even to a callback that does nothing.
     fn channels(&self) -> Vec<String> {
         Vec::new()
     }

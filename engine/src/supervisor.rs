@@ -95,6 +95,13 @@ pub trait TraderLogic: Send + 'static {
     /// Changes parameters, all or none (see [`Strategy::set_params`]).
     fn set_params(&mut self, params: &Params) -> Result<String, ParamError>;
 
+    /// The channels the traders hear (see [`Strategy::channels`]); the default, none declared,
+    /// is every kind of the symbol's own market. Declaring only the kinds the traders read
+    /// (`["trade"]`) spares every trader a call per event of the other kinds.
+    fn channels(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// A trade printed.
     fn on_trade(&mut self, _st: &mut Self::State, _ctx: &mut Ctx<'_>, _t: &Trade) {}
     /// An aggregated trade printed.
@@ -346,6 +353,10 @@ impl<L: TraderLogic> Leader<L> {
 impl<L: TraderLogic> Strategy for Leader<L> {
     fn name(&self) -> &'static str {
         self.logic.name()
+    }
+
+    fn channels(&self) -> Vec<String> {
+        self.logic.channels()
     }
 
     #[inline]

@@ -70,6 +70,11 @@ impl TraderLogic for ChaosLogic {
     fn name(&self) -> &'static str {
         NAME
     }
+
+    /// Its own symbol's trades: the traders count and panic on nothing else.
+    fn channels(&self) -> Vec<String> {
+        vec!["trade".into()]
+    }
     fn traders(&self) -> usize {
         self.cfg.chunks
     }

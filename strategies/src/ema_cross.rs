@@ -301,6 +301,11 @@ impl Strategy for EmaCross {
         NAME
     }
 
+    /// Its own symbol's trades and best bid/ask: the averages take both.
+    fn channels(&self) -> Vec<String> {
+        vec!["trade".into(), "bookTicker".into()]
+    }
+
     /// `qty`, checked like at start-up; the periods are fixed while trading (the averages would
     /// have to start over), so `fast` or `slow` is refused by name. All or none.
     fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {

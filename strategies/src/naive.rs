@@ -331,6 +331,11 @@ impl TraderLogic for NaiveLogic {
         NAME
     }
 
+    /// Its own symbol's trades: the traders read nothing else.
+    fn channels(&self) -> Vec<String> {
+        vec!["trade".into()]
+    }
+
     fn traders(&self) -> usize {
         self.cfg.chunks
     }
@@ -678,6 +683,10 @@ impl Naive {
 impl Strategy for Naive {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn channels(&self) -> Vec<String> {
+        self.leader.channels()
     }
 
     #[inline]

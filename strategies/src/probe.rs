@@ -112,6 +112,11 @@ impl Strategy for Probe {
         NAME
     }
 
+    /// Its own symbol's trades: it answers nothing else.
+    fn channels(&self) -> Vec<String> {
+        vec!["trade".into()]
+    }
+
     /// `offset_bps` and `qty`, checked like at start-up, all or none.
     fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {
         let current = Params::new([

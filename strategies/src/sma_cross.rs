@@ -297,6 +297,11 @@ impl Strategy for SmaCross {
         NAME
     }
 
+    /// Its own symbol's trades: the averages are of trade prices.
+    fn channels(&self) -> Vec<String> {
+        vec!["trade".into()]
+    }
+
     /// `qty`, checked like at start-up; the windows are fixed while trading (the price ring is
     /// sized by `slow`), so `fast` or `slow` is refused by name. All or none.
     fn set_params(&mut self, params: &Params) -> Result<String, ParamError> {

@@ -980,6 +980,47 @@ mod tests {
     }
 
     #[test]
+    fn a_strategy_that_names_its_kinds_is_called_and_timed_for_those_only() {
+        #[derive(Default)]
+        struct TradesOnly {
+            calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        }
+        impl Strategy for TradesOnly {
+            fn name(&self) -> &'static str {
+                "trades-only"
+            }
+            fn channels(&self) -> Vec<String> {
+                vec!["trade".into()]
+            }
+            fn on_trade(&mut self, _ctx: &mut Ctx<'_>, _t: &Trade) {
+                self.calls
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            fn on_book_ticker(&mut self, _ctx: &mut Ctx<'_>, _b: &BookTicker) {
+                self.calls
+                    .fetch_add(1_000, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        // The default (no channels declared): a ticker and a trade are two timed callbacks.
+        let (mut core, mut tx, _rec) = setup(0);
+        tx.push(ticker(900, 100, 101)).unwrap();
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap();
+        core.poll(0);
+        assert_eq!(core.latency().get(Stage::Strategy).len(), 2);
+        // `["trade"]`: the ticker still reaches the market view, but not the strategy.
+        let (mut core, mut tx, _rec) = setup(0);
+        let s = TradesOnly::default();
+        let calls = s.calls.clone();
+        core.set_strategy(SymbolId(0), Box::new(s)).unwrap();
+        tx.push(ticker(900, 100, 101)).unwrap();
+        tx.push(trade(900, 1, 1, 101, 50)).unwrap();
+        core.poll(0);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(core.latency().get(Stage::Strategy).len(), 1);
+        assert_eq!(core.counters().book_tickers, 1);
+    }
+
+    #[test]
     fn queue_wait_counts_every_event_of_a_run_of_equal_stamps() {
         let (mut core, mut tx, _rec) = setup(0);
         // Two frames' events (stamps 900 and 990), the first frame's stamp again after them,
