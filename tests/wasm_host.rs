@@ -8,13 +8,14 @@
 
 use engine::control::{Command, Reply, Request};
 use engine::core::{Clock, Core, CoreBuilder, CoreConfig};
-use engine::event::{Event, EventKind, OrderCommand, Trade};
+use engine::event::{BookTicker, Event, EventKind, OrderCommand, Trade};
 use engine::fixed::{Price, Qty, SCALE};
 use engine::ring::{event_ring, EventTx, OnFull};
 use engine::strategy::Params;
 use engine::supervisor::RestartPolicy;
 use engine::symbol::{SymbolId, SymbolTable};
 use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use wasm_host::{abi, DeployConfig, StopKind, WasmModule, WasmStats, WasmStrategy};
 
@@ -456,6 +457,41 @@ fn bad_modules_are_refused_at_deploy_naming_the_reason() {
 }
 
 #[test]
+fn a_module_deployed_with_channels_is_called_for_those_kinds_only() {
+    let ticker = |sym| {
+        Event::new(
+            1,
+            sym,
+            EventKind::BookTicker(BookTicker {
+                update_id: 1,
+                bid_px: Price(99 * SCALE),
+                bid_qty: Qty(SCALE),
+                ask_px: Price(101 * SCALE),
+                ask_qty: Qty(SCALE),
+            }),
+        )
+    };
+    let m = WasmModule::compile("g.wasm", &wasm(&guest(&[], ""))).unwrap();
+    let mut calls = Vec::new();
+    for channels in [None, Some("trade")] {
+        let pairs: Vec<(String, String)> = channels
+            .map(|c| ("channels".to_string(), c.to_string()))
+            .into_iter()
+            .collect();
+        let cfg = DeployConfig::from_pairs(&pairs).unwrap();
+        let clock = TestClock(Cell::new(1_000));
+        let mut r = rig(&clock, WasmStrategy::deploy(m.clone(), cfg).unwrap());
+        let btc = r.btc;
+        r.feed(ticker(btc));
+        r.feed(trade(btc, 1));
+        r.feed(ticker(btc));
+        calls.push(r.stats.callbacks.load(Ordering::Relaxed));
+    }
+    // Every kind by default (two tickers and a trade); with `channels=trade`, the trade only.
+    assert_eq!(calls, [3, 1]);
+}
+
+#[test]
 fn parameters_reach_tl_init_and_host_keys_are_checked() {
     let cfg = DeployConfig::from_pairs(&[
         ("fast".into(), "5".into()),
@@ -473,6 +509,14 @@ fn parameters_reach_tl_init_and_host_keys_are_checked() {
     ] {
         let e = DeployConfig::from_pairs(&[(bad.0.into(), bad.1.into())]).unwrap_err();
         assert!(e.to_string().contains(bad.0), "{e}");
+    }
+    let cfg_ch =
+        DeployConfig::from_pairs(&[("channels".into(), "trade, bookTicker".into())]).unwrap();
+    assert_eq!(cfg_ch.channels, ["trade", "bookTicker"]);
+    assert!(cfg_ch.params.is_empty(), "a host key, not the guest's");
+    for bad in ["trades", "trade,", "trade.binance"] {
+        let e = DeployConfig::from_pairs(&[("channels".into(), bad.into())]).unwrap_err();
+        assert!(e.to_string().contains("channels"), "{bad}: {e}");
     }
     // tl_init refuses unless it got exactly "fast=5\n" (7 bytes) at the buffer.
     let text = guest(&[], "").replace(

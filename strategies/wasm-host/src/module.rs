@@ -95,6 +95,10 @@ pub struct DeployConfig {
     pub table_elements: usize,
     /// Restart intensity (the same policy as native traders).
     pub policy: RestartPolicy,
+    /// The channels the guest hears ([`engine::strategy::Strategy::channels`]); empty (the
+    /// default): every kind of its symbol. Each event routed to the guest is a call into it, so a
+    /// guest that reads only trades should be deployed with `channels=trade`.
+    pub channels: Vec<String>,
 }
 
 impl Default for DeployConfig {
@@ -107,14 +111,16 @@ impl Default for DeployConfig {
             orders_per_callback: DEFAULT_ORDERS_PER_CALLBACK,
             table_elements: 10_000,
             policy: RestartPolicy::default(),
+            channels: Vec::new(),
         }
     }
 }
 
 impl DeployConfig {
     /// A deployment from `key = value` pairs: the host's own keys (`fuel`, `memory_mb`,
-    /// `orders_per_callback`, `max_restarts`, `restart_window_ms`) are taken out and checked;
-    /// everything else is the guest's parameters, handed to `tl_init` as they are.
+    /// `orders_per_callback`, `max_restarts`, `restart_window_ms`, and `channels`, a
+    /// comma-separated list of channel patterns such as `trade,bookTicker`) are taken out and
+    /// checked; everything else is the guest's parameters, handed to `tl_init` as they are.
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<DeployConfig, ParamError> {
         let mut d = DeployConfig::default();
         let host_keys = [
@@ -123,6 +129,7 @@ impl DeployConfig {
             "orders_per_callback",
             "max_restarts",
             "restart_window_ms",
+            "channels",
         ];
         let (host, guest): (Vec<_>, Vec<_>) = pairs
             .iter()
@@ -146,6 +153,11 @@ impl DeployConfig {
             crate::guest::MAX_ORDERS_PER_CALLBACK as u64,
         )? as u32;
         d.policy = RestartPolicy::from_params(&mut p)?;
+        d.channels = p.text("channels", Vec::new(), |s| {
+            let list: Vec<String> = s.split(',').map(|c| c.trim().to_string()).collect();
+            engine::route::parse_all(&list).map_err(|e| e.to_string())?;
+            Ok(list)
+        })?;
         p.finish()?;
         for (k, v) in &guest {
             if k.is_empty() || k.contains(['=', '\n']) || v.contains('\n') {

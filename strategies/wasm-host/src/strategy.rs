@@ -352,6 +352,10 @@ impl Strategy for WasmStrategy {
         "wasm"
     }
 
+    fn channels(&self) -> Vec<String> {
+        self.cfg.channels.clone()
+    }
+
     #[inline]
     fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
         self.dispatch(ctx, ev::TRADE, |b| {
@@ -465,6 +469,9 @@ impl Strategy for WasmStrategy {
                 self.cfg.orders_per_callback.to_string(),
             ),
         ];
+        if !self.cfg.channels.is_empty() {
+            params.push(("channels".to_string(), self.cfg.channels.join(",")));
+        }
         params.extend(self.cfg.params.iter().cloned());
         let mut state = self.stats.summary();
         if let Some(r) = self.last_refusal() {
