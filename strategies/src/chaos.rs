@@ -75,6 +75,7 @@ impl TraderLogic for ChaosLogic {
     fn channels(&self) -> Vec<String> {
         vec!["trade".into()]
     }
+
     fn traders(&self) -> usize {
         self.cfg.chunks
     }
